@@ -1,0 +1,94 @@
+# forkpool: plain GNU Makefile. Objects go to build/; nothing is written
+# outside it except by `install`.
+
+PREFIX ?= /usr/local
+CC ?= cc
+BUILD ?= build
+
+VERSION_MAJOR := 0
+VERSION := 0.1.0
+
+CSTD := -std=gnu11
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+OPT ?= -O2 -g
+CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE
+CFLAGS += $(CSTD) $(WARN) $(OPT) -fvisibility=hidden -MMD -MP
+LDLIBS_LIB := -lpthread -lrt -ldl
+
+ifneq ($(SANITIZE),)
+CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+LIB_SRC := $(wildcard src/*.c)
+CLI_SRC := $(wildcard src/cli/*.c)
+TEST_SRC := $(wildcard tests/*.c)
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+
+STATIC := $(BUILD)/libforkpool.a
+SHARED := $(BUILD)/libforkpool.so
+BIN := $(BUILD)/bin/forkpool
+PLUGINS := $(BUILD)/examples/crashy.so
+EXAMPLES := $(BUILD)/examples/minimal
+TESTBIN := $(BUILD)/tests/check_forkpool
+
+.PHONY: all check demo clean bench install uninstall
+
+all: $(STATIC) $(SHARED) $(BIN) $(PLUGINS) $(EXAMPLES)
+
+$(BUILD)/obj/src $(BUILD)/obj/src/cli $(BUILD)/obj/tests $(BUILD)/bin $(BUILD)/examples $(BUILD)/tests:
+	mkdir -p $@
+
+$(BUILD)/obj/src/%.o: src/%.c | $(BUILD)/obj/src
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -c $< -o $@
+
+$(BUILD)/obj/src/cli/%.o: src/cli/%.c | $(BUILD)/obj/src/cli
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/tests/%.o: tests/%.c | $(BUILD)/obj/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libforkpool.so.$(VERSION_MAJOR) $(LDFLAGS) -o $@ $^ $(LDLIBS_LIB)
+	ln -sf libforkpool.so $(BUILD)/libforkpool.so.$(VERSION_MAJOR)
+
+$(BIN): $(CLI_OBJ) $(STATIC) | $(BUILD)/bin
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(LDLIBS_LIB)
+
+$(BUILD)/examples/%.so: examples/%.c include/forkpool.h | $(BUILD)/examples
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -shared -o $@ $<
+
+$(BUILD)/examples/%: examples/%.c $(STATIC) | $(BUILD)/examples
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS_LIB)
+
+# --- tests -----------------------------------------------------------------
+# libcheck is found with pkg-config; when missing, `make check` installs it
+# with apt-get if it runs as root, and otherwise prints the command to run.
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm)
+
+$(TESTBIN): $(TEST_OBJ) $(STATIC) | $(BUILD)/tests
+	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(STATIC) $(CHECK_LIBS) $(LDLIBS_LIB)
+
+check-deps:
+	@sh tests/ensure-deps.sh
+
+check: check-deps
+	$(MAKE) all $(TESTBIN)
+	$(TESTBIN)
+	sh tests/cli.sh $(BUILD)
+
+demo: all
+	sh examples/demo.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

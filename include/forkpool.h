@@ -1,0 +1,245 @@
+/*
+ * forkpool: a crash-isolating pre-fork worker pool.
+ *
+ * A supervisor process owns a shared-memory segment holding a ring queue of
+ * task slots and forks a fixed number of worker processes. Workers take tasks,
+ * run a handler, and write results back into shared memory. When a worker
+ * dies (SIGSEGV, abort, _exit, OOM kill, or a task timeout), the one task it
+ * was running ends FP_CRASHED (or FP_TIMEOUT) and a replacement is forked.
+ *
+ * Conventions:
+ *   - Every function that can fail returns 0 (or a count) on success and a
+ *     negative errno value on failure; fp_strerror() turns it into text.
+ *   - Handles are opaque.
+ *   - "Caller" below means the process that called fp_pool_start(): the pool
+ *     handle may only be used in that process, never in a forked child
+ *     (workers included). A handle may be shared by several threads of the
+ *     caller; each call is thread-safe unless stated otherwise.
+ */
+#ifndef FORKPOOL_H
+#define FORKPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FP_VERSION_MAJOR 0
+#define FP_VERSION_MINOR 1
+#define FP_VERSION_PATCH 0
+#define FP_VERSION_HEX \
+  ((FP_VERSION_MAJOR << 16) | (FP_VERSION_MINOR << 8) | FP_VERSION_PATCH)
+#define FP_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__)
+#define FP_EXTERN __attribute__((visibility("default")))
+#else
+#define FP_EXTERN
+#endif
+
+/* Limits enforced by fp_config_validate(); larger values get -EINVAL. */
+#define FP_MAX_WORKERS 1024u
+#define FP_MAX_SLOTS 65536u
+#define FP_MAX_IO_BYTES (64u * 1024u * 1024u) /* per task, input or output */
+#define FP_MAX_SEGMENT_BYTES (4ull * 1024u * 1024u * 1024u)
+
+/* Timeouts in milliseconds passed to submit, wait and collect. */
+#define FP_NOWAIT 0    /* do not block: -EAGAIN (submit) or -ETIMEDOUT */
+#define FP_FOREVER (-1) /* block until done, or until the pool stops */
+
+/* Opaque pool handle, owned by the process that started it. */
+typedef struct fp_pool fp_pool;
+
+/*
+ * The handler, the same for an in-process function and a plugin.
+ *
+ * Runs in a worker process. Reads `in_len` bytes at `in`, writes at most
+ * `out_cap` bytes at `out` and stores how many in `*out_len` (0 when it
+ * writes nothing). Returns 0 for success, or a positive error code, which the
+ * task's result reports as FP_FAILED with that code. A negative return or an
+ * `*out_len` above `out_cap` is a handler bug and is reported as FP_FAILED
+ * with code EPROTO (71). `arg` is fp_config.arg.
+ *
+ * The handler may crash, hang or exit: that costs the worker, never the pool.
+ */
+typedef int (*fp_handler_fn)(void *arg, const void *in, size_t in_len,
+                             void *out, size_t out_cap, size_t *out_len);
+
+/*
+ * Per-worker hooks, run once in each worker right after it is forked
+ * (init) and before it exits cleanly when recycled or stopped (fini).
+ * init returns 0, or a positive error code: the worker then exits, and when
+ * no worker of the pool ever got past init, fp_pool_start() fails with
+ * -ECHILD. fini is not run when the worker crashes or is killed.
+ */
+typedef int (*fp_init_fn)(void *arg);
+typedef void (*fp_fini_fn)(void *arg);
+
+typedef struct fp_config {
+  unsigned workers;     /* worker processes; default: online CPUs */
+  unsigned slots;       /* task slots in the queue; default 256 */
+  size_t max_input;     /* bytes per task input; default 64 KiB */
+  size_t max_output;    /* bytes per task output; default 64 KiB */
+  unsigned timeout_ms;  /* per-task run time limit; 0 (default) = none */
+  unsigned max_tasks;   /* recycle a worker after this many; 0 = never */
+  fp_handler_fn handler; /* required */
+  void *arg;            /* passed to handler and hooks */
+  fp_init_fn worker_init; /* optional */
+  fp_fini_fn worker_fini; /* optional */
+  unsigned flags;       /* reserved: must be 0 */
+} fp_config;
+
+/* How a task ended. Exactly one per accepted task. */
+typedef enum fp_status {
+  FP_OK = 0,        /* handler returned 0; output is valid */
+  FP_FAILED = 1,    /* handler returned an error code (result.code) */
+  FP_CRASHED = 2,   /* worker died running it: result.signal or .exit_code */
+  FP_TIMEOUT = 3,   /* ran past timeout_ms; its worker was killed */
+  FP_CANCELLED = 4  /* never finished because the pool stopped */
+} fp_status;
+
+typedef struct fp_result {
+  uint64_t id;           /* the task id fp_submit() returned */
+  fp_status status;
+  int code;              /* FP_FAILED: the handler's error code, else 0 */
+  int signal;            /* signal that killed the worker, else 0 */
+  int exit_code;         /* worker's exit status when it exited, else -1 */
+  unsigned attempts;     /* times the task was started (0 if never) */
+  pid_t worker;          /* pid of the worker that ran it last, else 0 */
+  uint64_t run_us;       /* time it ran, in microseconds */
+  unsigned char *output; /* FP_OK/FP_FAILED: handler output; owned here */
+  size_t output_len;
+  size_t output_cap;     /* private: capacity of output */
+} fp_result;
+
+/* Stop modes for fp_pool_stop(). */
+#define FP_STOP_DRAIN 0 /* finish queued and running tasks (within grace) */
+#define FP_STOP_NOW 1   /* cancel queued tasks, kill running ones */
+
+/* Counters, as seen at one instant. */
+typedef struct fp_stats {
+  uint64_t submitted, ok, failed, crashed, timeout, cancelled;
+  uint64_t restarts;    /* workers forked to replace one that exited */
+  uint64_t abandoned;   /* results nobody collected (producer gone) */
+  unsigned workers;     /* configured */
+  unsigned alive;       /* worker processes currently alive */
+  unsigned queued;      /* tasks waiting for a worker */
+  unsigned running;     /* tasks in a worker right now */
+  unsigned slots;       /* capacity */
+  pid_t supervisor;
+} fp_stats;
+
+/*
+ * Fill *cfg with defaults. Always succeeds. Set at least cfg->handler after.
+ */
+FP_EXTERN void fp_config_init(fp_config *cfg);
+
+/*
+ * Check a config without starting anything. Returns 0, or -EINVAL when a
+ * value is out of range (zero workers or slots, limits above FP_MAX_*, a
+ * segment over FP_MAX_SEGMENT_BYTES, no handler, unknown flags).
+ */
+FP_EXTERN int fp_config_validate(const fp_config *cfg);
+
+/*
+ * Start a private pool: map the shared segment, fork the supervisor, which
+ * forks cfg->workers workers and runs worker_init in each. Returns once every
+ * worker is ready. The caller becomes the pool's only producer.
+ *
+ * Returns 0 and stores the handle in *out; -EINVAL for a bad config; -ENOMEM,
+ * -EAGAIN (fork), -EMFILE... from the system; -ECHILD when the workers could
+ * not start (worker_init failed in every attempt). On error nothing is left
+ * behind: no process, no mapping, *out untouched.
+ *
+ * Call before creating threads where you can: the supervisor is forked from
+ * the caller (it never runs user code; glibc keeps malloc usable after fork).
+ */
+FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg);
+
+/*
+ * Stop the pool. FP_STOP_DRAIN stops accepting tasks, lets queued and running
+ * tasks finish for up to grace_ms (negative: no limit), then kills what is
+ * left; FP_STOP_NOW cancels queued tasks and kills running ones at once.
+ * Tasks that could not finish end FP_CANCELLED. Returns when the supervisor
+ * and every worker are gone; idempotent (later calls return 0 at once).
+ *
+ * Submitters blocked on a full queue return -ESHUTDOWN. Results of finished
+ * tasks stay collectable until fp_pool_free(). Returns 0, or -EINVAL for a
+ * bad mode.
+ */
+FP_EXTERN int fp_pool_stop(fp_pool *pool, int mode, int grace_ms);
+
+/*
+ * Stop the pool at once if it runs (FP_STOP_NOW), then release the handle and
+ * its mapping. The handle must not be in use by another thread. NULL is a
+ * no-op.
+ */
+FP_EXTERN void fp_pool_free(fp_pool *pool);
+
+/*
+ * Submit one task: copy `len` bytes of `in` into a free slot and queue it.
+ * timeout_ms: FP_NOWAIT, a positive number of milliseconds, or FP_FOREVER.
+ * Stores the task id in *id (never 0).
+ *
+ * Returns 0; -EAGAIN when the queue is full and timeout_ms is FP_NOWAIT;
+ * -ETIMEDOUT when it stayed full for timeout_ms; -EMSGSIZE when len is above
+ * max_input; -ESHUTDOWN when the pool is stopping or stopped (also for a
+ * submitter blocked when stop began); -EPIPE when the supervisor died.
+ * On error no task was queued and nothing is held.
+ */
+FP_EXTERN int fp_submit(fp_pool *pool, const void *in, size_t len,
+                        int timeout_ms, uint64_t *id);
+
+/*
+ * Wait for the task `id` to end and move its result into *res (output bytes
+ * are copied into res->output, which is reused and grown as needed). The
+ * task's slot is freed; a task's result is delivered once.
+ *
+ * *res must be zeroed or set up by fp_result_init() before first use.
+ * Returns 0; -ETIMEDOUT when it did not end within timeout_ms (the task is
+ * still yours to wait for); -ENOENT when id is not a pending task of this
+ * handle (unknown, or already collected); -EPIPE when the supervisor died
+ * and the task cannot end; -ENOMEM when the output could not be copied (the
+ * result stays pending).
+ */
+FP_EXTERN int fp_wait(fp_pool *pool, uint64_t id, fp_result *res,
+                      int timeout_ms);
+
+/*
+ * Collect the result of any finished task of this handle, oldest submission
+ * first among those finished. Same result handling as fp_wait(). Returns 0;
+ * -ETIMEDOUT when none finished within timeout_ms; -ENOENT when no task is
+ * pending at all; -EPIPE when the supervisor died.
+ */
+FP_EXTERN int fp_collect(fp_pool *pool, fp_result *res, int timeout_ms);
+
+/* Number of submitted tasks of this handle not yet collected. */
+FP_EXTERN unsigned fp_pending(const fp_pool *pool);
+
+/* Read the pool's counters and gauges. Returns 0, or -EINVAL. */
+FP_EXTERN int fp_pool_stats(const fp_pool *pool, fp_stats *st);
+
+/* Set up a result for reuse, and release its output buffer. */
+FP_EXTERN void fp_result_init(fp_result *res);
+FP_EXTERN void fp_result_release(fp_result *res);
+
+/* "ok", "failed", "crashed", "timeout", "cancelled", or "unknown". */
+FP_EXTERN const char *fp_status_name(fp_status st);
+
+/*
+ * Text for a negative errno returned by this library (positive values are
+ * accepted too). Never NULL; thread-safe (static strings only).
+ */
+FP_EXTERN const char *fp_strerror(int err);
+
+/* FP_VERSION_STRING of the library actually linked. */
+FP_EXTERN const char *fp_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FORKPOOL_H */

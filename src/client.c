@@ -1,0 +1,239 @@
+/*
+ * Producers: submit, wait, collect.
+ *
+ * If a producer is SIGKILLed between any two instructions:
+ *   - inside the queue lock: the next locker rebuilds the rings;
+ *   - holding a FILLING slot, or a DONE one not yet collected: the slot
+ *     stays ours until the pool is stopped (a private pool's owner dying
+ *     stops the pool; named pools reclaim per client row).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+#include "queue.h"
+
+/* How long one sleep lasts at most before rechecking the supervisor. */
+#define RECHECK_NS 100000000ull
+
+void fp__pend_add(struct fp_pool *p, uint32_t i, uint64_t id) {
+  p->pend_id[i] = id;
+  p->next[i] = FP__NONE;
+  p->prev[i] = p->tail;
+  if (p->tail != FP__NONE) p->next[p->tail] = i;
+  else p->head = i;
+  p->tail = i;
+  p->npending++;
+}
+
+void fp__pend_del(struct fp_pool *p, uint32_t i) {
+  if (p->prev[i] != FP__NONE) p->next[p->prev[i]] = p->next[i];
+  else p->head = p->next[i];
+  if (p->next[i] != FP__NONE) p->prev[p->next[i]] = p->prev[i];
+  else p->tail = p->prev[i];
+  p->pend_id[i] = 0;
+  p->npending--;
+}
+
+struct space_ctx {
+  struct fp__seg *s;
+};
+
+static int space_or_stopped(void *arg) {
+  struct fp__hdr *h = ((struct space_ctx *)arg)->s->hdr;
+  return h->q.free_top > 0 || atomic_load(&h->state) != FP__POOL_RUNNING;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
+                        int timeout_ms, uint64_t *id) {
+  if (p == NULL || id == NULL || (in == NULL && len > 0)) return -EINVAL;
+  struct fp__seg *s = &p->seg;
+  struct fp__hdr *h = s->hdr;
+  if (len > h->max_input) return -EMSGSIZE;
+  uint64_t deadline = fp__deadline_ns(timeout_ms);
+  struct space_ctx ctx = {s};
+  uint32_t i;
+  int err;
+  for (;;) {
+    if (atomic_load(&h->state) != FP__POOL_RUNNING) return -ESHUTDOWN;
+    if ((err = fp__q_lock(s)) < 0) return err;
+    i = fp__q_take_free(s);
+    fp__q_unlock(s);
+    if (i != FP__NONE) break;
+    if (timeout_ms == FP_NOWAIT) return -EAGAIN;
+    uint64_t now = fp__now_ns();
+    if (now >= deadline) return -ETIMEDOUT;
+    if (!fp__sup_alive(p)) return -EPIPE;
+    fp__q_sleep(&h->q.space_sem, &h->q.space_sleepers,
+                min_u64(deadline - now, RECHECK_NS), space_or_stopped, &ctx);
+  }
+
+  struct fp__slot *sl = fp__slot_at(s, i);
+  sl->owner = p->client;
+  sl->in_len = (uint32_t)len;
+  sl->attempts = 0;
+  sl->started_ns = 0;
+  atomic_store(&sl->worker, 0);
+  if (len > 0) memcpy(fp__slot_in(sl), in, len);
+  uint64_t tid = atomic_load(&sl->id);
+
+  /* Local list first (under mu): a fast worker may finish it at once. */
+  pthread_mutex_lock(&p->mu);
+  if ((err = fp__q_lock(s)) < 0) {
+    pthread_mutex_unlock(&p->mu);
+    return err; /* the slot stays FILLING: the lock is gone anyway */
+  }
+  if (atomic_load(&h->state) != FP__POOL_RUNNING) {
+    /* Stop began while we filled: give the slot back, refuse. */
+    fp__q_put_free(s, i);
+    fp__q_unlock(s);
+    pthread_mutex_unlock(&p->mu);
+    fp__q_wake_space(s);
+    return -ESHUTDOWN;
+  }
+  fp__q_put_ready(s, i);
+  fp__q_unlock(s);
+  fp__pend_add(p, i, tid);
+  pthread_mutex_unlock(&p->mu);
+  fp__q_wake_workers(s, 1);
+  *id = tid;
+  return 0;
+}
+
+FP_EXTERN void fp_result_init(fp_result *res) {
+  memset(res, 0, sizeof(*res));
+  res->exit_code = -1;
+}
+
+FP_EXTERN void fp_result_release(fp_result *res) {
+  free(res->output);
+  fp_result_init(res);
+}
+
+/*
+ * Move the DONE result of our slot i into *res and free the slot (mu held).
+ * Returns 0 or -ENOMEM (the result then stays pending).
+ */
+static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
+  struct fp__seg *s = &p->seg;
+  struct fp__slot *sl = fp__slot_at(s, i);
+  uint32_t out_len = sl->out_len;
+  if (FP__NEVER(out_len > s->hdr->max_output)) out_len = 0;
+  if (out_len + 1 > res->output_cap) {
+    /* One spare byte, so callers may NUL-terminate text output. */
+    unsigned char *o = realloc(res->output, out_len + 1);
+    if (o == NULL) return -ENOMEM;
+    res->output = o;
+    res->output_cap = out_len + 1;
+  }
+  memcpy(res->output, fp__slot_out(s, sl), out_len);
+  res->output[out_len] = 0;
+  res->output_len = out_len;
+  res->id = p->pend_id[i];
+  res->status = (fp_status)sl->status;
+  res->code = sl->code;
+  res->signal = sl->sig;
+  res->exit_code = sl->exit_code;
+  res->attempts = sl->attempts;
+  res->worker = atomic_load(&sl->worker);
+  res->run_us = sl->run_us;
+  fp__pend_del(p, i);
+  if (fp__q_lock(s) == 0) {
+    fp__q_put_free(s, i);
+    fp__q_unlock(s);
+  }
+  fp__q_wake_space(s);
+  return 0;
+}
+
+static int is_done(struct fp_pool *p, uint32_t i) {
+  return atomic_load(&fp__slot_at(&p->seg, i)->state) == FP__SLOT_DONE;
+}
+
+/*
+ * Sleep until one of our tasks may have finished, for at most rel_ns, unless
+ * `ready(p, arg)` holds once we are registered as a waiter.
+ */
+static void wait_done(struct fp_pool *p, uint64_t rel_ns,
+                      int (*ready)(struct fp_pool *, uint32_t), uint32_t arg) {
+  struct fp__client *c = fp__client_at(&p->seg, p->client);
+  uint32_t seq = atomic_load(&c->done_seq);
+  atomic_fetch_add(&c->waiters, 1);
+  if (!ready(p, arg) &&
+      atomic_load(&p->seg.hdr->state) != FP__POOL_STOPPED)
+    fp__futex_wait(&c->done_seq, seq, rel_ns);
+  atomic_fetch_sub(&c->waiters, 1);
+}
+
+FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,
+                      int timeout_ms) {
+  if (p == NULL || res == NULL) return -EINVAL;
+  uint32_t i = (uint32_t)(id & FP__ID_INDEX_MASK);
+  if (id == 0 || i >= p->seg.hdr->nslots) return -ENOENT;
+  uint64_t deadline = fp__deadline_ns(timeout_ms);
+  for (;;) {
+    pthread_mutex_lock(&p->mu);
+    if (p->pend_id[i] != id) {
+      pthread_mutex_unlock(&p->mu);
+      return -ENOENT;
+    }
+    if (is_done(p, i)) {
+      int err = deliver(p, i, res);
+      pthread_mutex_unlock(&p->mu);
+      return err;
+    }
+    pthread_mutex_unlock(&p->mu);
+    uint64_t now = fp__now_ns();
+    if (now >= deadline) return -ETIMEDOUT;
+    if (!fp__sup_alive(p) && !is_done(p, i)) return -EPIPE;
+    wait_done(p, min_u64(deadline - now, RECHECK_NS), is_done, i);
+  }
+}
+
+/* Oldest finished pending task (mu held), or NONE. */
+static uint32_t find_done(struct fp_pool *p) {
+  for (uint32_t i = p->head; i != FP__NONE; i = p->next[i])
+    if (is_done(p, i)) return i;
+  return FP__NONE;
+}
+
+static int any_done(struct fp_pool *p, uint32_t unused) {
+  (void)unused;
+  pthread_mutex_lock(&p->mu);
+  uint32_t i = find_done(p);
+  pthread_mutex_unlock(&p->mu);
+  return i != FP__NONE;
+}
+
+FP_EXTERN int fp_collect(fp_pool *p, fp_result *res, int timeout_ms) {
+  if (p == NULL || res == NULL) return -EINVAL;
+  uint64_t deadline = fp__deadline_ns(timeout_ms);
+  for (;;) {
+    pthread_mutex_lock(&p->mu);
+    if (p->npending == 0) {
+      pthread_mutex_unlock(&p->mu);
+      return -ENOENT;
+    }
+    uint32_t i = find_done(p);
+    if (i != FP__NONE) {
+      int err = deliver(p, i, res);
+      pthread_mutex_unlock(&p->mu);
+      return err;
+    }
+    pthread_mutex_unlock(&p->mu);
+    uint64_t now = fp__now_ns();
+    if (now >= deadline) return -ETIMEDOUT;
+    if (!fp__sup_alive(p) && !any_done(p, 0)) return -EPIPE;
+    wait_done(p, min_u64(deadline - now, RECHECK_NS), any_done, 0);
+  }
+}
+
+FP_EXTERN unsigned fp_pending(const fp_pool *p) {
+  if (p == NULL) return 0;
+  pthread_mutex_lock((pthread_mutex_t *)&p->mu);
+  unsigned n = p->npending;
+  pthread_mutex_unlock((pthread_mutex_t *)&p->mu);
+  return n;
+}

@@ -1,0 +1,32 @@
+/*
+ * Configuration defaults and validation.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "segment.h"
+
+FP_EXTERN void fp_config_init(fp_config *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  cfg->workers = n > 0 && n <= (long)FP_MAX_WORKERS ? (unsigned)n : 1;
+  cfg->slots = 256;
+  cfg->max_input = 64 * 1024;
+  cfg->max_output = 64 * 1024;
+}
+
+FP_EXTERN int fp_config_validate(const fp_config *cfg) {
+  if (cfg == NULL || cfg->handler == NULL || cfg->flags != 0) return -EINVAL;
+  if (cfg->workers == 0 || cfg->workers > FP_MAX_WORKERS) return -EINVAL;
+  if (cfg->slots == 0 || cfg->slots > FP_MAX_SLOTS) return -EINVAL;
+  if (cfg->max_input == 0 || cfg->max_input > FP_MAX_IO_BYTES) return -EINVAL;
+  if (cfg->max_output == 0 || cfg->max_output > FP_MAX_IO_BYTES)
+    return -EINVAL;
+  if (cfg->timeout_ms > INT_MAX) return -EINVAL;
+  struct fp__geometry g = {cfg->slots, cfg->workers, 1,
+                           (uint32_t)cfg->max_input,
+                           (uint32_t)cfg->max_output};
+  if (fp__seg_bytes(&g) == 0) return -EINVAL;
+  return 0;
+}

@@ -1,0 +1,85 @@
+/*
+ * Internals shared across forkpool's source files: fp__* names, never
+ * exported. Small inline helpers for time, futexes and EINTR-safe calls.
+ */
+#ifndef FP_INTERNAL_H
+#define FP_INTERNAL_H
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "forkpool.h"
+
+#define FP__HIDDEN __attribute__((visibility("hidden")))
+#define FP__UNUSED __attribute__((unused))
+#define FP__CACHELINE 64
+#define FP__ALIGNED __attribute__((aligned(FP__CACHELINE)))
+#define FP__NONE UINT32_MAX
+
+/* Exit status a worker uses when its init hook failed. */
+#define FP__EXIT_INIT 121
+
+/* Defensive branches: conditions that only a corrupt segment can make. */
+#define FP__NEVER(x) __builtin_expect(!!(x), 0)
+
+static inline uint64_t fp__now_ns(void) {
+  struct timespec ts;
+  /* CLOCK_MONOTONIC cannot fail with a valid pointer; no error path. */
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Absolute CLOCK_MONOTONIC deadline for a relative timeout in ms. */
+static inline uint64_t fp__deadline_ns(int timeout_ms) {
+  if (timeout_ms < 0) return UINT64_MAX;
+  return fp__now_ns() + (uint64_t)timeout_ms * 1000000u;
+}
+
+static inline struct timespec fp__ts_from_ns(uint64_t ns) {
+  struct timespec ts;
+  ts.tv_sec = (time_t)(ns / 1000000000u);
+  ts.tv_nsec = (long)(ns % 1000000000u);
+  return ts;
+}
+
+/*
+ * Sleep on a shared (not process-private) futex word while it holds
+ * `expected`, for at most `rel_ns`. Returns 0 when woken or when the word
+ * differed, -ETIMEDOUT, or -EINTR. Spurious wake-ups are allowed: callers
+ * always recheck the state they wait for.
+ */
+static inline int fp__futex_wait(_Atomic uint32_t *word, uint32_t expected,
+                                 uint64_t rel_ns) {
+  struct timespec ts = fp__ts_from_ns(rel_ns);
+  long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expected, &ts,
+                   NULL, 0);
+  if (r == 0 || errno == EAGAIN) return 0;
+  return -errno;
+}
+
+static inline void fp__futex_wake(_Atomic uint32_t *word) {
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Write all of buf, retrying on EINTR and short writes. 0 or -errno. */
+static inline int fp__write_all(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+#endif /* FP_INTERNAL_H */

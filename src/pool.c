@@ -1,0 +1,247 @@
+/*
+ * Library mode: start a private pool from a program (fork the supervisor),
+ * stop it, free it.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include "pool.h"
+#include "proc.h"
+#include "queue.h"
+
+/*
+ * Command-pipe write ends of this process's live pools. A new supervisor
+ * closes them, so that it does not keep another pool's owner "alive".
+ */
+#define MAX_TRACKED 64
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static int reg_fds[MAX_TRACKED];
+static int reg_n;
+
+static void reg_add(int fd) {
+  pthread_mutex_lock(&reg_mu);
+  if (reg_n < MAX_TRACKED) reg_fds[reg_n++] = fd;
+  pthread_mutex_unlock(&reg_mu);
+}
+
+static void reg_del(int fd) {
+  pthread_mutex_lock(&reg_mu);
+  for (int k = 0; k < reg_n; k++)
+    if (reg_fds[k] == fd) reg_fds[k] = reg_fds[--reg_n];
+  pthread_mutex_unlock(&reg_mu);
+}
+
+int fp__sup_alive(struct fp_pool *p) {
+  if (atomic_load(&p->sup_gone)) return 0;
+  int ws;
+  pid_t r = waitpid(p->sup_pid, &ws, WNOHANG);
+  if (r == 0) return 1;
+  if (r == p->sup_pid) {
+    p->sup_status = ws;
+    atomic_store(&p->sup_gone, 1);
+    return 0;
+  }
+  /* ECHILD: someone else reaped it, so it is gone. EINTR: ask later. */
+  if (errno == ECHILD) {
+    atomic_store(&p->sup_gone, 1);
+    return 0;
+  }
+  return 1;
+}
+
+static int alloc_local(struct fp_pool *p, uint32_t n) {
+  p->pend_id = calloc(n, sizeof(*p->pend_id));
+  p->next = calloc(n, sizeof(*p->next));
+  p->prev = calloc(n, sizeof(*p->prev));
+  if (p->pend_id == NULL || p->next == NULL || p->prev == NULL) return -ENOMEM;
+  p->head = p->tail = FP__NONE;
+  return 0;
+}
+
+static void free_local(struct fp_pool *p) {
+  free(p->pend_id);
+  free(p->next);
+  free(p->prev);
+}
+
+/* Wait for the supervisor to leave STARTING. 0 or -errno (it is reaped). */
+static int wait_started(struct fp_pool *p) {
+  struct fp__hdr *h = p->seg.hdr;
+  for (;;) {
+    uint32_t st = atomic_load(&h->state);
+    if (st == FP__POOL_RUNNING) return 0;
+    if (st != FP__POOL_STARTING || !fp__sup_alive(p)) break;
+    fp__futex_wait(&h->state, FP__POOL_STARTING, 50000000u);
+  }
+  int err = atomic_load(&h->start_error);
+  return -(err > 0 ? err : ECHILD);
+}
+
+/* Block every signal, fork, restore: the child starts with all blocked. */
+static pid_t fork_blocked(sigset_t *old) {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, old);
+  pid_t pid = fork();
+  if (pid != 0) pthread_sigmask(SIG_SETMASK, old, NULL);
+  return pid;
+}
+
+FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
+  int err = fp_config_validate(cfg);
+  if (err < 0 || out == NULL) return err < 0 ? err : -EINVAL;
+  struct fp_pool *p = calloc(1, sizeof(*p));
+  if (p == NULL) return -ENOMEM;
+  p->cfg = *cfg;
+  p->cmd_fd = -1;
+  struct fp__geometry g = {cfg->slots, cfg->workers, 1,
+                           (uint32_t)cfg->max_input,
+                           (uint32_t)cfg->max_output};
+  int pfd[2] = {-1, -1};
+  if ((err = alloc_local(p, cfg->slots)) < 0) goto err;
+  if ((err = fp__seg_create_anon(&p->seg, &g)) < 0) goto err;
+  p->seg.hdr->timeout_ms = cfg->timeout_ms;
+  p->seg.hdr->max_tasks = cfg->max_tasks;
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_mutex_init(&p->stop_mu, NULL);
+  if (pipe2(pfd, O_CLOEXEC) != 0) {
+    err = -errno;
+    goto err;
+  }
+
+  /* Copy the registry before fork: the child must not take reg_mu. */
+  int others[MAX_TRACKED], nothers;
+  pthread_mutex_lock(&reg_mu);
+  nothers = reg_n;
+  memcpy(others, reg_fds, sizeof(int) * (size_t)reg_n);
+  pthread_mutex_unlock(&reg_mu);
+
+  sigset_t old;
+  pid_t pid = fork_blocked(&old);
+  if (pid < 0) {
+    err = -errno;
+    goto err;
+  }
+  if (pid == 0) {
+    close(pfd[1]);
+    for (int k = 0; k < nothers; k++) close(others[k]);
+    fp__supervisor_main(&p->seg, &p->cfg, pfd[0]);
+  }
+  close(pfd[0]);
+  pfd[0] = -1;
+  p->cmd_fd = pfd[1];
+  p->sup_pid = pid;
+  /*
+   * Later forks of this process (other pools, the program's own children)
+   * must not inherit this mapping: a stray child could otherwise write into
+   * it. The supervisor already has its copy.
+   */
+  madvise(p->seg.base, p->seg.len, MADV_DONTFORK);
+  if ((err = wait_started(p)) < 0) {
+    close(p->cmd_fd);
+    if (!atomic_load(&p->sup_gone)) {
+      kill(pid, SIGKILL);
+      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    }
+    p->cmd_fd = -1;
+    goto err;
+  }
+  reg_add(p->cmd_fd);
+  *out = p;
+  return 0;
+
+err:
+  if (pfd[0] >= 0) close(pfd[0]);
+  if (pfd[1] >= 0 && pfd[1] != p->cmd_fd) close(pfd[1]);
+  fp__seg_unmap(&p->seg);
+  free_local(p);
+  free(p);
+  return err;
+}
+
+/*
+ * After the supervisor is gone, nothing will end a task that is not DONE.
+ * Its workers died with it (PR_SET_PDEATHSIG), so settle them here.
+ */
+static void settle_orphans(struct fp_pool *p) {
+  struct fp__seg *s = &p->seg;
+  for (uint32_t i = 0; i < s->hdr->nslots; i++) {
+    struct fp__slot *sl = fp__slot_at(s, i);
+    uint32_t st = atomic_load(&sl->state);
+    if (st != FP__SLOT_READY && st != FP__SLOT_RUNNING) continue;
+    sl->status = FP_CANCELLED;
+    sl->code = 0;
+    sl->sig = 0;
+    sl->exit_code = -1;
+    sl->out_len = 0;
+    atomic_store(&sl->state, FP__SLOT_DONE);
+    atomic_fetch_add(&s->hdr->c.cancelled, 1);
+  }
+  atomic_store(&s->hdr->state, FP__POOL_STOPPED);
+}
+
+FP_EXTERN int fp_pool_stop(fp_pool *p, int mode, int grace_ms) {
+  if (p == NULL || (mode != FP_STOP_DRAIN && mode != FP_STOP_NOW))
+    return -EINVAL;
+  pthread_mutex_lock(&p->stop_mu);
+  if (p->stopped) {
+    pthread_mutex_unlock(&p->stop_mu);
+    return 0;
+  }
+  struct fp__cmd cmd = {.op = mode == FP_STOP_NOW ? 'N' : 'D',
+                        .grace_ms = grace_ms};
+  if (!atomic_load(&p->sup_gone)) {
+    /* A failed write means the supervisor is gone already: reap it below. */
+    fp__write_all(p->cmd_fd, &cmd, sizeof(cmd));
+    int ws;
+    pid_t r;
+    while ((r = waitpid(p->sup_pid, &ws, 0)) < 0 && errno == EINTR) {}
+    if (r == p->sup_pid) p->sup_status = ws;
+    atomic_store(&p->sup_gone, 1);
+  }
+  if (atomic_load(&p->seg.hdr->state) != FP__POOL_STOPPED) settle_orphans(p);
+  reg_del(p->cmd_fd);
+  close(p->cmd_fd);
+  p->cmd_fd = -1;
+  p->stopped = 1;
+  pthread_mutex_unlock(&p->stop_mu);
+  return 0;
+}
+
+FP_EXTERN void fp_pool_free(fp_pool *p) {
+  if (p == NULL) return;
+  fp_pool_stop(p, FP_STOP_NOW, 0);
+  pthread_mutex_destroy(&p->mu);
+  pthread_mutex_destroy(&p->stop_mu);
+  fp__seg_unmap(&p->seg);
+  free_local(p);
+  free(p);
+}
+
+FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
+  if (p == NULL || st == NULL) return -EINVAL;
+  const struct fp__hdr *h = p->seg.hdr;
+  memset(st, 0, sizeof(*st));
+  st->submitted = h->q.next_seq;
+  st->ok = atomic_load(&h->c.ok);
+  st->failed = atomic_load(&h->c.failed);
+  st->crashed = atomic_load(&h->c.crashed);
+  st->timeout = atomic_load(&h->c.timeout);
+  st->cancelled = atomic_load(&h->c.cancelled);
+  st->restarts = atomic_load(&h->c.restarts);
+  st->abandoned = atomic_load(&h->c.abandoned);
+  st->workers = atomic_load(&h->workers_target);
+  st->slots = h->nslots;
+  st->queued = atomic_load(&h->q.ready_len);
+  for (uint32_t r = 0; r < h->nrows; r++) {
+    const struct fp__row *row = fp__row_at(&p->seg, r);
+    st->alive += atomic_load(&row->pid) > 0;
+    st->running += atomic_load(&row->slot) != FP__NONE;
+  }
+  st->supervisor = atomic_load(&p->sup_gone) ? 0 : p->sup_pid;
+  return 0;
+}

@@ -1,0 +1,163 @@
+/*
+ * Ring and stack of slot indices under a robust mutex. See queue.h.
+ */
+#include "queue.h"
+
+#include <stdlib.h>
+
+int fp__q_lock(struct fp__seg *s) {
+  struct fp__queue *q = &s->hdr->q;
+  int r = pthread_mutex_lock(&q->lock);
+  if (r == EOWNERDEAD) {
+    /*
+     * The previous holder died inside a critical section. Every ring or stack
+     * change happens with the matching state change under this lock, so the
+     * slot states say exactly what the rings must hold.
+     */
+    fp__q_rebuild(s);
+    atomic_fetch_add(&s->hdr->c.repairs, 1);
+    r = pthread_mutex_consistent(&q->lock);
+  }
+  return -r;
+}
+
+void fp__q_unlock(struct fp__seg *s) { pthread_mutex_unlock(&s->hdr->q.lock); }
+
+uint32_t fp__q_take_free(struct fp__seg *s) {
+  struct fp__queue *q = &s->hdr->q;
+  uint32_t n = s->hdr->nslots;
+  while (q->free_top > 0) {
+    if (FP__NEVER(q->free_top > n)) {
+      fp__q_rebuild(s);
+      continue;
+    }
+    uint32_t i = s->freestk[--q->free_top];
+    if (FP__NEVER(i >= n)) continue;
+    struct fp__slot *sl = fp__slot_at(s, i);
+    if (FP__NEVER(atomic_load(&sl->state) != FP__SLOT_FREE)) continue;
+    sl->gen++;
+    atomic_store(&sl->id, (sl->gen << FP__ID_SHIFT) | i);
+    atomic_store(&sl->state, FP__SLOT_FILLING);
+    return i;
+  }
+  return FP__NONE;
+}
+
+void fp__q_put_free(struct fp__seg *s, uint32_t i) {
+  struct fp__queue *q = &s->hdr->q;
+  struct fp__slot *sl = fp__slot_at(s, i);
+  /* State first: if we die before the push, a rebuild re-adds it. */
+  atomic_store(&sl->state, FP__SLOT_FREE);
+  if (FP__NEVER(q->free_top >= s->hdr->nslots)) {
+    fp__q_rebuild(s);
+    return;
+  }
+  s->freestk[q->free_top++] = i;
+}
+
+void fp__q_put_ready(struct fp__seg *s, uint32_t i) {
+  struct fp__queue *q = &s->hdr->q;
+  struct fp__slot *sl = fp__slot_at(s, i);
+  uint32_t n = s->hdr->nslots;
+  /*
+   * seq, then READY, then next_seq: a holder dying in between leaves a READY
+   * slot whose seq the rebuild folds back into next_seq, so `submitted`
+   * (= next_seq) counts exactly the published tasks.
+   */
+  sl->seq = q->next_seq;
+  atomic_store(&sl->state, FP__SLOT_READY);
+  q->next_seq++;
+  uint32_t len = atomic_load(&q->ready_len);
+  if (FP__NEVER(len >= n || q->ready_head >= n)) {
+    fp__q_rebuild(s);
+    return;
+  }
+  s->ready[(q->ready_head + len) % n] = i;
+  atomic_store(&q->ready_len, len + 1);
+}
+
+uint32_t fp__q_take_ready(struct fp__seg *s) {
+  struct fp__queue *q = &s->hdr->q;
+  uint32_t n = s->hdr->nslots;
+  uint32_t len;
+  while ((len = atomic_load(&q->ready_len)) > 0) {
+    if (FP__NEVER(len > n || q->ready_head >= n)) {
+      fp__q_rebuild(s);
+      continue;
+    }
+    uint32_t i = s->ready[q->ready_head];
+    q->ready_head = (q->ready_head + 1) % n;
+    atomic_store(&q->ready_len, len - 1);
+    if (FP__NEVER(i >= n)) continue;
+    if (FP__NEVER(atomic_load(&fp__slot_at(s, i)->state) != FP__SLOT_READY))
+      continue;
+    return i;
+  }
+  return FP__NONE;
+}
+
+static const struct fp__seg *sort_seg; /* qsort has no context argument */
+
+static int by_seq(const void *a, const void *b) {
+  uint64_t x = fp__slot_at(sort_seg, *(const uint32_t *)a)->seq;
+  uint64_t y = fp__slot_at(sort_seg, *(const uint32_t *)b)->seq;
+  return x < y ? -1 : x > y;
+}
+
+void fp__q_rebuild(struct fp__seg *s) {
+  struct fp__queue *q = &s->hdr->q;
+  uint32_t n = s->hdr->nslots, nready = 0, nfree = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    struct fp__slot *sl = fp__slot_at(s, i);
+    uint32_t st = atomic_load(&sl->state);
+    if (st == FP__SLOT_READY) {
+      s->ready[nready++] = i;
+      if (sl->seq >= q->next_seq) q->next_seq = sl->seq + 1;
+    } else if (st == FP__SLOT_FREE) {
+      s->freestk[nfree++] = i;
+    }
+  }
+  /*
+   * FIFO order survives: sequence numbers are assigned under the lock. The
+   * lock serialises rebuilds, so the static context is safe within one
+   * process; another thread of this process cannot be inside qsort here.
+   */
+  sort_seg = s;
+  qsort(s->ready, nready, sizeof(uint32_t), by_seq);
+  q->ready_head = 0;
+  atomic_store(&q->ready_len, nready);
+  q->free_top = nfree;
+}
+
+void fp__q_wake_workers(struct fp__seg *s, uint32_t n) {
+  struct fp__queue *q = &s->hdr->q;
+  uint32_t sl = atomic_load(&q->ready_sleepers);
+  if (sl == 0) return;
+  if (n > sl) n = sl;
+  while (n-- > 0) sem_post(&q->ready_sem);
+}
+
+void fp__q_wake_space(struct fp__seg *s) {
+  struct fp__queue *q = &s->hdr->q;
+  if (atomic_load(&q->space_sleepers) > 0) sem_post(&q->space_sem);
+}
+
+void fp__q_sleep(sem_t *sem, _Atomic uint32_t *sleepers, uint64_t rel_ns,
+                 int (*recheck)(void *), void *arg) {
+  atomic_fetch_add(sleepers, 1);
+  /*
+   * Registered first, then recheck: a waker that changed the state before
+   * our registration is seen by the recheck; one after it sees a sleeper
+   * and posts.
+   */
+  if (!recheck(arg)) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t abs = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec +
+                   rel_ns;
+    ts = fp__ts_from_ns(abs);
+    /* EINTR and ETIMEDOUT both end the sleep: the caller rechecks. */
+    sem_clockwait(sem, CLOCK_MONOTONIC, &ts);
+  }
+  atomic_fetch_sub(sleepers, 1);
+}

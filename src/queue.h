@@ -1,0 +1,58 @@
+/*
+ * The queue: a FIFO ring of READY slot indices and a LIFO stack of FREE
+ * ones, both under one robust process-shared mutex, plus semaphores that put
+ * sleeping workers and producers to bed.
+ *
+ * Semaphores are wake-up hints only: the truth is the slot state words and
+ * the ring under the lock. Every sleep is timed and rechecks, so a post lost
+ * with a dead process costs a timeout, never a hang. Posts are made only when
+ * a sleeper is registered, so the fast path makes no system call.
+ */
+#ifndef FP_QUEUE_H
+#define FP_QUEUE_H
+
+#include "segment.h"
+
+/*
+ * Take the queue lock. If its previous holder died inside, rebuild the ring
+ * and stack from the slot states first (the holder may have died between any
+ * two instructions) and mark the lock consistent. Returns 0, or
+ * -ENOTRECOVERABLE when the lock was left unusable.
+ */
+FP__HIDDEN int fp__q_lock(struct fp__seg *s);
+FP__HIDDEN void fp__q_unlock(struct fp__seg *s);
+
+/* The following require the lock. */
+
+/* Pop a free slot and move it FREE -> FILLING; NONE when there is none. */
+FP__HIDDEN uint32_t fp__q_take_free(struct fp__seg *s);
+
+/* Move slot i to FREE and push it on the free stack. */
+FP__HIDDEN void fp__q_put_free(struct fp__seg *s, uint32_t i);
+
+/* Move slot i FILLING -> READY with the next sequence number; push it. */
+FP__HIDDEN void fp__q_put_ready(struct fp__seg *s, uint32_t i);
+
+/*
+ * Pop the oldest READY slot, skipping entries whose slot is not READY (only
+ * a corrupt ring has them). NONE when empty. The caller moves it on.
+ */
+FP__HIDDEN uint32_t fp__q_take_ready(struct fp__seg *s);
+
+/* Rebuild ring and stack from slot states (lock held, any state). */
+FP__HIDDEN void fp__q_rebuild(struct fp__seg *s);
+
+/* Wake sleeping workers (up to n) / producers, only if any sleep. */
+FP__HIDDEN void fp__q_wake_workers(struct fp__seg *s, uint32_t n);
+FP__HIDDEN void fp__q_wake_space(struct fp__seg *s);
+
+/*
+ * Sleep on sem for at most rel_ns, registered in *sleepers, unless
+ * recheck(arg) says the wait is over after registering. Returns when woken,
+ * timed out, interrupted, or recheck was true; the caller rechecks.
+ */
+FP__HIDDEN void fp__q_sleep(sem_t *sem, _Atomic uint32_t *sleepers,
+                            uint64_t rel_ns, int (*recheck)(void *),
+                            void *arg);
+
+#endif /* FP_QUEUE_H */

@@ -1,0 +1,138 @@
+/*
+ * Laying out, mapping and validating the shared segment.
+ */
+#include "segment.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+/* Offsets of every region for a geometry; 0 in *total on overflow. */
+static void layout(const struct fp__geometry *g, uint64_t *ring_off,
+                   uint64_t *rows_off, uint64_t *clients_off,
+                   uint64_t *slots_off, uint32_t *stride, uint64_t *total) {
+  uint64_t off = round_up(sizeof(struct fp__hdr), FP__CACHELINE);
+  *ring_off = off;
+  off = round_up(off + 2ull * g->nslots * sizeof(uint32_t), FP__CACHELINE);
+  *rows_off = off;
+  off += (uint64_t)g->nrows * sizeof(struct fp__row);
+  *clients_off = off;
+  off += (uint64_t)g->nclients * sizeof(struct fp__client);
+  off = round_up(off, 4096);
+  *slots_off = off;
+  uint64_t st = FP__SLOT_HDR_BYTES + round_up(g->max_input, FP__CACHELINE) +
+                round_up(g->max_output, FP__CACHELINE);
+  *stride = st > UINT32_MAX ? 0 : (uint32_t)st;
+  off += st * g->nslots;
+  *total = round_up(off, 4096);
+  if (*stride == 0 || *total > FP_MAX_SEGMENT_BYTES) *total = 0;
+}
+
+uint64_t fp__seg_bytes(const struct fp__geometry *g) {
+  uint64_t a, b, c, d, total;
+  uint32_t stride;
+  if (g->nslots == 0 || g->nslots > FP_MAX_SLOTS || g->nrows == 0 ||
+      g->nclients == 0 || g->max_input > FP_MAX_IO_BYTES ||
+      g->max_output > FP_MAX_IO_BYTES)
+    return 0;
+  layout(g, &a, &b, &c, &d, &stride, &total);
+  return total;
+}
+
+/* Initialise the robust lock and the semaphores. 0 or -errno. */
+static int init_sync(struct fp__queue *q) {
+  pthread_mutexattr_t ma;
+  int r = pthread_mutexattr_init(&ma);
+  if (r != 0) return -r;
+  /*
+   * Robust: when a holder dies (SIGKILL between any two instructions), the
+   * next locker gets EOWNERDEAD instead of hanging, and rebuilds the rings
+   * from the slot states (queue.c).
+   */
+  if ((r = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED)) != 0 ||
+      (r = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST)) != 0 ||
+      (r = pthread_mutex_init(&q->lock, &ma)) != 0) {
+    pthread_mutexattr_destroy(&ma);
+    return -r;
+  }
+  pthread_mutexattr_destroy(&ma);
+  if (sem_init(&q->ready_sem, 1, 0) != 0 || sem_init(&q->space_sem, 1, 0) != 0)
+    return -errno;
+  return 0;
+}
+
+int fp__seg_create_anon(struct fp__seg *seg, const struct fp__geometry *g) {
+  uint64_t ring_off, rows_off, clients_off, slots_off, total;
+  uint32_t stride;
+  if (fp__seg_bytes(g) == 0) return -EINVAL;
+  layout(g, &ring_off, &rows_off, &clients_off, &slots_off, &stride, &total);
+
+  void *map = mmap(NULL, total, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (map == MAP_FAILED) return -errno;
+
+  /* Anonymous memory is zeroed: every slot is FREE, every row EMPTY. */
+  struct fp__hdr *h = map;
+  h->magic = FP__MAGIC;
+  h->version = FP__LAYOUT_VERSION;
+  h->hdr_bytes = (uint32_t)sizeof(*h);
+  h->seg_bytes = total;
+  h->nslots = g->nslots;
+  h->nrows = g->nrows;
+  h->nclients = g->nclients;
+  h->max_input = g->max_input;
+  h->max_output = g->max_output;
+  h->slot_stride = stride;
+  h->ring_off = ring_off;
+  h->rows_off = rows_off;
+  h->clients_off = clients_off;
+  h->slots_off = slots_off;
+  h->uid = (uint32_t)getuid();
+  atomic_store(&h->state, FP__POOL_STARTING);
+
+  int r = init_sync(&h->q);
+  if (r < 0) {
+    munmap(map, total);
+    return r;
+  }
+
+  seg->hdr = h;
+  seg->base = map;
+  seg->len = total;
+  seg->ready = (uint32_t *)((unsigned char *)map + ring_off);
+  seg->freestk = seg->ready + g->nslots;
+  /* Stack order makes slot 0 the first popped: low slots stay cache-warm. */
+  for (uint32_t i = 0; i < g->nslots; i++)
+    seg->freestk[i] = g->nslots - 1 - i;
+  h->q.free_top = g->nslots;
+  for (uint32_t i = 0; i < g->nrows; i++)
+    atomic_store(&fp__row_at(seg, i)->slot, FP__NONE);
+  return 0;
+}
+
+void fp__seg_unmap(struct fp__seg *seg) {
+  if (seg->base != NULL) munmap(seg->base, seg->len);
+  memset(seg, 0, sizeof(*seg));
+}
+
+int fp__seg_validate(const void *map, size_t len) {
+  const struct fp__hdr *h = map;
+  if (map == NULL || len < sizeof(*h)) return -EBADMSG;
+  if (h->magic != FP__MAGIC) return -EBADMSG;
+  if (h->version != FP__LAYOUT_VERSION || h->hdr_bytes != sizeof(*h))
+    return -EPROTO;
+  struct fp__geometry g = {h->nslots, h->nrows, h->nclients, h->max_input,
+                           h->max_output};
+  uint64_t ring_off, rows_off, clients_off, slots_off, total;
+  uint32_t stride;
+  if (fp__seg_bytes(&g) == 0) return -EBADMSG;
+  layout(&g, &ring_off, &rows_off, &clients_off, &slots_off, &stride, &total);
+  /* Every offset must be the one this code computes: nothing is trusted. */
+  if (h->seg_bytes != total || total > len || h->ring_off != ring_off ||
+      h->rows_off != rows_off || h->clients_off != clients_off ||
+      h->slots_off != slots_off || h->slot_stride != stride)
+    return -EBADMSG;
+  return 0;
+}

@@ -1,0 +1,247 @@
+/*
+ * The shared segment: one mapping holding the header, the counters, the
+ * queue bookkeeping, the worker scoreboard, the client rows and the task
+ * slots. This module lays it out, maps it and validates it; it depends on
+ * nothing else of ours.
+ *
+ * Who writes what (and what happens if the writer dies mid-way):
+ *   header fixed part   creator, before any other process exists
+ *   header state/pid    supervisor only
+ *   counters            atomics; increments are single instructions
+ *   queue (ring, stack) anyone, only under the robust mutex (queue.c)
+ *   worker rows         the worker (its current task), the supervisor (pid)
+ *   client rows         the client (waiters), workers (done_seq bumps)
+ *   slots               see slot states below
+ */
+#ifndef FP_SEGMENT_H
+#define FP_SEGMENT_H
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+#define FP__MAGIC 0x4c4f4f504b524f46ull /* "FORKPOOL" read little-endian */
+#define FP__LAYOUT_VERSION 1u
+
+/* Pool states, in the header's futex word `state`. Only move forward. */
+enum fp__pool_state {
+  FP__POOL_STARTING = 1, /* workers forking and running init */
+  FP__POOL_RUNNING = 2,  /* accepting tasks */
+  FP__POOL_DRAINING = 3, /* refusing new tasks, finishing queued ones */
+  FP__POOL_STOPPING = 4, /* cancelling everything left */
+  FP__POOL_STOPPED = 5,  /* every task terminal; supervisor gone or going */
+  FP__POOL_FAILED = 6    /* could not start; see start_error */
+};
+
+/*
+ * Slot states. The state word is the truth; ring membership is derived from
+ * it (queue.c can rebuild the rings from the states alone).
+ *   FREE -> FILLING    producer, under the queue lock (pops the free stack)
+ *   FILLING -> READY   producer, under the lock (pushes the ready ring)
+ *   FILLING -> FREE    producer (refused at publish) or supervisor (producer
+ *                      died), under the lock
+ *   READY -> RUNNING   worker, under the lock (pops the ready ring)
+ *   READY -> DONE      supervisor cancelling, under the lock
+ *   RUNNING -> DONE    the worker when the handler returned; or the
+ *                      supervisor after it reaped the dead worker
+ *   DONE -> FREE       the producer collecting, under the lock
+ */
+enum fp__slot_state {
+  FP__SLOT_FREE = 0,
+  FP__SLOT_FILLING = 1,
+  FP__SLOT_READY = 2,
+  FP__SLOT_RUNNING = 3,
+  FP__SLOT_DONE = 4
+};
+
+/* Worker row states, for the scoreboard. */
+enum fp__row_state {
+  FP__ROW_EMPTY = 0,    /* no process */
+  FP__ROW_STARTING = 1, /* forked, running init */
+  FP__ROW_IDLE = 2,     /* waiting for a task */
+  FP__ROW_BUSY = 3,     /* running a task */
+  FP__ROW_BACKOFF = 4   /* dead, waiting out a crash-loop delay */
+};
+
+/* Task ids: generation << FP__ID_SHIFT | slot index. Never 0. */
+#define FP__ID_SHIFT 24u
+#define FP__ID_INDEX_MASK ((1u << FP__ID_SHIFT) - 1u)
+
+struct fp__counters {
+  _Atomic uint64_t submitted;
+  _Atomic uint64_t ok;
+  _Atomic uint64_t failed;
+  _Atomic uint64_t crashed;
+  _Atomic uint64_t timeout;
+  _Atomic uint64_t cancelled;
+  _Atomic uint64_t restarts;
+  _Atomic uint64_t abandoned;
+  _Atomic uint64_t repairs; /* queue rebuilt after a lock holder died */
+} FP__ALIGNED;
+
+struct fp__queue {
+  pthread_mutex_t lock; /* robust, process-shared */
+  uint32_t ready_head;  /* index of the next slot to pop */
+  _Atomic uint32_t ready_len; /* entries in the ready ring (read racily) */
+  uint32_t free_top;    /* entries in the free stack */
+  uint32_t pad_;
+  uint64_t next_seq;    /* submission order, for rebuilds */
+  _Atomic uint32_t ready_sleepers; /* workers asleep on ready_sem */
+  _Atomic uint32_t space_sleepers; /* producers asleep on space_sem */
+  sem_t ready_sem;      /* wake-up hints for workers */
+  sem_t space_sem;      /* wake-up hints for producers waiting for a slot */
+} FP__ALIGNED;
+
+struct fp__hdr {
+  /* Fixed at creation, before any other process can see the segment. */
+  uint64_t magic;
+  uint32_t version;
+  uint32_t hdr_bytes;
+  uint64_t seg_bytes;
+  uint32_t nslots;
+  uint32_t nrows;     /* worker rows in the scoreboard */
+  uint32_t nclients;
+  uint32_t max_input;
+  uint32_t max_output;
+  uint32_t slot_stride;
+  uint64_t ring_off, rows_off, clients_off, slots_off;
+  uint32_t uid;
+  uint32_t timeout_ms;
+  uint32_t max_tasks;
+  uint32_t flags;
+
+  /* Supervisor-written. */
+  _Atomic uint32_t state;       /* enum fp__pool_state; futex word */
+  _Atomic int32_t sup_pid;
+  _Atomic int32_t start_error;  /* positive errno when FAILED */
+  _Atomic uint32_t workers_target;
+  _Atomic uint64_t sup_start_ns;
+
+  struct fp__counters c;
+  struct fp__queue q;
+};
+
+struct fp__row {
+  _Atomic int32_t pid;
+  _Atomic uint32_t state;       /* enum fp__row_state */
+  _Atomic uint32_t slot;        /* slot index of the current task, or NONE */
+  _Atomic uint32_t init_error;  /* init hook's error code, when it failed */
+  _Atomic uint64_t task_id;     /* current task, 0 when idle */
+  _Atomic uint64_t started_ns;  /* CLOCK_MONOTONIC start of current task */
+  _Atomic uint64_t done;        /* tasks finished by this process */
+  _Atomic uint64_t total_done;  /* tasks finished in this row, all processes */
+  _Atomic uint32_t restarts;    /* processes forked into this row - 1 */
+} FP__ALIGNED;
+
+struct fp__client {
+  _Atomic uint32_t done_seq;    /* futex word: bumped per finished task */
+  _Atomic uint32_t waiters;     /* threads asleep on done_seq */
+  _Atomic int32_t pid;          /* 0 when the row is free */
+} FP__ALIGNED;
+
+/*
+ * A slot: a header of two cache lines (producer-written fields first,
+ * result fields on the second line), then the input and output buffers.
+ */
+struct fp__slot {
+  _Atomic uint32_t state;   /* enum fp__slot_state */
+  uint32_t owner;           /* client row */
+  _Atomic uint64_t id;
+  uint64_t gen;             /* bumped on each FREE -> FILLING */
+  uint64_t seq;             /* submission order */
+  uint32_t in_len;
+  uint32_t attempts;
+  _Atomic int32_t worker;   /* pid running it (set with RUNNING) */
+  uint32_t row;             /* scoreboard row of that worker */
+
+  /* Result: written before state becomes DONE (release). */
+  int32_t status FP__ALIGNED;
+  int32_t code;
+  int32_t sig;
+  int32_t exit_code;
+  uint32_t out_len;
+  uint32_t pad_;
+  uint64_t run_us;
+  uint64_t started_ns;
+};
+
+#define FP__SLOT_HDR_BYTES ((uint32_t)sizeof(struct fp__slot))
+
+/* Sizes a segment is created from. */
+struct fp__geometry {
+  uint32_t nslots, nrows, nclients, max_input, max_output;
+};
+
+/* A mapped segment as one process sees it. */
+struct fp__seg {
+  struct fp__hdr *hdr;
+  unsigned char *base;
+  size_t len;
+  uint32_t *ready;   /* ring of slot indices, nslots entries */
+  uint32_t *freestk; /* stack of free slot indices, nslots entries */
+};
+
+/*
+ * Bytes a segment of this geometry needs, or 0 when it would exceed
+ * FP_MAX_SEGMENT_BYTES (or overflow).
+ */
+FP__HIDDEN uint64_t fp__seg_bytes(const struct fp__geometry *g);
+
+/*
+ * Map a new anonymous shared segment (inherited by fork) and lay it out:
+ * header, robust process-shared lock, semaphores, every slot FREE on the
+ * free stack. Returns 0 and fills *seg, or -ENOMEM/-EINVAL/-errno with
+ * nothing mapped.
+ */
+FP__HIDDEN int fp__seg_create_anon(struct fp__seg *seg,
+                                   const struct fp__geometry *g);
+
+/* Unmap. Leaves *seg zeroed. Safe on a zeroed seg. */
+FP__HIDDEN void fp__seg_unmap(struct fp__seg *seg);
+
+/*
+ * Check that a mapping of `len` bytes holds a segment this code can use:
+ * magic, version, every size and offset against len. Returns 0 or -EPROTO
+ * (other version), -EBADMSG (not a segment, or corrupt). Reads only.
+ */
+FP__HIDDEN int fp__seg_validate(const void *map, size_t len);
+
+static inline struct fp__slot *fp__slot_at(const struct fp__seg *s,
+                                           uint32_t i) {
+  return (struct fp__slot *)(s->base + s->hdr->slots_off +
+                             (uint64_t)i * s->hdr->slot_stride);
+}
+
+static inline unsigned char *fp__slot_in(struct fp__slot *sl) {
+  return (unsigned char *)sl + FP__SLOT_HDR_BYTES;
+}
+
+static inline unsigned char *fp__slot_out(const struct fp__seg *s,
+                                          struct fp__slot *sl) {
+  return (unsigned char *)sl + FP__SLOT_HDR_BYTES +
+         ((s->hdr->max_input + FP__CACHELINE - 1) & ~(FP__CACHELINE - 1u));
+}
+
+static inline struct fp__row *fp__row_at(const struct fp__seg *s,
+                                         uint32_t i) {
+  return (struct fp__row *)(s->base + s->hdr->rows_off) + i;
+}
+
+static inline struct fp__client *fp__client_at(const struct fp__seg *s,
+                                               uint32_t i) {
+  return (struct fp__client *)(s->base + s->hdr->clients_off) + i;
+}
+
+/* Wake the producer that owns a slot whose state just became DONE. */
+static inline void fp__notify_owner(const struct fp__seg *s, uint32_t owner) {
+  if (FP__NEVER(owner >= s->hdr->nclients)) return;
+  struct fp__client *c = fp__client_at(s, owner);
+  atomic_fetch_add(&c->done_seq, 1);
+  if (atomic_load(&c->waiters) > 0) fp__futex_wake(&c->done_seq);
+}
+
+#endif /* FP_SEGMENT_H */

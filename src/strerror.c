@@ -1,0 +1,41 @@
+/*
+ * Names and messages: statuses, errors, version.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+FP_EXTERN const char *fp_status_name(fp_status st) {
+  switch (st) {
+  case FP_OK: return "ok";
+  case FP_FAILED: return "failed";
+  case FP_CRASHED: return "crashed";
+  case FP_TIMEOUT: return "timeout";
+  case FP_CANCELLED: return "cancelled";
+  }
+  return "unknown";
+}
+
+FP_EXTERN const char *fp_strerror(int err) {
+  if (err < 0) err = -err;
+  /* Our own wording where the libc text would mislead a pool user. */
+  switch (err) {
+  case 0: return "success";
+  case EAGAIN: return "queue full (try again)";
+  case ESHUTDOWN: return "pool is stopping or stopped";
+  case EPIPE: return "pool supervisor died";
+  case EMSGSIZE: return "input larger than the pool's max input";
+  case ENOENT: return "no such pending task";
+  case ECHILD: return "workers could not start (init hook failed or died)";
+  case ETIMEDOUT: return "timed out";
+  case EINVAL: return "invalid argument";
+  case EBADMSG: return "not a forkpool segment, or a corrupt one";
+  case EPROTO: return "forkpool segment of another layout version";
+  case ENOTRECOVERABLE: return "queue lock unrecoverable";
+  }
+  /* strerrordesc_np returns static strings: thread-safe, never NULL here. */
+  const char *s = strerrordesc_np(err);
+  return s != NULL ? s : "unknown error";
+}
+
+FP_EXTERN const char *fp_version(void) { return FP_VERSION_STRING; }

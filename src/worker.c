@@ -1,0 +1,158 @@
+/*
+ * The worker loop: take a READY task, run the handler on the slot's input,
+ * write the result, mark the slot DONE and wake its producer.
+ *
+ * If this process is SIGKILLed between any two instructions:
+ *   - inside the queue lock: the next locker rebuilds the rings (queue.c);
+ *   - after claiming a task (row->slot set, slot RUNNING with our pid): the
+ *     supervisor, after reaping us, ends that task CRASHED;
+ *   - after storing DONE: the result stands; the task is not touched again.
+ */
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include "proc.h"
+#include "queue.h"
+
+void fp__reset_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  for (int sig = 1; sig < NSIG; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    sigaction(sig, &sa, NULL); /* EINVAL for glibc-reserved ones: fine */
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+struct take_ctx {
+  struct fp__seg *s;
+};
+
+static int ready_or_stopping(void *arg) {
+  struct fp__seg *s = ((struct take_ctx *)arg)->s;
+  return atomic_load(&s->hdr->q.ready_len) > 0 ||
+         atomic_load(&s->hdr->state) >= FP__POOL_DRAINING;
+}
+
+/*
+ * Claim the oldest READY task for row `r`. Returns its slot index, or NONE
+ * when the pool is draining with nothing queued, stopping, or the supervisor
+ * is gone: the worker should then exit.
+ */
+static uint32_t take(struct fp__seg *s, uint32_t r, pid_t self, pid_t sup) {
+  struct fp__hdr *h = s->hdr;
+  struct fp__row *row = fp__row_at(s, r);
+  struct take_ctx ctx = {s};
+  for (;;) {
+    uint32_t st = atomic_load(&h->state);
+    if (st >= FP__POOL_STOPPING) return FP__NONE;
+    if (fp__q_lock(s) != 0) return FP__NONE;
+    uint32_t i = fp__q_take_ready(s);
+    if (i != FP__NONE) {
+      struct fp__slot *sl = fp__slot_at(s, i);
+      uint64_t now = fp__now_ns();
+      /*
+       * Row first: the supervisor finds our task through row->slot, and
+       * ends it only if the slot is RUNNING with our pid. Dying between
+       * these stores leaves either a READY slot (rebuilt into the ring) or
+       * a RUNNING one the supervisor can find.
+       */
+      atomic_store(&row->slot, i);
+      atomic_store(&row->started_ns, now);
+      atomic_store(&row->task_id, atomic_load(&sl->id));
+      atomic_store(&row->state, FP__ROW_BUSY);
+      sl->started_ns = now;
+      sl->attempts++;
+      sl->row = r;
+      atomic_store(&sl->worker, self);
+      atomic_store(&sl->state, FP__SLOT_RUNNING);
+      fp__q_unlock(s);
+      return i;
+    }
+    fp__q_unlock(s);
+    if (st >= FP__POOL_DRAINING) return FP__NONE;
+    fp__q_sleep(&h->q.ready_sem, &h->q.ready_sleepers, 1000000000u,
+                ready_or_stopping, &ctx);
+    /* PR_SET_PDEATHSIG covers this; the check covers a lost race. */
+    if (getppid() != sup) return FP__NONE;
+  }
+}
+
+/* Run the handler on slot i and publish the result. */
+static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
+                     const fp_config *cfg) {
+  struct fp__hdr *h = s->hdr;
+  struct fp__slot *sl = fp__slot_at(s, i);
+  struct fp__row *row = fp__row_at(s, r);
+  size_t out_len = 0;
+  int rc;
+  uint32_t in_len = sl->in_len;
+  if (FP__NEVER(in_len > h->max_input)) {
+    rc = -1; /* a corrupt length never reaches the handler */
+  } else {
+    rc = cfg->handler(cfg->arg, fp__slot_in(sl), in_len, fp__slot_out(s, sl),
+                      h->max_output, &out_len);
+  }
+  uint64_t end = fp__now_ns();
+  if (rc < 0 || out_len > h->max_output) {
+    sl->status = FP_FAILED;
+    sl->code = EPROTO; /* handler broke its contract */
+    out_len = out_len > h->max_output ? 0 : out_len;
+  } else {
+    sl->status = rc == 0 ? FP_OK : FP_FAILED;
+    sl->code = rc;
+  }
+  sl->sig = 0;
+  sl->exit_code = -1;
+  sl->out_len = (uint32_t)out_len;
+  sl->run_us = (end - sl->started_ns) / 1000u;
+  uint32_t owner = sl->owner;
+  int ok = sl->status == FP_OK;
+  /* Release: the producer that sees DONE sees every field above. */
+  atomic_store(&sl->state, FP__SLOT_DONE);
+  atomic_fetch_add(ok ? &h->c.ok : &h->c.failed, 1);
+  atomic_store(&row->task_id, 0);
+  atomic_store(&row->slot, FP__NONE);
+  atomic_store(&row->state, FP__ROW_IDLE);
+  atomic_fetch_add(&row->done, 1);
+  atomic_fetch_add(&row->total_done, 1);
+  fp__notify_owner(s, owner);
+}
+
+void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
+                     pid_t sup, const int *fds, int nfds) {
+  /* Die with the supervisor; then make sure it did not die already. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != sup) _exit(1);
+  /* Own process group, so a timeout kill takes the task's children too. */
+  setpgid(0, 0);
+  for (int k = 0; k < nfds; k++)
+    if (fds[k] >= 0) close(fds[k]);
+  fp__reset_signals();
+
+  struct fp__row *row = fp__row_at(s, r);
+  pid_t self = getpid();
+  if (cfg->worker_init != NULL) {
+    int rc = cfg->worker_init(cfg->arg);
+    if (rc != 0) {
+      atomic_store(&row->init_error, rc > 0 ? (uint32_t)rc : EPROTO);
+      _exit(FP__EXIT_INIT);
+    }
+  }
+  atomic_store(&row->state, FP__ROW_IDLE);
+
+  uint64_t done = 0;
+  while (cfg->max_tasks == 0 || done < cfg->max_tasks) {
+    uint32_t i = take(s, r, self, sup);
+    if (i == FP__NONE) break;
+    run_task(s, r, i, cfg);
+    done++;
+  }
+  if (cfg->worker_fini != NULL) cfg->worker_fini(cfg->arg);
+  _exit(0);
+}
