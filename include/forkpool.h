@@ -129,8 +129,23 @@ typedef struct fp_stats {
   unsigned queued;      /* tasks waiting for a worker */
   unsigned running;     /* tasks in a worker right now */
   unsigned slots;       /* capacity */
-  pid_t supervisor;
+  pid_t supervisor;     /* 0 when it is gone */
+  uint64_t uptime_us;   /* since the supervisor started */
+  unsigned rows;        /* scoreboard rows (upper bound on workers) */
+  unsigned clients;     /* producer processes attached (named pools) */
+  const char *state;    /* "starting", "running", "draining", ... */
+  uint64_t repairs;     /* queue rebuilt after a process died holding it */
 } fp_stats;
+
+/* One scoreboard row, for `forkpool stat`. */
+typedef struct fp_worker_info {
+  pid_t pid;            /* 0: no process in this row */
+  const char *state;    /* "empty", "starting", "idle", "busy", "backoff" */
+  uint64_t task_id;     /* current task, 0 when idle */
+  uint64_t running_us;  /* how long the current task has run */
+  uint64_t done;        /* tasks finished in this row, all processes */
+  unsigned restarts;    /* processes forked into this row after the first */
+} fp_worker_info;
 
 /*
  * Fill *cfg with defaults. Always succeeds. Set at least cfg->handler after.
@@ -160,7 +175,8 @@ FP_EXTERN int fp_config_validate(const fp_config *cfg);
 FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg);
 
 /*
- * Stop the pool. FP_STOP_DRAIN stops accepting tasks, lets queued and running
+ * Stop the pool (only the process that started it: -EPERM for a handle from
+ * fp_pool_open). FP_STOP_DRAIN stops accepting tasks, lets queued and running
  * tasks finish for up to grace_ms (negative: no limit), then kills what is
  * left; FP_STOP_NOW cancels queued tasks and kills running ones at once.
  * Tasks that could not finish end FP_CANCELLED. Returns when the supervisor
@@ -221,6 +237,90 @@ FP_EXTERN unsigned fp_pending(const fp_pool *pool);
 
 /* Read the pool's counters and gauges. Returns 0, or -EINVAL. */
 FP_EXTERN int fp_pool_stats(const fp_pool *pool, fp_stats *st);
+
+/*
+ * Scoreboard row `row` (0 <= row < fp_stats.rows). Returns 0, -EINVAL, or
+ * -ERANGE past the last row. Reads shared memory only.
+ */
+FP_EXTERN int fp_pool_worker(const fp_pool *pool, unsigned row,
+                             fp_worker_info *wi);
+
+/* ---- Named pools: a supervisor process others attach to ------------- */
+
+/*
+ * A named pool NAME lives in the POSIX shared-memory object
+ * "/forkpool.NAME" (on Linux: /dev/shm/forkpool.NAME). NAME is 1 to
+ * FP_NAME_MAX characters of [A-Za-z0-9_-], not starting with '-'.
+ */
+#define FP_NAME_MAX 64
+
+typedef enum fp_log_level {
+  FP_LOG_DEBUG = 0,
+  FP_LOG_INFO = 1,
+  FP_LOG_WARN = 2,
+  FP_LOG_ERROR = 3
+} fp_log_level;
+
+/* Receives one event line (no newline, no timestamp). */
+typedef void (*fp_log_fn)(void *ctx, fp_log_level level, const char *msg);
+
+typedef struct fp_serve_config {
+  const char *name;     /* required */
+  unsigned mode;        /* segment permissions; default 0600 */
+  int grace_ms;         /* SIGTERM/SIGINT drain limit; default 10000; <0: none */
+  unsigned max_workers; /* SIGTTIN ceiling; default max(64, workers) */
+  unsigned max_clients; /* producer processes attached at once; default 64 */
+  fp_log_fn log;        /* optional */
+  void *log_ctx;
+  void (*on_ready)(void *ctx); /* optional: once producers can submit */
+  void *ready_ctx;
+} fp_serve_config;
+
+/* Fill *sc with defaults (name NULL). */
+FP_EXTERN void fp_serve_config_init(fp_serve_config *sc);
+
+/* 0 when name is a valid pool name, else -EINVAL. */
+FP_EXTERN int fp_name_validate(const char *name);
+
+/*
+ * Serve a named pool: the calling process becomes its supervisor, creates
+ * the segment, forks the workers and supervises them until SIGTERM or SIGINT,
+ * then drains (refusing new tasks, finishing queued and running ones within
+ * grace_ms, cancelling or killing what is left), removes the segment and
+ * returns 0. SIGHUP replaces every worker, one at a time, between tasks;
+ * SIGTTIN / SIGTTOU add / remove one worker (never below one). Those signals
+ * are blocked in the calling thread while it runs, and restored after.
+ *
+ * Returns 0 after a clean stop; -EINVAL (bad name or config); -EADDRINUSE
+ * (a live supervisor serves NAME: nothing was changed); -EACCES (the object
+ * exists and is not ours); -ECHILD (workers could not start); -errno. A
+ * segment left by a dead supervisor is replaced. On error nothing is left
+ * behind. Call from a single-threaded process.
+ */
+FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc);
+
+/* fp_pool_open() flags. */
+#define FP_OPEN_MONITOR 1u /* read-only view for stats: no submit */
+
+/*
+ * Attach to the named pool NAME as a producer: the handle then supports
+ * fp_submit, fp_wait, fp_collect, fp_pending and the stats calls, exactly as
+ * a started pool does, and sees only its own tasks. fp_pool_stop() on it
+ * returns -EPERM; fp_pool_free() detaches. With FP_OPEN_MONITOR the view is
+ * read-only (stats and scoreboard only) and takes no producer row.
+ *
+ * The segment is validated first (magic, layout version, every size against
+ * the mapping, owner uid): nothing in it is trusted. Returns 0; -ENOENT (no
+ * pool of that name); -ECONNREFUSED (only a segment left by a dead
+ * supervisor); -EACCES (another user's segment, or no permission); -EBADMSG
+ * (not a forkpool segment, or corrupt); -EPROTO (another layout version);
+ * -ESHUTDOWN (the pool is stopping); -EUSERS (max_clients producers
+ * attached); -EINVAL (bad name or flags). On error nothing is left mapped.
+ *
+ * If this process dies, its queued tasks still run and its uncollected
+ * results are freed (counted as abandoned): the pool loses no capacity.
+ */
+FP_EXTERN int fp_pool_open(fp_pool **out, const char *name, unsigned flags);
 
 /* Set up a result for reuse, and release its output buffer. */
 FP_EXTERN void fp_result_init(fp_result *res);

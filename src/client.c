@@ -49,17 +49,30 @@ static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
                         int timeout_ms, uint64_t *id) {
   if (p == NULL || id == NULL || (in == NULL && len > 0)) return -EINVAL;
+  if (p->monitor) return -EPERM;
   struct fp__seg *s = &p->seg;
   struct fp__hdr *h = s->hdr;
   if (len > h->max_input) return -EMSGSIZE;
   uint64_t deadline = fp__deadline_ns(timeout_ms);
   struct space_ctx ctx = {s};
+  if (atomic_load(&h->state) != FP__POOL_RUNNING) return -ESHUTDOWN;
+  {
+    /*
+     * Refuse early if the supervisor died (its state word cannot say so);
+     * one check per 20 ms keeps the system call off the fast path.
+     */
+    uint64_t now = fp__now_ns();
+    if (now - atomic_load(&p->alive_checked_ns) > 20000000u) {
+      if (!fp__sup_alive(p)) return -EPIPE;
+      atomic_store(&p->alive_checked_ns, now);
+    }
+  }
   uint32_t i;
   int err;
   for (;;) {
     if (atomic_load(&h->state) != FP__POOL_RUNNING) return -ESHUTDOWN;
     if ((err = fp__q_lock(s)) < 0) return err;
-    i = fp__q_take_free(s);
+    i = fp__q_take_free(s, p->client, p->client_gen);
     fp__q_unlock(s);
     if (i != FP__NONE) break;
     if (timeout_ms == FP_NOWAIT) return -EAGAIN;
@@ -71,7 +84,6 @@ FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
   }
 
   struct fp__slot *sl = fp__slot_at(s, i);
-  sl->owner = p->client;
   sl->in_len = (uint32_t)len;
   sl->attempts = 0;
   sl->started_ns = 0;
@@ -170,6 +182,7 @@ static void wait_done(struct fp_pool *p, uint64_t rel_ns,
 FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,
                       int timeout_ms) {
   if (p == NULL || res == NULL) return -EINVAL;
+  if (p->monitor) return -EPERM;
   uint32_t i = (uint32_t)(id & FP__ID_INDEX_MASK);
   if (id == 0 || i >= p->seg.hdr->nslots) return -ENOENT;
   uint64_t deadline = fp__deadline_ns(timeout_ms);
@@ -209,6 +222,7 @@ static int any_done(struct fp_pool *p, uint32_t unused) {
 
 FP_EXTERN int fp_collect(fp_pool *p, fp_result *res, int timeout_ms) {
   if (p == NULL || res == NULL) return -EINVAL;
+  if (p->monitor) return -EPERM;
   uint64_t deadline = fp__deadline_ns(timeout_ms);
   for (;;) {
     pthread_mutex_lock(&p->mu);

@@ -12,6 +12,7 @@
 #include "pool.h"
 #include "proc.h"
 #include "queue.h"
+#include "shm.h"
 
 /*
  * Command-pipe write ends of this process's live pools. A new supervisor
@@ -37,6 +38,14 @@ static void reg_del(int fd) {
 
 int fp__sup_alive(struct fp_pool *p) {
   if (atomic_load(&p->sup_gone)) return 0;
+  if (p->attached) {
+    /* Not our child: its open of the segment holds the liveness lock. */
+    if (fp__ofd_held(p->seg.fd, FP__SUP_LOCK_BYTE) == 0) {
+      atomic_store(&p->sup_gone, 1);
+      return 0;
+    }
+    return 1;
+  }
   int ws;
   pid_t r = waitpid(p->sup_pid, &ws, WNOHANG);
   if (r == 0) return 1;
@@ -187,6 +196,7 @@ static void settle_orphans(struct fp_pool *p) {
 FP_EXTERN int fp_pool_stop(fp_pool *p, int mode, int grace_ms) {
   if (p == NULL || (mode != FP_STOP_DRAIN && mode != FP_STOP_NOW))
     return -EINVAL;
+  if (p->attached) return -EPERM; /* only the supervisor's owner stops it */
   pthread_mutex_lock(&p->stop_mu);
   if (p->stopped) {
     pthread_mutex_unlock(&p->stop_mu);
@@ -214,7 +224,12 @@ FP_EXTERN int fp_pool_stop(fp_pool *p, int mode, int grace_ms) {
 
 FP_EXTERN void fp_pool_free(fp_pool *p) {
   if (p == NULL) return;
-  fp_pool_stop(p, FP_STOP_NOW, 0);
+  if (!p->attached) fp_pool_stop(p, FP_STOP_NOW, 0);
+  /*
+   * Attached: closing the descriptor (in unmap) releases our client row's
+   * lock; the supervisor then frees what we left (results not collected
+   * count as abandoned), exactly as if we had died.
+   */
   pthread_mutex_destroy(&p->mu);
   pthread_mutex_destroy(&p->stop_mu);
   fp__seg_unmap(&p->seg);
@@ -242,6 +257,94 @@ FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
     st->alive += atomic_load(&row->pid) > 0;
     st->running += atomic_load(&row->slot) != FP__NONE;
   }
-  st->supervisor = atomic_load(&p->sup_gone) ? 0 : p->sup_pid;
+  st->supervisor = fp__sup_alive((struct fp_pool *)p) ? p->sup_pid : 0;
+  uint64_t t0 = atomic_load(&h->sup_start_ns);
+  st->uptime_us = st->supervisor && t0 ? (fp__now_ns() - t0) / 1000u : 0;
+  st->rows = h->nrows;
+  st->repairs = atomic_load(&h->c.repairs);
+  static const char *names[] = {"?", "starting", "running", "draining",
+                                "stopping", "stopped", "failed"};
+  uint32_t s = atomic_load(&h->state);
+  st->state = s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+  if (p->seg.fd >= 0)
+    for (uint32_t c = 0; c < h->nclients; c++)
+      st->clients += fp__ofd_held(p->seg.fd, FP__CLIENT_LOCK_BYTE(c)) == 1;
+  /* Our own lock does not conflict with our own open: count ourselves. */
+  if (p->attached && !p->monitor) st->clients++;
   return 0;
+}
+
+FP_EXTERN int fp_pool_worker(const fp_pool *p, unsigned r,
+                             fp_worker_info *wi) {
+  if (p == NULL || wi == NULL) return -EINVAL;
+  if (r >= p->seg.hdr->nrows) return -ERANGE;
+  static const char *names[] = {"empty", "starting", "idle", "busy",
+                                "backoff"};
+  const struct fp__row *row = fp__row_at(&p->seg, r);
+  memset(wi, 0, sizeof(*wi));
+  wi->pid = atomic_load(&row->pid);
+  uint32_t st = atomic_load(&row->state);
+  wi->state = st < 5 ? names[st] : "?";
+  uint64_t id = atomic_load(&row->task_id);
+  uint64_t t0 = atomic_load(&row->started_ns);
+  if (id != 0 && atomic_load(&row->task_id) == id) {
+    wi->task_id = id;
+    uint64_t now = fp__now_ns();
+    wi->running_us = now > t0 ? (now - t0) / 1000u : 0;
+  }
+  wi->done = atomic_load(&row->total_done);
+  wi->restarts = atomic_load(&row->restarts);
+  return 0;
+}
+
+FP_EXTERN int fp_pool_open(fp_pool **out, const char *name, unsigned flags) {
+  if (out == NULL || (flags & ~FP_OPEN_MONITOR) != 0) return -EINVAL;
+  if (fp_name_validate(name) < 0) return -EINVAL;
+  struct fp_pool *p = calloc(1, sizeof(*p));
+  if (p == NULL) return -ENOMEM;
+  p->cmd_fd = -1;
+  p->attached = 1;
+  p->monitor = (flags & FP_OPEN_MONITOR) != 0;
+  p->stopped = 1; /* nothing for us to stop */
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_mutex_init(&p->stop_mu, NULL);
+  int err = fp__shm_open(&p->seg, name, !p->monitor);
+  if (err < 0) goto err;
+  struct fp__hdr *h = p->seg.hdr;
+  p->sup_pid = atomic_load(&h->sup_pid);
+  if (!p->monitor) {
+    if (atomic_load(&h->state) >= FP__POOL_DRAINING) {
+      err = -ESHUTDOWN;
+      goto err;
+    }
+    if ((err = alloc_local(p, h->nslots)) < 0) goto err;
+    /* Claim a free producer row: its lock is our liveness token. */
+    err = -EUSERS;
+    for (uint32_t r = 0; r < h->nclients; r++) {
+      int lr = fp__ofd_lock(p->seg.fd, FP__CLIENT_LOCK_BYTE(r));
+      if (lr == -EAGAIN) continue;
+      if (lr < 0) {
+        err = lr;
+        break;
+      }
+      struct fp__client *c = fp__client_at(&p->seg, r);
+      /* Lock first, then gen: see sup_clients.c for why the order holds. */
+      p->client = r;
+      p->client_gen = atomic_fetch_add(&c->gen, 1) + 1;
+      atomic_store(&c->pid, getpid());
+      err = 0;
+      break;
+    }
+    if (err < 0) goto err;
+  }
+  *out = p;
+  return 0;
+
+err:
+  fp__seg_unmap(&p->seg);
+  pthread_mutex_destroy(&p->mu);
+  pthread_mutex_destroy(&p->stop_mu);
+  free_local(p);
+  free(p);
+  return err;
 }

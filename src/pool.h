@@ -13,6 +13,9 @@ struct fp_pool {
   pid_t sup_pid;
   int cmd_fd;             /* write end of the command pipe; -1 if none */
   uint32_t client;        /* our client row */
+  uint32_t client_gen;    /* its gen when we claimed it */
+  int attached;           /* opened by name: we are not the owner */
+  int monitor;            /* read-only view: no client row, no submit */
   fp_config cfg;
 
   /* Local bookkeeping, under mu. Lock order: mu, then the queue lock. */
@@ -25,6 +28,7 @@ struct fp_pool {
   pthread_mutex_t stop_mu; /* serialises fp_pool_stop */
   int stopped;
   _Atomic int sup_gone;   /* supervisor reaped (by us or someone else) */
+  _Atomic uint64_t alive_checked_ns; /* attached: last liveness check */
   int sup_status;
 };
 

@@ -23,7 +23,8 @@ int fp__q_lock(struct fp__seg *s) {
 
 void fp__q_unlock(struct fp__seg *s) { pthread_mutex_unlock(&s->hdr->q.lock); }
 
-uint32_t fp__q_take_free(struct fp__seg *s) {
+uint32_t fp__q_take_free(struct fp__seg *s, uint32_t owner,
+                         uint32_t owner_gen) {
   struct fp__queue *q = &s->hdr->q;
   uint32_t n = s->hdr->nslots;
   while (q->free_top > 0) {
@@ -36,6 +37,8 @@ uint32_t fp__q_take_free(struct fp__seg *s) {
     struct fp__slot *sl = fp__slot_at(s, i);
     if (FP__NEVER(atomic_load(&sl->state) != FP__SLOT_FREE)) continue;
     sl->gen++;
+    sl->owner = owner;
+    sl->owner_gen = owner_gen;
     atomic_store(&sl->id, (sl->gen << FP__ID_SHIFT) | i);
     atomic_store(&sl->state, FP__SLOT_FILLING);
     return i;

@@ -24,8 +24,13 @@ FP__HIDDEN void fp__q_unlock(struct fp__seg *s);
 
 /* The following require the lock. */
 
-/* Pop a free slot and move it FREE -> FILLING; NONE when there is none. */
-FP__HIDDEN uint32_t fp__q_take_free(struct fp__seg *s);
+/*
+ * Pop a free slot, stamp it with its owner (client row and gen) and move it
+ * FREE -> FILLING, all under the lock: a FILLING slot always names the
+ * producer that holds it. NONE when there is none.
+ */
+FP__HIDDEN uint32_t fp__q_take_free(struct fp__seg *s, uint32_t owner,
+                                    uint32_t owner_gen);
 
 /* Move slot i to FREE and push it on the free stack. */
 FP__HIDDEN void fp__q_put_free(struct fp__seg *s, uint32_t i);

@@ -63,19 +63,16 @@ static int init_sync(struct fp__queue *q) {
   return 0;
 }
 
-int fp__seg_create_anon(struct fp__seg *seg, const struct fp__geometry *g) {
+int fp__seg_layout(void *map, size_t len, const struct fp__geometry *g,
+                   struct fp__seg *seg) {
   uint64_t ring_off, rows_off, clients_off, slots_off, total;
   uint32_t stride;
   if (fp__seg_bytes(g) == 0) return -EINVAL;
   layout(g, &ring_off, &rows_off, &clients_off, &slots_off, &stride, &total);
+  if (total > len) return -EINVAL;
 
-  void *map = mmap(NULL, total, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (map == MAP_FAILED) return -errno;
-
-  /* Anonymous memory is zeroed: every slot is FREE, every row EMPTY. */
+  /* The memory is zeroed: every slot is FREE, every row EMPTY. */
   struct fp__hdr *h = map;
-  h->magic = FP__MAGIC;
   h->version = FP__LAYOUT_VERSION;
   h->hdr_bytes = (uint32_t)sizeof(*h);
   h->seg_bytes = total;
@@ -89,32 +86,53 @@ int fp__seg_create_anon(struct fp__seg *seg, const struct fp__geometry *g) {
   h->rows_off = rows_off;
   h->clients_off = clients_off;
   h->slots_off = slots_off;
-  h->uid = (uint32_t)getuid();
+  h->uid = (uint32_t)geteuid();
   atomic_store(&h->state, FP__POOL_STARTING);
 
   int r = init_sync(&h->q);
-  if (r < 0) {
-    munmap(map, total);
-    return r;
-  }
+  if (r < 0) return r;
 
   seg->hdr = h;
   seg->base = map;
   seg->len = total;
-  seg->ready = (uint32_t *)((unsigned char *)map + ring_off);
-  seg->freestk = seg->ready + g->nslots;
+  seg->maplen = 0;
+  seg->fd = -1;
+  fp__seg_bind(seg);
   /* Stack order makes slot 0 the first popped: low slots stay cache-warm. */
   for (uint32_t i = 0; i < g->nslots; i++)
     seg->freestk[i] = g->nslots - 1 - i;
   h->q.free_top = g->nslots;
   for (uint32_t i = 0; i < g->nrows; i++)
     atomic_store(&fp__row_at(seg, i)->slot, FP__NONE);
+  /* Magic last: an attacher that sees it sees a complete layout. */
+  atomic_thread_fence(memory_order_release);
+  h->magic = FP__MAGIC;
   return 0;
 }
 
+void fp__seg_bind(struct fp__seg *seg) {
+  seg->ready = (uint32_t *)(seg->base + seg->hdr->ring_off);
+  seg->freestk = seg->ready + seg->hdr->nslots;
+}
+
+int fp__seg_create_anon(struct fp__seg *seg, const struct fp__geometry *g) {
+  uint64_t total = fp__seg_bytes(g);
+  if (total == 0) return -EINVAL;
+  void *map = mmap(NULL, total, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (map == MAP_FAILED) return -errno;
+  int r = fp__seg_layout(map, total, g, seg);
+  if (r < 0) munmap(map, total);
+  return r;
+}
+
 void fp__seg_unmap(struct fp__seg *seg) {
-  if (seg->base != NULL) munmap(seg->base, seg->len);
+  /* A zeroed seg (never mapped) owns no descriptor: fd 0 is not ours. */
+  if (seg->base == NULL) return;
+  munmap(seg->base, seg->maplen ? seg->maplen : seg->len);
+  if (seg->fd >= 0) close(seg->fd);
   memset(seg, 0, sizeof(*seg));
+  seg->fd = -1;
 }
 
 int fp__seg_validate(const void *map, size_t len) {

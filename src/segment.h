@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "internal.h"
 
@@ -135,13 +136,26 @@ struct fp__row {
   _Atomic uint64_t done;        /* tasks finished by this process */
   _Atomic uint64_t total_done;  /* tasks finished in this row, all processes */
   _Atomic uint32_t restarts;    /* processes forked into this row - 1 */
+  _Atomic uint32_t retire;      /* supervisor asks: exit before next task */
 } FP__ALIGNED;
 
+/*
+ * A producer's row. A producer owns row r while it holds the OFD lock on
+ * byte FP__CLIENT_LOCK_BYTE(r) of the segment's file; on claiming it bumps
+ * `gen` and stamps every slot it takes with (r, gen). When the lock is free,
+ * the supervisor reclaims slots stamped (r, gen <= the gen it read before
+ * testing the lock): a later claimant's slots carry a higher gen.
+ */
 struct fp__client {
   _Atomic uint32_t done_seq;    /* futex word: bumped per finished task */
   _Atomic uint32_t waiters;     /* threads asleep on done_seq */
-  _Atomic int32_t pid;          /* 0 when the row is free */
+  _Atomic int32_t pid;          /* last claimant, for stat; 0 if never */
+  _Atomic uint32_t gen;         /* bumped on each claim */
 } FP__ALIGNED;
+
+/* OFD lock bytes of a named segment's file: liveness tokens. */
+#define FP__SUP_LOCK_BYTE 0
+#define FP__CLIENT_LOCK_BYTE(r) (1 + (off_t)(r))
 
 /*
  * A slot: a header of two cache lines (producer-written fields first,
@@ -150,6 +164,8 @@ struct fp__client {
 struct fp__slot {
   _Atomic uint32_t state;   /* enum fp__slot_state */
   uint32_t owner;           /* client row */
+  uint32_t owner_gen;       /* that row's gen when the slot was taken */
+  uint32_t pad0_;
   _Atomic uint64_t id;
   uint64_t gen;             /* bumped on each FREE -> FILLING */
   uint64_t seq;             /* submission order */
@@ -180,7 +196,9 @@ struct fp__geometry {
 struct fp__seg {
   struct fp__hdr *hdr;
   unsigned char *base;
-  size_t len;
+  size_t len;        /* the layout's size */
+  size_t maplen;     /* bytes mapped, when not len (attached segments) */
+  int fd;            /* the shm object of a named pool, else -1 */
   uint32_t *ready;   /* ring of slot indices, nslots entries */
   uint32_t *freestk; /* stack of free slot indices, nslots entries */
 };
@@ -200,7 +218,18 @@ FP__HIDDEN uint64_t fp__seg_bytes(const struct fp__geometry *g);
 FP__HIDDEN int fp__seg_create_anon(struct fp__seg *seg,
                                    const struct fp__geometry *g);
 
-/* Unmap. Leaves *seg zeroed. Safe on a zeroed seg. */
+/*
+ * Lay out a new segment in `len` zeroed bytes at `map` (magic written last)
+ * and fill *seg. Returns 0, or -EINVAL (too small), -errno (sync init).
+ */
+FP__HIDDEN int fp__seg_layout(void *map, size_t len,
+                              const struct fp__geometry *g,
+                              struct fp__seg *seg);
+
+/* Set seg->ready and seg->freestk from a validated header. */
+FP__HIDDEN void fp__seg_bind(struct fp__seg *seg);
+
+/* Unmap and close. Leaves *seg zeroed with fd -1. Safe on a zeroed seg. */
 FP__HIDDEN void fp__seg_unmap(struct fp__seg *seg);
 
 /*

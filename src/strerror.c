@@ -25,13 +25,18 @@ FP_EXTERN const char *fp_strerror(int err) {
   case ESHUTDOWN: return "pool is stopping or stopped";
   case EPIPE: return "pool supervisor died";
   case EMSGSIZE: return "input larger than the pool's max input";
-  case ENOENT: return "no such pending task";
+  case ENOENT: return "no such pending task, or no such pool";
   case ECHILD: return "workers could not start (init hook failed or died)";
   case ETIMEDOUT: return "timed out";
   case EINVAL: return "invalid argument";
   case EBADMSG: return "not a forkpool segment, or a corrupt one";
   case EPROTO: return "forkpool segment of another layout version";
   case ENOTRECOVERABLE: return "queue lock unrecoverable";
+  case ECONNREFUSED: return "no live supervisor (segment left by a dead one)";
+  case EADDRINUSE: return "a live supervisor already serves this name";
+  case EUSERS: return "too many producers attached to the pool";
+  case EPERM: return "not allowed on this handle";
+  case EACCES: return "permission denied (another user's pool?)";
   }
   /* strerrordesc_np returns static strings: thread-safe, never NULL here. */
   const char *s = strerrordesc_np(err);

@@ -2,15 +2,17 @@
  * The supervisor: forks the workers, reaps them, ends the task of a dead
  * worker, kills tasks past their timeout, restarts workers with a capped
  * exponential backoff when they keep dying without finishing a task, and
- * carries out stop requests. It never runs user code.
+ * carries out stop, reload and resize requests. It never runs user code.
  *
- * It is single-threaded and sleeps in poll() on a signalfd (SIGCHLD, SIGTERM,
- * SIGINT) and the owner's command pipe, waking at least once per tick to
- * check task deadlines and due restarts.
+ * It is single-threaded and sleeps in poll() on a signalfd and (private
+ * pools) the owner's command pipe, waking at least once per tick to check
+ * task deadlines, due restarts and (named pools) dead producers.
  */
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -18,36 +20,29 @@
 
 #include "proc.h"
 #include "queue.h"
+#include "shm.h"
+#include "sup.h"
 
-enum { KILL_NONE = 0, KILL_TIMEOUT = 1, KILL_STOP = 2 };
-
-#define BACKOFF_BASE_NS 10000000ull /* 10 ms */
+#define BACKOFF_BASE_NS 10000000ull  /* 10 ms */
 #define BACKOFF_MAX_NS 1000000000ull /* 1 s */
 
-struct rowctl {
-  uint64_t spawn_at; /* when an empty row may be forked again */
-  int kill_reason;   /* why we SIGKILLed it, if we did */
-  uint64_t kill_task;
-};
+void fp__sup_log(struct fp__sup *sp, fp_log_level lvl, const char *fmt, ...) {
+  if (sp->o->log == NULL) return;
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  sp->o->log(sp->o->log_ctx, lvl, buf);
+}
 
-struct sup {
-  struct fp__seg *s;
-  const fp_config *cfg;
-  int cmd_fd, sfd;
-  uint32_t nrows;
-  struct rowctl *rc;
-  uint32_t streak;         /* consecutive deaths with no task finished */
-  uint64_t drain_deadline;
-  pid_t self;
-};
-
-static void set_state(struct sup *sp, uint32_t st) {
+static void set_state(struct fp__sup *sp, uint32_t st) {
   atomic_store(&sp->s->hdr->state, st);
   fp__futex_wake(&sp->s->hdr->state);
 }
 
 /* Wake everyone who might sleep on the pool: workers, producers. */
-static void wake_all(struct sup *sp) {
+static void wake_all(struct fp__sup *sp) {
   struct fp__hdr *h = sp->s->hdr;
   for (uint32_t k = atomic_load(&h->q.ready_sleepers); k > 0; k--)
     sem_post(&h->q.ready_sem);
@@ -58,7 +53,7 @@ static void wake_all(struct sup *sp) {
 }
 
 /* End a task that will not finish normally. Slot must be READY or RUNNING. */
-static void end_task(struct sup *sp, struct fp__slot *sl, fp_status st,
+static void end_task(struct fp__sup *sp, struct fp__slot *sl, fp_status st,
                      int sig, int exit_code, uint64_t now) {
   struct fp__hdr *h = sp->s->hdr;
   sl->status = st;
@@ -78,34 +73,40 @@ static void end_task(struct sup *sp, struct fp__slot *sl, fp_status st,
   fp__notify_owner(sp->s, owner);
 }
 
-static int spawn(struct sup *sp, uint32_t r) {
+static int spawn(struct fp__sup *sp, uint32_t r) {
   struct fp__row *row = fp__row_at(sp->s, r);
   atomic_store(&row->slot, FP__NONE);
   atomic_store(&row->task_id, 0);
   atomic_store(&row->done, 0);
   atomic_store(&row->init_error, 0);
+  atomic_store(&row->retire, 0);
   atomic_store(&row->state, FP__ROW_STARTING);
-  int fds[2] = {sp->sfd, sp->cmd_fd};
+  int fds[3] = {sp->sfd, sp->o->cmd_fd, sp->s->fd};
   /* Our handled signals stay blocked across fork; the worker resets all. */
   pid_t pid = fork();
-  if (pid == 0) fp__worker_main(sp->s, r, sp->cfg, sp->self, fds, 2);
+  if (pid == 0) fp__worker_main(sp->s, r, sp->cfg, sp->self, fds, 3);
   if (pid < 0) {
     int err = errno;
     atomic_store(&row->state, FP__ROW_BACKOFF);
     sp->rc[r].spawn_at = fp__now_ns() + 100000000u;
+    fp__sup_log(sp, FP_LOG_ERROR, "fork for worker row %u failed: %s", r,
+                strerror(err));
     return -err;
   }
-  /* Also set in the child; doing it here closes the race with a kill. */
+  /* Also done in the child; doing it here closes the race with a kill. */
   setpgid(pid, pid);
   atomic_store(&row->pid, pid);
-  sp->rc[r].kill_reason = KILL_NONE;
+  sp->rc[r].kill_reason = FP__KILL_NONE;
+  sp->rc[r].spawned_ns = fp__now_ns();
+  fp__sup_log(sp, FP_LOG_DEBUG, "worker %d started in row %u", (int)pid, r);
   return 0;
 }
 
-static void kill_worker(struct sup *sp, uint32_t r, int reason, uint64_t id) {
+static void kill_worker(struct fp__sup *sp, uint32_t r, int reason,
+                        uint64_t id) {
   pid_t pid = atomic_load(&fp__row_at(sp->s, r)->pid);
   if (pid <= 0) return;
-  if (sp->rc[r].kill_reason == KILL_NONE) {
+  if (sp->rc[r].kill_reason == FP__KILL_NONE) {
     sp->rc[r].kill_reason = reason;
     sp->rc[r].kill_task = id;
   }
@@ -113,18 +114,92 @@ static void kill_worker(struct sup *sp, uint32_t r, int reason, uint64_t id) {
   kill(pid, SIGKILL);
 }
 
-static void reap_all_blocking(struct sup *sp);
+static const char *signame(int sig) {
+  const char *n = sigabbrev_np(sig);
+  return n != NULL ? n : "?";
+}
 
-static void fail_start(struct sup *sp, int err) {
+static void on_death(struct fp__sup *sp, uint32_t r, int ws);
+
+static int find_row(struct fp__sup *sp, pid_t pid) {
+  for (uint32_t r = 0; r < sp->nrows; r++)
+    if (atomic_load(&fp__row_at(sp->s, r)->pid) == pid) return (int)r;
+  return -1;
+}
+
+static int workers_alive(struct fp__sup *sp) {
+  int n = 0;
+  for (uint32_t r = 0; r < sp->nrows; r++)
+    n += atomic_load(&fp__row_at(sp->s, r)->pid) > 0;
+  return n;
+}
+
+static void reap(struct fp__sup *sp, int block) {
+  for (;;) {
+    if (block && workers_alive(sp) == 0) return;
+    int ws;
+    pid_t pid = waitpid(-1, &ws, block ? 0 : WNOHANG);
+    if (pid < 0 && errno == EINTR) continue;
+    if (pid <= 0) return; /* none ready, or ECHILD: nothing left */
+    int r = find_row(sp, pid);
+    if (r >= 0) on_death(sp, (uint32_t)r, ws);
+  }
+}
+
+/* Settle everything and mark the pool STOPPED; the loop then ends. */
+static void stop_now(struct fp__sup *sp) {
+  struct fp__seg *s = sp->s;
+  if (sp->stopped) return;
+  if (atomic_load(&s->hdr->state) < FP__POOL_STOPPING)
+    set_state(sp, FP__POOL_STOPPING);
+  uint64_t now = fp__now_ns();
+  uint64_t cancelled = 0;
+  if (fp__q_lock(s) == 0) {
+    uint32_t i;
+    while ((i = fp__q_take_ready(s)) != FP__NONE) {
+      end_task(sp, fp__slot_at(s, i), FP_CANCELLED, 0, -1, now);
+      cancelled++;
+    }
+    fp__q_unlock(s);
+  }
+  int killed = 0;
+  for (uint32_t r = 0; r < sp->nrows; r++) {
+    struct fp__row *row = fp__row_at(s, r);
+    if (atomic_load(&row->pid) > 0) {
+      killed += atomic_load(&row->slot) != FP__NONE;
+      kill_worker(sp, r, FP__KILL_STOP, 0);
+    }
+  }
+  reap(sp, 1);
+  /* Belt and braces: with every worker reaped, nothing may stay pending. */
+  now = fp__now_ns();
+  for (uint32_t i = 0; i < s->hdr->nslots; i++) {
+    struct fp__slot *sl = fp__slot_at(s, i);
+    uint32_t st = atomic_load(&sl->state);
+    if (st == FP__SLOT_READY || st == FP__SLOT_RUNNING)
+      end_task(sp, sl, FP_CANCELLED, 0, -1, now);
+  }
+  if (cancelled + (uint64_t)killed > 0)
+    fp__sup_log(sp, FP_LOG_WARN,
+                "stopped with %llu queued task(s) cancelled and %d running "
+                "task(s) killed",
+                (unsigned long long)cancelled, killed);
+  set_state(sp, FP__POOL_STOPPED);
+  wake_all(sp);
+  sp->stopped = 1;
+}
+
+static void fail_start(struct fp__sup *sp, int err) {
   atomic_store(&sp->s->hdr->start_error, err);
-  for (uint32_t r = 0; r < sp->nrows; r++) kill_worker(sp, r, KILL_STOP, 0);
-  reap_all_blocking(sp);
+  for (uint32_t r = 0; r < sp->nrows; r++)
+    kill_worker(sp, r, FP__KILL_STOP, 0);
   set_state(sp, FP__POOL_FAILED);
-  _exit(1);
+  reap(sp, 1);
+  sp->stopped = 1;
 }
 
 /* A worker in row r exited with wait status ws: settle its task, plan. */
-static void on_death(struct sup *sp, uint32_t r, int ws) {
+static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
   struct fp__hdr *h = sp->s->hdr;
   struct fp__row *row = fp__row_at(sp->s, r);
   pid_t pid = atomic_load(&row->pid);
@@ -132,6 +207,8 @@ static void on_death(struct sup *sp, uint32_t r, int ws) {
   int sig = WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
   int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
   int had_task = 0;
+  fp_status st = FP_CRASHED;
+  uint64_t task_id = 0, ran_us = 0;
 
   /*
    * The worker is reaped: it can no longer touch its slot. The task is ours
@@ -143,12 +220,13 @@ static void on_death(struct sup *sp, uint32_t r, int ws) {
     struct fp__slot *sl = fp__slot_at(sp->s, i);
     if (atomic_load(&sl->state) == FP__SLOT_RUNNING &&
         atomic_load(&sl->worker) == pid) {
-      fp_status st = FP_CRASHED;
-      if (sp->rc[r].kill_reason == KILL_STOP) st = FP_CANCELLED;
-      else if (sp->rc[r].kill_reason == KILL_TIMEOUT &&
-               sp->rc[r].kill_task == atomic_load(&sl->id))
+      task_id = atomic_load(&sl->id);
+      if (sp->rc[r].kill_reason == FP__KILL_STOP) st = FP_CANCELLED;
+      else if (sp->rc[r].kill_reason == FP__KILL_TIMEOUT &&
+               sp->rc[r].kill_task == task_id)
         st = FP_TIMEOUT;
       end_task(sp, sl, st, sig, code, now);
+      ran_us = sl->run_us;
       had_task = 1;
     }
   }
@@ -158,150 +236,191 @@ static void on_death(struct sup *sp, uint32_t r, int ws) {
   atomic_store(&row->task_id, 0);
   atomic_store(&row->state, FP__ROW_EMPTY);
 
-  uint32_t st = atomic_load(&h->state);
-  if (st == FP__POOL_STARTING) fail_start(sp, ECHILD);
-  if (st >= FP__POOL_STOPPING) return;
+  uint32_t pst = atomic_load(&h->state);
+  if (pst == FP__POOL_STARTING && !sp->stopped) {
+    uint32_t ie = atomic_load(&row->init_error);
+    if (code == FP__EXIT_INIT && ie != 0)
+      fp__sup_log(sp, FP_LOG_ERROR, "worker %d: init hook failed with %u",
+                  (int)pid, ie);
+    else
+      fp__sup_log(sp, FP_LOG_ERROR, "worker %d died during start-up (%s%s)",
+                  (int)pid, sig ? "signal " : "exit ",
+                  sig ? signame(sig) : (code == 0 ? "0" : "non-zero"));
+    fail_start(sp, ECHILD);
+    return;
+  }
+  if (pst >= FP__POOL_STOPPING) return;
+
+  char what[48];
+  if (sig) snprintf(what, sizeof(what), "SIG%s", signame(sig));
+  else snprintf(what, sizeof(what), "exit=%d", code);
+  if (had_task)
+    fp__sup_log(sp, FP_LOG_WARN, "worker %d died running task %llu: %s "
+                "after %llu.%03llu ms (%s)", (int)pid,
+                (unsigned long long)task_id, what,
+                (unsigned long long)(ran_us / 1000),
+                (unsigned long long)(ran_us % 1000), fp_status_name(st));
 
   int clean = !had_task && WIFEXITED(ws) && code == 0;
   if (clean) {
-    sp->rc[r].spawn_at = now;
-  } else {
-    if (atomic_load(&row->done) == 0) sp->streak++;
-    else sp->streak = 0;
-    uint64_t delay = 0;
-    if (sp->streak >= 2) {
-      uint32_t e = sp->streak - 2 < 20 ? sp->streak - 2 : 20;
-      delay = BACKOFF_BASE_NS << e;
-      if (delay > BACKOFF_MAX_NS) delay = BACKOFF_MAX_NS;
+    sp->rc[r].spawn_at = now; /* recycled, retired or reloaded */
+    return;
+  }
+  if (!had_task)
+    fp__sup_log(sp, FP_LOG_WARN, "worker %d died while idle: %s", (int)pid,
+                what);
+  if (atomic_load(&row->done) == 0) sp->streak++;
+  else sp->streak = 0, sp->backoff_logged = 0;
+  uint64_t delay = 0;
+  if (sp->streak >= 2) {
+    uint32_t e = sp->streak - 2 < 20 ? sp->streak - 2 : 20;
+    delay = BACKOFF_BASE_NS << e;
+    if (delay > BACKOFF_MAX_NS) delay = BACKOFF_MAX_NS;
+    if (!sp->backoff_logged) {
+      fp__sup_log(sp, FP_LOG_WARN, "crash loop: workers keep dying without "
+                  "finishing a task; restarts back off up to %llu ms",
+                  BACKOFF_MAX_NS / 1000000u);
+      sp->backoff_logged = 1;
     }
-    sp->rc[r].spawn_at = now + delay;
-    if (delay > 0) atomic_store(&row->state, FP__ROW_BACKOFF);
   }
+  sp->rc[r].spawn_at = now + delay;
+  if (delay > 0) atomic_store(&row->state, FP__ROW_BACKOFF);
 }
 
-static int find_row(struct sup *sp, pid_t pid) {
-  for (uint32_t r = 0; r < sp->nrows; r++)
-    if (atomic_load(&fp__row_at(sp->s, r)->pid) == pid) return (int)r;
-  return -1;
-}
-
-static void reap(struct sup *sp) {
-  int ws;
-  pid_t pid;
-  while ((pid = waitpid(-1, &ws, WNOHANG)) > 0) {
-    int r = find_row(sp, pid);
-    if (r >= 0) on_death(sp, (uint32_t)r, ws);
-  }
-}
-
-static void reap_all_blocking(struct sup *sp) {
-  for (;;) {
-    int alive = 0;
-    for (uint32_t r = 0; r < sp->nrows; r++)
-      alive += atomic_load(&fp__row_at(sp->s, r)->pid) > 0;
-    if (!alive) return;
-    int ws;
-    pid_t pid = waitpid(-1, &ws, 0);
-    if (pid < 0) {
-      if (errno == EINTR) continue;
-      return; /* ECHILD: nothing left to reap */
-    }
-    int r = find_row(sp, pid);
-    if (r >= 0) on_death(sp, (uint32_t)r, ws);
-  }
-}
-
-/* Cancel what is queued, kill what runs, end everything, exit. */
-static void stop_now(struct sup *sp) {
-  struct fp__seg *s = sp->s;
-  if (atomic_load(&s->hdr->state) < FP__POOL_STOPPING)
-    set_state(sp, FP__POOL_STOPPING);
-  uint64_t now = fp__now_ns();
-  if (fp__q_lock(s) == 0) {
-    uint32_t i;
-    while ((i = fp__q_take_ready(s)) != FP__NONE)
-      end_task(sp, fp__slot_at(s, i), FP_CANCELLED, 0, -1, now);
-    fp__q_unlock(s);
-  }
-  for (uint32_t r = 0; r < sp->nrows; r++) kill_worker(sp, r, KILL_STOP, 0);
-  reap_all_blocking(sp);
-  /* Belt and braces: with every worker reaped, nothing may stay pending. */
-  now = fp__now_ns();
-  for (uint32_t i = 0; i < s->hdr->nslots; i++) {
-    struct fp__slot *sl = fp__slot_at(s, i);
-    uint32_t st = atomic_load(&sl->state);
-    if (st == FP__SLOT_READY || st == FP__SLOT_RUNNING)
-      end_task(sp, sl, FP_CANCELLED, 0, -1, now);
-  }
-  set_state(sp, FP__POOL_STOPPED);
-  wake_all(sp);
-  _exit(0);
-}
-
-static void begin_drain(struct sup *sp, int grace_ms) {
+static void begin_drain(struct fp__sup *sp, int grace_ms) {
   if (atomic_load(&sp->s->hdr->state) != FP__POOL_RUNNING) return;
   sp->drain_deadline =
       grace_ms < 0 ? UINT64_MAX
                    : fp__now_ns() + (uint64_t)grace_ms * 1000000u;
   set_state(sp, FP__POOL_DRAINING);
+  fp__sup_log(sp, FP_LOG_INFO, "draining: refusing new tasks, finishing %u "
+              "queued (grace %d ms)",
+              atomic_load(&sp->s->hdr->q.ready_len), grace_ms);
   wake_all(sp);
 }
 
+/* Ask every worker of row r to exit before its next task. */
+static void retire(struct fp__sup *sp, uint32_t r) {
+  atomic_store(&fp__row_at(sp->s, r)->retire, 1);
+  struct fp__hdr *h = sp->s->hdr;
+  for (uint32_t k = atomic_load(&h->q.ready_sleepers); k > 0; k--)
+    sem_post(&h->q.ready_sem);
+}
+
+static void resize(struct fp__sup *sp, int delta) {
+  struct fp__hdr *h = sp->s->hdr;
+  uint32_t t = atomic_load(&h->workers_target);
+  uint32_t nt = t;
+  if (delta > 0 && t < sp->nrows) nt = t + 1;
+  if (delta < 0 && t > 1) nt = t - 1;
+  if (nt == t) {
+    fp__sup_log(sp, FP_LOG_WARN, "resize refused: %u worker(s), limits 1..%u",
+                t, sp->nrows);
+    return;
+  }
+  atomic_store(&h->workers_target, nt);
+  if (nt < t) retire(sp, nt);
+  fp__sup_log(sp, FP_LOG_INFO, "workers %u -> %u", t, nt);
+}
+
 /* Drain the command pipe. EOF means the owner is gone: stop now. */
-static void read_cmds(struct sup *sp) {
+static void read_cmds(struct fp__sup *sp) {
   struct fp__cmd cmd;
   for (;;) {
     /* Each command is one write of 8 bytes < PIPE_BUF: reads are whole. */
-    ssize_t n = read(sp->cmd_fd, &cmd, sizeof(cmd));
+    ssize_t n = read(sp->o->cmd_fd, &cmd, sizeof(cmd));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return; /* EAGAIN: nothing more */
-    if (n == 0) stop_now(sp);
+    if (n == 0) {
+      stop_now(sp);
+      return;
+    }
     if (n != (ssize_t)sizeof(cmd)) continue;
     if (cmd.op == 'N') stop_now(sp);
     if (cmd.op == 'D') begin_drain(sp, cmd.grace_ms);
   }
 }
 
-static void read_signals(struct sup *sp) {
+static void read_signals(struct fp__sup *sp) {
   struct signalfd_siginfo si;
   for (;;) {
     ssize_t n = read(sp->sfd, &si, sizeof(si));
     if (n < 0 && errno == EINTR) continue;
     if (n != (ssize_t)sizeof(si)) return;
-    if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) stop_now(sp);
+    int sig = (int)si.ssi_signo;
+    if (sig == SIGTERM || sig == SIGINT) {
+      if (!sp->o->serve) {
+        stop_now(sp);
+      } else if (atomic_load(&sp->s->hdr->state) == FP__POOL_RUNNING) {
+        fp__sup_log(sp, FP_LOG_INFO, "SIG%s received", signame(sig));
+        begin_drain(sp, sp->o->grace_ms);
+      } else {
+        fp__sup_log(sp, FP_LOG_WARN, "SIG%s again: stopping now",
+                    signame(sig));
+        stop_now(sp);
+      }
+    } else if (sig == SIGHUP && sp->o->serve) {
+      fp__sup_log(sp, FP_LOG_INFO, "SIGHUP: replacing workers one at a time");
+      sp->hup_next = 0;
+    } else if (sig == SIGTTIN && sp->o->serve) {
+      resize(sp, +1);
+    } else if (sig == SIGTTOU && sp->o->serve) {
+      resize(sp, -1);
+    }
     /* SIGCHLD: reaping happens on every loop turn anyway. */
   }
 }
 
+/* SIGHUP: retire rows in turn, each once its predecessor was replaced. */
+static void reload_step(struct fp__sup *sp) {
+  if (sp->hup_next < 0) return;
+  uint32_t target = atomic_load(&sp->s->hdr->workers_target);
+  /* One at a time: wait until the rows already retired are back at work. */
+  for (uint32_t r = 0; r < (uint32_t)sp->hup_next && r < target; r++) {
+    struct fp__row *row = fp__row_at(sp->s, r);
+    if (atomic_load(&row->retire) || atomic_load(&row->pid) <= 0 ||
+        atomic_load(&row->state) < FP__ROW_IDLE)
+      return;
+  }
+  if ((uint32_t)sp->hup_next >= target) {
+    fp__sup_log(sp, FP_LOG_INFO, "reload done: %u worker(s) replaced", target);
+    sp->hup_next = -1;
+    return;
+  }
+  retire(sp, (uint32_t)sp->hup_next++);
+}
+
 /* Kill workers whose task passed its deadline; return the next deadline. */
-static uint64_t check_timeouts(struct sup *sp, uint64_t now) {
+static uint64_t check_timeouts(struct fp__sup *sp, uint64_t now) {
   uint64_t next = UINT64_MAX;
   uint64_t limit = (uint64_t)sp->cfg->timeout_ms * 1000000u;
   if (limit == 0) return next;
   for (uint32_t r = 0; r < sp->nrows; r++) {
     struct fp__row *row = fp__row_at(sp->s, r);
-    if (atomic_load(&row->pid) <= 0 || sp->rc[r].kill_reason != KILL_NONE)
+    if (atomic_load(&row->pid) <= 0 ||
+        sp->rc[r].kill_reason != FP__KILL_NONE)
       continue;
     /* Seqlock-style read: the start time must belong to this task. */
     uint64_t id = atomic_load(&row->task_id);
     uint64_t t0 = atomic_load(&row->started_ns);
     if (id == 0 || atomic_load(&row->task_id) != id) continue;
-    if (now >= t0 + limit) kill_worker(sp, r, KILL_TIMEOUT, id);
+    if (now >= t0 + limit) kill_worker(sp, r, FP__KILL_TIMEOUT, id);
     else if (t0 + limit < next) next = t0 + limit;
   }
   return next;
 }
 
 /* Fork into empty rows whose restart is due; return the next due time. */
-static uint64_t respawn(struct sup *sp, uint64_t now) {
+static uint64_t respawn(struct fp__sup *sp, uint64_t now) {
   struct fp__hdr *h = sp->s->hdr;
   uint32_t st = atomic_load(&h->state);
-  if (st >= FP__POOL_STOPPING) return UINT64_MAX;
+  if (st >= FP__POOL_STOPPING || st == FP__POOL_STARTING) return UINT64_MAX;
   /* Draining: replace a worker only while tasks still wait for one. */
   if (st == FP__POOL_DRAINING && atomic_load(&h->q.ready_len) == 0)
     return UINT64_MAX;
+  uint32_t target = atomic_load(&h->workers_target);
   uint64_t next = UINT64_MAX;
-  for (uint32_t r = 0; r < sp->nrows; r++) {
+  for (uint32_t r = 0; r < target && r < sp->nrows; r++) {
     struct fp__row *row = fp__row_at(sp->s, r);
     if (atomic_load(&row->pid) > 0) continue;
     if (sp->rc[r].spawn_at <= now) {
@@ -316,83 +435,134 @@ static uint64_t respawn(struct sup *sp, uint64_t now) {
   return next;
 }
 
-static int workers_alive(struct sup *sp) {
-  int n = 0;
-  for (uint32_t r = 0; r < sp->nrows; r++)
-    n += atomic_load(&fp__row_at(sp->s, r)->pid) > 0;
-  return n;
-}
-
-static int all_ready(struct sup *sp) {
-  for (uint32_t r = 0; r < sp->nrows; r++)
+static int all_ready(struct fp__sup *sp) {
+  uint32_t target = atomic_load(&sp->s->hdr->workers_target);
+  for (uint32_t r = 0; r < target; r++)
     if (atomic_load(&fp__row_at(sp->s, r)->state) < FP__ROW_IDLE) return 0;
   return 1;
 }
 
-static int setup_signals(struct sup *sp) {
-  fp__reset_signals();
+static int setup_signals(struct fp__sup *sp, sigset_t *old) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
-  if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) return -errno;
+  if (sp->o->serve) {
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTTIN);
+    sigaddset(&set, SIGTTOU);
+  }
+  if (sigprocmask(SIG_BLOCK, &set, old) != 0) return -errno;
   sp->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-  return sp->sfd < 0 ? -errno : 0;
+  if (sp->sfd < 0) {
+    int err = -errno;
+    sigprocmask(SIG_SETMASK, old, NULL);
+    return err;
+  }
+  return 0;
 }
 
-void fp__supervisor_main(struct fp__seg *s, const fp_config *cfg,
-                         int cmd_fd) {
+/* One turn of the loop: returns the poll timeout in ms. */
+static int turn(struct fp__sup *sp, uint64_t tick) {
+  struct fp__hdr *h = sp->s->hdr;
+  uint64_t now = fp__now_ns();
+  uint32_t st = atomic_load(&h->state);
+  uint64_t wake = now + tick;
+  if (st == FP__POOL_STARTING) {
+    if (all_ready(sp)) {
+      set_state(sp, FP__POOL_RUNNING);
+      if (sp->o->on_ready != NULL) sp->o->on_ready(sp->o->ready_ctx);
+    } else {
+      wake = now + 2000000u;
+    }
+  }
+  uint64_t t = check_timeouts(sp, now);
+  if (t < wake) wake = t;
+  t = respawn(sp, now);
+  if (t < wake) wake = t;
+  if (sp->o->serve) {
+    fp__sup_reclaim_clients(sp);
+    reload_step(sp);
+    /* Rows above the target retire; idle sleepers are woken by retire(). */
+    uint32_t target = atomic_load(&h->workers_target);
+    for (uint32_t r = target; r < sp->nrows; r++)
+      if (atomic_load(&fp__row_at(sp->s, r)->pid) > 0 &&
+          !atomic_load(&fp__row_at(sp->s, r)->retire))
+        retire(sp, r);
+  }
+  if (st == FP__POOL_DRAINING) {
+    if (workers_alive(sp) == 0 && atomic_load(&h->q.ready_len) == 0)
+      stop_now(sp); /* drained: stop_now only settles */
+    else if (now >= sp->drain_deadline)
+      stop_now(sp);
+    if (sp->drain_deadline < wake) wake = sp->drain_deadline;
+  }
+  return wake <= now ? 0 : (int)((wake - now + 999999u) / 1000000u);
+}
+
+int fp__sup_run(const struct fp__sup_opts *o) {
+  struct fp__seg *s = o->seg;
   struct fp__hdr *h = s->hdr;
-  struct sup sp = {.s = s, .cfg = cfg, .cmd_fd = cmd_fd, .sfd = -1,
-                   .nrows = cfg->workers, .drain_deadline = UINT64_MAX,
-                   .self = getpid()};
+  const fp_config *cfg = o->cfg;
+  struct fp__sup sp = {.o = o, .s = s, .cfg = cfg, .sfd = -1,
+                       .nrows = h->nrows, .drain_deadline = UINT64_MAX,
+                       .hup_next = -1, .self = getpid()};
+  sigset_t old;
   atomic_store(&h->sup_pid, sp.self);
   atomic_store(&h->sup_start_ns, fp__now_ns());
   atomic_store(&h->workers_target, cfg->workers);
   sp.rc = calloc(sp.nrows, sizeof(*sp.rc));
-  int err = sp.rc == NULL ? -ENOMEM : setup_signals(&sp);
-  if (err == 0 && cmd_fd >= 0 &&
-      fcntl(cmd_fd, F_SETFL, fcntl(cmd_fd, F_GETFL) | O_NONBLOCK) != 0)
+  sp.settled_gen = calloc(h->nclients, sizeof(*sp.settled_gen));
+  int err = sp.rc == NULL || sp.settled_gen == NULL ? -ENOMEM
+                                                    : setup_signals(&sp, &old);
+  if (err == 0 && o->cmd_fd >= 0 &&
+      fcntl(o->cmd_fd, F_SETFL, fcntl(o->cmd_fd, F_GETFL) | O_NONBLOCK) != 0)
     err = -errno;
   if (err < 0) {
     atomic_store(&h->start_error, -err);
     set_state(&sp, FP__POOL_FAILED);
-    _exit(1);
+    if (sp.sfd >= 0) {
+      close(sp.sfd);
+      sigprocmask(SIG_SETMASK, &old, NULL);
+    }
+    free(sp.rc);
+    free(sp.settled_gen);
+    return err;
   }
-  for (uint32_t r = 0; r < sp.nrows; r++) {
-    err = spawn(&sp, r);
-    if (err < 0) fail_start(&sp, -err);
-  }
+  for (uint32_t r = 0; r < cfg->workers && !sp.stopped; r++)
+    if ((err = spawn(&sp, r)) < 0) fail_start(&sp, -err);
 
   uint64_t tick = cfg->timeout_ms == 0 ? 1000000000ull
                   : cfg->timeout_ms >= 1000 ? 100000000ull
                   : (uint64_t)cfg->timeout_ms * 100000u + 1000000u;
-  for (;;) {
-    uint64_t now = fp__now_ns();
-    uint32_t st = atomic_load(&h->state);
-    uint64_t wake = now + tick;
-    if (st == FP__POOL_STARTING) {
-      if (all_ready(&sp)) set_state(&sp, FP__POOL_RUNNING);
-      else wake = now + 2000000u;
-    }
-    uint64_t t = check_timeouts(&sp, now);
-    if (t < wake) wake = t;
-    t = respawn(&sp, now);
-    if (t < wake) wake = t;
-    if (st == FP__POOL_DRAINING) {
-      if (workers_alive(&sp) == 0 && atomic_load(&h->q.ready_len) == 0)
-        stop_now(&sp); /* nothing left: stop_now only settles and exits */
-      if (now >= sp.drain_deadline) stop_now(&sp);
-      if (sp.drain_deadline < wake) wake = sp.drain_deadline;
-    }
-    int ms = wake <= now ? 0 : (int)((wake - now + 999999u) / 1000000u);
+  if (o->serve && tick > 100000000ull) tick = 100000000ull;
+  while (!sp.stopped) {
+    int ms = turn(&sp, tick);
+    if (sp.stopped) break;
     struct pollfd pf[2] = {{.fd = sp.sfd, .events = POLLIN},
-                           {.fd = cmd_fd, .events = POLLIN}};
-    int n = poll(pf, cmd_fd >= 0 ? 2 : 1, ms);
-    if (n < 0 && errno != EINTR) ms = 10; /* cannot happen; do not spin */
+                           {.fd = o->cmd_fd, .events = POLLIN}};
+    int n = poll(pf, o->cmd_fd >= 0 ? 2 : 1, ms);
+    if (n < 0 && errno != EINTR) usleep(10000); /* cannot happen: no spin */
     read_signals(&sp);
-    reap(&sp);
-    if (cmd_fd >= 0 && n > 0 && pf[1].revents != 0) read_cmds(&sp);
+    reap(&sp, 0);
+    if (o->cmd_fd >= 0 && n > 0 && pf[1].revents != 0) read_cmds(&sp);
   }
+  err = atomic_load(&h->state) == FP__POOL_FAILED
+            ? -atomic_load(&h->start_error)
+            : 0;
+  /* Consume what is pending of our signals before unblocking them. */
+  read_signals(&sp);
+  close(sp.sfd);
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  free(sp.rc);
+  free(sp.settled_gen);
+  return err;
+}
+
+void fp__supervisor_main(struct fp__seg *s, const fp_config *cfg,
+                         int cmd_fd) {
+  fp__reset_signals();
+  struct fp__sup_opts o = {.seg = s, .cfg = cfg, .cmd_fd = cmd_fd};
+  _exit(fp__sup_run(&o) == 0 ? 0 : 1);
 }

@@ -31,26 +31,29 @@ void fp__reset_signals(void) {
 
 struct take_ctx {
   struct fp__seg *s;
+  struct fp__row *row;
 };
 
 static int ready_or_stopping(void *arg) {
-  struct fp__seg *s = ((struct take_ctx *)arg)->s;
-  return atomic_load(&s->hdr->q.ready_len) > 0 ||
-         atomic_load(&s->hdr->state) >= FP__POOL_DRAINING;
+  struct take_ctx *c = arg;
+  return atomic_load(&c->s->hdr->q.ready_len) > 0 ||
+         atomic_load(&c->s->hdr->state) >= FP__POOL_DRAINING ||
+         atomic_load(&c->row->retire);
 }
 
 /*
  * Claim the oldest READY task for row `r`. Returns its slot index, or NONE
- * when the pool is draining with nothing queued, stopping, or the supervisor
- * is gone: the worker should then exit.
+ * when the pool is draining with nothing queued, stopping, the row is
+ * retired, or the supervisor is gone: the worker should then exit.
  */
 static uint32_t take(struct fp__seg *s, uint32_t r, pid_t self, pid_t sup) {
   struct fp__hdr *h = s->hdr;
   struct fp__row *row = fp__row_at(s, r);
-  struct take_ctx ctx = {s};
+  struct take_ctx ctx = {s, row};
   for (;;) {
     uint32_t st = atomic_load(&h->state);
-    if (st >= FP__POOL_STOPPING) return FP__NONE;
+    /* Retired (reload, shrink): exit between tasks, never inside one. */
+    if (st >= FP__POOL_STOPPING || atomic_load(&row->retire)) return FP__NONE;
     if (fp__q_lock(s) != 0) return FP__NONE;
     uint32_t i = fp__q_take_ready(s);
     if (i != FP__NONE) {

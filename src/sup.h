@@ -1,0 +1,68 @@
+/*
+ * The supervisor's private state, shared by supervisor.c (processes, tasks,
+ * the loop), sup_clients.c (reclaiming what dead producers held) and the two
+ * ways to run one: a private pool's forked child (pool.c) and fp_serve().
+ */
+#ifndef FP_SUP_H
+#define FP_SUP_H
+
+#include "segment.h"
+
+/* How to run a supervisor. */
+struct fp__sup_opts {
+  struct fp__seg *seg;
+  const fp_config *cfg;
+  int cmd_fd;          /* owner's command pipe (private pools), else -1 */
+  int serve;           /* named pool: signals, logging, client reclaiming */
+  int grace_ms;        /* drain limit on SIGTERM/SIGINT (serve) */
+  fp_log_fn log;
+  void *log_ctx;
+  void (*on_ready)(void *ctx);
+  void *ready_ctx;
+};
+
+enum { FP__KILL_NONE = 0, FP__KILL_TIMEOUT = 1, FP__KILL_STOP = 2 };
+
+struct fp__rowctl {
+  uint64_t spawn_at;  /* when an empty row may be forked again */
+  uint64_t spawned_ns;
+  int kill_reason;    /* why we SIGKILLed it, if we did */
+  uint64_t kill_task;
+};
+
+struct fp__sup {
+  const struct fp__sup_opts *o;
+  struct fp__seg *s;
+  const fp_config *cfg;
+  int sfd;                 /* signalfd */
+  uint32_t nrows;
+  struct fp__rowctl *rc;
+  uint32_t *settled_gen;   /* per client row: gen fully reclaimed */
+  uint32_t streak;         /* consecutive deaths with no task finished */
+  int backoff_logged;      /* once per burst */
+  uint64_t drain_deadline;
+  int hup_next;            /* next row to replace on SIGHUP; -1: none */
+  int stopped;             /* loop ends */
+  pid_t self;
+};
+
+/* Log a formatted event through opts->log, if any. */
+FP__HIDDEN void fp__sup_log(struct fp__sup *sp, fp_log_level lvl,
+                            const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Run the supervisor until the pool stops. The segment must be laid out and
+ * the state STARTING. Returns 0 after a stop (every task terminal, every
+ * worker reaped), or -errno when the pool could not start (state FAILED,
+ * start_error set, every worker reaped).
+ */
+FP__HIDDEN int fp__sup_run(const struct fp__sup_opts *o);
+
+/*
+ * Named pools: free what dead producers held (FILLING slots; DONE results
+ * nobody will collect, counted as abandoned). Called every tick.
+ */
+FP__HIDDEN void fp__sup_reclaim_clients(struct fp__sup *sp);
+
+#endif /* FP_SUP_H */

@@ -1,0 +1,56 @@
+/*
+ * Reclaiming what dead producers held, for named pools.
+ *
+ * A producer owns client row r while its open of the segment file holds the
+ * OFD lock on byte FP__CLIENT_LOCK_BYTE(r). We read the row's gen first and
+ * test the lock second: if the lock is free, every slot stamped (r, g') with
+ * g' <= gen belongs to a producer that is gone (a new claimant locks first,
+ * then bumps gen, so its slots carry a larger gen). Those slots are:
+ *   FILLING  -> FREE (the producer died mid-submit; the task never existed)
+ *   DONE     -> FREE, counted abandoned (nobody will collect the result)
+ *   READY or RUNNING: left to finish; freed on a later tick once DONE.
+ */
+#include "queue.h"
+#include "shm.h"
+#include "sup.h"
+
+void fp__sup_reclaim_clients(struct fp__sup *sp) {
+  struct fp__seg *s = sp->s;
+  struct fp__hdr *h = s->hdr;
+  for (uint32_t r = 0; r < h->nclients; r++) {
+    struct fp__client *c = fp__client_at(s, r);
+    uint32_t gen = atomic_load(&c->gen);
+    if (gen == sp->settled_gen[r]) continue; /* nothing of it outstanding */
+    int held = fp__ofd_held(s->fd, FP__CLIENT_LOCK_BYTE(r));
+    if (held != 0) continue; /* alive, or cannot tell: never on suspicion */
+
+    int outstanding = 0;
+    uint64_t freed = 0, abandoned = 0;
+    if (fp__q_lock(s) != 0) return;
+    for (uint32_t i = 0; i < h->nslots; i++) {
+      struct fp__slot *sl = fp__slot_at(s, i);
+      if (sl->owner != r || sl->owner_gen > gen) continue;
+      uint32_t st = atomic_load(&sl->state);
+      if (st == FP__SLOT_FILLING) {
+        fp__q_put_free(s, i);
+        freed++;
+      } else if (st == FP__SLOT_DONE) {
+        fp__q_put_free(s, i);
+        abandoned++;
+      } else if (st == FP__SLOT_READY || st == FP__SLOT_RUNNING) {
+        outstanding = 1;
+      }
+    }
+    fp__q_unlock(s);
+    if (abandoned > 0) atomic_fetch_add(&h->c.abandoned, abandoned);
+    if (freed + abandoned > 0) {
+      fp__q_wake_space(s);
+      fp__sup_log(sp, FP_LOG_INFO,
+                  "producer pid %d gone: reclaimed %llu unfinished "
+                  "submission(s), %llu uncollected result(s)",
+                  (int)atomic_load(&c->pid), (unsigned long long)freed,
+                  (unsigned long long)abandoned);
+    }
+    if (!outstanding) sp->settled_gen[r] = gen;
+  }
+}
