@@ -1,0 +1,146 @@
+/*
+ * Formatting results. Signal names come from a table rather than
+ * sigabbrev_np() (glibc 2.32+ only) so the tool builds on older glibc and
+ * musl, and every name it prints is the same everywhere.
+ */
+#include <signal.h>
+#include <stdio.h>
+
+#include "format.h"
+#include "json.h"
+
+struct signame {
+  int sig;
+  const char *name;
+};
+
+static const struct signame signames[] = {
+  { SIGHUP, "SIGHUP" },     { SIGINT, "SIGINT" },   { SIGQUIT, "SIGQUIT" },
+  { SIGILL, "SIGILL" },     { SIGTRAP, "SIGTRAP" }, { SIGABRT, "SIGABRT" },
+  { SIGBUS, "SIGBUS" },     { SIGFPE, "SIGFPE" },   { SIGKILL, "SIGKILL" },
+  { SIGUSR1, "SIGUSR1" },   { SIGSEGV, "SIGSEGV" }, { SIGUSR2, "SIGUSR2" },
+  { SIGPIPE, "SIGPIPE" },   { SIGALRM, "SIGALRM" }, { SIGTERM, "SIGTERM" },
+#ifdef SIGSTKFLT
+  { SIGSTKFLT, "SIGSTKFLT" },
+#endif
+  { SIGCHLD, "SIGCHLD" },   { SIGCONT, "SIGCONT" }, { SIGSTOP, "SIGSTOP" },
+  { SIGTSTP, "SIGTSTP" },   { SIGTTIN, "SIGTTIN" }, { SIGTTOU, "SIGTTOU" },
+  { SIGURG, "SIGURG" },     { SIGXCPU, "SIGXCPU" }, { SIGXFSZ, "SIGXFSZ" },
+  { SIGVTALRM, "SIGVTALRM" }, { SIGPROF, "SIGPROF" },
+  { SIGWINCH, "SIGWINCH" }, { SIGIO, "SIGIO" },
+#ifdef SIGPWR
+  { SIGPWR, "SIGPWR" },
+#endif
+  { SIGSYS, "SIGSYS" },
+};
+
+const char *cli_signal_name(int sig, char *buf, size_t len)
+{
+  size_t i;
+
+  for (i = 0; i < sizeof signames / sizeof signames[0]; i++)
+    if (signames[i].sig == sig)
+      return signames[i].name;
+#ifdef SIGRTMIN
+  if (sig >= SIGRTMIN && sig <= SIGRTMAX) {
+    snprintf(buf, len, "SIGRTMIN+%d", sig - SIGRTMIN);
+    return buf;
+  }
+#endif
+  snprintf(buf, len, "SIG%d", sig);
+  return buf;
+}
+
+/* The worker's exit code is meaningful only when it died without a signal
+ * while running the task. */
+static int has_exit(const fp_result *r)
+{
+  return (r->status == FP_CRASHED || r->status == FP_TIMEOUT) &&
+         r->signal == 0 && r->exit_code >= 0;
+}
+
+static void format_plain(struct cli_out *o, const struct cli_entry *e,
+                         size_t max_input)
+{
+  const fp_result *r = &e->res;
+  char sb[32];
+
+  if (e->state == CLI_ENTRY_OVERSIZE) {
+    cli_out_printf(o, "failed\tcode=%d input is %llu bytes, over --max-input %zu\n",
+                   CLI_CODE_OVERSIZE, (unsigned long long)e->input_len,
+                   max_input);
+    return;
+  }
+  cli_out_puts(o, fp_status_name(r->status));
+  cli_out_putc(o, '\t');
+  switch (r->status) {
+  case FP_OK:
+    cli_plain_escape(o, r->output, r->output_len);
+    break;
+  case FP_FAILED:
+    cli_out_printf(o, "code=%d", r->code);
+    break;
+  case FP_CRASHED:
+    if (r->signal)
+      cli_out_puts(o, cli_signal_name(r->signal, sb, sizeof sb));
+    else if (has_exit(r))
+      cli_out_printf(o, "exit=%d", r->exit_code);
+    else
+      cli_out_puts(o, "crashed");
+    break;
+  case FP_TIMEOUT:
+    /* The signal the supervisor killed it with, as for crashed. */
+    if (r->signal)
+      cli_out_puts(o, cli_signal_name(r->signal, sb, sizeof sb));
+    else
+      cli_out_puts(o, "timeout");
+    break;
+  default:
+    cli_out_puts(o, fp_status_name(r->status));
+    break;
+  }
+  cli_out_putc(o, '\n');
+}
+
+static void format_json(struct cli_out *o, uint64_t seq,
+                        const struct cli_entry *e, size_t max_input)
+{
+  const fp_result *r = &e->res;
+  char sb[32];
+
+  cli_out_printf(o, "{\"seq\":%llu,\"status\":", (unsigned long long)seq);
+  if (e->state == CLI_ENTRY_OVERSIZE) {
+    cli_out_printf(o, "\"failed\",\"code\":%d,\"error\":"
+                   "\"input is %llu bytes, over --max-input %zu\","
+                   "\"attempts\":0,\"worker\":0,\"ms\":0.000}\n",
+                   CLI_CODE_OVERSIZE, (unsigned long long)e->input_len,
+                   max_input);
+    return;
+  }
+  cli_json_string(o, fp_status_name(r->status));
+  if (r->status == FP_OK || (r->status == FP_FAILED && r->output_len > 0)) {
+    cli_out_puts(o, ",\"output\":\"");
+    cli_json_escape(o, r->output, r->output_len);
+    cli_out_putc(o, '"');
+  }
+  if (r->signal) {
+    cli_out_puts(o, ",\"signal\":");
+    cli_json_string(o, cli_signal_name(r->signal, sb, sizeof sb));
+  }
+  if (has_exit(r))
+    cli_out_printf(o, ",\"exit\":%d", r->exit_code);
+  if (r->status == FP_FAILED)
+    cli_out_printf(o, ",\"code\":%d", r->code);
+  cli_out_printf(o, ",\"attempts\":%u,\"worker\":%ld,\"ms\":%.3f}\n",
+                 r->attempts, (long)r->worker, (double)r->run_us / 1000.0);
+}
+
+int cli_format_result(struct cli_out *o, int json, uint64_t seq,
+                      const struct cli_entry *e, size_t max_input)
+{
+  if (json)
+    format_json(o, seq, e, max_input);
+  else
+    format_plain(o, e, max_input);
+  return e->state == CLI_ENTRY_DONE && e->res.status == FP_OK;
+}

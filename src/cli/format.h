@@ -1,0 +1,41 @@
+/*
+ * One result line of `forkpool run`, plain or JSON.
+ *
+ * Plain:  <status> TAB <detail> LF
+ *   ok        the output, escaped by cli_plain_escape()
+ *   failed    code=N     (too long input: code=90 input is N bytes, over
+ *                         --max-input M)
+ *   crashed   SIGNAME, or exit=N when the worker exited
+ *   timeout   timeout, then " SIGNAME" when a signal killed the worker
+ *   cancelled cancelled
+ * JSON (one object per line, keys in this order, optional ones omitted):
+ *   {"seq":0,"status":"ok","output":"HELLO","signal":"SIGSEGV","exit":3,
+ *    "code":7,"error":"...","attempts":1,"worker":1234,"ms":0.012}
+ */
+#ifndef FORKPOOL_CLI_FORMAT_H
+#define FORKPOOL_CLI_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "output.h"
+#include "reorder.h"
+
+/* The error code reported for a record over --max-input. */
+#define CLI_CODE_OVERSIZE 90 /* EMSGSIZE on Linux */
+
+/*
+ * "SIGSEGV" for a signal number, "SIGRTMIN+3" for real-time signals,
+ * "SIG<n>" for anything else. Returns buf or a static string.
+ */
+const char *cli_signal_name(int sig, char *buf, size_t len);
+
+/*
+ * Append the line for the finished entry e at position seq. max_input is
+ * quoted in the text of an oversize entry. Returns 1 when the task ended
+ * FP_OK, 0 otherwise.
+ */
+int cli_format_result(struct cli_out *o, int json, uint64_t seq,
+                      const struct cli_entry *e, size_t max_input);
+
+#endif /* FORKPOOL_CLI_FORMAT_H */

@@ -1,0 +1,40 @@
+/*
+ * Escapers that turn arbitrary bytes into text that is safe to print.
+ *
+ * Both pass valid UTF-8 through unchanged, so ordinary text stays readable,
+ * and both always produce valid UTF-8 without a newline, so one result is
+ * one line.
+ */
+#ifndef FORKPOOL_CLI_JSON_H
+#define FORKPOOL_CLI_JSON_H
+
+#include <stddef.h>
+
+#include "output.h"
+
+/*
+ * Append the body of a JSON string (without the quotes) for bytes s[0..n).
+ * '"' and '\\' are escaped, control characters become \n \t \r \b \f or
+ * \u00XX, DEL becomes \u007f, and each byte that is not part of a valid
+ * UTF-8 sequence (overlong forms, surrogates and code points above U+10FFFF
+ * are invalid) becomes \u00XX: the result is valid JSON for any input.
+ */
+void cli_json_escape(struct cli_out *o, const void *s, size_t n);
+
+/* Append "s" as a quoted JSON string (s is NUL-terminated). */
+void cli_json_string(struct cli_out *o, const char *s);
+
+/*
+ * Append bytes for the tab-separated plain output: '\n' '\t' '\r' '\\'
+ * become \n \t \r \\, other control bytes, DEL and bytes of invalid UTF-8
+ * become \xHH.
+ */
+void cli_plain_escape(struct cli_out *o, const void *s, size_t n);
+
+/*
+ * Length of the valid UTF-8 sequence starting at s[0] (1 to 4; s has n > 0
+ * bytes), or 0 when s[0] does not start one. Exposed for tests.
+ */
+size_t cli_utf8_seq_len(const unsigned char *s, size_t n);
+
+#endif /* FORKPOOL_CLI_JSON_H */

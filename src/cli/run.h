@@ -1,0 +1,31 @@
+/*
+ * forkpool run: its options, shared by the option parser (run_opts.c) and
+ * the run loop (run.c).
+ */
+#ifndef FORKPOOL_CLI_RUN_H
+#define FORKPOOL_CLI_RUN_H
+
+#include <stddef.h>
+
+#define CLI_RUN_CMD "forkpool run"
+
+struct run_opts {
+  const char *handler;   /* LIB.so[:SYMBOL], points into argv */
+  unsigned workers;      /* default: online CPUs */
+  unsigned slots;        /* --queue, default 256 */
+  unsigned timeout_ms;   /* 0 = none */
+  unsigned max_tasks;    /* 0 = never recycle */
+  size_t max_input;      /* default 65536 */
+  size_t max_output;     /* default 65536 */
+  int json;              /* --json */
+  int delim;             /* '\n', or '\0' with -0 */
+};
+
+/*
+ * Parse the run subcommand's argv (argv[0] is "run") into *o, with every
+ * default filled in. Returns -1 to go on, or the exit status to end with:
+ * 0 after --help (printed on stdout), 2 after a message on stderr.
+ */
+int cli_run_parse(int argc, char **argv, struct run_opts *o);
+
+#endif /* FORKPOOL_CLI_RUN_H */
