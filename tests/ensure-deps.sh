@@ -1,0 +1,54 @@
+#!/bin/sh
+# Make sure what `make check` needs is installed:
+#   - libcheck, found with pkg-config, for the C tests (required);
+#   - python3, with which tests/cli.sh also checks its JSON output (optional:
+#     without it that one check is skipped).
+# As root with apt-get it installs what is missing; otherwise it prints the
+# command to run, and fails when something required is missing.
+# Exit status: 0 when everything required is there, 1 otherwise.
+set -u
+
+have_check() {
+  command -v pkg-config >/dev/null 2>&1 && pkg-config --exists check
+}
+
+have_python() {
+  command -v python3 >/dev/null 2>&1
+}
+
+required=""
+have_check || required="check pkg-config"
+optional=""
+have_python || optional="python3"
+if [ -z "$required$optional" ]; then
+  exit 0
+fi
+pkgs="${required}${required:+${optional:+ }}${optional}"
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "ensure-deps: installing $pkgs with apt-get" >&2
+  # A failed update is not fatal on its own: the lists may be recent enough.
+  apt-get update -qq >/dev/null 2>&1 ||
+    echo "ensure-deps: apt-get update failed; trying the install anyway" >&2
+  # shellcheck disable=SC2086 # $pkgs is a list of words on purpose
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null
+  then
+    echo "ensure-deps: apt-get install -y $pkgs failed" >&2
+    [ -z "$required" ] && exit 0 # only python3 is missing: go on without it
+    exit 1
+  fi
+  if ! have_check; then
+    echo "ensure-deps: installed, but pkg-config still finds no 'check'" >&2
+    exit 1
+  fi
+  exit 0
+fi
+
+if [ -n "$required" ]; then
+  echo "ensure-deps: libcheck is missing; install it with:" >&2
+  echo "  sudo apt-get install -y $pkgs" >&2
+  exit 1
+fi
+echo "ensure-deps: python3 is missing; tests/cli.sh will skip its JSON" \
+  "check (sudo apt-get install -y python3)" >&2
+exit 0
