@@ -135,6 +135,7 @@ typedef struct fp_stats {
   unsigned clients;     /* producer processes attached (named pools) */
   const char *state;    /* "starting", "running", "draining", ... */
   uint64_t repairs;     /* queue rebuilt after a process died holding it */
+  uint64_t segment_bytes; /* size of the shared segment */
 } fp_stats;
 
 /* One scoreboard row, for `forkpool stat`. */

@@ -12,6 +12,7 @@
 
 #include "pool.h"
 #include "queue.h"
+#include "spin.h"
 
 /* How long one sleep lasts at most before rechecking the supervisor. */
 #define RECHECK_NS 100000000ull
@@ -46,6 +47,64 @@ static int space_or_stopped(void *arg) {
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
+/*
+ * Return our collected slots to the free stack (mu and the queue lock held).
+ * Each entry is a task id: a slot the supervisor freed meanwhile (and maybe
+ * reused) no longer carries it, and is left alone.
+ */
+static int flush_frees(struct fp_pool *p) {
+  struct fp__seg *s = &p->seg;
+  int n = 0;
+  for (unsigned k = 0; k < p->nfb; k++) {
+    uint32_t i = (uint32_t)(p->fb[k] & FP__ID_INDEX_MASK);
+    struct fp__slot *sl = fp__slot_at(s, i);
+    if (atomic_load(&sl->state) == FP__SLOT_COLLECTED &&
+        atomic_load(&sl->id) == p->fb[k]) {
+      fp__q_put_free(s, i);
+      n++;
+    }
+  }
+  p->nfb = 0;
+  return n;
+}
+
+/* Is the supervisor still there? A system call at most every 64 calls. */
+static int check_alive(struct fp_pool *p) {
+  if (atomic_load(&p->sup_gone)) return 0;
+  if ((atomic_fetch_add(&p->alive_tick, 1) & 63) != 0) return 1;
+  return fp__sup_alive(p);
+}
+
+/* Fill slot i (ours, FILLING) with the task. */
+static void fill(struct fp__slot *sl, const void *in, size_t len) {
+  sl->in_len = (uint32_t)len;
+  sl->attempts = 0;
+  sl->started_ns = 0;
+  atomic_store(&sl->worker, 0);
+  if (len > 0) memcpy(fp__slot_in(sl), in, len);
+}
+
+/*
+ * Publish our FILLING slot i (mu and the queue lock held), or give it back
+ * when a stop began. 0 or -ESHUTDOWN; the queue lock is released.
+ */
+static int publish(struct fp_pool *p, uint32_t i, uint64_t *id) {
+  struct fp__seg *s = &p->seg;
+  struct fp__slot *sl = fp__slot_at(s, i);
+  if (atomic_load(&s->hdr->state) != FP__POOL_RUNNING) {
+    fp__q_put_free(s, i);
+    fp__q_unlock(s);
+    fp__q_wake_space(s);
+    return -ESHUTDOWN;
+  }
+  uint64_t tid = atomic_load(&sl->id);
+  fp__q_put_ready(s, i);
+  fp__q_unlock(s);
+  fp__pend_add(p, i, tid);
+  *id = tid;
+  return 0;
+}
+
 FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
                         int timeout_ms, uint64_t *id) {
   if (p == NULL || id == NULL || (in == NULL && len > 0)) return -EINVAL;
@@ -53,30 +112,28 @@ FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
   struct fp__seg *s = &p->seg;
   struct fp__hdr *h = s->hdr;
   if (len > h->max_input) return -EMSGSIZE;
-  uint64_t deadline = fp__deadline_ns(timeout_ms);
+  uint64_t deadline = UINT64_MAX;
   struct space_ctx ctx = {s};
-  if (atomic_load(&h->state) != FP__POOL_RUNNING) return -ESHUTDOWN;
-  {
-    /*
-     * Refuse early if the supervisor died (its state word cannot say so);
-     * one check per 20 ms keeps the system call off the fast path.
-     */
-    uint64_t now = fp__now_ns();
-    if (now - atomic_load(&p->alive_checked_ns) > 20000000u) {
-      if (!fp__sup_alive(p)) return -EPIPE;
-      atomic_store(&p->alive_checked_ns, now);
-    }
-  }
   uint32_t i;
   int err;
   for (;;) {
     if (atomic_load(&h->state) != FP__POOL_RUNNING) return -ESHUTDOWN;
-    if ((err = fp__q_lock(s)) < 0) return err;
+    /* The state word cannot say that the supervisor died: ask now and then. */
+    if (!check_alive(p)) return -EPIPE;
+    pthread_mutex_lock(&p->mu);
+    if ((err = fp__q_lock(s)) < 0) {
+      pthread_mutex_unlock(&p->mu);
+      return err;
+    }
+    flush_frees(p); /* our collected slots first: we may need one */
     i = fp__q_take_free(s, p->client, p->client_gen);
+    if (i != FP__NONE) break; /* mu and the queue lock still held */
     fp__q_unlock(s);
-    if (i != FP__NONE) break;
+    pthread_mutex_unlock(&p->mu);
     if (timeout_ms == FP_NOWAIT) return -EAGAIN;
     uint64_t now = fp__now_ns();
+    if (deadline == UINT64_MAX && timeout_ms > 0)
+      deadline = now + (uint64_t)timeout_ms * 1000000u;
     if (now >= deadline) return -ETIMEDOUT;
     if (!fp__sup_alive(p)) return -EPIPE;
     fp__q_sleep(&h->q.space_sem, &h->q.space_sleepers,
@@ -84,34 +141,25 @@ FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
   }
 
   struct fp__slot *sl = fp__slot_at(s, i);
-  sl->in_len = (uint32_t)len;
-  sl->attempts = 0;
-  sl->started_ns = 0;
-  atomic_store(&sl->worker, 0);
-  if (len > 0) memcpy(fp__slot_in(sl), in, len);
-  uint64_t tid = atomic_load(&sl->id);
-
-  /* Local list first (under mu): a fast worker may finish it at once. */
-  pthread_mutex_lock(&p->mu);
-  if ((err = fp__q_lock(s)) < 0) {
+  if (len <= FP__INLINE_COPY) {
+    /*
+     * Small input: take, fill and publish in one critical section. Dying
+     * in it leaves a FILLING slot stamped with our row: reclaimed with us.
+     */
+    fill(sl, in, len);
+    err = publish(p, i, id);
     pthread_mutex_unlock(&p->mu);
-    return err; /* the slot stays FILLING: the lock is gone anyway */
-  }
-  if (atomic_load(&h->state) != FP__POOL_RUNNING) {
-    /* Stop began while we filled: give the slot back, refuse. */
-    fp__q_put_free(s, i);
+  } else {
+    /* Large input: copy without holding the lock others need. */
     fp__q_unlock(s);
     pthread_mutex_unlock(&p->mu);
-    fp__q_wake_space(s);
-    return -ESHUTDOWN;
+    fill(sl, in, len);
+    pthread_mutex_lock(&p->mu);
+    if ((err = fp__q_lock(s)) == 0) err = publish(p, i, id);
+    pthread_mutex_unlock(&p->mu);
   }
-  fp__q_put_ready(s, i);
-  fp__q_unlock(s);
-  fp__pend_add(p, i, tid);
-  pthread_mutex_unlock(&p->mu);
-  fp__q_wake_workers(s, 1);
-  *id = tid;
-  return 0;
+  if (err == 0) fp__q_wake_workers(s, 1);
+  return err;
 }
 
 FP_EXTERN void fp_result_init(fp_result *res) {
@@ -151,12 +199,23 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
   res->attempts = sl->attempts;
   res->worker = atomic_load(&sl->worker);
   res->run_us = sl->run_us;
+  /*
+   * DONE -> COLLECTED, and the slot goes on our batch of frees, returned
+   * under the lock our next submit takes anyway. Flushed now when the batch
+   * is full, when nothing of ours is pending, or when a producer waits for
+   * space (the supervisor also frees COLLECTED slots for those).
+   */
+  atomic_store(&sl->state, FP__SLOT_COLLECTED);
+  p->fb[p->nfb++] = p->pend_id[i];
   fp__pend_del(p, i);
-  if (fp__q_lock(s) == 0) {
-    fp__q_put_free(s, i);
-    fp__q_unlock(s);
+  if (p->nfb == FP__FREE_BATCH || p->npending == 0 ||
+      atomic_load(&s->hdr->q.space_sleepers) > 0) {
+    if (fp__q_lock(s) == 0) {
+      flush_frees(p);
+      fp__q_unlock(s);
+    }
+    fp__q_wake_space(s);
   }
-  fp__q_wake_space(s);
   return 0;
 }
 
@@ -168,11 +227,26 @@ static int is_done(struct fp_pool *p, uint32_t i) {
  * Sleep until one of our tasks may have finished, for at most rel_ns, unless
  * `ready(p, arg)` holds once we are registered as a waiter.
  */
+struct seq_ctx {
+  _Atomic uint32_t *word;
+  uint32_t seen;
+};
+
+static int seq_moved(void *arg) {
+  struct seq_ctx *c = arg;
+  return atomic_load(c->word) != c->seen;
+}
+
 static void wait_done(struct fp_pool *p, uint64_t rel_ns,
                       int (*ready)(struct fp_pool *, uint32_t), uint32_t arg) {
   struct fp__client *c = fp__client_at(&p->seg, p->client);
   uint32_t seq = atomic_load(&c->done_seq);
+  /* A task of ours finishing bumps done_seq: watch it a moment first. */
+  struct seq_ctx sc = {&c->done_seq, seq};
+  if (!ready(p, arg) && fp__spin(p->seg.hdr, seq_moved, &sc)) return;
   atomic_fetch_add(&c->waiters, 1);
+  /* Clear before the recheck: a finisher after it will wake us again. */
+  atomic_store(&c->woken, 0);
   if (!ready(p, arg) &&
       atomic_load(&p->seg.hdr->state) != FP__POOL_STOPPED)
     fp__futex_wait(&c->done_seq, seq, rel_ns);

@@ -261,6 +261,7 @@ FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
   uint64_t t0 = atomic_load(&h->sup_start_ns);
   st->uptime_us = st->supervisor && t0 ? (fp__now_ns() - t0) / 1000u : 0;
   st->rows = h->nrows;
+  st->segment_bytes = h->seg_bytes;
   st->repairs = atomic_load(&h->c.repairs);
   static const char *names[] = {"?", "starting", "running", "draining",
                                 "stopping", "stopped", "failed"};

@@ -8,6 +8,11 @@
 
 #include "segment.h"
 
+/* Collected slots returned to the free stack in batches of this many. */
+#define FP__FREE_BATCH 32
+/* Inputs up to this many bytes are copied inside the queue lock. */
+#define FP__INLINE_COPY 4096
+
 struct fp_pool {
   struct fp__seg seg;
   pid_t sup_pid;
@@ -28,7 +33,9 @@ struct fp_pool {
   pthread_mutex_t stop_mu; /* serialises fp_pool_stop */
   int stopped;
   _Atomic int sup_gone;   /* supervisor reaped (by us or someone else) */
-  _Atomic uint64_t alive_checked_ns; /* attached: last liveness check */
+  _Atomic uint32_t alive_tick; /* submits since the last liveness check */
+  uint64_t fb[FP__FREE_BATCH];  /* ids of collected slots to free (mu) */
+  unsigned nfb;
   int sup_status;
 };
 

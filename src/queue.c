@@ -5,6 +5,10 @@
 
 #include <stdlib.h>
 
+#include "spin.h"
+
+__thread uint32_t fp__spin_budget;
+
 int fp__q_lock(struct fp__seg *s) {
   struct fp__queue *q = &s->hdr->q;
   int r = pthread_mutex_lock(&q->lock);
@@ -136,7 +140,16 @@ void fp__q_wake_workers(struct fp__seg *s, uint32_t n) {
   struct fp__queue *q = &s->hdr->q;
   uint32_t sl = atomic_load(&q->ready_sleepers);
   if (sl == 0) return;
-  if (n > sl) n = sl;
+  /*
+   * Tokens already posted will wake that many sleepers: post only for the
+   * rest, so a burst of submits makes one system call per sleeper, not one
+   * per task. (sem_getvalue is a plain load of the semaphore word.)
+   */
+  int v = 0;
+  sem_getvalue(&q->ready_sem, &v);
+  if (v < 0) v = 0;
+  if ((uint32_t)v >= sl) return;
+  if (n > sl - (uint32_t)v) n = sl - (uint32_t)v;
   while (n-- > 0) sem_post(&q->ready_sem);
 }
 

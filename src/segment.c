@@ -3,6 +3,7 @@
  */
 #include "segment.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -87,6 +88,9 @@ int fp__seg_layout(void *map, size_t len, const struct fp__geometry *g,
   h->clients_off = clients_off;
   h->slots_off = slots_off;
   h->uid = (uint32_t)geteuid();
+  /* See spin.h; FORKPOOL_SPIN_MAX overrides it for experiments (0: off). */
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  h->spin_max = getenv("FORKPOOL_SPIN_MAX") ? (uint32_t)atoi(getenv("FORKPOOL_SPIN_MAX")) : ncpu > 2 ? (uint32_t)ncpu - 1 : 1;
   atomic_store(&h->state, FP__POOL_STARTING);
 
   int r = init_sync(&h->q);

@@ -49,14 +49,20 @@ enum fp__pool_state {
  *   READY -> DONE      supervisor cancelling, under the lock
  *   RUNNING -> DONE    the worker when the handler returned; or the
  *                      supervisor after it reaped the dead worker
- *   DONE -> FREE       the producer collecting, under the lock
+ *   DONE -> COLLECTED  the producer took the result (no lock needed: the
+ *                      slot is its own until freed)
+ *   COLLECTED -> FREE  that producer, under the lock, in batches; or the
+ *                      supervisor when others wait for space or the
+ *                      producer is gone (checking the id, under the lock)
+ *   DONE -> FREE       the supervisor, for a dead producer (abandoned)
  */
 enum fp__slot_state {
   FP__SLOT_FREE = 0,
   FP__SLOT_FILLING = 1,
   FP__SLOT_READY = 2,
   FP__SLOT_RUNNING = 3,
-  FP__SLOT_DONE = 4
+  FP__SLOT_DONE = 4,
+  FP__SLOT_COLLECTED = 5
 };
 
 /* Worker row states, for the scoreboard. */
@@ -121,6 +127,8 @@ struct fp__hdr {
   _Atomic int32_t start_error;  /* positive errno when FAILED */
   _Atomic uint32_t workers_target;
   _Atomic uint64_t sup_start_ns;
+  uint32_t spin_max;            /* processes allowed to spin at once */
+  _Atomic uint32_t spinners FP__ALIGNED; /* processes spinning now */
 
   struct fp__counters c;
   struct fp__queue q;
@@ -149,6 +157,7 @@ struct fp__row {
 struct fp__client {
   _Atomic uint32_t done_seq;    /* futex word: bumped per finished task */
   _Atomic uint32_t waiters;     /* threads asleep on done_seq */
+  _Atomic uint32_t woken;       /* a wake is on its way: skip the syscall */
   _Atomic int32_t pid;          /* last claimant, for stat; 0 if never */
   _Atomic uint32_t gen;         /* bumped on each claim */
 } FP__ALIGNED;
@@ -270,7 +279,12 @@ static inline void fp__notify_owner(const struct fp__seg *s, uint32_t owner) {
   if (FP__NEVER(owner >= s->hdr->nclients)) return;
   struct fp__client *c = fp__client_at(s, owner);
   atomic_fetch_add(&c->done_seq, 1);
-  if (atomic_load(&c->waiters) > 0) fp__futex_wake(&c->done_seq);
+  /*
+   * One wake per sleep: the first finisher wakes every waiter; later ones
+   * see `woken` set until the waiters clear it (before they recheck).
+   */
+  if (atomic_load(&c->waiters) > 0 && atomic_exchange(&c->woken, 1) == 0)
+    fp__futex_wake(&c->done_seq);
 }
 
 #endif /* FP_SEGMENT_H */

@@ -65,4 +65,10 @@ FP__HIDDEN int fp__sup_run(const struct fp__sup_opts *o);
  */
 FP__HIDDEN void fp__sup_reclaim_clients(struct fp__sup *sp);
 
+/*
+ * Return COLLECTED slots to the free stack when producers wait for space.
+ * Called every tick.
+ */
+FP__HIDDEN void fp__sup_free_collected(struct fp__sup *sp);
+
 #endif /* FP_SUP_H */

@@ -8,6 +8,7 @@
  * then bumps gen, so its slots carry a larger gen). Those slots are:
  *   FILLING  -> FREE (the producer died mid-submit; the task never existed)
  *   DONE     -> FREE, counted abandoned (nobody will collect the result)
+ *   COLLECTED -> FREE (collected, not yet returned to the free stack)
  *   READY or RUNNING: left to finish; freed on a later tick once DONE.
  */
 #include "queue.h"
@@ -31,7 +32,7 @@ void fp__sup_reclaim_clients(struct fp__sup *sp) {
       struct fp__slot *sl = fp__slot_at(s, i);
       if (sl->owner != r || sl->owner_gen > gen) continue;
       uint32_t st = atomic_load(&sl->state);
-      if (st == FP__SLOT_FILLING) {
+      if (st == FP__SLOT_FILLING || st == FP__SLOT_COLLECTED) {
         fp__q_put_free(s, i);
         freed++;
       } else if (st == FP__SLOT_DONE) {
@@ -53,4 +54,25 @@ void fp__sup_reclaim_clients(struct fp__sup *sp) {
     }
     if (!outstanding) sp->settled_gen[r] = gen;
   }
+}
+
+void fp__sup_free_collected(struct fp__sup *sp) {
+  struct fp__seg *s = sp->s;
+  if (atomic_load(&s->hdr->q.space_sleepers) == 0) return;
+  /*
+   * Producers wait for a slot while others hold collected ones in their
+   * free batches: return those now. The owners check the id before they
+   * free, so a slot freed here (and maybe reused) is never freed twice.
+   */
+  int n = 0;
+  if (fp__q_lock(s) != 0) return;
+  for (uint32_t i = 0; i < s->hdr->nslots; i++)
+    if (atomic_load(&fp__slot_at(s, i)->state) == FP__SLOT_COLLECTED) {
+      fp__q_put_free(s, i);
+      n++;
+    }
+  fp__q_unlock(s);
+  if (n > 0)
+    for (uint32_t k = atomic_load(&s->hdr->q.space_sleepers); k > 0; k--)
+      sem_post(&s->hdr->q.space_sem);
 }

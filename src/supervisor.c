@@ -481,6 +481,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   if (t < wake) wake = t;
   t = respawn(sp, now);
   if (t < wake) wake = t;
+  fp__sup_free_collected(sp);
   if (sp->o->serve) {
     fp__sup_reclaim_clients(sp);
     reload_step(sp);

@@ -14,6 +14,7 @@
 
 #include "proc.h"
 #include "queue.h"
+#include "spin.h"
 
 void fp__reset_signals(void) {
   struct sigaction sa;
@@ -79,6 +80,7 @@ static uint32_t take(struct fp__seg *s, uint32_t r, pid_t self, pid_t sup) {
     }
     fp__q_unlock(s);
     if (st >= FP__POOL_DRAINING) return FP__NONE;
+    if (fp__spin(h, ready_or_stopping, &ctx)) continue;
     fp__q_sleep(&h->q.ready_sem, &h->q.ready_sleepers, 1000000000u,
                 ready_or_stopping, &ctx);
     /* PR_SET_PDEATHSIG covers this; the check covers a lost race. */
