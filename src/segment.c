@@ -90,7 +90,10 @@ int fp__seg_layout(void *map, size_t len, const struct fp__geometry *g,
   h->uid = (uint32_t)geteuid();
   /* See spin.h; FORKPOOL_SPIN_MAX overrides it for experiments (0: off). */
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  h->spin_max = getenv("FORKPOOL_SPIN_MAX") ? (uint32_t)atoi(getenv("FORKPOOL_SPIN_MAX")) : ncpu > 2 ? (uint32_t)ncpu - 1 : 1;
+  const char *env = getenv("FORKPOOL_SPIN_MAX");
+  h->spin_max = env != NULL ? (uint32_t)atoi(env)
+                : ncpu > 2  ? (uint32_t)ncpu - 1
+                            : 1;
   atomic_store(&h->state, FP__POOL_STARTING);
 
   int r = init_sync(&h->q);
