@@ -158,7 +158,7 @@ FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
     if ((err = fp__q_lock(s)) == 0) err = publish(p, i, id);
     pthread_mutex_unlock(&p->mu);
   }
-  if (err == 0) fp__q_wake_workers(s, 1);
+  if (err == 0) fp__q_kick(s);
   return err;
 }
 
@@ -243,7 +243,7 @@ static void wait_done(struct fp_pool *p, uint64_t rel_ns,
   uint32_t seq = atomic_load(&c->done_seq);
   /* A task of ours finishing bumps done_seq: watch it a moment first. */
   struct seq_ctx sc = {&c->done_seq, seq};
-  if (!ready(p, arg) && fp__spin(p->seg.hdr, seq_moved, &sc)) return;
+  if (!ready(p, arg) && fp__spin(p->seg.hdr, &p->seg.hdr->pspinners, seq_moved, &sc)) return;
   atomic_fetch_add(&c->waiters, 1);
   /* Clear before the recheck: a finisher after it will wake us again. */
   atomic_store(&c->woken, 0);

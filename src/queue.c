@@ -177,3 +177,25 @@ void fp__q_sleep(sem_t *sem, _Atomic uint32_t *sleepers, uint64_t rel_ns,
   }
   atomic_fetch_sub(sleepers, 1);
 }
+
+void fp__q_kick(struct fp__seg *s) {
+  struct fp__hdr *h = s->hdr;
+  struct fp__queue *q = &h->q;
+  uint32_t sleepers = atomic_load(&q->ready_sleepers);
+  if (sleepers == 0) return;
+  uint32_t ready = atomic_load(&q->ready_len);
+  uint32_t idle = atomic_load(&h->idle_awake);
+  if (ready <= idle) return; /* awake idle workers will take them */
+  uint32_t alive = atomic_load(&h->workers_target);
+  uint32_t awake = alive > sleepers ? alive - sleepers : 0;
+  /*
+   * A worker is busy and tasks are short: it frees up sooner than a
+   * sleeper wakes (a wake-up costs a system call here and a context switch
+   * there), and waking every sleeper for short tasks is how 64 workers on
+   * 2 cores collapse. Wake one anyway once a backlog builds.
+   */
+  if (awake > idle && atomic_load(&h->avg_task_ns) < FP__WAKE_WORTH_NS &&
+      ready < FP__WAKE_BACKLOG)
+    return;
+  fp__q_wake_workers(s, 1);
+}

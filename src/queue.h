@@ -47,6 +47,15 @@ FP__HIDDEN uint32_t fp__q_take_ready(struct fp__seg *s);
 /* Rebuild ring and stack from slot states (lock held, any state). */
 FP__HIDDEN void fp__q_rebuild(struct fp__seg *s);
 
+/*
+ * After tasks became READY: wake one sleeping worker if the READY tasks
+ * outnumber the idle awake workers, unless a busy worker will take them
+ * sooner (short tasks, no backlog). Cheap when nobody sleeps.
+ */
+#define FP__WAKE_WORTH_NS 20000u /* tasks shorter than this: let busy ones */
+#define FP__WAKE_BACKLOG 64u     /* ...unless this many wait */
+FP__HIDDEN void fp__q_kick(struct fp__seg *s);
+
 /* Wake sleeping workers (up to n) / producers, only if any sleep. */
 FP__HIDDEN void fp__q_wake_workers(struct fp__seg *s, uint32_t n);
 FP__HIDDEN void fp__q_wake_space(struct fp__seg *s);

@@ -90,6 +90,7 @@ int fp__seg_layout(void *map, size_t len, const struct fp__geometry *g,
   h->uid = (uint32_t)geteuid();
   /* See spin.h; FORKPOOL_SPIN_MAX overrides it for experiments (0: off). */
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  h->ncpu = ncpu > 0 ? (uint32_t)ncpu : 1;
   const char *env = getenv("FORKPOOL_SPIN_MAX");
   h->spin_max = env != NULL ? (uint32_t)atoi(env)
                 : ncpu > 2  ? (uint32_t)ncpu - 1

@@ -127,8 +127,13 @@ struct fp__hdr {
   _Atomic int32_t start_error;  /* positive errno when FAILED */
   _Atomic uint32_t workers_target;
   _Atomic uint64_t sup_start_ns;
-  uint32_t spin_max;            /* processes allowed to spin at once */
-  _Atomic uint32_t spinners FP__ALIGNED; /* processes spinning now */
+  uint32_t spin_max;            /* workers (and producers) spinning at once */
+  uint32_t ncpu;                /* online CPUs when the pool was made */
+  /* Scheduling hints, on their own line: written often, by everyone. */
+  _Atomic uint32_t wspinners FP__ALIGNED; /* workers spinning for a task */
+  _Atomic uint32_t pspinners;   /* producers spinning for a result */
+  _Atomic uint32_t idle_awake;  /* workers awake without a task */
+  _Atomic uint32_t avg_task_ns; /* moving average of handler run time */
 
   struct fp__counters c;
   struct fp__queue q;

@@ -6,8 +6,9 @@
  * loaded machine. When the event we wait for is a few microseconds away
  * (a worker finishing a short task, a producer submitting the next one),
  * watching the shared word for a while is far cheaper. But spinning only
- * helps while another core makes progress: at most `spin_max` processes of a
- * pool spin at once (the online CPU count less one, at least one), and each
+ * helps while another core makes progress: at most `spin_max` workers and
+ * `spin_max` producers of a pool spin at once (the online CPU count less
+ * one, at least one, each), and each
  * process adapts its budget: doubled after a spin that saw the event, halved
  * after one that did not, between FP__SPIN_MIN_NS and FP__SPIN_MAX_NS. An
  * idle pool therefore sleeps: nothing spins without a recent event.
@@ -17,8 +18,8 @@
 
 #include "segment.h"
 
-#define FP__SPIN_MIN_NS 2000u   /* 2 us */
-#define FP__SPIN_MAX_NS 50000u  /* 50 us */
+#define FP__SPIN_MIN_NS 10000u  /* 10 us: above a wake-up, so spinning never starves into sleeping */
+#define FP__SPIN_MAX_NS 100000u /* 100 us */
 
 static inline void fp__cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -35,10 +36,11 @@ extern __thread uint32_t fp__spin_budget;
  * Spin until cond(arg) is true or the budget runs out. Returns 1 when cond
  * became true. Does nothing (returns 0) when spin_max processes spin already.
  */
-static inline int fp__spin(struct fp__hdr *h, int (*cond)(void *), void *arg) {
+static inline int fp__spin(struct fp__hdr *h, _Atomic uint32_t *spinners,
+                           int (*cond)(void *), void *arg) {
   if (fp__spin_budget == 0) fp__spin_budget = FP__SPIN_MAX_NS / 4;
-  if (atomic_fetch_add(&h->spinners, 1) >= h->spin_max) {
-    atomic_fetch_sub(&h->spinners, 1);
+  if (atomic_fetch_add(spinners, 1) >= h->spin_max) {
+    atomic_fetch_sub(spinners, 1);
     return 0;
   }
   uint64_t end = fp__now_ns() + fp__spin_budget;
@@ -51,7 +53,7 @@ static inline int fp__spin(struct fp__hdr *h, int (*cond)(void *), void *arg) {
     for (int j = 0; j < 16; j++) fp__cpu_relax();
     if ((k & 7) == 0 && fp__now_ns() >= end) break;
   }
-  atomic_fetch_sub(&h->spinners, 1);
+  atomic_fetch_sub(spinners, 1);
   if (hit && fp__spin_budget < FP__SPIN_MAX_NS) fp__spin_budget *= 2;
   if (!hit && fp__spin_budget > FP__SPIN_MIN_NS) fp__spin_budget /= 2;
   return hit;

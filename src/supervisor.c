@@ -482,6 +482,15 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   t = respawn(sp, now);
   if (t < wake) wake = t;
   fp__sup_free_collected(sp);
+  /*
+   * Safety net for the wake-up policy: tasks waiting while workers sleep
+   * get a worker within 10 ms, whatever the producers decided.
+   */
+  if (atomic_load(&h->q.ready_len) > 0 &&
+      atomic_load(&h->q.ready_sleepers) > 0) {
+    fp__q_wake_workers(sp->s, 1);
+    if (now + 10000000u < wake) wake = now + 10000000u;
+  }
   if (sp->o->serve) {
     fp__sup_reclaim_clients(sp);
     reload_step(sp);

@@ -76,11 +76,26 @@ static uint32_t take(struct fp__seg *s, uint32_t r, pid_t self, pid_t sup) {
       atomic_store(&sl->worker, self);
       atomic_store(&sl->state, FP__SLOT_RUNNING);
       fp__q_unlock(s);
+      /* More waiting: maybe another worker should help (cascade). */
+      if (atomic_load(&h->q.ready_len) > 0) fp__q_kick(s);
       return i;
     }
     fp__q_unlock(s);
     if (st >= FP__POOL_DRAINING) return FP__NONE;
-    if (fp__spin(h, ready_or_stopping, &ctx)) continue;
+    /* Idle and awake: producers count on us before they wake a sleeper. */
+    uint32_t idle = atomic_fetch_add(&h->idle_awake, 1) + 1;
+    /*
+     * Spin only while a core is free for it: busy workers plus one
+     * producer already fill the others, and spinning then steals the CPU
+     * the work needs.
+     */
+    uint32_t alive = atomic_load(&h->workers_target);
+    uint32_t asleep = atomic_load(&h->q.ready_sleepers);
+    uint32_t busy = alive > asleep + idle ? alive - asleep - idle : 0;
+    int hit = busy + 1 < h->ncpu &&
+              fp__spin(h, &h->wspinners, ready_or_stopping, &ctx);
+    atomic_fetch_sub(&h->idle_awake, 1);
+    if (hit) continue;
     fp__q_sleep(&h->q.ready_sem, &h->q.ready_sleepers, 1000000000u,
                 ready_or_stopping, &ctx);
     /* PR_SET_PDEATHSIG covers this; the check covers a lost race. */
@@ -104,6 +119,11 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
                       h->max_output, &out_len);
   }
   uint64_t end = fp__now_ns();
+  /* Moving average (1/8) of run time, for the wake-up policy (queue.h). */
+  int64_t avg = atomic_load(&h->avg_task_ns);
+  int64_t d = (int64_t)(end - sl->started_ns);
+  if (d > UINT32_MAX) d = UINT32_MAX;
+  atomic_store(&h->avg_task_ns, (uint32_t)(avg + (d - avg) / 8));
   if (rc < 0 || out_len > h->max_output) {
     sl->status = FP_FAILED;
     sl->code = EPROTO; /* handler broke its contract */
