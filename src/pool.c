@@ -242,8 +242,6 @@ FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
   const struct fp__hdr *h = p->seg.hdr;
   memset(st, 0, sizeof(*st));
   st->submitted = h->q.next_seq;
-  st->ok = atomic_load(&h->c.ok);
-  st->failed = atomic_load(&h->c.failed);
   st->crashed = atomic_load(&h->c.crashed);
   st->timeout = atomic_load(&h->c.timeout);
   st->cancelled = atomic_load(&h->c.cancelled);
@@ -255,6 +253,8 @@ FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
   for (uint32_t r = 0; r < h->nrows; r++) {
     const struct fp__row *row = fp__row_at(&p->seg, r);
     st->alive += atomic_load(&row->pid) > 0;
+    st->ok += atomic_load(&row->ok);
+    st->failed += atomic_load(&row->failed);
     st->running += atomic_load(&row->slot) != FP__NONE;
   }
   st->supervisor = fp__sup_alive((struct fp_pool *)p) ? p->sup_pid : 0;

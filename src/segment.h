@@ -79,9 +79,7 @@ enum fp__row_state {
 #define FP__ID_INDEX_MASK ((1u << FP__ID_SHIFT) - 1u)
 
 struct fp__counters {
-  _Atomic uint64_t submitted;
-  _Atomic uint64_t ok;
-  _Atomic uint64_t failed;
+  /* submitted is q.next_seq; ok and failed are sums over worker rows. */
   _Atomic uint64_t crashed;
   _Atomic uint64_t timeout;
   _Atomic uint64_t cancelled;
@@ -150,6 +148,19 @@ struct fp__row {
   _Atomic uint64_t total_done;  /* tasks finished in this row, all processes */
   _Atomic uint32_t restarts;    /* processes forked into this row - 1 */
   _Atomic uint32_t retire;      /* supervisor asks: exit before next task */
+  /*
+   * Exactly-once counting of finished tasks, whatever instant the worker
+   * dies at. Only the row's worker writes ok/failed (or the supervisor,
+   * once that worker is reaped). At take the worker snapshots them; it
+   * commits a result by writing fin_status then fin_task, publishes DONE,
+   * then stores snapshot + 1: a single store that counts. The supervisor
+   * sees from fin_task whether the result was committed and from the
+   * snapshot whether it was counted. Pool totals are the sums over rows.
+   */
+  _Atomic uint64_t ok, failed;
+  _Atomic uint64_t ok_snap, failed_snap;
+  _Atomic uint64_t fin_task;
+  _Atomic uint32_t fin_status;
 } FP__ALIGNED;
 
 /*

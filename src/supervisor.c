@@ -210,13 +210,34 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
   fp_status st = FP_CRASHED;
   uint64_t task_id = 0, ran_us = 0;
 
-  /*
-   * The worker is reaped: it can no longer touch its slot. The task is ours
-   * to end only if it is still RUNNING under this pid (the row pointer is a
-   * hint; the slot's own fields decide).
-   */
+  /* The worker is reaped: it can no longer touch its slot or row. */
   uint32_t i = atomic_load(&row->slot);
-  if (i < h->nslots) {
+  uint64_t tid = atomic_load(&row->task_id);
+  if (i < h->nslots && tid != 0 && atomic_load(&row->fin_task) == tid) {
+    /*
+     * It died after committing its result: the handler finished and every
+     * result field is written. Publish it if it did not, count it if it
+     * did not (see struct fp__row): the task ends as the handler said.
+     */
+    struct fp__slot *sl = fp__slot_at(sp->s, i);
+    if (atomic_load(&sl->state) == FP__SLOT_RUNNING &&
+        atomic_load(&sl->worker) == pid && atomic_load(&sl->id) == tid) {
+      uint32_t owner = sl->owner;
+      atomic_store(&sl->state, FP__SLOT_DONE);
+      fp__notify_owner(sp->s, owner);
+    }
+    if (atomic_load(&row->ok) == atomic_load(&row->ok_snap) &&
+        atomic_load(&row->failed) == atomic_load(&row->failed_snap)) {
+      if (atomic_load(&row->fin_status) == FP_OK)
+        atomic_fetch_add(&row->ok, 1);
+      else
+        atomic_fetch_add(&row->failed, 1);
+    }
+  } else if (i < h->nslots) {
+    /*
+     * The task is ours to end only if it is still RUNNING under this pid
+     * (the row pointer is a hint; the slot's own fields decide).
+     */
     struct fp__slot *sl = fp__slot_at(sp->s, i);
     if (atomic_load(&sl->state) == FP__SLOT_RUNNING &&
         atomic_load(&sl->worker) == pid) {

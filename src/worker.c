@@ -67,6 +67,8 @@ static uint32_t take(struct fp__seg *s, uint32_t r, pid_t self, pid_t sup) {
        * a RUNNING one the supervisor can find.
        */
       atomic_store(&row->slot, i);
+      atomic_store(&row->ok_snap, atomic_load(&row->ok));
+      atomic_store(&row->failed_snap, atomic_load(&row->failed));
       atomic_store(&row->started_ns, now);
       atomic_store(&row->task_id, atomic_load(&sl->id));
       atomic_store(&row->state, FP__ROW_BUSY);
@@ -138,9 +140,13 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   sl->run_us = (end - sl->started_ns) / 1000u;
   uint32_t owner = sl->owner;
   int ok = sl->status == FP_OK;
+  /* Commit (see struct fp__row), publish, count: three single stores. */
+  atomic_store(&row->fin_status, (uint32_t)sl->status);
+  atomic_store(&row->fin_task, atomic_load(&row->task_id));
   /* Release: the producer that sees DONE sees every field above. */
   atomic_store(&sl->state, FP__SLOT_DONE);
-  atomic_fetch_add(ok ? &h->c.ok : &h->c.failed, 1);
+  if (ok) atomic_store(&row->ok, atomic_load(&row->ok_snap) + 1);
+  else atomic_store(&row->failed, atomic_load(&row->failed_snap) + 1);
   atomic_store(&row->task_id, 0);
   atomic_store(&row->slot, FP__NONE);
   atomic_store(&row->state, FP__ROW_IDLE);
