@@ -90,6 +90,10 @@ typedef struct fp_config {
   fp_init_fn worker_init; /* optional */
   fp_fini_fn worker_fini; /* optional */
   unsigned flags;       /* reserved: must be 0 */
+  unsigned max_memory_mb; /* per worker: address space it may add after
+                             fork (RLIMIT_AS); 0 = no limit. A task that
+                             needs more gets allocation failures, and ends
+                             failed or crashed as its handler copes */
 } fp_config;
 
 /* How a task ended. Exactly one per accepted task. */

@@ -10,7 +10,9 @@
  */
 #include <signal.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "proc.h"
 #include "queue.h"
@@ -155,6 +157,24 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   fp__notify_owner(s, owner);
 }
 
+/*
+ * Bound what this worker may allocate: its address space now (the program
+ * image, the shared segment) plus max_memory_mb. Returns 0 or -errno.
+ */
+static int limit_memory(unsigned mb) {
+  if (mb == 0) return 0;
+  unsigned long pages = 0;
+  FILE *f = fopen("/proc/self/statm", "re");
+  if (f == NULL) return -errno;
+  int n = fscanf(f, "%lu", &pages);
+  fclose(f);
+  if (n != 1) return -EIO;
+  rlim_t lim = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) +
+               (rlim_t)mb * 1024 * 1024;
+  struct rlimit rl = {lim, lim};
+  return setrlimit(RLIMIT_AS, &rl) == 0 ? 0 : -errno;
+}
+
 void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
                      pid_t sup, const int *fds, int nfds) {
   /* Die with the supervisor; then make sure it did not die already. */
@@ -168,6 +188,11 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
 
   struct fp__row *row = fp__row_at(s, r);
   pid_t self = getpid();
+  int lerr = limit_memory(cfg->max_memory_mb);
+  if (lerr < 0) {
+    atomic_store(&row->init_error, (uint32_t)-lerr);
+    _exit(FP__EXIT_INIT);
+  }
   if (cfg->worker_init != NULL) {
     int rc = cfg->worker_init(cfg->arg);
     if (rc != 0) {
