@@ -90,6 +90,10 @@ typedef struct fp_config {
   fp_init_fn worker_init; /* optional */
   fp_fini_fn worker_fini; /* optional */
   unsigned flags;       /* reserved: must be 0 */
+  unsigned max_attempts; /* runs of a task whose worker crashed or timed
+                           out, before it ends so; 0 or 1 (default): no
+                           retry. At-least-once: a retried task may have
+                           run partly before. At most 100 */
   unsigned max_memory_mb; /* per worker: address space it may add after
                              fork (RLIMIT_AS); 0 = no limit. A task that
                              needs more gets allocation failures, and ends
@@ -107,7 +111,10 @@ typedef enum fp_status {
 
 typedef struct fp_result {
   uint64_t id;           /* the task id fp_submit() returned */
-  fp_status status;
+  fp_status status;      /* FP_CRASHED / FP_TIMEOUT: output holds the
+                            crash or hang report when one was written:
+                            "SIGSEGV at address 0x0\n#0 func+0x1f (lib.so)
+                            \n..." (truncated to max_output) */
   int code;              /* FP_FAILED: the handler's error code, else 0 */
   int signal;            /* signal that killed the worker, else 0 */
   int exit_code;         /* worker's exit status when it exited, else -1 */
@@ -140,6 +147,8 @@ typedef struct fp_stats {
   const char *state;    /* "starting", "running", "draining", ... */
   uint64_t repairs;     /* queue rebuilt after a process died holding it */
   uint64_t segment_bytes; /* size of the shared segment */
+  uint64_t retried;     /* runs repeated after a crash or timeout */
+  uint64_t quarantined; /* tasks that used up max_attempts (> 1): poison */
 } fp_stats;
 
 /* One scoreboard row, for `forkpool stat`. */

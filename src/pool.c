@@ -262,6 +262,8 @@ FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
   st->uptime_us = st->supervisor && t0 ? (fp__now_ns() - t0) / 1000u : 0;
   st->rows = h->nrows;
   st->segment_bytes = h->seg_bytes;
+  st->retried = atomic_load(&h->c.retried);
+  st->quarantined = atomic_load(&h->c.quarantined);
   st->repairs = atomic_load(&h->c.repairs);
   static const char *names[] = {"?", "starting", "running", "draining",
                                 "stopping", "stopped", "failed"};

@@ -199,3 +199,19 @@ void fp__q_kick(struct fp__seg *s) {
     return;
   fp__q_wake_workers(s, 1);
 }
+
+void fp__q_requeue(struct fp__seg *s, uint32_t i) {
+  struct fp__queue *q = &s->hdr->q;
+  struct fp__slot *sl = fp__slot_at(s, i);
+  uint32_t n = s->hdr->nslots;
+  /* Its seq stays: a rebuild puts it back at its original place. */
+  atomic_store(&sl->worker, 0);
+  atomic_store(&sl->state, FP__SLOT_READY);
+  uint32_t len = atomic_load(&q->ready_len);
+  if (FP__NEVER(len >= n || q->ready_head >= n)) {
+    fp__q_rebuild(s);
+    return;
+  }
+  s->ready[(q->ready_head + len) % n] = i;
+  atomic_store(&q->ready_len, len + 1);
+}

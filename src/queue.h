@@ -44,6 +44,9 @@ FP__HIDDEN void fp__q_put_ready(struct fp__seg *s, uint32_t i);
  */
 FP__HIDDEN uint32_t fp__q_take_ready(struct fp__seg *s);
 
+/* Move slot i RUNNING -> READY again (a retry) and push it. */
+FP__HIDDEN void fp__q_requeue(struct fp__seg *s, uint32_t i);
+
 /* Rebuild ring and stack from slot states (lock held, any state). */
 FP__HIDDEN void fp__q_rebuild(struct fp__seg *s);
 

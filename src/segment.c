@@ -21,6 +21,8 @@ static void layout(const struct fp__geometry *g, uint64_t *ring_off,
   off += (uint64_t)g->nrows * sizeof(struct fp__row);
   *clients_off = off;
   off += (uint64_t)g->nclients * sizeof(struct fp__client);
+  off = round_up(off, FP__CACHELINE); /* crash reports: see fp__report_at */
+  off += (uint64_t)g->nrows * FP__REPORT_BYTES;
   off = round_up(off, 4096);
   *slots_off = off;
   uint64_t st = FP__SLOT_HDR_BYTES + round_up(g->max_input, FP__CACHELINE) +

@@ -26,7 +26,7 @@
 #include "internal.h"
 
 #define FP__MAGIC 0x4c4f4f504b524f46ull /* "FORKPOOL" read little-endian */
-#define FP__LAYOUT_VERSION 1u
+#define FP__LAYOUT_VERSION 2u
 
 /* Pool states, in the header's futex word `state`. Only move forward. */
 enum fp__pool_state {
@@ -86,6 +86,8 @@ struct fp__counters {
   _Atomic uint64_t restarts;
   _Atomic uint64_t abandoned;
   _Atomic uint64_t repairs; /* queue rebuilt after a lock holder died */
+  _Atomic uint64_t retried;
+  _Atomic uint64_t quarantined;
 } FP__ALIGNED;
 
 struct fp__queue {
@@ -288,6 +290,28 @@ static inline struct fp__row *fp__row_at(const struct fp__seg *s,
 static inline struct fp__client *fp__client_at(const struct fp__seg *s,
                                                uint32_t i) {
   return (struct fp__client *)(s->base + s->hdr->clients_off) + i;
+}
+
+/*
+ * Per worker row: a crash or hang report the worker writes from a signal
+ * handler (queue.h does not apply: only that worker writes it, and only
+ * the supervisor reads it, after reaping or after the report is flagged).
+ */
+#define FP__REPORT_BYTES 4096u
+
+struct fp__report {
+  _Atomic uint64_t task_id; /* the task it is about; written last */
+  _Atomic uint32_t len;     /* bytes of text */
+  _Atomic uint32_t done;    /* a hang dump finished */
+  char text[FP__REPORT_BYTES - 16];
+};
+
+static inline struct fp__report *fp__report_at(const struct fp__seg *s,
+                                               uint32_t r) {
+  uint64_t off = s->hdr->clients_off +
+                 (uint64_t)s->hdr->nclients * sizeof(struct fp__client);
+  off = (off + FP__CACHELINE - 1) & ~(uint64_t)(FP__CACHELINE - 1);
+  return (struct fp__report *)(s->base + off) + r;
 }
 
 /* Wake the producer that owns a slot whose state just became DONE. */

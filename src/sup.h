@@ -28,6 +28,7 @@ struct fp__rowctl {
   uint64_t spawned_ns;
   int kill_reason;    /* why we SIGKILLed it, if we did */
   uint64_t kill_task;
+  uint64_t dump_at;   /* hang dump asked for at (timeout), 0 if not */
 };
 
 struct fp__sup {

@@ -20,6 +20,7 @@
 
 #include "proc.h"
 #include "queue.h"
+#include "report.h"
 #include "shm.h"
 #include "sup.h"
 
@@ -52,15 +53,25 @@ static void wake_all(struct fp__sup *sp) {
   fp__futex_wake(&h->state);
 }
 
-/* End a task that will not finish normally. Slot must be READY or RUNNING. */
-static void end_task(struct fp__sup *sp, struct fp__slot *sl, fp_status st,
-                     int sig, int exit_code, uint64_t now) {
+/*
+ * End a task that will not finish normally. Slot must be READY or RUNNING.
+ * `report` (may be NULL) becomes its output, truncated to max_output.
+ */
+static void end_task_report(struct fp__sup *sp, struct fp__slot *sl,
+                            fp_status st, int sig, int exit_code, uint64_t now,
+                            const char *report, size_t rlen) {
   struct fp__hdr *h = sp->s->hdr;
   sl->status = st;
   sl->code = 0;
   sl->sig = sig;
   sl->exit_code = exit_code;
-  sl->out_len = 0;
+  if (report != NULL && rlen > 0) {
+    if (rlen > h->max_output) rlen = h->max_output;
+    memcpy(fp__slot_out(sp->s, sl), report, rlen);
+  } else {
+    rlen = 0;
+  }
+  sl->out_len = (uint32_t)rlen;
   sl->run_us = sl->started_ns != 0 && now > sl->started_ns
                    ? (now - sl->started_ns) / 1000u
                    : 0;
@@ -71,6 +82,29 @@ static void end_task(struct fp__sup *sp, struct fp__slot *sl, fp_status st,
                                              : &h->c.cancelled;
   atomic_fetch_add(ctr, 1);
   fp__notify_owner(sp->s, owner);
+}
+
+static void end_task(struct fp__sup *sp, struct fp__slot *sl, fp_status st,
+                     int sig, int exit_code, uint64_t now) {
+  end_task_report(sp, sl, st, sig, exit_code, now, NULL, 0);
+}
+
+/* Up to 32 bytes of a task's input, escaped, for a log line. */
+static void input_excerpt(struct fp__sup *sp, struct fp__slot *sl, char *out,
+                          size_t cap) {
+  uint32_t n = sl->in_len;
+  if (n > sp->s->hdr->max_input) n = 0;
+  const unsigned char *in = fp__slot_in(sl);
+  size_t o = 0;
+  for (uint32_t k = 0; k < n && k < 32 && o + 5 < cap; k++) {
+    unsigned char c = in[k];
+    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'')
+      out[o++] = (char)c;
+    else
+      o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+  }
+  if (n > 32 && o + 4 < cap) o += (size_t)snprintf(out + o, cap - o, "...");
+  out[o] = '\0';
 }
 
 static int spawn(struct fp__sup *sp, uint32_t r) {
@@ -97,6 +131,7 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
   setpgid(pid, pid);
   atomic_store(&row->pid, pid);
   sp->rc[r].kill_reason = FP__KILL_NONE;
+  sp->rc[r].dump_at = 0;
   sp->rc[r].spawned_ns = fp__now_ns();
   fp__sup_log(sp, FP_LOG_DEBUG, "worker %d started in row %u", (int)pid, r);
   return 0;
@@ -120,6 +155,40 @@ static const char *signame(int sig) {
 }
 
 static void on_death(struct fp__sup *sp, uint32_t r, int ws);
+
+/* "SIGSEGV" or "exit=3" (static buffer: the supervisor is one thread). */
+static const char *death_name(int sig, int code) {
+  static char buf[48];
+  if (sig) snprintf(buf, sizeof(buf), "SIG%s", signame(sig));
+  else snprintf(buf, sizeof(buf), "exit=%d", code);
+  return buf;
+}
+
+/* One log line per worker death with a task, plus its report if any. */
+static void log_death(struct fp__sup *sp, pid_t pid, uint64_t task_id,
+                      int sig, int code, uint64_t ran_us, fp_status st,
+                      struct fp__slot *sl, const char *rep, size_t rlen) {
+  if (sp->o->log == NULL) return;
+  /* One line per event: the report's lines joined with " | ". */
+  char flat[600];
+  size_t o = 0;
+  for (size_t k = 0; k < rlen && o + 4 < sizeof(flat); k++) {
+    if (rep[k] == '\n') {
+      memcpy(flat + o, " | ", 3);
+      o += 3;
+    } else {
+      flat[o++] = rep[k];
+    }
+  }
+  flat[o] = '\0';
+  fp__sup_log(sp, FP_LOG_WARN, "worker %d died running task %llu (attempt "
+              "%u): %s after %llu.%03llu ms (%s)%s%s", (int)pid,
+              (unsigned long long)task_id, sl->attempts,
+              st == FP_TIMEOUT ? "timeout" : death_name(sig, code),
+              (unsigned long long)(ran_us / 1000),
+              (unsigned long long)(ran_us % 1000), fp_status_name(st),
+              o ? ": " : "", flat);
+}
 
 static int find_row(struct fp__sup *sp, pid_t pid) {
   for (uint32_t r = 0; r < sp->nrows; r++)
@@ -246,9 +315,35 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
       else if (sp->rc[r].kill_reason == FP__KILL_TIMEOUT &&
                sp->rc[r].kill_task == task_id)
         st = FP_TIMEOUT;
-      end_task(sp, sl, st, sig, code, now);
-      ran_us = sl->run_us;
+      char rep[FP__REPORT_BYTES];
+      size_t rlen = st == FP_CANCELLED ? 0
+                    : fp__report_render(fp__report_at(sp->s, r), task_id, rep,
+                                        sizeof(rep));
+      ran_us = now > sl->started_ns ? (now - sl->started_ns) / 1000u : 0;
       had_task = 1;
+      log_death(sp, pid, task_id, sig, code, ran_us, st, sl, rep, rlen);
+      unsigned max = sp->cfg->max_attempts > 1 ? sp->cfg->max_attempts : 1;
+      if (st != FP_CANCELLED && sl->attempts < max &&
+          atomic_load(&h->state) < FP__POOL_STOPPING &&
+          fp__q_lock(sp->s) == 0) {
+        /* At-least-once: run it again, only now that the worker is reaped. */
+        fp__q_requeue(sp->s, i);
+        fp__q_unlock(sp->s);
+        atomic_fetch_add(&h->c.retried, 1);
+        fp__q_wake_workers(sp->s, 1);
+      } else {
+        if (st != FP_CANCELLED && max > 1) {
+          char ex[160];
+          input_excerpt(sp, sl, ex, sizeof(ex));
+          atomic_fetch_add(&h->c.quarantined, 1);
+          fp__sup_log(sp, FP_LOG_ERROR, "task %llu quarantined as poison: it "
+                      "killed %u worker(s), last by %s; input '%s'",
+                      (unsigned long long)task_id, sl->attempts,
+                      st == FP_TIMEOUT ? "timeout" : death_name(sig, code),
+                      ex);
+        }
+        end_task_report(sp, sl, st, sig, code, now, rep, rlen);
+      }
     }
   }
   kill(-pid, SIGKILL); /* leftovers of the task, if any */
@@ -272,15 +367,7 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
   }
   if (pst >= FP__POOL_STOPPING) return;
 
-  char what[48];
-  if (sig) snprintf(what, sizeof(what), "SIG%s", signame(sig));
-  else snprintf(what, sizeof(what), "exit=%d", code);
-  if (had_task)
-    fp__sup_log(sp, FP_LOG_WARN, "worker %d died running task %llu: %s "
-                "after %llu.%03llu ms (%s)", (int)pid,
-                (unsigned long long)task_id, what,
-                (unsigned long long)(ran_us / 1000),
-                (unsigned long long)(ran_us % 1000), fp_status_name(st));
+  const char *what = death_name(sig, code);
 
   int clean = !had_task && WIFEXITED(ws) && code == 0;
   if (clean) {
@@ -411,22 +498,50 @@ static void reload_step(struct fp__sup *sp) {
   retire(sp, (uint32_t)sp->hup_next++);
 }
 
-/* Kill workers whose task passed its deadline; return the next deadline. */
+/* How long a stuck worker gets to write its stack before SIGKILL. */
+#define DUMP_GRACE_NS 100000000ull /* 100 ms */
+
+/*
+ * Tasks past their deadline: first ask the worker for the stack it is stuck
+ * in (FP__SIG_DUMP), then, once it wrote it or after DUMP_GRACE_NS, kill it
+ * with its process group. Returns the next instant to look again.
+ */
 static uint64_t check_timeouts(struct fp__sup *sp, uint64_t now) {
   uint64_t next = UINT64_MAX;
   uint64_t limit = (uint64_t)sp->cfg->timeout_ms * 1000000u;
   if (limit == 0) return next;
   for (uint32_t r = 0; r < sp->nrows; r++) {
     struct fp__row *row = fp__row_at(sp->s, r);
-    if (atomic_load(&row->pid) <= 0 ||
-        sp->rc[r].kill_reason != FP__KILL_NONE)
+    struct fp__rowctl *rc = &sp->rc[r];
+    pid_t pid = atomic_load(&row->pid);
+    if (pid <= 0) continue;
+    if (rc->kill_reason == FP__KILL_TIMEOUT && rc->dump_at != 0) {
+      /* Dump asked for: kill once written, or when the grace is over. */
+      if (atomic_load(&fp__report_at(sp->s, r)->done) ||
+          now >= rc->dump_at + DUMP_GRACE_NS) {
+        rc->dump_at = 0;
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+      } else if (rc->dump_at + DUMP_GRACE_NS < next) {
+        next = now + 2000000u; /* poll for the dump every 2 ms */
+      }
       continue;
+    }
+    if (rc->kill_reason != FP__KILL_NONE) continue;
     /* Seqlock-style read: the start time must belong to this task. */
     uint64_t id = atomic_load(&row->task_id);
     uint64_t t0 = atomic_load(&row->started_ns);
     if (id == 0 || atomic_load(&row->task_id) != id) continue;
-    if (now >= t0 + limit) kill_worker(sp, r, FP__KILL_TIMEOUT, id);
-    else if (t0 + limit < next) next = t0 + limit;
+    if (now >= t0 + limit) {
+      rc->kill_reason = FP__KILL_TIMEOUT;
+      rc->kill_task = id;
+      rc->dump_at = now;
+      atomic_store(&fp__report_at(sp->s, r)->done, 0);
+      if (kill(pid, fp__dump_signal()) != 0) rc->dump_at = now - DUMP_GRACE_NS;
+      if (now + 2000000u < next) next = now + 2000000u;
+    } else if (t0 + limit < next) {
+      next = t0 + limit;
+    }
   }
   return next;
 }
@@ -561,6 +676,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
     free(sp.settled_gen);
     return err;
   }
+  fp__report_warm();
   for (uint32_t r = 0; r < cfg->workers && !sp.stopped; r++)
     if ((err = spawn(&sp, r)) < 0) fail_start(&sp, -err);
 

@@ -16,6 +16,7 @@
 
 #include "proc.h"
 #include "queue.h"
+#include "report.h"
 #include "spin.h"
 
 void fp__reset_signals(void) {
@@ -185,6 +186,8 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
   for (int k = 0; k < nfds; k++)
     if (fds[k] >= 0) close(fds[k]);
   fp__reset_signals();
+  /* Crash and hang reports; a worker without them still works. */
+  fp__report_arm(s, r);
 
   struct fp__row *row = fp__row_at(s, r);
   pid_t self = getpid();

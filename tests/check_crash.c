@@ -69,8 +69,19 @@ START_TEST(test_crash_kind) {
                 c->code);
   ck_assert_uint_eq(res.attempts, 1);
   ck_assert_int_gt(res.worker, 0);
-  if (c->status != FP_FAILED)
-    ck_assert_uint_eq(res.output_len, 0);
+  if (c->status == FP_CRASHED && c->signal != ANY &&
+      (c->signal == SIGSEGV || c->signal == SIGABRT)) {
+    /* Its crash report: the signal first, then the stack. */
+    const char *want = c->signal == SIGSEGV ? "SIGSEGV" : "SIGABRT";
+    ck_assert_msg(res.output_len > strlen(want) &&
+                      memcmp(res.output, want, strlen(want)) == 0,
+                  "%s: report '%.*s'", c->cmd, (int)res.output_len,
+                  res.output);
+    ck_assert_ptr_nonnull(strstr((char *)res.output, "tu_handler"));
+  } else if (c->status == FP_CRASHED || c->status == FP_OK) {
+    /* Killed or exited: no report; ok: echo. */
+    if (c->status == FP_CRASHED) ck_assert_uint_eq(res.output_len, 0);
+  }
   crashed = res.worker;
 
   /* The pool lives on. */

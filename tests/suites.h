@@ -12,5 +12,6 @@ Suite *make_pool_suite(void);
 Suite *make_crash_suite(void);
 Suite *make_queue_suite(void);
 Suite *make_named_suite(void);
+Suite *make_isolation_suite(void);
 
 #endif /* FORKPOOL_SUITES_H */

@@ -36,6 +36,7 @@ struct tu_shared {
   atomic_int inits;     /* tu_init calls */
   atomic_int finis;     /* tu_fini calls */
   atomic_int init_fail; /* nonzero: tu_init returns it */
+  atomic_int once;      /* "crashonce" crashed already */
   /* "forkhang": where the write end of the test's pipe can be opened. */
   pid_t pipe_pid;
   int pipe_wfd;
@@ -68,7 +69,8 @@ void tu_teardown(void);
  *   segv | abort | kill (raise SIGKILL) | exit N | fail N | hang (sleeps
  *   forever) | sleep MS (outputs "slept MS") | block (waits for tu_sh->gate,
  *   outputs "open") | pid (outputs the worker pid) | inits (outputs
- *   "<tu_init calls in this process> <pid>") | neg (returns -1) | overflow
+ *   "<tu_init calls in this process> <pid>") | crashonce (SIGSEGV the
+ *   first time, then outputs "survived") | neg (returns -1) | overflow
  *   (claims out_cap + 1 bytes) | forkhang (see check_crash.c)
  * Anything else is echoed (ENOBUFS when it does not fit). Returns EBADR when
  * arg is not tu_sh.
