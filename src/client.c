@@ -111,7 +111,7 @@ FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
   if (p->monitor) return -EPERM;
   struct fp__seg *s = &p->seg;
   struct fp__hdr *h = s->hdr;
-  if (len > h->max_input) return -EMSGSIZE;
+  if (len > s->max_input) return -EMSGSIZE;
   uint64_t deadline = UINT64_MAX;
   struct space_ctx ctx = {s};
   uint32_t i;
@@ -180,7 +180,7 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
   struct fp__seg *s = &p->seg;
   struct fp__slot *sl = fp__slot_at(s, i);
   uint32_t out_len = sl->out_len;
-  if (FP__NEVER(out_len > s->hdr->max_output)) out_len = 0;
+  if (FP__NEVER(out_len > s->max_output)) out_len = 0;
   if (out_len + 1 > res->output_cap) {
     /* One spare byte, so callers may NUL-terminate text output. */
     unsigned char *o = realloc(res->output, out_len + 1);
@@ -258,7 +258,7 @@ FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,
   if (p == NULL || res == NULL) return -EINVAL;
   if (p->monitor) return -EPERM;
   uint32_t i = (uint32_t)(id & FP__ID_INDEX_MASK);
-  if (id == 0 || i >= p->seg.hdr->nslots) return -ENOENT;
+  if (id == 0 || i >= p->seg.nslots) return -ENOENT;
   uint64_t deadline = fp__deadline_ns(timeout_ms);
   for (;;) {
     pthread_mutex_lock(&p->mu);

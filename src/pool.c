@@ -178,7 +178,7 @@ err:
  */
 static void settle_orphans(struct fp_pool *p) {
   struct fp__seg *s = &p->seg;
-  for (uint32_t i = 0; i < s->hdr->nslots; i++) {
+  for (uint32_t i = 0; i < s->nslots; i++) {
     struct fp__slot *sl = fp__slot_at(s, i);
     uint32_t st = atomic_load(&sl->state);
     if (st != FP__SLOT_READY && st != FP__SLOT_RUNNING) continue;
@@ -248,9 +248,9 @@ FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
   st->restarts = atomic_load(&h->c.restarts);
   st->abandoned = atomic_load(&h->c.abandoned);
   st->workers = atomic_load(&h->workers_target);
-  st->slots = h->nslots;
+  st->slots = p->seg.nslots;
   st->queued = atomic_load(&h->q.ready_len);
-  for (uint32_t r = 0; r < h->nrows; r++) {
+  for (uint32_t r = 0; r < p->seg.nrows; r++) {
     const struct fp__row *row = fp__row_at(&p->seg, r);
     st->alive += atomic_load(&row->pid) > 0;
     st->ok += atomic_load(&row->ok);
@@ -260,7 +260,7 @@ FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
   st->supervisor = fp__sup_alive((struct fp_pool *)p) ? p->sup_pid : 0;
   uint64_t t0 = atomic_load(&h->sup_start_ns);
   st->uptime_us = st->supervisor && t0 ? (fp__now_ns() - t0) / 1000u : 0;
-  st->rows = h->nrows;
+  st->rows = p->seg.nrows;
   st->segment_bytes = h->seg_bytes;
   st->retried = atomic_load(&h->c.retried);
   st->quarantined = atomic_load(&h->c.quarantined);
@@ -270,7 +270,7 @@ FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
   uint32_t s = atomic_load(&h->state);
   st->state = s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
   if (p->seg.fd >= 0)
-    for (uint32_t c = 0; c < h->nclients; c++)
+    for (uint32_t c = 0; c < p->seg.nclients; c++)
       st->clients += fp__ofd_held(p->seg.fd, FP__CLIENT_LOCK_BYTE(c)) == 1;
   /* Our own lock does not conflict with our own open: count ourselves. */
   if (p->attached && !p->monitor) st->clients++;
@@ -280,7 +280,7 @@ FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
 FP_EXTERN int fp_pool_worker(const fp_pool *p, unsigned r,
                              fp_worker_info *wi) {
   if (p == NULL || wi == NULL) return -EINVAL;
-  if (r >= p->seg.hdr->nrows) return -ERANGE;
+  if (r >= p->seg.nrows) return -ERANGE;
   static const char *names[] = {"empty", "starting", "idle", "busy",
                                 "backoff"};
   const struct fp__row *row = fp__row_at(&p->seg, r);
@@ -320,10 +320,10 @@ FP_EXTERN int fp_pool_open(fp_pool **out, const char *name, unsigned flags) {
       err = -ESHUTDOWN;
       goto err;
     }
-    if ((err = alloc_local(p, h->nslots)) < 0) goto err;
+    if ((err = alloc_local(p, p->seg.nslots)) < 0) goto err;
     /* Claim a free producer row: its lock is our liveness token. */
     err = -EUSERS;
-    for (uint32_t r = 0; r < h->nclients; r++) {
+    for (uint32_t r = 0; r < p->seg.nclients; r++) {
       int lr = fp__ofd_lock(p->seg.fd, FP__CLIENT_LOCK_BYTE(r));
       if (lr == -EAGAIN) continue;
       if (lr < 0) {

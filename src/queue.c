@@ -30,7 +30,7 @@ void fp__q_unlock(struct fp__seg *s) { pthread_mutex_unlock(&s->hdr->q.lock); }
 uint32_t fp__q_take_free(struct fp__seg *s, uint32_t owner,
                          uint32_t owner_gen) {
   struct fp__queue *q = &s->hdr->q;
-  uint32_t n = s->hdr->nslots;
+  uint32_t n = s->nslots;
   while (q->free_top > 0) {
     if (FP__NEVER(q->free_top > n)) {
       fp__q_rebuild(s);
@@ -55,7 +55,7 @@ void fp__q_put_free(struct fp__seg *s, uint32_t i) {
   struct fp__slot *sl = fp__slot_at(s, i);
   /* State first: if we die before the push, a rebuild re-adds it. */
   atomic_store(&sl->state, FP__SLOT_FREE);
-  if (FP__NEVER(q->free_top >= s->hdr->nslots)) {
+  if (FP__NEVER(q->free_top >= s->nslots)) {
     fp__q_rebuild(s);
     return;
   }
@@ -65,7 +65,7 @@ void fp__q_put_free(struct fp__seg *s, uint32_t i) {
 void fp__q_put_ready(struct fp__seg *s, uint32_t i) {
   struct fp__queue *q = &s->hdr->q;
   struct fp__slot *sl = fp__slot_at(s, i);
-  uint32_t n = s->hdr->nslots;
+  uint32_t n = s->nslots;
   /*
    * seq, then READY, then next_seq: a holder dying in between leaves a READY
    * slot whose seq the rebuild folds back into next_seq, so `submitted`
@@ -85,7 +85,7 @@ void fp__q_put_ready(struct fp__seg *s, uint32_t i) {
 
 uint32_t fp__q_take_ready(struct fp__seg *s) {
   struct fp__queue *q = &s->hdr->q;
-  uint32_t n = s->hdr->nslots;
+  uint32_t n = s->nslots;
   uint32_t len;
   while ((len = atomic_load(&q->ready_len)) > 0) {
     if (FP__NEVER(len > n || q->ready_head >= n)) {
@@ -113,7 +113,7 @@ static int by_seq(const void *a, const void *b) {
 
 void fp__q_rebuild(struct fp__seg *s) {
   struct fp__queue *q = &s->hdr->q;
-  uint32_t n = s->hdr->nslots, nready = 0, nfree = 0;
+  uint32_t n = s->nslots, nready = 0, nfree = 0;
   for (uint32_t i = 0; i < n; i++) {
     struct fp__slot *sl = fp__slot_at(s, i);
     uint32_t st = atomic_load(&sl->state);
@@ -203,7 +203,7 @@ void fp__q_kick(struct fp__seg *s) {
 void fp__q_requeue(struct fp__seg *s, uint32_t i) {
   struct fp__queue *q = &s->hdr->q;
   struct fp__slot *sl = fp__slot_at(s, i);
-  uint32_t n = s->hdr->nslots;
+  uint32_t n = s->nslots;
   /* Its seq stays: a rebuild puts it back at its original place. */
   atomic_store(&sl->worker, 0);
   atomic_store(&sl->state, FP__SLOT_READY);

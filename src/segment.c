@@ -121,8 +121,19 @@ int fp__seg_layout(void *map, size_t len, const struct fp__geometry *g,
 }
 
 void fp__seg_bind(struct fp__seg *seg) {
-  seg->ready = (uint32_t *)(seg->base + seg->hdr->ring_off);
-  seg->freestk = seg->ready + seg->hdr->nslots;
+  const struct fp__hdr *h = seg->hdr;
+  seg->nslots = h->nslots;
+  seg->nrows = h->nrows;
+  seg->nclients = h->nclients;
+  seg->max_input = h->max_input;
+  seg->max_output = h->max_output;
+  seg->slot_stride = h->slot_stride;
+  seg->ring_off = h->ring_off;
+  seg->rows_off = h->rows_off;
+  seg->clients_off = h->clients_off;
+  seg->slots_off = h->slots_off;
+  seg->ready = (uint32_t *)(seg->base + seg->ring_off);
+  seg->freestk = seg->ready + seg->nslots;
 }
 
 int fp__seg_create_anon(struct fp__seg *seg, const struct fp__geometry *g) {

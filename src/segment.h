@@ -226,6 +226,13 @@ struct fp__seg {
   size_t len;        /* the layout's size */
   size_t maplen;     /* bytes mapped, when not len (attached segments) */
   int fd;            /* the shm object of a named pool, else -1 */
+  /*
+   * Geometry, copied from the header once it was validated (or laid out).
+   * Code reads these, never the header's: a buggy worker scribbling over
+   * the shared header cannot steer anyone's indexing out of bounds.
+   */
+  uint32_t nslots, nrows, nclients, max_input, max_output, slot_stride;
+  uint64_t ring_off, rows_off, clients_off, slots_off;
   uint32_t *ready;   /* ring of slot indices, nslots entries */
   uint32_t *freestk; /* stack of free slot indices, nslots entries */
 };
@@ -268,8 +275,8 @@ FP__HIDDEN int fp__seg_validate(const void *map, size_t len);
 
 static inline struct fp__slot *fp__slot_at(const struct fp__seg *s,
                                            uint32_t i) {
-  return (struct fp__slot *)(s->base + s->hdr->slots_off +
-                             (uint64_t)i * s->hdr->slot_stride);
+  return (struct fp__slot *)(s->base + s->slots_off +
+                             (uint64_t)i * s->slot_stride);
 }
 
 static inline unsigned char *fp__slot_in(struct fp__slot *sl) {
@@ -279,17 +286,17 @@ static inline unsigned char *fp__slot_in(struct fp__slot *sl) {
 static inline unsigned char *fp__slot_out(const struct fp__seg *s,
                                           struct fp__slot *sl) {
   return (unsigned char *)sl + FP__SLOT_HDR_BYTES +
-         ((s->hdr->max_input + FP__CACHELINE - 1) & ~(FP__CACHELINE - 1u));
+         ((s->max_input + FP__CACHELINE - 1) & ~(FP__CACHELINE - 1u));
 }
 
 static inline struct fp__row *fp__row_at(const struct fp__seg *s,
                                          uint32_t i) {
-  return (struct fp__row *)(s->base + s->hdr->rows_off) + i;
+  return (struct fp__row *)(s->base + s->rows_off) + i;
 }
 
 static inline struct fp__client *fp__client_at(const struct fp__seg *s,
                                                uint32_t i) {
-  return (struct fp__client *)(s->base + s->hdr->clients_off) + i;
+  return (struct fp__client *)(s->base + s->clients_off) + i;
 }
 
 /*
@@ -308,15 +315,15 @@ struct fp__report {
 
 static inline struct fp__report *fp__report_at(const struct fp__seg *s,
                                                uint32_t r) {
-  uint64_t off = s->hdr->clients_off +
-                 (uint64_t)s->hdr->nclients * sizeof(struct fp__client);
+  uint64_t off = s->clients_off +
+                 (uint64_t)s->nclients * sizeof(struct fp__client);
   off = (off + FP__CACHELINE - 1) & ~(uint64_t)(FP__CACHELINE - 1);
   return (struct fp__report *)(s->base + off) + r;
 }
 
 /* Wake the producer that owns a slot whose state just became DONE. */
 static inline void fp__notify_owner(const struct fp__seg *s, uint32_t owner) {
-  if (FP__NEVER(owner >= s->hdr->nclients)) return;
+  if (FP__NEVER(owner >= s->nclients)) return;
   struct fp__client *c = fp__client_at(s, owner);
   atomic_fetch_add(&c->done_seq, 1);
   /*

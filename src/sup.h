@@ -24,6 +24,8 @@ struct fp__sup_opts {
 enum { FP__KILL_NONE = 0, FP__KILL_TIMEOUT = 1, FP__KILL_STOP = 2 };
 
 struct fp__rowctl {
+  pid_t pid;          /* the worker in this row (the shared row's copy is
+                         for display: a scribbled pid must never be killed) */
   uint64_t spawn_at;  /* when an empty row may be forked again */
   uint64_t spawned_ns;
   int kill_reason;    /* why we SIGKILLed it, if we did */

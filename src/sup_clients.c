@@ -18,7 +18,7 @@
 void fp__sup_reclaim_clients(struct fp__sup *sp) {
   struct fp__seg *s = sp->s;
   struct fp__hdr *h = s->hdr;
-  for (uint32_t r = 0; r < h->nclients; r++) {
+  for (uint32_t r = 0; r < s->nclients; r++) {
     struct fp__client *c = fp__client_at(s, r);
     uint32_t gen = atomic_load(&c->gen);
     if (gen == sp->settled_gen[r]) continue; /* nothing of it outstanding */
@@ -28,7 +28,7 @@ void fp__sup_reclaim_clients(struct fp__sup *sp) {
     int outstanding = 0;
     uint64_t freed = 0, abandoned = 0;
     if (fp__q_lock(s) != 0) return;
-    for (uint32_t i = 0; i < h->nslots; i++) {
+    for (uint32_t i = 0; i < s->nslots; i++) {
       struct fp__slot *sl = fp__slot_at(s, i);
       if (sl->owner != r || sl->owner_gen > gen) continue;
       uint32_t st = atomic_load(&sl->state);
@@ -66,7 +66,7 @@ void fp__sup_free_collected(struct fp__sup *sp) {
    */
   int n = 0;
   if (fp__q_lock(s) != 0) return;
-  for (uint32_t i = 0; i < s->hdr->nslots; i++)
+  for (uint32_t i = 0; i < s->nslots; i++)
     if (atomic_load(&fp__slot_at(s, i)->state) == FP__SLOT_COLLECTED) {
       fp__q_put_free(s, i);
       n++;

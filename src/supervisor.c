@@ -49,7 +49,7 @@ static void wake_all(struct fp__sup *sp) {
     sem_post(&h->q.ready_sem);
   for (uint32_t k = atomic_load(&h->q.space_sleepers); k > 0; k--)
     sem_post(&h->q.space_sem);
-  for (uint32_t c = 0; c < h->nclients; c++) fp__notify_owner(sp->s, c);
+  for (uint32_t c = 0; c < sp->s->nclients; c++) fp__notify_owner(sp->s, c);
   fp__futex_wake(&h->state);
 }
 
@@ -66,7 +66,7 @@ static void end_task_report(struct fp__sup *sp, struct fp__slot *sl,
   sl->sig = sig;
   sl->exit_code = exit_code;
   if (report != NULL && rlen > 0) {
-    if (rlen > h->max_output) rlen = h->max_output;
+    if (rlen > sp->s->max_output) rlen = sp->s->max_output;
     memcpy(fp__slot_out(sp->s, sl), report, rlen);
   } else {
     rlen = 0;
@@ -93,7 +93,7 @@ static void end_task(struct fp__sup *sp, struct fp__slot *sl, fp_status st,
 static void input_excerpt(struct fp__sup *sp, struct fp__slot *sl, char *out,
                           size_t cap) {
   uint32_t n = sl->in_len;
-  if (n > sp->s->hdr->max_input) n = 0;
+  if (n > sp->s->max_input) n = 0;
   const unsigned char *in = fp__slot_in(sl);
   size_t o = 0;
   for (uint32_t k = 0; k < n && k < 32 && o + 5 < cap; k++) {
@@ -129,7 +129,8 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
   }
   /* Also done in the child; doing it here closes the race with a kill. */
   setpgid(pid, pid);
-  atomic_store(&row->pid, pid);
+  sp->rc[r].pid = pid;
+  atomic_store(&row->pid, pid); /* for `stat` only: never trusted back */
   sp->rc[r].kill_reason = FP__KILL_NONE;
   sp->rc[r].dump_at = 0;
   sp->rc[r].spawned_ns = fp__now_ns();
@@ -139,7 +140,7 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
 
 static void kill_worker(struct fp__sup *sp, uint32_t r, int reason,
                         uint64_t id) {
-  pid_t pid = atomic_load(&fp__row_at(sp->s, r)->pid);
+  pid_t pid = sp->rc[r].pid;
   if (pid <= 0) return;
   if (sp->rc[r].kill_reason == FP__KILL_NONE) {
     sp->rc[r].kill_reason = reason;
@@ -192,14 +193,14 @@ static void log_death(struct fp__sup *sp, pid_t pid, uint64_t task_id,
 
 static int find_row(struct fp__sup *sp, pid_t pid) {
   for (uint32_t r = 0; r < sp->nrows; r++)
-    if (atomic_load(&fp__row_at(sp->s, r)->pid) == pid) return (int)r;
+    if (sp->rc[r].pid == pid) return (int)r;
   return -1;
 }
 
 static int workers_alive(struct fp__sup *sp) {
   int n = 0;
   for (uint32_t r = 0; r < sp->nrows; r++)
-    n += atomic_load(&fp__row_at(sp->s, r)->pid) > 0;
+    n += sp->rc[r].pid > 0;
   return n;
 }
 
@@ -234,7 +235,7 @@ static void stop_now(struct fp__sup *sp) {
   int killed = 0;
   for (uint32_t r = 0; r < sp->nrows; r++) {
     struct fp__row *row = fp__row_at(s, r);
-    if (atomic_load(&row->pid) > 0) {
+    if (sp->rc[r].pid > 0) {
       killed += atomic_load(&row->slot) != FP__NONE;
       kill_worker(sp, r, FP__KILL_STOP, 0);
     }
@@ -242,7 +243,7 @@ static void stop_now(struct fp__sup *sp) {
   reap(sp, 1);
   /* Belt and braces: with every worker reaped, nothing may stay pending. */
   now = fp__now_ns();
-  for (uint32_t i = 0; i < s->hdr->nslots; i++) {
+  for (uint32_t i = 0; i < s->nslots; i++) {
     struct fp__slot *sl = fp__slot_at(s, i);
     uint32_t st = atomic_load(&sl->state);
     if (st == FP__SLOT_READY || st == FP__SLOT_RUNNING)
@@ -271,7 +272,7 @@ static void fail_start(struct fp__sup *sp, int err) {
 static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
   struct fp__hdr *h = sp->s->hdr;
   struct fp__row *row = fp__row_at(sp->s, r);
-  pid_t pid = atomic_load(&row->pid);
+  pid_t pid = sp->rc[r].pid;
   uint64_t now = fp__now_ns();
   int sig = WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
   int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
@@ -282,7 +283,7 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
   /* The worker is reaped: it can no longer touch its slot or row. */
   uint32_t i = atomic_load(&row->slot);
   uint64_t tid = atomic_load(&row->task_id);
-  if (i < h->nslots && tid != 0 && atomic_load(&row->fin_task) == tid) {
+  if (i < sp->s->nslots && tid != 0 && atomic_load(&row->fin_task) == tid) {
     /*
      * It died after committing its result: the handler finished and every
      * result field is written. Publish it if it did not, count it if it
@@ -302,7 +303,7 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
       else
         atomic_fetch_add(&row->failed, 1);
     }
-  } else if (i < h->nslots) {
+  } else if (i < sp->s->nslots) {
     /*
      * The task is ours to end only if it is still RUNNING under this pid
      * (the row pointer is a hint; the slot's own fields decide).
@@ -347,6 +348,7 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
     }
   }
   kill(-pid, SIGKILL); /* leftovers of the task, if any */
+  sp->rc[r].pid = 0;
   atomic_store(&row->pid, 0);
   atomic_store(&row->slot, FP__NONE);
   atomic_store(&row->task_id, 0);
@@ -486,7 +488,7 @@ static void reload_step(struct fp__sup *sp) {
   /* One at a time: wait until the rows already retired are back at work. */
   for (uint32_t r = 0; r < (uint32_t)sp->hup_next && r < target; r++) {
     struct fp__row *row = fp__row_at(sp->s, r);
-    if (atomic_load(&row->retire) || atomic_load(&row->pid) <= 0 ||
+    if (atomic_load(&row->retire) || sp->rc[r].pid <= 0 ||
         atomic_load(&row->state) < FP__ROW_IDLE)
       return;
   }
@@ -513,7 +515,7 @@ static uint64_t check_timeouts(struct fp__sup *sp, uint64_t now) {
   for (uint32_t r = 0; r < sp->nrows; r++) {
     struct fp__row *row = fp__row_at(sp->s, r);
     struct fp__rowctl *rc = &sp->rc[r];
-    pid_t pid = atomic_load(&row->pid);
+    pid_t pid = sp->rc[r].pid;
     if (pid <= 0) continue;
     if (rc->kill_reason == FP__KILL_TIMEOUT && rc->dump_at != 0) {
       /* Dump asked for: kill once written, or when the grace is over. */
@@ -558,7 +560,7 @@ static uint64_t respawn(struct fp__sup *sp, uint64_t now) {
   uint64_t next = UINT64_MAX;
   for (uint32_t r = 0; r < target && r < sp->nrows; r++) {
     struct fp__row *row = fp__row_at(sp->s, r);
-    if (atomic_load(&row->pid) > 0) continue;
+    if (sp->rc[r].pid > 0) continue;
     if (sp->rc[r].spawn_at <= now) {
       if (spawn(sp, r) == 0) {
         atomic_fetch_add(&h->c.restarts, 1);
@@ -633,7 +635,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
     /* Rows above the target retire; idle sleepers are woken by retire(). */
     uint32_t target = atomic_load(&h->workers_target);
     for (uint32_t r = target; r < sp->nrows; r++)
-      if (atomic_load(&fp__row_at(sp->s, r)->pid) > 0 &&
+      if (sp->rc[r].pid > 0 &&
           !atomic_load(&fp__row_at(sp->s, r)->retire))
         retire(sp, r);
   }
@@ -652,14 +654,14 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   struct fp__hdr *h = s->hdr;
   const fp_config *cfg = o->cfg;
   struct fp__sup sp = {.o = o, .s = s, .cfg = cfg, .sfd = -1,
-                       .nrows = h->nrows, .drain_deadline = UINT64_MAX,
+                       .nrows = s->nrows, .drain_deadline = UINT64_MAX,
                        .hup_next = -1, .self = getpid()};
   sigset_t old;
   atomic_store(&h->sup_pid, sp.self);
   atomic_store(&h->sup_start_ns, fp__now_ns());
   atomic_store(&h->workers_target, cfg->workers);
   sp.rc = calloc(sp.nrows, sizeof(*sp.rc));
-  sp.settled_gen = calloc(h->nclients, sizeof(*sp.settled_gen));
+  sp.settled_gen = calloc(s->nclients, sizeof(*sp.settled_gen));
   int err = sp.rc == NULL || sp.settled_gen == NULL ? -ENOMEM
                                                     : setup_signals(&sp, &old);
   if (err == 0 && o->cmd_fd >= 0 &&

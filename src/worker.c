@@ -117,11 +117,11 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   size_t out_len = 0;
   int rc;
   uint32_t in_len = sl->in_len;
-  if (FP__NEVER(in_len > h->max_input)) {
+  if (FP__NEVER(in_len > s->max_input)) {
     rc = -1; /* a corrupt length never reaches the handler */
   } else {
     rc = cfg->handler(cfg->arg, fp__slot_in(sl), in_len, fp__slot_out(s, sl),
-                      h->max_output, &out_len);
+                      s->max_output, &out_len);
   }
   uint64_t end = fp__now_ns();
   /* Moving average (1/8) of run time, for the wake-up policy (queue.h). */
@@ -129,10 +129,10 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   int64_t d = (int64_t)(end - sl->started_ns);
   if (d > UINT32_MAX) d = UINT32_MAX;
   atomic_store(&h->avg_task_ns, (uint32_t)(avg + (d - avg) / 8));
-  if (rc < 0 || out_len > h->max_output) {
+  if (rc < 0 || out_len > s->max_output) {
     sl->status = FP_FAILED;
     sl->code = EPROTO; /* handler broke its contract */
-    out_len = out_len > h->max_output ? 0 : out_len;
+    out_len = out_len > s->max_output ? 0 : out_len;
   } else {
     sl->status = rc == 0 ? FP_OK : FP_FAILED;
     sl->code = rc;
