@@ -106,7 +106,11 @@ typedef enum fp_status {
   FP_FAILED = 1,    /* handler returned an error code (result.code) */
   FP_CRASHED = 2,   /* worker died running it: result.signal or .exit_code */
   FP_TIMEOUT = 3,   /* ran past timeout_ms; its worker was killed */
-  FP_CANCELLED = 4  /* never finished because the pool stopped */
+  FP_CANCELLED = 4, /* never finished because the pool stopped */
+  FP_CORRUPT = 5    /* its slot in shared memory was damaged (a stray write
+                       by some other task): its input or result failed its
+                       check value, so it did not run, or its result is not
+                       delivered. Never retried automatically */
 } fp_status;
 
 typedef struct fp_result {
@@ -149,6 +153,9 @@ typedef struct fp_stats {
   uint64_t segment_bytes; /* size of the shared segment */
   uint64_t retried;     /* runs repeated after a crash or timeout */
   uint64_t quarantined; /* tasks that used up max_attempts (> 1): poison */
+  uint64_t corrupt;     /* damaged slots found: a task that did not run
+                           (counted in failed) or a result not delivered
+                           (counted where its worker counted it) */
 } fp_stats;
 
 /* One scoreboard row, for `forkpool stat`. */

@@ -13,6 +13,7 @@
 #include "pool.h"
 #include "queue.h"
 #include "spin.h"
+#include "sum.h"
 
 /* How long one sleep lasts at most before rechecking the supervisor. */
 #define RECHECK_NS 100000000ull
@@ -82,6 +83,7 @@ static void fill(struct fp__slot *sl, const void *in, size_t len) {
   sl->started_ns = 0;
   atomic_store(&sl->worker, 0);
   if (len > 0) memcpy(fp__slot_in(sl), in, len);
+  sl->in_sum = fp__in_sum(sl, atomic_load(&sl->id), (uint32_t)len);
 }
 
 /*
@@ -179,8 +181,18 @@ FP_EXTERN void fp_result_release(fp_result *res) {
 static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
   struct fp__seg *s = &p->seg;
   struct fp__slot *sl = fp__slot_at(s, i);
+  uint64_t id = p->pend_id[i];
+  /* Read every field once: the slot is shared, its bytes may change. */
+  int ours = atomic_load(&sl->id) == id &&
+             atomic_load(&sl->state) == FP__SLOT_DONE;
   uint32_t out_len = sl->out_len;
-  if (FP__NEVER(out_len > s->max_output)) out_len = 0;
+  int32_t status = sl->status, code = sl->code, sig = sl->sig,
+          exit_code = sl->exit_code;
+  uint64_t sum = sl->res_sum;
+  if (out_len > s->max_output) {
+    out_len = 0;
+    ours = 0;
+  }
   if (out_len + 1 > res->output_cap) {
     /* One spare byte, so callers may NUL-terminate text output. */
     unsigned char *o = realloc(res->output, out_len + 1);
@@ -191,14 +203,35 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
   memcpy(res->output, fp__slot_out(s, sl), out_len);
   res->output[out_len] = 0;
   res->output_len = out_len;
-  res->id = p->pend_id[i];
-  res->status = (fp_status)sl->status;
-  res->code = sl->code;
-  res->signal = sl->sig;
-  res->exit_code = sl->exit_code;
+  res->id = id;
+  res->status = (fp_status)status;
+  res->code = code;
+  res->signal = sig;
+  res->exit_code = exit_code;
   res->attempts = sl->attempts;
   res->worker = atomic_load(&sl->worker);
   res->run_us = sl->run_us;
+  /*
+   * The check value is computed over our copy: what we hand out is what
+   * was checked. A mismatch, or a slot whose id or state was overwritten,
+   * is reported as FP_CORRUPT, never as the (wrong) result.
+   */
+  if (!ours || status < FP_OK || status > FP_CORRUPT ||
+      fp__res_sum_of(id, status, code, sig, exit_code, res->output,
+                     out_len) != sum) {
+    res->status = FP_CORRUPT;
+    res->code = EBADMSG;
+    res->signal = 0;
+    res->exit_code = -1;
+    res->output_len = 0;
+    res->output[0] = 0;
+    atomic_fetch_add(&s->hdr->c.corrupt, 1);
+    if (atomic_load(&sl->id) != id) {
+      /* Reused by another task already: not ours to free. */
+      fp__pend_del(p, i);
+      return 0;
+    }
+  }
   /*
    * DONE -> COLLECTED, and the slot goes on our batch of frees, returned
    * under the lock our next submit takes anyway. Flushed now when the batch
@@ -219,8 +252,18 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
   return 0;
 }
 
+/*
+ * Our pending task in slot i has a result to deliver: it is DONE, or its
+ * slot was damaged (a pending task is only ever READY, RUNNING or DONE, and
+ * keeps its id): deliver() then reports it FP_CORRUPT rather than wait for
+ * ever on a state nobody will change.
+ */
 static int is_done(struct fp_pool *p, uint32_t i) {
-  return atomic_load(&fp__slot_at(&p->seg, i)->state) == FP__SLOT_DONE;
+  struct fp__slot *sl = fp__slot_at(&p->seg, i);
+  uint32_t st = atomic_load(&sl->state);
+  if (st == FP__SLOT_DONE) return 1;
+  if (st != FP__SLOT_READY && st != FP__SLOT_RUNNING) return 1;
+  return atomic_load(&sl->id) != p->pend_id[i];
 }
 
 /*

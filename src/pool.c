@@ -13,6 +13,7 @@
 #include "proc.h"
 #include "queue.h"
 #include "shm.h"
+#include "sum.h"
 
 /*
  * Command-pipe write ends of this process's live pools. A new supervisor
@@ -187,6 +188,7 @@ static void settle_orphans(struct fp_pool *p) {
     sl->sig = 0;
     sl->exit_code = -1;
     sl->out_len = 0;
+    sl->res_sum = fp__res_sum(s, sl, atomic_load(&sl->id));
     atomic_store(&sl->state, FP__SLOT_DONE);
     atomic_fetch_add(&s->hdr->c.cancelled, 1);
   }
@@ -264,6 +266,7 @@ FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
   st->segment_bytes = h->seg_bytes;
   st->retried = atomic_load(&h->c.retried);
   st->quarantined = atomic_load(&h->c.quarantined);
+  st->corrupt = atomic_load(&h->c.corrupt);
   st->repairs = atomic_load(&h->c.repairs);
   static const char *names[] = {"?", "starting", "running", "draining",
                                 "stopping", "stopped", "failed"};

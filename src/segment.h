@@ -88,6 +88,7 @@ struct fp__counters {
   _Atomic uint64_t repairs; /* queue rebuilt after a lock holder died */
   _Atomic uint64_t retried;
   _Atomic uint64_t quarantined;
+  _Atomic uint64_t corrupt;     /* damage found (any process); see fp_stats */
 } FP__ALIGNED;
 
 struct fp__queue {
@@ -160,7 +161,7 @@ struct fp__row {
    * snapshot whether it was counted. Pool totals are the sums over rows.
    */
   _Atomic uint64_t ok, failed;
-  _Atomic uint64_t ok_snap, failed_snap;
+  _Atomic uint64_t ok_snap, failed_snap; /* FP_CORRUPT counts as failed */
   _Atomic uint64_t fin_task;
   _Atomic uint32_t fin_status;
 } FP__ALIGNED;
@@ -200,6 +201,7 @@ struct fp__slot {
   uint32_t attempts;
   _Atomic int32_t worker;   /* pid running it (set with RUNNING) */
   uint32_t row;             /* scoreboard row of that worker */
+  uint64_t in_sum;          /* check value of id, in_len, input (sum.h) */
 
   /* Result: written before state becomes DONE (release). */
   int32_t status FP__ALIGNED;
@@ -210,6 +212,7 @@ struct fp__slot {
   uint32_t pad_;
   uint64_t run_us;
   uint64_t started_ns;
+  uint64_t res_sum;         /* check value of the result (sum.h) */
 };
 
 #define FP__SLOT_HDR_BYTES ((uint32_t)sizeof(struct fp__slot))

@@ -12,6 +12,7 @@ FP_EXTERN const char *fp_status_name(fp_status st) {
   case FP_CRASHED: return "crashed";
   case FP_TIMEOUT: return "timeout";
   case FP_CANCELLED: return "cancelled";
+  case FP_CORRUPT: return "corrupt";
   }
   return "unknown";
 }

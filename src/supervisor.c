@@ -22,6 +22,7 @@
 #include "queue.h"
 #include "report.h"
 #include "shm.h"
+#include "sum.h"
 #include "sup.h"
 
 #define BACKOFF_BASE_NS 10000000ull  /* 10 ms */
@@ -75,6 +76,7 @@ static void end_task_report(struct fp__sup *sp, struct fp__slot *sl,
   sl->run_us = sl->started_ns != 0 && now > sl->started_ns
                    ? (now - sl->started_ns) / 1000u
                    : 0;
+  sl->res_sum = fp__res_sum(sp->s, sl, atomic_load(&sl->id));
   uint32_t owner = sl->owner;
   atomic_store(&sl->state, FP__SLOT_DONE);
   _Atomic uint64_t *ctr = st == FP_CRASHED   ? &h->c.crashed

@@ -18,6 +18,7 @@
 #include "queue.h"
 #include "report.h"
 #include "spin.h"
+#include "sum.h"
 
 void fp__reset_signals(void) {
   struct sigaction sa;
@@ -117,8 +118,12 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   size_t out_len = 0;
   int rc;
   uint32_t in_len = sl->in_len;
-  if (FP__NEVER(in_len > s->max_input)) {
-    rc = -1; /* a corrupt length never reaches the handler */
+  uint64_t id = atomic_load(&sl->id);
+  int damaged = in_len > s->max_input ||
+                fp__in_sum(sl, id, in_len) != sl->in_sum;
+  if (damaged) {
+    rc = 0; /* a damaged input never reaches the handler */
+    atomic_fetch_add(&h->c.corrupt, 1);
   } else {
     rc = cfg->handler(cfg->arg, fp__slot_in(sl), in_len, fp__slot_out(s, sl),
                       s->max_output, &out_len);
@@ -129,7 +134,11 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   int64_t d = (int64_t)(end - sl->started_ns);
   if (d > UINT32_MAX) d = UINT32_MAX;
   atomic_store(&h->avg_task_ns, (uint32_t)(avg + (d - avg) / 8));
-  if (rc < 0 || out_len > s->max_output) {
+  if (damaged) {
+    sl->status = FP_CORRUPT;
+    sl->code = EBADMSG;
+    out_len = 0;
+  } else if (rc < 0 || out_len > s->max_output) {
     sl->status = FP_FAILED;
     sl->code = EPROTO; /* handler broke its contract */
     out_len = out_len > s->max_output ? 0 : out_len;
@@ -141,6 +150,7 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   sl->exit_code = -1;
   sl->out_len = (uint32_t)out_len;
   sl->run_us = (end - sl->started_ns) / 1000u;
+  sl->res_sum = fp__res_sum(s, sl, id);
   uint32_t owner = sl->owner;
   int ok = sl->status == FP_OK;
   /* Commit (see struct fp__row), publish, count: three single stores. */
