@@ -9,9 +9,22 @@
 
 __thread uint32_t fp__spin_budget;
 
-int fp__q_lock(struct fp__seg *s) {
+int fp__q_lock_until(struct fp__seg *s, uint64_t deadline_ns) {
   struct fp__queue *q = &s->hdr->q;
-  int r = pthread_mutex_lock(&q->lock);
+  int r;
+  /*
+   * Timed, in slices: a lock word a stray write turned to garbage names no
+   * live owner, so nobody would ever wake us; the supervisor re-creates
+   * such a lock (sup_verify.c) and the next slice takes the new one.
+   */
+  for (;;) {
+    uint64_t now = fp__now_ns();
+    uint64_t until = now + 1000000000u < deadline_ns ? now + 1000000000u
+                                                     : deadline_ns;
+    struct timespec ts = fp__ts_from_ns(until);
+    r = pthread_mutex_clocklock(&q->lock, CLOCK_MONOTONIC, &ts);
+    if (r != ETIMEDOUT || until >= deadline_ns) break;
+  }
   if (r == EOWNERDEAD) {
     /*
      * The previous holder died inside a critical section. Every ring or stack
@@ -24,6 +37,8 @@ int fp__q_lock(struct fp__seg *s) {
   }
   return -r;
 }
+
+int fp__q_lock(struct fp__seg *s) { return fp__q_lock_until(s, UINT64_MAX); }
 
 void fp__q_unlock(struct fp__seg *s) { pthread_mutex_unlock(&s->hdr->q.lock); }
 

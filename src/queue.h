@@ -20,6 +20,9 @@
  * -ENOTRECOVERABLE when the lock was left unusable.
  */
 FP__HIDDEN int fp__q_lock(struct fp__seg *s);
+
+/* The same, giving up with -ETIMEDOUT at CLOCK_MONOTONIC deadline_ns. */
+FP__HIDDEN int fp__q_lock_until(struct fp__seg *s, uint64_t deadline_ns);
 FP__HIDDEN void fp__q_unlock(struct fp__seg *s);
 
 /* The following require the lock. */

@@ -47,6 +47,7 @@ struct fp__sup {
   int hup_next;            /* next row to replace on SIGHUP; -1: none */
   int stopped;             /* loop ends */
   pid_t self;
+  struct fp__hdr hdr_copy; /* the header's fixed part, as laid out */
 };
 
 /* Log a formatted event through opts->log, if any. */
@@ -73,5 +74,14 @@ FP__HIDDEN void fp__sup_reclaim_clients(struct fp__sup *sp);
  * Called every tick.
  */
 FP__HIDDEN void fp__sup_free_collected(struct fp__sup *sp);
+
+/* Keep a copy of the header's fixed part (at start). */
+FP__HIDDEN void fp__sup_save_header(struct fp__sup *sp);
+
+/*
+ * After a worker died of a signal: check and repair the shared bookkeeping
+ * it could have damaged (sup_verify.c). Logs what it repaired.
+ */
+FP__HIDDEN void fp__sup_verify(struct fp__sup *sp);
 
 #endif /* FP_SUP_H */

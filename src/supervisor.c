@@ -283,6 +283,8 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
   uint64_t task_id = 0, ran_us = 0;
 
   /* The worker is reaped: it can no longer touch its slot or row. */
+  if (WIFSIGNALED(ws) && atomic_load(&h->state) < FP__POOL_STOPPING)
+    fp__sup_verify(sp);
   uint32_t i = atomic_load(&row->slot);
   uint64_t tid = atomic_load(&row->task_id);
   if (i < sp->s->nslots && tid != 0 && atomic_load(&row->fin_task) == tid) {
@@ -681,6 +683,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
     return err;
   }
   fp__report_warm();
+  fp__sup_save_header(&sp);
   for (uint32_t r = 0; r < cfg->workers && !sp.stopped; r++)
     if ((err = spawn(&sp, r)) < 0) fail_start(&sp, -err);
 

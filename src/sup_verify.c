@@ -1,0 +1,124 @@
+/*
+ * After a worker crash: check what that worker could have written to.
+ *
+ * A buggy task may scribble over the shared segment before it dies. Slots
+ * carry check values (sum.h) and are judged when used; here the supervisor
+ * checks the shared bookkeeping:
+ *   - the header's fixed fields, against its own copy: restored if damaged;
+ *   - the queue lock: a lock word naming no live owner is re-created;
+ *   - the ready ring and the free stack, against the slot states: rebuilt
+ *     from the states when they disagree (the states are the truth);
+ *   - slot states that are no state at all: the slot's task is ended
+ *     FP_CORRUPT (its producer, if any, is told; never a wrong result).
+ */
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "queue.h"
+#include "sum.h"
+#include "sup.h"
+
+/* The header's fixed part, as laid out; restored from our copy. */
+void fp__sup_save_header(struct fp__sup *sp) {
+  memcpy(&sp->hdr_copy, sp->s->hdr, offsetof(struct fp__hdr, state));
+}
+
+static int check_header(struct fp__sup *sp) {
+  size_t n = offsetof(struct fp__hdr, state);
+  if (memcmp(&sp->hdr_copy, sp->s->hdr, n) == 0) return 0;
+  memcpy(sp->s->hdr, &sp->hdr_copy, n);
+  return 1;
+}
+
+/* Re-create a queue lock whose word names no live thread. 1 if done. */
+static int check_lock(struct fp__sup *sp) {
+  struct fp__seg *s = sp->s;
+  int r = fp__q_lock_until(s, fp__now_ns() + 200000000u);
+  if (r == 0) {
+    fp__q_unlock(s);
+    return 0;
+  }
+  /* glibc keeps the owner's thread id in the low bits of the lock word. */
+  unsigned *word = (unsigned *)&s->hdr->q.lock;
+  pid_t tid = (pid_t)(*word & FUTEX_TID_MASK);
+  if (r == -ETIMEDOUT && tid != 0 && kill(tid, 0) == 0) return 0; /* held */
+  pthread_mutexattr_t ma;
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+  pthread_mutex_init(&s->hdr->q.lock, &ma);
+  pthread_mutexattr_destroy(&ma);
+  /* Anyone asleep on the garbage word retries within its 1 s slice. */
+  fp__futex_wake((_Atomic uint32_t *)word);
+  return 1;
+}
+
+/* Does the ring and stack agree with the slot states? (lock held) */
+static int bookkeeping_ok(struct fp__seg *s, unsigned char *seen) {
+  struct fp__queue *q = &s->hdr->q;
+  uint32_t n = s->nslots, len = atomic_load(&q->ready_len);
+  uint32_t nready = 0, nfree = 0;
+  if (q->ready_head >= n || len > n || q->free_top > n) return 0;
+  memset(seen, 0, n);
+  for (uint32_t k = 0; k < len; k++) {
+    uint32_t i = s->ready[(q->ready_head + k) % n];
+    if (i >= n || seen[i]++) return 0;
+    if (atomic_load(&fp__slot_at(s, i)->state) != FP__SLOT_READY) return 0;
+  }
+  for (uint32_t k = 0; k < q->free_top; k++) {
+    uint32_t i = s->freestk[k];
+    if (i >= n || seen[i]++) return 0;
+    if (atomic_load(&fp__slot_at(s, i)->state) != FP__SLOT_FREE) return 0;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t st = atomic_load(&fp__slot_at(s, i)->state);
+    nready += st == FP__SLOT_READY;
+    nfree += st == FP__SLOT_FREE;
+  }
+  return nready == len && nfree == q->free_top;
+}
+
+void fp__sup_verify(struct fp__sup *sp) {
+  struct fp__seg *s = sp->s;
+  int hdr = check_header(sp);
+  int lock = check_lock(sp);
+  int rebuilt = 0, ended = 0;
+  if (fp__q_lock_until(s, fp__now_ns() + 1000000000u) == 0) {
+    uint64_t now = fp__now_ns();
+    for (uint32_t i = 0; i < s->nslots; i++) {
+      struct fp__slot *sl = fp__slot_at(s, i);
+      if (atomic_load(&sl->state) <= FP__SLOT_COLLECTED) continue;
+      /* No state at all: whatever it held cannot be trusted. */
+      sl->status = FP_CORRUPT;
+      sl->code = EBADMSG;
+      sl->sig = 0;
+      sl->exit_code = -1;
+      sl->out_len = 0;
+      sl->run_us = 0;
+      (void)now;
+      sl->res_sum = fp__res_sum(s, sl, atomic_load(&sl->id));
+      atomic_store(&sl->state, FP__SLOT_DONE);
+      fp__notify_owner(s, sl->owner);
+      atomic_fetch_add(&s->hdr->c.corrupt, 1);
+      ended++;
+    }
+    unsigned char *seen = malloc(s->nslots);
+    if (seen == NULL || !bookkeeping_ok(s, seen)) {
+      fp__q_rebuild(s);
+      rebuilt = 1;
+    }
+    free(seen);
+    fp__q_unlock(s);
+  }
+  if (hdr || lock || rebuilt || ended) {
+    atomic_fetch_add(&s->hdr->c.repairs, 1);
+    fp__sup_log(sp, FP_LOG_ERROR,
+                "shared segment damaged after a worker crash:%s%s%s%s",
+                hdr ? " header restored;" : "",
+                lock ? " queue lock re-created;" : "",
+                rebuilt ? " ring and free stack rebuilt from slot states;" : "",
+                ended ? " slots with no valid state ended corrupt;" : "");
+  }
+}
