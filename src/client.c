@@ -226,11 +226,8 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
     res->output_len = 0;
     res->output[0] = 0;
     atomic_fetch_add(&s->hdr->c.corrupt, 1);
-    if (atomic_load(&sl->id) != id) {
-      /* Reused by another task already: not ours to free. */
-      fp__pend_del(p, i);
-      return 0;
-    }
+    /* Still ours (pending): give it back our id, so we free it below. */
+    atomic_store(&sl->id, id);
   }
   /*
    * DONE -> COLLECTED, and the slot goes on our batch of frees, returned
@@ -254,16 +251,14 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
 
 /*
  * Our pending task in slot i has a result to deliver: it is DONE, or its
- * slot was damaged (a pending task is only ever READY, RUNNING or DONE, and
- * keeps its id): deliver() then reports it FP_CORRUPT rather than wait for
- * ever on a state nobody will change.
+ * state word was damaged (a pending task is only ever READY, RUNNING or
+ * DONE): deliver() then reports it FP_CORRUPT rather than wait for ever on
+ * a state nobody will change. A damaged id alone is not a reason: the slot
+ * is still ours (nobody reuses a pending slot), and its worker will end it.
  */
 static int is_done(struct fp_pool *p, uint32_t i) {
-  struct fp__slot *sl = fp__slot_at(&p->seg, i);
-  uint32_t st = atomic_load(&sl->state);
-  if (st == FP__SLOT_DONE) return 1;
-  if (st != FP__SLOT_READY && st != FP__SLOT_RUNNING) return 1;
-  return atomic_load(&sl->id) != p->pend_id[i];
+  uint32_t st = atomic_load(&fp__slot_at(&p->seg, i)->state);
+  return st != FP__SLOT_READY && st != FP__SLOT_RUNNING;
 }
 
 /*
