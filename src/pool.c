@@ -150,7 +150,11 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
    * must not inherit this mapping: a stray child could otherwise write into
    * it. The supervisor already has its copy.
    */
-  madvise(p->seg.base, p->seg.len, MADV_DONTFORK);
+  {
+    /* The guard pages too: a later child gets none of the reservation. */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    madvise(p->seg.base - page, p->seg.len + 2 * page, MADV_DONTFORK);
+  }
   if ((err = wait_started(p)) < 0) {
     close(p->cmd_fd);
     if (!atomic_load(&p->sup_gone)) {

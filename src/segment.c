@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
@@ -136,21 +137,58 @@ void fp__seg_bind(struct fp__seg *seg) {
   seg->freestk = seg->ready + seg->nslots;
 }
 
+/*
+ * A random, page-aligned address in the middle of the user address space,
+ * as a hint: a stray pointer of one process is unlikely to land in the
+ * segment, and the kernel picks another place if the hint is taken.
+ */
+static void *random_hint(size_t len) {
+  uint64_t r = 0;
+  if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+    r = fp__now_ns() * 0x9e3779b97f4a7c15ull;
+  uint64_t lo = 0x100000000000ull, span = 0x400000000000ull; /* 16..80 TiB */
+  uint64_t a = lo + (r % (span - len));
+  return (void *)(uintptr_t)(a & ~(uint64_t)4095);
+}
+
+void *fp__map_guarded(size_t len, int prot, int flags, int fd) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t total = len + 2 * page;
+  /* Reserve the segment plus a guard page on each side, inaccessible... */
+  unsigned char *res = mmap(random_hint(total), total, PROT_NONE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (res == MAP_FAILED) return MAP_FAILED;
+  /* ...then map the segment over the middle: overruns off either end of
+   * it fault instead of landing in a neighbouring mapping. */
+  void *map = mmap(res + page, len, prot, flags | MAP_FIXED, fd, 0);
+  if (map == MAP_FAILED) {
+    int err = errno;
+    munmap(res, total);
+    errno = err;
+  }
+  return map;
+}
+
+void fp__unmap_guarded(void *map, size_t len) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  munmap((unsigned char *)map - page, len + 2 * page);
+}
+
 int fp__seg_create_anon(struct fp__seg *seg, const struct fp__geometry *g) {
   uint64_t total = fp__seg_bytes(g);
   if (total == 0) return -EINVAL;
-  void *map = mmap(NULL, total, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void *map = fp__map_guarded(total, PROT_READ | PROT_WRITE,
+                              MAP_SHARED | MAP_ANONYMOUS, -1);
   if (map == MAP_FAILED) return -errno;
   int r = fp__seg_layout(map, total, g, seg);
-  if (r < 0) munmap(map, total);
+  if (r < 0) fp__unmap_guarded(map, total);
   return r;
 }
 
 void fp__seg_unmap(struct fp__seg *seg) {
   /* A zeroed seg (never mapped) owns no descriptor: fd 0 is not ours. */
   if (seg->base == NULL) return;
-  munmap(seg->base, seg->maplen ? seg->maplen : seg->len);
+  fp__unmap_guarded(seg->base, seg->maplen ? seg->maplen : seg->len);
   if (seg->fd >= 0) close(seg->fd);
   memset(seg, 0, sizeof(*seg));
   seg->fd = -1;

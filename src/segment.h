@@ -266,6 +266,14 @@ FP__HIDDEN int fp__seg_layout(void *map, size_t len,
 /* Set seg->ready and seg->freestk from a validated header. */
 FP__HIDDEN void fp__seg_bind(struct fp__seg *seg);
 
+/*
+ * mmap `len` bytes at a random address between two PROT_NONE guard pages.
+ * Same arguments and return as mmap (fd -1 for anonymous). Unmap with
+ * fp__unmap_guarded(), which removes the guards too.
+ */
+FP__HIDDEN void *fp__map_guarded(size_t len, int prot, int flags, int fd);
+FP__HIDDEN void fp__unmap_guarded(void *map, size_t len);
+
 /* Unmap and close. Leaves *seg zeroed with fd -1. Safe on a zeroed seg. */
 FP__HIDDEN void fp__seg_unmap(struct fp__seg *seg);
 

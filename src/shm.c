@@ -95,7 +95,7 @@ int fp__shm_create(struct fp__seg *seg, const char *name, unsigned mode,
     err = -errno;
     goto err;
   }
-  map = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  map = fp__map_guarded(total, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
   if (map == MAP_FAILED) {
     err = -errno;
     goto err;
@@ -105,7 +105,7 @@ int fp__shm_create(struct fp__seg *seg, const char *name, unsigned mode,
   return 0;
 
 err:
-  if (map != MAP_FAILED) munmap(map, total);
+  if (map != MAP_FAILED) fp__unmap_guarded(map, total);
   shm_unlink(path);
   close(fd);
   return err;
@@ -150,8 +150,8 @@ int fp__shm_open(struct fp__seg *seg, const char *name, int writable) {
     err = -EBADMSG;
     goto err;
   }
-  map = mmap(NULL, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED,
-             fd, 0);
+  map = fp__map_guarded(len, PROT_READ | (writable ? PROT_WRITE : 0),
+                        MAP_SHARED, fd);
   if (map == MAP_FAILED) {
     err = -errno;
     goto err;
@@ -174,7 +174,7 @@ int fp__shm_open(struct fp__seg *seg, const char *name, int writable) {
   return 0;
 
 err:
-  if (map != MAP_FAILED) munmap(map, st.st_size);
+  if (map != MAP_FAILED) fp__unmap_guarded(map, (size_t)st.st_size);
   close(fd);
   return err;
 }
