@@ -68,6 +68,44 @@ static CRASHY_NOINLINE void crashy_hang(void) {
     spin++;
 }
 
+/*
+ * Writes garbage over random bytes of the worker's shared mappings (the
+ * pool's segment is the mapping with "rw-s" permissions in /proc/self/maps),
+ * then segfaults: the buggy C code forkpool has to survive. 64 bursts of
+ * 1 to 8 random bytes at random offsets.
+ */
+static CRASHY_NOINLINE void crashy_scribble(void) {
+  FILE *f = fopen("/proc/self/maps", "re");
+  char line[512];
+  unsigned long seed = (unsigned long)getpid() * 2654435761u ^
+                       (unsigned long)time(NULL);
+  struct { unsigned long lo, hi; } maps[16];
+  int n = 0;
+  while (f != NULL && n < 16 && fgets(line, sizeof(line), f) != NULL) {
+    unsigned long lo, hi;
+    char perms[8];
+    if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 &&
+        strcmp(perms, "rw-s") == 0) {
+      maps[n].lo = lo;
+      maps[n].hi = hi;
+      n++;
+    }
+  }
+  if (f != NULL) fclose(f);
+  for (int k = 0; n > 0 && k < 64; k++) {
+    seed = seed * 6364136223846793005ul + 1442695040888963407ul;
+    int m = (int)((seed >> 33) % (unsigned long)n);
+    unsigned long span = maps[m].hi - maps[m].lo;
+    seed = seed * 6364136223846793005ul + 1442695040888963407ul;
+    unsigned long off = (seed >> 17) % span;
+    int len = 1 + (int)((seed >> 7) & 7);
+    volatile unsigned char *p = (volatile unsigned char *)(maps[m].lo + off);
+    for (int b = 0; b < len && off + (unsigned long)b < span; b++)
+      p[b] = (unsigned char)(seed >> (8 * (b & 7)));
+  }
+  crashy_segv();
+}
+
 /* Current address-space size in bytes from /proc/self/statm (first field,
  * in pages). Returns 0 when it cannot be read. */
 static size_t crashy_vm_size(void) {
@@ -210,6 +248,8 @@ int forkpool_handler(void *arg, const void *in, size_t in_len, void *out,
     crashy_segv();
     return EFAULT; /* not reached unless NULL is mapped */
   }
+  if (strcmp(cmd, "scribble") == 0)
+    crashy_scribble();
   if (strcmp(cmd, "abort") == 0)
     crashy_abort();
   if (strcmp(cmd, "hang") == 0)

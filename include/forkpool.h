@@ -94,6 +94,11 @@ typedef struct fp_config {
                            out, before it ends so; 0 or 1 (default): no
                            retry. At-least-once: a retried task may have
                            run partly before. At most 100 */
+  unsigned seal;         /* 1: make the shared segment inaccessible to the
+                           worker while the handler runs (input and
+                           output go through private copies), so a stray
+                           write faults instead of landing; costs two
+                           mprotect calls per task. 0 (default): off */
   unsigned max_memory_mb; /* per worker: address space it may add after
                              fork (RLIMIT_AS); 0 = no limit. A task that
                              needs more gets allocation failures, and ends

@@ -26,6 +26,7 @@ FP_EXTERN int fp_config_validate(const fp_config *cfg) {
   if (cfg->timeout_ms > INT_MAX) return -EINVAL;
   if (cfg->max_memory_mb > 1024u * 1024u) return -EINVAL; /* 1 TiB */
   if (cfg->max_attempts > 100) return -EINVAL;
+  if (cfg->seal > 1) return -EINVAL;
   struct fp__geometry g = {cfg->slots, cfg->workers, 1,
                            (uint32_t)cfg->max_input,
                            (uint32_t)cfg->max_output};

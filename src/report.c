@@ -28,6 +28,7 @@
 
 static struct fp__report *my_report;
 static _Atomic uint64_t *my_task;
+static const struct fp__seg *my_seg;
 
 struct buf {
   char *p;
@@ -135,6 +136,9 @@ static void put_frames(struct buf *b, void **pcs, int n) {
 static void write_report(char kind, int sig, uintptr_t addr) {
   struct fp__report *r = my_report;
   if (r == NULL) return;
+  /* Seal mode: reopen the segment first (mprotect is a system call, safe
+   * in a handler) so the report can be written. */
+  if (fp__sealed_unseal()) fp__seal(my_seg, 0);
   uint64_t task = atomic_load(my_task);
   atomic_store(&r->task_id, 0); /* invalid while we write */
   struct buf b = {r->text, 0, sizeof(r->text)};
@@ -176,6 +180,7 @@ static void on_dump(int sig, siginfo_t *si, void *uc) {
 }
 
 int fp__report_arm(struct fp__seg *s, uint32_t row) {
+  my_seg = s;
   my_report = fp__report_at(s, row);
   my_task = &fp__row_at(s, row)->task_id;
   atomic_store(&my_report->len, 0);

@@ -213,3 +213,18 @@ int fp__seg_validate(const void *map, size_t len) {
     return -EBADMSG;
   return 0;
 }
+
+static _Atomic int sealed;
+
+int fp__seal(const struct fp__seg *s, int on) {
+  size_t len = s->maplen ? s->maplen : s->len;
+  atomic_store(&sealed, on);
+  return mprotect(s->base, len, on ? PROT_NONE : PROT_READ | PROT_WRITE) == 0
+             ? 0
+             : -errno;
+}
+
+int fp__sealed_unseal(void) {
+  /* Async-signal-safe: the fault handler reopens the segment to report. */
+  return atomic_load(&sealed);
+}

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <string.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -109,6 +110,24 @@ static uint32_t take(struct fp__seg *s, uint32_t r, pid_t self, pid_t sup) {
   }
 }
 
+/*
+ * Seal mode: the segment (with its guard pages) is PROT_NONE while user
+ * code runs; the handler works on private copies.
+ */
+static unsigned char *seal_in, *seal_out;
+
+static int call_sealed(const struct fp__seg *s, const fp_config *cfg,
+                       struct fp__slot *sl, uint32_t in_len, size_t *out_len) {
+  memcpy(seal_in, fp__slot_in(sl), in_len);
+  unsigned char *out = fp__slot_out(s, sl);
+  fp__seal(s, 1);
+  int rc = cfg->handler(cfg->arg, seal_in, in_len, seal_out, s->max_output,
+                        out_len);
+  fp__seal(s, 0);
+  if (*out_len <= s->max_output) memcpy(out, seal_out, *out_len);
+  return rc;
+}
+
 /* Run the handler on slot i and publish the result. */
 static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
                      const fp_config *cfg) {
@@ -125,8 +144,10 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
     rc = 0; /* a damaged input never reaches the handler */
     atomic_fetch_add(&h->c.corrupt, 1);
   } else {
-    rc = cfg->handler(cfg->arg, fp__slot_in(sl), in_len, fp__slot_out(s, sl),
-                      s->max_output, &out_len);
+    rc = seal_in != NULL
+             ? call_sealed(s, cfg, sl, in_len, &out_len)
+             : cfg->handler(cfg->arg, fp__slot_in(sl), in_len,
+                            fp__slot_out(s, sl), s->max_output, &out_len);
   }
   uint64_t end = fp__now_ns();
   /* Moving average (1/8) of run time, for the wake-up policy (queue.h). */
@@ -201,6 +222,11 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
 
   struct fp__row *row = fp__row_at(s, r);
   pid_t self = getpid();
+  if (cfg->seal) {
+    seal_in = malloc(s->max_input ? s->max_input : 1);
+    seal_out = malloc(s->max_output);
+    if (seal_in == NULL || seal_out == NULL) _exit(FP__EXIT_INIT);
+  }
   int lerr = limit_memory(cfg->max_memory_mb);
   if (lerr < 0) {
     atomic_store(&row->init_error, (uint32_t)-lerr);
