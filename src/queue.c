@@ -13,14 +13,20 @@ int fp__q_lock_until(struct fp__seg *s, uint64_t deadline_ns) {
   struct fp__queue *q = &s->hdr->q;
   int r;
   /*
-   * Timed, in slices: a lock word a stray write turned to garbage names no
-   * live owner, so nobody would ever wake us; the supervisor re-creates
-   * such a lock (sup_verify.c) and the next slice takes the new one.
+   * Timed, in 50 ms slices, for two reasons:
+   *  - robust futexes lose a wake-up when a waiter that was just woken is
+   *    SIGKILLed before it takes the lock while a third process takes the
+   *    free lock by the fast path: the other waiters then sleep on a free
+   *    lock (tests/torture/repro/robust_wakeup.c shows it without us);
+   *  - a lock word a stray write turned to garbage names no live owner, so
+   *    nobody would ever wake us; the supervisor re-creates such a lock
+   *    (sup_verify.c) and the next slice takes the new one.
+   * A slice that times out just tries again: a stall costs 50 ms at most.
    */
   for (;;) {
     uint64_t now = fp__now_ns();
-    uint64_t until = now + 1000000000u < deadline_ns ? now + 1000000000u
-                                                     : deadline_ns;
+    uint64_t until = now + 50000000u < deadline_ns ? now + 50000000u
+                                                   : deadline_ns;
     struct timespec ts = fp__ts_from_ns(until);
     r = pthread_mutex_clocklock(&q->lock, CLOCK_MONOTONIC, &ts);
     if (r != ETIMEDOUT || until >= deadline_ns) break;
