@@ -158,6 +158,9 @@ typedef struct fp_stats {
   uint64_t segment_bytes; /* size of the shared segment */
   uint64_t retried;     /* runs repeated after a crash or timeout */
   uint64_t quarantined; /* tasks that used up max_attempts (> 1): poison */
+  size_t max_input;     /* the pool's limits */
+  size_t max_output;
+  unsigned timeout_ms;
   uint64_t corrupt;     /* damaged slots found: a task that did not run
                            (counted in failed) or a result not delivered
                            (counted where its worker counted it) */
@@ -230,6 +233,10 @@ FP_EXTERN void fp_pool_free(fp_pool *pool);
  * -ETIMEDOUT when it stayed full for timeout_ms; -EMSGSIZE when len is above
  * max_input; -ESHUTDOWN when the pool is stopping or stopped (also for a
  * submitter blocked when stop began); -EPIPE when the supervisor died.
+ * Tasks submitted to a named pool whose workers are still starting wait in
+ * the queue. Only collecting frees a slot: a single-threaded caller whose
+ * own uncollected tasks fill every slot must collect (fp_pending() says how
+ * many it has) rather than block here.
  * On error no task was queued and nothing is held.
  */
 FP_EXTERN int fp_submit(fp_pool *pool, const void *in, size_t len,

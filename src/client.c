@@ -43,7 +43,7 @@ struct space_ctx {
 
 static int space_or_stopped(void *arg) {
   struct fp__hdr *h = ((struct space_ctx *)arg)->s->hdr;
-  return h->q.free_top > 0 || atomic_load(&h->state) != FP__POOL_RUNNING;
+  return h->q.free_top > 0 || atomic_load(&h->state) > FP__POOL_RUNNING;
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
@@ -93,7 +93,7 @@ static void fill(struct fp__slot *sl, const void *in, size_t len) {
 static int publish(struct fp_pool *p, uint32_t i, uint64_t *id) {
   struct fp__seg *s = &p->seg;
   struct fp__slot *sl = fp__slot_at(s, i);
-  if (atomic_load(&s->hdr->state) != FP__POOL_RUNNING) {
+  if (atomic_load(&s->hdr->state) > FP__POOL_RUNNING) {
     fp__q_put_free(s, i);
     fp__q_unlock(s);
     fp__q_wake_space(s);
@@ -119,7 +119,8 @@ FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
   uint32_t i;
   int err;
   for (;;) {
-    if (atomic_load(&h->state) != FP__POOL_RUNNING) return -ESHUTDOWN;
+    /* Tasks may queue while the workers start: they run once ready. */
+    if (atomic_load(&h->state) > FP__POOL_RUNNING) return -ESHUTDOWN;
     /* The state word cannot say that the supervisor died: ask now and then. */
     if (!check_alive(p)) return -EPIPE;
     pthread_mutex_lock(&p->mu);

@@ -267,6 +267,9 @@ FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
   uint64_t t0 = atomic_load(&h->sup_start_ns);
   st->uptime_us = st->supervisor && t0 ? (fp__now_ns() - t0) / 1000u : 0;
   st->rows = p->seg.nrows;
+  st->max_input = p->seg.max_input;
+  st->max_output = p->seg.max_output;
+  st->timeout_ms = h->timeout_ms;
   st->segment_bytes = h->seg_bytes;
   st->retried = atomic_load(&h->c.retried);
   st->quarantined = atomic_load(&h->c.quarantined);

@@ -1,6 +1,7 @@
 /*
  * fp_serve(): the calling process becomes the supervisor of a named pool.
  */
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -34,12 +35,23 @@ FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc) {
   seg.hdr->timeout_ms = cfg->timeout_ms;
   seg.hdr->max_tasks = cfg->max_tasks;
 
+  /*
+   * An ignored SIGCHLD (inherited from a careless parent) would make the
+   * kernel reap our workers behind our back: waitpid would never report a
+   * death. Default while we serve; the caller's setting comes back after.
+   */
+  struct sigaction dfl, saved;
+  memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  sigaction(SIGCHLD, &dfl, &saved);
+
   struct fp__sup_opts o = {.seg = &seg, .cfg = cfg, .cmd_fd = -1,
                            .serve = 1, .grace_ms = sc->grace_ms,
                            .log = sc->log, .log_ctx = sc->log_ctx,
                            .on_ready = sc->on_ready,
                            .ready_ctx = sc->ready_ctx};
   err = fp__sup_run(&o);
+  sigaction(SIGCHLD, &saved, NULL);
 
   /*
    * Every task is terminal and every worker reaped. Producers still mapped

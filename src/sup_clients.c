@@ -23,14 +23,22 @@ void fp__sup_reclaim_clients(struct fp__sup *sp) {
     uint32_t gen = atomic_load(&c->gen);
     if (gen == sp->settled_gen[r]) continue; /* nothing of it outstanding */
     int held = fp__ofd_held(s->fd, FP__CLIENT_LOCK_BYTE(r));
-    if (held != 0) continue; /* alive, or cannot tell: never on suspicion */
+    if (held < 0) continue; /* cannot tell: never on suspicion */
+    /*
+     * Free row: every gen up to `gen` is gone. Held row: its holder has
+     * `gen` (or is about to bump to gen + 1); every earlier gen is gone,
+     * as the holder could lock only after the last one let go. A new
+     * producer taking the row of a dead one must not shield its leftovers.
+     */
+    uint32_t limit = held ? gen - 1 : gen;
+    if (limit == sp->settled_gen[r] || limit == UINT32_MAX) continue;
 
     int outstanding = 0;
     uint64_t freed = 0, abandoned = 0;
     if (fp__q_lock(s) != 0) return;
     for (uint32_t i = 0; i < s->nslots; i++) {
       struct fp__slot *sl = fp__slot_at(s, i);
-      if (sl->owner != r || sl->owner_gen > gen) continue;
+      if (sl->owner != r || sl->owner_gen > limit) continue;
       uint32_t st = atomic_load(&sl->state);
       if (st == FP__SLOT_FILLING || st == FP__SLOT_COLLECTED) {
         fp__q_put_free(s, i);
@@ -47,12 +55,12 @@ void fp__sup_reclaim_clients(struct fp__sup *sp) {
     if (freed + abandoned > 0) {
       fp__q_wake_space(s);
       fp__sup_log(sp, FP_LOG_INFO,
-                  "producer pid %d gone: reclaimed %llu unfinished "
+                  "a producer of row %u is gone: reclaimed %llu unfinished "
                   "submission(s), %llu uncollected result(s)",
-                  (int)atomic_load(&c->pid), (unsigned long long)freed,
+                  r, (unsigned long long)freed,
                   (unsigned long long)abandoned);
     }
-    if (!outstanding) sp->settled_gen[r] = gen;
+    if (!outstanding) sp->settled_gen[r] = limit;
   }
 }
 

@@ -357,6 +357,49 @@ START_TEST(test_producer_death_restores_capacity) {
 }
 END_TEST
 
+/* A new producer takes the row of one just killed: its leftovers still go. */
+START_TEST(test_row_reuse_does_not_shield_leftovers) {
+  const unsigned slots = 4;
+  server = serve(1, slots, 0, 1000);
+  pid_t prod = fork();
+  ck_assert_int_ge(prod, 0);
+  if (prod == 0) {
+    fp_pool *q;
+    uint64_t id;
+    if (fp_pool_open(&q, name, 0) != 0) _exit(10);
+    for (unsigned k = 0; k < slots; k++)
+      fp_submit(q, "sleep 30", 8, FP_FOREVER, &id);
+    pause();
+    _exit(0);
+  }
+  fp_pool *mon;
+  ck_assert_int_eq(fp_pool_open(&mon, name, FP_OPEN_MONITOR), 0);
+  fp_stats st;
+  for (int k = 0; k < 500; k++) {
+    fp_pool_stats(mon, &st);
+    if (st.submitted == slots) break;
+    tu_sleep_ms(10);
+  }
+  ck_assert_uint_eq(st.submitted, slots);
+  kill(prod, SIGKILL);
+  waitpid(prod, NULL, 0);
+  /* At once, before the supervisor's next look: we get the dead row. */
+  fp_pool *p = attach();
+  uint64_t id;
+  int r = fp_submit(p, "mine", 4, TU_GUARD_MS, &id);
+  ck_assert_msg(r == 0, "submit: %s", fp_strerror(r));
+  fp_result res;
+  fp_result_init(&res);
+  tu_wait(p, id, &res);
+  tu_assert_ok(&res, "mine");
+  fp_pool_stats(mon, &st);
+  ck_assert_uint_ge(st.abandoned, 1);
+  fp_result_release(&res);
+  fp_pool_free(p);
+  fp_pool_free(mon);
+}
+END_TEST
+
 /* SIGTERM drains: queued tasks finish ok, the segment goes away. */
 START_TEST(test_sigterm_drains_queued_work) {
   server = serve(2, 32, 0, 10000);
@@ -582,6 +625,7 @@ Suite *make_named_suite(void) {
   tcase_set_timeout(tc, TU_TCASE_TIMEOUT);
   tcase_add_test(tc, test_supervisor_sigkill_releases_producers);
   tcase_add_test(tc, test_producer_death_restores_capacity);
+  tcase_add_test(tc, test_row_reuse_does_not_shield_leftovers);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("signals");
