@@ -7,8 +7,10 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
+#include "forkpool.h"
 
 int cli_arg_value(const char *cmd, int argc, char **argv, int *i,
                   const char *name, const char **val)
@@ -87,4 +89,61 @@ int cli_parse_u64(const char *cmd, const char *flag, const char *s,
   }
   *out = v;
   return 0;
+}
+
+int cli_parse_octal(const char *cmd, const char *flag, const char *s,
+                    unsigned max, unsigned *out)
+{
+  const char *p = s;
+  unsigned v = 0;
+
+  if (*p == '\0') {
+    fprintf(stderr, "%s: %s: empty value is not an octal number\n", cmd, flag);
+    return -1;
+  }
+  for (; *p; p++) {
+    if (*p < '0' || *p > '7') {
+      fprintf(stderr, "%s: %s: '%s' is not an octal number (digits 0-7)\n",
+              cmd, flag, s);
+      return -1;
+    }
+    v = v * 8 + (unsigned)(*p - '0');
+    if (v > max) {
+      fprintf(stderr, "%s: %s: '%s' is out of range; must be between 0 and "
+              "0%o\n", cmd, flag, s, max);
+      return -1;
+    }
+  }
+  *out = v;
+  return 0;
+}
+
+int cli_arg_num(const char *cmd, int argc, char **argv, int *i,
+                struct cli_num_opt *opts, int n)
+{
+  const char *v = NULL;
+  int k, r;
+
+  for (k = 0; k < n; k++) {
+    r = cli_arg_value(cmd, argc, argv, i, opts[k].name, &v);
+    if (r < 0)
+      return -1;
+    if (r == 0)
+      continue;
+    if (cli_parse_u64(cmd, opts[k].name, v, opts[k].min, opts[k].max,
+                      &opts[k].value) < 0)
+      return -1;
+    opts[k].set = 1;
+    return 1;
+  }
+  return 0;
+}
+
+unsigned cli_online_cpus(void)
+{
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+  if (n < 1)
+    return 1;
+  return n > (long)FP_MAX_WORKERS ? FP_MAX_WORKERS : (unsigned)n;
 }

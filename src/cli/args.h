@@ -37,4 +37,30 @@ int cli_arg_flag(const char *cmd, char **argv, int i, const char *name);
 int cli_parse_u64(const char *cmd, const char *flag, const char *s,
                   uint64_t min, uint64_t max, uint64_t *out);
 
+/*
+ * Parse `s` as an octal number in [0, max] (digits 0-7 only, no prefix, no
+ * sign, not empty) into *out. Returns 0, or -1 with a message.
+ */
+int cli_parse_octal(const char *cmd, const char *flag, const char *s,
+                    unsigned max, unsigned *out);
+
+/* A numeric option of a table: its flag, its range, and its value. */
+struct cli_num_opt {
+  const char *name;
+  uint64_t min, max;
+  uint64_t value; /* preset to the default */
+  int set;        /* given on the command line */
+};
+
+/*
+ * Match argv[*i] against every option of opts[0..n) and parse its value.
+ * Returns 1 when one matched (value stored, set = 1, *i advanced past a
+ * separate value), 0 when none did, -1 after a message.
+ */
+int cli_arg_num(const char *cmd, int argc, char **argv, int *i,
+                struct cli_num_opt *opts, int n);
+
+/* Online CPUs, clamped to 1..FP_MAX_WORKERS: the default worker count. */
+unsigned cli_online_cpus(void);
+
 #endif /* FORKPOOL_CLI_ARGS_H */

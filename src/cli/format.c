@@ -59,16 +59,32 @@ static int has_exit(const fp_result *r)
          r->signal == 0 && r->exit_code >= 0;
 }
 
-static void format_plain(struct cli_out *o, const struct cli_entry *e,
-                         size_t max_input)
+/* The text of an entry that has no fp_result: oversize or expired. */
+static void entry_error(char *buf, size_t len, const struct cli_format *f,
+                        const struct cli_entry *e)
+{
+  if (e->state == CLI_ENTRY_EXPIRED)
+    snprintf(buf, len, "no result within %u ms", f->wait_ms);
+  else if (f->max_input)
+    snprintf(buf, len, "input is %llu bytes, over --max-input %zu",
+             (unsigned long long)e->input_len, f->max_input);
+  else
+    snprintf(buf, len, "input is %llu bytes, over the pool's max input",
+             (unsigned long long)e->input_len);
+}
+
+static void format_plain(struct cli_out *o, const struct cli_format *f,
+                         const struct cli_entry *e)
 {
   const fp_result *r = &e->res;
-  char sb[32];
+  char sb[32], eb[96];
 
-  if (e->state == CLI_ENTRY_OVERSIZE) {
-    cli_out_printf(o, "failed\tcode=%d input is %llu bytes, over --max-input %zu\n",
-                   CLI_CODE_OVERSIZE, (unsigned long long)e->input_len,
-                   max_input);
+  if (e->state == CLI_ENTRY_OVERSIZE || e->state == CLI_ENTRY_EXPIRED) {
+    entry_error(eb, sizeof eb, f, e);
+    if (e->state == CLI_ENTRY_EXPIRED)
+      cli_out_printf(o, "error\t%s\n", eb);
+    else
+      cli_out_printf(o, "failed\tcode=%d %s\n", CLI_CODE_OVERSIZE, eb);
     return;
   }
   cli_out_puts(o, fp_status_name(r->status));
@@ -102,19 +118,22 @@ static void format_plain(struct cli_out *o, const struct cli_entry *e,
   cli_out_putc(o, '\n');
 }
 
-static void format_json(struct cli_out *o, uint64_t seq,
-                        const struct cli_entry *e, size_t max_input)
+static void format_json(struct cli_out *o, const struct cli_format *f,
+                        uint64_t seq, const struct cli_entry *e)
 {
   const fp_result *r = &e->res;
-  char sb[32];
+  char sb[32], eb[96];
 
   cli_out_printf(o, "{\"seq\":%llu,\"status\":", (unsigned long long)seq);
-  if (e->state == CLI_ENTRY_OVERSIZE) {
-    cli_out_printf(o, "\"failed\",\"code\":%d,\"error\":"
-                   "\"input is %llu bytes, over --max-input %zu\","
-                   "\"attempts\":0,\"worker\":0,\"ms\":0.000}\n",
-                   CLI_CODE_OVERSIZE, (unsigned long long)e->input_len,
-                   max_input);
+  if (e->state == CLI_ENTRY_OVERSIZE || e->state == CLI_ENTRY_EXPIRED) {
+    /* The texts are plain ASCII without quotes: no escaping needed. */
+    entry_error(eb, sizeof eb, f, e);
+    if (e->state == CLI_ENTRY_EXPIRED)
+      cli_out_puts(o, "\"error\"");
+    else
+      cli_out_printf(o, "\"failed\",\"code\":%d", CLI_CODE_OVERSIZE);
+    cli_out_printf(o, ",\"error\":\"%s\",\"attempts\":0,\"worker\":0,"
+                   "\"ms\":0.000}\n", eb);
     return;
   }
   cli_json_string(o, fp_status_name(r->status));
@@ -135,12 +154,12 @@ static void format_json(struct cli_out *o, uint64_t seq,
                  r->attempts, (long)r->worker, (double)r->run_us / 1000.0);
 }
 
-int cli_format_result(struct cli_out *o, int json, uint64_t seq,
-                      const struct cli_entry *e, size_t max_input)
+int cli_format_result(struct cli_out *o, const struct cli_format *f,
+                      uint64_t seq, const struct cli_entry *e)
 {
-  if (json)
-    format_json(o, seq, e, max_input);
+  if (f->json)
+    format_json(o, f, seq, e);
   else
-    format_plain(o, e, max_input);
+    format_plain(o, f, e);
   return e->state == CLI_ENTRY_DONE && e->res.status == FP_OK;
 }

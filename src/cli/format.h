@@ -1,13 +1,15 @@
 /*
- * One result line of `forkpool run`, plain or JSON.
+ * One result line of `forkpool run` and `forkpool submit`, plain or JSON.
  *
  * Plain:  <status> TAB <detail> LF
  *   ok        the output, escaped by cli_plain_escape()
  *   failed    code=N     (too long input: code=90 input is N bytes, over
- *                         --max-input M)
+ *                         --max-input M / over the pool's max input)
  *   crashed   SIGNAME, or exit=N when the worker exited
- *   timeout   timeout, then " SIGNAME" when a signal killed the worker
+ *   timeout   SIGNAME of the kill (or "timeout")
  *   cancelled cancelled
+ *   error     no result within MS ms   (submit --timeout: we stopped
+ *                                       waiting; the task was not ended)
  * JSON (one object per line, keys in this order, optional ones omitted):
  *   {"seq":0,"status":"ok","output":"HELLO","signal":"SIGSEGV","exit":3,
  *    "code":7,"error":"...","attempts":1,"worker":1234,"ms":0.012}
@@ -30,12 +32,18 @@
  */
 const char *cli_signal_name(int sig, char *buf, size_t len);
 
+/* How to print results. */
+struct cli_format {
+  int json;           /* JSON lines instead of tab-separated text */
+  size_t max_input;   /* quoted for an oversize entry; 0: not known */
+  unsigned wait_ms;   /* quoted for an expired entry */
+};
+
 /*
- * Append the line for the finished entry e at position seq. max_input is
- * quoted in the text of an oversize entry. Returns 1 when the task ended
- * FP_OK, 0 otherwise.
+ * Append the line for the finished entry e at position seq. Returns 1 when
+ * the task ended FP_OK, 0 otherwise.
  */
-int cli_format_result(struct cli_out *o, int json, uint64_t seq,
-                      const struct cli_entry *e, size_t max_input);
+int cli_format_result(struct cli_out *o, const struct cli_format *f,
+                      uint64_t seq, const struct cli_entry *e);
 
 #endif /* FORKPOOL_CLI_FORMAT_H */

@@ -28,16 +28,41 @@ int cli_input_init(struct cli_input *in, int fd, int delim, size_t max_len)
   return in->buf ? 0 : -ENOMEM;
 }
 
+void cli_input_init_args(struct cli_input *in, char **args, size_t n,
+                         size_t max_len)
+{
+  memset(in, 0, sizeof *in);
+  in->fd = -1;
+  in->eof = 1;
+  in->max_len = max_len;
+  in->args = args;
+  in->nargs = n;
+}
+
 void cli_input_free(struct cli_input *in)
 {
   free(in->buf);
   in->buf = NULL;
 }
 
+/* cli_input_next() in list mode. */
+static int next_arg(struct cli_input *in, struct cli_record *rec)
+{
+  if (in->argi >= in->nargs)
+    return CLI_INPUT_END;
+  rec->len = strlen(in->args[in->argi]);
+  rec->full_len = rec->len;
+  rec->oversize = rec->len > in->max_len;
+  rec->data = rec->oversize ? NULL : in->args[in->argi];
+  return CLI_INPUT_RECORD;
+}
+
 int cli_input_next(struct cli_input *in, struct cli_record *rec)
 {
   char *d;
 
+  if (in->args)
+    return next_arg(in, rec);
   d = memchr(in->buf + in->scan, in->delim, in->end - in->scan);
   if (!d) {
     in->scan = in->end;
@@ -73,6 +98,10 @@ int cli_input_next(struct cli_input *in, struct cli_record *rec)
 
 void cli_input_consume(struct cli_input *in)
 {
+  if (in->args) {
+    in->argi++;
+    return;
+  }
   in->start += in->taken;
   in->taken = 0;
   if (in->scan < in->start)

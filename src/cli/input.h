@@ -26,6 +26,8 @@ struct cli_input {
   uint64_t dropped;  /* bytes of an oversized record dropped so far */
   int dropping;      /* the current record is oversized */
   size_t taken;      /* bytes cli_input_consume() will drop, 0 if none */
+  char **args;       /* list mode: the records, no fd (see below) */
+  size_t nargs, argi;
 };
 
 struct cli_record {
@@ -41,6 +43,15 @@ struct cli_record {
 
 /* Set up a reader on fd. Returns 0 or -ENOMEM. */
 int cli_input_init(struct cli_input *in, int fd, int delim, size_t max_len);
+
+/*
+ * Set up a reader whose records are the n strings args[0..n) (command-line
+ * arguments; they must outlive the reader). It never returns
+ * CLI_INPUT_MORE, so cli_input_fill() is never needed. Always succeeds.
+ */
+void cli_input_init_args(struct cli_input *in, char **args, size_t n,
+                         size_t max_len);
+
 void cli_input_free(struct cli_input *in);
 
 /*

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "cli.h"
 #include "forkpool.h"
 
@@ -21,6 +22,16 @@ struct command {
 static const struct command commands[] = {
   { "run", cli_run_main, cli_run_usage,
     "run each line of stdin as a task through a worker pool" },
+  { "serve", cli_serve_main, cli_serve_usage,
+    "run a named pool in the foreground for other processes" },
+  { "submit", cli_submit_main, cli_submit_usage,
+    "send tasks to a named pool and print their results" },
+  { "stat", cli_stat_main, cli_stat_usage,
+    "show a named pool's state, counters and workers" },
+  { "bench", cli_bench_main, cli_bench_usage,
+    "measure throughput and latency with a built-in echo handler" },
+  { "bridge", cli_bridge_main, cli_bridge_usage,
+    "feed a named pool from a Redis stream (needs hiredis)" },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -118,6 +118,7 @@ uint64_t cli_window_push_task(struct cli_window *w, uint64_t id)
   e->state = CLI_ENTRY_RUNNING;
   e->id = id;
   e->input_len = 0;
+  e->t_ns = 0;
   map_put(w, id, (size_t)(seq % w->cap));
   w->running++;
   return seq;
@@ -131,6 +132,7 @@ uint64_t cli_window_push_oversize(struct cli_window *w, uint64_t input_len)
   e->state = CLI_ENTRY_OVERSIZE;
   e->id = 0;
   e->input_len = input_len;
+  e->t_ns = 0;
   return seq;
 }
 
@@ -150,6 +152,17 @@ int cli_window_complete(struct cli_window *w, fp_result *res)
   e->state = CLI_ENTRY_DONE;
   w->running--;
   return 0;
+}
+
+void cli_window_expire_head(struct cli_window *w)
+{
+  struct cli_entry *e = &w->e[w->head % w->cap];
+  size_t i = map_find(w, e->id);
+
+  if (i != (size_t)-1)
+    map_del(w, i);
+  e->state = CLI_ENTRY_EXPIRED;
+  w->running--;
 }
 
 struct cli_entry *cli_window_ready_head(struct cli_window *w)

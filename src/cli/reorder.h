@@ -1,6 +1,7 @@
 /*
- * The reorder window of `forkpool run`: tasks in input order, from the
- * oldest not yet printed (the head) to the newest submitted.
+ * The reorder window of `forkpool run` and `forkpool submit`: tasks in
+ * input order, from the oldest not yet printed (the head) to the newest
+ * submitted.
  *
  * Results come back from fp_collect() in completion order; the window
  * holds each one in its input position until everything before it has been
@@ -19,13 +20,15 @@
 enum cli_entry_state {
   CLI_ENTRY_RUNNING = 0, /* submitted, result not collected yet */
   CLI_ENTRY_DONE,        /* res holds the result */
-  CLI_ENTRY_OVERSIZE     /* never submitted: input over --max-input */
+  CLI_ENTRY_OVERSIZE,    /* never submitted: input over --max-input */
+  CLI_ENTRY_EXPIRED      /* submitted, but we stopped waiting for it */
 };
 
 struct cli_entry {
   enum cli_entry_state state;
   uint64_t id;           /* CLI_ENTRY_RUNNING: the task id */
   uint64_t input_len;    /* CLI_ENTRY_OVERSIZE: the record's length */
+  uint64_t t_ns;         /* when it was pushed (CLOCK_MONOTONIC), if set */
   fp_result res;         /* CLI_ENTRY_DONE; its buffer is reused */
 };
 
@@ -67,7 +70,28 @@ uint64_t cli_window_push_oversize(struct cli_window *w, uint64_t input_len);
  */
 int cli_window_complete(struct cli_window *w, fp_result *res);
 
-/* The head entry when it is finished (done or oversize), else NULL. */
+/* The head entry, finished or not, or NULL when the window is empty. */
+static inline struct cli_entry *cli_window_head(struct cli_window *w)
+{
+  return w->count ? &w->e[w->head % w->cap] : NULL;
+}
+
+/* The entry at position seq (head <= seq < head + count). */
+static inline struct cli_entry *cli_window_at(struct cli_window *w,
+                                              uint64_t seq)
+{
+  return &w->e[seq % w->cap];
+}
+
+/*
+ * Stop waiting for the head task (it must be CLI_ENTRY_RUNNING): it becomes
+ * CLI_ENTRY_EXPIRED, a finished entry, and its id leaves the map, so its
+ * result, should it still come, is unknown to cli_window_complete().
+ */
+void cli_window_expire_head(struct cli_window *w);
+
+/* The head entry when it is finished (done, oversize or expired), else
+ * NULL. */
 struct cli_entry *cli_window_ready_head(struct cli_window *w);
 
 /* Drop the head entry (after printing it). Returns its seq. */

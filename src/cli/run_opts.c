@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "args.h"
 #include "cli.h"
@@ -43,15 +42,6 @@ void cli_run_usage(int to_stderr)
           FP_MAX_WORKERS, FP_MAX_SLOTS);
 }
 
-static unsigned online_cpus(void)
-{
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-  if (n < 1)
-    return 1;
-  return n > (long)FP_MAX_WORKERS ? FP_MAX_WORKERS : (unsigned)n;
-}
-
 /* A numeric option: its flag, its range, and its value. */
 struct num_opt {
   const char *name;
@@ -79,7 +69,7 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o)
   int i, k, r;
 
   memset(o, 0, sizeof *o);
-  num[OPT_WORKERS].value = online_cpus();
+  num[OPT_WORKERS].value = cli_online_cpus();
   o->delim = '\n';
   for (i = 1; i < argc; i++) {
     const char *a = argv[i], *v = NULL;

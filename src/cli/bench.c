@@ -1,0 +1,349 @@
+/*
+ * forkpool bench: measure the pool with a built-in trivial handler.
+ *
+ * Each task's payload starts with its 8-byte sequence number; byte 8 is 'S'
+ * for a task that must segfault (--crash-every). The handler echoes the
+ * payload. Producers keep --inflight tasks submitted and time each task from
+ * fp_submit to the fp_collect that returns it.
+ *
+ * With one producer the pool is a private one (fp_pool_start); with
+ * --producers P > 1 a child process serves a named pool (fp_serve) and P
+ * producer processes attach to it. Latencies travel back in a shared
+ * anonymous mapping.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "bench.h"
+#include "bench_map.h"
+#include "forkpool.h"
+
+#define CMD "forkpool bench"
+#define GUARD_MS 30000
+
+struct bench_opts {
+  unsigned workers, producers, inflight, payload, queue;
+  unsigned long long tasks, crash_every;
+  int json, seal;
+};
+
+/* What producers report back, in shared memory. */
+struct shared_out {
+  _Atomic int go;
+  _Atomic int ready;
+  struct {
+    unsigned long long ok, crashed, other;
+    int err;
+  } prod[BENCH_MAX_PRODUCERS];
+  uint32_t lat_ns[]; /* one per task, capped at UINT32_MAX */
+};
+
+static int bench_handler(void *arg, const void *in, size_t n, void *out,
+                         size_t cap, size_t *out_len) {
+  (void)arg;
+  if (n > 8 && ((const unsigned char *)in)[8] == 'S') {
+    volatile int *volatile p = NULL;
+    *p = 1; /* the segfault --crash-every asks for */
+  }
+  if (n > cap) return 1;
+  memcpy(out, in, n);
+  *out_len = n;
+  return 0;
+}
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Run `n` tasks (global sequence numbers from `first`) through `pool`,
+ * writing each latency to lat[seq - first]. Returns 0 or a negative errno.
+ */
+static int produce(fp_pool *pool, const struct bench_opts *o,
+                   unsigned long long first, unsigned long long n,
+                   uint32_t *lat, unsigned long long every,
+                   unsigned long long *ok, unsigned long long *crashed,
+                   unsigned long long *other) {
+  struct bench_map map;
+  unsigned char *buf = calloc(1, o->payload);
+  uint64_t *t0 = calloc(n ? n : 1, sizeof(*t0));
+  int err = bench_map_init(&map, o->inflight);
+  if (buf == NULL || t0 == NULL || err < 0) {
+    free(buf);
+    free(t0);
+    bench_map_free(&map);
+    return -ENOMEM;
+  }
+  fp_result res;
+  fp_result_init(&res);
+  unsigned long long sent = 0, got = 0;
+  unsigned inflight = 0;
+  while (got < n) {
+    while (sent < n && inflight < o->inflight) {
+      uint64_t seq = first + sent;
+      memcpy(buf, &seq, sizeof(seq));
+      buf[8] = every && (seq % every) == every - 1 ? 'S' : '.';
+      uint64_t id;
+      t0[sent] = now_ns();
+      err = fp_submit(pool, buf, o->payload, FP_NOWAIT, &id);
+      if (err == -EAGAIN) break;
+      if (err < 0) goto out;
+      bench_map_put(&map, id, sent);
+      sent++;
+      inflight++;
+    }
+    err = fp_collect(pool, &res, GUARD_MS);
+    if (err < 0) goto out;
+    uint64_t t1 = now_ns();
+    uint64_t k;
+    if (!bench_map_take(&map, res.id, &k)) {
+      err = -EPROTO;
+      goto out;
+    }
+    uint64_t d = t1 - t0[k];
+    lat[k] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+    if (res.status == FP_OK) (*ok)++;
+    else if (res.status == FP_CRASHED) (*crashed)++;
+    else (*other)++;
+    got++;
+    inflight--;
+  }
+  err = 0;
+out:
+  fp_result_release(&res);
+  bench_map_free(&map);
+  free(buf);
+  free(t0);
+  return err;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double pct_us(const uint32_t *sorted, unsigned long long n, double p) {
+  if (n == 0) return 0;
+  unsigned long long i = (unsigned long long)(p * (double)(n - 1));
+  return sorted[i] / 1000.0;
+}
+
+/* Sum of VmRSS (KiB) of the pool's live workers. */
+static unsigned long long workers_rss_kb(fp_pool *pool) {
+  fp_stats st;
+  unsigned long long sum = 0;
+  if (fp_pool_stats(pool, &st) < 0) return 0;
+  for (unsigned r = 0; r < st.rows; r++) {
+    fp_worker_info wi;
+    if (fp_pool_worker(pool, r, &wi) < 0 || wi.pid <= 0) continue;
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)wi.pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) continue;
+    while (fgets(line, sizeof(line), f) != NULL) {
+      unsigned long long kb;
+      if (sscanf(line, "VmRSS: %llu kB", &kb) == 1) sum += kb;
+    }
+    fclose(f);
+  }
+  return sum;
+}
+
+static void config_for(fp_config *cfg, const struct bench_opts *o) {
+  fp_config_init(cfg);
+  cfg->handler = bench_handler;
+  cfg->workers = o->workers;
+  cfg->slots = o->queue;
+  cfg->max_input = o->payload;
+  cfg->max_output = o->payload;
+  cfg->seal = (unsigned)o->seal;
+}
+
+static int parse(int argc, char **argv, struct bench_opts *o) {
+  enum { WORKERS, PRODUCERS, INFLIGHT, PAYLOAD, QUEUE, TASKS, CRASH, NOPT };
+  struct cli_num_opt opts[NOPT] = {
+      [WORKERS] = {"--workers", 1, FP_MAX_WORKERS, 2, 0},
+      [PRODUCERS] = {"--producers", 1, BENCH_MAX_PRODUCERS, 1, 0},
+      [INFLIGHT] = {"--inflight", 1, FP_MAX_SLOTS, 256, 0},
+      [PAYLOAD] = {"--payload", 9, 1u << 20, 16, 0},
+      [QUEUE] = {"--queue", 1, FP_MAX_SLOTS, 0, 0},
+      [TASKS] = {"--tasks", 1, 100000000ull, 200000, 0},
+      [CRASH] = {"--crash-every", 0, 1000000000ull, 0, 0},
+  };
+  memset(o, 0, sizeof(*o));
+  for (int i = 1; i < argc; i++) {
+    int r = cli_arg_num(CMD, argc, argv, &i, opts, NOPT);
+    if (r < 0) return -1;
+    if (r > 0) continue;
+    if ((r = cli_arg_flag(CMD, argv, i, "--json")) < 0) return -1;
+    if (r > 0) {
+      o->json = 1;
+      continue;
+    }
+    if ((r = cli_arg_flag(CMD, argv, i, "--seal")) < 0) return -1;
+    if (r > 0) {
+      o->seal = 1;
+      continue;
+    }
+    fprintf(stderr, CMD ": unknown option '%s'\n", argv[i]);
+    return -1;
+  }
+  o->workers = (unsigned)opts[WORKERS].value;
+  o->producers = (unsigned)opts[PRODUCERS].value;
+  o->inflight = (unsigned)opts[INFLIGHT].value;
+  o->payload = (unsigned)opts[PAYLOAD].value;
+  o->queue = (unsigned)opts[QUEUE].value;
+  o->tasks = opts[TASKS].value;
+  o->crash_every = opts[CRASH].value;
+  if (o->tasks < o->producers) o->tasks = o->producers;
+  if (o->queue == 0) {
+    /* Room for every producer's window, so --inflight is what it says. */
+    uint64_t q = (uint64_t)o->inflight * o->producers;
+    o->queue = q < 256 ? 256 : q > FP_MAX_SLOTS ? FP_MAX_SLOTS : (unsigned)q;
+  }
+  return 0;
+}
+
+void cli_bench_usage(int to_stderr) {
+  fprintf(to_stderr ? stderr : stdout,
+          "usage: forkpool bench [--workers N] [--tasks M] [--inflight K]\n"
+          "                      [--payload BYTES] [--crash-every N]\n"
+          "                      [--producers P] [--queue SLOTS] [--seal]\n"
+          "                      [--json]\n"
+          "Runs M echo tasks through a pool with a built-in handler and\n"
+          "reports throughput, round-trip latency percentiles, CPU per task,\n"
+          "crashes and restarts. Defaults: 2 workers, 200000 tasks, 256 in\n"
+          "flight per producer, 16-byte payload, 1 producer.\n");
+}
+
+int cli_bench_main(int argc, char **argv) {
+  struct bench_opts o;
+  if (parse(argc, argv, &o) < 0) {
+    cli_bench_usage(1);
+    return 2;
+  }
+  size_t shared_len = sizeof(struct shared_out) + o.tasks * sizeof(uint32_t);
+  struct shared_out *sh = mmap(NULL, shared_len, PROT_READ | PROT_WRITE,
+                               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (sh == MAP_FAILED) {
+    fprintf(stderr, CMD ": mmap: %s\n", strerror(errno));
+    return 1;
+  }
+  fp_config cfg;
+  config_for(&cfg, &o);
+  struct bench_run run;
+  int err = bench_start(&run, &cfg, o.producers > 1);
+  if (err < 0) {
+    fprintf(stderr, CMD ": cannot start the pool: %s\n", fp_strerror(err));
+    munmap(sh, shared_len);
+    return 2;
+  }
+
+  uint64_t t_start = 0, t_end;
+  unsigned long long per = o.tasks / o.producers;
+  if (o.producers == 1) {
+    t_start = now_ns();
+    err = produce(run.pool, &o, 0, o.tasks, sh->lat_ns, o.crash_every,
+                  &sh->prod[0].ok, &sh->prod[0].crashed, &sh->prod[0].other);
+    sh->prod[0].err = err;
+  } else {
+    pid_t kids[BENCH_MAX_PRODUCERS];
+    for (unsigned p = 0; p < o.producers; p++) {
+      unsigned long long first = p * per;
+      unsigned long long n = p + 1 == o.producers ? o.tasks - first : per;
+      kids[p] = fork();
+      if (kids[p] == 0) {
+        fp_pool *q;
+        int e = fp_pool_open(&q, run.name, 0);
+        atomic_fetch_add(&sh->ready, 1);
+        while (!atomic_load(&sh->go)) usleep(100);
+        if (e == 0) {
+          e = produce(q, &o, first, n, sh->lat_ns + first, o.crash_every,
+                      &sh->prod[p].ok, &sh->prod[p].crashed,
+                      &sh->prod[p].other);
+          fp_pool_free(q);
+        }
+        sh->prod[p].err = e;
+        _exit(0);
+      }
+    }
+    while (atomic_load(&sh->ready) < (int)o.producers) usleep(100);
+    t_start = now_ns();
+    atomic_store(&sh->go, 1);
+    for (unsigned p = 0; p < o.producers; p++)
+      while (waitpid(kids[p], NULL, 0) < 0 && errno == EINTR) {}
+  }
+  t_end = now_ns();
+
+  unsigned long long rss = workers_rss_kb(run.pool);
+  fp_stats st;
+  fp_pool_stats(run.pool, &st);
+  bench_stop(&run);
+
+  unsigned long long ok = 0, crashed = 0, other = 0;
+  err = 0;
+  for (unsigned p = 0; p < o.producers; p++) {
+    ok += sh->prod[p].ok;
+    crashed += sh->prod[p].crashed;
+    other += sh->prod[p].other;
+    if (sh->prod[p].err < 0) err = sh->prod[p].err;
+  }
+  if (err < 0) {
+    fprintf(stderr, CMD ": producer failed: %s\n", fp_strerror(err));
+    munmap(sh, shared_len);
+    return 1;
+  }
+  struct rusage self, kids;
+  getrusage(RUSAGE_SELF, &self);
+  getrusage(RUSAGE_CHILDREN, &kids);
+  double cpu_s = self.ru_utime.tv_sec + self.ru_stime.tv_sec +
+                 kids.ru_utime.tv_sec + kids.ru_stime.tv_sec +
+                 (self.ru_utime.tv_usec + self.ru_stime.tv_usec +
+                  kids.ru_utime.tv_usec + kids.ru_stime.tv_usec) / 1e6;
+  qsort(sh->lat_ns, o.tasks, sizeof(uint32_t), cmp_u32);
+  double secs = (t_end - t_start) / 1e9;
+  double tps = o.tasks / secs;
+  double p50 = pct_us(sh->lat_ns, o.tasks, 0.50);
+  double p99 = pct_us(sh->lat_ns, o.tasks, 0.99);
+  double p999 = pct_us(sh->lat_ns, o.tasks, 0.999);
+  double cpu_us = cpu_s * 1e6 / o.tasks;
+  if (o.json) {
+    printf("{\"tasks\":%llu,\"seconds\":%.6f,\"tasks_per_sec\":%.0f,"
+           "\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,"
+           "\"cpu_us_per_task\":%.3f,\"ok\":%llu,\"crashes\":%llu,"
+           "\"other\":%llu,\"restarts\":%llu,\"workers\":%u,"
+           "\"producers\":%u,\"inflight\":%u,\"payload\":%u,\"slots\":%u,"
+           "\"segment_bytes\":%llu,\"workers_rss_kb\":%llu,\"seal\":%d}\n",
+           o.tasks, secs, tps, p50, p99, p999, cpu_us, ok, crashed, other,
+           (unsigned long long)st.restarts, o.workers, o.producers,
+           o.inflight, o.payload, o.queue,
+           (unsigned long long)st.segment_bytes, rss, o.seal);
+  } else {
+    printf("tasks        %llu (%llu ok, %llu crashed, %llu other)\n", o.tasks,
+           ok, crashed, other);
+    printf("workers      %u, producers %u, in flight %u each, payload %u B%s\n",
+           o.workers, o.producers, o.inflight, o.payload,
+           o.seal ? ", sealed" : "");
+    printf("throughput   %.0f tasks/s (%.3f s)\n", tps, secs);
+    printf("round trip   p50 %.1f us, p99 %.1f us, p99.9 %.1f us\n", p50, p99,
+           p999);
+    printf("cpu          %.2f us per task (all processes)\n", cpu_us);
+    printf("restarts     %llu\n", (unsigned long long)st.restarts);
+    printf("segment      %llu bytes (%u slots); workers' RSS %llu KiB\n",
+           (unsigned long long)st.segment_bytes, o.queue, rss);
+  }
+  munmap(sh, shared_len);
+  return 0;
+}

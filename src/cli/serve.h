@@ -1,0 +1,37 @@
+/*
+ * forkpool serve: its options, shared by the option parser (serve_opts.c)
+ * and the command (serve.c).
+ */
+#ifndef FORKPOOL_CLI_SERVE_H
+#define FORKPOOL_CLI_SERVE_H
+
+#include <stddef.h>
+
+#define CLI_SERVE_CMD "forkpool serve"
+
+struct serve_opts {
+  const char *name;      /* valid pool name, points into argv */
+  const char *handler;   /* LIB.so[:SYMBOL], points into argv */
+  const char *pidfile;   /* NULL: none */
+  unsigned workers;      /* default: online CPUs */
+  unsigned slots;        /* --queue, default 256 */
+  size_t max_input;      /* default 65536 */
+  size_t max_output;     /* default 65536 */
+  unsigned timeout_ms;   /* 0 = none */
+  unsigned max_tasks;    /* 0 = never recycle */
+  int grace_ms;          /* default 10000 */
+  unsigned mode;         /* default 0600 */
+  unsigned max_workers;  /* 0: the library's default */
+  unsigned max_clients;  /* default 64 */
+  int verbose;           /* -v: log DEBUG events too */
+};
+
+/*
+ * Parse the serve subcommand's argv (argv[0] is "serve") into *o, with
+ * every default filled in and the name checked. Returns -1 to go on, or
+ * the exit status to end with: 0 after --help (printed on stdout), 2 after
+ * a message on stderr.
+ */
+int cli_serve_parse(int argc, char **argv, struct serve_opts *o);
+
+#endif /* FORKPOOL_CLI_SERVE_H */

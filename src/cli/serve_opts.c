@@ -1,0 +1,174 @@
+/*
+ * forkpool serve: option parsing and usage text.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "args.h"
+#include "attach.h"
+#include "cli.h"
+#include "serve.h"
+
+#define CMD CLI_SERVE_CMD
+
+void cli_serve_usage(int to_stderr)
+{
+  fprintf(to_stderr ? stderr : stdout,
+"Usage: forkpool serve --name NAME --handler LIB.so[:SYMBOL] [options]\n"
+"\n"
+"Run the named pool NAME in the foreground: this process becomes its\n"
+"supervisor; other processes send it tasks with 'forkpool submit' or the\n"
+"library's fp_pool_open(). The pool lives in /dev/shm/forkpool.NAME.\n"
+"Events are logged on stderr, one line each.\n"
+"\n"
+"  --name NAME        pool name: " CLI_NAME_RULES "\n"
+"  --handler LIB.so[:SYMBOL]  plugin and handler symbol (default symbol\n"
+"                     forkpool_handler; hooks forkpool_init and\n"
+"                     forkpool_fini are used when present)\n"
+"  --workers N        worker processes (default: online CPUs, max %u)\n"
+"  --queue SLOTS      task slots in the queue (default 256, max %u)\n"
+"  --max-input BYTES  longest task input (default 65536)\n"
+"  --max-output BYTES largest task output (default 65536)\n"
+"  --timeout MS       per-task time limit, 0 = none (default 0)\n"
+"  --max-tasks N      recycle a worker after N tasks, 0 = never (default 0)\n"
+"  --grace MS         on SIGTERM/SIGINT, time to finish queued and running\n"
+"                     tasks before the rest is cancelled (default 10000)\n"
+"  --pidfile PATH     write the supervisor's pid here once ready; removed\n"
+"                     at exit\n"
+"  --mode OCTAL       permissions of the segment (default 0600)\n"
+"  --max-workers N    most workers SIGTTIN may grow to (default: the\n"
+"                     larger of 64 and --workers)\n"
+"  --max-clients N    producer processes attached at once (default 64)\n"
+"  -v, --verbose      also log DEBUG events (every worker start)\n"
+"  -h, --help         show this help\n"
+"\n"
+"Signals: SIGTERM or SIGINT drains (no new tasks; queued and running ones\n"
+"finish within --grace), a second one stops at once. SIGHUP replaces every\n"
+"worker, one at a time, between tasks. SIGTTIN / SIGTTOU add / remove one\n"
+"worker (never below one).\n"
+"\n"
+"Exit status: 0 after a clean stop, 1 when the pool could not be served\n"
+"(the name is in use, the workers could not start, the pidfile could not\n"
+"be written), 2 usage, plugin or configuration error.\n",
+          FP_MAX_WORKERS, FP_MAX_SLOTS);
+}
+
+enum { OPT_WORKERS, OPT_QUEUE, OPT_MAX_INPUT, OPT_MAX_OUTPUT, OPT_TIMEOUT,
+       OPT_MAX_TASKS, OPT_GRACE, OPT_MAX_WORKERS, OPT_MAX_CLIENTS,
+       OPT_COUNT };
+
+/* A valued option that is a string; empty values are refused. */
+static int string_opt(int argc, char **argv, int *i, const char *name,
+                      const char **dst)
+{
+  const char *v = NULL;
+  int r = cli_arg_value(CMD, argc, argv, i, name, &v);
+
+  if (r <= 0)
+    return r;
+  if (*v == '\0') {
+    fprintf(stderr, CMD ": %s: empty value\n", name);
+    return -1;
+  }
+  *dst = v;
+  return 1;
+}
+
+/* See serve.h. */
+int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
+{
+  struct cli_num_opt num[OPT_COUNT] = {
+    [OPT_WORKERS] = { "--workers", 1, FP_MAX_WORKERS, 0, 0 },
+    [OPT_QUEUE] = { "--queue", 1, FP_MAX_SLOTS, 256, 0 },
+    [OPT_MAX_INPUT] = { "--max-input", 1, FP_MAX_IO_BYTES, 65536, 0 },
+    [OPT_MAX_OUTPUT] = { "--max-output", 1, FP_MAX_IO_BYTES, 65536, 0 },
+    [OPT_TIMEOUT] = { "--timeout", 0, 2147483647u, 0, 0 },
+    [OPT_MAX_TASKS] = { "--max-tasks", 0, 4294967295u, 0, 0 },
+    [OPT_GRACE] = { "--grace", 0, 2147483647u, 10000, 0 },
+    [OPT_MAX_WORKERS] = { "--max-workers", 1, FP_MAX_WORKERS, 0, 0 },
+    [OPT_MAX_CLIENTS] = { "--max-clients", 1, 4096, 64, 0 },
+  };
+  const char *mode = NULL, *v = NULL;
+  int i, r;
+
+  memset(o, 0, sizeof *o);
+  num[OPT_WORKERS].value = cli_online_cpus();
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i];
+
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      cli_serve_usage(0);
+      return CLI_EXIT_OK;
+    }
+    if (!strcmp(a, "-v")) {
+      o->verbose = 1;
+      continue;
+    }
+    if ((r = cli_arg_flag(CMD, argv, i, "--verbose")) != 0) {
+      if (r < 0)
+        goto usage;
+      o->verbose = 1;
+      continue;
+    }
+    /* An empty name gets the naming rules from cli_name_check() below. */
+    if ((r = cli_arg_value(CMD, argc, argv, &i, "--name", &o->name)) != 0 ||
+        (r = string_opt(argc, argv, &i, "--handler", &o->handler)) != 0 ||
+        (r = string_opt(argc, argv, &i, "--pidfile", &o->pidfile)) != 0) {
+      if (r < 0)
+        goto usage;
+      continue;
+    }
+    if ((r = cli_arg_value(CMD, argc, argv, &i, "--mode", &v)) != 0) {
+      if (r < 0)
+        goto usage;
+      mode = v;
+      continue;
+    }
+    if ((r = cli_arg_num(CMD, argc, argv, &i, num, OPT_COUNT)) != 0) {
+      if (r < 0)
+        goto usage;
+      continue;
+    }
+    if (a[0] == '-')
+      fprintf(stderr, CMD ": unknown option '%s'\n", a);
+    else
+      fprintf(stderr, CMD ": unexpected argument '%s'\n", a);
+    goto usage;
+  }
+  if (!o->name) {
+    fprintf(stderr, CMD ": --name is required\n");
+    goto usage;
+  }
+  if (cli_name_check(CMD, o->name) < 0)
+    goto usage;
+  if (!o->handler) {
+    fprintf(stderr, CMD ": --handler is required\n");
+    goto usage;
+  }
+  o->mode = 0600;
+  if (mode && cli_parse_octal(CMD, "--mode", mode, 0777, &o->mode) < 0)
+    goto usage;
+  if (num[OPT_MAX_WORKERS].set &&
+      num[OPT_MAX_WORKERS].value < num[OPT_WORKERS].value) {
+    fprintf(stderr, CMD ": --max-workers %llu is below --workers %llu\n",
+            (unsigned long long)num[OPT_MAX_WORKERS].value,
+            (unsigned long long)num[OPT_WORKERS].value);
+    goto usage;
+  }
+  /* Each range above fits the destination type. */
+  o->workers = (unsigned)num[OPT_WORKERS].value;
+  o->slots = (unsigned)num[OPT_QUEUE].value;
+  o->max_input = (size_t)num[OPT_MAX_INPUT].value;
+  o->max_output = (size_t)num[OPT_MAX_OUTPUT].value;
+  o->timeout_ms = (unsigned)num[OPT_TIMEOUT].value;
+  o->max_tasks = (unsigned)num[OPT_MAX_TASKS].value;
+  o->grace_ms = (int)num[OPT_GRACE].value;
+  o->max_workers = (unsigned)num[OPT_MAX_WORKERS].value; /* 0: default */
+  o->max_clients = (unsigned)num[OPT_MAX_CLIENTS].value;
+  return -1;
+
+usage:
+  fprintf(stderr, "Try 'forkpool serve --help'.\n");
+  return CLI_EXIT_USAGE;
+}

@@ -1,0 +1,533 @@
+#!/bin/sh
+# Tests of named pools from the command line: `forkpool serve`, `forkpool
+# submit`, `forkpool stat` and the producer example, driven the way a
+# user's shell script (or an init system) would drive them.
+#
+# Usage: sh tests/serve.sh [BUILD_DIR]   (from the repository root; default
+# BUILD_DIR is build). Needs BUILD_DIR/bin/forkpool, the crashy plugin
+# BUILD_DIR/examples/crashy.so and BUILD_DIR/examples/producer.
+#
+# Prints one line per test, "ok - NAME" or "not ok - NAME: WHY", lines
+# starting with "#" for information, then "N passed, M failed". Exit
+# status 0 only when nothing failed. Every forkpool process is wrapped in
+# `timeout`, so a bug fails a test instead of hanging the script. Pool
+# names are fps<pid of this shell>_<letter>, so parallel runs do not
+# collide; at exit every server this script started and did not reap is
+# killed (by pid), and its /dev/shm/forkpool.fps<pid>_* entries removed.
+
+set -u
+
+B=${1:-build}
+FP=$B/bin/forkpool
+CRASHY=$B/examples/crashy.so
+PRODUCER=$B/examples/producer
+TMO="timeout 20"     # a submit, stat or producer
+STMO="timeout 120"   # a server
+TAB=$(printf '\t')
+P=fps$$_             # pool name prefix of this run: the "_" keeps the
+                     # glob fps$$_* off the pools of a run whose pid
+                     # merely starts with ours
+
+pass=0
+fail=0
+why=""
+servers=""           # pids of the `timeout` wrappers of our servers
+
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+nok() { fail=$((fail + 1)); echo "not ok - $1: $2"; }
+info() { echo "# $*"; }
+# check NAME: ok when the test steps left $why empty.
+check() { if [ -z "$why" ]; then ok "$1"; else nok "$1" "$why"; fi; why=""; }
+fails() { why="${why:+$why; }$*"; }
+now() { date +%s.%N; }
+# within T0 T1 MAX: true when T1 - T0 <= MAX seconds.
+within() { awk -v a="$1" -v b="$2" -v m="$3" 'BEGIN { exit !(b - a <= m) }'; }
+# past T: true when the clock is at or after T.
+past() { awk -v n="$(now)" -v t="$1" 'BEGIN { exit !(n >= t) }'; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+for f in "$FP" "$CRASHY" "$PRODUCER"; do
+  if [ ! -e "$f" ]; then
+    nok "setup" "need $f (run make first)"
+    echo "$pass passed, $fail failed"
+    exit 1
+  fi
+done
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/forkpool-serve.XXXXXX") || exit 1
+
+# Every process this script starts inherits this tag, so one that outlives
+# its test is found at the end even after it was reparented.
+FORKPOOL_SERVE_TEST_TAG="forkpool-serve-test-$$-$(date +%s%N)"
+export FORKPOOL_SERVE_TEST_TAG
+tagged() {
+  env -u FORKPOOL_SERVE_TEST_TAG grep -laF "$FORKPOOL_SERVE_TEST_TAG" \
+    /proc/[0-9]*/environ >"$T/tagged" 2>/dev/null
+  sed 's,^/proc/,,; s,/environ$,,' "$T/tagged" | grep -vx "$$" | tr '\n' ' '
+}
+
+# reaped WRAP: WRAP was waited for; its pid may be reused, never kill it.
+reaped() { servers=$(echo " $servers " | sed "s/ $1 / /"); }
+cleanup() {
+  for w in $servers; do
+    for s in $(ps -o pid= --ppid "$w" 2>/dev/null); do kill -KILL "$s" 2>/dev/null; done
+    kill -KILL "$w" 2>/dev/null
+  done
+  rm -f /dev/shm/forkpool."$P"*
+  rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# wait_until SECONDS COMMAND...: run COMMAND every 50 ms until it succeeds
+# or SECONDS passed. Returns its last status.
+wait_until() {
+  _end=$(awk -v n="$(now)" -v s="$1" 'BEGIN { printf "%.3f", n + s }')
+  shift
+  while :; do
+    "$@" && return 0
+    past "$_end" && return 1
+    sleep 0.05
+  done
+}
+
+# serve NAME LOG [OPTION...]: start a server in the background. Sets $wrap
+# to the pid of its `timeout` wrapper (whose exit status is the server's)
+# and, once the ready line is logged, $spid to the server's pid.
+serve() {
+  _name=$1
+  _log=$2
+  shift 2
+  $STMO "$FP" serve --name "$_name" --handler "$CRASHY" "$@" 2>"$_log" &
+  wrap=$!
+  servers="$servers $wrap"
+  spid=""
+  if wait_until 10 grep -q ' INFO ready: ' "$_log"; then
+    spid=$(sed -n 's/.* INFO ready: .*supervisor pid \([0-9]*\)$/\1/p' "$_log")
+  else
+    fails "no ready line from serve $_name: $(tail -n 1 "$_log")"
+  fi
+}
+
+# stop WRAP: SIGTERM the server under WRAP, wait, set $rc to its status.
+stop() {
+  for s in $(ps -o pid= --ppid "$1"); do kill -TERM "$s"; done
+  wait "$1"
+  rc=$?
+  reaped "$1"
+}
+
+# st NAME: `forkpool stat --json` into $T/st.json, and without the rows
+# into $T/st.top, so that jget reads top-level keys only.
+st() {
+  $TMO "$FP" stat --name "$1" --json >"$T/st.json" 2>"$T/st.err" || return 1
+  sed 's/,"workers_rows":.*//' "$T/st.json" >"$T/st.top"
+}
+jget() { sed -n 's/.*"'"$1"'":\([0-9]*\).*/\1/p' "$T/st.top"; }
+row_pids() { sed 's/.*"workers_rows"://' "$T/st.json" | grep -o '"pid":[0-9]*' | cut -d: -f2 | grep -v '^0$' | sort -n | tr '\n' ' '; }
+# stat_is NAME KEY VALUE...: every KEY has VALUE in a fresh stat.
+stat_is() {
+  _n=$1
+  shift
+  st "$_n" || return 1
+  while [ $# -ge 2 ]; do
+    [ "$(jget "$1")" = "$2" ] || return 1
+    shift 2
+  done
+}
+idle() { stat_is "$1" queued 0 running 0; }
+
+# expect_lines FILE PATTERN...: FILE has exactly one line per PATTERN, each
+# matching its shell glob pattern. Sets $why on mismatch.
+expect_lines() {
+  _f=$1
+  shift
+  _n=0
+  exec 3<"$_f"
+  while IFS= read -r _line <&3; do
+    _n=$((_n + 1))
+    if [ $# -eq 0 ]; then
+      fails "$_f: unexpected line $_n: '$_line'"
+      exec 3<&-
+      return 1
+    fi
+    # shellcheck disable=SC2254 # the pattern is a glob on purpose
+    case $_line in
+      $1) ;;
+      *) fails "$_f: line $_n is '$_line', want '$1'"; exec 3<&-; return 1 ;;
+    esac
+    shift
+  done
+  exec 3<&-
+  [ $# -eq 0 ] || { fails "$_f: only $_n lines; missing one like '$1'"; return 1; }
+}
+expect_rc() { [ "$1" = "$2" ] || fails "${3:-exit status} $1, want $2"; }
+# same_lines FILE N LINE: FILE is N copies of LINE.
+same_lines() {
+  _c=$(grep -cxF -e "$3" "$1")
+  _t=$(wc -l <"$1")
+  [ "$_c" = "$2" ] && [ "$_t" = "$2" ] ||
+    fails "$1: $_c of $_t lines are '$3', want all $2 ($(grep -vxF -e "$3" "$1" | head -n 1))"
+}
+# tasks N WORD...: N arguments, each the words.
+tasks() { _k=$1; shift; _i=0; while [ $_i -lt "$_k" ]; do printf '%s\n' "$*"; _i=$((_i + 1)); done; }
+
+A=${P}a
+# --- 1. ready line, pidfile, segment ----------------------------------------
+serve "$A" "$T/a.log" --workers 2 --timeout 500 --queue 64 --pidfile "$T/a.pid"
+a_wrap=$wrap a_pid=$spid
+ts='[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z'
+grep ' INFO ready: ' "$T/a.log" >"$T/ready"
+# shellcheck disable=SC2016
+expect_lines "$T/ready" "$ts INFO ready: pool '$A' (segment /dev/shm/forkpool.$A), 2 workers, 64 slots, supervisor pid $a_pid"
+[ "$(cat "$T/a.pid" 2>/dev/null)" = "$a_pid" ] || fails "pidfile holds '$(cat "$T/a.pid" 2>/dev/null)', want $a_pid"
+[ "$(stat -c %a /dev/shm/forkpool."$A" 2>/dev/null)" = 600 ] || fails "segment mode is not 600"
+tr '\0' ' ' </proc/"$a_pid"/cmdline 2>/dev/null | grep -q " serve --name $A " || fails "pid $a_pid is not the server"
+check "serve: ready line, pidfile and segment"
+
+# A pidfile that cannot be written: found before starting (no such
+# directory), or only at rename time (the path is a directory).
+G=${P}g
+mkdir "$T/piddir"
+for pf in "$T/nodir/g.pid" "$T/piddir"; do
+  $TMO "$FP" serve --name "$G" --handler "$CRASHY" --workers 1 --pidfile "$pf" >/dev/null 2>"$T/g.log"
+  expect_rc $? 1 "--pidfile $pf: exit status"
+  grep -q " ERROR cannot write pidfile $pf: " "$T/g.log" || fails "--pidfile $pf: $(tail -n 1 "$T/g.log")"
+  [ -e /dev/shm/forkpool."$G" ] && fails "--pidfile $pf: segment left"
+done
+# shellcheck disable=SC2012
+[ "$(ls -A "$T/piddir" "$T" | grep -c '\.tmp\.')" = 0 ] || fails "temporary pidfile left"
+check "serve: a pidfile that cannot be written stops it with exit status 1"
+
+# --- 2. four concurrent submit loops with crashes and hangs --------------------
+t0=$(now)
+for i in 1 2 3 4; do
+  (
+    for k in 1 2 3; do
+      if [ "$k" = 1 ]; then
+        $TMO "$FP" submit --name "$A" "a$i$k" segv "b$i$k" hang "fail 7" >"$T/l$i$k.out" 2>"$T/l$i$k.err"
+      else
+        $TMO "$FP" submit --name "$A" "a$i$k" segv "b$i$k" "fail 7" >"$T/l$i$k.out" 2>"$T/l$i$k.err"
+      fi
+      echo $? >"$T/l$i$k.rc"
+    done
+  ) &
+  eval "loop$i=\$!"
+done
+# shellcheck disable=SC2154
+wait "$loop1" "$loop2" "$loop3" "$loop4"
+t1=$(now)
+for i in 1 2 3 4; do
+  for k in 1 2 3; do
+    if [ "$k" = 1 ]; then
+      expect_lines "$T/l$i$k.out" "ok${TAB}A$i$k" "crashed${TAB}SIGSEGV" "ok${TAB}B$i$k" "timeout${TAB}SIGKILL" "failed${TAB}code=7"
+    else
+      expect_lines "$T/l$i$k.out" "ok${TAB}A$i$k" "crashed${TAB}SIGSEGV" "ok${TAB}B$i$k" "failed${TAB}code=7"
+    fi
+    expect_rc "$(cat "$T/l$i$k.rc")" 1 "loop $i run $k: exit status"
+  done
+done
+info "12 submits, 52 tasks, 4 loops: $(secs "$t0" "$t1") s"
+check "submit: four concurrent loops with crashes and hangs get every result"
+
+wait_until 3 idle "$A" || fails "pool not idle: $(cat "$T/st.top")"
+sub=$(jget submitted)
+sum=$(( $(jget ok) + $(jget failed) + $(jget crashed) + $(jget timeout) + $(jget cancelled) ))
+[ "$sub" = "$sum" ] || fails "submitted $sub != ok+failed+crashed+timeout+cancelled $sum"
+[ "$sub" = 52 ] || fails "submitted $sub, want 52"
+[ "$(jget crashed)" = 12 ] || fails "crashed $(jget crashed), want 12"
+[ "$(jget timeout)" = 4 ] || fails "timeout $(jget timeout), want 4"
+[ "$(jget ok)" = 24 ] || fails "ok $(jget ok), want 24"
+[ "$(jget failed)" = 12 ] || fails "failed $(jget failed), want 12"
+[ "$(jget supervisor)" = "$a_pid" ] || fails "supervisor $(jget supervisor), want $a_pid"
+check "stat --json: counters add up"
+
+# --- 3. no pool, bad names ---------------------------------------------------
+t0=$(now)
+$TMO "$FP" submit --name "${P}none" hello >"$T/np.out" 2>"$T/np.err"
+rc=$?
+t1=$(now)
+expect_rc $rc 3
+grep -qF "no forkpool named ${P}none is running" "$T/np.err" || fails "stderr: $(head -n 1 "$T/np.err")"
+[ -s "$T/np.out" ] && fails "wrote to stdout"
+within "$t0" "$t1" 1 || fails "took $(secs "$t0" "$t1") s"
+$TMO "$FP" stat --name "${P}none" >"$T/np.out" 2>"$T/np.err"
+expect_rc $? 3 "stat: exit status"
+check "submit and stat without a pool exit 3 at once"
+
+for bad in "a/b" "-x" "" "a b" "$(printf '%065d' 0)"; do
+  $TMO "$FP" serve --name "$bad" --handler "$CRASHY" >"$T/bad.out" 2>"$T/bad.err"
+  expect_rc $? 2 "serve --name '$bad': exit status"
+  grep -qF "[A-Za-z0-9_-], 1-64 chars, not starting with '-'" "$T/bad.err" ||
+    fails "serve --name '$bad': $(head -n 1 "$T/bad.err")"
+done
+$TMO "$FP" submit --name "a.b" x >/dev/null 2>"$T/bad.err"
+expect_rc $? 2 "submit --name a.b: exit status"
+$TMO "$FP" serve --name "${P}m" --handler "$CRASHY" --mode 0800 >/dev/null 2>"$T/bad.err"
+expect_rc $? 2 "--mode 0800: exit status"
+[ -e /dev/shm/forkpool."${P}m" ] && fails "a refused serve created a segment"
+check "bad names and modes are refused with the rules"
+
+# --- 4. a second server on a live name -------------------------------------
+ino=$(stat -c %i /dev/shm/forkpool."$A")
+t0=$(now)
+$TMO "$FP" serve --name "$A" --handler "$CRASHY" --pidfile "$T/a.pid" >"$T/dup.out" 2>"$T/dup.err"
+rc=$?
+t1=$(now)
+expect_rc $rc 1
+grep -qF "a live forkpool already serves $A (pid $a_pid)" "$T/dup.err" || fails "stderr: $(tail -n 1 "$T/dup.err")"
+within "$t0" "$t1" 2 || fails "took $(secs "$t0" "$t1") s"
+[ "$(stat -c %i /dev/shm/forkpool."$A")" = "$ino" ] || fails "segment was replaced"
+[ "$(cat "$T/a.pid")" = "$a_pid" ] || fails "pidfile changed"
+$TMO "$FP" submit --name "$A" still >"$T/dup.out" 2>&1
+expect_lines "$T/dup.out" "ok${TAB}STILL"
+check "a second serve on a live name is refused and changes nothing"
+
+# --- 5. producer example -----------------------------------------------------
+$TMO "$PRODUCER" "$A" hello segv "fail 7" world >"$T/prod.out" 2>"$T/prod.err"
+rc=$?
+expect_lines "$T/prod.out" "\[0\] hello -> ok: HELLO *" "\[1\] segv -> crashed: SIGSEGV *" \
+  "\[2\] fail 7 -> failed: code 7 *" "\[3\] world -> ok: WORLD *"
+expect_rc $rc 1
+$TMO "$PRODUCER" "$A" >"$T/prod.out" 2>"$T/prod.err"
+[ "$(wc -l <"$T/prod.out")" -ge 3 ] || fails "default batch: $(cat "$T/prod.out" "$T/prod.err")"
+$TMO "$PRODUCER" "${P}none" x >/dev/null 2>"$T/prod.err"
+expect_rc $? 3 "producer without a pool: exit status"
+check "examples/producer attaches and gets results"
+
+# --- 5b. submit --timeout, --json, stdin ---------------------------------------
+t0=$(now)
+$TMO "$FP" submit --name "$A" --timeout 200 "sleep 1000" hello >"$T/wt.out" 2>"$T/wt.err"
+rc=$?
+t1=$(now)
+expect_lines "$T/wt.out" "error${TAB}no result within 200 ms" "ok${TAB}HELLO"
+expect_rc $rc 1
+within "$t0" "$t1" 0.9 || fails "took $(secs "$t0" "$t1") s"
+printf 'x\nsegv\n\n' | $TMO "$FP" submit --name "$A" --json >"$T/js.out" 2>"$T/js.err"
+rc=$?
+expect_lines "$T/js.out" '{"seq":0,"status":"ok","output":"X","attempts":1,"worker":*,"ms":*}' \
+  '{"seq":1,"status":"crashed","signal":"SIGSEGV",*}' '{"seq":2,"status":"ok","output":"",*}'
+expect_rc $rc 1
+st "$A"
+if command -v python3 >/dev/null 2>&1; then
+  cat "$T/js.out" "$T/st.json" | python3 -c '
+import json, sys
+for n, line in enumerate(sys.stdin):
+    o = json.loads(line)
+    assert isinstance(o, dict), "line %d is not an object" % n
+st = o
+for k in ("supervisor", "workers", "alive", "queued", "slots", "running",
+          "clients", "submitted", "ok", "failed", "crashed", "timeout",
+          "cancelled", "restarts", "abandoned"):
+    assert isinstance(st[k], int), "stat: %s is not an integer" % k
+assert isinstance(st["workers_rows"], list) and st["workers_rows"], "no rows"
+for r in st["workers_rows"]:
+    assert set(r) == {"row", "pid", "state", "task", "running_ms", "done",
+                      "restarts"}, "row keys %r" % sorted(r)
+' 2>"$T/py.err" || fails "invalid JSON: $(tail -n 1 "$T/py.err")"
+fi
+check "submit --timeout gives up in time; --json and stat --json are valid JSON"
+
+# --- 6. SIGHUP under load ----------------------------------------------------
+wait_until 3 stat_is "$A" alive 2 running 0 || fails "not 2 idle workers: $(cat "$T/st.top")"
+old=$(row_pids)
+tasks 60 sleep 20 | $TMO "$FP" submit --name "$A" >"$T/hup.out" 2>"$T/hup.err" &
+job=$!
+wait_until 3 stat_is "$A" running 2 || fails "load did not start"
+kill -s HUP "$a_pid"
+wait $job
+expect_rc $? 0 "submit: exit status"
+same_lines "$T/hup.out" 60 "ok${TAB}slept 20"
+gone() { st "$A" && new=$(row_pids) && [ -n "$new" ] && for p in $old; do case " $new " in *" $p "*) return 1 ;; esac; done; }
+wait_until 3 gone || fails "old workers still there: was $old, now $new"
+grep -q "INFO SIGHUP" "$T/a.log" || fails "no SIGHUP line in the log"
+check "SIGHUP replaces every worker under load, no task lost"
+
+# --- 7. SIGTTIN / SIGTTOU under load --------------------------------------------
+tasks 200 sleep 10 | $TMO "$FP" submit --name "$A" >"$T/ttin.out" 2>"$T/ttin.err" &
+job=$!
+kill -s TTIN "$a_pid"
+wait_until 3 stat_is "$A" workers 3 alive 3 || fails "after TTIN: $(cat "$T/st.top")"
+kill -s TTOU "$a_pid"
+wait_until 3 stat_is "$A" workers 2 alive 2 || fails "after TTOU: $(cat "$T/st.top")"
+for k in 1 2 3; do kill -s TTOU "$a_pid"; sleep 0.05; done
+wait_until 3 stat_is "$A" workers 1 alive 1 || fails "after 3 more TTOU: $(cat "$T/st.top")"
+sleep 0.2
+stat_is "$A" workers 1 alive 1 || fails "went below one: $(cat "$T/st.top")"
+kill -s TTIN "$a_pid"
+wait_until 3 stat_is "$A" workers 2 alive 2 || fails "back to 2: $(cat "$T/st.top")"
+wait $job
+expect_rc $? 0 "submit: exit status"
+same_lines "$T/ttin.out" 200 "ok${TAB}slept 10"
+grep -q "WARN resize refused" "$T/a.log" || fails "no 'resize refused' in the log"
+check "SIGTTIN/SIGTTOU resize 2 -> 3 -> 2 -> 1 (never 0) under load, no task lost"
+
+# --- 8. a producer killed mid-flight -------------------------------------------
+Bq=${P}b
+serve "$Bq" "$T/b.log" --workers 2 --queue 8
+b_wrap=$wrap
+st "$Bq"
+ab0=$(jget abandoned)
+$TMO "$FP" submit --name "$Bq" "sleep 300" "sleep 300" "sleep 300" "sleep 300" "sleep 300" "sleep 300" >/dev/null 2>&1 &
+job=$!
+sleep 0.1
+for s in $(ps -o pid= --ppid $job); do kill -KILL "$s"; done
+wait $job
+wait_until 3 stat_is "$Bq" abandoned $((ab0 + 6)) queued 0 running 0 clients 0 ||
+  fails "after the kill: $(cat "$T/st.top"), want abandoned $((ab0 + 6))"
+tasks 8 sleep 300 | $TMO "$FP" submit --name "$Bq" >"$T/cap.out" 2>"$T/cap.err" &
+job=$!
+wait_until 2 stat_is "$Bq" submitted 14 || fails "8 more tasks not all taken: $(cat "$T/st.top")"
+[ $(( $(jget queued) + $(jget running) )) = 8 ] || fails "queued + running = $(( $(jget queued) + $(jget running) )), want 8"
+wait $job
+expect_rc $? 0 "submit: exit status"
+same_lines "$T/cap.out" 8 "ok${TAB}slept 300"
+stop "$b_wrap"
+expect_rc $rc 0 "serve: exit status"
+check "a producer killed with -9: results abandoned, full capacity usable again"
+
+# --- 9. kill -9 of the supervisor while producers wait --------------------------
+C=${P}c
+serve "$C" "$T/c.log" --workers 3
+c_wrap=$wrap c_pid=$spid
+for i in 1 2 3; do
+  $TMO "$FP" submit --name "$C" "sleep 3000" >"$T/k$i.out" 2>"$T/k$i.err" &
+  eval "k$i=\$!"
+done
+wait_until 3 stat_is "$C" running 3 || fails "tasks not running: $(cat "$T/st.top")"
+wpids=$(row_pids)
+[ "$(echo "$wpids" | wc -w)" = 3 ] || fails "workers: '$wpids'"
+kill -KILL "$c_pid"
+t0=$(now)
+# shellcheck disable=SC2154
+wait "$k1"; r1=$?
+# shellcheck disable=SC2154
+wait "$k2"; r2=$?
+# shellcheck disable=SC2154
+wait "$k3"; r3=$?
+t1=$(now)
+wait "$c_wrap"
+reaped "$c_wrap"
+within "$t0" "$t1" 2 || fails "submits took $(secs "$t0" "$t1") s to exit"
+for i in 1 2 3; do
+  eval "r=\$r$i"
+  expect_rc "$r" 3 "submit $i: exit status"
+  grep -qF "supervisor of $C died" "$T/k$i.err" || fails "submit $i: $(head -n 1 "$T/k$i.err")"
+done
+alive() { for p in $wpids; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+wait_until 2 eval '! alive' || fails "workers still alive: $wpids"
+info "producers exited $(secs "$t0" "$t1") s after kill -9 of the supervisor"
+$TMO "$FP" stat --name "$C" >/dev/null 2>"$T/c.err"
+expect_rc $? 3 "stat of a dead pool: exit status"
+grep -qF "no forkpool named $C is running" "$T/c.err" || fails "stat: $(head -n 1 "$T/c.err")"
+serve "$C" "$T/c2.log" --workers 1
+c_wrap=$wrap
+$TMO "$FP" submit --name "$C" again >"$T/c2.out" 2>&1
+expect_lines "$T/c2.out" "ok${TAB}AGAIN"
+stop "$c_wrap"
+expect_rc $rc 0 "new serve: exit status"
+check "kill -9 of the supervisor: producers exit 3 at once, workers die, a new serve takes over"
+
+# --- 10. SIGTERM drains queued work -----------------------------------------------
+D=${P}d
+serve "$D" "$T/d.log" --workers 2 --grace 10000 --pidfile "$T/d.pid"
+d_wrap=$wrap
+tasks 20 sleep 200 | $TMO "$FP" submit --name "$D" >"$T/d.out" 2>"$T/d.err" &
+job=$!
+wait_until 3 stat_is "$D" submitted 20 || fails "tasks not submitted: $(cat "$T/st.top")"
+t0=$(now)
+stop "$d_wrap"
+t1=$(now)
+expect_rc $rc 0 "serve: exit status"
+wait $job
+expect_rc $? 0 "submit: exit status"
+same_lines "$T/d.out" 20 "ok${TAB}slept 200"
+[ -e /dev/shm/forkpool."$D" ] && fails "segment left"
+[ -e "$T/d.pid" ] && fails "pidfile left"
+grep -q "INFO draining" "$T/d.log" || fails "no draining line"
+info "drained 20 x 200 ms on 2 workers in $(secs "$t0" "$t1") s"
+check "SIGTERM drains: every queued task ends ok, serve exits 0, nothing left"
+
+# --- 11. SIGTERM with a short grace cancels -------------------------------------
+E=${P}e
+serve "$E" "$T/e.log" --workers 2 --grace 300
+e_wrap=$wrap
+$TMO "$FP" submit --name "$E" "sleep 5000" "sleep 5000" "sleep 5000" "sleep 5000" >"$T/e.out" 2>"$T/e.err" &
+job=$!
+wait_until 3 stat_is "$E" running 2 queued 2 || fails "not 2 running 2 queued: $(cat "$T/st.top")"
+t0=$(now)
+stop "$e_wrap"
+t1=$(now)
+expect_rc $rc 0 "serve: exit status"
+wait $job
+expect_rc $? 1 "submit: exit status"
+same_lines "$T/e.out" 4 "cancelled${TAB}cancelled"
+within "$t0" "$t1" 2 || fails "stop took $(secs "$t0" "$t1") s"
+[ -e /dev/shm/forkpool."$E" ] && fails "segment left"
+check "SIGTERM with --grace 300: long tasks end cancelled, serve exits 0"
+
+# --- 12. inherited ignored signals; SIGINT; submit to a draining pool ---------------
+# A server started with SIGINT, SIGHUP and SIGCHLD ignored (nohup, a shell's
+# background job, a careless parent) must still see its workers die and
+# still drain on SIGINT.
+F=${P}f
+# (dash does not pass on an ignored SIGCHLD; GNU env >= 8.31 does. An older
+# env falls back to the shell's trap, which still covers SIGINT and SIGHUP.)
+if env --ignore-signal=CHLD true 2>/dev/null; then
+  $STMO env --ignore-signal=INT --ignore-signal=HUP --ignore-signal=CHLD \
+    "$FP" serve --name "$F" --handler "$CRASHY" --workers 1 2>"$T/f.log" &
+else
+  info "env --ignore-signal is missing: SIGCHLD not tested ignored"
+  $STMO sh -c 'trap "" INT HUP; exec "$@"' sh \
+    "$FP" serve --name "$F" --handler "$CRASHY" --workers 1 2>"$T/f.log" &
+fi
+f_wrap=$!
+servers="$servers $f_wrap"
+wait_until 10 grep -q ' INFO ready: ' "$T/f.log" || fails "no ready line"
+f_pid=$(sed -n 's/.* INFO ready: .*supervisor pid \([0-9]*\)$/\1/p' "$T/f.log")
+ign=$(sed -n 's/^SigIgn:[[:space:]]*//p' /proc/"$f_pid"/status 2>/dev/null)
+[ $(( 0x${ign:-0} & 2 )) -ne 0 ] || fails "the test setup failed: SIGINT is not ignored in the server"
+$TMO "$FP" submit --name "$F" segv after >"$T/f0.out" 2>&1
+expect_lines "$T/f0.out" "crashed${TAB}SIGSEGV" "ok${TAB}AFTER"
+$TMO "$FP" submit --name "$F" "sleep 1000" >"$T/f.out" 2>&1 &
+job=$!
+wait_until 3 stat_is "$F" running 1 || fails "task not running"
+kill -s INT "$f_pid"
+wait_until 3 stat_is "$F" supervisor "$f_pid" && grep -q "draining" "$T/st.json" ||
+  fails "not draining after SIGINT: $(cat "$T/st.json")"
+$TMO "$FP" submit --name "$F" late >"$T/f2.out" 2>"$T/f2.err"
+expect_rc $? 3 "submit to a draining pool: exit status"
+grep -qF "pool $F is shutting down" "$T/f2.err" || fails "late submit: $(head -n 1 "$T/f2.err")"
+wait $job
+expect_rc $? 0 "running task: exit status"
+expect_lines "$T/f.out" "ok${TAB}slept 1000"
+wait "$f_wrap"
+expect_rc $? 0 "serve: exit status"
+reaped "$f_wrap"
+check "inherited ignored SIGCHLD/SIGINT: crashes seen, SIGINT drains; late submits exit 3"
+
+# --- 13. the first server stops cleanly, nothing is left ----------------------------
+stop "$a_wrap"
+expect_rc $rc 0 "serve: exit status"
+[ -e /dev/shm/forkpool."$A" ] && fails "segment left"
+[ -e "$T/a.pid" ] && fails "pidfile left"
+grep -q "INFO stopped" "$T/a.log" || fails "no 'stopped' line"
+# Every log line is one event: a timestamp, a level, a message.
+for l in "$T"/[a-f].log "$T"/c2.log; do
+  bad=$(grep -cv "^$ts \(DEBUG\|INFO\|WARN\|ERROR\) " "$l")
+  [ "$bad" = 0 ] || fails "$l: $bad malformed lines: $(grep -v "^$ts \(DEBUG\|INFO\|WARN\|ERROR\) " "$l" | head -n 1)"
+done
+check "serve exits 0 on SIGTERM, removes segment and pidfile; log lines well formed"
+
+left=$(tagged)
+[ -z "$left" ] || { sleep 1; left=$(tagged); }
+[ -z "$left" ] || fails "processes started by the tests still alive: $left"
+check "no process left behind"
+# shellcheck disable=SC2012
+shm=$(ls -A /dev/shm 2>/dev/null | grep "^forkpool\.$P" | tr '\n' ' ')
+[ -z "$shm" ] || fails "entries left in /dev/shm: $shm"
+check "no /dev/shm entry left behind"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
