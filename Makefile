@@ -28,18 +28,27 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
+# The Redis bridge is the one part with a dependency (hiredis): a separate
+# binary, built only when hiredis is installed, so `forkpool` itself links
+# libc alone. `forkpool bridge` runs build/bin/forkpool-bridge.
+HIREDIS := $(shell pkg-config --exists hiredis 2>/dev/null && echo yes)
+BRIDGE_SRC := $(wildcard src/bridge/*.c)
+BRIDGE_OBJ := $(BRIDGE_SRC:%.c=$(BUILD)/obj/%.o)
+BRIDGE_BIN := $(if $(and $(HIREDIS),$(BRIDGE_SRC)),$(BUILD)/bin/forkpool-bridge)
+BRIDGE_EXAMPLES := $(if $(HIREDIS),$(BUILD)/examples/redis_producer)
+
 STATIC := $(BUILD)/libforkpool.a
 SHARED := $(BUILD)/libforkpool.so
 BIN := $(BUILD)/bin/forkpool
 PLUGINS := $(BUILD)/examples/crashy.so
-EXAMPLES := $(BUILD)/examples/minimal
+EXAMPLES := $(BUILD)/examples/minimal $(BUILD)/examples/producer
 TESTBIN := $(BUILD)/tests/check_forkpool
 
 .PHONY: all check demo clean bench install uninstall
 
-all: $(STATIC) $(SHARED) $(BIN) $(PLUGINS) $(EXAMPLES)
+all: $(STATIC) $(SHARED) $(BIN) $(PLUGINS) $(EXAMPLES) $(BRIDGE_BIN) $(BRIDGE_EXAMPLES)
 
-$(BUILD)/obj/src $(BUILD)/obj/src/cli $(BUILD)/obj/tests $(BUILD)/bin $(BUILD)/examples $(BUILD)/tests:
+$(BUILD)/obj/src $(BUILD)/obj/src/cli $(BUILD)/obj/src/bridge $(BUILD)/obj/tests $(BUILD)/bin $(BUILD)/examples $(BUILD)/tests:
 	mkdir -p $@
 
 $(BUILD)/obj/src/%.o: src/%.c | $(BUILD)/obj/src
@@ -47,6 +56,12 @@ $(BUILD)/obj/src/%.o: src/%.c | $(BUILD)/obj/src
 
 $(BUILD)/obj/src/cli/%.o: src/cli/%.c | $(BUILD)/obj/src/cli
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/src/bridge/%.o: src/bridge/%.c | $(BUILD)/obj/src/bridge
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags hiredis) -c $< -o $@
+
+$(BRIDGE_BIN): $(BRIDGE_OBJ) $(STATIC) | $(BUILD)/bin
+	$(CC) $(LDFLAGS) -o $@ $(BRIDGE_OBJ) $(STATIC) $(shell pkg-config --libs hiredis) $(LDLIBS_LIB)
 
 $(BUILD)/obj/tests/%.o: tests/%.c | $(BUILD)/obj/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
@@ -68,6 +83,11 @@ $(BUILD)/examples/%.so: examples/%.c include/forkpool.h | $(BUILD)/examples
 $(BUILD)/examples/%: examples/%.c $(STATIC) | $(BUILD)/examples
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS_LIB)
 
+# The hiredis example links hiredis and nothing of ours; this explicit rule
+# wins over the pattern rule above.
+$(BUILD)/examples/redis_producer: examples/redis_producer.c | $(BUILD)/examples
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags hiredis) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs hiredis)
+
 # --- tests -----------------------------------------------------------------
 # libcheck is found with pkg-config; when missing, `make check` installs it
 # with apt-get if it runs as root, and otherwise prints the command to run.
@@ -79,16 +99,37 @@ $(TESTBIN): $(TEST_OBJ) $(STATIC) | $(BUILD)/tests
 
 check-deps:
 	@sh tests/ensure-deps.sh
+	@sh tests/ensure-bridge-deps.sh
 
 check: check-deps
 	$(MAKE) all $(TESTBIN)
 	$(TESTBIN)
 	sh tests/cli.sh $(BUILD)
+	sh tests/serve.sh $(BUILD)
+	sh tests/bridge.sh $(BUILD)
 
 demo: all
 	sh examples/demo.sh $(BUILD)
 
+# --- benchmarks ------------------------------------------------------------
+# Baselines written in this repo (bench/*.c), measured in the same run as
+# `forkpool bench`; bench/compare.sh prints the tables and ratios.
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+
+$(BUILD)/bench:
+	mkdir -p $@
+
+$(BUILD)/bench/%: bench/%.c bench/bench_util.h | $(BUILD)/bench
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -lrt
+
+bench: all $(BENCH_BIN)
+	sh bench/compare.sh $(BUILD)
+
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+# Further targets, one concern per file: install (install.mk), quality
+# gates such as sanitizers, valgrind, fuzzing and lint (quality.mk).
+-include $(wildcard mk/*.mk)
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BRIDGE_OBJ:.o=.d)
