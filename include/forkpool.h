@@ -78,6 +78,16 @@ typedef int (*fp_handler_fn)(void *arg, const void *in, size_t in_len,
 typedef int (*fp_init_fn)(void *arg);
 typedef void (*fp_fini_fn)(void *arg);
 
+typedef enum fp_log_level {
+  FP_LOG_DEBUG = 0,
+  FP_LOG_INFO = 1,
+  FP_LOG_WARN = 2,
+  FP_LOG_ERROR = 3
+} fp_log_level;
+
+/* Receives one event line (no newline, no timestamp). */
+typedef void (*fp_log_fn)(void *ctx, fp_log_level level, const char *msg);
+
 typedef struct fp_config {
   unsigned workers;     /* worker processes; default: online CPUs */
   unsigned slots;       /* task slots in the queue; default 256 */
@@ -99,6 +109,12 @@ typedef struct fp_config {
                            output go through private copies), so a stray
                            write faults instead of landing; costs two
                            mprotect calls per task. 0 (default): off */
+  fp_log_fn log;        /* optional: the supervisor's events (a worker
+                           died, backoff, repairs), called in the
+                           supervisor process: a private pool's is a
+                           fork of the caller, so the function may write
+                           to the caller's stderr but not touch its state */
+  void *log_ctx;
   unsigned max_memory_mb; /* per worker: address space it may add after
                              fork (RLIMIT_AS); 0 = no limit. A task that
                              needs more gets allocation failures, and ends
@@ -164,7 +180,20 @@ typedef struct fp_stats {
   uint64_t corrupt;     /* damaged slots found: a task that did not run
                            (counted in failed) or a result not delivered
                            (counted where its worker counted it) */
+  /*
+   * Run time of finished tasks (every terminal status but cancelled), as a
+   * histogram: duration_le[k] counts tasks that ran at most
+   * FP_DURATION_BOUNDS_US[k] microseconds (cumulative, like Prometheus'
+   * "le" buckets); the last bucket is +Inf (every task).
+   */
+  uint64_t duration_le[8];
+  uint64_t duration_count, duration_sum_us;
 } fp_stats;
+
+/* Upper bounds of fp_stats.duration_le buckets, in microseconds. */
+#define FP_DURATION_BUCKETS 8
+#define FP_DURATION_BOUNDS_US \
+  { 100, 1000, 10000, 100000, 1000000, 10000000, 60000000, UINT64_MAX }
 
 /* One scoreboard row, for `forkpool stat`. */
 typedef struct fp_worker_info {
@@ -287,15 +316,6 @@ FP_EXTERN int fp_pool_worker(const fp_pool *pool, unsigned row,
  */
 #define FP_NAME_MAX 64
 
-typedef enum fp_log_level {
-  FP_LOG_DEBUG = 0,
-  FP_LOG_INFO = 1,
-  FP_LOG_WARN = 2,
-  FP_LOG_ERROR = 3
-} fp_log_level;
-
-/* Receives one event line (no newline, no timestamp). */
-typedef void (*fp_log_fn)(void *ctx, fp_log_level level, const char *msg);
 
 typedef struct fp_serve_config {
   const char *name;     /* required */

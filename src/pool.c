@@ -261,11 +261,19 @@ FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
     st->alive += atomic_load(&row->pid) > 0;
     st->ok += atomic_load(&row->ok);
     st->failed += atomic_load(&row->failed);
+    for (unsigned k = 0; k < FP_DURATION_BUCKETS; k++) {
+      uint64_t n = atomic_load(&row->dur[k]);
+      st->duration_le[k] += n; /* made cumulative below */
+      st->duration_count += n;
+    }
+    st->duration_sum_us += atomic_load(&row->dur_sum_us);
     st->running += atomic_load(&row->slot) != FP__NONE;
   }
   st->supervisor = fp__sup_alive((struct fp_pool *)p) ? p->sup_pid : 0;
   uint64_t t0 = atomic_load(&h->sup_start_ns);
   st->uptime_us = st->supervisor && t0 ? (fp__now_ns() - t0) / 1000u : 0;
+  for (unsigned k = 1; k < FP_DURATION_BUCKETS; k++)
+    st->duration_le[k] += st->duration_le[k - 1];
   st->rows = p->seg.nrows;
   st->max_input = p->seg.max_input;
   st->max_output = p->seg.max_output;

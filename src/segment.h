@@ -164,6 +164,9 @@ struct fp__row {
   _Atomic uint64_t ok_snap, failed_snap; /* FP_CORRUPT counts as failed */
   _Atomic uint64_t fin_task;
   _Atomic uint32_t fin_status;
+  /* Run-time histogram of tasks ended in this row (not cumulative). */
+  _Atomic uint64_t dur[FP_DURATION_BUCKETS];
+  _Atomic uint64_t dur_sum_us;
 } FP__ALIGNED;
 
 /*
@@ -291,6 +294,15 @@ FP__HIDDEN void fp__seg_unmap(struct fp__seg *seg);
  * (other version), -EBADMSG (not a segment, or corrupt). Reads only.
  */
 FP__HIDDEN int fp__seg_validate(const void *map, size_t len);
+
+/* Count a task's run time in row r's histogram (single writer per row). */
+static inline void fp__row_duration(struct fp__row *row, uint64_t us) {
+  static const uint64_t bounds[] = FP_DURATION_BOUNDS_US;
+  unsigned k = 0;
+  while (k + 1 < FP_DURATION_BUCKETS && us > bounds[k]) k++;
+  atomic_fetch_add(&row->dur[k], 1);
+  atomic_fetch_add(&row->dur_sum_us, us);
+}
 
 static inline struct fp__slot *fp__slot_at(const struct fp__seg *s,
                                            uint32_t i) {

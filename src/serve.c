@@ -47,7 +47,8 @@ FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc) {
 
   struct fp__sup_opts o = {.seg = &seg, .cfg = cfg, .cmd_fd = -1,
                            .serve = 1, .grace_ms = sc->grace_ms,
-                           .log = sc->log, .log_ctx = sc->log_ctx,
+                           .log = sc->log ? sc->log : cfg->log,
+                           .log_ctx = sc->log ? sc->log_ctx : cfg->log_ctx,
                            .on_ready = sc->on_ready,
                            .ready_ctx = sc->ready_ctx};
   err = fp__sup_run(&o);

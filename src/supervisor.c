@@ -326,6 +326,7 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
                                         sizeof(rep));
       ran_us = now > sl->started_ns ? (now - sl->started_ns) / 1000u : 0;
       had_task = 1;
+      if (st != FP_CANCELLED) fp__row_duration(row, ran_us);
       log_death(sp, pid, task_id, sig, code, ran_us, st, sl, rep, rlen);
       unsigned max = sp->cfg->max_attempts > 1 ? sp->cfg->max_attempts : 1;
       if (st != FP_CANCELLED && sl->attempts < max &&
@@ -717,6 +718,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
 void fp__supervisor_main(struct fp__seg *s, const fp_config *cfg,
                          int cmd_fd) {
   fp__reset_signals();
-  struct fp__sup_opts o = {.seg = s, .cfg = cfg, .cmd_fd = cmd_fd};
+  struct fp__sup_opts o = {.seg = s, .cfg = cfg, .cmd_fd = cmd_fd,
+                           .log = cfg->log, .log_ctx = cfg->log_ctx};
   _exit(fp__sup_run(&o) == 0 ? 0 : 1);
 }

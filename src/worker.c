@@ -171,6 +171,7 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   sl->exit_code = -1;
   sl->out_len = (uint32_t)out_len;
   sl->run_us = (end - sl->started_ns) / 1000u;
+  fp__row_duration(row, sl->run_us);
   sl->res_sum = fp__res_sum(s, sl, id);
   uint32_t owner = sl->owner;
   int ok = sl->status == FP_OK;

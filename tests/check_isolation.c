@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "suites.h"
 #include "testutil.h"
@@ -127,6 +128,49 @@ START_TEST(test_report_truncated_to_max_output) {
 }
 END_TEST
 
+/* The supervisor's events reach fp_config.log (in the supervisor). */
+static int log_fd = -1;
+static void to_pipe(void *ctx, fp_log_level lvl, const char *msg) {
+  (void)ctx;
+  if (lvl >= FP_LOG_WARN) {
+    ssize_t n = write(log_fd, msg, strlen(msg));
+    n = write(log_fd, "\n", 1);
+    (void)n;
+  }
+}
+
+START_TEST(test_log_hook_and_duration_histogram) {
+  int pfd[2];
+  ck_assert_int_eq(pipe(pfd), 0);
+  log_fd = pfd[1];
+  fp_config cfg;
+  tu_config(&cfg, 1, 8);
+  cfg.log = to_pipe;
+  fp_pool *p = tu_start(&cfg);
+  fp_result res;
+  fp_result_init(&res);
+  tu_wait(p, tu_submit(p, "segv"), &res);
+  tu_wait(p, tu_submit(p, "sleep 2"), &res);
+  tu_wait(p, tu_submit(p, "x"), &res);
+  fp_stats st;
+  fp_pool_stats(p, &st);
+  ck_assert_uint_eq(st.duration_count, 3);
+  ck_assert_uint_eq(st.duration_le[FP_DURATION_BUCKETS - 1], 3);
+  ck_assert_uint_ge(st.duration_sum_us, 2000);
+  ck_assert_uint_le(st.duration_le[0], 2); /* "sleep 2" took > 100 us */
+  fp_pool_stop(p, FP_STOP_DRAIN, 1000);
+  close(pfd[1]);
+  char buf[4096];
+  ssize_t n = read(pfd[0], buf, sizeof(buf) - 1);
+  close(pfd[0]);
+  ck_assert_int_gt(n, 0);
+  buf[n] = '\0';
+  ck_assert_msg(strstr(buf, "died running task") != NULL, "log: %s", buf);
+  ck_assert_msg(strstr(buf, "SIGSEGV") != NULL, "log: %s", buf);
+  fp_result_release(&res);
+}
+END_TEST
+
 START_TEST(test_config_rejects_too_many_attempts) {
   fp_config cfg;
   tu_config(&cfg, 1, 4);
@@ -152,6 +196,7 @@ Suite *make_isolation_suite(void) {
   tcase_add_test(tc, test_crash_report_names_the_function);
   tcase_add_test(tc, test_hang_report_shows_where_it_is_stuck);
   tcase_add_test(tc, test_report_truncated_to_max_output);
+  tcase_add_test(tc, test_log_hook_and_duration_histogram);
   suite_add_tcase(s, tc);
   return s;
 }
