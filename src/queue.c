@@ -83,10 +83,26 @@ void fp__q_put_free(struct fp__seg *s, uint32_t i) {
   s->freestk[q->free_top++] = i;
 }
 
+/* Append slot i (READY) to its producer's list for its priority. */
+static void list_push(struct fp__seg *s, uint32_t i) {
+  struct fp__queue *q = &s->hdr->q;
+  struct fp__slot *sl = fp__slot_at(s, i);
+  uint32_t p = sl->prio ? 1 : 0;
+  struct fp__client *c = fp__client_at(s, sl->owner < s->nclients ? sl->owner
+                                                                   : 0);
+  s->ready[i] = FP__NONE;
+  if (c->qhead[p] >= s->nslots || c->qtail[p] >= s->nslots)
+    c->qhead[p] = i; /* empty (or a damaged end: the rebuild mends it) */
+  else
+    s->ready[c->qtail[p]] = i;
+  c->qtail[p] = i;
+  atomic_fetch_add(&q->ready_len, 1);
+  if (p) atomic_fetch_add(&q->ready_hi, 1);
+}
+
 void fp__q_put_ready(struct fp__seg *s, uint32_t i) {
   struct fp__queue *q = &s->hdr->q;
   struct fp__slot *sl = fp__slot_at(s, i);
-  uint32_t n = s->nslots;
   /*
    * seq, then READY, then next_seq: a holder dying in between leaves a READY
    * slot whose seq the rebuild folds back into next_seq, so `submitted`
@@ -95,33 +111,79 @@ void fp__q_put_ready(struct fp__seg *s, uint32_t i) {
   sl->seq = q->next_seq;
   atomic_store(&sl->state, FP__SLOT_READY);
   q->next_seq++;
-  uint32_t len = atomic_load(&q->ready_len);
-  if (FP__NEVER(len >= n || q->ready_head >= n)) {
-    fp__q_rebuild(s);
-    return;
-  }
-  s->ready[(q->ready_head + len) % n] = i;
-  atomic_store(&q->ready_len, len + 1);
+  list_push(s, i);
 }
+
+/*
+ * Which list to serve: high priority first, but after FP__HI_BURST high
+ * tasks in a row a waiting normal one goes, so normal tasks never starve.
+ */
+#define FP__HI_BURST 4u
 
 uint32_t fp__q_take_ready(struct fp__seg *s) {
   struct fp__queue *q = &s->hdr->q;
-  uint32_t n = s->nslots;
-  uint32_t len;
-  while ((len = atomic_load(&q->ready_len)) > 0) {
-    if (FP__NEVER(len > n || q->ready_head >= n)) {
+  uint32_t n = s->nslots, nc = s->nclients;
+  int repaired = 0;
+  while (atomic_load(&q->ready_len) > 0) {
+    uint32_t len = atomic_load(&q->ready_len), hi = atomic_load(&q->ready_hi);
+    uint32_t p = hi > 0 && (hi >= len || q->hi_streak < FP__HI_BURST) ? 1 : 0;
+    /* Producers in turn, from the cursor: fairness between them. */
+    uint32_t start = q->rr[p] < nc ? q->rr[p] : 0, r = start, found = 0;
+    struct fp__client *c = NULL;
+    do {
+      c = fp__client_at(s, r);
+      if (c->qhead[p] < n) {
+        found = 1;
+        break;
+      }
+      r = r + 1 < nc ? r + 1 : 0;
+    } while (r != start);
+    if (FP__NEVER(!found)) {
+      /* Counts and lists disagree: only damage does that. */
+      if (repaired++) {
+        atomic_store(&q->ready_len, 0);
+        atomic_store(&q->ready_hi, 0);
+        return FP__NONE;
+      }
       fp__q_rebuild(s);
       continue;
     }
-    uint32_t i = s->ready[q->ready_head];
-    q->ready_head = (q->ready_head + 1) % n;
-    atomic_store(&q->ready_len, len - 1);
-    if (FP__NEVER(i >= n)) continue;
+    uint32_t i = c->qhead[p];
+    uint32_t next = s->ready[i];
+    c->qhead[p] = next < n ? next : FP__NONE;
+    if (c->qhead[p] == FP__NONE) c->qtail[p] = FP__NONE;
+    atomic_fetch_sub(&q->ready_len, 1);
+    if (p) atomic_fetch_sub(&q->ready_hi, 1);
+    q->rr[p] = r + 1 < nc ? r + 1 : 0;
+    q->hi_streak = p ? q->hi_streak + 1 : 0;
     if (FP__NEVER(atomic_load(&fp__slot_at(s, i)->state) != FP__SLOT_READY))
       continue;
     return i;
   }
   return FP__NONE;
+}
+
+int fp__q_unlink_ready(struct fp__seg *s, uint32_t i) {
+  struct fp__queue *q = &s->hdr->q;
+  struct fp__slot *sl = fp__slot_at(s, i);
+  uint32_t p = sl->prio ? 1 : 0, n = s->nslots;
+  struct fp__client *c = fp__client_at(s, sl->owner < s->nclients ? sl->owner
+                                                                   : 0);
+  uint32_t prev = FP__NONE, cur = c->qhead[p];
+  for (uint32_t steps = 0; cur < n && steps <= n; steps++) {
+    if (cur == i) {
+      uint32_t next = s->ready[i] < n ? s->ready[i] : FP__NONE;
+      if (prev == FP__NONE) c->qhead[p] = next;
+      else s->ready[prev] = next;
+      if (c->qtail[p] == i) c->qtail[p] = prev;
+      atomic_fetch_sub(&q->ready_len, 1);
+      if (p) atomic_fetch_sub(&q->ready_hi, 1);
+      return 0;
+    }
+    prev = cur;
+    cur = s->ready[cur];
+  }
+  return -ENOENT;
 }
 
 static const struct fp__seg *sort_seg; /* qsort has no context argument */
@@ -135,26 +197,39 @@ static int by_seq(const void *a, const void *b) {
 void fp__q_rebuild(struct fp__seg *s) {
   struct fp__queue *q = &s->hdr->q;
   uint32_t n = s->nslots, nready = 0, nfree = 0;
+  /* The READY slots, gathered in the free stack's tail for sorting. */
+  uint32_t *tmp = malloc(sizeof(uint32_t) * (n ? n : 1));
   for (uint32_t i = 0; i < n; i++) {
     struct fp__slot *sl = fp__slot_at(s, i);
     uint32_t st = atomic_load(&sl->state);
     if (st == FP__SLOT_READY) {
-      s->ready[nready++] = i;
+      if (tmp != NULL) tmp[nready++] = i;
       if (sl->seq >= q->next_seq) q->next_seq = sl->seq + 1;
     } else if (st == FP__SLOT_FREE) {
       s->freestk[nfree++] = i;
     }
   }
+  q->free_top = nfree;
+  for (uint32_t c = 0; c < s->nclients; c++) {
+    struct fp__client *cl = fp__client_at(s, c);
+    cl->qhead[0] = cl->qhead[1] = cl->qtail[0] = cl->qtail[1] = FP__NONE;
+  }
+  q->rr[0] = q->rr[1] = 0;
+  q->hi_streak = 0;
+  atomic_store(&q->ready_len, 0);
+  atomic_store(&q->ready_hi, 0);
   /*
    * FIFO order survives: sequence numbers are assigned under the lock. The
    * lock serialises rebuilds, so the static context is safe within one
    * process; another thread of this process cannot be inside qsort here.
+   * (Without memory for the sort, the READY tasks are lost to the queue:
+   * their producers see them stuck; that needs malloc to fail in a rebuild.)
    */
+  if (tmp == NULL) return;
   sort_seg = s;
-  qsort(s->ready, nready, sizeof(uint32_t), by_seq);
-  q->ready_head = 0;
-  atomic_store(&q->ready_len, nready);
-  q->free_top = nfree;
+  qsort(tmp, nready, sizeof(uint32_t), by_seq);
+  for (uint32_t k = 0; k < nready; k++) list_push(s, tmp[k]);
+  free(tmp);
 }
 
 void fp__q_wake_workers(struct fp__seg *s, uint32_t n) {
@@ -222,17 +297,9 @@ void fp__q_kick(struct fp__seg *s) {
 }
 
 void fp__q_requeue(struct fp__seg *s, uint32_t i) {
-  struct fp__queue *q = &s->hdr->q;
   struct fp__slot *sl = fp__slot_at(s, i);
-  uint32_t n = s->nslots;
   /* Its seq stays: a rebuild puts it back at its original place. */
   atomic_store(&sl->worker, 0);
   atomic_store(&sl->state, FP__SLOT_READY);
-  uint32_t len = atomic_load(&q->ready_len);
-  if (FP__NEVER(len >= n || q->ready_head >= n)) {
-    fp__q_rebuild(s);
-    return;
-  }
-  s->ready[(q->ready_head + len) % n] = i;
-  atomic_store(&q->ready_len, len + 1);
+  list_push(s, i);
 }

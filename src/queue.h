@@ -1,6 +1,7 @@
 /*
- * The queue: a FIFO ring of READY slot indices and a LIFO stack of FREE
- * ones, both under one robust process-shared mutex, plus semaphores that put
+ * The queue: READY slots in one FIFO list per producer and priority, served
+ * in turn, and a LIFO stack of FREE ones, all under one robust
+ * process-shared mutex, plus semaphores that put
  * sleeping workers and producers to bed.
  *
  * Semaphores are wake-up hints only: the truth is the slot state words and
@@ -46,6 +47,9 @@ FP__HIDDEN void fp__q_put_ready(struct fp__seg *s, uint32_t i);
  * a corrupt ring has them). NONE when empty. The caller moves it on.
  */
 FP__HIDDEN uint32_t fp__q_take_ready(struct fp__seg *s);
+
+/* Remove READY slot i from its list (cancel). 0 or -ENOENT. */
+FP__HIDDEN int fp__q_unlink_ready(struct fp__seg *s, uint32_t i);
 
 /* Move slot i RUNNING -> READY again (a retry) and push it. */
 FP__HIDDEN void fp__q_requeue(struct fp__seg *s, uint32_t i);

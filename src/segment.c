@@ -115,6 +115,10 @@ int fp__seg_layout(void *map, size_t len, const struct fp__geometry *g,
   h->q.free_top = g->nslots;
   for (uint32_t i = 0; i < g->nrows; i++)
     atomic_store(&fp__row_at(seg, i)->slot, FP__NONE);
+  for (uint32_t c = 0; c < g->nclients; c++) {
+    struct fp__client *cl = fp__client_at(seg, c);
+    cl->qhead[0] = cl->qhead[1] = cl->qtail[0] = cl->qtail[1] = FP__NONE;
+  }
   /* Magic last: an attacher that sees it sees a complete layout. */
   atomic_thread_fence(memory_order_release);
   h->magic = FP__MAGIC;

@@ -93,8 +93,10 @@ struct fp__counters {
 
 struct fp__queue {
   pthread_mutex_t lock; /* robust, process-shared */
-  uint32_t ready_head;  /* index of the next slot to pop */
-  _Atomic uint32_t ready_len; /* entries in the ready ring (read racily) */
+  uint32_t rr[2];       /* round-robin cursor over producers, per priority */
+  uint32_t hi_streak;   /* high-priority tasks taken in a row */
+  _Atomic uint32_t ready_len; /* READY tasks queued (read racily) */
+  _Atomic uint32_t ready_hi;  /* ...of which high priority */
   uint32_t free_top;    /* entries in the free stack */
   uint32_t pad_;
   uint64_t next_seq;    /* submission order, for rebuilds */
@@ -182,6 +184,13 @@ struct fp__client {
   _Atomic uint32_t woken;       /* a wake is on its way: skip the syscall */
   _Atomic int32_t pid;          /* last claimant, for stat; 0 if never */
   _Atomic uint32_t gen;         /* bumped on each claim */
+  /*
+   * This producer's READY tasks, one FIFO per priority (normal, high),
+   * linked through seg->ready[] (the next slot), under the queue lock.
+   * Workers take from the producers in turn: one that floods the queue
+   * cannot starve the others.
+   */
+  uint32_t qhead[2], qtail[2];
 } FP__ALIGNED;
 
 /* OFD lock bytes of a named segment's file: liveness tokens. */
@@ -196,7 +205,7 @@ struct fp__slot {
   _Atomic uint32_t state;   /* enum fp__slot_state */
   uint32_t owner;           /* client row */
   uint32_t owner_gen;       /* that row's gen when the slot was taken */
-  uint32_t pad0_;
+  uint32_t prio;            /* 0 normal, 1 high */
   _Atomic uint64_t id;
   uint64_t gen;             /* bumped on each FREE -> FILLING */
   uint64_t seq;             /* submission order */
@@ -229,6 +238,7 @@ struct fp__geometry {
 struct fp__seg {
   struct fp__hdr *hdr;
   unsigned char *base;
+  /* ready: per slot, the next slot in its producer's READY list. */
   size_t len;        /* the layout's size */
   size_t maplen;     /* bytes mapped, when not len (attached segments) */
   int fd;            /* the shm object of a named pool, else -1 */

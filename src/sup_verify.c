@@ -55,17 +55,29 @@ static int check_lock(struct fp__sup *sp) {
   return 1;
 }
 
-/* Does the ring and stack agree with the slot states? (lock held) */
+/* Do the READY lists and the free stack agree with the slot states? */
 static int bookkeeping_ok(struct fp__seg *s, unsigned char *seen) {
   struct fp__queue *q = &s->hdr->q;
   uint32_t n = s->nslots, len = atomic_load(&q->ready_len);
-  uint32_t nready = 0, nfree = 0;
-  if (q->ready_head >= n || len > n || q->free_top > n) return 0;
+  uint32_t nready = 0, nfree = 0, listed = 0, listed_hi = 0;
+  if (len > n || q->free_top > n) return 0;
   memset(seen, 0, n);
-  for (uint32_t k = 0; k < len; k++) {
-    uint32_t i = s->ready[(q->ready_head + k) % n];
-    if (i >= n || seen[i]++) return 0;
-    if (atomic_load(&fp__slot_at(s, i)->state) != FP__SLOT_READY) return 0;
+  for (uint32_t c = 0; c < s->nclients; c++) {
+    struct fp__client *cl = fp__client_at(s, c);
+    for (uint32_t p = 0; p < 2; p++) {
+      uint32_t last = FP__NONE;
+      for (uint32_t i = cl->qhead[p]; i != FP__NONE; i = s->ready[i]) {
+        if (i >= n || seen[i]++) return 0;
+        struct fp__slot *sl = fp__slot_at(s, i);
+        if (atomic_load(&sl->state) != FP__SLOT_READY || sl->owner != c ||
+            (sl->prio ? 1u : 0u) != p)
+          return 0;
+        listed++;
+        listed_hi += p;
+        last = i;
+      }
+      if (cl->qtail[p] != last) return 0;
+    }
   }
   for (uint32_t k = 0; k < q->free_top; k++) {
     uint32_t i = s->freestk[k];
@@ -77,7 +89,8 @@ static int bookkeeping_ok(struct fp__seg *s, unsigned char *seen) {
     nready += st == FP__SLOT_READY;
     nfree += st == FP__SLOT_FREE;
   }
-  return nready == len && nfree == q->free_top;
+  return nready == len && listed == len &&
+         listed_hi == atomic_load(&q->ready_hi) && nfree == q->free_top;
 }
 
 void fp__sup_verify(struct fp__sup *sp) {

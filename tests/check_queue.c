@@ -110,7 +110,7 @@ START_TEST(test_rebuild_from_states) {
   uint32_t a = submit_one(), b = submit_one(), c = submit_one();
   /* b runs, then the bookkeeping is trashed. */
   atomic_store(&fp__slot_at(&seg, b)->state, FP__SLOT_RUNNING);
-  seg.hdr->q.ready_head = 12345;
+  fp__client_at(&seg, 0)->qhead[0] = 12345;
   atomic_store(&seg.hdr->q.ready_len, 999);
   seg.hdr->q.free_top = 77;
   ck_assert_int_eq(fp__q_lock(&seg), 0);
