@@ -271,6 +271,32 @@ FP_EXTERN void fp_pool_free(fp_pool *pool);
 FP_EXTERN int fp_submit(fp_pool *pool, const void *in, size_t len,
                         int timeout_ms, uint64_t *id);
 
+
+/* Task priorities for fp_submit_prio(). */
+#define FP_PRIO_NORMAL 0
+#define FP_PRIO_HIGH 1
+
+/*
+ * fp_submit() with a priority. High-priority tasks start before normal
+ * ones, except that after 4 high tasks in a row a waiting normal task goes
+ * next, so normal tasks are delayed, never starved. Between producers of a
+ * named pool, workers take tasks in turn (one producer's backlog does not
+ * hold another's tasks back). Returns as fp_submit(), and -EINVAL for an
+ * unknown priority.
+ */
+FP_EXTERN int fp_submit_prio(fp_pool *pool, const void *in, size_t len,
+                             int timeout_ms, int priority, uint64_t *id);
+
+/*
+ * Cancel task `id` of this pool (any producer's, in a named pool). A queued
+ * task ends FP_CANCELLED at once and never runs: returns 0. A running one:
+ * its worker is killed (with its process group) and replaced, and the task
+ * ends FP_CANCELLED unless it finished first: returns -EINPROGRESS. Returns
+ * -EALREADY when it had finished already, -ENOENT for no such task, -EPERM
+ * on a monitor handle.
+ */
+FP_EXTERN int fp_cancel(fp_pool *pool, uint64_t id);
+
 /*
  * Wait for the task `id` to end and move its result into *res (output bytes
  * are copied into res->output, which is reused and grown as needed). The

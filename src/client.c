@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "pool.h"
+#include "proc.h"
 #include "queue.h"
 #include "spin.h"
 #include "sum.h"
@@ -77,7 +78,9 @@ static int check_alive(struct fp_pool *p) {
 }
 
 /* Fill slot i (ours, FILLING) with the task. */
-static void fill(struct fp__slot *sl, const void *in, size_t len) {
+static void fill(struct fp__slot *sl, const void *in, size_t len, int prio) {
+  sl->prio = (uint32_t)prio;
+  atomic_store(&sl->cancel, 0);
   sl->in_len = (uint32_t)len;
   sl->attempts = 0;
   sl->started_ns = 0;
@@ -109,7 +112,13 @@ static int publish(struct fp_pool *p, uint32_t i, uint64_t *id) {
 
 FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
                         int timeout_ms, uint64_t *id) {
+  return fp_submit_prio(p, in, len, timeout_ms, FP_PRIO_NORMAL, id);
+}
+
+FP_EXTERN int fp_submit_prio(fp_pool *p, const void *in, size_t len,
+                             int timeout_ms, int prio, uint64_t *id) {
   if (p == NULL || id == NULL || (in == NULL && len > 0)) return -EINVAL;
+  if (prio != FP_PRIO_NORMAL && prio != FP_PRIO_HIGH) return -EINVAL;
   if (p->monitor) return -EPERM;
   struct fp__seg *s = &p->seg;
   struct fp__hdr *h = s->hdr;
@@ -149,14 +158,14 @@ FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
      * Small input: take, fill and publish in one critical section. Dying
      * in it leaves a FILLING slot stamped with our row: reclaimed with us.
      */
-    fill(sl, in, len);
+    fill(sl, in, len, prio);
     err = publish(p, i, id);
     pthread_mutex_unlock(&p->mu);
   } else {
     /* Large input: copy without holding the lock others need. */
     fp__q_unlock(s);
     pthread_mutex_unlock(&p->mu);
-    fill(sl, in, len);
+    fill(sl, in, len, prio);
     pthread_mutex_lock(&p->mu);
     if ((err = fp__q_lock(s)) == 0) err = publish(p, i, id);
     pthread_mutex_unlock(&p->mu);
@@ -363,4 +372,48 @@ FP_EXTERN unsigned fp_pending(const fp_pool *p) {
   unsigned n = p->npending;
   pthread_mutex_unlock((pthread_mutex_t *)&p->mu);
   return n;
+}
+
+FP_EXTERN int fp_cancel(fp_pool *p, uint64_t id) {
+  if (p == NULL) return -EINVAL;
+  if (p->monitor) return -EPERM;
+  struct fp__seg *s = &p->seg;
+  uint32_t i = (uint32_t)(id & FP__ID_INDEX_MASK);
+  if (id == 0 || i >= s->nslots) return -ENOENT;
+  struct fp__slot *sl = fp__slot_at(s, i);
+  int err = fp__q_lock(s);
+  if (err < 0) return err;
+  uint32_t st = atomic_load(&sl->state);
+  if (atomic_load(&sl->id) != id || st == FP__SLOT_FREE ||
+      st == FP__SLOT_FILLING) {
+    err = -ENOENT;
+  } else if (st == FP__SLOT_READY) {
+    /* Queued: out of its list, ended here; it never runs. */
+    fp__q_unlink_ready(s, i);
+    sl->status = FP_CANCELLED;
+    sl->code = 0;
+    sl->sig = 0;
+    sl->exit_code = -1;
+    sl->out_len = 0;
+    sl->run_us = 0;
+    sl->res_sum = fp__res_sum(s, sl, id);
+    atomic_store(&sl->state, FP__SLOT_DONE);
+    atomic_fetch_add(&s->hdr->c.cancelled, 1);
+    err = 0;
+  } else if (st == FP__SLOT_RUNNING) {
+    /* Running: the supervisor kills its worker (sup: check_cancels). */
+    atomic_store(&sl->cancel, 1);
+    err = -EINPROGRESS;
+  } else {
+    err = -EALREADY;
+  }
+  uint32_t owner = sl->owner;
+  fp__q_unlock(s);
+  if (err == 0) fp__notify_owner(s, owner);
+  if (err == -EINPROGRESS && p->cmd_fd >= 0) {
+    /* Private pool: wake the supervisor now rather than at its next tick. */
+    struct fp__cmd cmd = {.op = 'C'};
+    fp__write_all(p->cmd_fd, &cmd, sizeof(cmd));
+  }
+  return err;
 }

@@ -214,6 +214,7 @@ struct fp__slot {
   _Atomic int32_t worker;   /* pid running it (set with RUNNING) */
   uint32_t row;             /* scoreboard row of that worker */
   uint64_t in_sum;          /* check value of id, in_len, input (sum.h) */
+  _Atomic uint32_t cancel;  /* fp_cancel asked to kill its worker */
 
   /* Result: written before state becomes DONE (release). */
   int32_t status FP__ALIGNED;

@@ -21,7 +21,12 @@ struct fp__sup_opts {
   void *ready_ctx;
 };
 
-enum { FP__KILL_NONE = 0, FP__KILL_TIMEOUT = 1, FP__KILL_STOP = 2 };
+enum {
+  FP__KILL_NONE = 0,
+  FP__KILL_TIMEOUT = 1,
+  FP__KILL_STOP = 2,
+  FP__KILL_CANCEL = 3
+};
 
 struct fp__rowctl {
   pid_t pid;          /* the worker in this row (the shared row's copy is

@@ -317,6 +317,9 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
         atomic_load(&sl->worker) == pid) {
       task_id = atomic_load(&sl->id);
       if (sp->rc[r].kill_reason == FP__KILL_STOP) st = FP_CANCELLED;
+      else if (sp->rc[r].kill_reason == FP__KILL_CANCEL &&
+               sp->rc[r].kill_task == task_id)
+        st = FP_CANCELLED;
       else if (sp->rc[r].kill_reason == FP__KILL_TIMEOUT &&
                sp->rc[r].kill_task == task_id)
         st = FP_TIMEOUT;
@@ -453,6 +456,7 @@ static void read_cmds(struct fp__sup *sp) {
     if (n != (ssize_t)sizeof(cmd)) continue;
     if (cmd.op == 'N') stop_now(sp);
     if (cmd.op == 'D') begin_drain(sp, cmd.grace_ms);
+    /* 'C': a cancel request; the loop's turn looks for it. */
   }
 }
 
@@ -553,6 +557,25 @@ static uint64_t check_timeouts(struct fp__sup *sp, uint64_t now) {
   return next;
 }
 
+/* Kill the workers of running tasks that fp_cancel() asked to stop. */
+static void check_cancels(struct fp__sup *sp) {
+  for (uint32_t r = 0; r < sp->nrows; r++) {
+    struct fp__row *row = fp__row_at(sp->s, r);
+    if (sp->rc[r].pid <= 0 || sp->rc[r].kill_reason != FP__KILL_NONE)
+      continue;
+    uint32_t i = atomic_load(&row->slot);
+    uint64_t id = atomic_load(&row->task_id);
+    if (i >= sp->s->nslots || id == 0) continue;
+    struct fp__slot *sl = fp__slot_at(sp->s, i);
+    if (atomic_load(&sl->cancel) && atomic_load(&sl->id) == id) {
+      fp__sup_log(sp, FP_LOG_INFO, "task %llu cancelled while running: "
+                  "killing worker %d", (unsigned long long)id,
+                  (int)sp->rc[r].pid);
+      kill_worker(sp, r, FP__KILL_CANCEL, id);
+    }
+  }
+}
+
 /* Fork into empty rows whose restart is due; return the next due time. */
 static uint64_t respawn(struct fp__sup *sp, uint64_t now) {
   struct fp__hdr *h = sp->s->hdr;
@@ -625,6 +648,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   t = respawn(sp, now);
   if (t < wake) wake = t;
   fp__sup_free_collected(sp);
+  check_cancels(sp);
   /*
    * Safety net for the wake-up policy: tasks waiting while workers sleep
    * get a worker within 10 ms, whatever the producers decided.

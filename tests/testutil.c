@@ -301,6 +301,10 @@ int tu_handler(void *arg, const void *in, size_t in_len, void *out,
     while (!atomic_load(&tu_sh->gate))
       tu_sleep_ms(1);
     return put_text(out, out_cap, out_len, "open");
+  } else if (strcmp(cmd, "order") == 0) {
+    /* Its place in the order tasks started in (1 = first of the test). */
+    snprintf(text, sizeof text, "%d", atomic_load(&tu_sh->started));
+    return put_text(out, out_cap, out_len, text);
   } else if (strcmp(cmd, "crashonce") == 0) {
     /* Crashes the first time any worker runs it, succeeds after. */
     if (atomic_exchange(&tu_sh->once, 1) == 0) raise(SIGSEGV);

@@ -1,0 +1,177 @@
+/*
+ * Scheduling: priorities, fairness between producers, cancellation.
+ * Order is observed with the "order" command (its start position) on one
+ * worker held by a "block" task while the queue is arranged.
+ */
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "suites.h"
+#include "testutil.h"
+
+static int order_of(fp_pool *p, uint64_t id) {
+  fp_result res;
+  fp_result_init(&res);
+  tu_wait(p, id, &res);
+  ck_assert_int_eq(res.status, FP_OK);
+  int k = atoi((const char *)res.output);
+  fp_result_release(&res);
+  return k;
+}
+
+static uint64_t submit_prio(fp_pool *p, const char *cmd, int prio) {
+  uint64_t id;
+  int r = fp_submit_prio(p, cmd, strlen(cmd), TU_GUARD_MS, prio, &id);
+  ck_assert_msg(r == 0, "submit: %s", fp_strerror(r));
+  return id;
+}
+
+START_TEST(test_high_priority_starts_first) {
+  fp_config cfg;
+  tu_config(&cfg, 1, 64);
+  fp_pool *p = tu_start(&cfg);
+  uint64_t blk = tu_submit(p, "block");
+  tu_wait_started(1);
+  uint64_t normal[20], high[5];
+  for (int k = 0; k < 20; k++) normal[k] = submit_prio(p, "order", 0);
+  for (int k = 0; k < 5; k++) high[k] = submit_prio(p, "order", 1);
+  atomic_store(&tu_sh->gate, 1);
+  fp_result res;
+  fp_result_init(&res);
+  tu_wait(p, blk, &res);
+  /* 4 high, 1 normal, 1 high: positions 2..7 (the block was 1). */
+  int worst = 0;
+  for (int k = 0; k < 5; k++) {
+    int o = order_of(p, high[k]);
+    if (o > worst) worst = o;
+  }
+  printf("priority: 5 high tasks submitted after 20 normal ones started by "
+         "position %d of 26\n", worst);
+  ck_assert_int_le(worst, 7);
+  for (int k = 0; k < 20; k++) order_of(p, normal[k]);
+  fp_result_release(&res);
+}
+END_TEST
+
+START_TEST(test_normal_not_starved_by_high_flood) {
+  fp_config cfg;
+  tu_config(&cfg, 1, 128);
+  fp_pool *p = tu_start(&cfg);
+  uint64_t blk = tu_submit(p, "block");
+  tu_wait_started(1);
+  uint64_t high[60], normal[3];
+  for (int k = 0; k < 60; k++) high[k] = submit_prio(p, "order", 1);
+  for (int k = 0; k < 3; k++) normal[k] = submit_prio(p, "order", 0);
+  atomic_store(&tu_sh->gate, 1);
+  fp_result res;
+  fp_result_init(&res);
+  tu_wait(p, blk, &res);
+  int worst = 0;
+  for (int k = 0; k < 3; k++) {
+    int o = order_of(p, normal[k]);
+    if (o > worst) worst = o;
+  }
+  printf("starvation: 3 normal tasks behind 60 high ones started by "
+         "position %d of 64\n", worst);
+  ck_assert_int_le(worst, 1 + 3 * 5); /* one normal per 4 high */
+  for (int k = 0; k < 60; k++) order_of(p, high[k]);
+  fp_result_release(&res);
+}
+END_TEST
+
+/* Two producers of a named pool: the small one is served in turn. */
+START_TEST(test_fair_between_producers) {
+  char name[32];
+  snprintf(name, sizeof(name), "fpt%d", (int)getpid());
+  pid_t server = fork();
+  ck_assert_int_ge(server, 0);
+  if (server == 0) {
+    fp_config cfg;
+    tu_config(&cfg, 1, 512);
+    fp_serve_config sc;
+    fp_serve_config_init(&sc);
+    sc.name = name;
+    _exit(fp_serve(&cfg, &sc) == 0 ? 0 : 1);
+  }
+  fp_pool *big = NULL, *small = NULL;
+  for (int k = 0; k < 1000 && fp_pool_open(&big, name, 0) != 0; k++)
+    tu_sleep_ms(10);
+  ck_assert_ptr_nonnull(big);
+  ck_assert_int_eq(fp_pool_open(&small, name, 0), 0);
+  uint64_t blk = tu_submit(big, "block");
+  tu_wait_started(1);
+  enum { BIG = 400, SMALL = 4 };
+  uint64_t b[BIG], sm[SMALL];
+  for (int k = 0; k < BIG; k++) b[k] = tu_submit(big, "order");
+  for (int k = 0; k < SMALL; k++) sm[k] = tu_submit(small, "order");
+  atomic_store(&tu_sh->gate, 1);
+  fp_result res;
+  fp_result_init(&res);
+  tu_wait(big, blk, &res);
+  /* In turn: big, small, big, small... the small ones go by 1 + 2*4. */
+  int worst = 0;
+  for (int k = 0; k < SMALL; k++) {
+    int o = order_of(small, sm[k]);
+    if (o > worst) worst = o;
+  }
+  printf("fairness: %d tasks of a small producer behind %d of a big one "
+         "started by position %d (one queue-turn = 2 producers)\n",
+         SMALL, BIG, worst);
+  ck_assert_int_le(worst, 1 + 2 * SMALL);
+  for (int k = 0; k < BIG; k++) order_of(big, b[k]);
+  fp_result_release(&res);
+  fp_pool_free(big);
+  fp_pool_free(small);
+  kill(server, SIGTERM);
+  int ws;
+  ck_assert_int_eq(waitpid(server, &ws, 0), server);
+  ck_assert_int_eq(WEXITSTATUS(ws), 0);
+}
+END_TEST
+
+START_TEST(test_cancel_queued_and_running) {
+  fp_config cfg;
+  tu_config(&cfg, 1, 8);
+  fp_pool *p = tu_start(&cfg);
+  uint64_t run = tu_submit(p, "hang");
+  tu_wait_started(1);
+  uint64_t queued = tu_submit(p, "order");
+  ck_assert_int_eq(fp_cancel(p, queued), 0);
+  ck_assert_int_eq(fp_cancel(p, queued), -EALREADY);
+  ck_assert_int_eq(fp_cancel(p, run), -EINPROGRESS);
+  fp_result res;
+  fp_result_init(&res);
+  tu_wait(p, queued, &res);
+  ck_assert_int_eq(res.status, FP_CANCELLED);
+  ck_assert_uint_eq(res.attempts, 0); /* never ran */
+  tu_wait(p, run, &res);
+  ck_assert_int_eq(res.status, FP_CANCELLED);
+  ck_assert_int_eq(atomic_load(&tu_sh->started), 1);
+  /* The pool lives on, in a new worker. */
+  tu_wait(p, tu_submit(p, "after"), &res);
+  tu_assert_ok(&res, "after");
+  ck_assert_int_eq(fp_cancel(p, 12345), -ENOENT);
+  fp_stats st;
+  fp_pool_stats(p, &st);
+  ck_assert_uint_eq(st.cancelled, 2);
+  fp_result_release(&res);
+}
+END_TEST
+
+Suite *make_sched_suite(void) {
+  Suite *s = suite_create("sched");
+  TCase *tc = tcase_create("order");
+  tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
+  tcase_set_timeout(tc, TU_TCASE_TIMEOUT);
+  tcase_add_test(tc, test_high_priority_starts_first);
+  tcase_add_test(tc, test_normal_not_starved_by_high_flood);
+  tcase_add_test(tc, test_fair_between_producers);
+  tcase_add_test(tc, test_cancel_queued_and_running);
+  suite_add_tcase(s, tc);
+  return s;
+}
