@@ -41,7 +41,7 @@ STATIC := $(BUILD)/libforkpool.a
 SHARED := $(BUILD)/libforkpool.so
 BIN := $(BUILD)/bin/forkpool
 PLUGINS := $(BUILD)/examples/crashy.so
-EXAMPLES := $(BUILD)/examples/minimal $(BUILD)/examples/producer
+EXAMPLES := $(BUILD)/examples/minimal $(BUILD)/examples/producer $(BUILD)/examples/tree
 TESTBIN := $(BUILD)/tests/check_forkpool
 
 .PHONY: all check demo clean bench install uninstall

@@ -149,6 +149,8 @@ typedef struct fp_result {
   unsigned char *output; /* FP_OK/FP_FAILED: handler output; owned here */
   size_t output_len;
   size_t output_cap;     /* private: capacity of output */
+  uint64_t root;         /* the tree it belongs to (its own id if none) */
+  uint64_t parent;       /* the task that spawned it, 0 for a root */
 } fp_result;
 
 /* Stop modes for fp_pool_stop(). */
@@ -271,6 +273,30 @@ FP_EXTERN void fp_pool_free(fp_pool *pool);
 FP_EXTERN int fp_submit(fp_pool *pool, const void *in, size_t len,
                         int timeout_ms, uint64_t *id);
 
+
+/*
+ * Recursive pools. Called by a handler (in a worker), fp_spawn() queues a
+ * follow-up task of the task it runs, for the same producer. Spawned tasks
+ * are not submitted while the handler runs: they travel back with its
+ * result (after its output: together they must fit in max_output, else
+ * the task ends FP_FAILED with ENOSPC) and the producer's library submits
+ * them as slots free up. So submitting from a worker never blocks and can
+ * never deadlock the pool, however full the queue or busy the workers; a
+ * task that crashes or times out spawns nothing (a retry may spawn).
+ * Returns 0, -EPERM outside a handler, -EMSGSIZE above max_input, -ENOMEM.
+ */
+FP_EXTERN int fp_spawn(const void *in, size_t len);
+
+/*
+ * Collect the next result of the tree rooted at task `root`: the root, or
+ * any task it spawned, transitively; the producer submits spawned tasks as
+ * slots allow meanwhile. res->root and res->parent say where a result
+ * belongs. Returns 0; -ENOENT once every task of the tree was collected (or
+ * for an unknown root); -ETIMEDOUT; -EPIPE. Results of other tasks of this
+ * handle stay pending: collect them too, or they hold slots.
+ */
+FP_EXTERN int fp_collect_tree(fp_pool *pool, uint64_t root, fp_result *res,
+                              int timeout_ms);
 
 /* Task priorities for fp_submit_prio(). */
 #define FP_PRIO_NORMAL 0

@@ -19,8 +19,11 @@
 /* How long one sleep lasts at most before rechecking the supervisor. */
 #define RECHECK_NS 100000000ull
 
-void fp__pend_add(struct fp_pool *p, uint32_t i, uint64_t id) {
+void fp__pend_add(struct fp_pool *p, uint32_t i, uint64_t id, uint64_t root,
+                  uint64_t parent) {
   p->pend_id[i] = id;
+  p->pend_root[i] = root ? root : id;
+  p->pend_parent[i] = parent;
   p->next[i] = FP__NONE;
   p->prev[i] = p->tail;
   if (p->tail != FP__NONE) p->next[p->tail] = i;
@@ -93,7 +96,8 @@ static void fill(struct fp__slot *sl, const void *in, size_t len, int prio) {
  * Publish our FILLING slot i (mu and the queue lock held), or give it back
  * when a stop began. 0 or -ESHUTDOWN; the queue lock is released.
  */
-static int publish(struct fp_pool *p, uint32_t i, uint64_t *id) {
+static int publish(struct fp_pool *p, uint32_t i, uint64_t root,
+                   uint64_t parent, uint64_t *id) {
   struct fp__seg *s = &p->seg;
   struct fp__slot *sl = fp__slot_at(s, i);
   if (atomic_load(&s->hdr->state) > FP__POOL_RUNNING) {
@@ -105,7 +109,7 @@ static int publish(struct fp_pool *p, uint32_t i, uint64_t *id) {
   uint64_t tid = atomic_load(&sl->id);
   fp__q_put_ready(s, i);
   fp__q_unlock(s);
-  fp__pend_add(p, i, tid);
+  fp__pend_add(p, i, tid, root, parent);
   *id = tid;
   return 0;
 }
@@ -117,6 +121,13 @@ FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
 
 FP_EXTERN int fp_submit_prio(fp_pool *p, const void *in, size_t len,
                              int timeout_ms, int prio, uint64_t *id) {
+  if (p != NULL) fp__tree_pump(p); /* spawned tasks first: they are older */
+  return fp__submit_in(p, in, len, timeout_ms, prio, 0, 0, id);
+}
+
+int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
+                  int timeout_ms, int prio, uint64_t root, uint64_t parent,
+                  uint64_t *id) {
   if (p == NULL || id == NULL || (in == NULL && len > 0)) return -EINVAL;
   if (prio != FP_PRIO_NORMAL && prio != FP_PRIO_HIGH) return -EINVAL;
   if (p->monitor) return -EPERM;
@@ -159,7 +170,7 @@ FP_EXTERN int fp_submit_prio(fp_pool *p, const void *in, size_t len,
      * in it leaves a FILLING slot stamped with our row: reclaimed with us.
      */
     fill(sl, in, len, prio);
-    err = publish(p, i, id);
+    err = publish(p, i, root, parent, id);
     pthread_mutex_unlock(&p->mu);
   } else {
     /* Large input: copy without holding the lock others need. */
@@ -167,7 +178,7 @@ FP_EXTERN int fp_submit_prio(fp_pool *p, const void *in, size_t len,
     pthread_mutex_unlock(&p->mu);
     fill(sl, in, len, prio);
     pthread_mutex_lock(&p->mu);
-    if ((err = fp__q_lock(s)) == 0) err = publish(p, i, id);
+    if ((err = fp__q_lock(s)) == 0) err = publish(p, i, root, parent, id);
     pthread_mutex_unlock(&p->mu);
   }
   if (err == 0) fp__q_kick(s);
@@ -192,28 +203,31 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
   struct fp__seg *s = &p->seg;
   struct fp__slot *sl = fp__slot_at(s, i);
   uint64_t id = p->pend_id[i];
+  uint64_t root = p->pend_root[i];
   /* Read every field once: the slot is shared, its bytes may change. */
   int ours = atomic_load(&sl->id) == id &&
              atomic_load(&sl->state) == FP__SLOT_DONE;
-  uint32_t out_len = sl->out_len;
+  uint32_t out_len = sl->out_len, spawn_len = sl->spawn_len;
   int32_t status = sl->status, code = sl->code, sig = sl->sig,
           exit_code = sl->exit_code;
   uint64_t sum = sl->res_sum;
-  if (out_len > s->max_output) {
-    out_len = 0;
+  if ((uint64_t)out_len + spawn_len > s->max_output) {
+    out_len = spawn_len = 0;
     ours = 0;
   }
-  if (out_len + 1 > res->output_cap) {
+  size_t total = (size_t)out_len + spawn_len;
+  if (total + 1 > res->output_cap) {
     /* One spare byte, so callers may NUL-terminate text output. */
-    unsigned char *o = realloc(res->output, out_len + 1);
+    unsigned char *o = realloc(res->output, total + 1);
     if (o == NULL) return -ENOMEM;
     res->output = o;
-    res->output_cap = out_len + 1;
+    res->output_cap = total + 1;
   }
-  memcpy(res->output, fp__slot_out(s, sl), out_len);
-  res->output[out_len] = 0;
+  memcpy(res->output, fp__slot_out(s, sl), total);
   res->output_len = out_len;
   res->id = id;
+  res->root = root;
+  res->parent = p->pend_parent[i];
   res->status = (fp_status)status;
   res->code = code;
   res->signal = sig;
@@ -226,9 +240,17 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
    * was checked. A mismatch, or a slot whose id or state was overwritten,
    * is reported as FP_CORRUPT, never as the (wrong) result.
    */
-  if (!ours || status < FP_OK || status > FP_CORRUPT ||
-      fp__res_sum_of(id, status, code, sig, exit_code, res->output,
-                     out_len) != sum) {
+  int good = ours && status >= FP_OK && status <= FP_CORRUPT &&
+             fp__res_sum_of(id ^ ((uint64_t)spawn_len << 40), status, code,
+                            sig, exit_code, res->output,
+                            (uint32_t)total) == sum;
+  /* Its spawned tasks join its tree; it leaves it (unless it is the root). */
+  if (good && spawn_len > 0 &&
+      fp__tree_take(p, root, id, res->output + out_len, spawn_len) < 0)
+    good = 0;
+  if (root != id) fp__tree_add(p, root, -1);
+  res->output[out_len] = 0;
+  if (!good) {
     res->status = FP_CORRUPT;
     res->code = EBADMSG;
     res->signal = 0;
@@ -266,7 +288,7 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
  * a state nobody will change. A damaged id alone is not a reason: the slot
  * is still ours (nobody reuses a pending slot), and its worker will end it.
  */
-static int is_done(struct fp_pool *p, uint32_t i) {
+static int is_done(struct fp_pool *p, uint64_t i) {
   uint32_t st = atomic_load(&fp__slot_at(&p->seg, i)->state);
   return st != FP__SLOT_READY && st != FP__SLOT_RUNNING;
 }
@@ -286,7 +308,7 @@ static int seq_moved(void *arg) {
 }
 
 static void wait_done(struct fp_pool *p, uint64_t rel_ns,
-                      int (*ready)(struct fp_pool *, uint32_t), uint32_t arg) {
+                      int (*ready)(struct fp_pool *, uint64_t), uint64_t arg) {
   struct fp__client *c = fp__client_at(&p->seg, p->client);
   uint32_t seq = atomic_load(&c->done_seq);
   /* A task of ours finishing bumps done_seq: watch it a moment first. */
@@ -309,6 +331,7 @@ FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,
   if (id == 0 || i >= p->seg.nslots) return -ENOENT;
   uint64_t deadline = fp__deadline_ns(timeout_ms);
   for (;;) {
+    fp__tree_pump(p);
     pthread_mutex_lock(&p->mu);
     if (p->pend_id[i] != id) {
       pthread_mutex_unlock(&p->mu);
@@ -334,7 +357,7 @@ static uint32_t find_done(struct fp_pool *p) {
   return FP__NONE;
 }
 
-static int any_done(struct fp_pool *p, uint32_t unused) {
+static int any_done(struct fp_pool *p, uint64_t unused) {
   (void)unused;
   pthread_mutex_lock(&p->mu);
   uint32_t i = find_done(p);
@@ -347,8 +370,9 @@ FP_EXTERN int fp_collect(fp_pool *p, fp_result *res, int timeout_ms) {
   if (p->monitor) return -EPERM;
   uint64_t deadline = fp__deadline_ns(timeout_ms);
   for (;;) {
+    fp__tree_pump(p);
     pthread_mutex_lock(&p->mu);
-    if (p->npending == 0) {
+    if (p->npending == 0 && p->sq_head == NULL) {
       pthread_mutex_unlock(&p->mu);
       return -ENOENT;
     }
@@ -395,6 +419,7 @@ FP_EXTERN int fp_cancel(fp_pool *p, uint64_t id) {
     sl->sig = 0;
     sl->exit_code = -1;
     sl->out_len = 0;
+    sl->spawn_len = 0;
     sl->run_us = 0;
     sl->res_sum = fp__res_sum(s, sl, id);
     atomic_store(&sl->state, FP__SLOT_DONE);
@@ -416,4 +441,49 @@ FP_EXTERN int fp_cancel(fp_pool *p, uint64_t id) {
     fp__write_all(p->cmd_fd, &cmd, sizeof(cmd));
   }
   return err;
+}
+
+/* Oldest finished pending task of tree `root` (mu held), or NONE. */
+static uint32_t find_done_in(struct fp_pool *p, uint64_t root) {
+  for (uint32_t i = p->head; i != FP__NONE; i = p->next[i])
+    if (p->pend_root[i] == root && is_done(p, i)) return i;
+  return FP__NONE;
+}
+
+/* A task of tree `root` finished (wait_done's recheck). */
+static int tree_ready(struct fp_pool *p, uint64_t root) {
+  pthread_mutex_lock(&p->mu);
+  uint32_t i = find_done_in(p, root);
+  pthread_mutex_unlock(&p->mu);
+  return i != FP__NONE;
+}
+
+FP_EXTERN int fp_collect_tree(fp_pool *p, uint64_t root, fp_result *res,
+                              int timeout_ms) {
+  if (p == NULL || res == NULL) return -EINVAL;
+  if (p->monitor) return -EPERM;
+  uint64_t deadline = fp__deadline_ns(timeout_ms);
+  uint32_t ri = (uint32_t)(root & FP__ID_INDEX_MASK);
+  for (;;) {
+    fp__tree_pump(p);
+    pthread_mutex_lock(&p->mu);
+    uint32_t i = find_done_in(p, root);
+    if (i != FP__NONE) {
+      int err = deliver(p, i, res);
+      pthread_mutex_unlock(&p->mu);
+      return err;
+    }
+    /* Done when the root was collected and nothing it spawned is left. */
+    int root_pending = root != 0 && ri < p->seg.nslots &&
+                       p->pend_id[ri] == root;
+    int64_t left = fp__tree_get(p, root);
+    pthread_mutex_unlock(&p->mu);
+    if (!root_pending && left <= 0) return -ENOENT;
+    uint64_t now = fp__now_ns();
+    if (now >= deadline) return -ETIMEDOUT;
+    if (!fp__sup_alive(p)) return -EPIPE;
+    /* With spawns queued here, look again soon: a slot may free up. */
+    wait_done(p, min_u64(deadline - now, p->sq_head ? 1000000u : RECHECK_NS),
+              tree_ready, root);
+  }
 }

@@ -65,6 +65,9 @@ int fp__sup_alive(struct fp_pool *p) {
 
 static int alloc_local(struct fp_pool *p, uint32_t n) {
   p->pend_id = calloc(n, sizeof(*p->pend_id));
+  p->pend_root = calloc(n, sizeof(*p->pend_root));
+  p->pend_parent = calloc(n, sizeof(*p->pend_parent));
+  if (p->pend_root == NULL || p->pend_parent == NULL) return -ENOMEM;
   p->next = calloc(n, sizeof(*p->next));
   p->prev = calloc(n, sizeof(*p->prev));
   if (p->pend_id == NULL || p->next == NULL || p->prev == NULL) return -ENOMEM;
@@ -73,6 +76,9 @@ static int alloc_local(struct fp_pool *p, uint32_t n) {
 }
 
 static void free_local(struct fp_pool *p) {
+  fp__tree_free(p);
+  free(p->pend_root);
+  free(p->pend_parent);
   free(p->pend_id);
   free(p->next);
   free(p->prev);
@@ -192,6 +198,7 @@ static void settle_orphans(struct fp_pool *p) {
     sl->sig = 0;
     sl->exit_code = -1;
     sl->out_len = 0;
+    sl->spawn_len = 0;
     sl->res_sum = fp__res_sum(s, sl, atomic_load(&sl->id));
     atomic_store(&sl->state, FP__SLOT_DONE);
     atomic_fetch_add(&s->hdr->c.cancelled, 1);

@@ -26,6 +26,8 @@ struct fp_pool {
   /* Local bookkeeping, under mu. Lock order: mu, then the queue lock. */
   pthread_mutex_t mu;
   uint64_t *pend_id;      /* per slot: id of our pending task there, or 0 */
+  uint64_t *pend_root;    /* ...its tree's root (itself for a root) */
+  uint64_t *pend_parent;  /* ...the task that spawned it, or 0 */
   uint32_t *next, *prev;  /* pending slots in submission order */
   uint32_t head, tail;
   unsigned npending;
@@ -37,13 +39,45 @@ struct fp_pool {
   uint64_t fb[FP__FREE_BATCH];  /* ids of collected slots to free (mu) */
   unsigned nfb;
   int sup_status;
+
+  /* Recursive pools (tree.c), under mu. */
+  struct fp__spawn *sq_head, *sq_tail; /* spawned, not yet submitted */
+  uint64_t *tree_keys;   /* open addressing: root -> spawned tasks */
+  int64_t *tree_vals;    /*   outstanding (queued here or pending) */
+  size_t tree_cap, tree_n;
 };
+
+/* A spawned task waiting here for a free slot. */
+struct fp__spawn {
+  struct fp__spawn *next;
+  uint64_t root, parent;
+  uint32_t len;
+  unsigned char data[];
+};
+
+/* tree.c (mu held unless said otherwise). */
+FP__HIDDEN void fp__tree_add(struct fp_pool *p, uint64_t root, int64_t d);
+FP__HIDDEN int64_t fp__tree_get(const struct fp_pool *p, uint64_t root);
+/* Queue the spawn records buf[0..len) of task `parent` in tree `root`.
+ * Returns 0, or -EBADMSG for a malformed record list, -ENOMEM. */
+FP__HIDDEN int fp__tree_take(struct fp_pool *p, uint64_t root,
+                             uint64_t parent, const unsigned char *buf,
+                             size_t len);
+/* Submit queued spawns while slots are free (mu NOT held). */
+FP__HIDDEN void fp__tree_pump(struct fp_pool *p);
+FP__HIDDEN void fp__tree_free(struct fp_pool *p);
+
+/* client.c: submit with tree links (root 0: the task is its own root). */
+FP__HIDDEN int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
+                             int timeout_ms, int prio, uint64_t root,
+                             uint64_t parent, uint64_t *id);
 
 /* 1 while the supervisor process lives; reaps it when it is gone. */
 FP__HIDDEN int fp__sup_alive(struct fp_pool *p);
 
 /* Local pending list (mu held). */
-FP__HIDDEN void fp__pend_add(struct fp_pool *p, uint32_t i, uint64_t id);
+FP__HIDDEN void fp__pend_add(struct fp_pool *p, uint32_t i, uint64_t id,
+                              uint64_t root, uint64_t parent);
 FP__HIDDEN void fp__pend_del(struct fp_pool *p, uint32_t i);
 
 #endif /* FP_POOL_H */

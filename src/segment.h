@@ -222,7 +222,7 @@ struct fp__slot {
   int32_t sig;
   int32_t exit_code;
   uint32_t out_len;
-  uint32_t pad_;
+  uint32_t spawn_len;       /* bytes of spawned tasks after the output */
   uint64_t run_us;
   uint64_t started_ns;
   uint64_t res_sum;         /* check value of the result (sum.h) */

@@ -53,12 +53,14 @@ static inline uint64_t fp__res_sum_of(uint64_t id, int32_t status,
   return fp__sum(fp__mix(h, n), out, n);
 }
 
+/* Over the output and the spawned tasks after it (out_len + spawn_len). */
 static inline uint64_t fp__res_sum(const struct fp__seg *s,
                                    struct fp__slot *sl, uint64_t id) {
-  uint32_t n = sl->out_len;
+  uint64_t n = (uint64_t)sl->out_len + sl->spawn_len;
   if (n > s->max_output) n = 0;
-  return fp__res_sum_of(id, sl->status, sl->code, sl->sig, sl->exit_code,
-                        fp__slot_out(s, sl), n);
+  return fp__res_sum_of(id ^ ((uint64_t)sl->spawn_len << 40), sl->status,
+                        sl->code, sl->sig, sl->exit_code, fp__slot_out(s, sl),
+                        (uint32_t)n);
 }
 
 #endif /* FP_SUM_H */

@@ -109,6 +109,7 @@ void fp__sup_verify(struct fp__sup *sp) {
       sl->sig = 0;
       sl->exit_code = -1;
       sl->out_len = 0;
+      sl->spawn_len = 0;
       sl->run_us = 0;
       (void)now;
       sl->res_sum = fp__res_sum(s, sl, atomic_load(&sl->id));

@@ -73,6 +73,7 @@ static void end_task_report(struct fp__sup *sp, struct fp__slot *sl,
     rlen = 0;
   }
   sl->out_len = (uint32_t)rlen;
+  sl->spawn_len = 0; /* a task that did not finish spawns nothing */
   sl->run_us = sl->started_ns != 0 && now > sl->started_ns
                    ? (now - sl->started_ns) / 1000u
                    : 0;

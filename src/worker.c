@@ -128,6 +128,39 @@ static int call_sealed(const struct fp__seg *s, const fp_config *cfg,
   return rc;
 }
 
+/*
+ * Tasks the running handler spawned (fp_spawn), kept in this worker's own
+ * memory until the handler returns: records of a 4-byte length and bytes.
+ * They go after the output in the slot only if the task finishes (ok or
+ * failed); a crash spawns nothing.
+ */
+static struct {
+  int active;
+  uint32_t max_input;
+  unsigned char *buf;
+  size_t used, cap;
+} spawned;
+
+FP_EXTERN int fp_spawn(const void *in, size_t len) {
+  if (!spawned.active) return -EPERM;
+  if (in == NULL && len > 0) return -EINVAL;
+  if (len > spawned.max_input) return -EMSGSIZE;
+  size_t need = spawned.used + 4 + len;
+  if (need > spawned.cap) {
+    size_t cap = spawned.cap ? spawned.cap : 256;
+    while (cap < need) cap *= 2;
+    unsigned char *b = realloc(spawned.buf, cap);
+    if (b == NULL) return -ENOMEM;
+    spawned.buf = b;
+    spawned.cap = cap;
+  }
+  uint32_t l = (uint32_t)len;
+  memcpy(spawned.buf + spawned.used, &l, 4);
+  if (len > 0) memcpy(spawned.buf + spawned.used + 4, in, len);
+  spawned.used = need;
+  return 0;
+}
+
 /* Run the handler on slot i and publish the result. */
 static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
                      const fp_config *cfg) {
@@ -144,10 +177,14 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
     rc = 0; /* a damaged input never reaches the handler */
     atomic_fetch_add(&h->c.corrupt, 1);
   } else {
+    spawned.active = 1;
+    spawned.used = 0;
+    spawned.max_input = s->max_input;
     rc = seal_in != NULL
              ? call_sealed(s, cfg, sl, in_len, &out_len)
              : cfg->handler(cfg->arg, fp__slot_in(sl), in_len,
                             fp__slot_out(s, sl), s->max_output, &out_len);
+    spawned.active = 0;
   }
   uint64_t end = fp__now_ns();
   /* Moving average (1/8) of run time, for the wake-up policy (queue.h). */
@@ -166,6 +203,17 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   } else {
     sl->status = rc == 0 ? FP_OK : FP_FAILED;
     sl->code = rc;
+  }
+  sl->spawn_len = 0;
+  if (!damaged && spawned.used > 0) {
+    if (out_len + spawned.used <= s->max_output) {
+      memcpy(fp__slot_out(s, sl) + out_len, spawned.buf, spawned.used);
+      sl->spawn_len = (uint32_t)spawned.used;
+    } else {
+      /* Output and spawned tasks must fit in max_output together. */
+      sl->status = FP_FAILED;
+      sl->code = ENOSPC;
+    }
   }
   sl->sig = 0;
   sl->exit_code = -1;

@@ -163,6 +163,61 @@ START_TEST(test_cancel_queued_and_running) {
 }
 END_TEST
 
+/* A task tree far larger than the queue, with crashing leaves. */
+START_TEST(test_recursive_tree_with_crashes) {
+  fp_config cfg;
+  tu_config(&cfg, 2, 8);
+  fp_pool *p = tu_start(&cfg);
+  uint64_t root = tu_submit(p, "tree 8");
+  fp_result res;
+  fp_result_init(&res);
+  int ok = 0, crashed = 0, other = 0, roots = 0, r;
+  while ((r = fp_collect_tree(p, root, &res, TU_GUARD_MS)) == 0) {
+    ck_assert_uint_eq(res.root, root);
+    if (res.id == root) {
+      roots++;
+      ck_assert_uint_eq(res.parent, 0);
+    } else {
+      ck_assert_uint_ne(res.parent, 0);
+    }
+    if (res.status == FP_OK) ok++;
+    else if (res.status == FP_CRASHED) crashed++;
+    else other++;
+  }
+  ck_assert_int_eq(r, -ENOENT);
+  printf("recursion: tree of depth 8 through 8 slots: %d ok, %d crashed\n",
+         ok, crashed);
+  ck_assert_int_eq(roots, 1);
+  ck_assert_int_eq(ok, 511);     /* 2^9 - 1 nodes and leaves */
+  ck_assert_int_eq(crashed, 128); /* one "segv" per depth-1 node */
+  ck_assert_int_eq(other, 0);
+  ck_assert_int_eq(fp_collect_tree(p, root, &res, 0), -ENOENT);
+  ck_assert_uint_eq(fp_pending(p), 0);
+  /* Outside a handler there is nothing to spawn from. */
+  ck_assert_int_eq(fp_spawn("x", 1), -EPERM);
+  fp_result_release(&res);
+}
+END_TEST
+
+START_TEST(test_spawns_must_fit_in_max_output) {
+  fp_config cfg;
+  tu_config(&cfg, 1, 8);
+  cfg.max_output = 64;
+  fp_pool *p = tu_start(&cfg);
+  fp_result res;
+  fp_result_init(&res);
+  tu_wait(p, tu_submit(p, "spawnmany 100"), &res); /* 500 bytes > 64 */
+  ck_assert_int_eq(res.status, FP_FAILED);
+  ck_assert_int_eq(res.code, ENOSPC);
+  ck_assert_uint_eq(fp_pending(p), 0); /* nothing spawned */
+  uint64_t id = tu_submit(p, "spawnmany 3");
+  int n = 0;
+  while (fp_collect_tree(p, id, &res, TU_GUARD_MS) == 0) n++;
+  ck_assert_int_eq(n, 4);
+  fp_result_release(&res);
+}
+END_TEST
+
 Suite *make_sched_suite(void) {
   Suite *s = suite_create("sched");
   TCase *tc = tcase_create("order");
@@ -172,6 +227,8 @@ Suite *make_sched_suite(void) {
   tcase_add_test(tc, test_normal_not_starved_by_high_flood);
   tcase_add_test(tc, test_fair_between_producers);
   tcase_add_test(tc, test_cancel_queued_and_running);
+  tcase_add_test(tc, test_recursive_tree_with_crashes);
+  tcase_add_test(tc, test_spawns_must_fit_in_max_output);
   suite_add_tcase(s, tc);
   return s;
 }

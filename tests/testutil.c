@@ -301,6 +301,23 @@ int tu_handler(void *arg, const void *in, size_t in_len, void *out,
     while (!atomic_load(&tu_sh->gate))
       tu_sleep_ms(1);
     return put_text(out, out_cap, out_len, "open");
+  } else if (strncmp(cmd, "tree ", 5) == 0 && parse_long(cmd + 5, &n) == 0) {
+    /* A node of depth n spawns two of depth n - 1; depth 1 also a "segv". */
+    if (n > 0) {
+      char child[32];
+      int l = snprintf(child, sizeof child, "tree %ld", n - 1);
+      if (fp_spawn(child, (size_t)l) != 0 || fp_spawn(child, (size_t)l) != 0)
+        return EIO;
+      if (n == 1 && fp_spawn("segv", 4) != 0)
+        return EIO;
+    }
+    return put_text(out, out_cap, out_len, n > 0 ? "node" : "leaf");
+  } else if (strncmp(cmd, "spawnmany ", 10) == 0 &&
+             parse_long(cmd + 10, &n) == 0) {
+    for (long k = 0; k < n; k++)
+      if (fp_spawn("x", 1) != 0)
+        return EIO;
+    return put_text(out, out_cap, out_len, "spawned");
   } else if (strcmp(cmd, "order") == 0) {
     /* Its place in the order tasks started in (1 = first of the test). */
     snprintf(text, sizeof text, "%d", atomic_load(&tu_sh->started));

@@ -69,7 +69,9 @@ void tu_teardown(void);
  *   segv | abort | kill (raise SIGKILL) | exit N | fail N | hang (sleeps
  *   forever) | sleep MS (outputs "slept MS") | block (waits for tu_sh->gate,
  *   outputs "open") | pid (outputs the worker pid) | inits (outputs
- *   "<tu_init calls in this process> <pid>") | order (outputs how many
+ *   "<tu_init calls in this process> <pid>") | tree N (spawns two "tree
+ *   N-1", and a "segv" when N is 1; outputs node or leaf) | spawnmany N
+ *   (spawns N "x") | order (outputs how many
  *   tasks had started, itself included) | crashonce (SIGSEGV the
  *   first time, then outputs "survived") | neg (returns -1) | overflow
  *   (claims out_cap + 1 bytes) | forkhang (see check_crash.c)
