@@ -109,6 +109,13 @@ typedef struct fp_config {
                            output go through private copies), so a stray
                            write faults instead of landing; costs two
                            mprotect calls per task. 0 (default): off */
+  unsigned min_workers; /* with max_workers: the pool grows while tasks
+                           wait and every worker is busy, and shrinks
+                           after idle_ms with a worker idle, between these
+                           bounds; workers is the starting size. 0 and 0
+                           (default): a fixed size. min 0 means 1 */
+  unsigned max_workers;
+  unsigned idle_ms;     /* shrink after this long idle; 0: 5000 */
   fp_log_fn log;        /* optional: the supervisor's events (a worker
                            died, backoff, repairs), called in the
                            supervisor process: a private pool's is a
@@ -176,6 +183,8 @@ typedef struct fp_stats {
   uint64_t segment_bytes; /* size of the shared segment */
   uint64_t retried;     /* runs repeated after a crash or timeout */
   uint64_t quarantined; /* tasks that used up max_attempts (> 1): poison */
+  unsigned min_workers, max_workers; /* resizing bounds (0, 0: fixed) */
+  uint64_t last_resize_us; /* time since the last resize; 0 if none */
   size_t max_input;     /* the pool's limits */
   size_t max_output;
   unsigned timeout_ms;

@@ -27,7 +27,18 @@ FP_EXTERN int fp_config_validate(const fp_config *cfg) {
   if (cfg->max_memory_mb > 1024u * 1024u) return -EINVAL; /* 1 TiB */
   if (cfg->max_attempts > 100) return -EINVAL;
   if (cfg->seal > 1) return -EINVAL;
-  struct fp__geometry g = {cfg->slots, cfg->workers, 1,
+  if (cfg->max_workers != 0) {
+    unsigned lo = cfg->min_workers ? cfg->min_workers : 1;
+    if (lo > cfg->workers || cfg->workers > cfg->max_workers ||
+        cfg->max_workers > FP_MAX_WORKERS)
+      return -EINVAL;
+  } else if (cfg->min_workers != 0) {
+    return -EINVAL;
+  }
+  struct fp__geometry g = {cfg->slots,
+                           cfg->max_workers > cfg->workers ? cfg->max_workers
+                                                           : cfg->workers,
+                           1,
                            (uint32_t)cfg->max_input,
                            (uint32_t)cfg->max_output};
   if (fp__seg_bytes(&g) == 0) return -EINVAL;

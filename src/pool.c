@@ -114,7 +114,10 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
   if (p == NULL) return -ENOMEM;
   p->cfg = *cfg;
   p->cmd_fd = -1;
-  struct fp__geometry g = {cfg->slots, cfg->workers, 1,
+  struct fp__geometry g = {cfg->slots,
+                           cfg->max_workers > cfg->workers ? cfg->max_workers
+                                                           : cfg->workers,
+                           1,
                            (uint32_t)cfg->max_input,
                            (uint32_t)cfg->max_output};
   int pfd[2] = {-1, -1};
@@ -287,6 +290,10 @@ FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
   st->timeout_ms = h->timeout_ms;
   st->segment_bytes = h->seg_bytes;
   st->retried = atomic_load(&h->c.retried);
+  st->min_workers = h->min_workers;
+  st->max_workers = h->max_workers;
+  uint64_t lr = atomic_load(&h->last_resize_ns);
+  st->last_resize_us = lr ? (fp__now_ns() - lr) / 1000u : 0;
   st->quarantined = atomic_load(&h->c.quarantined);
   st->corrupt = atomic_load(&h->c.corrupt);
   st->repairs = atomic_load(&h->c.repairs);

@@ -130,6 +130,8 @@ struct fp__hdr {
   _Atomic int32_t start_error;  /* positive errno when FAILED */
   _Atomic uint32_t workers_target;
   _Atomic uint64_t sup_start_ns;
+  uint32_t min_workers, max_workers; /* autoscaling bounds (0: fixed) */
+  _Atomic uint64_t last_resize_ns;
   uint32_t spin_max;            /* workers (and producers) spinning at once */
   uint32_t ncpu;                /* online CPUs when the pool was made */
   /* Scheduling hints, on their own line: written often, by everyone. */

@@ -25,6 +25,7 @@ FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc) {
   uint32_t rows = sc->max_workers != 0 ? sc->max_workers
                   : cfg->workers > 64  ? cfg->workers
                                        : 64;
+  if (rows < cfg->max_workers) rows = cfg->max_workers;
   if (rows < cfg->workers) return -EINVAL;
   struct fp__geometry g = {cfg->slots, rows, sc->max_clients,
                            (uint32_t)cfg->max_input,

@@ -50,6 +50,8 @@ struct fp__sup {
   int backoff_logged;      /* once per burst */
   uint64_t drain_deadline;
   int hup_next;            /* next row to replace on SIGHUP; -1: none */
+  uint64_t backlog_since;  /* autoscaling: tasks waiting, all busy, since */
+  uint64_t idle_since;     /* autoscaling: a worker idle, nothing queued */
   int stopped;             /* loop ends */
   pid_t self;
   struct fp__hdr hdr_copy; /* the header's fixed part, as laid out */

@@ -426,20 +426,60 @@ static void retire(struct fp__sup *sp, uint32_t r) {
     sem_post(&h->q.ready_sem);
 }
 
-static void resize(struct fp__sup *sp, int delta) {
+static void resize(struct fp__sup *sp, int delta, const char *why) {
   struct fp__hdr *h = sp->s->hdr;
   uint32_t t = atomic_load(&h->workers_target);
+  uint32_t lo = h->max_workers ? h->min_workers : 1;
+  uint32_t hi = h->max_workers ? h->max_workers : sp->nrows;
+  if (lo < 1) lo = 1;
+  if (hi > sp->nrows) hi = sp->nrows;
   uint32_t nt = t;
-  if (delta > 0 && t < sp->nrows) nt = t + 1;
-  if (delta < 0 && t > 1) nt = t - 1;
+  if (delta > 0 && t < hi) nt = t + 1;
+  if (delta < 0 && t > lo) nt = t - 1;
   if (nt == t) {
-    fp__sup_log(sp, FP_LOG_WARN, "resize refused: %u worker(s), limits 1..%u",
-                t, sp->nrows);
+    fp__sup_log(sp, FP_LOG_WARN, "resize refused: %u worker(s), limits %u..%u",
+                t, lo, hi);
     return;
   }
   atomic_store(&h->workers_target, nt);
+  atomic_store(&h->last_resize_ns, fp__now_ns());
+  /* Shrinking retires the top row between tasks: no task is cut short. */
   if (nt < t) retire(sp, nt);
-  fp__sup_log(sp, FP_LOG_INFO, "workers %u -> %u", t, nt);
+  fp__sup_log(sp, FP_LOG_INFO, "workers %u -> %u (%s)", t, nt, why);
+}
+
+/*
+ * min/max workers: grow by one when tasks have waited 20 ms with no worker
+ * idle; shrink by one after idle_ms with a worker asleep and nothing
+ * queued. One step per decision keeps it calm.
+ */
+static void autoscale(struct fp__sup *sp, uint64_t now) {
+  struct fp__hdr *h = sp->s->hdr;
+  if (h->max_workers == 0 || atomic_load(&h->state) != FP__POOL_RUNNING)
+    return;
+  uint32_t queued = atomic_load(&h->q.ready_len);
+  uint32_t asleep = atomic_load(&h->q.ready_sleepers);
+  uint32_t idle = atomic_load(&h->idle_awake);
+  if (queued > 0 && asleep == 0 && idle == 0) {
+    sp->idle_since = 0;
+    if (sp->backlog_since == 0) sp->backlog_since = now;
+    if (now - sp->backlog_since >= 20000000u) {
+      resize(sp, +1, "tasks waiting, every worker busy");
+      sp->backlog_since = now;
+    }
+  } else if (queued == 0 && asleep > 0) {
+    sp->backlog_since = 0;
+    uint64_t idle_ns = (uint64_t)(sp->cfg->idle_ms ? sp->cfg->idle_ms : 5000) *
+                       1000000u;
+    if (sp->idle_since == 0) sp->idle_since = now;
+    if (now - sp->idle_since >= idle_ns &&
+        atomic_load(&h->workers_target) > (h->min_workers ? h->min_workers : 1)) {
+      resize(sp, -1, "idle");
+      sp->idle_since = now;
+    }
+  } else {
+    sp->backlog_since = sp->idle_since = 0;
+  }
 }
 
 /* Drain the command pipe. EOF means the owner is gone: stop now. */
@@ -483,9 +523,9 @@ static void read_signals(struct fp__sup *sp) {
       fp__sup_log(sp, FP_LOG_INFO, "SIGHUP: replacing workers one at a time");
       sp->hup_next = 0;
     } else if (sig == SIGTTIN && sp->o->serve) {
-      resize(sp, +1);
+      resize(sp, +1, "SIGTTIN");
     } else if (sig == SIGTTOU && sp->o->serve) {
-      resize(sp, -1);
+      resize(sp, -1, "SIGTTOU");
     }
     /* SIGCHLD: reaping happens on every loop turn anyway. */
   }
@@ -650,6 +690,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   if (t < wake) wake = t;
   fp__sup_free_collected(sp);
   check_cancels(sp);
+  autoscale(sp, now);
   /*
    * Safety net for the wake-up policy: tasks waiting while workers sleep
    * get a worker within 10 ms, whatever the producers decided.
@@ -690,6 +731,9 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   atomic_store(&h->sup_pid, sp.self);
   atomic_store(&h->sup_start_ns, fp__now_ns());
   atomic_store(&h->workers_target, cfg->workers);
+  h->min_workers = cfg->max_workers ? (cfg->min_workers ? cfg->min_workers : 1)
+                                    : 0;
+  h->max_workers = cfg->max_workers;
   sp.rc = calloc(sp.nrows, sizeof(*sp.rc));
   sp.settled_gen = calloc(s->nclients, sizeof(*sp.settled_gen));
   int err = sp.rc == NULL || sp.settled_gen == NULL ? -ENOMEM
@@ -717,6 +761,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
                   : cfg->timeout_ms >= 1000 ? 100000000ull
                   : (uint64_t)cfg->timeout_ms * 100000u + 1000000u;
   if (o->serve && tick > 100000000ull) tick = 100000000ull;
+  if (h->max_workers != 0 && tick > 10000000ull) tick = 10000000ull;
   while (!sp.stopped) {
     int ms = turn(&sp, tick);
     if (sp.stopped) break;

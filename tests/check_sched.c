@@ -218,6 +218,62 @@ START_TEST(test_spawns_must_fit_in_max_output) {
 }
 END_TEST
 
+/* min/max workers: grows under load, shrinks when idle, loses nothing. */
+START_TEST(test_min_max_workers) {
+  fp_config cfg;
+  tu_config(&cfg, 1, 64);
+  cfg.min_workers = 1;
+  cfg.max_workers = 4;
+  cfg.idle_ms = 200;
+  fp_pool *p = tu_start(&cfg);
+  uint64_t ids[40];
+  for (int k = 0; k < 40; k++) ids[k] = tu_submit(p, "sleep 30");
+  unsigned most = 0;
+  fp_stats st;
+  fp_result res;
+  fp_result_init(&res);
+  for (int k = 0; k < 40; k++) {
+    fp_pool_stats(p, &st);
+    if (st.alive > most) most = st.alive;
+    tu_wait(p, ids[k], &res);
+    tu_assert_ok(&res, "slept 30");
+  }
+  fp_pool_stats(p, &st);
+  ck_assert_uint_eq(st.min_workers, 1);
+  ck_assert_uint_eq(st.max_workers, 4);
+  ck_assert_uint_gt(st.last_resize_us, 0);
+  printf("resize: grew to %u workers under load\n", most);
+  ck_assert_uint_ge(most, 3);
+  ck_assert_uint_le(most, 4);
+  /* Idle: back to the minimum, one step per idle period. */
+  for (int k = 0; k < 500 && (st.workers > 1 || st.alive > 1); k++) {
+    tu_sleep_ms(10);
+    fp_pool_stats(p, &st);
+  }
+  ck_assert_uint_eq(st.workers, 1);
+  ck_assert_uint_eq(st.alive, 1);
+  ck_assert_uint_eq(st.ok, 40);
+  ck_assert_uint_eq(st.failed + st.crashed + st.cancelled, 0);
+  fp_result_release(&res);
+}
+END_TEST
+
+START_TEST(test_min_max_config_checked) {
+  fp_config cfg;
+  tu_config(&cfg, 2, 8);
+  cfg.max_workers = 1; /* below workers */
+  ck_assert_int_eq(fp_config_validate(&cfg), -EINVAL);
+  cfg.max_workers = 0;
+  cfg.min_workers = 1; /* min without max */
+  ck_assert_int_eq(fp_config_validate(&cfg), -EINVAL);
+  cfg.min_workers = 3; /* above workers */
+  cfg.max_workers = 4;
+  ck_assert_int_eq(fp_config_validate(&cfg), -EINVAL);
+  cfg.min_workers = 1;
+  ck_assert_int_eq(fp_config_validate(&cfg), 0);
+}
+END_TEST
+
 Suite *make_sched_suite(void) {
   Suite *s = suite_create("sched");
   TCase *tc = tcase_create("order");
@@ -229,6 +285,8 @@ Suite *make_sched_suite(void) {
   tcase_add_test(tc, test_cancel_queued_and_running);
   tcase_add_test(tc, test_recursive_tree_with_crashes);
   tcase_add_test(tc, test_spawns_must_fit_in_max_output);
+  tcase_add_test(tc, test_min_max_workers);
+  tcase_add_test(tc, test_min_max_config_checked);
   suite_add_tcase(s, tc);
   return s;
 }
