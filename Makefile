@@ -129,7 +129,8 @@ clean:
 	rm -rf $(BUILD)
 
 # Further targets, one concern per file: install (install.mk), quality
-# gates such as sanitizers, valgrind, fuzzing and lint (quality.mk).
+# gates such as sanitizers, valgrind and fuzzing (quality.mk), lint and the
+# ABI, man page and install tests (lint.mk).
 -include $(wildcard mk/*.mk)
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BRIDGE_OBJ:.o=.d)

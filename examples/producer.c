@@ -18,6 +18,9 @@
  * own results sit uncollected: when the queue is full it collects a result
  * first (fp_collect) and then submits again.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sigabbrev_np */
+#endif
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
