@@ -13,6 +13,8 @@
 # `timeout 120`, so a bug fails a test instead of hanging the script.
 #
 # FORKPOOL_CLI_BULK (default 100000) sets the size of the bulk test.
+# The progress line is tested in a real terminal with tmux (installed with
+# apt-get when missing and running as root; otherwise "# SKIP").
 
 set -u
 
@@ -43,7 +45,12 @@ fi
 case $FP in /*) FPABS=$FP ;; *) FPABS=$(pwd)/$FP ;; esac
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/forkpool-cli.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
+# tmux, for the progress line, runs a server of our own on its own socket;
+# tm_stop ends it (a no-op when none runs).
+TMUX_SOCK="forkpool-cli-$$"
+tm() { env -u TMUX tmux -L "$TMUX_SOCK" -f "$T/tmux.conf" "$@"; }
+tm_stop() { have tmux && tm kill-server >/dev/null 2>&1; }
+trap 'tm_stop; rm -rf "$T"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -107,8 +114,8 @@ valid_json() {
   have python3 || return 0
   python3 - "$1" <<'EOF' >"$T/json.err" 2>&1 || why="${why:+$why; }$(head -n 1 "$T/json.err")"
 import json, sys
-known = {"seq", "status", "output", "signal", "exit", "code", "error",
-         "attempts", "worker", "ms"}
+known = {"seq", "id", "status", "output", "signal", "exit", "code",
+         "error", "backtrace", "attempts", "worker", "ms"}
 with open(sys.argv[1], "rb") as f:
     for n, raw in enumerate(f):
         if not raw.endswith(b"\n"):
@@ -126,6 +133,10 @@ with open(sys.argv[1], "rb") as f:
                 sys.exit("line %d: %s is not an integer" % (n, k))
         if not isinstance(o.get("ms"), (int, float)):
             sys.exit("line %d: ms is not a number" % n)
+        bt = o.get("backtrace")
+        if bt is not None and (o["status"] not in ("crashed", "timeout")
+                               or "\n#0 " not in bt):
+            sys.exit("line %d: backtrace %r" % (n, bt[:80]))
 EOF
 }
 
@@ -399,7 +410,197 @@ left=$(tagged)
 check "SIGTERM stops the pool and exits 143"
 rm -f "$T/t.in" "$T/t.out"
 
-# --- 11. nothing left behind -------------------------------------------------
+# --- 11. reports, retries, limits, logs --------------------------------------
+# (Report patterns allow frames before the crashing function: a sanitizer
+# build adds its own, e.g. ASan's backtrace interceptor.)
+mix | $TMO "$FP" run --handler "$CRASHY" --workers 2 --timeout 500 --backtrace \
+  >"$T/bt.txt" 2>"$T/bt.err"
+rc=$?
+expect_lines "$T/bt.txt" "ok${TAB}HELLO" \
+  "crashed${TAB}SIGSEGV${TAB}SIGSEGV at address 0x0 | #0 *crashy_segv+* (crashy.so) | #* forkpool_handler+*" \
+  "crashed${TAB}SIGABRT${TAB}SIGABRT | #0 * | *crashy_abort+*" \
+  "timeout${TAB}SIGKILL${TAB}stuck in: | #0 *crashy_hang+* (crashy.so) | *" \
+  "crashed${TAB}exit=3" "failed${TAB}code=7" "ok${TAB}WORLD"
+expect_rc $rc 1
+check "--backtrace: the report is a third field, still one line per result"
+
+mix | $TMO "$FP" run --handler "$CRASHY" --workers 2 --timeout 500 --backtrace \
+  --json >"$T/bt.json" 2>"$T/bt.err"
+rc=$?
+expect_lines "$T/bt.json" '{"seq":0,"status":"ok","output":"HELLO","attempts":1,*}' \
+  '{"seq":1,"status":"crashed","signal":"SIGSEGV","backtrace":"SIGSEGV at address 0x0\\n#0 *crashy_segv+*","attempts":1,*}' \
+  '{"seq":2,"status":"crashed","signal":"SIGABRT","backtrace":"SIGABRT\\n#0 *crashy_abort+*","attempts":1,*}' \
+  '{"seq":3,"status":"timeout","signal":"SIGKILL","backtrace":"stuck in:\\n#0 *crashy_hang+*","attempts":1,*}' \
+  '{"seq":4,"status":"crashed","exit":3,"attempts":1,*}' \
+  '{"seq":5,"status":"failed","code":7,"attempts":1,*}' \
+  '{"seq":6,"status":"ok","output":"WORLD","attempts":1,*}'
+valid_json "$T/bt.json"
+expect_rc $rc 1
+check "--backtrace --json: a \"backtrace\" string for crashed and timeout"
+
+# Retries: the poison task runs 3 times, each death is logged once (WARN),
+# then the quarantine (ERROR); the next task is not held up.
+printf 'segv\nhello\n' | $TMO "$FP" run --handler "$CRASHY" --workers 1 \
+  --max-attempts 3 --json --log-level warn >"$T/ma.json" 2>"$T/ma.err"
+rc=$?
+expect_lines "$T/ma.json" '{"seq":0,"status":"crashed","signal":"SIGSEGV","attempts":3,*}' \
+  '{"seq":1,"status":"ok","output":"HELLO","attempts":1,*}'
+expect_rc $rc 1
+ts='[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z'
+for a in 1 2 3; do
+  n=$(grep -c "^$ts WARN worker [0-9]* died running task [0-9]* (attempt $a): SIGSEGV after [0-9]*\.[0-9]* ms (crashed): SIGSEGV at address 0x0 | #0 .*crashy_segv" "$T/ma.err")
+  [ "$n" = 1 ] || why="${why:+$why; }$n log lines for attempt $a: $(head -n 1 "$T/ma.err")"
+done
+grep -q "^$ts ERROR task [0-9]* quarantined as poison" "$T/ma.err" ||
+  why="${why:+$why; }no quarantine line"
+bad=$(grep -cv "^$ts \(WARN\|ERROR\) " "$T/ma.err")
+[ "$bad" = 0 ] || why="${why:+$why; }$bad lines below warn: $(grep -v "^$ts \(WARN\|ERROR\) " "$T/ma.err" | head -n 1)"
+check "--max-attempts 3: three runs, each death logged once, then quarantined"
+
+printf 'segv\n' | $TMO "$FP" run --handler "$CRASHY" --workers 1 >"$T/q.out" 2>"$T/q.err"
+expect_lines "$T/q.out" "crashed${TAB}SIGSEGV"
+[ -s "$T/q.err" ] && why="stderr not quiet: $(head -n 1 "$T/q.err")"
+printf 'segv\n' | $TMO "$FP" run --handler "$CRASHY" --workers 1 \
+  --log-level warn --log-format json >"$T/lj.out" 2>"$T/lj.err"
+expect_lines "$T/lj.err" '{"ts":"'"$ts"'","level":"warn","msg":"worker [0-9]* died running task [0-9]* (attempt 1): SIGSEGV after *"}'
+if have python3; then
+  python3 -c '
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    o = json.loads(line)
+    assert list(o) == ["ts", "level", "msg"], o
+' "$T/lj.err" 2>"$T/py.err" || why="${why:+$why; }not JSON: $(tail -n 1 "$T/py.err")"
+fi
+check "run logs the supervisor's events: none by default, JSON lines on request"
+
+# --max-memory 16: oom hits the limit after 16 MiB, not crashy's own 256.
+# (Not under ASan, which needs far more address space than that.)
+if ldd "$FP" 2>/dev/null | grep -q libasan; then
+  echo "# SKIP --max-memory: $FP is an ASan build"
+else
+  echo oom | CRASHY_OOM_MB=256 $TMO "$FP" run --handler "$CRASHY" --workers 1 \
+    --max-memory 16 --timeout 20000 --json >"$T/mm.json" 2>"$T/mm.err"
+  rc=$?
+  expect_lines "$T/mm.json" '{"seq":0,"status":"crashed","signal":"SIGABRT",*}'
+  ms=$(sed -n 's/.*"ms":\([0-9.]*\)}$/\1/p' "$T/mm.json")
+  awk -v m="${ms:-0}" 'BEGIN { exit !(m < 500) }' || why="${why:+$why; }oom ran $ms ms: no limit?"
+  expect_rc $rc 1
+  check "--max-memory 16: allocation fails early"
+fi
+
+# --seal: crashy's scribble finds no writable shared mapping to damage.
+printf 'a\nscribble\nb\n' | $TMO "$FP" run --handler "$CRASHY" --workers 2 \
+  --seal >"$T/seal.out" 2>"$T/seal.err"
+rc=$?
+expect_lines "$T/seal.out" "ok${TAB}A" "crashed${TAB}SIGSEGV" "ok${TAB}B"
+expect_rc $rc 1
+check "--seal: a scribbling task crashes alone"
+
+expect_usage "--max-attempts 0" "--max-attempts: '0'" run --handler "$CRASHY" --max-attempts 0
+expect_usage "--max-attempts 101" "--max-attempts: '101'" run --handler "$CRASHY" --max-attempts 101
+expect_usage "--max-memory 1048577" "--max-memory: '1048577'" run --handler "$CRASHY" --max-memory 1048577
+expect_usage "--seal=1" "--seal" run --handler "$CRASHY" --seal=1
+expect_usage "--backtrace=yes" "--backtrace" run --handler "$CRASHY" --backtrace=yes
+expect_usage "--quiet=1" "--quiet" run --handler "$CRASHY" --quiet=1
+expect_usage "--log-level verbose" "--log-level: 'verbose' is not one of debug, info, warn or error" run --handler "$CRASHY" --log-level verbose
+expect_usage "--log-format xml" "--log-format: 'xml' is not one of text or json" run --handler "$CRASHY" --log-format=xml
+expect_usage "--log-level without value" "--log-level: missing value" run --handler "$CRASHY" --log-level
+
+"$FP" run --help >"$T/help.out" 2>&1
+for f in --max-attempts --max-memory --seal --backtrace --quiet --log-level --log-format; do
+  grep -qF -e "$f" "$T/help.out" || why="${why:+$why; }run --help lacks $f"
+done
+check "run --help documents the new flags"
+
+# --- 12. the progress line, in a real terminal --------------------------------
+# tm_run NAME COMMAND: run the shell command line COMMAND in a new detached
+# 200x20 tmux window; every byte it writes to the terminal is copied to
+# $T/NAME.raw (COMMAND starts only once the copy is set up), and its exit
+# status goes to $T/NAME.rc.
+tm_run() {
+  : >"$T/$1.raw"
+  tm new-session -d -s "$1" -x 200 -y 20 -c "$(pwd)" \
+    "while [ ! -e '$T/$1.go' ]; do sleep 0.02; done; $2; echo \$? >'$T/$1.rc'"
+  tm pipe-pane -t "$1" -o "cat >>'$T/$1.raw'"
+  touch "$T/$1.go"
+}
+# tm_wait NAME: wait (up to 120 s) for the command of NAME to end.
+tm_wait() {
+  _i=0
+  while [ ! -s "$T/$1.rc" ] && [ $_i -lt 1200 ]; do sleep 0.1; _i=$((_i + 1)); done
+  sleep 0.2 # let pipe-pane copy the last bytes
+}
+ESC=$(printf '\033')
+CR=$(printf '\r')
+
+sh "$(dirname "$0")/need-tool.sh" tmux tmux 2>"$T/tmux.err"
+if ! have tmux; then
+  echo "# SKIP tmux unavailable: progress line not tested ($(head -n 1 "$T/tmux.err"))"
+else
+  printf 'set -g remain-on-exit on\nset -g status off\n' >"$T/tmux.conf"
+  # 200000 quick tasks, every 20000th a crash, then one of 500 ms that
+  # keeps the line up once the total is known; results go to a file.
+  awk 'BEGIN { for (i = 1; i <= 200000; i++) print (i % 20000 ? "sleep 0" : "segv")
+               print "sleep 500" }' >"$T/prog.in"
+  sed -e "s/^sleep 0\$/ok${TAB}slept 0/" -e "s/^segv\$/crashed${TAB}SIGSEGV/" \
+    -e "s/^sleep 500\$/ok${TAB}slept 500/" "$T/prog.in" >"$T/prog.want"
+  tm_run prog "'$FPABS' run --handler '$CRASHY' --workers 2 <'$T/prog.in' >'$T/prog.out'"
+  live=""
+  _i=0
+  while [ ! -s "$T/prog.rc" ] && [ $_i -lt 1200 ]; do
+    tm capture-pane -p -t prog >"$T/pane.txt" 2>/dev/null
+    live=$(grep -m 1 '^forkpool run: [0-9]*/[0-9]*+\{0,1\} done' "$T/pane.txt")
+    [ -n "$live" ] && break
+    sleep 0.1
+    _i=$((_i + 1))
+  done
+  tm_wait prog
+  [ -n "$live" ] || why="no progress line seen while it ran"
+  case $live in
+    *"/s, "*" crashed, "*" timeout"*) ;;
+    *) why="${why:+$why; }live line '$live'" ;;
+  esac
+  info "progress: $live"
+  cmp -s "$T/prog.out" "$T/prog.want" ||
+    why="${why:+$why; }results differ: $(cmp "$T/prog.out" "$T/prog.want" 2>&1 | head -n 1)"
+  expect_rc "$(cat "$T/prog.rc")" 1
+  # The raw stream: frames "\r" TEXT "\033[K", one with a crash counted, one
+  # with the total once the input ended, and at the very end the erase.
+  tr '\r' '\n' <"$T/prog.raw" >"$T/frames"
+  nf=$(grep -c '^forkpool run: ' "$T/frames")
+  [ "$nf" -ge 2 ] || why="${why:+$why; }$nf frames"
+  grep -q '^forkpool run: .*, [1-9][0-9]* crashed, ' "$T/frames" ||
+    why="${why:+$why; }no frame counts a crash"
+  grep -q "^forkpool run: 200000/200001 done (99%), [0-9]*/s, 10 crashed, 0 timeout, ETA 0:00${ESC}\[K\$" "$T/frames" ||
+    why="${why:+$why; }no frame with the total: $(tail -n 2 "$T/frames" | head -n 1 | cat -v)"
+  nbad=$(grep '^forkpool run: ' "$T/frames" | grep -cv "${ESC}\[K\$")
+  [ "$nbad" = 0 ] || why="${why:+$why; }$nbad frames not ending in ESC[K"
+  [ "$(tail -c 4 "$T/prog.raw" | od -An -tx1 | tr -d ' \n')" = 0d1b5b4b ] ||
+    why="${why:+$why; }output does not end by erasing the line"
+  tm capture-pane -p -t prog >"$T/pane.txt" 2>/dev/null
+  grep -q 'forkpool run:' "$T/pane.txt" && why="${why:+$why; }line left on screen"
+  check "progress: live on a terminal, erased at the end, results intact"
+
+  # --quiet, and stderr not a terminal: not one byte of progress.
+  head -n 20000 "$T/prog.in" >"$T/prog2.in"
+  head -n 20000 "$T/prog.want" >"$T/prog2.want"
+  tm_run quiet "'$FPABS' run --handler '$CRASHY' --workers 2 --quiet <'$T/prog2.in' >'$T/quiet.out'"
+  tm_run file "'$FPABS' run --handler '$CRASHY' --workers 2 <'$T/prog2.in' >'$T/file.out' 2>'$T/file.err'"
+  tm_wait quiet
+  tm_wait file
+  for n in quiet file; do
+    [ -s "$T/$n.raw" ] && why="${why:+$why; }$n: wrote to the terminal: $(head -c 60 "$T/$n.raw" | tr "$CR$ESC" '^^')"
+    cmp -s "$T/$n.out" "$T/prog2.want" || why="${why:+$why; }$n: results differ"
+    expect_rc "$(cat "$T/$n.rc")" 1
+  done
+  [ -s "$T/file.err" ] && why="${why:+$why; }stderr file not empty: $(head -c 60 "$T/file.err" | tr "$CR$ESC" '^^')"
+  check "progress: none with --quiet, none when stderr is a file"
+  tm_stop
+  _i=0
+  while tm has-session >/dev/null 2>&1 && [ $_i -lt 50 ]; do sleep 0.1; _i=$((_i + 1)); done
+fi
+
+# --- 13. nothing left behind -------------------------------------------------
 sleep 0.2
 ps -o pid=,comm= --ppid $$ >"$T/kids" 2>/dev/null
 kids=$(awk '$2 != "ps"' "$T/kids" | tr '\n' ' ')

@@ -5,7 +5,9 @@
 #
 # Usage: sh tests/serve.sh [BUILD_DIR]   (from the repository root; default
 # BUILD_DIR is build). Needs BUILD_DIR/bin/forkpool, the crashy plugin
-# BUILD_DIR/examples/crashy.so and BUILD_DIR/examples/producer.
+# BUILD_DIR/examples/crashy.so and BUILD_DIR/examples/producer; promtool
+# (Debian package prometheus) checks `stat --prometheus`: installed with
+# apt-get when missing and running as root, else that check is "# SKIP".
 #
 # Prints one line per test, "ok - NAME" or "not ok - NAME: WHY", lines
 # starting with "#" for information, then "N passed, M failed". Exit
@@ -306,8 +308,8 @@ expect_rc $rc 1
 within "$t0" "$t1" 0.9 || fails "took $(secs "$t0" "$t1") s"
 printf 'x\nsegv\n\n' | $TMO "$FP" submit --name "$A" --json >"$T/js.out" 2>"$T/js.err"
 rc=$?
-expect_lines "$T/js.out" '{"seq":0,"status":"ok","output":"X","attempts":1,"worker":*,"ms":*}' \
-  '{"seq":1,"status":"crashed","signal":"SIGSEGV",*}' '{"seq":2,"status":"ok","output":"",*}'
+expect_lines "$T/js.out" '{"seq":0,"id":[1-9]*,"status":"ok","output":"X","attempts":1,"worker":*,"ms":*}' \
+  '{"seq":1,"id":[1-9]*,"status":"crashed","signal":"SIGSEGV",*}' '{"seq":2,"id":[1-9]*,"status":"ok","output":"",*}'
 expect_rc $rc 1
 st "$A"
 if command -v python3 >/dev/null 2>&1; then
@@ -506,6 +508,147 @@ wait "$f_wrap"
 expect_rc $? 0 "serve: exit status"
 reaped "$f_wrap"
 check "inherited ignored SIGCHLD/SIGINT: crashes seen, SIGINT drains; late submits exit 3"
+
+# --- 12b. JSON logs, retries, reports, corrupt slots, metrics ---------------------
+# A pool with JSON logs at debug level, one worker, two attempts per task,
+# the segment sealed and worker memory capped.
+# (ASan needs far more address space than --max-memory 64 leaves.)
+H=${P}h
+asan=""
+mm=64
+ldd "$FP" 2>/dev/null | grep -q libasan && asan=1 mm=0
+$STMO "$FP" serve --name "$H" --handler "$CRASHY" --workers 1 --queue 8 \
+  --max-input 256 --max-output 4096 --max-attempts 2 --seal \
+  --max-memory "$mm" \
+  --log-format json --log-level debug 2>"$T/h.log" &
+h_wrap=$!
+servers="$servers $h_wrap"
+wait_until 10 grep -q '"level":"info","msg":"ready: ' "$T/h.log" || fails "no JSON ready line: $(tail -n 1 "$T/h.log")"
+$TMO "$FP" submit --name "$H" --json --backtrace hello segv >"$T/h1.json" 2>"$T/h1.err"
+expect_rc $? 1
+expect_lines "$T/h1.json" '{"seq":0,"id":[1-9]*,"status":"ok","output":"HELLO","attempts":1,*}' \
+  '{"seq":1,"id":[1-9]*,"status":"crashed","signal":"SIGSEGV","backtrace":"SIGSEGV at address 0x0\\n#0 *crashy_segv+*","attempts":2,*}'
+# The id correlates a result with the log: each of its two deaths is
+# logged exactly once, with pid, task id, attempt, signal and run time.
+id=$(sed -n '2s/^{"seq":1,"id":\([0-9]*\),.*/\1/p' "$T/h1.json")
+for a in 1 2; do
+  n=$(grep -c '"level":"warn","msg":"worker [0-9]* died running task '"$id"' (attempt '"$a"'): SIGSEGV after [0-9]*\.[0-9]* ms (crashed): SIGSEGV at address 0x0 | #0 .*crashy_segv' "$T/h.log")
+  [ "$n" = 1 ] || fails "task $id attempt $a: logged $n times"
+done
+grep -q '"level":"error","msg":"task '"$id"' quarantined as poison' "$T/h.log" || fails "no quarantine line for task $id"
+grep -q '"level":"debug","msg":"worker [0-9]* started in row 0"}$' "$T/h.log" || fails "no debug line"
+$TMO "$FP" submit --name "$H" --backtrace segv "exit 3" >"$T/h2.out" 2>"$T/h2.err"
+expect_lines "$T/h2.out" "crashed${TAB}SIGSEGV${TAB}SIGSEGV at address 0x0 | #0 *crashy_segv+* | #* forkpool_handler+*" \
+  "crashed${TAB}exit=3"
+if [ -n "$asan" ]; then
+  info "SKIP --max-memory: $FP is an ASan build"
+else
+  echo oom | CRASHY_OOM_MB=1024 $TMO "$FP" submit --name "$H" >"$T/h3.out" 2>&1
+  expect_lines "$T/h3.out" "crashed${TAB}SIGABRT"
+fi
+check "submit --json gives task ids that match the log; --backtrace; serve --max-attempts, --seal, --max-memory"
+
+# corrupt: damage the input of a queued task in the segment (as a stray
+# write would); the worker finds it fails its check and does not run it.
+for fmt in plain json; do
+  mark="MARK$$$fmt"
+  if [ $fmt = json ]; then jflag=--json; else jflag=; fi
+  # shellcheck disable=SC2086 # $jflag is empty or one word
+  $TMO "$FP" submit --name "$H" $jflag "sleep 600" "$mark" >"$T/cor.$fmt" 2>"$T/cor.err" &
+  job=$!
+  wait_until 3 stat_is "$H" running 1 queued 1 || fails "$fmt: not 1 running, 1 queued: $(cat "$T/st.top")"
+  off=$(grep -boa "$mark" /dev/shm/forkpool."$H" | head -n 1 | cut -d: -f1)
+  if [ -n "$off" ]; then
+    printf 'Q' | dd of=/dev/shm/forkpool."$H" bs=1 seek="$off" conv=notrunc status=none
+  else
+    fails "$fmt: input not found in the segment"
+  fi
+  wait $job
+  expect_rc $? 1 "$fmt: submit exit status"
+done
+expect_lines "$T/cor.plain" "ok${TAB}slept 600" "corrupt${TAB}code=74"
+expect_lines "$T/cor.json" '{"seq":0,"id":*,"status":"ok","output":"slept 600",*}' \
+  '{"seq":1,"id":*,"status":"corrupt","code":74,"attempts":*}'
+check "a task whose input was damaged ends corrupt, code=74 (EBADMSG)"
+
+# stat --prometheus: valid exposition, values that agree with --json.
+$TMO "$FP" stat --name "$H" --prometheus >"$T/prom.txt" 2>"$T/prom.err"
+expect_rc $? 0 "stat --prometheus: exit status"
+st "$H"
+pv() { sed -n "s/^$1{pool=\"$H\"${2:-}} \\([0-9.]*\\)\$/\\1/p" "$T/prom.txt"; }
+for k in submitted; do
+  [ "$(pv forkpool_tasks_${k}_total)" = "$(jget $k)" ] || fails "$k: $(pv forkpool_tasks_${k}_total) vs $(jget $k)"
+done
+for k in ok failed crashed timeout cancelled; do
+  [ "$(pv forkpool_tasks_finished_total ",status=\"$k\"")" = "$(jget $k)" ] ||
+    fails "finished $k: '$(pv forkpool_tasks_finished_total ",status=\"$k\"")' vs $(jget $k)"
+done
+[ "$(pv forkpool_workers_configured)" = 1 ] || fails "workers_configured $(pv forkpool_workers_configured)"
+[ "$(pv forkpool_queue_slots)" = 8 ] || fails "queue_slots $(pv forkpool_queue_slots)"
+[ "$(pv forkpool_up)" = 1 ] || fails "up $(pv forkpool_up)"
+# Two poison tasks, each retried once; two damaged inputs.
+for m in task_retries_total:retried:2 tasks_quarantined_total:quarantined:2 corrupt_slots_total:corrupt:2; do
+  metric=forkpool_${m%%:*}
+  k=${m#*:}
+  k=${k%:*}
+  [ "$(pv "$metric")" = "$(jget "$k")" ] && [ "$(jget "$k")" -ge "${m##*:}" ] ||
+    fails "$metric $(pv "$metric"), stat --json $k $(jget "$k"), want >= ${m##*:}"
+done
+# Histogram: cumulative buckets, +Inf equal to _count, at least one
+# observation per finished task but cancelled.
+awk -v pool="$H" -v ran=$(( $(jget ok) + $(jget failed) + $(jget crashed) + $(jget timeout) )) '
+  /^forkpool_task_duration_seconds_bucket/ { v = $2 + 0; if (v < last) bad = "not cumulative"; last = v; inf = v; nb++ }
+  /^forkpool_task_duration_seconds_count/ { cnt = $2 + 0 }
+  END {
+    if (nb < 2) bad = "only " nb " buckets"
+    else if (inf != cnt) bad = "+Inf " inf " != count " cnt
+    else if (cnt < ran) bad = "count " cnt " < tasks that ran " ran
+    if (bad != "") { print bad; exit 1 }
+  }' "$T/prom.txt" >"$T/hist.err" || fails "histogram: $(cat "$T/hist.err")"
+grep -q '^forkpool_task_duration_seconds_bucket{pool="'"$H"'",le="+Inf"} ' "$T/prom.txt" || fails "no +Inf bucket"
+bad=$(grep -v '^# \(HELP\|TYPE\) forkpool_[a-z_]* ' "$T/prom.txt" | grep -cv '^forkpool_[a-z_]*{pool="'"$H"'"[^}]*} [0-9.]*$')
+[ "$bad" = 0 ] || fails "$bad lines not forkpool_*{pool=...} VALUE"
+sh "$(dirname "$0")/need-tool.sh" promtool prometheus 2>"$T/pt.err"
+case $? in
+  0) promtool check metrics <"$T/prom.txt" >"$T/pt.out" 2>&1 ||
+       fails "promtool check metrics: $(head -n 3 "$T/pt.out" | tr '\n' ' ')" ;;
+  2) info "SKIP promtool unavailable (not root, or no apt-get): $(head -n 1 "$T/pt.err")" ;;
+  *) fails "promtool could not be installed: $(tail -n 1 "$T/pt.err")" ;;
+esac
+$TMO "$FP" stat --name "$H" --json --prometheus >/dev/null 2>"$T/prom.err"
+expect_rc $? 2 "stat --json --prometheus: exit status"
+check "stat --prometheus: promtool-valid, counters, gauges and histogram agree"
+
+stop "$h_wrap"
+expect_rc $rc 0 "serve: exit status"
+grep -q '"level":"info","msg":"stopped: pool' "$T/h.log" || fails "no JSON 'stopped' line"
+if command -v python3 >/dev/null 2>&1; then
+  python3 -c '
+import json, re, sys
+for n, line in enumerate(open(sys.argv[1], "rb")):
+    o = json.loads(line.decode("utf-8", "strict"))
+    assert list(o) == ["ts", "level", "msg"], "line %d: keys %r" % (n, list(o))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", o["ts"]), o["ts"]
+    assert o["level"] in ("debug", "info", "warn", "error"), o["level"]
+' "$T/h.log" 2>"$T/py.err" || fails "JSON log: $(tail -n 1 "$T/py.err")"
+fi
+check "serve --log-format json: every line one JSON object"
+
+# --log-level error: a crash, a start and a stop log nothing.
+I=${P}i
+$STMO "$FP" serve --name "$I" --handler "$CRASHY" --workers 1 --log-level error 2>"$T/i.log" &
+i_wrap=$!
+servers="$servers $i_wrap"
+wait_until 10 stat_is "$I" alive 1 || fails "serve --log-level error did not start"
+$TMO "$FP" submit --name "$I" segv >/dev/null 2>&1
+stop "$i_wrap"
+expect_rc $rc 0 "serve: exit status"
+[ -s "$T/i.log" ] && fails "logged below error: $(head -n 1 "$T/i.log")"
+"$FP" serve --help >"$T/help.out" 2>&1
+for f in --max-attempts --max-memory --seal --log-level --log-format; do
+  grep -qF -e "$f" "$T/help.out" || fails "serve --help lacks $f"
+done
+check "serve --log-level error logs nothing for a normal life; --help lists the flags"
 
 # --- 13. the first server stops cleanly, nothing is left ----------------------------
 stop "$a_wrap"

@@ -139,6 +139,28 @@ int cli_arg_num(const char *cmd, int argc, char **argv, int *i,
   return 0;
 }
 
+int cli_arg_choice(const char *cmd, int argc, char **argv, int *i,
+                   const char *name, const char *const *choices, int n,
+                   int *idx)
+{
+  const char *v = NULL;
+  int r = cli_arg_value(cmd, argc, argv, i, name, &v), k;
+
+  if (r <= 0)
+    return r;
+  for (k = 0; k < n; k++)
+    if (!strcmp(v, choices[k])) {
+      *idx = k;
+      return 1;
+    }
+  fprintf(stderr, "%s: %s: '%s' is not one of", cmd, name, v);
+  for (k = 0; k < n; k++)
+    fprintf(stderr, "%s %s", k == 0 ? "" : k == n - 1 ? " or" : ",",
+            choices[k]);
+  fputc('\n', stderr);
+  return -1;
+}
+
 unsigned cli_online_cpus(void)
 {
   long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -60,6 +60,16 @@ struct cli_num_opt {
 int cli_arg_num(const char *cmd, int argc, char **argv, int *i,
                 struct cli_num_opt *opts, int n);
 
+/*
+ * Match argv[*i] against the valued flag `name`, whose value must be one
+ * of the n strings choices[] (exactly, case-sensitive). Returns 1 with the
+ * index in *idx (and *i advanced past a separate value), 0 when argv[*i]
+ * is not this flag, -1 after a message that lists the choices.
+ */
+int cli_arg_choice(const char *cmd, int argc, char **argv, int *i,
+                   const char *name, const char *const *choices, int n,
+                   int *idx);
+
 /* Online CPUs, clamped to 1..FP_MAX_WORKERS: the default worker count. */
 unsigned cli_online_cpus(void);
 

@@ -5,6 +5,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "format.h"
 #include "json.h"
@@ -59,6 +60,33 @@ static int has_exit(const fp_result *r)
          r->signal == 0 && r->exit_code >= 0;
 }
 
+/* A crash or hang report rides in the output of these statuses only. */
+static int has_report(const struct cli_format *f, const fp_result *r)
+{
+  return f->backtrace && r->output_len > 0 &&
+         (r->status == FP_CRASHED || r->status == FP_TIMEOUT);
+}
+
+/* The report's lines, escaped, joined with " | " (empty lines dropped). */
+static void plain_report(struct cli_out *o, const fp_result *r)
+{
+  const unsigned char *p = r->output, *end = p + r->output_len;
+  int first = 1;
+
+  while (p < end) {
+    const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+    const unsigned char *stop = nl ? nl : end;
+
+    if (stop > p) {
+      if (!first)
+        cli_out_write(o, " | ", 3);
+      cli_plain_escape(o, p, (size_t)(stop - p));
+      first = 0;
+    }
+    p = nl ? nl + 1 : end;
+  }
+}
+
 /* The text of an entry that has no fp_result: oversize or expired. */
 static void entry_error(char *buf, size_t len, const struct cli_format *f,
                         const struct cli_entry *e)
@@ -94,6 +122,7 @@ static void format_plain(struct cli_out *o, const struct cli_format *f,
     cli_plain_escape(o, r->output, r->output_len);
     break;
   case FP_FAILED:
+  case FP_CORRUPT:
     cli_out_printf(o, "code=%d", r->code);
     break;
   case FP_CRASHED:
@@ -115,6 +144,10 @@ static void format_plain(struct cli_out *o, const struct cli_format *f,
     cli_out_puts(o, fp_status_name(r->status));
     break;
   }
+  if (has_report(f, r)) {
+    cli_out_putc(o, '\t');
+    plain_report(o, r);
+  }
   cli_out_putc(o, '\n');
 }
 
@@ -124,7 +157,10 @@ static void format_json(struct cli_out *o, const struct cli_format *f,
   const fp_result *r = &e->res;
   char sb[32], eb[96];
 
-  cli_out_printf(o, "{\"seq\":%llu,\"status\":", (unsigned long long)seq);
+  cli_out_printf(o, "{\"seq\":%llu,", (unsigned long long)seq);
+  if (f->show_id && e->id != 0)
+    cli_out_printf(o, "\"id\":%llu,", (unsigned long long)e->id);
+  cli_out_puts(o, "\"status\":");
   if (e->state == CLI_ENTRY_OVERSIZE || e->state == CLI_ENTRY_EXPIRED) {
     /* The texts are plain ASCII without quotes: no escaping needed. */
     entry_error(eb, sizeof eb, f, e);
@@ -148,8 +184,13 @@ static void format_json(struct cli_out *o, const struct cli_format *f,
   }
   if (has_exit(r))
     cli_out_printf(o, ",\"exit\":%d", r->exit_code);
-  if (r->status == FP_FAILED)
+  if (r->status == FP_FAILED || r->status == FP_CORRUPT)
     cli_out_printf(o, ",\"code\":%d", r->code);
+  if (has_report(f, r)) {
+    cli_out_puts(o, ",\"backtrace\":\"");
+    cli_json_escape(o, r->output, r->output_len);
+    cli_out_putc(o, '"');
+  }
   cli_out_printf(o, ",\"attempts\":%u,\"worker\":%ld,\"ms\":%.3f}\n",
                  r->attempts, (long)r->worker, (double)r->run_us / 1000.0);
 }

@@ -8,11 +8,20 @@
  *   crashed   SIGNAME, or exit=N when the worker exited
  *   timeout   SIGNAME of the kill (or "timeout")
  *   cancelled cancelled
+ *   corrupt   code=N     (the library's code, EBADMSG)
  *   error     no result within MS ms   (submit --timeout: we stopped
  *                                       waiting; the task was not ended)
+ * With --backtrace, a crashed or timeout result that carries a report gets
+ * a third field: TAB, then the report's lines joined with " | " (each
+ * escaped by cli_plain_escape()), so one result is still one line:
+ *   crashed TAB SIGSEGV TAB SIGSEGV at address 0x0 | #0 crashy_segv+0xd ...
  * JSON (one object per line, keys in this order, optional ones omitted):
- *   {"seq":0,"status":"ok","output":"HELLO","signal":"SIGSEGV","exit":3,
- *    "code":7,"error":"...","attempts":1,"worker":1234,"ms":0.012}
+ *   {"seq":0,"id":17,"status":"ok","output":"HELLO","signal":"SIGSEGV",
+ *    "exit":3,"code":7,"error":"...","backtrace":"SIGSEGV at ...\n#0 ...",
+ *    "attempts":1,"worker":1234,"ms":0.012}
+ * "id" (the task id) only with show_id, for a task that was submitted;
+ * "backtrace" (the report as it is) only with --backtrace, for a crashed or
+ * timeout result that carries one.
  */
 #ifndef FORKPOOL_CLI_FORMAT_H
 #define FORKPOOL_CLI_FORMAT_H
@@ -37,6 +46,8 @@ struct cli_format {
   int json;           /* JSON lines instead of tab-separated text */
   size_t max_input;   /* quoted for an oversize entry; 0: not known */
   unsigned wait_ms;   /* quoted for an expired entry */
+  int backtrace;      /* --backtrace: print crash and hang reports */
+  int show_id;        /* JSON: the task id (submit) */
 };
 
 /*

@@ -18,6 +18,8 @@ int cli_out_init(struct cli_out *o, int fd, size_t cap)
   o->err = 0;
   o->len = 0;
   o->cap = cap ? cap : 1;
+  o->before_write = NULL;
+  o->before_ctx = NULL;
   o->buf = malloc(o->cap);
   return o->buf ? 0 : -ENOMEM;
 }
@@ -54,6 +56,8 @@ int cli_out_flush(struct cli_out *o)
   if (o->err)
     return o->err;
   if (o->len > 0) {
+    if (o->before_write)
+      o->before_write(o->before_ctx);
     o->err = write_all(o->fd, o->buf, o->len);
     o->len = 0;
   }
@@ -76,6 +80,8 @@ void cli_out_write(struct cli_out *o, const void *p, size_t n)
     o->len = n;
     return;
   }
+  if (o->before_write)
+    o->before_write(o->before_ctx);
   o->err = write_all(o->fd, p, n);
 }
 

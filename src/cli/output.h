@@ -19,6 +19,10 @@ struct cli_out {
   char *buf;
   size_t len; /* bytes waiting in buf */
   size_t cap;
+  /* Called before each write(2) to fd, if set: `forkpool run` erases its
+   * progress line there when stdout is the same terminal. */
+  void (*before_write)(void *ctx);
+  void *before_ctx;
 };
 
 /* Set up a writer on `fd` with a `cap`-byte buffer. Returns 0 or -ENOMEM. */

@@ -5,7 +5,8 @@
  * The loop itself (submit, collect, print in order) is stream.c, shared
  * with `forkpool submit`. Its reorder window (4 x queue slots) bounds how
  * far results may run ahead of the oldest unprinted task, and so the
- * memory they hold.
+ * memory they hold. On a terminal, stderr shows a progress line
+ * (progress.c); the supervisor's events go to stderr through log.c.
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,7 +17,9 @@
 
 #include "cli.h"
 #include "input.h"
+#include "log.h"
 #include "plugin.h"
+#include "progress.h"
 #include "run.h"
 #include "stream.h"
 
@@ -30,6 +33,7 @@ struct run_state {
   fp_pool *pool;
   struct cli_input in;
   struct cli_stream st;
+  struct cli_progress prog;
 };
 
 /* Set by SIGINT/SIGTERM; the loop polls it at least every slice. */
@@ -53,6 +57,13 @@ static int start_pool(struct run_state *s, const struct cli_plugin *pl)
   cfg.max_output = o->max_output;
   cfg.timeout_ms = o->timeout_ms;
   cfg.max_tasks = o->max_tasks;
+  cfg.max_attempts = o->max_attempts;
+  cfg.max_memory_mb = o->max_memory_mb;
+  cfg.seal = (unsigned)o->seal;
+  /* Called in the supervisor, a fork of this process: cli_log() only
+   * formats and writes to fd 2, with settings copied at the fork. */
+  cfg.log = cli_log_fn;
+  cfg.log_ctx = NULL;
   cfg.handler = pl->handler;
   cfg.arg = NULL;
   cfg.worker_init = pl->init;
@@ -116,12 +127,27 @@ int cli_run_main(int argc, char **argv)
   }
   s.st.fmt.json = opt.json;
   s.st.fmt.max_input = opt.max_input;
+  s.st.fmt.backtrace = opt.backtrace;
+  cli_log_setup(&opt.log);
+  /* Decided before the pool starts, so its supervisor knows to erase the
+   * progress line before a log line. Not when the tasks are typed on the
+   * terminal: redrawing would wipe the line being typed. */
+  if (!opt.quiet && !isatty(STDIN_FILENO) &&
+      cli_progress_start(&s.prog, STDERR_FILENO, CMD)) {
+    s.st.progress = &s.prog;
+    cli_log_set_erase(1);
+    if (isatty(STDOUT_FILENO)) {
+      s.st.out.before_write = cli_progress_clear_hook;
+      s.st.out.before_ctx = &s.prog;
+    }
+  }
   if (start_pool(&s, &pl) < 0)
     goto out;
   s.st.pool = s.pool;
   install_signals();
 
   r = cli_stream_run(&s.st, CMD, &g_signal);
+  cli_progress_end(s.st.progress);
   (void)cli_out_flush(&s.st.out);
   if (s.st.err)
     fprintf(stderr, CMD ": %s: %s\n", s.st.err_what, fp_strerror(s.st.err));

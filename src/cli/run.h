@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include "log.h"
+
 #define CLI_RUN_CMD "forkpool run"
 
 struct run_opts {
@@ -17,8 +19,14 @@ struct run_opts {
   unsigned max_tasks;    /* 0 = never recycle */
   size_t max_input;      /* default 65536 */
   size_t max_output;     /* default 65536 */
+  unsigned max_attempts; /* default 1: no retry */
+  unsigned max_memory_mb; /* 0 = no limit */
+  int seal;              /* --seal */
   int json;              /* --json */
+  int backtrace;         /* --backtrace */
+  int quiet;             /* --quiet: no progress line */
   int delim;             /* '\n', or '\0' with -0 */
+  struct cli_log_opts log; /* default: error, text */
 };
 
 /*

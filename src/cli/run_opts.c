@@ -32,25 +32,43 @@ void cli_run_usage(int to_stderr)
 "  --max-output BYTES largest task output (default 65536)\n"
 "  --queue SLOTS      task slots in the queue (default 256, max %u)\n"
 "  --max-tasks N      recycle a worker after N tasks, 0 = never (default 0)\n"
+"  --max-attempts N   run a task whose worker crashed or timed out up to N\n"
+"                     times in all (1-100, default 1: no retry)\n"
+"  --max-memory MB    address space each worker may add after it starts\n"
+"                     (RLIMIT_AS), 0 = no limit (default 0)\n"
+"  --seal             protect the shared segment from the handler's stray\n"
+"                     writes while it runs (two mprotect calls per task)\n"
 "  --json             one JSON object per result line\n"
+"  --backtrace        add the crash or hang report (signal, address, stack)\n"
+"                     of a crashed or timeout task: a third TAB-separated\n"
+"                     field, its lines joined with ' | ', or in JSON a\n"
+"                     \"backtrace\" string\n"
 "  -0, --null         tasks are NUL-terminated instead of newline-terminated\n"
+"  -q, --quiet        no progress line (it is shown on stderr only when\n"
+"                     stderr is a terminal and stdin is not)\n"
+CLI_LOG_USAGE("error")
 "  -h, --help         show this help\n"
 "\n"
 "Plain output: STATUS<TAB>DETAIL, where STATUS is ok, failed, crashed,\n"
-"timeout or cancelled. Exit status: 0 all ok, 1 some task not ok,\n"
-"2 usage, plugin or pool start error.\n",
+"timeout, cancelled or corrupt. On a terminal, stderr shows a progress\n"
+"line: tasks done of read so far (the total once the input ended), rate,\n"
+"crashed, timeouts and ETA. The supervisor's events go to stderr too: a\n"
+"worker's death and a crash loop are warn, so --log-level warn shows them.\n"
+"Exit status: 0 all ok, 1 some task not ok, 2 usage, plugin or pool start\n"
+"error.\n",
           FP_MAX_WORKERS, FP_MAX_SLOTS);
 }
 
-/* A numeric option: its flag, its range, and its value. */
-struct num_opt {
-  const char *name;
-  uint64_t min, max;
-  uint64_t value; /* preset to the default */
-};
-
 enum { OPT_WORKERS, OPT_TIMEOUT, OPT_MAX_INPUT, OPT_MAX_OUTPUT, OPT_QUEUE,
-       OPT_MAX_TASKS, OPT_COUNT };
+       OPT_MAX_TASKS, OPT_MAX_ATTEMPTS, OPT_MAX_MEMORY, OPT_COUNT };
+
+/* A flag without a value: its long name, its short one (or NULL), and the
+ * field it sets to `value`. */
+struct flag_opt {
+  const char *name, *short_name;
+  int *dst;
+  int value;
+};
 
 /*
  * See run.h. Returns -1 to go on, or the exit status to end with
@@ -58,19 +76,30 @@ enum { OPT_WORKERS, OPT_TIMEOUT, OPT_MAX_INPUT, OPT_MAX_OUTPUT, OPT_QUEUE,
  */
 int cli_run_parse(int argc, char **argv, struct run_opts *o)
 {
-  struct num_opt num[OPT_COUNT] = {
-    [OPT_WORKERS] = { "--workers", 1, FP_MAX_WORKERS, 0 },
-    [OPT_TIMEOUT] = { "--timeout", 0, 2147483647u, 0 },
-    [OPT_MAX_INPUT] = { "--max-input", 1, FP_MAX_IO_BYTES, 65536 },
-    [OPT_MAX_OUTPUT] = { "--max-output", 1, FP_MAX_IO_BYTES, 65536 },
-    [OPT_QUEUE] = { "--queue", 1, FP_MAX_SLOTS, 256 },
-    [OPT_MAX_TASKS] = { "--max-tasks", 0, 4294967295u, 0 },
+  struct cli_num_opt num[OPT_COUNT] = {
+    [OPT_WORKERS] = { "--workers", 1, FP_MAX_WORKERS, 0, 0 },
+    [OPT_TIMEOUT] = { "--timeout", 0, 2147483647u, 0, 0 },
+    [OPT_MAX_INPUT] = { "--max-input", 1, FP_MAX_IO_BYTES, 65536, 0 },
+    [OPT_MAX_OUTPUT] = { "--max-output", 1, FP_MAX_IO_BYTES, 65536, 0 },
+    [OPT_QUEUE] = { "--queue", 1, FP_MAX_SLOTS, 256, 0 },
+    [OPT_MAX_TASKS] = { "--max-tasks", 0, 4294967295u, 0, 0 },
+    [OPT_MAX_ATTEMPTS] = { "--max-attempts", 1, 100, 1, 0 },
+    [OPT_MAX_MEMORY] = { "--max-memory", 0, 1048576, 0, 0 },
   };
+  const struct flag_opt flags[] = {
+    { "--null", "-0", &o->delim, '\0' },
+    { "--json", NULL, &o->json, 1 },
+    { "--backtrace", NULL, &o->backtrace, 1 },
+    { "--seal", NULL, &o->seal, 1 },
+    { "--quiet", "-q", &o->quiet, 1 },
+  };
+  const int nflags = (int)(sizeof flags / sizeof flags[0]);
   int i, k, r;
 
   memset(o, 0, sizeof *o);
   num[OPT_WORKERS].value = cli_online_cpus();
   o->delim = '\n';
+  o->log.level = FP_LOG_ERROR;
   for (i = 1; i < argc; i++) {
     const char *a = argv[i], *v = NULL;
 
@@ -78,20 +107,17 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o)
       cli_run_usage(0);
       return CLI_EXIT_OK;
     }
-    if (!strcmp(a, "-0")) {
-      o->delim = '\0';
-      continue;
+    for (k = 0, r = 0; k < nflags && r == 0; k++) {
+      if (flags[k].short_name && !strcmp(a, flags[k].short_name))
+        r = 1;
+      else
+        r = cli_arg_flag(CMD, argv, i, flags[k].name);
+      if (r > 0)
+        *flags[k].dst = flags[k].value;
     }
-    if ((r = cli_arg_flag(CMD, argv, i, "--null")) != 0) {
+    if (r != 0) {
       if (r < 0)
         goto usage;
-      o->delim = '\0';
-      continue;
-    }
-    if ((r = cli_arg_flag(CMD, argv, i, "--json")) != 0) {
-      if (r < 0)
-        goto usage;
-      o->json = 1;
       continue;
     }
     if ((r = cli_arg_value(CMD, argc, argv, &i, "--handler", &v)) != 0) {
@@ -104,14 +130,9 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o)
       o->handler = v;
       continue;
     }
-    for (k = 0; k < OPT_COUNT; k++) {
-      r = cli_arg_value(CMD, argc, argv, &i, num[k].name, &v);
-      if (r != 0)
-        break;
-    }
-    if (k < OPT_COUNT) {
-      if (r < 0 || cli_parse_u64(CMD, num[k].name, v, num[k].min,
-                                 num[k].max, &num[k].value) < 0)
+    if ((r = cli_arg_num(CMD, argc, argv, &i, num, OPT_COUNT)) != 0 ||
+        (r = cli_log_arg(CMD, argc, argv, &i, &o->log)) != 0) {
+      if (r < 0)
         goto usage;
       continue;
     }
@@ -132,6 +153,8 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o)
   o->max_output = (size_t)num[OPT_MAX_OUTPUT].value;
   o->slots = (unsigned)num[OPT_QUEUE].value;
   o->max_tasks = (unsigned)num[OPT_MAX_TASKS].value;
+  o->max_attempts = (unsigned)num[OPT_MAX_ATTEMPTS].value;
+  o->max_memory_mb = (unsigned)num[OPT_MAX_MEMORY].value;
   return -1;
 
 usage:

@@ -217,6 +217,9 @@ int cli_serve_main(int argc, char **argv)
   cfg.max_output = opt.max_output;
   cfg.timeout_ms = opt.timeout_ms;
   cfg.max_tasks = opt.max_tasks;
+  cfg.max_attempts = opt.max_attempts;
+  cfg.max_memory_mb = opt.max_memory_mb;
+  cfg.seal = (unsigned)opt.seal;
   cfg.handler = pl.handler;
   cfg.worker_init = pl.init;
   cfg.worker_fini = pl.fini;
@@ -236,7 +239,7 @@ int cli_serve_main(int argc, char **argv)
   sc.log = cli_log_fn;
   sc.on_ready = on_ready;
   sc.ready_ctx = &s;
-  cli_log_set_level(opt.verbose ? FP_LOG_DEBUG : FP_LOG_INFO);
+  cli_log_setup(&opt.log);
 
   if (opt.pidfile) {
     s.pid_tmp = pidfile_tmp_path(opt.pidfile);

@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include "log.h"
+
 #define CLI_SERVE_CMD "forkpool serve"
 
 struct serve_opts {
@@ -23,7 +25,10 @@ struct serve_opts {
   unsigned mode;         /* default 0600 */
   unsigned max_workers;  /* 0: the library's default */
   unsigned max_clients;  /* default 64 */
-  int verbose;           /* -v: log DEBUG events too */
+  unsigned max_attempts; /* default 1: no retry */
+  unsigned max_memory_mb; /* 0 = no limit */
+  int seal;              /* --seal */
+  struct cli_log_opts log; /* --log-level (-v: debug), --log-format */
 };
 
 /*

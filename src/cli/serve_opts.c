@@ -32,6 +32,12 @@ void cli_serve_usage(int to_stderr)
 "  --max-output BYTES largest task output (default 65536)\n"
 "  --timeout MS       per-task time limit, 0 = none (default 0)\n"
 "  --max-tasks N      recycle a worker after N tasks, 0 = never (default 0)\n"
+"  --max-attempts N   run a task whose worker crashed or timed out up to N\n"
+"                     times in all (1-100, default 1: no retry)\n"
+"  --max-memory MB    address space each worker may add after it starts\n"
+"                     (RLIMIT_AS), 0 = no limit (default 0)\n"
+"  --seal             protect the shared segment from the handler's stray\n"
+"                     writes while it runs (two mprotect calls per task)\n"
 "  --grace MS         on SIGTERM/SIGINT, time to finish queued and running\n"
 "                     tasks before the rest is cancelled (default 10000)\n"
 "  --pidfile PATH     write the supervisor's pid here once ready; removed\n"
@@ -40,7 +46,8 @@ void cli_serve_usage(int to_stderr)
 "  --max-workers N    most workers SIGTTIN may grow to (default: the\n"
 "                     larger of 64 and --workers)\n"
 "  --max-clients N    producer processes attached at once (default 64)\n"
-"  -v, --verbose      also log DEBUG events (every worker start)\n"
+CLI_LOG_USAGE("info")
+"  -v, --verbose      the same as --log-level debug (every worker start)\n"
 "  -h, --help         show this help\n"
 "\n"
 "Signals: SIGTERM or SIGINT drains (no new tasks; queued and running ones\n"
@@ -56,7 +63,7 @@ void cli_serve_usage(int to_stderr)
 
 enum { OPT_WORKERS, OPT_QUEUE, OPT_MAX_INPUT, OPT_MAX_OUTPUT, OPT_TIMEOUT,
        OPT_MAX_TASKS, OPT_GRACE, OPT_MAX_WORKERS, OPT_MAX_CLIENTS,
-       OPT_COUNT };
+       OPT_MAX_ATTEMPTS, OPT_MAX_MEMORY, OPT_COUNT };
 
 /* A valued option that is a string; empty values are refused. */
 static int string_opt(int argc, char **argv, int *i, const char *name,
@@ -88,11 +95,14 @@ int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
     [OPT_GRACE] = { "--grace", 0, 2147483647u, 10000, 0 },
     [OPT_MAX_WORKERS] = { "--max-workers", 1, FP_MAX_WORKERS, 0, 0 },
     [OPT_MAX_CLIENTS] = { "--max-clients", 1, 4096, 64, 0 },
+    [OPT_MAX_ATTEMPTS] = { "--max-attempts", 1, 100, 1, 0 },
+    [OPT_MAX_MEMORY] = { "--max-memory", 0, 1048576, 0, 0 },
   };
   const char *mode = NULL, *v = NULL;
   int i, r;
 
   memset(o, 0, sizeof *o);
+  o->log.level = FP_LOG_INFO;
   num[OPT_WORKERS].value = cli_online_cpus();
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -102,13 +112,24 @@ int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
       return CLI_EXIT_OK;
     }
     if (!strcmp(a, "-v")) {
-      o->verbose = 1;
+      o->log.level = FP_LOG_DEBUG;
       continue;
     }
     if ((r = cli_arg_flag(CMD, argv, i, "--verbose")) != 0) {
       if (r < 0)
         goto usage;
-      o->verbose = 1;
+      o->log.level = FP_LOG_DEBUG;
+      continue;
+    }
+    if ((r = cli_arg_flag(CMD, argv, i, "--seal")) != 0) {
+      if (r < 0)
+        goto usage;
+      o->seal = 1;
+      continue;
+    }
+    if ((r = cli_log_arg(CMD, argc, argv, &i, &o->log)) != 0) {
+      if (r < 0)
+        goto usage;
       continue;
     }
     /* An empty name gets the naming rules from cli_name_check() below. */
@@ -166,6 +187,8 @@ int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
   o->grace_ms = (int)num[OPT_GRACE].value;
   o->max_workers = (unsigned)num[OPT_MAX_WORKERS].value; /* 0: default */
   o->max_clients = (unsigned)num[OPT_MAX_CLIENTS].value;
+  o->max_attempts = (unsigned)num[OPT_MAX_ATTEMPTS].value;
+  o->max_memory_mb = (unsigned)num[OPT_MAX_MEMORY].value;
   return -1;
 
 usage:

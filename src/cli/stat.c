@@ -10,8 +10,11 @@
  *    "workers":2,"alive":2,"queued":0,"slots":256,"running":1,
  *    "clients":1,"submitted":10,"ok":7,"failed":0,"crashed":2,
  *    "timeout":1,"cancelled":0,"restarts":3,"abandoned":0,"repairs":0,
+ *    "retried":0,"quarantined":0,"corrupt":0,"max_input":65536,
+ *    "max_output":65536,"timeout_ms":0,
  *    "workers_rows":[{"row":0,"pid":1235,"state":"busy","task":17,
  *                     "running_ms":12.345,"done":5,"restarts":1}, ...]}
+ * --prometheus prints the Prometheus text format instead (prom.c).
  */
 #include <stdio.h>
 #include <string.h>
@@ -22,13 +25,14 @@
 #include "cli.h"
 #include "json.h"
 #include "output.h"
+#include "prom.h"
 
 #define CMD "forkpool stat"
 
 void cli_stat_usage(int to_stderr)
 {
   fprintf(to_stderr ? stderr : stdout,
-"Usage: forkpool stat --name NAME [--json]\n"
+"Usage: forkpool stat --name NAME [--json | --prometheus]\n"
 "\n"
 "Show the state of the pool NAME that 'forkpool serve' runs: its\n"
 "supervisor, workers, queue, producers attached, counters, and one row\n"
@@ -36,6 +40,10 @@ void cli_stat_usage(int to_stderr)
 "\n"
 "  --name NAME        the pool\n"
 "  --json             one JSON object instead of text\n"
+"  --prometheus       the counters, gauges and task-duration histogram in\n"
+"                     the Prometheus text format (metrics forkpool_*,\n"
+"                     label pool=\"NAME\"), e.g. for node_exporter's\n"
+"                     textfile collector\n"
 "  -h, --help         show this help\n"
 "\n"
 "Exit status: 0 shown, 2 usage error, 3 no pool NAME runs or it cannot be\n"
@@ -79,8 +87,18 @@ static void print_text(struct cli_out *o, const char *name, fp_pool *p,
                  "%llu crashed, %llu timeout, %llu cancelled\n",
                  ull(st->submitted), ull(st->ok), ull(st->failed),
                  ull(st->crashed), ull(st->timeout), ull(st->cancelled));
+  cli_out_printf(o, "retries     %llu runs repeated, %llu tasks quarantined\n",
+                 ull(st->retried), ull(st->quarantined));
   cli_out_printf(o, "restarts    %llu\n", ull(st->restarts));
   cli_out_printf(o, "abandoned   %llu\n", ull(st->abandoned));
+  cli_out_printf(o, "corrupt     %llu slots, %llu queue repairs\n",
+                 ull(st->corrupt), ull(st->repairs));
+  cli_out_printf(o, "limits      input %zu bytes, output %zu bytes, ",
+                 st->max_input, st->max_output);
+  if (st->timeout_ms)
+    cli_out_printf(o, "timeout %u ms\n", st->timeout_ms);
+  else
+    cli_out_puts(o, "no timeout\n");
   for (r = 0; r < st->rows; r++) {
     if (fp_pool_worker(p, r, &wi) < 0 || !row_shown(st, r, &wi))
       continue;
@@ -123,6 +141,10 @@ static void print_json(struct cli_out *o, const char *name, fp_pool *p,
                  ull(st->crashed), ull(st->timeout), ull(st->cancelled));
   cli_out_printf(o, ",\"restarts\":%llu,\"abandoned\":%llu,\"repairs\":%llu",
                  ull(st->restarts), ull(st->abandoned), ull(st->repairs));
+  cli_out_printf(o, ",\"retried\":%llu,\"quarantined\":%llu,\"corrupt\":%llu",
+                 ull(st->retried), ull(st->quarantined), ull(st->corrupt));
+  cli_out_printf(o, ",\"max_input\":%zu,\"max_output\":%zu,\"timeout_ms\":%u",
+                 st->max_input, st->max_output, st->timeout_ms);
   cli_out_puts(o, ",\"workers_rows\":[");
   for (r = 0; r < st->rows; r++) {
     if (fp_pool_worker(p, r, &wi) < 0 || !row_shown(st, r, &wi))
@@ -138,13 +160,35 @@ static void print_json(struct cli_out *o, const char *name, fp_pool *p,
   cli_out_puts(o, "]}\n");
 }
 
+/* The Prometheus exposition: the gauges the scoreboard gives, then
+ * prom.c. */
+static void print_prometheus(struct cli_out *o, const char *name, fp_pool *p,
+                             const fp_stats *st)
+{
+  struct cli_prom_pool pp;
+  fp_worker_info wi;
+  unsigned r;
+
+  memset(&pp, 0, sizeof pp);
+  pp.name = name;
+  pp.st = st;
+  for (r = 0; r < st->rows; r++) {
+    if (fp_pool_worker(p, r, &wi) < 0 || wi.pid <= 0)
+      continue;
+    pp.busy += !strcmp(wi.state, "busy");
+    pp.idle += !strcmp(wi.state, "idle");
+  }
+  cli_prom_hist_from_stats(&pp.dur, st);
+  cli_prom_write(o, &pp);
+}
+
 int cli_stat_main(int argc, char **argv)
 {
   const char *name = NULL;
   struct cli_out out;
   fp_pool *p = NULL;
   fp_stats st;
-  int i, r, json = 0, rc;
+  int i, r, json = 0, prom = 0, rc;
 
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -157,6 +201,12 @@ int cli_stat_main(int argc, char **argv)
       if (r < 0)
         goto usage;
       json = 1;
+      continue;
+    }
+    if ((r = cli_arg_flag(CMD, argv, i, "--prometheus")) != 0) {
+      if (r < 0)
+        goto usage;
+      prom = 1;
       continue;
     }
     if ((r = cli_arg_value(CMD, argc, argv, &i, "--name", &name)) != 0) {
@@ -172,6 +222,10 @@ int cli_stat_main(int argc, char **argv)
   }
   if (!name) {
     fprintf(stderr, CMD ": --name is required\n");
+    goto usage;
+  }
+  if (json && prom) {
+    fprintf(stderr, CMD ": --json and --prometheus exclude each other\n");
     goto usage;
   }
   if (cli_name_check(CMD, name) < 0)
@@ -190,6 +244,8 @@ int cli_stat_main(int argc, char **argv)
     rc = CLI_EXIT_FAIL;
   } else if (json) {
     print_json(&out, name, p, &st);
+  } else if (prom) {
+    print_prometheus(&out, name, p, &st);
   } else {
     print_text(&out, name, p, &st);
   }

@@ -47,6 +47,10 @@ static int print_ready(struct cli_stream *s)
   while ((e = cli_window_ready_head(&s->win)) != NULL) {
     if (!cli_format_result(&s->out, &s->fmt, s->win.head, e))
       s->all_ok = 0;
+    if (e->state == CLI_ENTRY_DONE) {
+      s->crashed += e->res.status == FP_CRASHED;
+      s->timeouts += e->res.status == FP_TIMEOUT;
+    }
     cli_window_pop(&s->win);
   }
   return s->out.err;
@@ -110,6 +114,7 @@ static int collect_some(struct cli_stream *s, const char *cmd, int timeout_ms)
   while (r == 0) {
     if (cli_window_complete(&s->win, &s->scratch) < 0) {
       if (s->expired_pending == 0) {
+        cli_progress_clear(s->progress);
         fprintf(stderr, "%s: result for unknown task id %llu\n", cmd,
                 (unsigned long long)s->scratch.id);
         return -1;
@@ -156,6 +161,7 @@ static int feed(struct cli_stream *s, const char *cmd, int *queue_full,
     if (r == CLI_INPUT_MORE) {
       r = cli_input_fill(s->in, 0);
       if (r < 0) {
+        cli_progress_clear(s->progress);
         fprintf(stderr, "%s: reading stdin: %s\n", cmd, strerror(-r));
         return -1;
       }
@@ -201,21 +207,24 @@ static int feed(struct cli_stream *s, const char *cmd, int *queue_full,
 int cli_stream_run(struct cli_stream *s, const char *cmd,
                    volatile sig_atomic_t *sig)
 {
-  int input_done = 0, queue_full, r;
+  int queue_full, r;
 
   for (;;) {
     if (*sig)
       return *sig;
-    if (feed(s, cmd, &queue_full, &input_done) < 0)
+    if (feed(s, cmd, &queue_full, &s->input_done) < 0)
       return -1;
     if (print_ready(s) < 0 || expire_overdue(s) < 0)
       return -1;
-    if (input_done && s->win.count == 0)
+    /* win.head is the count printed; head + count, the records taken. */
+    cli_progress_update(s->progress, s->win.head, s->win.head + s->win.count,
+                        s->input_done, s->crashed, s->timeouts);
+    if (s->input_done && s->win.count == 0)
       return 0;
     if (s->win.running > 0) {
       /* Wait long only when the input cannot help: window or queue full,
        * or input finished. Otherwise keep coming back to look at it. */
-      int full = cli_window_full(&s->win) || queue_full || input_done;
+      int full = cli_window_full(&s->win) || queue_full || s->input_done;
 
       r = collect_some(s, cmd, until_head_due(s,
                        full ? CLI_STREAM_WAIT_SLICE_MS
@@ -235,6 +244,7 @@ int cli_stream_run(struct cli_stream *s, const char *cmd,
       return -1;
     r = cli_input_fill(s->in, CLI_STREAM_WAIT_SLICE_MS);
     if (r < 0) {
+      cli_progress_clear(s->progress);
       fprintf(stderr, "%s: reading stdin: %s\n", cmd, strerror(-r));
       return -1;
     }

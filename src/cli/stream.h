@@ -25,6 +25,7 @@
 #include "format.h"
 #include "input.h"
 #include "output.h"
+#include "progress.h"
 #include "reorder.h"
 
 #define CLI_STREAM_WAIT_SLICE_MS 100 /* longest wait: bounds signal latency */
@@ -39,6 +40,9 @@ struct cli_stream {
                            * per-result wait limit (0: wait forever) */
   fp_result scratch;      /* fp_collect() target; swapped into the window */
   int drain_on_refusal;   /* set by the caller: see `refused` */
+  struct cli_progress *progress; /* set by the caller, or NULL: updated
+                           * every turn of the loop, erased before the
+                           * loop prints a message */
   /* Outcome, read by the caller after cli_stream_run(): */
   int all_ok;             /* every printed line was an ok result */
   int err;                /* the pool error that ended the loop, or 0 */
@@ -47,6 +51,10 @@ struct cli_stream {
                            * drain_on_refusal was set: the rest of the
                            * input was not submitted, what was is printed */
   size_t expired_pending; /* expired tasks whose result may still come */
+  /* Progress, read by the caller at any time: */
+  int input_done;         /* the input ended (or was refused) */
+  uint64_t crashed;       /* printed results that were crashed */
+  uint64_t timeouts;      /* printed results that were timeout */
 };
 
 /*

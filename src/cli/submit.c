@@ -29,6 +29,7 @@ struct submit_opts {
   const char *name;
   unsigned wait_ms;  /* --timeout: per-result wait limit, 0 = forever */
   int json;
+  int backtrace;
   int delim;
   char **data;       /* the DATA arguments (NULL: read stdin) */
   size_t ndata;
@@ -48,7 +49,12 @@ void cli_submit_usage(int to_stderr)
 "                     after it was submitted: print 'error<TAB>no result\n"
 "                     within MS ms' in its place (the task itself runs on)\n"
 "                     and exit 1. 0 = wait forever (default)\n"
-"  --json             one JSON object per result line\n"
+"  --json             one JSON object per result line, with the task's id\n"
+"                     (\"id\") after \"seq\"\n"
+"  --backtrace        add the crash or hang report (signal, address, stack)\n"
+"                     of a crashed or timeout task: a third TAB-separated\n"
+"                     field, its lines joined with ' | ', or in JSON a\n"
+"                     \"backtrace\" string\n"
 "  -0, --null         stdin tasks are NUL-terminated, not newline-terminated\n"
 "  -h, --help         show this help\n"
 "\n"
@@ -100,6 +106,12 @@ static int parse(int argc, char **argv, struct submit_opts *o)
       if (r < 0)
         goto usage;
       o->json = 1;
+      continue;
+    }
+    if ((r = cli_arg_flag(CMD, argv, i, "--backtrace")) != 0) {
+      if (r < 0)
+        goto usage;
+      o->backtrace = 1;
       continue;
     }
     if ((r = cli_arg_value(CMD, argc, argv, &i, "--name", &v)) != 0) {
@@ -214,6 +226,8 @@ int cli_submit_main(int argc, char **argv)
     goto nomem;
   st.pool = pool;
   st.fmt.json = opt.json;
+  st.fmt.show_id = 1; /* ids are the pool's, worth correlating */
+  st.fmt.backtrace = opt.backtrace;
   st.fmt.max_input = 0; /* not known: "over the pool's max input" */
   st.fmt.wait_ms = opt.wait_ms;
   st.drain_on_refusal = 1;
