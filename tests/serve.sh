@@ -650,6 +650,65 @@ for f in --max-attempts --max-memory --seal --log-level --log-format; do
 done
 check "serve --log-level error logs nothing for a normal life; --help lists the flags"
 
+# --- 12c. scheduling: priority, cancel, min/max workers -----------------------------
+G=${P}g
+serve "$G" "$T/g.log" --workers 1
+g_wrap=$wrap
+# A long task holds the one worker; it is cancelled by id (read from stat)
+# from another process, and its producer is told.
+$TMO "$FP" submit --name "$G" --json 'sleep 5000' >"$T/g.cancel" 2>&1 &
+gsub=$!
+wait_until 5 sh -c "$FP stat --name $G --json | grep -q '\"task\":[1-9]'" ||
+  fails "the task never started"
+id=$("$FP" stat --name "$G" --json | sed -n 's/.*"task":\([0-9][0-9]*\).*/\1/p' | head -n 1)
+$TMO "$FP" cancel --name "$G" "$id" >"$T/g.c1" 2>&1 || fails "cancel: $(cat "$T/g.c1")"
+grep -q "killing" "$T/g.c1" || fails "cancel did not say killing: $(cat "$T/g.c1")"
+t0=$(now)
+wait "$gsub"
+within "$t0" "$(now)" 2 || fails "the cancelled task's producer waited $(secs "$t0" "$(now)") s"
+grep -q "\"id\":$id,\"status\":\"cancelled\"" "$T/g.cancel" || fails "not cancelled: $(cat "$T/g.cancel")"
+# Once its result was collected, an id is unknown to the pool.
+$TMO "$FP" cancel --name "$G" "$id" 123456789 >"$T/g.c3" 2>&1
+expect_rc $? 1 "cancel of a collected and an unknown id"
+[ "$(grep -c "unknown" "$T/g.c3")" = 2 ] || fails "not reported: $(cat "$T/g.c3")"
+$TMO "$FP" cancel --name "$G" >/dev/null 2>&1
+expect_rc $? 2 "cancel without an id"
+check "cancel: a running task is killed and ends cancelled, its producer is told; unknown ids exit 1"
+
+# Under load the pool grows to 3 workers, then shrinks back to 1 when idle.
+H=${P}h
+serve "$H" "$T/h.log" --workers 1 --min-workers 1 --max-workers 3 --idle-ms 200
+h_wrap=$wrap
+seq 60 | sed 's/^/sleep /; s/$/0/' >"$T/g.load"
+$TMO "$FP" submit --name "$H" <"$T/g.load" >"$T/g.out" 2>&1 &
+gsub=$!
+wait_until 10 sh -c "$FP stat --name $H | grep -q '3 alive'" || fails "never grew to 3 workers: $($FP stat --name $H | grep workers)"
+wait "$gsub" || fails "loaded submit failed"
+[ "$(grep -c "^ok${TAB}slept" "$T/g.out")" = 60 ] || fails "tasks lost while resizing: $(grep -vc "^ok" "$T/g.out") not ok"
+wait_until 10 sh -c "$FP stat --name $H | grep -q '1 target, 1 alive'" || fails "never shrank back: $($FP stat --name $H | grep workers)"
+"$FP" stat --name "$H" | grep -q 'resizing 1..3, last resize' || fails "stat does not show the resize: $($FP stat --name $H | grep workers)"
+grep -q 'workers 1 -> 2 (tasks waiting' "$T/h.log" || fails "no resize logged"
+check "--min-workers/--max-workers: grows under load, shrinks when idle, no task lost; stat shows it"
+stop "$h_wrap"
+expect_rc $rc 0 "serve h: exit status"
+
+# Priority: behind a held worker, high-priority tasks start first.
+$TMO "$FP" submit --name "$G" 'sleep 300' >/dev/null 2>&1 &
+hold=$!
+sleep 0.1
+$TMO "$FP" submit --name "$G" 'sleep 1' 'sleep 2' 'sleep 3' >"$T/g.norm" 2>&1 &
+norm=$!
+sleep 0.1
+$TMO "$FP" submit --name "$G" --priority high 'sleep 4' >"$T/g.high" 2>&1 &
+high=$!
+wait "$high" "$norm" "$hold"
+grep -q "^ok${TAB}slept 4" "$T/g.high" || fails "high task: $(cat "$T/g.high")"
+$TMO "$FP" submit --name "$G" --priority urgent x >/dev/null 2>"$T/g.bad"
+expect_rc $? 2 "submit --priority urgent"
+check "submit --priority high; a bad priority is a usage error"
+stop "$g_wrap"
+expect_rc $rc 0 "serve g: exit status"
+
 # --- 13. the first server stops cleanly, nothing is left ----------------------------
 stop "$a_wrap"
 expect_rc $rc 0 "serve: exit status"

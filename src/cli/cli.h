@@ -25,6 +25,8 @@ int cli_submit_main(int argc, char **argv);
 void cli_submit_usage(int to_stderr);
 int cli_stat_main(int argc, char **argv);
 void cli_stat_usage(int to_stderr);
+int cli_cancel_main(int argc, char **argv);
+void cli_cancel_usage(int to_stderr);
 int cli_bridge_main(int argc, char **argv);
 void cli_bridge_usage(int to_stderr);
 

@@ -28,6 +28,8 @@ static const struct command commands[] = {
     "send tasks to a named pool and print their results" },
   { "stat", cli_stat_main, cli_stat_usage,
     "show a named pool's state, counters and workers" },
+  { "cancel", cli_cancel_main, cli_cancel_usage,
+    "cancel tasks of a named pool by id" },
   { "bench", cli_bench_main, cli_bench_usage,
     "measure throughput and latency with a built-in echo handler" },
   { "bridge", cli_bridge_main, cli_bridge_usage,

@@ -218,6 +218,14 @@ int cli_serve_main(int argc, char **argv)
   cfg.timeout_ms = opt.timeout_ms;
   cfg.max_tasks = opt.max_tasks;
   cfg.max_attempts = opt.max_attempts;
+  if (opt.min_workers) {
+    /* Resizing between --min-workers and --max-workers (or its default). */
+    cfg.min_workers = opt.min_workers;
+    cfg.max_workers = opt.max_workers ? opt.max_workers
+                      : opt.workers > 64 ? opt.workers
+                                         : 64;
+    cfg.idle_ms = opt.idle_ms;
+  }
   cfg.max_memory_mb = opt.max_memory_mb;
   cfg.seal = (unsigned)opt.seal;
   cfg.handler = pl.handler;

@@ -24,6 +24,8 @@ struct serve_opts {
   int grace_ms;          /* default 10000 */
   unsigned mode;         /* default 0600 */
   unsigned max_workers;  /* 0: the library's default */
+  unsigned min_workers;  /* non-zero: resize between it and max_workers */
+  unsigned idle_ms;
   unsigned max_clients;  /* default 64 */
   unsigned max_attempts; /* default 1: no retry */
   unsigned max_memory_mb; /* 0 = no limit */

@@ -43,8 +43,12 @@ void cli_serve_usage(int to_stderr)
 "  --pidfile PATH     write the supervisor's pid here once ready; removed\n"
 "                     at exit\n"
 "  --mode OCTAL       permissions of the segment (default 0600)\n"
-"  --max-workers N    most workers SIGTTIN may grow to (default: the\n"
-"                     larger of 64 and --workers)\n"
+"  --max-workers N    most workers SIGTTIN (or resizing) may grow to\n"
+"                     (default: the larger of 64 and --workers)\n"
+"  --min-workers N    resize on load between N and --max-workers: grow\n"
+"                     while tasks wait and every worker is busy, shrink\n"
+"                     after --idle-ms idle (default: a fixed size)\n"
+"  --idle-ms MS       idle time before shrinking by one (default 5000)\n"
 "  --max-clients N    producer processes attached at once (default 64)\n"
 CLI_LOG_USAGE("info")
 "  -v, --verbose      the same as --log-level debug (every worker start)\n"
@@ -63,7 +67,8 @@ CLI_LOG_USAGE("info")
 
 enum { OPT_WORKERS, OPT_QUEUE, OPT_MAX_INPUT, OPT_MAX_OUTPUT, OPT_TIMEOUT,
        OPT_MAX_TASKS, OPT_GRACE, OPT_MAX_WORKERS, OPT_MAX_CLIENTS,
-       OPT_MAX_ATTEMPTS, OPT_MAX_MEMORY, OPT_COUNT };
+       OPT_MAX_ATTEMPTS, OPT_MAX_MEMORY, OPT_MIN_WORKERS, OPT_IDLE,
+       OPT_COUNT };
 
 /* A valued option that is a string; empty values are refused. */
 static int string_opt(int argc, char **argv, int *i, const char *name,
@@ -97,6 +102,8 @@ int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
     [OPT_MAX_CLIENTS] = { "--max-clients", 1, 4096, 64, 0 },
     [OPT_MAX_ATTEMPTS] = { "--max-attempts", 1, 100, 1, 0 },
     [OPT_MAX_MEMORY] = { "--max-memory", 0, 1048576, 0, 0 },
+    [OPT_MIN_WORKERS] = { "--min-workers", 1, FP_MAX_WORKERS, 0, 0 },
+    [OPT_IDLE] = { "--idle-ms", 1, 86400000u, 5000, 0 },
   };
   const char *mode = NULL, *v = NULL;
   int i, r;
@@ -177,6 +184,13 @@ int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
             (unsigned long long)num[OPT_WORKERS].value);
     goto usage;
   }
+  if (num[OPT_MIN_WORKERS].set &&
+      num[OPT_MIN_WORKERS].value > num[OPT_WORKERS].value) {
+    fprintf(stderr, CMD ": --min-workers %llu is above --workers %llu\n",
+            (unsigned long long)num[OPT_MIN_WORKERS].value,
+            (unsigned long long)num[OPT_WORKERS].value);
+    goto usage;
+  }
   /* Each range above fits the destination type. */
   o->workers = (unsigned)num[OPT_WORKERS].value;
   o->slots = (unsigned)num[OPT_QUEUE].value;
@@ -189,6 +203,10 @@ int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
   o->max_clients = (unsigned)num[OPT_MAX_CLIENTS].value;
   o->max_attempts = (unsigned)num[OPT_MAX_ATTEMPTS].value;
   o->max_memory_mb = (unsigned)num[OPT_MAX_MEMORY].value;
+  o->min_workers = num[OPT_MIN_WORKERS].set
+                       ? (unsigned)num[OPT_MIN_WORKERS].value
+                       : 0;
+  o->idle_ms = (unsigned)num[OPT_IDLE].value;
   return -1;
 
 usage:

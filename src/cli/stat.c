@@ -78,8 +78,15 @@ static void print_text(struct cli_out *o, const char *name, fp_pool *p,
                    ull(st->uptime_us / 1000u % 1000u));
   else
     cli_out_puts(o, "supervisor  gone\n");
-  cli_out_printf(o, "workers     %u configured, %u alive\n", st->workers,
+  cli_out_printf(o, "workers     %u target, %u alive", st->workers,
                  st->alive);
+  if (st->max_workers)
+    cli_out_printf(o, ", resizing %u..%u", st->min_workers, st->max_workers);
+  if (st->last_resize_us)
+    cli_out_printf(o, ", last resize %llu.%03llu s ago",
+                   ull(st->last_resize_us / 1000000u),
+                   ull(st->last_resize_us / 1000u % 1000u));
+  cli_out_puts(o, "\n");
   cli_out_printf(o, "queue       %u queued of %u slots, %u running\n",
                  st->queued, st->slots, st->running);
   cli_out_printf(o, "clients     %u\n", st->clients);
@@ -135,6 +142,10 @@ static void print_json(struct cli_out *o, const char *name, fp_pool *p,
                  "\"slots\":%u,\"running\":%u,\"clients\":%u",
                  st->workers, st->alive, st->queued, st->slots, st->running,
                  st->clients);
+  cli_out_printf(o, ",\"min_workers\":%u,\"max_workers\":%u,"
+                 "\"last_resize_s\":%.3f",
+                 st->min_workers, st->max_workers,
+                 (double)st->last_resize_us / 1e6);
   cli_out_printf(o, ",\"submitted\":%llu,\"ok\":%llu,\"failed\":%llu,"
                  "\"crashed\":%llu,\"timeout\":%llu,\"cancelled\":%llu",
                  ull(st->submitted), ull(st->ok), ull(st->failed),

@@ -174,9 +174,10 @@ static int feed(struct cli_stream *s, const char *cmd, int *queue_full,
       cli_input_consume(s->in);
       continue;
     }
-    r = fp_submit(s->pool, rec.data, rec.len,
-                  s->win.running == 0 ? CLI_STREAM_WAIT_SLICE_MS : FP_NOWAIT,
-                  &id);
+    r = fp_submit_prio(s->pool, rec.data, rec.len,
+                       s->win.running == 0 ? CLI_STREAM_WAIT_SLICE_MS
+                                           : FP_NOWAIT,
+                       s->priority, &id);
     if (r == -EAGAIN || r == -ETIMEDOUT) {
       *queue_full = 1;
       break;

@@ -47,6 +47,7 @@ struct cli_stream {
   int all_ok;             /* every printed line was an ok result */
   int err;                /* the pool error that ended the loop, or 0 */
   const char *err_what;   /* "submitting a task", "collecting results" */
+  int priority;           /* FP_PRIO_NORMAL or FP_PRIO_HIGH */
   int refused;            /* fp_submit() said -ESHUTDOWN and
                            * drain_on_refusal was set: the rest of the
                            * input was not submitted, what was is printed */
