@@ -159,7 +159,7 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
       deadline = now + (uint64_t)timeout_ms * 1000000u;
     if (now >= deadline) return -ETIMEDOUT;
     if (!fp__sup_alive(p)) return -EPIPE;
-    fp__q_sleep(&h->q.space_sem, &h->q.space_sleepers,
+    fp__q_sleep(&h->q.space_sem, &h->p_asleep, p->client,
                 min_u64(deadline - now, RECHECK_NS), space_or_stopped, &ctx);
   }
 
@@ -258,6 +258,16 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
     res->output_len = 0;
     res->output[0] = 0;
     atomic_fetch_add(&s->hdr->c.corrupt, 1);
+    uint32_t st = atomic_load(&sl->state);
+    if (st == FP__SLOT_FREE || st == FP__SLOT_FILLING) {
+      /*
+       * Its state says free (or another producer's): a rebuild may have
+       * handed it out again. Touch nothing; a slot really lost to damage
+       * is the price, never someone else's task.
+       */
+      fp__pend_del(p, i);
+      return 0;
+    }
     /* Still ours (pending): give it back our id, so we free it below. */
     atomic_store(&sl->id, id);
   }
@@ -271,7 +281,7 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
   p->fb[p->nfb++] = p->pend_id[i];
   fp__pend_del(p, i);
   if (p->nfb == FP__FREE_BATCH || p->npending == 0 ||
-      atomic_load(&s->hdr->q.space_sleepers) > 0) {
+      fp__pcount(&s->hdr->p_asleep, s->nclients) > 0) {
     if (fp__q_lock(s) == 0) {
       flush_frees(p);
       fp__q_unlock(s);
@@ -313,7 +323,8 @@ static void wait_done(struct fp_pool *p, uint64_t rel_ns,
   uint32_t seq = atomic_load(&c->done_seq);
   /* A task of ours finishing bumps done_seq: watch it a moment first. */
   struct seq_ctx sc = {&c->done_seq, seq};
-  if (!ready(p, arg) && fp__spin(p->seg.hdr, &p->seg.hdr->pspinners, seq_moved, &sc)) return;
+  if (!ready(p, arg) && fp__spin(p->seg.hdr, &p->seg.hdr->p_spin, p->client,
+                                   p->seg.nclients, seq_moved, &sc)) return;
   atomic_fetch_add(&c->waiters, 1);
   /* Clear before the recheck: a finisher after it will wake us again. */
   atomic_store(&c->woken, 0);

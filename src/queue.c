@@ -234,55 +234,49 @@ void fp__q_rebuild(struct fp__seg *s) {
 
 void fp__q_wake_workers(struct fp__seg *s, uint32_t n) {
   struct fp__queue *q = &s->hdr->q;
-  uint32_t sl = atomic_load(&q->ready_sleepers);
+  uint32_t sl = fp__pcount(&s->hdr->w_asleep, s->nrows);
   if (sl == 0) return;
   /*
    * Tokens already posted will wake that many sleepers: post only for the
    * rest, so a burst of submits makes one system call per sleeper, not one
-   * per task. (sem_getvalue is a plain load of the semaphore word.)
+   * per task.
    */
-  int v = 0;
-  sem_getvalue(&q->ready_sem, &v);
-  if (v < 0) v = 0;
-  if ((uint32_t)v >= sl) return;
-  if (n > sl - (uint32_t)v) n = sl - (uint32_t)v;
-  while (n-- > 0) sem_post(&q->ready_sem);
+  uint32_t v = fp__hint_value(&q->ready_sem);
+  if (v >= sl) return;
+  if (n > sl - v) n = sl - v;
+  while (n-- > 0) fp__hint_post(&q->ready_sem);
 }
 
 void fp__q_wake_space(struct fp__seg *s) {
   struct fp__queue *q = &s->hdr->q;
-  if (atomic_load(&q->space_sleepers) > 0) sem_post(&q->space_sem);
+  if (fp__pcount(&s->hdr->p_asleep, s->nclients) > 0)
+    fp__hint_post(&q->space_sem);
 }
 
-void fp__q_sleep(sem_t *sem, _Atomic uint32_t *sleepers, uint64_t rel_ns,
-                 int (*recheck)(void *), void *arg) {
-  atomic_fetch_add(sleepers, 1);
+void fp__q_sleep(struct fp__hint *sem, struct fp__presence *sleepers,
+                 uint32_t me, uint64_t rel_ns, int (*recheck)(void *),
+                 void *arg) {
+  fp__pset(sleepers, me);
   /*
    * Registered first, then recheck: a waker that changed the state before
    * our registration is seen by the recheck; one after it sees a sleeper
    * and posts.
    */
-  if (!recheck(arg)) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t abs = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec +
-                   rel_ns;
-    ts = fp__ts_from_ns(abs);
-    /* EINTR and ETIMEDOUT both end the sleep: the caller rechecks. */
-    sem_clockwait(sem, CLOCK_MONOTONIC, &ts);
-  }
-  atomic_fetch_sub(sleepers, 1);
+  /* A timeout, an interruption or a post end the sleep: callers recheck. */
+  if (!recheck(arg)) fp__hint_wait(sem, rel_ns);
+  fp__pclr(sleepers, me);
 }
 
 void fp__q_kick(struct fp__seg *s) {
   struct fp__hdr *h = s->hdr;
   struct fp__queue *q = &h->q;
-  uint32_t sleepers = atomic_load(&q->ready_sleepers);
+  uint32_t sleepers = fp__pcount(&h->w_asleep, s->nrows);
   if (sleepers == 0) return;
   uint32_t ready = atomic_load(&q->ready_len);
-  uint32_t idle = atomic_load(&h->idle_awake);
+  uint32_t idle = fp__pcount(&h->w_idle, s->nrows);
   if (ready <= idle) return; /* awake idle workers will take them */
-  uint32_t alive = atomic_load(&h->workers_target);
+  /* Live workers: a row waiting out a backoff is nobody. */
+  uint32_t alive = atomic_load(&h->workers_alive);
   uint32_t awake = alive > sleepers ? alive - sleepers : 0;
   /*
    * A worker is busy and tasks are short: it frees up sooner than a

@@ -71,12 +71,12 @@ FP__HIDDEN void fp__q_wake_workers(struct fp__seg *s, uint32_t n);
 FP__HIDDEN void fp__q_wake_space(struct fp__seg *s);
 
 /*
- * Sleep on sem for at most rel_ns, registered in *sleepers, unless
+ * Sleep on sem for at most rel_ns, registered as `me` in *sleepers, unless
  * recheck(arg) says the wait is over after registering. Returns when woken,
  * timed out, interrupted, or recheck was true; the caller rechecks.
  */
-FP__HIDDEN void fp__q_sleep(sem_t *sem, _Atomic uint32_t *sleepers,
-                            uint64_t rel_ns, int (*recheck)(void *),
-                            void *arg);
+FP__HIDDEN void fp__q_sleep(struct fp__hint *sem, struct fp__presence *sleepers,
+                            uint32_t me, uint64_t rel_ns,
+                            int (*recheck)(void *), void *arg);
 
 #endif /* FP_QUEUE_H */

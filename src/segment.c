@@ -62,8 +62,8 @@ static int init_sync(struct fp__queue *q) {
     return -r;
   }
   pthread_mutexattr_destroy(&ma);
-  if (sem_init(&q->ready_sem, 1, 0) != 0 || sem_init(&q->space_sem, 1, 0) != 0)
-    return -errno;
+  atomic_store(&q->ready_sem.v, 0);
+  atomic_store(&q->space_sem.v, 0);
   return 0;
 }
 

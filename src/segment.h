@@ -17,7 +17,6 @@
 #define FP_SEGMENT_H
 
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,7 +25,7 @@
 #include "internal.h"
 
 #define FP__MAGIC 0x4c4f4f504b524f46ull /* "FORKPOOL" read little-endian */
-#define FP__LAYOUT_VERSION 2u
+#define FP__LAYOUT_VERSION 3u
 
 /* Pool states, in the header's futex word `state`. Only move forward. */
 enum fp__pool_state {
@@ -91,6 +90,35 @@ struct fp__counters {
   _Atomic uint64_t corrupt;     /* damage found (any process); see fp_stats */
 } FP__ALIGNED;
 
+/*
+ * A counting wake-up hint on a futex: our own rather than glibc's sem_t,
+ * whose functions abort the process ("The futex facility returned an
+ * unexpected error code") when a stray write damaged the semaphore. Here a
+ * damaged value costs at worst some spurious wake-ups, which every caller
+ * rechecks anyway, until the supervisor resets it.
+ */
+struct fp__hint {
+  _Atomic uint32_t v; /* tokens posted and not yet taken */
+};
+
+static inline void fp__hint_post(struct fp__hint *h) {
+  atomic_fetch_add(&h->v, 1);
+  syscall(SYS_futex, (uint32_t *)&h->v, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+static inline uint32_t fp__hint_value(struct fp__hint *h) {
+  return atomic_load(&h->v);
+}
+
+/* Take a token, or sleep until posted or rel_ns passed. Errors and
+ * interruptions just return: the caller rechecks what it waits for. */
+static inline void fp__hint_wait(struct fp__hint *h, uint64_t rel_ns) {
+  uint32_t x = atomic_load(&h->v);
+  while (x > 0)
+    if (atomic_compare_exchange_weak(&h->v, &x, x - 1)) return;
+  fp__futex_wait(&h->v, 0, rel_ns);
+}
+
 struct fp__queue {
   pthread_mutex_t lock; /* robust, process-shared */
   uint32_t rr[2];       /* round-robin cursor over producers, per priority */
@@ -100,11 +128,34 @@ struct fp__queue {
   uint32_t free_top;    /* entries in the free stack */
   uint32_t pad_;
   uint64_t next_seq;    /* submission order, for rebuilds */
-  _Atomic uint32_t ready_sleepers; /* workers asleep on ready_sem */
-  _Atomic uint32_t space_sleepers; /* producers asleep on space_sem */
-  sem_t ready_sem;      /* wake-up hints for workers */
-  sem_t space_sem;      /* wake-up hints for producers waiting for a slot */
+  struct fp__hint ready_sem; /* wake-up hints for workers */
+  struct fp__hint space_sem; /* ...for producers waiting for a slot */
 } FP__ALIGNED;
+
+/* A set of up to 4096 rows, one bit each (see struct fp__hdr). */
+#define FP__SET_WORDS 64
+struct fp__presence {
+  _Atomic uint64_t w[FP__SET_WORDS];
+} FP__ALIGNED;
+
+static inline void fp__pset(struct fp__presence *p, uint32_t i) {
+  if (i < 64u * FP__SET_WORDS)
+    atomic_fetch_or(&p->w[i / 64], (uint64_t)1 << (i % 64));
+}
+
+static inline void fp__pclr(struct fp__presence *p, uint32_t i) {
+  if (i < 64u * FP__SET_WORDS)
+    atomic_fetch_and(&p->w[i / 64], ~((uint64_t)1 << (i % 64)));
+}
+
+/* Members among the first n rows. */
+static inline uint32_t fp__pcount(struct fp__presence *p, uint32_t n) {
+  uint32_t words = (n + 63) / 64, c = 0;
+  if (words > FP__SET_WORDS) words = FP__SET_WORDS;
+  for (uint32_t k = 0; k < words; k++)
+    c += (uint32_t)__builtin_popcountll(atomic_load(&p->w[k]));
+  return c;
+}
 
 struct fp__hdr {
   /* Fixed at creation, before any other process can see the segment. */
@@ -135,10 +186,16 @@ struct fp__hdr {
   uint32_t spin_max;            /* workers (and producers) spinning at once */
   uint32_t ncpu;                /* online CPUs when the pool was made */
   /* Scheduling hints, on their own line: written often, by everyone. */
-  _Atomic uint32_t wspinners FP__ALIGNED; /* workers spinning for a task */
-  _Atomic uint32_t pspinners;   /* producers spinning for a result */
-  _Atomic uint32_t idle_awake;  /* workers awake without a task */
-  _Atomic uint32_t avg_task_ns; /* moving average of handler run time */
+  _Atomic uint32_t avg_task_ns FP__ALIGNED; /* moving average of run time */
+  _Atomic uint32_t workers_alive; /* supervisor-written */
+  /*
+   * Who is idle, asleep or spinning: one bit per worker row (w_*) or
+   * producer row (p_*), set and cleared only by its owner. The supervisor
+   * clears the bits of a worker it reaped or a producer it found gone, so
+   * a process killed while asleep or spinning leaves no phantom behind
+   * (plain counters would keep it for ever).
+   */
+  struct fp__presence w_idle, w_asleep, w_spin, p_asleep, p_spin;
 
   struct fp__counters c;
   struct fp__queue q;

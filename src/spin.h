@@ -36,13 +36,12 @@ extern __thread uint32_t fp__spin_budget;
  * Spin until cond(arg) is true or the budget runs out. Returns 1 when cond
  * became true. Does nothing (returns 0) when spin_max processes spin already.
  */
-static inline int fp__spin(struct fp__hdr *h, _Atomic uint32_t *spinners,
-                           int (*cond)(void *), void *arg) {
+static inline int fp__spin(struct fp__hdr *h, struct fp__presence *spinners,
+                           uint32_t me, uint32_t n, int (*cond)(void *),
+                           void *arg) {
   if (fp__spin_budget == 0) fp__spin_budget = FP__SPIN_MAX_NS / 4;
-  if (atomic_fetch_add(spinners, 1) >= h->spin_max) {
-    atomic_fetch_sub(spinners, 1);
-    return 0;
-  }
+  if (fp__pcount(spinners, n) >= h->spin_max) return 0;
+  fp__pset(spinners, me);
   uint64_t end = fp__now_ns() + fp__spin_budget;
   int hit = 0;
   for (unsigned k = 1;; k++) {
@@ -53,7 +52,7 @@ static inline int fp__spin(struct fp__hdr *h, _Atomic uint32_t *spinners,
     for (int j = 0; j < 16; j++) fp__cpu_relax();
     if ((k & 7) == 0 && fp__now_ns() >= end) break;
   }
-  atomic_fetch_sub(spinners, 1);
+  fp__pclr(spinners, me);
   if (hit && fp__spin_budget < FP__SPIN_MAX_NS) fp__spin_budget *= 2;
   if (!hit && fp__spin_budget > FP__SPIN_MIN_NS) fp__spin_budget /= 2;
   return hit;

@@ -47,6 +47,7 @@ struct fp__sup {
   struct fp__rowctl *rc;
   uint32_t *settled_gen;   /* per client row: gen fully reclaimed */
   uint32_t streak;         /* consecutive deaths with no task finished */
+  uint64_t last_finished;  /* tasks finished in the pool, at last turn */
   int backoff_logged;      /* once per burst */
   uint64_t drain_deadline;
   int hup_next;            /* next row to replace on SIGHUP; -1: none */
@@ -55,6 +56,7 @@ struct fp__sup {
   int stopped;             /* loop ends */
   pid_t self;
   struct fp__hdr hdr_copy; /* the header's fixed part, as laid out */
+  int lock_kind;           /* the queue mutex's type word, as made */
 };
 
 /* Log a formatted event through opts->log, if any. */

@@ -31,6 +31,11 @@ void fp__sup_reclaim_clients(struct fp__sup *sp) {
      * producer taking the row of a dead one must not shield its leftovers.
      */
     uint32_t limit = held ? gen - 1 : gen;
+    if (!held) {
+      /* Gone: it cannot clear its own presence bits any more. */
+      fp__pclr(&h->p_asleep, r);
+      fp__pclr(&h->p_spin, r);
+    }
     if (limit == sp->settled_gen[r] || limit == UINT32_MAX) continue;
 
     int outstanding = 0;
@@ -66,7 +71,7 @@ void fp__sup_reclaim_clients(struct fp__sup *sp) {
 
 void fp__sup_free_collected(struct fp__sup *sp) {
   struct fp__seg *s = sp->s;
-  if (atomic_load(&s->hdr->q.space_sleepers) == 0) return;
+  if (fp__pcount(&s->hdr->p_asleep, s->nclients) == 0) return;
   /*
    * Producers wait for a slot while others hold collected ones in their
    * free batches: return those now. The owners check the id before they
@@ -81,6 +86,6 @@ void fp__sup_free_collected(struct fp__sup *sp) {
     }
   fp__q_unlock(s);
   if (n > 0)
-    for (uint32_t k = atomic_load(&s->hdr->q.space_sleepers); k > 0; k--)
-      sem_post(&s->hdr->q.space_sem);
+    for (uint32_t k = fp__pcount(&s->hdr->p_asleep, s->nclients); k > 0; k--)
+      fp__hint_post(&s->hdr->q.space_sem);
 }

@@ -23,6 +23,7 @@
 /* The header's fixed part, as laid out; restored from our copy. */
 void fp__sup_save_header(struct fp__sup *sp) {
   memcpy(&sp->hdr_copy, sp->s->hdr, offsetof(struct fp__hdr, state));
+  sp->lock_kind = sp->s->hdr->q.lock.__data.__kind;
 }
 
 static int check_header(struct fp__sup *sp) {
@@ -35,7 +36,12 @@ static int check_header(struct fp__sup *sp) {
 /* Re-create a queue lock whose word names no live thread. 1 if done. */
 static int check_lock(struct fp__sup *sp) {
   struct fp__seg *s = sp->s;
-  int r = fp__q_lock_until(s, fp__now_ns() + 200000000u);
+  /*
+   * The mutex's type word (glibc's __kind) never changes after init: a
+   * different one is damage, and glibc would take the wrong paths on it.
+   */
+  int kind_ok = s->hdr->q.lock.__data.__kind == sp->lock_kind;
+  int r = kind_ok ? fp__q_lock_until(s, fp__now_ns() + 200000000u) : -EINVAL;
   if (r == 0) {
     fp__q_unlock(s);
     return 0;
@@ -97,13 +103,44 @@ void fp__sup_verify(struct fp__sup *sp) {
   struct fp__seg *s = sp->s;
   int hdr = check_header(sp);
   int lock = check_lock(sp);
+  /* Wake-up hints: a count no sleeper set could reach is damage. */
+  int hints = 0;
+  struct fp__queue *q = &s->hdr->q;
+  if (fp__hint_value(&q->ready_sem) > 4096 + s->nrows) {
+    atomic_store(&q->ready_sem.v, 0);
+    hints = 1;
+  }
+  if (fp__hint_value(&q->space_sem) > 4096 + s->nclients) {
+    atomic_store(&q->space_sem.v, 0);
+    hints = 1;
+  }
   int rebuilt = 0, ended = 0;
   if (fp__q_lock_until(s, fp__now_ns() + 1000000000u) == 0) {
     uint64_t now = fp__now_ns();
     for (uint32_t i = 0; i < s->nslots; i++) {
       struct fp__slot *sl = fp__slot_at(s, i);
-      if (atomic_load(&sl->state) <= FP__SLOT_COLLECTED) continue;
-      /* No state at all: whatever it held cannot be trusted. */
+      uint32_t st = atomic_load(&sl->state);
+      /*
+       * RUNNING is valid only with a live worker whose row points at it
+       * (set under this lock when it took the task): a state flipped to
+       * RUNNING by damage would otherwise wait for ever.
+       */
+      if (st == FP__SLOT_RUNNING) {
+        int owned = 0;
+        for (uint32_t r = 0; r < sp->nrows && !owned; r++)
+          owned = sp->rc[r].pid > 0 && sp->rc[r].pid == atomic_load(&sl->worker) &&
+                  atomic_load(&fp__row_at(s, r)->slot) == i;
+        /*
+         * Workers finish without this lock: the task may have ended while
+         * we looked (DONE, then its row cleared). Only a slot still
+         * RUNNING after its would-be worker's row moved on is orphaned:
+         * a worker keeps row->slot from before RUNNING until after DONE.
+         */
+        if (owned || atomic_load(&sl->state) != FP__SLOT_RUNNING) continue;
+      } else if (st <= FP__SLOT_COLLECTED) {
+        continue;
+      }
+      /* No valid state: whatever it held cannot be trusted. */
       sl->status = FP_CORRUPT;
       sl->code = EBADMSG;
       sl->sig = 0;
@@ -126,12 +163,13 @@ void fp__sup_verify(struct fp__sup *sp) {
     free(seen);
     fp__q_unlock(s);
   }
-  if (hdr || lock || rebuilt || ended) {
+  if (hdr || lock || hints || rebuilt || ended) {
     atomic_fetch_add(&s->hdr->c.repairs, 1);
     fp__sup_log(sp, FP_LOG_ERROR,
-                "shared segment damaged after a worker crash:%s%s%s%s",
+                "shared segment damaged after a worker crash:%s%s%s%s%s",
                 hdr ? " header restored;" : "",
                 lock ? " queue lock re-created;" : "",
+                hints ? " wake-up counts reset;" : "",
                 rebuilt ? " ring and free stack rebuilt from slot states;" : "",
                 ended ? " slots with no valid state ended corrupt;" : "");
   }

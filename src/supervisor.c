@@ -30,7 +30,7 @@
 
 void fp__sup_log(struct fp__sup *sp, fp_log_level lvl, const char *fmt, ...) {
   if (sp->o->log == NULL) return;
-  char buf[512];
+  char buf[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -46,10 +46,10 @@ static void set_state(struct fp__sup *sp, uint32_t st) {
 /* Wake everyone who might sleep on the pool: workers, producers. */
 static void wake_all(struct fp__sup *sp) {
   struct fp__hdr *h = sp->s->hdr;
-  for (uint32_t k = atomic_load(&h->q.ready_sleepers); k > 0; k--)
-    sem_post(&h->q.ready_sem);
-  for (uint32_t k = atomic_load(&h->q.space_sleepers); k > 0; k--)
-    sem_post(&h->q.space_sem);
+  for (uint32_t k = fp__pcount(&h->w_asleep, sp->s->nrows); k > 0; k--)
+    fp__hint_post(&h->q.ready_sem);
+  for (uint32_t k = fp__pcount(&h->p_asleep, sp->s->nclients); k > 0; k--)
+    fp__hint_post(&h->q.space_sem);
   for (uint32_t c = 0; c < sp->s->nclients; c++) fp__notify_owner(sp->s, c);
   fp__futex_wake(&h->state);
 }
@@ -134,6 +134,7 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
   setpgid(pid, pid);
   sp->rc[r].pid = pid;
   atomic_store(&row->pid, pid); /* for `stat` only: never trusted back */
+  atomic_fetch_add(&sp->s->hdr->workers_alive, 1);
   sp->rc[r].kill_reason = FP__KILL_NONE;
   sp->rc[r].dump_at = 0;
   sp->rc[r].spawned_ns = fp__now_ns();
@@ -188,7 +189,8 @@ static void log_death(struct fp__sup *sp, pid_t pid, uint64_t task_id,
   fp__sup_log(sp, FP_LOG_WARN, "worker %d died running task %llu (attempt "
               "%u): %s after %llu.%03llu ms (%s)%s%s", (int)pid,
               (unsigned long long)task_id, sl->attempts,
-              st == FP_TIMEOUT ? "timeout" : death_name(sig, code),
+              st == FP_TIMEOUT ? "timeout, killed by SIGKILL"
+                               : death_name(sig, code),
               (unsigned long long)(ran_us / 1000),
               (unsigned long long)(ran_us % 1000), fp_status_name(st),
               o ? ": " : "", flat);
@@ -359,6 +361,11 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
   kill(-pid, SIGKILL); /* leftovers of the task, if any */
   sp->rc[r].pid = 0;
   atomic_store(&row->pid, 0);
+  atomic_fetch_sub(&h->workers_alive, 1);
+  /* It cannot clear its own presence bits any more (killed asleep...). */
+  fp__pclr(&h->w_idle, r);
+  fp__pclr(&h->w_asleep, r);
+  fp__pclr(&h->w_spin, r);
   atomic_store(&row->slot, FP__NONE);
   atomic_store(&row->task_id, 0);
   atomic_store(&row->state, FP__ROW_EMPTY);
@@ -388,8 +395,15 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
   if (!had_task)
     fp__sup_log(sp, FP_LOG_WARN, "worker %d died while idle: %s", (int)pid,
                 what);
-  if (atomic_load(&row->done) == 0) sp->streak++;
-  else sp->streak = 0, sp->backoff_logged = 0;
+  /*
+   * A crash loop is workers that die without finishing a task: a task
+   * killed its worker, or the worker died by itself before its first one
+   * (init). A SIGKILL from outside to an idle or starting worker is not
+   * the work's doing and does not count. Any task finished anywhere in the
+   * pool ends the loop (turn() resets the streak).
+   */
+  if (atomic_load(&row->done) > 0) sp->streak = 0, sp->backoff_logged = 0;
+  else if (had_task || sig != SIGKILL) sp->streak++;
   uint64_t delay = 0;
   if (sp->streak >= 2) {
     uint32_t e = sp->streak - 2 < 20 ? sp->streak - 2 : 20;
@@ -404,6 +418,16 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
   }
   sp->rc[r].spawn_at = now + delay;
   if (delay > 0) atomic_store(&row->state, FP__ROW_BACKOFF);
+}
+
+/* Tasks finished in the whole pool (ok or failed). */
+static uint64_t finished(struct fp__sup *sp) {
+  uint64_t n = 0;
+  for (uint32_t r = 0; r < sp->nrows; r++) {
+    struct fp__row *row = fp__row_at(sp->s, r);
+    n += atomic_load(&row->ok) + atomic_load(&row->failed);
+  }
+  return n;
 }
 
 static void begin_drain(struct fp__sup *sp, int grace_ms) {
@@ -422,8 +446,8 @@ static void begin_drain(struct fp__sup *sp, int grace_ms) {
 static void retire(struct fp__sup *sp, uint32_t r) {
   atomic_store(&fp__row_at(sp->s, r)->retire, 1);
   struct fp__hdr *h = sp->s->hdr;
-  for (uint32_t k = atomic_load(&h->q.ready_sleepers); k > 0; k--)
-    sem_post(&h->q.ready_sem);
+  for (uint32_t k = fp__pcount(&h->w_asleep, sp->s->nrows); k > 0; k--)
+    fp__hint_post(&h->q.ready_sem);
 }
 
 static void resize(struct fp__sup *sp, int delta, const char *why) {
@@ -458,8 +482,8 @@ static void autoscale(struct fp__sup *sp, uint64_t now) {
   if (h->max_workers == 0 || atomic_load(&h->state) != FP__POOL_RUNNING)
     return;
   uint32_t queued = atomic_load(&h->q.ready_len);
-  uint32_t asleep = atomic_load(&h->q.ready_sleepers);
-  uint32_t idle = atomic_load(&h->idle_awake);
+  uint32_t asleep = fp__pcount(&h->w_asleep, sp->s->nrows);
+  uint32_t idle = fp__pcount(&h->w_idle, sp->s->nrows);
   if (queued > 0 && asleep == 0 && idle == 0) {
     sp->idle_since = 0;
     if (sp->backlog_since == 0) sp->backlog_since = now;
@@ -684,6 +708,12 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
       wake = now + 2000000u;
     }
   }
+  uint64_t done = finished(sp);
+  if (done != sp->last_finished) {
+    sp->last_finished = done;
+    sp->streak = 0; /* work gets done: no crash loop, whatever died */
+    sp->backoff_logged = 0;
+  }
   uint64_t t = check_timeouts(sp, now);
   if (t < wake) wake = t;
   t = respawn(sp, now);
@@ -696,7 +726,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
    * get a worker within 10 ms, whatever the producers decided.
    */
   if (atomic_load(&h->q.ready_len) > 0 &&
-      atomic_load(&h->q.ready_sleepers) > 0) {
+      fp__pcount(&h->w_asleep, sp->s->nrows) > 0) {
     fp__q_wake_workers(sp->s, 1);
     if (now + 10000000u < wake) wake = now + 10000000u;
   }

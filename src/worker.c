@@ -90,20 +90,21 @@ static uint32_t take(struct fp__seg *s, uint32_t r, pid_t self, pid_t sup) {
     fp__q_unlock(s);
     if (st >= FP__POOL_DRAINING) return FP__NONE;
     /* Idle and awake: producers count on us before they wake a sleeper. */
-    uint32_t idle = atomic_fetch_add(&h->idle_awake, 1) + 1;
+    fp__pset(&h->w_idle, r);
+    uint32_t idle = fp__pcount(&h->w_idle, s->nrows);
     /*
      * Spin only while a core is free for it: busy workers plus one
      * producer already fill the others, and spinning then steals the CPU
      * the work needs.
      */
-    uint32_t alive = atomic_load(&h->workers_target);
-    uint32_t asleep = atomic_load(&h->q.ready_sleepers);
+    uint32_t alive = atomic_load(&h->workers_alive);
+    uint32_t asleep = fp__pcount(&h->w_asleep, s->nrows);
     uint32_t busy = alive > asleep + idle ? alive - asleep - idle : 0;
     int hit = busy + 1 < h->ncpu &&
-              fp__spin(h, &h->wspinners, ready_or_stopping, &ctx);
-    atomic_fetch_sub(&h->idle_awake, 1);
+              fp__spin(h, &h->w_spin, r, s->nrows, ready_or_stopping, &ctx);
+    fp__pclr(&h->w_idle, r);
     if (hit) continue;
-    fp__q_sleep(&h->q.ready_sem, &h->q.ready_sleepers, 1000000000u,
+    fp__q_sleep(&h->q.ready_sem, &h->w_asleep, r, 1000000000u,
                 ready_or_stopping, &ctx);
     /* PR_SET_PDEATHSIG covers this; the check covers a lost race. */
     if (getppid() != sup) return FP__NONE;

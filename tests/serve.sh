@@ -300,12 +300,15 @@ check "examples/producer attaches and gets results"
 
 # --- 5b. submit --timeout, --json, stdin ---------------------------------------
 t0=$(now)
-$TMO "$FP" submit --name "$A" --timeout 200 "sleep 1000" hello >"$T/wt.out" 2>"$T/wt.err"
+# Generous margins: the machine may be loaded; only "gives up well before
+# the slow task ends" is asserted.
+# (Pool A kills tasks after 500 ms: the submit gives up before that.)
+$TMO "$FP" submit --name "$A" --timeout 300 "sleep 1000" hello >"$T/wt.out" 2>"$T/wt.err"
 rc=$?
 t1=$(now)
-expect_lines "$T/wt.out" "error${TAB}no result within 200 ms" "ok${TAB}HELLO"
+expect_lines "$T/wt.out" "error${TAB}no result within 300 ms" "ok${TAB}HELLO"
 expect_rc $rc 1
-within "$t0" "$t1" 0.9 || fails "took $(secs "$t0" "$t1") s"
+within "$t0" "$t1" 5 || fails "took $(secs "$t0" "$t1") s"
 printf 'x\nsegv\n\n' | $TMO "$FP" submit --name "$A" --json >"$T/js.out" 2>"$T/js.err"
 rc=$?
 expect_lines "$T/js.out" '{"seq":0,"id":[1-9]*,"status":"ok","output":"X","attempts":1,"worker":*,"ms":*}' \
