@@ -124,8 +124,19 @@ uint32_t fp__q_take_ready(struct fp__seg *s) {
   struct fp__queue *q = &s->hdr->q;
   uint32_t n = s->nslots, nc = s->nclients;
   int repaired = 0;
+  uint32_t popped = 0; /* more than n pops in one call: a list loops */
   while (atomic_load(&q->ready_len) > 0) {
     uint32_t len = atomic_load(&q->ready_len), hi = atomic_load(&q->ready_hi);
+    if (FP__NEVER(len > n || hi > len || popped > n)) {
+      if (repaired++) {
+        atomic_store(&q->ready_len, 0);
+        atomic_store(&q->ready_hi, 0);
+        return FP__NONE;
+      }
+      fp__q_rebuild(s);
+      popped = 0;
+      continue;
+    }
     uint32_t p = hi > 0 && (hi >= len || q->hi_streak < FP__HI_BURST) ? 1 : 0;
     /* Producers in turn, from the cursor: fairness between them. */
     uint32_t start = q->rr[p] < nc ? q->rr[p] : 0, r = start, found = 0;
@@ -150,6 +161,7 @@ uint32_t fp__q_take_ready(struct fp__seg *s) {
     }
     uint32_t i = c->qhead[p];
     uint32_t next = s->ready[i];
+    popped++;
     c->qhead[p] = next < n ? next : FP__NONE;
     if (c->qhead[p] == FP__NONE) c->qtail[p] = FP__NONE;
     atomic_fetch_sub(&q->ready_len, 1);

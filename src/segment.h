@@ -117,6 +117,14 @@ static inline void fp__hint_wait(struct fp__hint *h, uint64_t rel_ns) {
   while (x > 0)
     if (atomic_compare_exchange_weak(&h->v, &x, x - 1)) return;
   fp__futex_wait(&h->v, 0, rel_ns);
+  /*
+   * Take the token that woke us. Left in place, it would tell wakers that a
+   * wake-up is still on its way to the sleepers, and they would not post
+   * for a sleeper that nothing will wake.
+   */
+  x = atomic_load(&h->v);
+  while (x > 0)
+    if (atomic_compare_exchange_weak(&h->v, &x, x - 1)) return;
 }
 
 struct fp__queue {

@@ -655,9 +655,13 @@ static uint64_t respawn(struct fp__sup *sp, uint64_t now) {
     struct fp__row *row = fp__row_at(sp->s, r);
     if (sp->rc[r].pid > 0) continue;
     if (sp->rc[r].spawn_at <= now) {
-      if (spawn(sp, r) == 0) {
-        atomic_fetch_add(&h->c.restarts, 1);
-        atomic_fetch_add(&row->restarts, 1);
+      /* Counted before the fork: the new worker may finish tasks before
+       * fork() returns here, and stats must not show them first. */
+      atomic_fetch_add(&h->c.restarts, 1);
+      atomic_fetch_add(&row->restarts, 1);
+      if (spawn(sp, r) != 0) {
+        atomic_fetch_sub(&h->c.restarts, 1);
+        atomic_fetch_sub(&row->restarts, 1);
       }
     } else if (sp->rc[r].spawn_at < next) {
       next = sp->rc[r].spawn_at;

@@ -45,12 +45,18 @@ static int by_addr(const void *a, const void *b) {
 
 /* Parse the function symbols of an ELF64 file. 0 or -errno. */
 static int load(struct symfile *f, const char *path) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /*
+   * The path comes from shared memory a task may have written: never
+   * block on it (a FIFO, a device), read regular files only.
+   */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return -errno;
   struct stat st;
   void *map = MAP_FAILED;
   int err = -EINVAL;
-  if (fstat(fd, &st) != 0 || (size_t)st.st_size < sizeof(Elf64_Ehdr)) goto out;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+      (size_t)st.st_size < sizeof(Elf64_Ehdr))
+    goto out;
   map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
   if (map == MAP_FAILED) goto out;
   const unsigned char *base = map;
@@ -152,11 +158,15 @@ struct frame {
 
 static int handler_frame(const struct frame *f) {
   static const char *const ours[] = {"write_report", "on_fault", "on_dump",
-                                     "backtrace", "__restore_rt"};
+                                     "backtrace", "__restore_rt",
+                                     "__interceptor_backtrace"};
   if (!f->named) return 0;
   for (size_t k = 0; k < sizeof(ours) / sizeof(ours[0]); k++) {
     size_t n = strlen(ours[k]);
-    if (strncmp(f->sym, ours[k], n) == 0 && f->sym[n] == '+') return 1;
+    /* "name+0x..", or a gcc clone such as "name.part.0+0x..". */
+    if (strncmp(f->sym, ours[k], n) == 0 &&
+        (f->sym[n] == '+' || f->sym[n] == '.'))
+      return 1;
   }
   return 0;
 }

@@ -303,6 +303,9 @@ t0=$(now)
 # Generous margins: the machine may be loaded; only "gives up well before
 # the slow task ends" is asserted.
 # (Pool A kills tasks after 500 ms: the submit gives up before that.)
+# Earlier tests may leave a task running for a while: start from idle.
+wait_until 5 sh -c "$FP stat --name $A --json | grep -q '\"running\":0'" ||
+  fails "pool A never became idle"
 $TMO "$FP" submit --name "$A" --timeout 300 "sleep 1000" hello >"$T/wt.out" 2>"$T/wt.err"
 rc=$?
 t1=$(now)
