@@ -440,7 +440,8 @@ FP_EXTERN int fp_pool_open(fp_pool **out, const char *name, unsigned flags);
 FP_EXTERN void fp_result_init(fp_result *res);
 FP_EXTERN void fp_result_release(fp_result *res);
 
-/* "ok", "failed", "crashed", "timeout", "cancelled", or "unknown". */
+/* "ok", "failed", "crashed", "timeout", "cancelled", "corrupt", or
+ * "unknown". */
 FP_EXTERN const char *fp_status_name(fp_status st);
 
 /*

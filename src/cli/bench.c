@@ -184,6 +184,7 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
   };
   memset(o, 0, sizeof(*o));
   for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
     int r = cli_arg_num(CMD, argc, argv, &i, opts, NOPT);
     if (r < 0) return -1;
     if (r > 0) continue;
@@ -230,8 +231,13 @@ void cli_bench_usage(int to_stderr) {
 
 int cli_bench_main(int argc, char **argv) {
   struct bench_opts o;
-  if (parse(argc, argv, &o) < 0) {
-    cli_bench_usage(1);
+  int pr = parse(argc, argv, &o);
+  if (pr > 0) {
+    cli_bench_usage(0);
+    return 0;
+  }
+  if (pr < 0) {
+    fprintf(stderr, "Try 'forkpool bench --help'.\n");
     return 2;
   }
   size_t shared_len = sizeof(struct shared_out) + o.tasks * sizeof(uint32_t);
