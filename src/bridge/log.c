@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h> /* sigabbrev_np */
 #include <time.h>
 #include <unistd.h>
 
@@ -75,45 +76,20 @@ void bridge_log(fp_log_level lvl, const char *fmt, ...)
     ;
 }
 
-struct signame {
-  int sig;
-  const char *name;
-};
-
-static const struct signame signames[] = {
-  { SIGHUP, "SIGHUP" },     { SIGINT, "SIGINT" },   { SIGQUIT, "SIGQUIT" },
-  { SIGILL, "SIGILL" },     { SIGTRAP, "SIGTRAP" }, { SIGABRT, "SIGABRT" },
-  { SIGBUS, "SIGBUS" },     { SIGFPE, "SIGFPE" },   { SIGKILL, "SIGKILL" },
-  { SIGUSR1, "SIGUSR1" },   { SIGSEGV, "SIGSEGV" }, { SIGUSR2, "SIGUSR2" },
-  { SIGPIPE, "SIGPIPE" },   { SIGALRM, "SIGALRM" }, { SIGTERM, "SIGTERM" },
-#ifdef SIGSTKFLT
-  { SIGSTKFLT, "SIGSTKFLT" },
-#endif
-  { SIGCHLD, "SIGCHLD" },   { SIGCONT, "SIGCONT" }, { SIGSTOP, "SIGSTOP" },
-  { SIGTSTP, "SIGTSTP" },   { SIGTTIN, "SIGTTIN" }, { SIGTTOU, "SIGTTOU" },
-  { SIGURG, "SIGURG" },     { SIGXCPU, "SIGXCPU" }, { SIGXFSZ, "SIGXFSZ" },
-  { SIGVTALRM, "SIGVTALRM" }, { SIGPROF, "SIGPROF" },
-  { SIGWINCH, "SIGWINCH" }, { SIGIO, "SIGIO" },
-#ifdef SIGPWR
-  { SIGPWR, "SIGPWR" },
-#endif
-  { SIGSYS, "SIGSYS" },
-};
-
+/* "SIGSEGV" from glibc's own table (sigabbrev_np, glibc 2.32+), else
+ * "SIGRTMIN+n" or "SIGn". */
 const char *bridge_signal_name(int sig, char *buf, size_t len)
 {
-  size_t i;
+  const char *abbrev = sigabbrev_np(sig);
 
-  for (i = 0; i < sizeof signames / sizeof signames[0]; i++)
-    if (signames[i].sig == sig)
-      return signames[i].name;
+  if (abbrev != NULL)
+    snprintf(buf, len, "SIG%s", abbrev);
 #ifdef SIGRTMIN
-  if (sig >= SIGRTMIN && sig <= SIGRTMAX) {
+  else if (sig >= SIGRTMIN && sig <= SIGRTMAX)
     snprintf(buf, len, "SIGRTMIN+%d", sig - SIGRTMIN);
-    return buf;
-  }
 #endif
-  snprintf(buf, len, "SIG%d", sig);
+  else
+    snprintf(buf, len, "SIG%d", sig);
   return buf;
 }
 
