@@ -278,7 +278,7 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
    * space (the supervisor also frees COLLECTED slots for those).
    */
   atomic_store(&sl->state, FP__SLOT_COLLECTED);
-  p->fb[p->nfb++] = p->pend_id[i];
+  p->fb[p->nfb++] = id;
   fp__pend_del(p, i);
   if (p->nfb == FP__FREE_BATCH || p->npending == 0 ||
       fp__pcount(&s->hdr->p_asleep, s->nclients) > 0) {
@@ -361,17 +361,20 @@ FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,
   }
 }
 
-/* Oldest finished pending task (mu held), or NONE. */
-static uint32_t find_done(struct fp_pool *p) {
+/*
+ * Oldest finished pending task (mu held), of tree `root` or, for root 0,
+ * of any tree (roots are task ids, never 0); NONE if none.
+ */
+static uint32_t find_done(struct fp_pool *p, uint64_t root) {
   for (uint32_t i = p->head; i != FP__NONE; i = p->next[i])
-    if (is_done(p, i)) return i;
+    if ((root == 0 || p->pend_root[i] == root) && is_done(p, i)) return i;
   return FP__NONE;
 }
 
-static int any_done(struct fp_pool *p, uint64_t unused) {
-  (void)unused;
+/* Such a task finished (wait_done's recheck). */
+static int any_done(struct fp_pool *p, uint64_t root) {
   pthread_mutex_lock(&p->mu);
-  uint32_t i = find_done(p);
+  uint32_t i = find_done(p, root);
   pthread_mutex_unlock(&p->mu);
   return i != FP__NONE;
 }
@@ -387,7 +390,7 @@ FP_EXTERN int fp_collect(fp_pool *p, fp_result *res, int timeout_ms) {
       pthread_mutex_unlock(&p->mu);
       return -ENOENT;
     }
-    uint32_t i = find_done(p);
+    uint32_t i = find_done(p, 0);
     if (i != FP__NONE) {
       int err = deliver(p, i, res);
       pthread_mutex_unlock(&p->mu);
@@ -425,15 +428,7 @@ FP_EXTERN int fp_cancel(fp_pool *p, uint64_t id) {
   } else if (st == FP__SLOT_READY) {
     /* Queued: out of its list, ended here; it never runs. */
     fp__q_unlink_ready(s, i);
-    sl->status = FP_CANCELLED;
-    sl->code = 0;
-    sl->sig = 0;
-    sl->exit_code = -1;
-    sl->out_len = 0;
-    sl->spawn_len = 0;
-    sl->run_us = 0;
-    sl->res_sum = fp__res_sum(s, sl, id);
-    atomic_store(&sl->state, FP__SLOT_DONE);
+    fp__slot_end(s, sl, FP_CANCELLED, 0, 0, -1, 0, 0);
     atomic_fetch_add(&s->hdr->c.cancelled, 1);
     err = 0;
   } else if (st == FP__SLOT_RUNNING) {
@@ -454,21 +449,6 @@ FP_EXTERN int fp_cancel(fp_pool *p, uint64_t id) {
   return err;
 }
 
-/* Oldest finished pending task of tree `root` (mu held), or NONE. */
-static uint32_t find_done_in(struct fp_pool *p, uint64_t root) {
-  for (uint32_t i = p->head; i != FP__NONE; i = p->next[i])
-    if (p->pend_root[i] == root && is_done(p, i)) return i;
-  return FP__NONE;
-}
-
-/* A task of tree `root` finished (wait_done's recheck). */
-static int tree_ready(struct fp_pool *p, uint64_t root) {
-  pthread_mutex_lock(&p->mu);
-  uint32_t i = find_done_in(p, root);
-  pthread_mutex_unlock(&p->mu);
-  return i != FP__NONE;
-}
-
 FP_EXTERN int fp_collect_tree(fp_pool *p, uint64_t root, fp_result *res,
                               int timeout_ms) {
   if (p == NULL || res == NULL) return -EINVAL;
@@ -478,7 +458,7 @@ FP_EXTERN int fp_collect_tree(fp_pool *p, uint64_t root, fp_result *res,
   for (;;) {
     fp__tree_pump(p);
     pthread_mutex_lock(&p->mu);
-    uint32_t i = find_done_in(p, root);
+    uint32_t i = find_done(p, root);
     if (i != FP__NONE) {
       int err = deliver(p, i, res);
       pthread_mutex_unlock(&p->mu);
@@ -495,6 +475,6 @@ FP_EXTERN int fp_collect_tree(fp_pool *p, uint64_t root, fp_result *res,
     if (!fp__sup_alive(p)) return -EPIPE;
     /* With spawns queued here, look again soon: a slot may free up. */
     wait_done(p, min_u64(deadline - now, p->sq_head ? 1000000u : RECHECK_NS),
-              tree_ready, root);
+              any_done, root);
   }
 }

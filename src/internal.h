@@ -17,7 +17,6 @@
 #include "forkpool.h"
 
 #define FP__HIDDEN __attribute__((visibility("hidden")))
-#define FP__UNUSED __attribute__((unused))
 #define FP__CACHELINE 64
 #define FP__ALIGNED __attribute__((aligned(FP__CACHELINE)))
 #define FP__NONE UINT32_MAX

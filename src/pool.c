@@ -47,11 +47,9 @@ int fp__sup_alive(struct fp_pool *p) {
     }
     return 1;
   }
-  int ws;
-  pid_t r = waitpid(p->sup_pid, &ws, WNOHANG);
+  pid_t r = waitpid(p->sup_pid, NULL, WNOHANG);
   if (r == 0) return 1;
   if (r == p->sup_pid) {
-    p->sup_status = ws;
     atomic_store(&p->sup_gone, 1);
     return 0;
   }
@@ -67,10 +65,11 @@ static int alloc_local(struct fp_pool *p, uint32_t n) {
   p->pend_id = calloc(n, sizeof(*p->pend_id));
   p->pend_root = calloc(n, sizeof(*p->pend_root));
   p->pend_parent = calloc(n, sizeof(*p->pend_parent));
-  if (p->pend_root == NULL || p->pend_parent == NULL) return -ENOMEM;
   p->next = calloc(n, sizeof(*p->next));
   p->prev = calloc(n, sizeof(*p->prev));
-  if (p->pend_id == NULL || p->next == NULL || p->prev == NULL) return -ENOMEM;
+  if (p->pend_id == NULL || p->pend_root == NULL || p->pend_parent == NULL ||
+      p->next == NULL || p->prev == NULL)
+    return -ENOMEM; /* free_local() releases what was had */
   p->head = p->tail = FP__NONE;
   return 0;
 }
@@ -159,11 +158,7 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
    * must not inherit this mapping: a stray child could otherwise write into
    * it. The supervisor already has its copy.
    */
-  {
-    /* The guard pages too: a later child gets none of the reservation. */
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    madvise(p->seg.base - page, p->seg.len + 2 * page, MADV_DONTFORK);
-  }
+  fp__seg_dontfork(&p->seg);
   if ((err = wait_started(p)) < 0) {
     close(p->cmd_fd);
     if (!atomic_load(&p->sup_gone)) {
@@ -196,14 +191,7 @@ static void settle_orphans(struct fp_pool *p) {
     struct fp__slot *sl = fp__slot_at(s, i);
     uint32_t st = atomic_load(&sl->state);
     if (st != FP__SLOT_READY && st != FP__SLOT_RUNNING) continue;
-    sl->status = FP_CANCELLED;
-    sl->code = 0;
-    sl->sig = 0;
-    sl->exit_code = -1;
-    sl->out_len = 0;
-    sl->spawn_len = 0;
-    sl->res_sum = fp__res_sum(s, sl, atomic_load(&sl->id));
-    atomic_store(&sl->state, FP__SLOT_DONE);
+    fp__slot_end(s, sl, FP_CANCELLED, 0, 0, -1, 0, sl->run_us);
     atomic_fetch_add(&s->hdr->c.cancelled, 1);
   }
   atomic_store(&s->hdr->state, FP__POOL_STOPPED);
@@ -223,10 +211,7 @@ FP_EXTERN int fp_pool_stop(fp_pool *p, int mode, int grace_ms) {
   if (!atomic_load(&p->sup_gone)) {
     /* A failed write means the supervisor is gone already: reap it below. */
     fp__write_all(p->cmd_fd, &cmd, sizeof(cmd));
-    int ws;
-    pid_t r;
-    while ((r = waitpid(p->sup_pid, &ws, 0)) < 0 && errno == EINTR) {}
-    if (r == p->sup_pid) p->sup_status = ws;
+    while (waitpid(p->sup_pid, NULL, 0) < 0 && errno == EINTR) {}
     atomic_store(&p->sup_gone, 1);
   }
   if (atomic_load(&p->seg.hdr->state) != FP__POOL_STOPPED) settle_orphans(p);

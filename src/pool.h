@@ -38,7 +38,6 @@ struct fp_pool {
   _Atomic uint32_t alive_tick; /* submits since the last liveness check */
   uint64_t fb[FP__FREE_BATCH];  /* ids of collected slots to free (mu) */
   unsigned nfb;
-  int sup_status;
 
   /* Recursive pools (tree.c), under mu. */
   struct fp__spawn *sq_head, *sq_tail; /* spawned, not yet submitted */

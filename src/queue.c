@@ -120,6 +120,21 @@ void fp__q_put_ready(struct fp__seg *s, uint32_t i) {
  */
 #define FP__HI_BURST 4u
 
+/*
+ * The READY bookkeeping is damaged: rebuild it from the slot states, once
+ * per take. Returns 1 to try again, 0 (with the queue emptied) when a
+ * rebuild did not help.
+ */
+static int repair_once(struct fp__seg *s, int *repaired) {
+  if ((*repaired)++) {
+    atomic_store(&s->hdr->q.ready_len, 0);
+    atomic_store(&s->hdr->q.ready_hi, 0);
+    return 0;
+  }
+  fp__q_rebuild(s);
+  return 1;
+}
+
 uint32_t fp__q_take_ready(struct fp__seg *s) {
   struct fp__queue *q = &s->hdr->q;
   uint32_t n = s->nslots, nc = s->nclients;
@@ -128,12 +143,7 @@ uint32_t fp__q_take_ready(struct fp__seg *s) {
   while (atomic_load(&q->ready_len) > 0) {
     uint32_t len = atomic_load(&q->ready_len), hi = atomic_load(&q->ready_hi);
     if (FP__NEVER(len > n || hi > len || popped > n)) {
-      if (repaired++) {
-        atomic_store(&q->ready_len, 0);
-        atomic_store(&q->ready_hi, 0);
-        return FP__NONE;
-      }
-      fp__q_rebuild(s);
+      if (!repair_once(s, &repaired)) return FP__NONE;
       popped = 0;
       continue;
     }
@@ -151,12 +161,7 @@ uint32_t fp__q_take_ready(struct fp__seg *s) {
     } while (r != start);
     if (FP__NEVER(!found)) {
       /* Counts and lists disagree: only damage does that. */
-      if (repaired++) {
-        atomic_store(&q->ready_len, 0);
-        atomic_store(&q->ready_hi, 0);
-        return FP__NONE;
-      }
-      fp__q_rebuild(s);
+      if (!repair_once(s, &repaired)) return FP__NONE;
       continue;
     }
     uint32_t i = c->qhead[p];

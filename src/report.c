@@ -138,7 +138,7 @@ static void write_report(char kind, int sig, uintptr_t addr) {
   if (r == NULL) return;
   /* Seal mode: reopen the segment first (mprotect is a system call, safe
    * in a handler) so the report can be written. */
-  if (fp__sealed_unseal()) fp__seal(my_seg, 0);
+  if (fp__sealed()) fp__seal(my_seg, 0);
   uint64_t task = atomic_load(my_task);
   atomic_store(&r->task_id, 0); /* invalid while we write */
   struct buf b = {r->text, 0, sizeof(r->text)};

@@ -173,6 +173,13 @@ void *fp__map_guarded(size_t len, int prot, int flags, int fd) {
   return map;
 }
 
+void fp__seg_dontfork(const struct fp__seg *seg) {
+  /* The guard pages too: a later child gets none of the reservation. */
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t len = seg->maplen ? seg->maplen : seg->len;
+  madvise(seg->base - page, len + 2 * page, MADV_DONTFORK);
+}
+
 void fp__unmap_guarded(void *map, size_t len) {
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
   munmap((unsigned char *)map - page, len + 2 * page);
@@ -228,7 +235,7 @@ int fp__seal(const struct fp__seg *s, int on) {
              : -errno;
 }
 
-int fp__sealed_unseal(void) {
+int fp__sealed(void) {
   /* Async-signal-safe: the fault handler reopens the segment to report. */
   return atomic_load(&sealed);
 }

@@ -355,13 +355,16 @@ FP__HIDDEN void fp__seg_bind(struct fp__seg *seg);
 FP__HIDDEN void *fp__map_guarded(size_t len, int prot, int flags, int fd);
 FP__HIDDEN void fp__unmap_guarded(void *map, size_t len);
 
+/* Keep the mapping (and its guards) out of children forked from now on. */
+FP__HIDDEN void fp__seg_dontfork(const struct fp__seg *seg);
+
 /*
  * Seal mode (worker): make the segment inaccessible (on = 1) or usable
- * again (on = 0). 0 or -errno. fp__sealed_unseal() says whether it is
+ * again (on = 0). 0 or -errno. fp__sealed() says whether it is
  * sealed now (for the fault handler).
  */
 FP__HIDDEN int fp__seal(const struct fp__seg *s, int on);
-FP__HIDDEN int fp__sealed_unseal(void);
+FP__HIDDEN int fp__sealed(void);
 
 /* Unmap and close. Leaves *seg zeroed with fd -1. Safe on a zeroed seg. */
 FP__HIDDEN void fp__seg_unmap(struct fp__seg *seg);

@@ -40,12 +40,6 @@ int fp__ofd_lock(int fd, off_t off) {
   return r == -EACCES ? -EAGAIN : r;
 }
 
-void fp__ofd_unlock(int fd, off_t off) {
-  struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = off,
-                     .l_len = 1};
-  ofd_op(fd, F_OFD_SETLK, &fl);
-}
-
 int fp__ofd_held(int fd, off_t off) {
   struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = off,
                      .l_len = 1};

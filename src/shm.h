@@ -22,7 +22,6 @@ FP__HIDDEN int fp__shm_path(const char *name, char *buf, size_t size);
  * open holds it, or -errno.
  */
 FP__HIDDEN int fp__ofd_lock(int fd, off_t off);
-FP__HIDDEN void fp__ofd_unlock(int fd, off_t off);
 
 /* 1 when another open holds a lock on byte `off`, 0 when none, -errno. */
 FP__HIDDEN int fp__ofd_held(int fd, off_t off);

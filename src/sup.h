@@ -32,7 +32,6 @@ struct fp__rowctl {
   pid_t pid;          /* the worker in this row (the shared row's copy is
                          for display: a scribbled pid must never be killed) */
   uint64_t spawn_at;  /* when an empty row may be forked again */
-  uint64_t spawned_ns;
   int kill_reason;    /* why we SIGKILLed it, if we did */
   uint64_t kill_task;
   uint64_t dump_at;   /* hang dump asked for at (timeout), 0 if not */

@@ -116,7 +116,6 @@ void fp__sup_verify(struct fp__sup *sp) {
   }
   int rebuilt = 0, ended = 0;
   if (fp__q_lock_until(s, fp__now_ns() + 1000000000u) == 0) {
-    uint64_t now = fp__now_ns();
     for (uint32_t i = 0; i < s->nslots; i++) {
       struct fp__slot *sl = fp__slot_at(s, i);
       uint32_t st = atomic_load(&sl->state);
@@ -141,16 +140,7 @@ void fp__sup_verify(struct fp__sup *sp) {
         continue;
       }
       /* No valid state: whatever it held cannot be trusted. */
-      sl->status = FP_CORRUPT;
-      sl->code = EBADMSG;
-      sl->sig = 0;
-      sl->exit_code = -1;
-      sl->out_len = 0;
-      sl->spawn_len = 0;
-      sl->run_us = 0;
-      (void)now;
-      sl->res_sum = fp__res_sum(s, sl, atomic_load(&sl->id));
-      atomic_store(&sl->state, FP__SLOT_DONE);
+      fp__slot_end(s, sl, FP_CORRUPT, EBADMSG, 0, -1, 0, 0);
       fp__notify_owner(s, sl->owner);
       atomic_fetch_add(&s->hdr->c.corrupt, 1);
       ended++;

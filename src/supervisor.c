@@ -62,24 +62,17 @@ static void end_task_report(struct fp__sup *sp, struct fp__slot *sl,
                             fp_status st, int sig, int exit_code, uint64_t now,
                             const char *report, size_t rlen) {
   struct fp__hdr *h = sp->s->hdr;
-  sl->status = st;
-  sl->code = 0;
-  sl->sig = sig;
-  sl->exit_code = exit_code;
   if (report != NULL && rlen > 0) {
     if (rlen > sp->s->max_output) rlen = sp->s->max_output;
     memcpy(fp__slot_out(sp->s, sl), report, rlen);
   } else {
     rlen = 0;
   }
-  sl->out_len = (uint32_t)rlen;
-  sl->spawn_len = 0; /* a task that did not finish spawns nothing */
-  sl->run_us = sl->started_ns != 0 && now > sl->started_ns
-                   ? (now - sl->started_ns) / 1000u
-                   : 0;
-  sl->res_sum = fp__res_sum(sp->s, sl, atomic_load(&sl->id));
   uint32_t owner = sl->owner;
-  atomic_store(&sl->state, FP__SLOT_DONE);
+  fp__slot_end(sp->s, sl, st, 0, sig, exit_code, (uint32_t)rlen,
+               sl->started_ns != 0 && now > sl->started_ns
+                   ? (now - sl->started_ns) / 1000u
+                   : 0);
   _Atomic uint64_t *ctr = st == FP_CRASHED   ? &h->c.crashed
                           : st == FP_TIMEOUT ? &h->c.timeout
                                              : &h->c.cancelled;
@@ -137,7 +130,6 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
   atomic_fetch_add(&sp->s->hdr->workers_alive, 1);
   sp->rc[r].kill_reason = FP__KILL_NONE;
   sp->rc[r].dump_at = 0;
-  sp->rc[r].spawned_ns = fp__now_ns();
   fp__sup_log(sp, FP_LOG_DEBUG, "worker %d started in row %u", (int)pid, r);
   return 0;
 }

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "forkpool.h"
+#include "cli/signame.h" /* cli_signal_name(), shared with forkpool */
 
 #define BRIDGE_CMD "forkpool bridge"
 
@@ -74,8 +75,6 @@ void bridge_opts_free(struct bridge_opts *o);
 void bridge_log(fp_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void bridge_log_set_level(fp_log_level min);
-/* "SIGSEGV", "SIGRTMIN+3", or "SIG<n>" in buf. */
-const char *bridge_signal_name(int sig, char *buf, size_t len);
 /* Monotonic milliseconds. */
 uint64_t bridge_now_ms(void);
 void bridge_sleep_ms(unsigned ms);

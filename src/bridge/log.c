@@ -6,15 +6,11 @@
  * Each line goes out in one write(2) below PIPE_BUF, so lines of the bridge
  * and of a pool logging to the same pipe never interleave. Control
  * characters become spaces: one event is one line.
- *
- * Also the signal names of result entries, from a table rather than
- * sigabbrev_np() (glibc 2.32+ only): the same names as src/cli/format.c.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <string.h> /* sigabbrev_np */
 #include <time.h>
 #include <unistd.h>
 
@@ -74,23 +70,6 @@ void bridge_log(fp_log_level lvl, const char *fmt, ...)
    * not happen; EINTR is retried, anything else is ignored (no stderr). */
   while (write(2, line, n) < 0 && errno == EINTR)
     ;
-}
-
-/* "SIGSEGV" from glibc's own table (sigabbrev_np, glibc 2.32+), else
- * "SIGRTMIN+n" or "SIGn". */
-const char *bridge_signal_name(int sig, char *buf, size_t len)
-{
-  const char *abbrev = sigabbrev_np(sig);
-
-  if (abbrev != NULL)
-    snprintf(buf, len, "SIG%s", abbrev);
-#ifdef SIGRTMIN
-  else if (sig >= SIGRTMIN && sig <= SIGRTMAX)
-    snprintf(buf, len, "SIGRTMIN+%d", sig - SIGRTMIN);
-#endif
-  else
-    snprintf(buf, len, "SIG%d", sig);
-  return buf;
 }
 
 uint64_t bridge_now_ms(void)

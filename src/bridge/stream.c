@@ -344,7 +344,7 @@ static void build_fields(struct fields *f, const struct bridge_opts *o,
       put(f, r->output ? (const char *)r->output : "", r->output_len);
     }
     if (r->signal) {
-      sig = bridge_signal_name(r->signal, f->sig, sizeof f->sig);
+      sig = cli_signal_name(r->signal, f->sig, sizeof f->sig);
       puts_(f, "signal");
       puts_(f, sig);
     } else if ((r->status == FP_CRASHED || r->status == FP_TIMEOUT) &&

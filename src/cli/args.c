@@ -169,3 +169,25 @@ unsigned cli_online_cpus(void)
     return 1;
   return n > (long)FP_MAX_WORKERS ? FP_MAX_WORKERS : (unsigned)n;
 }
+
+int cli_arg_string(const char *cmd, int argc, char **argv, int *i,
+                   const char *name, const char **val)
+{
+  int r = cli_arg_value(cmd, argc, argv, i, name, val);
+
+  if (r <= 0)
+    return r;
+  if (**val == '\0') {
+    fprintf(stderr, "%s: %s: empty value\n", cmd, name);
+    return -1;
+  }
+  return 1;
+}
+
+void cli_arg_reject(const char *cmd, const char *arg)
+{
+  if (arg[0] == '-')
+    fprintf(stderr, "%s: unknown option '%s'\n", cmd, arg);
+  else
+    fprintf(stderr, "%s: unexpected argument '%s'\n", cmd, arg);
+}

@@ -70,6 +70,16 @@ int cli_arg_choice(const char *cmd, int argc, char **argv, int *i,
                    const char *name, const char *const *choices, int n,
                    int *idx);
 
+/*
+ * cli_arg_value() for a string option that may not be empty: returns as it
+ * does, and -1 (message printed) for an empty value.
+ */
+int cli_arg_string(const char *cmd, int argc, char **argv, int *i,
+                   const char *name, const char **val);
+
+/* Say that arg is an unknown option or an unexpected argument. */
+void cli_arg_reject(const char *cmd, const char *arg);
+
 /* Online CPUs, clamped to 1..FP_MAX_WORKERS: the default worker count. */
 unsigned cli_online_cpus(void);
 

@@ -1,7 +1,5 @@
 /*
- * Formatting results. Signal names come from a table rather than
- * sigabbrev_np() (glibc 2.32+ only) so the tool builds on older glibc and
- * musl, and every name it prints is the same everywhere.
+ * Formatting results (signal names: signame.c).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -9,23 +7,6 @@
 
 #include "format.h"
 #include "json.h"
-
-/* "SIGSEGV" from glibc's own table (sigabbrev_np, glibc 2.32+), else
- * "SIGRTMIN+n" or "SIGn". */
-const char *cli_signal_name(int sig, char *buf, size_t len)
-{
-  const char *abbrev = sigabbrev_np(sig);
-
-  if (abbrev != NULL)
-    snprintf(buf, len, "SIG%s", abbrev);
-#ifdef SIGRTMIN
-  else if (sig >= SIGRTMIN && sig <= SIGRTMAX)
-    snprintf(buf, len, "SIGRTMIN+%d", sig - SIGRTMIN);
-#endif
-  else
-    snprintf(buf, len, "SIG%d", sig);
-  return buf;
-}
 
 /* The worker's exit code is meaningful only when it died without a signal
  * while running the task. */

@@ -35,11 +35,7 @@
 /* The error code reported for a record over --max-input. */
 #define CLI_CODE_OVERSIZE 90 /* EMSGSIZE on Linux */
 
-/*
- * "SIGSEGV" for a signal number, "SIGRTMIN+3" for real-time signals,
- * "SIG<n>" for anything else. Returns buf or a static string.
- */
-const char *cli_signal_name(int sig, char *buf, size_t len);
+#include "signame.h" /* cli_signal_name() */
 
 /* How to print results. */
 struct cli_format {

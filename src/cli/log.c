@@ -76,9 +76,10 @@ static void put_text(char *line, size_t *n, size_t cap, size_t keep,
   }
 }
 
-/* Append msg as the body of a JSON string, the way cli_json_escape() does,
+/* Append msg as the body of a JSON string (control bytes as \u00XX),
  * keeping `keep` bytes free; cuts only between whole escapes or UTF-8
- * sequences, so what is written is always valid. */
+ * sequences, so what is written is always valid. Its own encoder, not
+ * cli_json_escape(): it must cut to a fixed-size line. */
 static void put_json(char *line, size_t *n, size_t cap, size_t keep,
                      const char *msg)
 {

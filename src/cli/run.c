@@ -36,14 +36,6 @@ struct run_state {
   struct cli_progress prog;
 };
 
-/* Set by SIGINT/SIGTERM; the loop polls it at least every slice. */
-static volatile sig_atomic_t g_signal;
-
-static void on_signal(int sig)
-{
-  g_signal = sig;
-}
-
 static int start_pool(struct run_state *s, const struct cli_plugin *pl)
 {
   const struct run_opts *o = s->opt;
@@ -82,22 +74,6 @@ static int start_pool(struct run_state *s, const struct cli_plugin *pl)
     s->pool = NULL;
   }
   return r;
-}
-
-/* Installed after fp_pool_start(), so the supervisor and workers, which
- * are forked during it, inherit default dispositions rather than our
- * handler and an ignored SIGPIPE. */
-static void install_signals(void)
-{
-  struct sigaction sa;
-
-  memset(&sa, 0, sizeof sa);
-  sigemptyset(&sa.sa_mask);
-  sa.sa_handler = on_signal; /* no SA_RESTART: let waits end early */
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sa.sa_handler = SIG_IGN;
-  sigaction(SIGPIPE, &sa, NULL); /* a closed stdout becomes EPIPE */
 }
 
 int cli_run_main(int argc, char **argv)
@@ -144,9 +120,10 @@ int cli_run_main(int argc, char **argv)
   if (start_pool(&s, &pl) < 0)
     goto out;
   s.st.pool = s.pool;
-  install_signals();
+  /* After fp_pool_start(): its children keep default dispositions. */
+  volatile sig_atomic_t *sig = cli_stream_signals();
 
-  r = cli_stream_run(&s.st, CMD, &g_signal);
+  r = cli_stream_run(&s.st, CMD, sig);
   cli_progress_end(s.st.progress);
   (void)cli_out_flush(&s.st.out);
   if (s.st.err)

@@ -120,13 +120,9 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o)
         goto usage;
       continue;
     }
-    if ((r = cli_arg_value(CMD, argc, argv, &i, "--handler", &v)) != 0) {
+    if ((r = cli_arg_string(CMD, argc, argv, &i, "--handler", &v)) != 0) {
       if (r < 0)
         goto usage;
-      if (*v == '\0') {
-        fprintf(stderr, CMD ": --handler: empty value\n");
-        goto usage;
-      }
       o->handler = v;
       continue;
     }
@@ -136,10 +132,7 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o)
         goto usage;
       continue;
     }
-    if (a[0] == '-')
-      fprintf(stderr, CMD ": unknown option '%s'\n", a);
-    else
-      fprintf(stderr, CMD ": unexpected argument '%s'\n", a);
+    cli_arg_reject(CMD, a);
     goto usage;
   }
   if (!o->handler) {

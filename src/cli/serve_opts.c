@@ -70,23 +70,6 @@ enum { OPT_WORKERS, OPT_QUEUE, OPT_MAX_INPUT, OPT_MAX_OUTPUT, OPT_TIMEOUT,
        OPT_MAX_ATTEMPTS, OPT_MAX_MEMORY, OPT_MIN_WORKERS, OPT_IDLE,
        OPT_COUNT };
 
-/* A valued option that is a string; empty values are refused. */
-static int string_opt(int argc, char **argv, int *i, const char *name,
-                      const char **dst)
-{
-  const char *v = NULL;
-  int r = cli_arg_value(CMD, argc, argv, i, name, &v);
-
-  if (r <= 0)
-    return r;
-  if (*v == '\0') {
-    fprintf(stderr, CMD ": %s: empty value\n", name);
-    return -1;
-  }
-  *dst = v;
-  return 1;
-}
-
 /* See serve.h. */
 int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
 {
@@ -141,8 +124,10 @@ int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
     }
     /* An empty name gets the naming rules from cli_name_check() below. */
     if ((r = cli_arg_value(CMD, argc, argv, &i, "--name", &o->name)) != 0 ||
-        (r = string_opt(argc, argv, &i, "--handler", &o->handler)) != 0 ||
-        (r = string_opt(argc, argv, &i, "--pidfile", &o->pidfile)) != 0) {
+        (r = cli_arg_string(CMD, argc, argv, &i, "--handler",
+                            &o->handler)) != 0 ||
+        (r = cli_arg_string(CMD, argc, argv, &i, "--pidfile",
+                            &o->pidfile)) != 0) {
       if (r < 0)
         goto usage;
       continue;
@@ -158,10 +143,7 @@ int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
         goto usage;
       continue;
     }
-    if (a[0] == '-')
-      fprintf(stderr, CMD ": unknown option '%s'\n", a);
-    else
-      fprintf(stderr, CMD ": unexpected argument '%s'\n", a);
+    cli_arg_reject(CMD, a);
     goto usage;
   }
   if (!o->name) {

@@ -225,10 +225,7 @@ int cli_stat_main(int argc, char **argv)
         goto usage;
       continue;
     }
-    if (a[0] == '-')
-      fprintf(stderr, CMD ": unknown option '%s'\n", a);
-    else
-      fprintf(stderr, CMD ": unexpected argument '%s'\n", a);
+    cli_arg_reject(CMD, a);
     goto usage;
   }
   if (!name) {

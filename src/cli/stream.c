@@ -2,6 +2,7 @@
  * The submit-collect-print loop: see stream.h.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -250,4 +251,26 @@ int cli_stream_run(struct cli_stream *s, const char *cmd,
       return -1;
     }
   }
+}
+
+/* Set by SIGINT/SIGTERM; the loop polls it at least every slice. */
+static volatile sig_atomic_t g_signal;
+
+static void on_signal(int sig)
+{
+  g_signal = sig;
+}
+
+volatile sig_atomic_t *cli_stream_signals(void)
+{
+  struct sigaction sa;
+
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = on_signal; /* no SA_RESTART: let waits end early */
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &sa, NULL); /* a closed stdout becomes EPIPE */
+  return &g_signal;
 }

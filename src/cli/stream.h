@@ -84,4 +84,12 @@ void cli_stream_free(struct cli_stream *s);
 int cli_stream_run(struct cli_stream *s, const char *cmd,
                    volatile sig_atomic_t *sig);
 
+/*
+ * Catch SIGINT and SIGTERM into a flag for cli_stream_run() (returned), and
+ * ignore SIGPIPE so a closed stdout is an EPIPE. Install it after
+ * fp_pool_start(): the supervisor and workers forked during it must keep
+ * default dispositions.
+ */
+volatile sig_atomic_t *cli_stream_signals(void);
+
 #endif /* FORKPOOL_CLI_STREAM_H */

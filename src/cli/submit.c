@@ -160,27 +160,6 @@ usage:
   return CLI_EXIT_USAGE;
 }
 
-/* Set by SIGINT/SIGTERM; the loop polls it at least every slice. */
-static volatile sig_atomic_t g_signal;
-
-static void on_signal(int sig)
-{
-  g_signal = sig;
-}
-
-static void install_signals(void)
-{
-  struct sigaction sa;
-
-  memset(&sa, 0, sizeof sa);
-  sigemptyset(&sa.sa_mask);
-  sa.sa_handler = on_signal; /* no SA_RESTART: let waits end early */
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sa.sa_handler = SIG_IGN;
-  sigaction(SIGPIPE, &sa, NULL); /* a closed stdout becomes EPIPE */
-}
-
 /* The exit status after the loop returned r. */
 static int finish(const struct submit_opts *o, struct cli_stream *st, int r)
 {
@@ -249,9 +228,10 @@ int cli_submit_main(int argc, char **argv)
   st.fmt.max_input = 0; /* not known: "over the pool's max input" */
   st.fmt.wait_ms = opt.wait_ms;
   st.drain_on_refusal = 1;
-  install_signals();
+  /* After fp_pool_start(): its children keep default dispositions. */
+  volatile sig_atomic_t *sig = cli_stream_signals();
 
-  r = cli_stream_run(&st, CMD, &g_signal);
+  r = cli_stream_run(&st, CMD, sig);
   rc = finish(&opt, &st, r);
   goto out;
 
