@@ -9,6 +9,9 @@
 
 __thread uint32_t fp__spin_budget;
 
+/* Lock attempts in user space before a sleeping wait (7 us at most). */
+#define FP__LOCK_TRIES 64
+
 int fp__q_lock_until(struct fp__seg *s, uint64_t deadline_ns) {
   struct fp__queue *q = &s->hdr->q;
   int r;
@@ -23,6 +26,18 @@ int fp__q_lock_until(struct fp__seg *s, uint64_t deadline_ns) {
    *    (sup_verify.c) and the next slice takes the new one.
    * A slice that times out just tries again: a stall costs 50 ms at most.
    */
+  /*
+   * The lock is held for well under a microsecond: try for a moment in user
+   * space before sleeping in the kernel. A contended robust mutex costs a
+   * futex wait here and a futex wake at the holder's unlock; measured with
+   * `forkpool bench --workers 2` (one producer, 256 in flight), trying first
+   * took throughput from 0.71M to 0.98M tasks/s on 2 vCPUs.
+   */
+  for (int k = 0; k < FP__LOCK_TRIES; k++) {
+    r = pthread_mutex_trylock(&q->lock);
+    if (r != EBUSY) goto locked;
+    for (int j = 0; j < 8; j++) fp__cpu_relax();
+  }
   for (;;) {
     uint64_t now = fp__now_ns();
     uint64_t until = now + 50000000u < deadline_ns ? now + 50000000u
@@ -31,6 +46,7 @@ int fp__q_lock_until(struct fp__seg *s, uint64_t deadline_ns) {
     r = pthread_mutex_clocklock(&q->lock, CLOCK_MONOTONIC, &ts);
     if (r != ETIMEDOUT || until >= deadline_ns) break;
   }
+locked:
   if (r == EOWNERDEAD) {
     /*
      * The previous holder died inside a critical section. Every ring or stack
