@@ -63,14 +63,38 @@ static int flush_frees(struct fp_pool *p) {
   for (unsigned k = 0; k < p->nfb; k++) {
     uint32_t i = (uint32_t)(p->fb[k] & FP__ID_INDEX_MASK);
     struct fp__slot *sl = fp__slot_at(s, i);
-    if (atomic_load(&sl->state) == FP__SLOT_COLLECTED &&
-        atomic_load(&sl->id) == p->fb[k]) {
-      fp__q_put_free(s, i);
-      n++;
-    }
+    if (atomic_load(&sl->id) == p->fb[k]) n += fp__q_free_collected(s, i);
   }
   p->nfb = 0;
   return n;
+}
+
+/*
+ * Take back the newest of our collected slots for a new task (mu held),
+ * without the queue lock: COLLECTED -> FILLING by compare-and-swap, which
+ * fails if the supervisor freed it meanwhile (fp__q_free_collected). Then
+ * stamped as fp__q_take_free does: our row and gen, a new id. Dying after
+ * the swap leaves a FILLING slot of ours: reclaimed with us. NONE when we
+ * hold none.
+ */
+static uint32_t reuse_slot(struct fp_pool *p) {
+  struct fp__seg *s = &p->seg;
+  while (p->nfb > 0) {
+    uint64_t id = p->fb[--p->nfb];
+    uint32_t i = (uint32_t)(id & FP__ID_INDEX_MASK);
+    struct fp__slot *sl = fp__slot_at(s, i);
+    uint32_t want = FP__SLOT_COLLECTED;
+    if (atomic_load(&sl->id) != id ||
+        !atomic_compare_exchange_strong(&sl->state, &want,
+                                        FP__SLOT_FILLING))
+      continue;
+    sl->owner = p->client;
+    sl->owner_gen = p->client_gen;
+    sl->gen++;
+    atomic_store(&sl->id, (sl->gen << FP__ID_SHIFT) | i);
+    return i;
+  }
+  return FP__NONE;
 }
 
 /* Is the supervisor still there? A system call at most every 64 calls. */
@@ -144,11 +168,23 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
     /* The state word cannot say that the supervisor died: ask now and then. */
     if (!check_alive(p)) return -EPIPE;
     pthread_mutex_lock(&p->mu);
+    i = reuse_slot(p);
+    if (i != FP__NONE) {
+      /*
+       * One of our collected slots: filled before we take the lock, which
+       * is then held only to publish.
+       */
+      fill(fp__slot_at(s, i), in, len, prio);
+      if ((err = fp__q_lock(s)) == 0) err = publish(p, i, root, parent, id);
+      /* (An unusable lock leaves the slot FILLING, ours, until the end.) */
+      pthread_mutex_unlock(&p->mu);
+      if (err == 0) fp__q_kick(s);
+      return err;
+    }
     if ((err = fp__q_lock(s)) < 0) {
       pthread_mutex_unlock(&p->mu);
       return err;
     }
-    flush_frees(p); /* our collected slots first: we may need one */
     i = fp__q_take_free(s, p->client, p->client_gen);
     if (i != FP__NONE) break; /* mu and the queue lock still held */
     fp__q_unlock(s);

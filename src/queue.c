@@ -99,6 +99,20 @@ void fp__q_put_free(struct fp__seg *s, uint32_t i) {
   s->freestk[q->free_top++] = i;
 }
 
+int fp__q_free_collected(struct fp__seg *s, uint32_t i) {
+  struct fp__queue *q = &s->hdr->q;
+  struct fp__slot *sl = fp__slot_at(s, i);
+  uint32_t want = FP__SLOT_COLLECTED;
+  if (!atomic_compare_exchange_strong(&sl->state, &want, FP__SLOT_FREE))
+    return 0;
+  if (FP__NEVER(q->free_top >= s->nslots)) {
+    fp__q_rebuild(s);
+    return 1;
+  }
+  s->freestk[q->free_top++] = i;
+  return 1;
+}
+
 /* Append slot i (READY) to its producer's list for its priority. */
 static void list_push(struct fp__seg *s, uint32_t i) {
   struct fp__queue *q = &s->hdr->q;

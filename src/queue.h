@@ -39,6 +39,13 @@ FP__HIDDEN uint32_t fp__q_take_free(struct fp__seg *s, uint32_t owner,
 /* Move slot i to FREE and push it on the free stack. */
 FP__HIDDEN void fp__q_put_free(struct fp__seg *s, uint32_t i);
 
+/*
+ * Move slot i COLLECTED -> FREE and push it, unless its producer took it
+ * back for a new task first (that move is a compare-and-swap without the
+ * lock: client.c, reuse_slot). Returns 1 if freed.
+ */
+FP__HIDDEN int fp__q_free_collected(struct fp__seg *s, uint32_t i);
+
 /* Move slot i FILLING -> READY with the next sequence number; push it. */
 FP__HIDDEN void fp__q_put_ready(struct fp__seg *s, uint32_t i);
 

@@ -75,15 +75,14 @@ void fp__sup_free_collected(struct fp__sup *sp) {
   /*
    * Producers wait for a slot while others hold collected ones in their
    * free batches: return those now. The owners check the id before they
-   * free, so a slot freed here (and maybe reused) is never freed twice.
+   * free or reuse one, and both moves out of COLLECTED are compare-and-swap,
+   * so a slot freed here is never freed twice nor reused by its old owner.
    */
   int n = 0;
   if (fp__q_lock(s) != 0) return;
   for (uint32_t i = 0; i < s->nslots; i++)
-    if (atomic_load(&fp__slot_at(s, i)->state) == FP__SLOT_COLLECTED) {
-      fp__q_put_free(s, i);
-      n++;
-    }
+    if (atomic_load(&fp__slot_at(s, i)->state) == FP__SLOT_COLLECTED)
+      n += fp__q_free_collected(s, i);
   fp__q_unlock(s);
   if (n > 0)
     for (uint32_t k = fp__pcount(&s->hdr->p_asleep, s->nclients); k > 0; k--)
