@@ -308,15 +308,18 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
     atomic_store(&sl->id, id);
   }
   /*
-   * DONE -> COLLECTED, and the slot goes on our batch of frees, returned
-   * under the lock our next submit takes anyway. Flushed now when the batch
-   * is full, when nothing of ours is pending, or when a producer waits for
-   * space (the supervisor also frees COLLECTED slots for those).
+   * DONE -> COLLECTED, and the slot goes on our batch of frees, which our
+   * next submits reuse (reuse_slot). Returned to the shared free stack when
+   * the batch is full, when a producer waits for space (the supervisor
+   * also frees COLLECTED slots for those), and, in a named pool, when
+   * nothing of ours is pending: an idle producer holds no capacity other
+   * producers could use. (A private pool has one producer: its batch is
+   * capacity only it can use, kept for its next submit.)
    */
   atomic_store(&sl->state, FP__SLOT_COLLECTED);
   p->fb[p->nfb++] = id;
   fp__pend_del(p, i);
-  if (p->nfb == FP__FREE_BATCH || p->npending == 0 ||
+  if (p->nfb == FP__FREE_BATCH || (p->npending == 0 && p->attached) ||
       fp__pcount(&s->hdr->p_asleep, s->nclients) > 0) {
     if (fp__q_lock(s) == 0) {
       flush_frees(p);
