@@ -5,7 +5,7 @@
 # throughput with 1, 2, 4, 16 and 64 workers (mq_pool alongside).
 #
 # Usage: sh bench/compare.sh BUILD_DIR
-#   expects BUILD_DIR/bench/{mq_pool,pipe_pingpong,fork_reap} and
+#   expects BUILD_DIR/bench/{mq_pool,pipe_pingpong,fork_reap,shm_floor} and
 #   BUILD_DIR/bin/forkpool (rows for it are skipped, with a note, while
 #   `forkpool bench` does not work). mp_pool runs only when python3 is there.
 # Exit status: 0, or 1 when a run failed (a skipped forkpool is no failure).
@@ -22,7 +22,7 @@ BB=$BUILD/bench
 FP=$BUILD/bin/forkpool
 SCALE=${BENCH_SCALE:-100}
 TMO=${BENCH_TIMEOUT:-30}
-W=2 PAYLOAD=64 DEEP=256 CRASH_EVERY=10 RSS_MB=64
+W=2 PAYLOAD=64 DEEP=256 CRASH_EVERY=10 RSS_MB=64 IDLE_MS=3000
 SCALING="1 2 4 16 64"
 
 sc() { n=$(($1 * SCALE / 100)); [ "$n" -ge 1 ] || n=1; echo "$n"; }
@@ -36,6 +36,8 @@ PING_ROUNDS=$(sc 20000)
 FORKS=$(sc 4000)
 FORKS_RSS=$(sc 300)
 MP_TASKS=$(sc 40000)
+FLOOR_ROUNDS=$(sc 100000) # shm_floor pingpong
+FLOOR_TASKS=$(sc 3000000) # shm_floor ring, ~0.5 s at ~7M tasks/s
 MP_MAX_S=5               # mp_pool stops early (and says so) past this
 
 START=$(date +%s)
@@ -51,9 +53,10 @@ fi
 
 NOTES="" FAILS=0
 # Results: one flat JSON object each, set by run() / fp() (via eval).
-FP_TP="" FP_LAT="" FP_CRASH="" FP_P1="" FP_P4="" PROBE=""
+FP_TP="" FP_LAT="" FP_CRASH="" FP_P1="" FP_P4="" FP_IDLE="" PROBE=""
 # shellcheck disable=SC2034 # PING_SAME, PING_SPLIT are read through eval
 MQ_TP="" MQ_LAT="" PING="" PING_SAME="" PING_SPLIT="" FR="" FR_RSS="" MP=""
+SHM_PP="" SHM_RING=""
 js="" f="" m=""
 note() { NOTES="$NOTES
   - $*"; }
@@ -129,7 +132,7 @@ echo "per run: forkpool $FP_TASKS tasks, mq_pool $MQ_TASKS, inflight-1 runs" \
   "${RSS_MB} MiB (BENCH_SCALE=$SCALE%)"
 echo
 
-for b in mq_pool pipe_pingpong fork_reap; do
+for b in mq_pool pipe_pingpong fork_reap shm_floor; do
   [ -x "$BB/$b" ] || note "$BB/$b missing: build it first (make bench)"
 done
 
@@ -166,6 +169,10 @@ run PING_SAME "pipe ping-pong, same CPU" "$BB/pipe_pingpong" \
   --rounds "$PING_ROUNDS" --pin same --json
 run PING_SPLIT "pipe ping-pong, two CPUs" "$BB/pipe_pingpong" \
   --rounds "$PING_ROUNDS" --pin split --json
+run SHM_PP "shm spin ping-pong (floor)" "$BB/shm_floor" --mode pingpong \
+  --rounds "$FLOOR_ROUNDS" --json
+run SHM_RING "shm SPSC rings (ceiling)" "$BB/shm_floor" --mode ring \
+  --tasks "$FLOOR_TASKS" --inflight $DEEP --payload $PAYLOAD --json
 fp FP_CRASH "forkpool crash every $CRASH_EVERY" --workers $W \
   --tasks "$CRASH_TASKS" --inflight $DEEP --payload $PAYLOAD \
   --crash-every $CRASH_EVERY
@@ -180,6 +187,8 @@ if [ "$HAVE_PY" = 1 ]; then
 else
   note "mp_pool skipped: no python3 (with multiprocessing), or BENCH_NO_PYTHON=1"
 fi
+fp FP_IDLE "forkpool idle pool, 4 workers" --workers 4 --tasks "$LAT_TASKS" \
+  --inflight 1 --payload $PAYLOAD --idle $IDLE_MS
 fp FP_P1 "forkpool 1 producer" --workers $W --tasks "$FP_TASKS" \
   --inflight $DEEP --payload $PAYLOAD --producers 1
 fp FP_P4 "forkpool 4 producers" --workers $W --tasks "$FP_TASKS" \
@@ -208,6 +217,10 @@ for v in PING PING_SAME PING_SPLIT; do
   bl "pipe ping-pong, $d" \
     "$(fmt "$(jnum round_trips_per_sec "$js")") round trips/s, p50 $(fmt "$(jnum p50_us "$js")") us, p99 $(fmt "$(jnum p99_us "$js")") us"
 done
+bl "shm spin ping-pong, one line each way" \
+  "$(fmt "$(jnum round_trips_per_sec "$SHM_PP")") round trips/s, p50 $(fmt "$(jnum p50_us "$SHM_PP")") us, p99 $(fmt "$(jnum p99_us "$SHM_PP")") us"
+bl "shm SPSC rings, 1 echo process, inflight $DEEP" \
+  "$(fmt "$(jnum tasks_per_sec "$SHM_RING")") tasks/s"
 bl "fork+exit+waitpid" \
   "$(fmt "$(jnum forks_per_sec "$FR")") forks/s, p50 $(fmt "$(jnum p50_us "$FR")") us"
 bl "fork+exit+waitpid, parent +${RSS_MB} MiB touched" \
@@ -236,6 +249,10 @@ row "round trip p99, inflight 1 (us)" "$(jnum p99_us "$FP_LAT")" \
   "pipe ping-pong p99" "$(jnum p99_us "$PING")" lower
 row "round trip p50, inflight 1 (us)" "$(jnum p50_us "$FP_LAT")" \
   "mq_pool p50, inflight 1" "$(jnum p50_us "$MQ_LAT")" lower
+row "round trip p50, inflight 1 (us)" "$(jnum p50_us "$FP_LAT")" \
+  "shm spin ping-pong p50 (floor)" "$(jnum p50_us "$SHM_PP")" lower
+row "throughput, inflight $DEEP (tasks/s)" "$(jnum tasks_per_sec "$FP_TP")" \
+  "shm SPSC rings (ceiling)" "$(jnum tasks_per_sec "$SHM_RING")" higher
 row "CPU per task, inflight $DEEP (us)" "$(jnum cpu_us_per_task "$FP_TP")" \
   "mq_pool, inflight $DEEP" "$(jnum cpu_us_per_task "$MQ_TP")" lower
 row "CPU per task, inflight 1 (us)" "$(jnum cpu_us_per_task "$FP_LAT")" \
@@ -265,12 +282,43 @@ for w in $SCALING; do
 done
 echo
 
+# --- (c) the targets of issue #5 -------------------------------------------
+# target WHAT VALUE OP LIMIT: one line, "met" when VALUE OP LIMIT holds.
+target() {
+  awk -v w="$1" -v v="$2" -v op="$3" -v l="$4" 'BEGIN {
+    if (v == "" || v == "n/a") { printf "  %-58s %8s  %s %-5s %s\n", w, "n/a", op, l, "not measured"; exit }
+    ok = (op == ">=") ? (v + 0 >= l + 0) : (v + 0 <= l + 0)
+    printf "  %-58s %8s  %s %-5s %s\n", w, v, op, l, ok ? "met" : "NOT met" }'
+}
+strip() { sed 's/[x%]$//'; }
+BEST_S=$(for w in $SCALING; do eval "jnum tasks_per_sec \"\$FP_S$w\""; echo; done | maxof)
+echo "(c) targets (ratios of this run)"
+target "throughput, 2 workers, inflight $DEEP / mq_pool" \
+  "$(ratio "$(jnum tasks_per_sec "$FP_TP")" "$(jnum tasks_per_sec "$MQ_TP")" | strip)" ">=" 30
+target "round trip p50, inflight 1 / pipe ping-pong p50" \
+  "$(ratio "$(jnum p50_us "$FP_LAT")" "$(jnum p50_us "$PING")" | strip)" "<=" 0.2
+target "64 workers / best worker count, tasks/s (%)" \
+  "$(pct "$(jnum tasks_per_sec "$FP_S64")" "$BEST_S" | strip)" ">=" 70
+target "idle pool of 4 workers, CPU over ${IDLE_MS} ms (% of one CPU)" \
+  "$(jnum idle_cpu_pct "$FP_IDLE")" "<=" 1
+target "crash every $CRASH_EVERY / ($CRASH_EVERY x fork+reap rate)" \
+  "$(ratio "$(jnum tasks_per_sec "$FP_CRASH")" "$(mul "$(jnum forks_per_sec "$FR")" $CRASH_EVERY)" | strip)" ">=" 0.4
+target "4 producers / 1 producer, tasks/s" \
+  "$(ratio "$(jnum tasks_per_sec "$FP_P4")" "$(jnum tasks_per_sec "$FP_P1")" | strip)" ">=" 0.7
+echo "  (hardware bounds of this run: bare SPSC rings / mq_pool =" \
+  "$(ratio "$(jnum tasks_per_sec "$SHM_RING")" "$(jnum tasks_per_sec "$MQ_TP")");" \
+  "shm spin ping-pong p50 / pipe p50 = $(ratio "$(jnum p50_us "$SHM_PP")" "$(jnum p50_us "$PING")"))"
+echo
+
 echo "notes:"
 echo "  - mq_pool queue depth is capped by /proc/sys/fs/mqueue/msg_max, so at"
 echo "    most 2 x depth + workers of its $DEEP tasks are really in flight."
 echo "  - pipe ping-pong is bimodal on VMs: same-CPU wake-ups are cheap,"
 echo "    cross-CPU ones cost an IPI; its pinned rows show the two modes."
 echo "  - forkpool's --inflight is per producer: 4 producers keep 4 x $DEEP out."
+echo "  - shm_floor is no pool: two processes spinning on shared memory with no"
+echo "    crash safety, no sleeping and no bookkeeping; it shows the machine's"
+echo "    floor (round trip) and ceiling (throughput) for comparison."
 echo "  - CPU per task: user + system time of the whole run (start-up included)"
 echo "    of the process and its children, divided by the tasks."
 [ -n "$NOTES" ] && printf '%s\n' "$NOTES" | sed '/^$/d'

@@ -18,8 +18,16 @@
 
 #include "segment.h"
 
-#define FP__SPIN_MIN_NS 10000u  /* 10 us: above a wake-up, so spinning never starves into sleeping */
-#define FP__SPIN_MAX_NS 100000u /* 100 us */
+/*
+ * The least budget must exceed a wake-up through the kernel, or two sides
+ * that both missed once keep sleeping on each other: each spins less than
+ * the other takes to wake. A cross-CPU wake-up costs up to ~60 us on this
+ * VM (bench/pipe_pingpong --pin split); with a 10 us floor, one
+ * `forkpool bench --inflight 1` run in three fell into that mode (p99 17 us
+ * instead of 1.6 us, thousands of futex calls).
+ */
+#define FP__SPIN_MIN_NS 50000u  /* 50 us */
+#define FP__SPIN_MAX_NS 200000u /* 200 us */
 
 static inline void fp__cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

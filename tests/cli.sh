@@ -205,6 +205,24 @@ info "10000 tasks with 1000 crashes: $(awk -v a="$t0" -v b="$t1" \
   'BEGIN { printf "%.2f s", b - a }')"
 check "crashes: every tenth task segfaults, the rest run"
 
+# --- 4b. bench ----------------------------------------------------------------
+# Counts only, never times: every task ends ok or crashed as asked, each
+# crash costs one restart, and --idle reports a share of CPU.
+bjs=$($TMO "$FP" bench --workers 2 --tasks 2000 --inflight 64 --crash-every 100 \
+  --idle 200 --json 2>"$T/bench.err")
+rc=$?
+expect_rc $rc 0
+bnum() { printf '%s\n' "$bjs" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
+[ "$(bnum tasks)" = 2000 ] && [ "$(bnum ok)" = 1980 ] &&
+  [ "$(bnum crashes)" = 20 ] && [ "$(bnum other)" = 0 ] ||
+  why="${why:+$why; }want 2000 tasks, 1980 ok, 20 crashes: $bjs"
+[ "$(bnum restarts)" = 20 ] ||
+  why="${why:+$why; }restarts $(bnum restarts), want 20"
+for k in tasks_per_sec p50_us p99_us p999_us idle_cpu_pct; do
+  [ -n "$(bnum $k)" ] || why="${why:+$why; }no $k in: $bjs"
+done
+check "bench: crash every 100th of 2000, one restart per crash, idle CPU reported"
+
 # --- 5. usage errors ---------------------------------------------------------
 # expect_usage NAME NEEDLE ARG...: exit status 2, nothing on stdout, and a
 # message on stderr that contains NEEDLE.

@@ -33,7 +33,7 @@
 
 struct bench_opts {
   unsigned workers, producers, inflight, payload, queue;
-  unsigned long long tasks, crash_every;
+  unsigned long long tasks, crash_every, idle_ms;
   int json, seal;
 };
 
@@ -161,6 +161,53 @@ static unsigned long long workers_rss_kb(fp_pool *pool) {
   return sum;
 }
 
+/* utime + stime of process pid, in clock ticks; 0 when it is gone. */
+static unsigned long long proc_ticks(pid_t pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (f == NULL) return 0;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  /* Fields after the command name, which may hold spaces: from the last ')'. */
+  const char *p = strrchr(buf, ')');
+  unsigned long long ut = 0, st = 0;
+  if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+                                 "%*u %llu %llu", &ut, &st) != 2)
+    return 0;
+  return ut + st;
+}
+
+/* CPU ticks of the pool's supervisor and live workers. */
+static unsigned long long pool_ticks(fp_pool *pool) {
+  fp_stats st;
+  if (fp_pool_stats(pool, &st) < 0) return 0;
+  unsigned long long sum = st.supervisor > 0 ? proc_ticks(st.supervisor) : 0;
+  for (unsigned r = 0; r < st.rows; r++) {
+    fp_worker_info wi;
+    if (fp_pool_worker(pool, r, &wi) == 0 && wi.pid > 0)
+      sum += proc_ticks(wi.pid);
+  }
+  return sum;
+}
+
+/*
+ * After the run, leave the pool idle for ms milliseconds and return the
+ * share of one CPU (percent) its processes used meanwhile: an idle pool
+ * must sleep, spinning only briefly after events.
+ */
+static double idle_cpu_pct(fp_pool *pool, unsigned long long ms) {
+  long hz = sysconf(_SC_CLK_TCK);
+  unsigned long long t0 = pool_ticks(pool);
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+  unsigned long long t1 = pool_ticks(pool);
+  if (hz <= 0 || ms == 0) return 0;
+  return 100.0 * (double)(t1 > t0 ? t1 - t0 : 0) / (double)hz /
+         ((double)ms / 1000.0);
+}
+
 static void config_for(fp_config *cfg, const struct bench_opts *o) {
   fp_config_init(cfg);
   cfg->handler = bench_handler;
@@ -172,7 +219,8 @@ static void config_for(fp_config *cfg, const struct bench_opts *o) {
 }
 
 static int parse(int argc, char **argv, struct bench_opts *o) {
-  enum { WORKERS, PRODUCERS, INFLIGHT, PAYLOAD, QUEUE, TASKS, CRASH, NOPT };
+  enum { WORKERS, PRODUCERS, INFLIGHT, PAYLOAD, QUEUE, TASKS, CRASH, IDLE,
+         NOPT };
   struct cli_num_opt opts[NOPT] = {
       [WORKERS] = {"--workers", 1, FP_MAX_WORKERS, 2, 0},
       [PRODUCERS] = {"--producers", 1, BENCH_MAX_PRODUCERS, 1, 0},
@@ -181,6 +229,7 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
       [QUEUE] = {"--queue", 1, FP_MAX_SLOTS, 0, 0},
       [TASKS] = {"--tasks", 1, 100000000ull, 200000, 0},
       [CRASH] = {"--crash-every", 0, 1000000000ull, 0, 0},
+      [IDLE] = {"--idle", 0, 600000, 0, 0},
   };
   memset(o, 0, sizeof(*o));
   for (int i = 1; i < argc; i++) {
@@ -208,6 +257,7 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
   o->queue = (unsigned)opts[QUEUE].value;
   o->tasks = opts[TASKS].value;
   o->crash_every = opts[CRASH].value;
+  o->idle_ms = opts[IDLE].value;
   if (o->tasks < o->producers) o->tasks = o->producers;
   if (o->queue == 0) {
     /* Room for every producer's window, so --inflight is what it says. */
@@ -222,11 +272,13 @@ void cli_bench_usage(int to_stderr) {
           "usage: forkpool bench [--workers N] [--tasks M] [--inflight K]\n"
           "                      [--payload BYTES] [--crash-every N]\n"
           "                      [--producers P] [--queue SLOTS] [--seal]\n"
-          "                      [--json]\n"
+          "                      [--idle MS] [--json]\n"
           "Runs M echo tasks through a pool with a built-in handler and\n"
           "reports throughput, round-trip latency percentiles, CPU per task,\n"
           "crashes and restarts. Defaults: 2 workers, 200000 tasks, 256 in\n"
-          "flight per producer, 16-byte payload, 1 producer.\n");
+          "flight per producer, 16-byte payload, 1 producer. --idle MS then\n"
+          "leaves the pool idle for MS ms and reports the CPU its processes\n"
+          "used meanwhile (percent of one CPU).\n");
 }
 
 int cli_bench_main(int argc, char **argv) {
@@ -294,6 +346,7 @@ int cli_bench_main(int argc, char **argv) {
   t_end = now_ns();
 
   unsigned long long rss = workers_rss_kb(run.pool);
+  double idle_pct = o.idle_ms ? idle_cpu_pct(run.pool, o.idle_ms) : 0;
   fp_stats st;
   fp_pool_stats(run.pool, &st);
   bench_stop(&run);
@@ -331,11 +384,13 @@ int cli_bench_main(int argc, char **argv) {
            "\"cpu_us_per_task\":%.3f,\"ok\":%llu,\"crashes\":%llu,"
            "\"other\":%llu,\"restarts\":%llu,\"workers\":%u,"
            "\"producers\":%u,\"inflight\":%u,\"payload\":%u,\"slots\":%u,"
-           "\"segment_bytes\":%llu,\"workers_rss_kb\":%llu,\"seal\":%d}\n",
+           "\"segment_bytes\":%llu,\"workers_rss_kb\":%llu,\"seal\":%d,"
+           "\"idle_ms\":%llu,\"idle_cpu_pct\":%.2f}\n",
            o.tasks, secs, tps, p50, p99, p999, cpu_us, ok, crashed, other,
            (unsigned long long)st.restarts, o.workers, o.producers,
            o.inflight, o.payload, o.queue,
-           (unsigned long long)st.segment_bytes, rss, o.seal);
+           (unsigned long long)st.segment_bytes, rss, o.seal, o.idle_ms,
+           idle_pct);
   } else {
     printf("tasks        %llu (%llu ok, %llu crashed, %llu other)\n", o.tasks,
            ok, crashed, other);
@@ -349,6 +404,9 @@ int cli_bench_main(int argc, char **argv) {
     printf("restarts     %llu\n", (unsigned long long)st.restarts);
     printf("segment      %llu bytes (%u slots); workers' RSS %llu KiB\n",
            (unsigned long long)st.segment_bytes, o.queue, rss);
+    if (o.idle_ms)
+      printf("idle         %.2f%% of one CPU over %llu ms after the run\n",
+             idle_pct, o.idle_ms);
   }
   munmap(sh, shared_len);
   return 0;
