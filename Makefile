@@ -33,7 +33,8 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 # libc alone. `forkpool bridge` runs build/bin/forkpool-bridge.
 HIREDIS := $(shell pkg-config --exists hiredis 2>/dev/null && echo yes)
 BRIDGE_SRC := $(wildcard src/bridge/*.c)
-BRIDGE_OBJ := $(BRIDGE_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/src/cli/signame.o
+BRIDGE_OBJ := $(BRIDGE_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/src/cli/signame.o \
+              $(BUILD)/obj/src/cli/args.o
 BRIDGE_BIN := $(if $(and $(HIREDIS),$(BRIDGE_SRC)),$(BUILD)/bin/forkpool-bridge)
 BRIDGE_EXAMPLES := $(if $(HIREDIS),$(BUILD)/examples/redis_producer)
 

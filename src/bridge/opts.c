@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bridge.h"
+#include "cli/args.h"
 
 #define CMD BRIDGE_CMD
 
@@ -90,37 +91,14 @@ static int arg_value(int argc, char **argv, int *i, const char *name,
   return 1;
 }
 
-/* A decimal in [min, max]. Returns 0, or -1 with a message. */
+/* A decimal in [min, max] (the CLI's strict parser). 0, or -1 with a message. */
 static int parse_num(const char *flag, const char *s, unsigned long min,
                      unsigned long max, unsigned *out)
 {
-  unsigned long long v = 0;
-  const char *p;
-  int overflow = 0;
+  uint64_t v;
 
-  if (*s == '\0') {
-    fprintf(stderr, CMD ": %s: empty value is not a number\n", flag);
+  if (cli_parse_u64(CMD, flag, s, min, max, &v) < 0)
     return -1;
-  }
-  for (p = s; *p; p++) {
-    if (*p < '0' || *p > '9') {
-      if (p == s && *p == '-' && p[1] >= '0' && p[1] <= '9')
-        fprintf(stderr, CMD ": %s: '%s' is negative; must be between %lu "
-                "and %lu\n", flag, s, min, max);
-      else
-        fprintf(stderr, CMD ": %s: '%s' is not a number\n", flag, s);
-      return -1;
-    }
-    if (v > 100000000000ull)
-      overflow = 1; /* keep scanning: "9999...x" is still not a number */
-    else
-      v = v * 10 + (unsigned)(*p - '0');
-  }
-  if (overflow || v < min || v > max) {
-    fprintf(stderr, CMD ": %s: '%s' is out of range; must be between %lu "
-            "and %lu\n", flag, s, min, max);
-    return -1;
-  }
   *out = (unsigned)v;
   return 0;
 }
