@@ -29,9 +29,10 @@ int fp__q_lock_until(struct fp__seg *s, uint64_t deadline_ns) {
   /*
    * The lock is held for well under a microsecond: try for a moment in user
    * space before sleeping in the kernel. A contended robust mutex costs a
-   * futex wait here and a futex wake at the holder's unlock; measured with
-   * `forkpool bench --workers 2` (one producer, 256 in flight), trying first
-   * took throughput from 0.71M to 0.98M tasks/s on 2 vCPUs.
+   * futex wait here and a futex wake at the holder's unlock. Measured with
+   * `forkpool bench --workers N --inflight 256 --payload 64` (medians of
+   * three runs, 2 vCPUs), trying first took 2 workers from 0.86M to 0.99M
+   * tasks/s and 64 workers from 0.60M to 0.97M.
    */
   for (int k = 0; k < FP__LOCK_TRIES; k++) {
     r = pthread_mutex_trylock(&q->lock);
