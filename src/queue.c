@@ -9,6 +9,16 @@
 
 __thread uint32_t fp__spin_budget;
 
+/*
+ * The READY counts change only under the lock, so a plain load and store
+ * will do (others read them racily, as hints): a locked read-modify-write
+ * would also wait for every store before it to reach the cache.
+ */
+static inline void count_add(_Atomic uint32_t *c, int32_t d) {
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint32_t)d,
+                        memory_order_relaxed);
+}
+
 /* Lock attempts in user space before a sleeping wait (7 us at most). */
 #define FP__LOCK_TRIES 64
 
@@ -127,8 +137,8 @@ static void list_push(struct fp__seg *s, uint32_t i) {
   else
     s->ready[c->qtail[p]] = i;
   c->qtail[p] = i;
-  atomic_fetch_add(&q->ready_len, 1);
-  if (p) atomic_fetch_add(&q->ready_hi, 1);
+  count_add(&q->ready_len, 1);
+  if (p) count_add(&q->ready_hi, 1);
 }
 
 void fp__q_put_ready(struct fp__seg *s, uint32_t i) {
@@ -140,7 +150,8 @@ void fp__q_put_ready(struct fp__seg *s, uint32_t i) {
    * (= next_seq) counts exactly the published tasks.
    */
   sl->seq = q->next_seq;
-  atomic_store(&sl->state, FP__SLOT_READY);
+  /* Release, not a full barrier: lock holders order themselves by the lock. */
+  atomic_store_explicit(&sl->state, FP__SLOT_READY, memory_order_release);
   q->next_seq++;
   list_push(s, i);
 }
@@ -200,8 +211,8 @@ uint32_t fp__q_take_ready(struct fp__seg *s) {
     popped++;
     c->qhead[p] = next < n ? next : FP__NONE;
     if (c->qhead[p] == FP__NONE) c->qtail[p] = FP__NONE;
-    atomic_fetch_sub(&q->ready_len, 1);
-    if (p) atomic_fetch_sub(&q->ready_hi, 1);
+    count_add(&q->ready_len, -1);
+    if (p) count_add(&q->ready_hi, -1);
     q->rr[p] = r + 1 < nc ? r + 1 : 0;
     q->hi_streak = p ? q->hi_streak + 1 : 0;
     if (FP__NEVER(atomic_load(&fp__slot_at(s, i)->state) != FP__SLOT_READY))
@@ -224,8 +235,8 @@ int fp__q_unlink_ready(struct fp__seg *s, uint32_t i) {
       if (prev == FP__NONE) c->qhead[p] = next;
       else s->ready[prev] = next;
       if (c->qtail[p] == i) c->qtail[p] = prev;
-      atomic_fetch_sub(&q->ready_len, 1);
-      if (p) atomic_fetch_sub(&q->ready_hi, 1);
+      count_add(&q->ready_len, -1);
+      if (p) count_add(&q->ready_hi, -1);
       return 0;
     }
     prev = cur;

@@ -70,11 +70,12 @@ static uint32_t take(struct fp__seg *s, uint32_t r, pid_t self, pid_t sup) {
        * these stores leaves either a READY slot (rebuilt into the ring) or
        * a RUNNING one the supervisor can find.
        */
-      atomic_store(&row->slot, i);
+      atomic_store_explicit(&row->slot, i, memory_order_release);
       sl->attempts++;
       sl->row = r;
-      atomic_store(&sl->worker, self);
-      atomic_store(&sl->state, FP__SLOT_RUNNING);
+      atomic_store_explicit(&sl->worker, self, memory_order_release);
+      /* Release stores keep this order without a full barrier each. */
+      atomic_store_explicit(&sl->state, FP__SLOT_RUNNING, memory_order_release);
       fp__q_unlock(s);
       /*
        * The rest after the lock, which producers wait for: moving the clock
