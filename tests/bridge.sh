@@ -470,8 +470,11 @@ if start_redis "redis restart" "$T/r2" --appendonly yes --appendfsync always; th
 
   # A bridge killed and restarted under the same --consumer takes back its
   # own pending entries at once (not after --claim-idle, a minute here).
-  R XADD jobs2 '*' data "sleep 300" >/dev/null
-  R XADD jobs2 '*' data "sleep 300" >/dev/null
+  # The tasks last 3 s so that the kill surely comes before they end, even
+  # on a loaded machine (with 300 ms, one sanitizer run in CI killed the
+  # bridge only after it had written both results).
+  R XADD jobs2 '*' data "sleep 3000" >/dev/null
+  R XADD jobs2 '*' data "sleep 3000" >/dev/null
   bridge "$PC" host-d --stream jobs2 --group g --claim-idle 60000
   BD=$BPID
   wait_for 10 sh -c "[ -n \"\$(timeout 20 redis-cli -p $PORT XPENDING jobs2 g - + 10 host-d)\" ]" ||
