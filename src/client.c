@@ -73,7 +73,7 @@ static int flush_frees(struct fp_pool *p) {
  * Take back the newest of our collected slots for a new task (mu held),
  * without the queue lock: COLLECTED -> FILLING by compare-and-swap, which
  * fails if the supervisor freed it meanwhile (fp__q_free_collected). Then
- * stamped as fp__q_take_free does: our row and gen, a new id. Dying after
+ * stamped as fp__q_take_free does (fp__slot_stamp). Dying after
  * the swap leaves a FILLING slot of ours: reclaimed with us. NONE when we
  * hold none.
  */
@@ -88,10 +88,7 @@ static uint32_t reuse_slot(struct fp_pool *p) {
         !atomic_compare_exchange_strong(&sl->state, &want,
                                         FP__SLOT_FILLING))
       continue;
-    sl->owner = p->client;
-    sl->owner_gen = p->client_gen;
-    sl->gen++;
-    atomic_store(&sl->id, (sl->gen << FP__ID_SHIFT) | i);
+    fp__slot_stamp(sl, i, p->client, p->client_gen);
     return i;
   }
   return FP__NONE;
@@ -379,7 +376,7 @@ FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,
   if (p->monitor) return -EPERM;
   uint32_t i = (uint32_t)(id & FP__ID_INDEX_MASK);
   if (id == 0 || i >= p->seg.nslots) return -ENOENT;
-  uint64_t deadline = fp__deadline_ns(timeout_ms);
+  uint64_t deadline = 0; /* set when we first have to wait */
   for (;;) {
     fp__tree_pump(p);
     pthread_mutex_lock(&p->mu);
@@ -394,6 +391,7 @@ FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,
     }
     pthread_mutex_unlock(&p->mu);
     uint64_t now = fp__now_ns();
+    if (deadline == 0) deadline = fp__deadline_ns(now, timeout_ms);
     if (now >= deadline) return -ETIMEDOUT;
     if (!fp__sup_alive(p) && !is_done(p, i)) return -EPIPE;
     wait_done(p, min_u64(deadline - now, RECHECK_NS), is_done, i);
@@ -421,7 +419,7 @@ static int any_done(struct fp_pool *p, uint64_t root) {
 FP_EXTERN int fp_collect(fp_pool *p, fp_result *res, int timeout_ms) {
   if (p == NULL || res == NULL) return -EINVAL;
   if (p->monitor) return -EPERM;
-  uint64_t deadline = fp__deadline_ns(timeout_ms);
+  uint64_t deadline = 0; /* set when we first have to wait */
   for (;;) {
     fp__tree_pump(p);
     pthread_mutex_lock(&p->mu);
@@ -437,6 +435,7 @@ FP_EXTERN int fp_collect(fp_pool *p, fp_result *res, int timeout_ms) {
     }
     pthread_mutex_unlock(&p->mu);
     uint64_t now = fp__now_ns();
+    if (deadline == 0) deadline = fp__deadline_ns(now, timeout_ms);
     if (now >= deadline) return -ETIMEDOUT;
     if (!fp__sup_alive(p) && !any_done(p, 0)) return -EPIPE;
     wait_done(p, min_u64(deadline - now, RECHECK_NS), any_done, 0);
@@ -492,7 +491,7 @@ FP_EXTERN int fp_collect_tree(fp_pool *p, uint64_t root, fp_result *res,
                               int timeout_ms) {
   if (p == NULL || res == NULL) return -EINVAL;
   if (p->monitor) return -EPERM;
-  uint64_t deadline = fp__deadline_ns(timeout_ms);
+  uint64_t deadline = 0; /* set when we first have to wait */
   uint32_t ri = (uint32_t)(root & FP__ID_INDEX_MASK);
   for (;;) {
     fp__tree_pump(p);
@@ -510,6 +509,7 @@ FP_EXTERN int fp_collect_tree(fp_pool *p, uint64_t root, fp_result *res,
     pthread_mutex_unlock(&p->mu);
     if (!root_pending && left <= 0) return -ENOENT;
     uint64_t now = fp__now_ns();
+    if (deadline == 0) deadline = fp__deadline_ns(now, timeout_ms);
     if (now >= deadline) return -ETIMEDOUT;
     if (!fp__sup_alive(p)) return -EPIPE;
     /* With spawns queued here, look again soon: a slot may free up. */

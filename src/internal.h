@@ -35,9 +35,14 @@ static inline uint64_t fp__now_ns(void) {
 }
 
 /* Absolute CLOCK_MONOTONIC deadline for a relative timeout in ms. */
-static inline uint64_t fp__deadline_ns(int timeout_ms) {
+/*
+ * The deadline timeout_ms after now (a CLOCK_MONOTONIC reading, never 0:
+ * callers use 0 for "not set yet", so that a call that need not wait
+ * reads no clock).
+ */
+static inline uint64_t fp__deadline_ns(uint64_t now, int timeout_ms) {
   if (timeout_ms < 0) return UINT64_MAX;
-  return fp__now_ns() + (uint64_t)timeout_ms * 1000000u;
+  return now + (uint64_t)timeout_ms * 1000000u;
 }
 
 static inline struct timespec fp__ts_from_ns(uint64_t ns) {

@@ -88,39 +88,35 @@ uint32_t fp__q_take_free(struct fp__seg *s, uint32_t owner,
     if (FP__NEVER(i >= n)) continue;
     struct fp__slot *sl = fp__slot_at(s, i);
     if (FP__NEVER(atomic_load(&sl->state) != FP__SLOT_FREE)) continue;
-    sl->gen++;
-    sl->owner = owner;
-    sl->owner_gen = owner_gen;
-    atomic_store(&sl->id, (sl->gen << FP__ID_SHIFT) | i);
+    fp__slot_stamp(sl, i, owner, owner_gen);
     atomic_store(&sl->state, FP__SLOT_FILLING);
     return i;
   }
   return FP__NONE;
 }
 
-void fp__q_put_free(struct fp__seg *s, uint32_t i) {
+/* Push slot i, FREE already, on the free stack. */
+static void push_free(struct fp__seg *s, uint32_t i) {
   struct fp__queue *q = &s->hdr->q;
-  struct fp__slot *sl = fp__slot_at(s, i);
-  /* State first: if we die before the push, a rebuild re-adds it. */
-  atomic_store(&sl->state, FP__SLOT_FREE);
   if (FP__NEVER(q->free_top >= s->nslots)) {
-    fp__q_rebuild(s);
+    fp__q_rebuild(s); /* it finds the slot FREE and stacks it */
     return;
   }
   s->freestk[q->free_top++] = i;
 }
 
+void fp__q_put_free(struct fp__seg *s, uint32_t i) {
+  /* State first: if we die before the push, a rebuild re-adds it. */
+  atomic_store(&fp__slot_at(s, i)->state, FP__SLOT_FREE);
+  push_free(s, i);
+}
+
 int fp__q_free_collected(struct fp__seg *s, uint32_t i) {
-  struct fp__queue *q = &s->hdr->q;
-  struct fp__slot *sl = fp__slot_at(s, i);
   uint32_t want = FP__SLOT_COLLECTED;
-  if (!atomic_compare_exchange_strong(&sl->state, &want, FP__SLOT_FREE))
+  if (!atomic_compare_exchange_strong(&fp__slot_at(s, i)->state, &want,
+                                      FP__SLOT_FREE))
     return 0;
-  if (FP__NEVER(q->free_top >= s->nslots)) {
-    fp__q_rebuild(s);
-    return 1;
-  }
-  s->freestk[q->free_top++] = i;
+  push_free(s, i);
   return 1;
 }
 

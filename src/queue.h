@@ -36,6 +36,18 @@ FP__HIDDEN void fp__q_unlock(struct fp__seg *s);
 FP__HIDDEN uint32_t fp__q_take_free(struct fp__seg *s, uint32_t owner,
                                     uint32_t owner_gen);
 
+/*
+ * Stamp slot i, just taken for a new task, with its producer (client row
+ * and that row's gen) and a new id (a new gen of the slot).
+ */
+static inline void fp__slot_stamp(struct fp__slot *sl, uint32_t i,
+                                  uint32_t owner, uint32_t owner_gen) {
+  sl->gen++;
+  sl->owner = owner;
+  sl->owner_gen = owner_gen;
+  atomic_store(&sl->id, (sl->gen << FP__ID_SHIFT) | i);
+}
+
 /* Move slot i to FREE and push it on the free stack. */
 FP__HIDDEN void fp__q_put_free(struct fp__seg *s, uint32_t i);
 

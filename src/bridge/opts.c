@@ -66,31 +66,6 @@ void bridge_usage(int to_stderr)
           BRIDGE_INFLIGHT_MAX);
 }
 
-/* "--flag VALUE" / "--flag=VALUE": 1 matched (*val set, *i advanced past
- * a separate value), 0 not this flag, -1 value missing (message printed). */
-static int arg_value(int argc, char **argv, int *i, const char *name,
-                     const char **val)
-{
-  const char *a = argv[*i];
-  size_t n = strlen(name);
-
-  if (strncmp(a, name, n) != 0)
-    return 0;
-  if (a[n] == '=') {
-    *val = a + n + 1;
-    return 1;
-  }
-  if (a[n] != '\0')
-    return 0;
-  if (*i + 1 >= argc) {
-    fprintf(stderr, CMD ": %s: missing value\n", name);
-    return -1;
-  }
-  *i += 1;
-  *val = argv[*i];
-  return 1;
-}
-
 /* A decimal in [min, max] (the CLI's strict parser). 0, or -1 with a message. */
 static int parse_num(const char *flag, const char *s, unsigned long min,
                      unsigned long max, unsigned *out)
@@ -210,7 +185,7 @@ int bridge_parse(int argc, char **argv, struct bridge_opts *o)
       continue;
     }
     for (k = 0; k < nstrs && r == 0; k++)
-      if ((r = arg_value(argc, argv, &i, strs[k].flag, &v)) > 0) {
+      if ((r = cli_arg_value(CMD, argc, argv, &i, strs[k].flag, &v)) > 0) {
         if (*v == '\0') {
           fprintf(stderr, CMD ": %s: empty value\n", strs[k].flag);
           goto usage;
@@ -218,7 +193,7 @@ int bridge_parse(int argc, char **argv, struct bridge_opts *o)
         *strs[k].dst = v;
       }
     for (k = 0; k < nnums && r == 0; k++)
-      if ((r = arg_value(argc, argv, &i, nums[k].flag, &v)) > 0 &&
+      if ((r = cli_arg_value(CMD, argc, argv, &i, nums[k].flag, &v)) > 0 &&
           parse_num(nums[k].flag, v, nums[k].min, nums[k].max,
                     nums[k].dst) < 0)
         goto usage;
@@ -226,10 +201,7 @@ int bridge_parse(int argc, char **argv, struct bridge_opts *o)
       goto usage;
     if (r > 0)
       continue;
-    if (a[0] == '-')
-      fprintf(stderr, CMD ": unknown option '%s'\n", a);
-    else
-      fprintf(stderr, CMD ": unexpected argument '%s'\n", a);
+    cli_arg_reject(CMD, a);
     goto usage;
   }
   for (k = 0; k < 4; k++)

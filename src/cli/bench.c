@@ -140,25 +140,17 @@ static double pct_us(const uint32_t *sorted, unsigned long long n, double p) {
   return sorted[i] / 1000.0;
 }
 
-/* Sum of VmRSS (KiB) of the pool's live workers. */
-static unsigned long long workers_rss_kb(fp_pool *pool) {
-  fp_stats st;
-  unsigned long long sum = 0;
-  if (fp_pool_stats(pool, &st) < 0) return 0;
-  for (unsigned r = 0; r < st.rows; r++) {
-    fp_worker_info wi;
-    if (fp_pool_worker(pool, r, &wi) < 0 || wi.pid <= 0) continue;
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)wi.pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) continue;
-    while (fgets(line, sizeof(line), f) != NULL) {
-      unsigned long long kb;
-      if (sscanf(line, "VmRSS: %llu kB", &kb) == 1) sum += kb;
-    }
-    fclose(f);
-  }
-  return sum;
+/* VmRSS of process pid, in KiB; 0 when it is gone. */
+static unsigned long long proc_rss_kb(pid_t pid) {
+  char path[64], line[256];
+  unsigned long long kb = 0;
+  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (f == NULL) return 0;
+  while (fgets(line, sizeof(line), f) != NULL)
+    if (sscanf(line, "VmRSS: %llu kB", &kb) == 1) break;
+  fclose(f);
+  return kb;
 }
 
 /* utime + stime of process pid, in clock ticks; 0 when it is gone. */
@@ -179,15 +171,16 @@ static unsigned long long proc_ticks(pid_t pid) {
   return ut + st;
 }
 
-/* CPU ticks of the pool's supervisor and live workers. */
-static unsigned long long pool_ticks(fp_pool *pool) {
+/* The sum of f(pid) over the pool's live workers (and its supervisor). */
+static unsigned long long sum_pool(fp_pool *pool, int with_supervisor,
+                                   unsigned long long (*f)(pid_t)) {
   fp_stats st;
   if (fp_pool_stats(pool, &st) < 0) return 0;
-  unsigned long long sum = st.supervisor > 0 ? proc_ticks(st.supervisor) : 0;
+  unsigned long long sum =
+      with_supervisor && st.supervisor > 0 ? f(st.supervisor) : 0;
   for (unsigned r = 0; r < st.rows; r++) {
     fp_worker_info wi;
-    if (fp_pool_worker(pool, r, &wi) == 0 && wi.pid > 0)
-      sum += proc_ticks(wi.pid);
+    if (fp_pool_worker(pool, r, &wi) == 0 && wi.pid > 0) sum += f(wi.pid);
   }
   return sum;
 }
@@ -199,10 +192,10 @@ static unsigned long long pool_ticks(fp_pool *pool) {
  */
 static double idle_cpu_pct(fp_pool *pool, unsigned long long ms) {
   long hz = sysconf(_SC_CLK_TCK);
-  unsigned long long t0 = pool_ticks(pool);
+  unsigned long long t0 = sum_pool(pool, 1, proc_ticks);
   struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
   while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
-  unsigned long long t1 = pool_ticks(pool);
+  unsigned long long t1 = sum_pool(pool, 1, proc_ticks);
   if (hz <= 0 || ms == 0) return 0;
   return 100.0 * (double)(t1 > t0 ? t1 - t0 : 0) / (double)hz /
          ((double)ms / 1000.0);
@@ -345,7 +338,7 @@ int cli_bench_main(int argc, char **argv) {
   }
   t_end = now_ns();
 
-  unsigned long long rss = workers_rss_kb(run.pool);
+  unsigned long long rss = sum_pool(run.pool, 0, proc_rss_kb);
   double idle_pct = o.idle_ms ? idle_cpu_pct(run.pool, o.idle_ms) : 0;
   fp_stats st;
   fp_pool_stats(run.pool, &st);

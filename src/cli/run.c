@@ -43,14 +43,7 @@ static int start_pool(struct run_state *s, const struct cli_plugin *pl)
   int r;
 
   fp_config_init(&cfg);
-  cfg.workers = o->workers;
-  cfg.slots = o->slots;
-  cfg.max_input = o->max_input;
-  cfg.max_output = o->max_output;
-  cfg.timeout_ms = o->timeout_ms;
-  cfg.max_tasks = o->max_tasks;
-  cfg.max_attempts = o->max_attempts;
-  cfg.max_memory_mb = o->max_memory_mb;
+  cli_pool_config(&o->pool, &cfg);
   cfg.seal = (unsigned)o->seal;
   /* Called in the supervisor, a fork of this process: cli_log() only
    * formats and writes to fd 2, with settings copied at the fork. */
@@ -95,14 +88,14 @@ int cli_run_main(int argc, char **argv)
     return CLI_EXIT_USAGE;
   }
   rc = CLI_EXIT_USAGE;
-  if (cli_stream_init(&s.st, &s.in, (size_t)opt.slots * RUN_WINDOW_PER_SLOT,
+  if (cli_stream_init(&s.st, &s.in, (size_t)opt.pool.slots * RUN_WINDOW_PER_SLOT,
                       RUN_OUT_BUFFER) < 0 ||
-      cli_input_init(&s.in, STDIN_FILENO, opt.delim, opt.max_input) < 0) {
+      cli_input_init(&s.in, STDIN_FILENO, opt.delim, opt.pool.max_input) < 0) {
     fprintf(stderr, CMD ": out of memory\n");
     goto out;
   }
   s.st.fmt.json = opt.json;
-  s.st.fmt.max_input = opt.max_input;
+  s.st.fmt.max_input = opt.pool.max_input;
   s.st.fmt.backtrace = opt.backtrace;
   cli_log_setup(&opt.log);
   /* Decided before the pool starts, so its supervisor knows to erase the

@@ -8,19 +8,13 @@
 #include <stddef.h>
 
 #include "log.h"
+#include "pool_opts.h"
 
 #define CLI_RUN_CMD "forkpool run"
 
 struct run_opts {
   const char *handler;   /* LIB.so[:SYMBOL], points into argv */
-  unsigned workers;      /* default: online CPUs */
-  unsigned slots;        /* --queue, default 256 */
-  unsigned timeout_ms;   /* 0 = none */
-  unsigned max_tasks;    /* 0 = never recycle */
-  size_t max_input;      /* default 65536 */
-  size_t max_output;     /* default 65536 */
-  unsigned max_attempts; /* default 1: no retry */
-  unsigned max_memory_mb; /* 0 = no limit */
+  struct cli_pool_opts pool; /* --workers, --queue, --timeout, ... */
   int seal;              /* --seal */
   int json;              /* --json */
   int backtrace;         /* --backtrace */

@@ -59,9 +59,6 @@ CLI_LOG_USAGE("error")
           FP_MAX_WORKERS, FP_MAX_SLOTS);
 }
 
-enum { OPT_WORKERS, OPT_TIMEOUT, OPT_MAX_INPUT, OPT_MAX_OUTPUT, OPT_QUEUE,
-       OPT_MAX_TASKS, OPT_MAX_ATTEMPTS, OPT_MAX_MEMORY, OPT_COUNT };
-
 /* A flag without a value: its long name, its short one (or NULL), and the
  * field it sets to `value`. */
 struct flag_opt {
@@ -76,16 +73,7 @@ struct flag_opt {
  */
 int cli_run_parse(int argc, char **argv, struct run_opts *o)
 {
-  struct cli_num_opt num[OPT_COUNT] = {
-    [OPT_WORKERS] = { "--workers", 1, FP_MAX_WORKERS, 0, 0 },
-    [OPT_TIMEOUT] = { "--timeout", 0, 2147483647u, 0, 0 },
-    [OPT_MAX_INPUT] = { "--max-input", 1, FP_MAX_IO_BYTES, 65536, 0 },
-    [OPT_MAX_OUTPUT] = { "--max-output", 1, FP_MAX_IO_BYTES, 65536, 0 },
-    [OPT_QUEUE] = { "--queue", 1, FP_MAX_SLOTS, 256, 0 },
-    [OPT_MAX_TASKS] = { "--max-tasks", 0, 4294967295u, 0, 0 },
-    [OPT_MAX_ATTEMPTS] = { "--max-attempts", 1, 100, 1, 0 },
-    [OPT_MAX_MEMORY] = { "--max-memory", 0, 1048576, 0, 0 },
-  };
+  struct cli_num_opt num[CLI_POOL_NOPT];
   const struct flag_opt flags[] = {
     { "--null", "-0", &o->delim, '\0' },
     { "--json", NULL, &o->json, 1 },
@@ -97,7 +85,7 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o)
   int i, k, r;
 
   memset(o, 0, sizeof *o);
-  num[OPT_WORKERS].value = cli_online_cpus();
+  cli_pool_num_init(num);
   o->delim = '\n';
   o->log.level = FP_LOG_ERROR;
   for (i = 1; i < argc; i++) {
@@ -126,7 +114,7 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o)
       o->handler = v;
       continue;
     }
-    if ((r = cli_arg_num(CMD, argc, argv, &i, num, OPT_COUNT)) != 0 ||
+    if ((r = cli_arg_num(CMD, argc, argv, &i, num, CLI_POOL_NOPT)) != 0 ||
         (r = cli_log_arg(CMD, argc, argv, &i, &o->log)) != 0) {
       if (r < 0)
         goto usage;
@@ -139,15 +127,7 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o)
     fprintf(stderr, CMD ": --handler is required\n");
     goto usage;
   }
-  /* Each range above fits the destination type. */
-  o->workers = (unsigned)num[OPT_WORKERS].value;
-  o->timeout_ms = (unsigned)num[OPT_TIMEOUT].value;
-  o->max_input = (size_t)num[OPT_MAX_INPUT].value;
-  o->max_output = (size_t)num[OPT_MAX_OUTPUT].value;
-  o->slots = (unsigned)num[OPT_QUEUE].value;
-  o->max_tasks = (unsigned)num[OPT_MAX_TASKS].value;
-  o->max_attempts = (unsigned)num[OPT_MAX_ATTEMPTS].value;
-  o->max_memory_mb = (unsigned)num[OPT_MAX_MEMORY].value;
+  cli_pool_num_get(num, &o->pool);
   return -1;
 
 usage:

@@ -101,7 +101,8 @@ static void on_ready(void *ctx)
 
   cli_logf(FP_LOG_INFO, "ready: pool '%s' (segment /dev/shm/forkpool.%s), "
            "%u worker%s, %u slots, supervisor pid %ld", o->name, o->name,
-           o->workers, o->workers == 1 ? "" : "s", o->slots, (long)getpid());
+           o->pool.workers, o->pool.workers == 1 ? "" : "s", o->pool.slots,
+           (long)getpid());
   if (!o->pidfile)
     return;
   r = pidfile_write(s->pid_tmp, o->pidfile);
@@ -211,22 +212,15 @@ int cli_serve_main(int argc, char **argv)
     return CLI_EXIT_USAGE;
   }
   fp_config_init(&cfg);
-  cfg.workers = opt.workers;
-  cfg.slots = opt.slots;
-  cfg.max_input = opt.max_input;
-  cfg.max_output = opt.max_output;
-  cfg.timeout_ms = opt.timeout_ms;
-  cfg.max_tasks = opt.max_tasks;
-  cfg.max_attempts = opt.max_attempts;
+  cli_pool_config(&opt.pool, &cfg);
   if (opt.min_workers) {
     /* Resizing between --min-workers and --max-workers (or its default). */
     cfg.min_workers = opt.min_workers;
     cfg.max_workers = opt.max_workers ? opt.max_workers
-                      : opt.workers > 64 ? opt.workers
-                                         : 64;
+                      : opt.pool.workers > 64 ? opt.pool.workers
+                                              : 64;
     cfg.idle_ms = opt.idle_ms;
   }
-  cfg.max_memory_mb = opt.max_memory_mb;
   cfg.seal = (unsigned)opt.seal;
   cfg.handler = pl.handler;
   cfg.worker_init = pl.init;
@@ -261,8 +255,8 @@ int cli_serve_main(int argc, char **argv)
   }
   prepare_signals();
   cli_logf(FP_LOG_INFO, "starting pool '%s': %u worker%s, handler %s, "
-           "version %s", opt.name, opt.workers, opt.workers == 1 ? "" : "s",
-           opt.handler, fp_version());
+           "version %s", opt.name, opt.pool.workers,
+           opt.pool.workers == 1 ? "" : "s", opt.handler, fp_version());
   r = fp_serve(&cfg, &sc);
   if (r < 0) {
     rc = serve_failed(&opt, r);

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "log.h"
+#include "pool_opts.h"
 
 #define CLI_SERVE_CMD "forkpool serve"
 
@@ -15,20 +16,13 @@ struct serve_opts {
   const char *name;      /* valid pool name, points into argv */
   const char *handler;   /* LIB.so[:SYMBOL], points into argv */
   const char *pidfile;   /* NULL: none */
-  unsigned workers;      /* default: online CPUs */
-  unsigned slots;        /* --queue, default 256 */
-  size_t max_input;      /* default 65536 */
-  size_t max_output;     /* default 65536 */
-  unsigned timeout_ms;   /* 0 = none */
-  unsigned max_tasks;    /* 0 = never recycle */
+  struct cli_pool_opts pool; /* --workers, --queue, --timeout, ... */
   int grace_ms;          /* default 10000 */
   unsigned mode;         /* default 0600 */
   unsigned max_workers;  /* 0: the library's default */
   unsigned min_workers;  /* non-zero: resize between it and max_workers */
   unsigned idle_ms;
   unsigned max_clients;  /* default 64 */
-  unsigned max_attempts; /* default 1: no retry */
-  unsigned max_memory_mb; /* 0 = no limit */
   int seal;              /* --seal */
   struct cli_log_opts log; /* --log-level (-v: debug), --log-format */
 };

@@ -65,35 +65,28 @@ CLI_LOG_USAGE("info")
           FP_MAX_WORKERS, FP_MAX_SLOTS);
 }
 
-enum { OPT_WORKERS, OPT_QUEUE, OPT_MAX_INPUT, OPT_MAX_OUTPUT, OPT_TIMEOUT,
-       OPT_MAX_TASKS, OPT_GRACE, OPT_MAX_WORKERS, OPT_MAX_CLIENTS,
-       OPT_MAX_ATTEMPTS, OPT_MAX_MEMORY, OPT_MIN_WORKERS, OPT_IDLE,
-       OPT_COUNT };
+/* serve's own numeric options; the pool's are in pool_opts.h. */
+enum { OPT_GRACE, OPT_MAX_WORKERS, OPT_MAX_CLIENTS, OPT_MIN_WORKERS,
+       OPT_IDLE, OPT_COUNT };
 
 /* See serve.h. */
 int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
 {
+  struct cli_num_opt pool[CLI_POOL_NOPT];
   struct cli_num_opt num[OPT_COUNT] = {
-    [OPT_WORKERS] = { "--workers", 1, FP_MAX_WORKERS, 0, 0 },
-    [OPT_QUEUE] = { "--queue", 1, FP_MAX_SLOTS, 256, 0 },
-    [OPT_MAX_INPUT] = { "--max-input", 1, FP_MAX_IO_BYTES, 65536, 0 },
-    [OPT_MAX_OUTPUT] = { "--max-output", 1, FP_MAX_IO_BYTES, 65536, 0 },
-    [OPT_TIMEOUT] = { "--timeout", 0, 2147483647u, 0, 0 },
-    [OPT_MAX_TASKS] = { "--max-tasks", 0, 4294967295u, 0, 0 },
     [OPT_GRACE] = { "--grace", 0, 2147483647u, 10000, 0 },
     [OPT_MAX_WORKERS] = { "--max-workers", 1, FP_MAX_WORKERS, 0, 0 },
     [OPT_MAX_CLIENTS] = { "--max-clients", 1, 4096, 64, 0 },
-    [OPT_MAX_ATTEMPTS] = { "--max-attempts", 1, 100, 1, 0 },
-    [OPT_MAX_MEMORY] = { "--max-memory", 0, 1048576, 0, 0 },
     [OPT_MIN_WORKERS] = { "--min-workers", 1, FP_MAX_WORKERS, 0, 0 },
     [OPT_IDLE] = { "--idle-ms", 1, 86400000u, 5000, 0 },
   };
+  const struct cli_num_opt *workers = &pool[CLI_POOL_WORKERS];
   const char *mode = NULL, *v = NULL;
   int i, r;
 
   memset(o, 0, sizeof *o);
   o->log.level = FP_LOG_INFO;
-  num[OPT_WORKERS].value = cli_online_cpus();
+  cli_pool_num_init(pool);
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
 
@@ -138,7 +131,8 @@ int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
       mode = v;
       continue;
     }
-    if ((r = cli_arg_num(CMD, argc, argv, &i, num, OPT_COUNT)) != 0) {
+    if ((r = cli_arg_num(CMD, argc, argv, &i, pool, CLI_POOL_NOPT)) != 0 ||
+        (r = cli_arg_num(CMD, argc, argv, &i, num, OPT_COUNT)) != 0) {
       if (r < 0)
         goto usage;
       continue;
@@ -160,31 +154,24 @@ int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
   if (mode && cli_parse_octal(CMD, "--mode", mode, 0777, &o->mode) < 0)
     goto usage;
   if (num[OPT_MAX_WORKERS].set &&
-      num[OPT_MAX_WORKERS].value < num[OPT_WORKERS].value) {
+      num[OPT_MAX_WORKERS].value < workers->value) {
     fprintf(stderr, CMD ": --max-workers %llu is below --workers %llu\n",
             (unsigned long long)num[OPT_MAX_WORKERS].value,
-            (unsigned long long)num[OPT_WORKERS].value);
+            (unsigned long long)workers->value);
     goto usage;
   }
   if (num[OPT_MIN_WORKERS].set &&
-      num[OPT_MIN_WORKERS].value > num[OPT_WORKERS].value) {
+      num[OPT_MIN_WORKERS].value > workers->value) {
     fprintf(stderr, CMD ": --min-workers %llu is above --workers %llu\n",
             (unsigned long long)num[OPT_MIN_WORKERS].value,
-            (unsigned long long)num[OPT_WORKERS].value);
+            (unsigned long long)workers->value);
     goto usage;
   }
+  cli_pool_num_get(pool, &o->pool);
   /* Each range above fits the destination type. */
-  o->workers = (unsigned)num[OPT_WORKERS].value;
-  o->slots = (unsigned)num[OPT_QUEUE].value;
-  o->max_input = (size_t)num[OPT_MAX_INPUT].value;
-  o->max_output = (size_t)num[OPT_MAX_OUTPUT].value;
-  o->timeout_ms = (unsigned)num[OPT_TIMEOUT].value;
-  o->max_tasks = (unsigned)num[OPT_MAX_TASKS].value;
   o->grace_ms = (int)num[OPT_GRACE].value;
   o->max_workers = (unsigned)num[OPT_MAX_WORKERS].value; /* 0: default */
   o->max_clients = (unsigned)num[OPT_MAX_CLIENTS].value;
-  o->max_attempts = (unsigned)num[OPT_MAX_ATTEMPTS].value;
-  o->max_memory_mb = (unsigned)num[OPT_MAX_MEMORY].value;
   o->min_workers = num[OPT_MIN_WORKERS].set
                        ? (unsigned)num[OPT_MIN_WORKERS].value
                        : 0;

@@ -1,0 +1,41 @@
+/*
+ * The options that shape a pool, the same for `forkpool run` and
+ * `forkpool serve`: one table of names, ranges and defaults, so the two
+ * subcommands cannot drift apart, and one copy into an fp_config.
+ */
+#ifndef FORKPOOL_CLI_POOL_OPTS_H
+#define FORKPOOL_CLI_POOL_OPTS_H
+
+#include <stddef.h>
+
+#include "args.h"
+#include "forkpool.h"
+
+struct cli_pool_opts {
+  unsigned workers;       /* default: online CPUs */
+  unsigned slots;         /* --queue, default 256 */
+  unsigned timeout_ms;    /* 0 = none */
+  unsigned max_tasks;     /* 0 = never recycle */
+  size_t max_input;       /* default 65536 */
+  size_t max_output;      /* default 65536 */
+  unsigned max_attempts;  /* default 1: no retry */
+  unsigned max_memory_mb; /* 0 = no limit */
+};
+
+enum { CLI_POOL_WORKERS, CLI_POOL_QUEUE, CLI_POOL_MAX_INPUT,
+       CLI_POOL_MAX_OUTPUT, CLI_POOL_TIMEOUT, CLI_POOL_MAX_TASKS,
+       CLI_POOL_MAX_ATTEMPTS, CLI_POOL_MAX_MEMORY, CLI_POOL_NOPT };
+
+/*
+ * Fill num[0..CLI_POOL_NOPT) with the pool options and their defaults
+ * (--workers: the online CPUs), ready for cli_arg_num().
+ */
+void cli_pool_num_init(struct cli_num_opt *num);
+
+/* The parsed values of num[0..CLI_POOL_NOPT) into *o. */
+void cli_pool_num_get(const struct cli_num_opt *num, struct cli_pool_opts *o);
+
+/* Set the fields of *cfg that *o holds; the rest stay as they were. */
+void cli_pool_config(const struct cli_pool_opts *o, fp_config *cfg);
+
+#endif /* FORKPOOL_CLI_POOL_OPTS_H */
