@@ -41,7 +41,7 @@ BRIDGE_EXAMPLES := $(if $(HIREDIS),$(BUILD)/examples/redis_producer)
 STATIC := $(BUILD)/libforkpool.a
 SHARED := $(BUILD)/libforkpool.so
 BIN := $(BUILD)/bin/forkpool
-PLUGINS := $(BUILD)/examples/crashy.so
+PLUGINS := $(BUILD)/examples/crashy.so $(BUILD)/examples/hostile.so
 EXAMPLES := $(BUILD)/examples/minimal $(BUILD)/examples/producer $(BUILD)/examples/tree
 TESTBIN := $(BUILD)/tests/check_forkpool
 
