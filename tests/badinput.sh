@@ -642,10 +642,10 @@ IN=$T/in
 x 0 "$FP" run --handler "$CRASHY" --workers 2 -0 --json
 json_ok "$T/out" 4
 lines "$T/out" '{"seq":0,"status":"ok","output":"A",*' \
-  '{"seq":1,"status":"ok","output":"\\u00ff\\u00fe",*' \
+  '{"seq":1,"status":"ok","output_base64":"//4=",*' \
   '{"seq":2,"status":"ok","output":"B\\nC",*' \
   '{"seq":3,"status":"ok","output":"\\u0001\\u001b\[31M\\u007f",*'
-check "run -0 --json: binary records as valid UTF-8 JSON"
+check "run -0 --json: binary records as valid UTF-8 JSON, base64 when not UTF-8"
 
 printf 'a\0b\n\300\257\355\240\200\n' >"$T/in"
 IN=$T/in

@@ -114,7 +114,7 @@ valid_json() {
   have python3 || return 0
   python3 - "$1" <<'EOF' >"$T/json.err" 2>&1 || why="${why:+$why; }$(head -n 1 "$T/json.err")"
 import json, sys
-known = {"seq", "id", "status", "output", "signal", "exit", "code",
+known = {"seq", "id", "status", "output", "output_base64", "signal", "exit", "code",
          "error", "backtrace", "attempts", "worker", "ms"}
 with open(sys.argv[1], "rb") as f:
     for n, raw in enumerate(f):
@@ -344,14 +344,47 @@ expect_rc $rc 0
 check "empty line is a task; last line without newline is a task"
 
 # Bytes that are not text: control characters, invalid UTF-8, a surrogate.
-printf 'q"\\\001\177\303\251\355\240\200\377\tz\r\n' |
+# Valid UTF-8 with control characters is escaped in "output"; bytes that
+# are not UTF-8 (a stray byte, an encoded surrogate) go as base64.
+printf 'q"\\\001\177\303\251\tz\r\nq"\\\001\177\303\251\355\240\200\377\tz\r\n' |
   $TMO "$FP" run --handler "$CRASHY" --json >"$T/bin.json" 2>"$T/bin.err"
 rc=$?
 # (In a glob pattern each literal backslash is written \\.)
-expect_lines "$T/bin.json" '{"seq":0,"status":"ok","output":"Q\\"\\\\\\u0001\\u007f'"$(printf '\303\251')"'\\u00ed\\u00a0\\u0080\\u00ff\\tZ\\r",*}'
+expect_lines "$T/bin.json" '{"seq":0,"status":"ok","output":"Q\\"\\\\\\u0001\\u007f'"$(printf '\303\251')"'\\tZ\\r",*}' \
+  '{"seq":1,"status":"ok","output_base64":"USJcAX/Dqe2ggP8JWg0=",*}'
 valid_json "$T/bin.json"
 expect_rc $rc 0
 check "json: arbitrary bytes give valid JSON in valid UTF-8"
+
+# Lossless: bytes ff and c3 bf (the UTF-8 of U+00FF) must not decode to the
+# same thing. A consumer takes output_base64 when it is there, else output.
+printf '\377\nx\303\277\nab\200\ntext \303\251\n' |
+  $TMO "$FP" run --handler "$CRASHY" --json >"$T/raw.json" 2>"$T/raw.err"
+rc=$?
+valid_json "$T/raw.json"
+if have python3; then
+  python3 - "$T/raw.json" <<'EOF2' >"$T/raw.chk" 2>&1 || why="${why:+$why; }$(head -n 1 "$T/raw.chk")"
+import base64, json, sys
+want = [b"\xff", b"X\xc3\xbf", b"AB\x80", b"TEXT \xc3\xa9"]
+got = []
+for line in open(sys.argv[1], "rb"):
+    o = json.loads(line)
+    if "output_base64" in o:
+        if "output" in o:
+            sys.exit("line %d has both output and output_base64" % o["seq"])
+        got.append(base64.b64decode(o["output_base64"], validate=True))
+    else:
+        got.append(o["output"].encode("utf-8"))
+if got != want:
+    sys.exit("decoded %r, want %r" % (got, want))
+if '"output"' not in open(sys.argv[1]).read().splitlines()[3]:
+    sys.exit("valid UTF-8 must stay in the readable output field")
+EOF2
+else
+  info "SKIP json lossless check: no python3"
+fi
+expect_rc $rc 0
+check "json: output bytes decode back exactly (base64 when not UTF-8)"
 
 printf 'q"\\\001\177\303\251\377\tz\r\n' |
   $TMO "$FP" run --handler "$CRASHY" >"$T/bin.out" 2>"$T/bin.err"

@@ -130,8 +130,18 @@ static void format_json(struct cli_out *o, const struct cli_format *f,
   }
   cli_json_string(o, fp_status_name(r->status));
   if (r->status == FP_OK || (r->status == FP_FAILED && r->output_len > 0)) {
-    cli_out_puts(o, ",\"output\":\"");
-    cli_json_escape(o, r->output, r->output_len);
+    /*
+     * Lossless: valid UTF-8 decodes back to the same bytes from a JSON
+     * string; anything else (ff and c3 bf would both read as U+00FF) goes
+     * as base64 in a field of its own, and "output" is then left out.
+     */
+    if (cli_utf8_valid(r->output, r->output_len)) {
+      cli_out_puts(o, ",\"output\":\"");
+      cli_json_escape(o, r->output, r->output_len);
+    } else {
+      cli_out_puts(o, ",\"output_base64\":\"");
+      cli_base64(o, r->output, r->output_len);
+    }
     cli_out_putc(o, '"');
   }
   if (r->signal) {

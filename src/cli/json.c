@@ -105,6 +105,47 @@ void cli_json_escape(struct cli_out *o, const void *s, size_t n)
   }
 }
 
+int cli_utf8_valid(const void *s, size_t n)
+{
+  const unsigned char *p = s;
+  size_t i = 0;
+
+  while (i < n) {
+    size_t len = cli_utf8_seq_len(p + i, n - i);
+
+    if (len == 0)
+      return 0;
+    i += len;
+  }
+  return 1;
+}
+
+void cli_base64(struct cli_out *o, const void *s, size_t n)
+{
+  static const char b64[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const unsigned char *p = s;
+  size_t i;
+
+  for (i = 0; i + 3 <= n; i += 3) {
+    char q[4] = { b64[p[i] >> 2], b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)],
+                  b64[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)],
+                  b64[p[i + 2] & 63] };
+
+    cli_out_write(o, q, sizeof q);
+  }
+  if (n - i == 1) {
+    char q[4] = { b64[p[i] >> 2], b64[(p[i] & 3) << 4], '=', '=' };
+
+    cli_out_write(o, q, sizeof q);
+  } else if (n - i == 2) {
+    char q[4] = { b64[p[i] >> 2], b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)],
+                  b64[(p[i + 1] & 15) << 2], '=' };
+
+    cli_out_write(o, q, sizeof q);
+  }
+}
+
 void cli_json_string(struct cli_out *o, const char *s)
 {
   cli_out_putc(o, '"');

@@ -21,6 +21,16 @@
  */
 void cli_json_escape(struct cli_out *o, const void *s, size_t n);
 
+/*
+ * 1 when s[0..n) is well-formed UTF-8 (as cli_utf8_seq_len() judges it),
+ * else 0. Such bytes survive cli_json_escape() exactly: a JSON decoder gives
+ * them back; any other bytes need cli_base64().
+ */
+int cli_utf8_valid(const void *s, size_t n);
+
+/* Append s[0..n) in base64 (RFC 4648, with padding, no line breaks). */
+void cli_base64(struct cli_out *o, const void *s, size_t n);
+
 /* Append "s" as a quoted JSON string (s is NUL-terminated). */
 void cli_json_string(struct cli_out *o, const char *s);
 

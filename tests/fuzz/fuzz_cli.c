@@ -609,7 +609,7 @@ static int known_key(const unsigned char *k, size_t kl, const unsigned char *v,
                      size_t vl) {
   static const char *const keys[] = {"seq", "status", "output", "signal",
                                      "exit", "code", "error", "attempts",
-                                     "worker", "ms"};
+                                     "worker", "ms", "output_base64"};
   size_t i;
   for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
     if (strlen(keys[i]) == kl && memcmp(keys[i], k, kl) == 0) break;
