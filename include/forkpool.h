@@ -260,7 +260,12 @@ FP_EXTERN int fp_pool_stop(fp_pool *pool, int mode, int grace_ms);
 /*
  * Stop the pool at once if it runs (FP_STOP_NOW), then release the handle and
  * its mapping. The handle must not be in use by another thread. NULL is a
- * no-op.
+ * no-op. Safe after the supervisor died: no SIGPIPE, whatever the caller's
+ * disposition.
+ *
+ * If the caller dies without calling it, the supervisor notices within a
+ * second (even while children the caller forked keep its descriptors open),
+ * stops the pool and kills its workers.
  */
 FP_EXTERN void fp_pool_free(fp_pool *pool);
 
@@ -328,7 +333,9 @@ FP_EXTERN int fp_submit_prio(fp_pool *pool, const void *in, size_t len,
  * its worker is killed (with its process group) and replaced, and the task
  * ends FP_CANCELLED unless it finished first: returns -EINPROGRESS. Returns
  * -EALREADY when it had finished already, -ENOENT for no such task, -EPERM
- * on a monitor handle.
+ * on a monitor handle, -EPIPE when the supervisor died (nothing is left to
+ * kill the worker; fp_wait() reports how the task ended). Never raises
+ * SIGPIPE, whatever the caller's disposition.
  */
 FP_EXTERN int fp_cancel(fp_pool *pool, uint64_t id);
 

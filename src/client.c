@@ -480,9 +480,15 @@ FP_EXTERN int fp_cancel(fp_pool *p, uint64_t id) {
   fp__q_unlock(s);
   if (err == 0) fp__notify_owner(s, owner);
   if (err == -EINPROGRESS && p->cmd_fd >= 0) {
-    /* Private pool: wake the supervisor now rather than at its next tick. */
+    /*
+     * Private pool: wake the supervisor now rather than at its next tick.
+     * A dead supervisor will kill nothing: say so.
+     */
     struct fp__cmd cmd = {.op = 'C'};
-    fp__write_all(p->cmd_fd, &cmd, sizeof(cmd));
+    if (fp__cmd_send(p->cmd_fd, &cmd) == -EPIPE || !fp__sup_alive(p))
+      err = -EPIPE;
+  } else if (err == -EINPROGRESS && !fp__sup_alive(p)) {
+    err = -EPIPE;
   }
   return err;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "pool.h"
@@ -126,7 +127,11 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
   p->seg.hdr->max_tasks = cfg->max_tasks;
   pthread_mutex_init(&p->mu, NULL);
   pthread_mutex_init(&p->stop_mu, NULL);
-  if (pipe2(pfd, O_CLOEXEC) != 0) {
+  /*
+   * The command channel: a socket rather than a pipe, so that writing to a
+   * dead supervisor is an error (MSG_NOSIGNAL), never a SIGPIPE.
+   */
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pfd) != 0) {
     err = -errno;
     goto err;
   }
@@ -139,6 +144,7 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
   pthread_mutex_unlock(&reg_mu);
 
   sigset_t old;
+  pid_t owner = getpid();
   pid_t pid = fork_blocked(&old);
   if (pid < 0) {
     err = -errno;
@@ -147,7 +153,7 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
   if (pid == 0) {
     close(pfd[1]);
     for (int k = 0; k < nothers; k++) close(others[k]);
-    fp__supervisor_main(&p->seg, &p->cfg, pfd[0]);
+    fp__supervisor_main(&p->seg, &p->cfg, pfd[0], owner);
   }
   close(pfd[0]);
   pfd[0] = -1;
@@ -209,8 +215,8 @@ FP_EXTERN int fp_pool_stop(fp_pool *p, int mode, int grace_ms) {
   struct fp__cmd cmd = {.op = mode == FP_STOP_NOW ? 'N' : 'D',
                         .grace_ms = grace_ms};
   if (!atomic_load(&p->sup_gone)) {
-    /* A failed write means the supervisor is gone already: reap it below. */
-    fp__write_all(p->cmd_fd, &cmd, sizeof(cmd));
+    /* A failed send means the supervisor is gone already: reap it below. */
+    (void)fp__cmd_send(p->cmd_fd, &cmd);
     while (waitpid(p->sup_pid, NULL, 0) < 0 && errno == EINTR) {}
     atomic_store(&p->sup_gone, 1);
   }

@@ -6,17 +6,22 @@
 #ifndef FP_PROC_H
 #define FP_PROC_H
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "segment.h"
 
 /*
- * Supervisor body. `cmd_fd` is the read end of the owner's command pipe
- * (-1 when there is no owner process): 8-byte messages (struct fp__cmd), and
- * EOF when the owner died. Runs until the pool is stopped.
+ * Supervisor body. `cmd_fd` is the supervisor's end of the owner's command
+ * channel (-1 when there is no owner process): 8-byte messages (struct
+ * fp__cmd), and EOF when every copy of the owner's end is closed. `owner`
+ * is the pid of the process that started the pool: its death stops the pool
+ * even while a child it forked keeps the owner's end open. Runs until the
+ * pool is stopped.
  */
 FP__HIDDEN void fp__supervisor_main(struct fp__seg *s, const fp_config *cfg,
-                                    int cmd_fd) __attribute__((noreturn));
+                                    int cmd_fd, pid_t owner)
+    __attribute__((noreturn));
 
 /*
  * Worker body, forked by the supervisor into scoreboard row `row`. Closes
@@ -32,9 +37,25 @@ FP__HIDDEN void fp__reset_signals(void);
 
 /* A command from the owner to its supervisor. */
 struct fp__cmd {
-  char op; /* 'D' drain, 'N' stop now */
+  char op; /* 'D' drain, 'N' stop now, 'C' look for cancels now */
   char pad_[3];
   int32_t grace_ms; /* 'D': negative means no limit */
 };
+
+/*
+ * Send one command on the owner's end of the command channel (a
+ * SOCK_SEQPACKET socket: one message per command). MSG_NOSIGNAL: a
+ * supervisor that died must never kill the host with SIGPIPE, whatever the
+ * host's disposition. Returns 0, or -EPIPE (the supervisor is gone),
+ * -errno; retries EINTR.
+ */
+static inline int fp__cmd_send(int fd, const struct fp__cmd *cmd) {
+  ssize_t n;
+  do n = send(fd, cmd, sizeof(*cmd), MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n == (ssize_t)sizeof(*cmd)) return 0;
+  if (n >= 0) return -EIO; /* cannot happen: a datagram is sent whole */
+  return errno == ECONNRESET || errno == ENOTCONN ? -EPIPE : -errno;
+}
 
 #endif /* FP_PROC_H */

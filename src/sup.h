@@ -12,7 +12,9 @@
 struct fp__sup_opts {
   struct fp__seg *seg;
   const fp_config *cfg;
-  int cmd_fd;          /* owner's command pipe (private pools), else -1 */
+  int cmd_fd;          /* owner's command channel (private pools), else -1 */
+  pid_t owner;         /* the process that started the pool, else 0: when
+                          it dies, the pool stops (see owner_gone()) */
   int serve;           /* named pool: signals, logging, client reclaiming */
   int grace_ms;        /* drain limit on SIGTERM/SIGINT (serve) */
   fp_log_fn log;
@@ -42,6 +44,8 @@ struct fp__sup {
   struct fp__seg *s;
   const fp_config *cfg;
   int sfd;                 /* signalfd */
+  int owner_fd;            /* pidfd of o->owner, readable once it died;
+                              -1 (no owner, or no pidfd: then getppid()) */
   uint32_t nrows;
   struct fp__rowctl *rc;
   uint32_t *settled_gen;   /* per client row: gen fully reclaimed */

@@ -111,10 +111,10 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
   atomic_store(&row->init_error, 0);
   atomic_store(&row->retire, 0);
   atomic_store(&row->state, FP__ROW_STARTING);
-  int fds[3] = {sp->sfd, sp->o->cmd_fd, sp->s->fd};
+  int fds[4] = {sp->sfd, sp->o->cmd_fd, sp->s->fd, sp->owner_fd};
   /* Our handled signals stay blocked across fork; the worker resets all. */
   pid_t pid = fork();
-  if (pid == 0) fp__worker_main(sp->s, r, sp->cfg, sp->self, fds, 3);
+  if (pid == 0) fp__worker_main(sp->s, r, sp->cfg, sp->self, fds, 4);
   if (pid < 0) {
     int err = errno;
     atomic_store(&row->state, FP__ROW_BACKOFF);
@@ -547,6 +547,29 @@ static void read_signals(struct fp__sup *sp) {
   }
 }
 
+/*
+ * Private pools: is the process that started the pool gone? The command
+ * channel's EOF does not tell: every plain fork() of the owner inherits its
+ * end, so a daemon child of the owner would keep the pool alive for ever.
+ * Its pidfd (readable once it exited) does; without pidfds (before Linux
+ * 5.3), getppid() changes when the owner dies and we are reparented.
+ */
+static int owner_gone(struct fp__sup *sp) {
+  if (sp->o->owner <= 0) return 0;
+  if (sp->owner_fd < 0) return getppid() != sp->o->owner;
+  struct pollfd pf = {.fd = sp->owner_fd, .events = POLLIN};
+  return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLIN | POLLHUP)) != 0;
+}
+
+/* Open the owner's pidfd; stop at once when it died before we could. */
+static void watch_owner(struct fp__sup *sp) {
+  if (sp->o->owner <= 0) return;
+  long fd = syscall(SYS_pidfd_open, sp->o->owner, 0); /* O_CLOEXEC */
+  sp->owner_fd = fd >= 0 ? (int)fd : -1;
+  /* The pidfd may name a reused pid if the owner is gone already. */
+  if (getppid() != sp->o->owner) stop_now(sp);
+}
+
 /* SIGHUP: retire rows in turn, each once its predecessor was replaced. */
 static void reload_step(struct fp__sup *sp) {
   if (sp->hup_next < 0) return;
@@ -750,7 +773,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   struct fp__seg *s = o->seg;
   struct fp__hdr *h = s->hdr;
   const fp_config *cfg = o->cfg;
-  struct fp__sup sp = {.o = o, .s = s, .cfg = cfg, .sfd = -1,
+  struct fp__sup sp = {.o = o, .s = s, .cfg = cfg, .sfd = -1, .owner_fd = -1,
                        .nrows = s->nrows, .drain_deadline = UINT64_MAX,
                        .hup_next = -1, .self = getpid()};
   sigset_t old;
@@ -780,6 +803,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   }
   fp__report_warm();
   fp__sup_save_header(&sp);
+  watch_owner(&sp);
   for (uint32_t r = 0; r < cfg->workers && !sp.stopped; r++)
     if ((err = spawn(&sp, r)) < 0) fail_start(&sp, -err);
 
@@ -791,13 +815,20 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   while (!sp.stopped) {
     int ms = turn(&sp, tick);
     if (sp.stopped) break;
-    struct pollfd pf[2] = {{.fd = sp.sfd, .events = POLLIN},
-                           {.fd = o->cmd_fd, .events = POLLIN}};
-    int n = poll(pf, o->cmd_fd >= 0 ? 2 : 1, ms);
+    /* A tick is at most a second: owner_gone()'s getppid() fallback. */
+    struct pollfd pf[3] = {{.fd = sp.sfd, .events = POLLIN},
+                           {.fd = o->cmd_fd, .events = POLLIN},
+                           {.fd = sp.owner_fd, .events = POLLIN}};
+    int n = poll(pf, 3, ms); /* negative fds are skipped */
     if (n < 0 && errno != EINTR) usleep(10000); /* cannot happen: no spin */
     read_signals(&sp);
     reap(&sp, 0);
     if (o->cmd_fd >= 0 && n > 0 && pf[1].revents != 0) read_cmds(&sp);
+    if (!sp.stopped && owner_gone(&sp)) {
+      fp__sup_log(&sp, FP_LOG_WARN, "the pool's owner (pid %d) died without "
+                  "stopping it: stopping now", (int)o->owner);
+      stop_now(&sp);
+    }
   }
   err = atomic_load(&h->state) == FP__POOL_FAILED
             ? -atomic_load(&h->start_error)
@@ -805,6 +836,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   /* Consume what is pending of our signals before unblocking them. */
   read_signals(&sp);
   close(sp.sfd);
+  if (sp.owner_fd >= 0) close(sp.owner_fd);
   sigprocmask(SIG_SETMASK, &old, NULL);
   free(sp.rc);
   free(sp.settled_gen);
@@ -812,9 +844,10 @@ int fp__sup_run(const struct fp__sup_opts *o) {
 }
 
 void fp__supervisor_main(struct fp__seg *s, const fp_config *cfg,
-                         int cmd_fd) {
+                         int cmd_fd, pid_t owner) {
   fp__reset_signals();
   struct fp__sup_opts o = {.seg = s, .cfg = cfg, .cmd_fd = cmd_fd,
+                           .owner = owner,
                            .log = cfg->log, .log_ctx = cfg->log_ctx};
   _exit(fp__sup_run(&o) == 0 ? 0 : 1);
 }
