@@ -218,8 +218,8 @@ static void on_dump(int sig, siginfo_t *si, void *uc) {
   int saved = errno;
   if (my_report == NULL) return;
   if (fp__sealed()) fp__seal(my_seg, 0); /* the row is in the segment */
-  int mine = si->si_code != SI_QUEUE ||
-             (uintptr_t)si->si_value.sival_ptr == (uintptr_t)atomic_load(my_task);
+  int mine = si->si_code != SI_QUEUE || (uintptr_t)si->si_value.sival_ptr ==
+                                            (uintptr_t)atomic_load(my_task);
   if (mine && !parked) write_report('H', 0, 0, NULL, 1);
   atomic_store(&my_report->done, 1);
   errno = saved;

@@ -235,8 +235,8 @@ struct fp__row {
    * The worker writes neither, so its death or a SIGSTOP between any two
    * of its stores leaves them consistent.
    */
-  _Atomic uint64_t doom;        /* task the supervisor will kill, or 0 */
-  _Atomic uint32_t doom_gen;    /* +1 per doom withdrawn (futex word) */
+  _Atomic uint64_t doom;     /* task the supervisor will kill, or 0 */
+  _Atomic uint32_t doom_gen; /* +1 per doom withdrawn (futex word) */
   /*
    * Exactly-once counting of finished tasks, whatever instant the worker
    * dies at. Only the row's worker writes ok/failed (or the supervisor,

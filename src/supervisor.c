@@ -409,9 +409,10 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
   int ours = sig == SIGKILL && reason != FP__KILL_NONE;
   if (!had_task && ours)
     /* The task it was aimed at had just finished in time (worker.c). */
-    fp__sup_log(sp, FP_LOG_INFO, "worker %d killed idle: task %llu, which "
-                "it was to end (%s), had just finished", (int)pid,
-                (unsigned long long)sp->rc[r].kill_task,
+    fp__sup_log(sp, FP_LOG_INFO,
+                "worker %d killed idle: task %llu, which it was to end "
+                "(%s), had just finished",
+                (int)pid, (unsigned long long)sp->rc[r].kill_task,
                 reason == FP__KILL_TIMEOUT ? "timeout" : "cancel");
   else if (!had_task)
     fp__sup_log(sp, FP_LOG_WARN, "worker %d died while idle: %s", (int)pid,

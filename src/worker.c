@@ -14,7 +14,8 @@
  * between its decision and the kill the worker may have finished that task
  * and taken the next: a late kill landed on an innocent task (issue 13.1).
  * Two rules keep a kill on the task it was meant for, at the cost of one
- * seq_cst store and one load per task (no system call):
+ * load per task (the seq_cst store of task_id = 0 was there already; no
+ * system call):
  *
  *   1. A task that overran its limit never ends ok. When the handler
  *      returns at or after row->started_ns + timeout (the supervisor's own
@@ -163,15 +164,23 @@ static uint32_t take(struct fp__seg *s, uint32_t r, pid_t self, pid_t sup) {
 /*
  * The one place the handler is called from (both call paths below), so
  * that a crash or hang report can end its backtrace at this frame: below
- * it are forkpool and the host (report.c). noinline keeps the frame; the
- * empty asm after the call keeps it from being a tail call (a jump would
- * leave no frame of ours on the stack). Returns the handler's value.
+ * it are forkpool and the host (report.c). noinline keeps the frame and
+ * noclone one copy of it (the probe must return into the same code as the
+ * tasks); the empty asm after the call keeps it from being a tail call (a
+ * jump would leave no frame of ours on the stack). Returns the handler's
+ * value.
  */
-__attribute__((noinline)) static int call_handler(const fp_config *cfg,
-                                                  const void *in,
-                                                  size_t in_len, void *out,
-                                                  size_t out_cap,
-                                                  size_t *out_len) {
+#if defined(__has_attribute)
+#if __has_attribute(noclone)
+#define FP__NOCLONE __attribute__((noclone))
+#endif
+#endif
+#ifndef FP__NOCLONE
+#define FP__NOCLONE
+#endif
+__attribute__((noinline)) FP__NOCLONE static int call_handler(
+    const fp_config *cfg, const void *in, size_t in_len, void *out,
+    size_t out_cap, size_t *out_len) {
   int rc = cfg->handler(cfg->arg, in, in_len, out, out_cap, out_len);
   __asm__ __volatile__("" : "+r"(rc) : : "memory");
   return rc;
@@ -204,8 +213,7 @@ static int call_sealed(const struct fp__seg *s, const fp_config *cfg,
   memcpy(seal_in, fp__slot_in(sl), in_len);
   unsigned char *out = fp__slot_out(s, sl);
   fp__seal(s, 1);
-  int rc = call_handler(cfg, seal_in, in_len, seal_out, s->max_output,
-                            out_len);
+  int rc = call_handler(cfg, seal_in, in_len, seal_out, s->max_output, out_len);
   fp__seal(s, 0);
   if (*out_len <= s->max_output) memcpy(out, seal_out, *out_len);
   return rc;
@@ -285,8 +293,8 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
     spawned.max_input = s->max_input;
     rc = seal_in != NULL
              ? call_sealed(s, cfg, sl, in_len, &out_len)
-             : call_handler(cfg, fp__slot_in(sl), in_len,
-                                fp__slot_out(s, sl), s->max_output, &out_len);
+             : call_handler(cfg, fp__slot_in(sl), in_len, fp__slot_out(s, sl),
+                            s->max_output, &out_len);
     spawned.active = 0;
   }
   uint64_t end = fp__now_ns();

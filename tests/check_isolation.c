@@ -64,13 +64,12 @@ static void to_pipe(void *ctx, fp_log_level lvl, const char *msg) {
 
 /* No frame of forkpool or the host below the handler (issue 13.19). */
 static void assert_cut_at_handler(const char *out) {
-  static const char *const below[] = {"fp__worker_main", "run_task",
-                                      "call_handler", "fp_pool_start",
-                                      "fp__sup_run", " main+", "_start",
-                                      "__libc_start"};
+  static const char *const below[] = {
+      "fp__worker_main", "run_task", "call_handler", "fp_pool_start",
+      "fp__sup_run",     " main+",   "_start",       "__libc_start"};
   for (size_t k = 0; k < sizeof(below) / sizeof(below[0]); k++)
-    ck_assert_msg(strstr(out, below[k]) == NULL, "'%s' in report: %s",
-                  below[k], out);
+    ck_assert_msg(strstr(out, below[k]) == NULL, "'%s' in report: %s", below[k],
+                  out);
 }
 
 static fp_pool *start(unsigned attempts, unsigned timeout_ms) {
@@ -198,9 +197,10 @@ START_TEST(test_sent_signal_report_names_the_sender) {
   tu_wait(p, tu_submit(p, "pid"), &res);
   ck_assert_int_eq(res.status, FP_OK);
   char want[96];
-  snprintf(want, sizeof(want), "SIGFPE sent by pid %.*s (uid %u, the worker "
-           "itself)\n#", (int)res.output_len, (const char *)res.output,
-           (unsigned)getuid());
+  snprintf(want, sizeof(want),
+           "SIGFPE sent by pid %.*s (uid %u, the worker "
+           "itself)\n#",
+           (int)res.output_len, (const char *)res.output, (unsigned)getuid());
   tu_wait(p, tu_submit(p, "fpe"), &res);
   ck_assert_int_eq(res.status, FP_CRASHED);
   ck_assert_int_eq(res.signal, SIGFPE);
@@ -267,9 +267,10 @@ static void late_kill_rounds(const char *a_cmd) {
     ck_assert_int_eq(res.signal, SIGKILL);
     assert_cut_at_handler(res.output_len ? (const char *)res.output : "");
     tu_wait(p, b, &res);
-    ck_assert_msg(res.status == FP_OK, "round %d: the task after '%s' ended "
-                  "%s (signal %d)", round, a_cmd, fp_status_name(res.status),
-                  res.signal);
+    ck_assert_msg(res.status == FP_OK,
+                  "round %d: the task after '%s' ended "
+                  "%s (signal %d)",
+                  round, a_cmd, fp_status_name(res.status), res.signal);
     tu_assert_ok(&res, "slept 60");
   }
   fp_stats st;
@@ -280,7 +281,9 @@ static void late_kill_rounds(const char *a_cmd) {
   fp_result_release(&res);
 }
 
-START_TEST(test_late_kill_spares_next_task_spin) { late_kill_rounds("spin 201"); }
+START_TEST(test_late_kill_spares_next_task_spin) {
+  late_kill_rounds("spin 201");
+}
 END_TEST
 
 START_TEST(test_late_kill_spares_next_task_usleep) {
