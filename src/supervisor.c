@@ -147,6 +147,9 @@ static void kill_worker(struct fp__sup *sp, uint32_t r, int reason,
   kill(pid, SIGKILL);
 }
 
+/* How long a worker may take to publish a result it committed in time. */
+#define PUBLISH_GRACE_NS 100000000ull /* 100 ms */
+
 /*
  * Aim a kill at task `id` of row r (the handshake of worker.c, "Ending a
  * task", rule 2): store doom, then read task_id, both seq_cst. Returns 1
@@ -154,12 +157,25 @@ static void kill_worker(struct fp__sup *sp, uint32_t r, int reason,
  * task before it sees the doom and parks, so a kill now or later (until it
  * is reaped) can only end `id` or an idle worker. Returns 0 when `id` is
  * over: the doom is withdrawn, a worker parked on it woken, and nothing may
- * be killed. Cannot fail (the futex wake is a hint).
+ * be killed. Also 0 while the worker publishes a result it committed
+ * (fin_task == id: by rule 1 it finished in time), for PUBLISH_GRACE_NS
+ * from the first such look: killing it would cost a fork for nothing. A
+ * worker still not done after that is stuck (stopped?): 1, and its reaping
+ * publishes the committed result. Cannot fail (the wake is a hint).
  */
-static int aim_kill(struct fp__sup *sp, uint32_t r, uint64_t id) {
+static int aim_kill(struct fp__sup *sp, uint32_t r, uint64_t id,
+                    uint64_t now) {
   struct fp__row *row = fp__row_at(sp->s, r);
+  struct fp__rowctl *rc = &sp->rc[r];
   atomic_store(&row->doom, id);
-  if (atomic_load(&row->task_id) == id) return 1;
+  if (atomic_load(&row->task_id) == id) {
+    if (atomic_load(&row->fin_task) != id) return 1;
+    if (rc->spare_task != id) {
+      rc->spare_task = id;
+      rc->spare_until = now + PUBLISH_GRACE_NS;
+    }
+    if (now >= rc->spare_until) return 1;
+  }
   atomic_store(&row->doom, 0);
   atomic_fetch_add(&row->doom_gen, 1);
   fp__futex_wake(&row->doom_gen);
@@ -635,7 +651,7 @@ static uint64_t check_timeouts(struct fp__sup *sp, uint64_t now) {
     if (id == 0 || atomic_load(&row->task_id) != id) continue;
     if (now >= t0 + limit) {
       /* It may have finished meanwhile: kill only a worker committed to id. */
-      if (!aim_kill(sp, r, id)) continue;
+      if (!aim_kill(sp, r, id, now)) continue;
       rc->kill_reason = FP__KILL_TIMEOUT;
       rc->kill_task = id;
       rc->dump_at = now;
@@ -663,7 +679,7 @@ static void check_cancels(struct fp__sup *sp) {
     if (i >= sp->s->nslots || id == 0) continue;
     struct fp__slot *sl = fp__slot_at(sp->s, i);
     if (atomic_load(&sl->cancel) && atomic_load(&sl->id) == id &&
-        aim_kill(sp, r, id)) {
+        aim_kill(sp, r, id, fp__now_ns())) {
       fp__sup_log(sp, FP_LOG_INFO, "task %llu cancelled while running: "
                   "killing worker %d", (unsigned long long)id,
                   (int)sp->rc[r].pid);

@@ -39,10 +39,14 @@
  *      report's signal only once committed, and passes A in sigqueue's value;
  *      the dump handler ignores a dump meant for another task.
  *
- * A kill after rule 2 parked a worker that had finished A in time (its clock
- * read before the limit, its publication after the supervisor's) costs a
- * fork: A keeps its result, the worker dies idle and the death counts toward
- * no crash loop. If the worker is SIGKILLed or SIGSTOPped between any two of
+ * A worker that finished A in time but publishes it after the supervisor's
+ * deadline check is spared when the supervisor sees A committed (fin_task ==
+ * A, stored before DONE: by rule 1 only an in-time result is committed): it
+ * withdraws the doom, for up to 100 ms, after which a worker still stuck
+ * publishing is killed and its committed result published by the reaper.
+ * Only between its clock read and that commit store can a worker be doomed
+ * for a task it finished in time: it parks after publishing and dies idle,
+ * A keeps its result, and the death counts toward no crash loop. If the worker is SIGKILLed or SIGSTOPped between any two of
  * these stores: task_id still A means A is still the task a kill ends (the
  * supervisor's usual reaping settles it, committed or not); task_id 0 means
  * the supervisor withdraws its doom and kills nothing, and a stopped idle
