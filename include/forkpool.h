@@ -93,7 +93,10 @@ typedef struct fp_config {
   unsigned slots;       /* task slots in the queue; default 256 */
   size_t max_input;     /* bytes per task input; default 64 KiB */
   size_t max_output;    /* bytes per task output; default 64 KiB */
-  unsigned timeout_ms;  /* per-task run time limit; 0 (default) = none */
+  unsigned timeout_ms;  /* per-task run time limit; 0 (default) = none.
+                           A task past it ends FP_TIMEOUT, also when its
+                           handler returns late (its result is dropped);
+                           the kill never reaches another task */
   unsigned max_tasks;   /* recycle a worker after this many; 0 = never */
   fp_handler_fn handler; /* required */
   void *arg;            /* passed to handler and hooks */
@@ -146,7 +149,11 @@ typedef struct fp_result {
   fp_status status;      /* FP_CRASHED / FP_TIMEOUT: output holds the
                             crash or hang report when one was written:
                             "SIGSEGV at address 0x0\n#0 func+0x1f (lib.so)
-                            \n..." (truncated to max_output) */
+                            \n..." (truncated to max_output), frames down
+                            to the handler; a signal sent rather than a
+                            fault: "SIGFPE sent by pid N (uid U)"; a late
+                            return: "returned after N ms, past its L ms
+                            limit" */
   int code;              /* FP_FAILED: the handler's error code, else 0 */
   int signal;            /* signal that killed the worker, else 0 */
   int exit_code;         /* worker's exit status when it exited, else -1 */

@@ -7,6 +7,10 @@
  * report area; then the signal's default action kills it as before. On a
  * task timeout the supervisor first sends FP__SIG_DUMP, whose handler writes
  * the same for the stuck code, and kills the worker after a short grace.
+ * A signal sent (kill, raise, abort: si_code <= 0) has no fault address: the
+ * report names the sender's pid and uid instead. The stack ends at the
+ * handler: frames from the worker's call into it down are forkpool's and
+ * the host's, and are left out (fp__report_cut_at).
  *
  * Only async-signal-safe calls run in the handlers: backtrace() (warmed up
  * at start, so it does not load libgcc_s from inside a handler), open,
@@ -29,6 +33,10 @@
 static struct fp__report *my_report;
 static _Atomic uint64_t *my_task;
 static const struct fp__seg *my_seg;
+/* Set when the worker parks a task that overran (fp__report_late). */
+static volatile sig_atomic_t parked;
+/* The pc of the handler's caller's frame (fp__report_cut_at), or NULL. */
+static const void *cut_pc;
 
 struct buf {
   char *p;
@@ -83,6 +91,7 @@ static uintptr_t parse_hex(const char **s) {
  */
 #define PATH_BYTES 200
 static void put_frames(struct buf *b, void **pcs, int n) {
+  if (n <= 0) return;
   uintptr_t base[MAX_FRAMES];
   char path[MAX_FRAMES][PATH_BYTES];
   int found[MAX_FRAMES] = {0};
@@ -132,10 +141,30 @@ static void put_frames(struct buf *b, void **pcs, int n) {
   }
 }
 
-/* Write a report for the current task: kind 'S' (signal) or 'H' (hang). */
-static void write_report(char kind, int sig, uintptr_t addr) {
+/*
+ * Write a report for the current task: kind 'S' (signal), 'H' (hang) or
+ * 'L' (late). The first line is "KIND SIG ADDR", for a signal followed by
+ * "SENT PID UID SELF" (SENT 1: si_code <= 0, PID and UID the sender's,
+ * SELF our pid); then, when frames != 0, one "F" line per frame down to the
+ * handler. si may be NULL. A hang dump that finds the worker outside the
+ * handler (it returned already: fp__report_late will say so) writes
+ * nothing. Returns 1 when it wrote the report, 0 when not.
+ */
+static int write_report(char kind, long sig, uintptr_t addr,
+                        const siginfo_t *si, int frames) {
   struct fp__report *r = my_report;
-  if (r == NULL) return;
+  if (r == NULL) return 0;
+  void *pcs[MAX_FRAMES];
+  int n = frames ? backtrace(pcs, MAX_FRAMES) : 0, cut = 0;
+  /* Stop at the handler's caller: its frame and all below are ours. */
+  for (int k = 0; cut_pc != NULL && k < n; k++) {
+    if (pcs[k] == cut_pc) {
+      n = k;
+      cut = 1;
+      break;
+    }
+  }
+  if (kind == 'H' && cut_pc != NULL && !cut) return 0;
   /* Seal mode: reopen the segment first (mprotect is a system call, safe
    * in a handler) so the report can be written. */
   if (fp__sealed()) fp__seal(my_seg, 0);
@@ -147,19 +176,27 @@ static void write_report(char kind, int sig, uintptr_t addr) {
   put_dec(&b, sig);
   puts_(&b, " ");
   put_hex(&b, addr);
+  if (si != NULL) {
+    puts_(&b, si->si_code <= 0 ? " 1 " : " 0 ");
+    put_dec(&b, (long)si->si_pid);
+    puts_(&b, " ");
+    put_dec(&b, (long)si->si_uid);
+    puts_(&b, " ");
+    put_dec(&b, (long)getpid());
+  }
   puts_(&b, "\n");
-  void *pcs[MAX_FRAMES];
-  int n = backtrace(pcs, MAX_FRAMES);
   put_frames(&b, pcs, n);
   atomic_store(&r->len, (uint32_t)b.len);
   atomic_store(&r->task_id, task);
+  return 1;
 }
 
 static void on_fault(int sig, siginfo_t *si, void *uc) {
   (void)uc;
   int saved = errno;
-  uintptr_t addr = sig == SIGABRT ? 0 : (uintptr_t)si->si_addr;
-  write_report('S', sig, addr);
+  /* A sent signal's si_addr is no address (it overlays si_pid). */
+  uintptr_t addr = si->si_code <= 0 ? 0 : (uintptr_t)si->si_addr;
+  write_report('S', sig, addr, si, 1);
   errno = saved;
   /*
    * SA_RESETHAND restored the default action. A fault re-executes the
@@ -169,15 +206,32 @@ static void on_fault(int sig, siginfo_t *si, void *uc) {
   if (si->si_code <= 0 || sig == SIGABRT) raise(sig);
 }
 
+/*
+ * The hang dump. Written only for the task it is about (the supervisor's
+ * sigqueue value; a plain kill carries none and is taken as meant for the
+ * current task) and not when the worker parked a late task; either way the
+ * report is flagged done, so the supervisor kills without waiting longer.
+ */
 static void on_dump(int sig, siginfo_t *si, void *uc) {
   (void)sig;
-  (void)si;
   (void)uc;
   int saved = errno;
-  write_report('H', 0, 0);
+  if (my_report == NULL) return;
+  if (fp__sealed()) fp__seal(my_seg, 0); /* the row is in the segment */
+  int mine = si->si_code != SI_QUEUE || (uintptr_t)si->si_value.sival_ptr ==
+                                            (uintptr_t)atomic_load(my_task);
+  if (mine && !parked) write_report('H', 0, 0, NULL, 1);
   atomic_store(&my_report->done, 1);
   errno = saved;
 }
+
+void fp__report_late(uint64_t task, uint64_t ran_ns, unsigned limit_ms) {
+  parked = 1; /* first: a dump from now on leaves the report alone */
+  if (my_report == NULL || atomic_load(&my_report->task_id) == task) return;
+  write_report('L', (long)(ran_ns / 1000u), limit_ms, NULL, 0);
+}
+
+void fp__report_cut_at(const void *ret) { cut_pc = ret; }
 
 int fp__report_arm(struct fp__seg *s, uint32_t row) {
   my_seg = s;

@@ -20,13 +20,39 @@ FP__HIDDEN int fp__report_arm(struct fp__seg *s, uint32_t row);
 /* Load what backtrace() needs (libgcc_s) now, before forking workers. */
 FP__HIDDEN void fp__report_warm(void);
 
-/* The signal the supervisor sends for a hang dump (a real-time signal). */
+/*
+ * The signal the supervisor sends for a hang dump (a real-time signal). The
+ * supervisor sends it with sigqueue(), the task id it is about as the
+ * value's pointer; the worker ignores a dump about another task.
+ */
 FP__HIDDEN int fp__dump_signal(void);
 
 /*
+ * Worker: task `task` returned ran_ns after it started, past its limit of
+ * limit_ms; the worker is about to park until the supervisor kills it.
+ * Unless a hang dump for this task was written already (it keeps the stack
+ * the task was stuck in), write a report saying so; from now on dumps only
+ * flag the report done. Async-signal-safe; cannot fail.
+ */
+FP__HIDDEN void fp__report_late(uint64_t task, uint64_t ran_ns,
+                                unsigned limit_ms);
+
+/*
+ * Worker: `ret` is the return address of the worker's one call into the
+ * handler (worker.c finds it by calling a probe through the same call).
+ * A report's backtrace ends at the frame with that pc: the handler's
+ * caller, below which are forkpool and the host. NULL: no cut.
+ */
+FP__HIDDEN void fp__report_cut_at(const void *ret);
+
+/*
  * Render the raw report `rep` (if it is about task `task_id`) as text:
- *   "SIGSEGV at 0x0\n#0 crashy_segv+0x12 (crashy.so)\n..." or
- *   "stuck in:\n#0 ...". Frames of the signal handler itself are left out.
+ *   "SIGSEGV at address 0x0\n#0 crashy_segv+0x12 (crashy.so)\n...",
+ *   "SIGFPE sent by pid 12 (uid 0, the worker itself)\n#0 ...",
+ *   "stuck in:\n#0 ..." or "returned after 201.312 ms, past its 200 ms
+ *   limit".
+ * Frames of the signal handler itself are left out; frames end with the
+ * handler (the worker cut them at its caller).
  * Returns the length written to out (at most cap - 1, NUL-terminated), or 0
  * when there is no report for that task.
  */

@@ -25,7 +25,7 @@
 #include "internal.h"
 
 #define FP__MAGIC 0x4c4f4f504b524f46ull /* "FORKPOOL" read little-endian */
-#define FP__LAYOUT_VERSION 4u
+#define FP__LAYOUT_VERSION 5u
 
 /* Pool states, in the header's futex word `state`. Only move forward. */
 enum fp__pool_state {
@@ -225,6 +225,18 @@ struct fp__row {
   _Atomic uint64_t total_done;  /* tasks finished in this row, all processes */
   _Atomic uint32_t restarts;    /* processes forked into this row - 1 */
   _Atomic uint32_t retire;      /* supervisor asks: exit before next task */
+  /*
+   * The kill handshake (worker.c, "Ending a task" explains it): the
+   * supervisor stores the id of a task it means to kill (timeout, cancel)
+   * in doom before it reads task_id; the worker clears task_id before it
+   * reads doom. Only the supervisor writes doom and doom_gen; it zeroes
+   * doom when it forks a worker into the row. doom_gen is a futex word,
+   * bumped when the supervisor withdraws a doom, to wake a parked worker.
+   * The worker writes neither, so its death or a SIGSTOP between any two
+   * of its stores leaves them consistent.
+   */
+  _Atomic uint64_t doom;     /* task the supervisor will kill, or 0 */
+  _Atomic uint32_t doom_gen; /* +1 per doom withdrawn (futex word) */
   /*
    * Exactly-once counting of finished tasks, whatever instant the worker
    * dies at. Only the row's worker writes ok/failed (or the supervisor,

@@ -37,6 +37,8 @@ struct fp__rowctl {
   int kill_reason;    /* why we SIGKILLed it, if we did */
   uint64_t kill_task;
   uint64_t dump_at;   /* hang dump asked for at (timeout), 0 if not */
+  uint64_t spare_task;  /* a kill aimed at it was withdrawn: committed */
+  uint64_t spare_until; /* ...withdrawn again until then, then made */
 };
 
 struct fp__sup {

@@ -110,6 +110,7 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
   atomic_store(&row->done, 0);
   atomic_store(&row->init_error, 0);
   atomic_store(&row->retire, 0);
+  atomic_store(&row->doom, 0); /* no kill aimed at the new worker's tasks */
   atomic_store(&row->state, FP__ROW_STARTING);
   int fds[4] = {sp->sfd, sp->o->cmd_fd, sp->s->fd, sp->owner_fd};
   /* Our handled signals stay blocked across fork; the worker resets all. */
@@ -144,6 +145,41 @@ static void kill_worker(struct fp__sup *sp, uint32_t r, int reason,
   }
   kill(-pid, SIGKILL); /* the task's children, in its process group */
   kill(pid, SIGKILL);
+}
+
+/* How long a worker may take to publish a result it committed in time. */
+#define PUBLISH_GRACE_NS 100000000ull /* 100 ms */
+
+/*
+ * Aim a kill at task `id` of row r (the handshake of worker.c, "Ending a
+ * task", rule 2): store doom, then read task_id, both seq_cst. Returns 1
+ * when the worker is committed: it still runs `id`, and cannot take another
+ * task before it sees the doom and parks, so a kill now or later (until it
+ * is reaped) can only end `id` or an idle worker. Returns 0 when `id` is
+ * over: the doom is withdrawn, a worker parked on it woken, and nothing may
+ * be killed. Also 0 while the worker publishes a result it committed
+ * (fin_task == id: by rule 1 it finished in time), for PUBLISH_GRACE_NS
+ * from the first such look: killing it would cost a fork for nothing. A
+ * worker still not done after that is stuck (stopped?): 1, and its reaping
+ * publishes the committed result. Cannot fail (the wake is a hint).
+ */
+static int aim_kill(struct fp__sup *sp, uint32_t r, uint64_t id,
+                    uint64_t now) {
+  struct fp__row *row = fp__row_at(sp->s, r);
+  struct fp__rowctl *rc = &sp->rc[r];
+  atomic_store(&row->doom, id);
+  if (atomic_load(&row->task_id) == id) {
+    if (atomic_load(&row->fin_task) != id) return 1;
+    if (rc->spare_task != id) {
+      rc->spare_task = id;
+      rc->spare_until = now + PUBLISH_GRACE_NS;
+    }
+    if (now >= rc->spare_until) return 1;
+  }
+  atomic_store(&row->doom, 0);
+  atomic_fetch_add(&row->doom_gen, 1);
+  fp__futex_wake(&row->doom_gen);
+  return 0;
 }
 
 static const char *signame(int sig) {
@@ -384,18 +420,31 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
     sp->rc[r].spawn_at = now; /* recycled, retired or reloaded */
     return;
   }
-  if (!had_task)
+  int reason = sp->rc[r].kill_reason;
+  /* Our own kill: a cancel, a stop, or one aimed at a task (timeout). */
+  int ours = sig == SIGKILL && reason != FP__KILL_NONE;
+  if (!had_task && ours)
+    /* The task it was aimed at had just finished in time (worker.c). */
+    fp__sup_log(sp, FP_LOG_INFO,
+                "worker %d killed idle: task %llu, which it was to end "
+                "(%s), had just finished",
+                (int)pid, (unsigned long long)sp->rc[r].kill_task,
+                reason == FP__KILL_TIMEOUT ? "timeout" : "cancel");
+  else if (!had_task)
     fp__sup_log(sp, FP_LOG_WARN, "worker %d died while idle: %s", (int)pid,
                 what);
   /*
    * A crash loop is workers that die without finishing a task: a task
-   * killed its worker, or the worker died by itself before its first one
-   * (init). A SIGKILL from outside to an idle or starting worker is not
-   * the work's doing and does not count. Any task finished anywhere in the
+   * killed its worker (crash or timeout), or the worker died by itself
+   * before its first one (init). A SIGKILL from outside to an idle or
+   * starting worker is not the work's doing and does not count, nor is
+   * our own kill for a cancel or a stop. Any task finished anywhere in the
    * pool ends the loop (turn() resets the streak).
    */
+  int blameless = ours && (reason == FP__KILL_CANCEL ||
+                           reason == FP__KILL_STOP || !had_task);
   if (atomic_load(&row->done) > 0) sp->streak = 0, sp->backoff_logged = 0;
-  else if (had_task || sig != SIGKILL) sp->streak++;
+  else if (!blameless && (had_task || sig != SIGKILL)) sp->streak++;
   uint64_t delay = 0;
   if (sp->streak >= 2) {
     uint32_t e = sp->streak - 2 < 20 ? sp->streak - 2 : 20;
@@ -624,11 +673,16 @@ static uint64_t check_timeouts(struct fp__sup *sp, uint64_t now) {
     uint64_t t0 = atomic_load(&row->started_ns);
     if (id == 0 || atomic_load(&row->task_id) != id) continue;
     if (now >= t0 + limit) {
+      /* It may have finished meanwhile: kill only a worker committed to id. */
+      if (!aim_kill(sp, r, id, now)) continue;
       rc->kill_reason = FP__KILL_TIMEOUT;
       rc->kill_task = id;
       rc->dump_at = now;
       atomic_store(&fp__report_at(sp->s, r)->done, 0);
-      if (kill(pid, fp__dump_signal()) != 0) rc->dump_at = now - DUMP_GRACE_NS;
+      /* The id travels with the signal: a dump is only for its own task. */
+      union sigval v = {.sival_ptr = (void *)(uintptr_t)id};
+      if (sigqueue(pid, fp__dump_signal(), v) != 0)
+        rc->dump_at = now - DUMP_GRACE_NS; /* no dump: kill on the next look */
       if (now + 2000000u < next) next = now + 2000000u;
     } else if (t0 + limit < next) {
       next = t0 + limit;
@@ -647,7 +701,8 @@ static void check_cancels(struct fp__sup *sp) {
     uint64_t id = atomic_load(&row->task_id);
     if (i >= sp->s->nslots || id == 0) continue;
     struct fp__slot *sl = fp__slot_at(sp->s, i);
-    if (atomic_load(&sl->cancel) && atomic_load(&sl->id) == id) {
+    if (atomic_load(&sl->cancel) && atomic_load(&sl->id) == id &&
+        aim_kill(sp, r, id, fp__now_ns())) {
       fp__sup_log(sp, FP_LOG_INFO, "task %llu cancelled while running: "
                   "killing worker %d", (unsigned long long)id,
                   (int)sp->rc[r].pid);

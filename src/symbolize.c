@@ -206,13 +206,33 @@ size_t fp__report_render(const struct fp__report *rep, uint64_t task_id,
                  fp__symbolize(f->path, (uintptr_t)b, (uintptr_t)a - 1,
                                f->sym, sizeof(f->sym)) == 0;
     } else if (o == 0 && sscanf(line, "%c %ld %lx", &kind, &sig, &a) == 3) {
+      /* "S SIG ADDR SENT PID UID SELF" (report.c); without the last four
+       * fields, the signal is taken as a fault. */
+      int sent = 0;
+      long spid = 0, suid = 0, self = 0;
+      if (kind == 'S' && sscanf(line, "%*c %*d %*x %d %ld %ld %ld", &sent,
+                                &spid, &suid, &self) != 4)
+        sent = 0;
       if (kind == 'S') {
         const char *n = sigabbrev_np((int)sig);
         used = snprintf(out, cap, "SIG%s", n ? n : "?");
-        if (used > 0 && (size_t)used < cap &&
-            (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL))
+        if (used < 0 || (size_t)used >= cap) {
+          /* truncated: nothing more fits */
+        } else if (sent && !(sig == SIGABRT && spid == self)) {
+          /* Sent, not a fault: name the sender (abort() by itself says
+           * enough with its backtrace). */
+          used += snprintf(out + used, cap - (size_t)used,
+                           " sent by pid %ld (uid %ld%s)", spid, suid,
+                           spid == self ? ", the worker itself" : "");
+        } else if (!sent && (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE ||
+                             sig == SIGILL)) {
           used += snprintf(out + used, cap - (size_t)used, " at address 0x%lx",
                            a);
+        }
+      } else if (kind == 'L') {
+        used = snprintf(out, cap,
+                        "returned after %ld.%03ld ms, past its %lu ms limit",
+                        sig / 1000, sig % 1000, a);
       } else {
         used = snprintf(out, cap, "stuck in:");
       }

@@ -7,6 +7,50 @@
  *   - after claiming a task (row->slot set, slot RUNNING with our pid): the
  *     supervisor, after reaping us, ends that task CRASHED;
  *   - after storing DONE: the result stands; the task is not touched again.
+ *
+ * Ending a task: the time limit and the kill handshake.
+ *
+ * The supervisor kills a worker to end its task (timeout, fp_cancel), but
+ * between its decision and the kill the worker may have finished that task
+ * and taken the next: a late kill landed on an innocent task (issue 13.1).
+ * Two rules keep a kill on the task it was meant for, at the cost of one
+ * load per task (the seq_cst store of task_id = 0 was there already; no
+ * system call):
+ *
+ *   1. A task that overran its limit never ends ok. When the handler
+ *      returns at or after row->started_ns + timeout (the supervisor's own
+ *      test, on the same CLOCK_MONOTONIC), the worker publishes nothing: it
+ *      parks with task_id still set. The supervisor, which must see the same
+ *      deadline pass, kills it as for any hung task, so the task ends
+ *      FP_TIMEOUT with the usual counting, retries and report. (The hang
+ *      report's signal cuts a handler's sleep short: without this rule such
+ *      a task returned "ok" after its limit.)
+ *
+ *   2. A kill is aimed, Dekker-style, with two words of the row:
+ *        supervisor:  doom = A;  then reads task_id
+ *        worker:      task_id = 0 (after publishing A);  then reads doom
+ *      (all seq_cst). If the supervisor reads task_id == A, the worker's
+ *      store comes later in the single total order, so the worker's read of
+ *      doom sees A: it parks before it can take another task, and the kill
+ *      finds it in A or idle after A, never in a later task. If the
+ *      supervisor reads anything else, A is over: it withdraws the doom
+ *      (doom = 0, doom_gen + 1, futex wake for a worker that parked because
+ *      both saw each other) and kills nothing. The supervisor sends the hang
+ *      report's signal only once committed, and passes A in sigqueue's value;
+ *      the dump handler ignores a dump meant for another task.
+ *
+ * A worker that finished A in time but publishes it after the supervisor's
+ * deadline check is spared when the supervisor sees A committed (fin_task ==
+ * A, stored before DONE: by rule 1 only an in-time result is committed): it
+ * withdraws the doom, for up to 100 ms, after which a worker still stuck
+ * publishing is killed and its committed result published by the reaper.
+ * Only between its clock read and that commit store can a worker be doomed
+ * for a task it finished in time: it parks after publishing and dies idle,
+ * A keeps its result, and the death counts toward no crash loop. If the worker is SIGKILLed or SIGSTOPped between any two of
+ * these stores: task_id still A means A is still the task a kill ends (the
+ * supervisor's usual reaping settles it, committed or not); task_id 0 means
+ * the supervisor withdraws its doom and kills nothing, and a stopped idle
+ * worker holds no task.
  */
 #include <signal.h>
 #include <string.h>
@@ -122,6 +166,47 @@ static uint32_t take(struct fp__seg *s, uint32_t r, pid_t self, pid_t sup) {
 }
 
 /*
+ * The one place the handler is called from (both call paths below), so
+ * that a crash or hang report can end its backtrace at this frame: below
+ * it are forkpool and the host (report.c). noinline keeps the frame and
+ * noclone one copy of it (the probe must return into the same code as the
+ * tasks); the empty asm after the call keeps it from being a tail call (a
+ * jump would leave no frame of ours on the stack). Returns the handler's
+ * value.
+ */
+#if defined(__has_attribute)
+#if __has_attribute(noclone)
+#define FP__NOCLONE __attribute__((noclone))
+#endif
+#endif
+#ifndef FP__NOCLONE
+#define FP__NOCLONE
+#endif
+__attribute__((noinline)) FP__NOCLONE static int call_handler(
+    const fp_config *cfg, const void *in, size_t in_len, void *out,
+    size_t out_cap, size_t *out_len) {
+  int rc = cfg->handler(cfg->arg, in, in_len, out, out_cap, out_len);
+  __asm__ __volatile__("" : "+r"(rc) : : "memory");
+  return rc;
+}
+
+/*
+ * A handler that tells call_handler's return address: the pc a backtrace
+ * shows for call_handler's frame. Called once per worker, through
+ * call_handler, before any task.
+ */
+static const void *call_ret;
+__attribute__((noinline)) static int probe_handler(void *arg, const void *in,
+                                                   size_t in_len, void *out,
+                                                   size_t out_cap,
+                                                   size_t *out_len) {
+  (void)arg, (void)in, (void)in_len, (void)out, (void)out_cap;
+  *out_len = 0;
+  call_ret = __builtin_return_address(0);
+  return 0;
+}
+
+/*
  * Seal mode: the segment (with its guard pages) is PROT_NONE while user
  * code runs; the handler works on private copies.
  */
@@ -132,8 +217,7 @@ static int call_sealed(const struct fp__seg *s, const fp_config *cfg,
   memcpy(seal_in, fp__slot_in(sl), in_len);
   unsigned char *out = fp__slot_out(s, sl);
   fp__seal(s, 1);
-  int rc = cfg->handler(cfg->arg, seal_in, in_len, seal_out, s->max_output,
-                        out_len);
+  int rc = call_handler(cfg, seal_in, in_len, seal_out, s->max_output, out_len);
   fp__seal(s, 0);
   if (*out_len <= s->max_output) memcpy(out, seal_out, *out_len);
   return rc;
@@ -172,9 +256,29 @@ FP_EXTERN int fp_spawn(const void *in, size_t len) {
   return 0;
 }
 
-/* Run the handler on slot i and publish the result. */
+/*
+ * Park this worker for good or until the supervisor withdraws its doom on
+ * task `id` (see "Ending a task" above). late != 0: the task overran, the
+ * worker waits for the kill and never returns. late == 0: returns once doom
+ * no longer names `id`. Exits (status 1) when the supervisor is gone. Wakes
+ * every second at least: a futex wake lost to a race costs that, no more.
+ */
+static void park(struct fp__row *row, uint64_t id, int late, pid_t sup) {
+  for (;;) {
+    uint32_t g = atomic_load(&row->doom_gen);
+    if (!late && atomic_load(&row->doom) != id) return;
+    (void)fp__futex_wait(&row->doom_gen, g, 1000000000u); /* EINTR: loop */
+    if (getppid() != sup) _exit(1);
+  }
+}
+
+/*
+ * Run the handler on slot i and publish the result; or, when it returned
+ * past the time limit, park until the supervisor kills us (rule 1 above).
+ * sup: the supervisor's pid, for parking.
+ */
 static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
-                     const fp_config *cfg) {
+                     const fp_config *cfg, pid_t sup) {
   struct fp__hdr *h = s->hdr;
   struct fp__slot *sl = fp__slot_at(s, i);
   struct fp__row *row = fp__row_at(s, r);
@@ -193,11 +297,18 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
     spawned.max_input = s->max_input;
     rc = seal_in != NULL
              ? call_sealed(s, cfg, sl, in_len, &out_len)
-             : cfg->handler(cfg->arg, fp__slot_in(sl), in_len,
-                            fp__slot_out(s, sl), s->max_output, &out_len);
+             : call_handler(cfg, fp__slot_in(sl), in_len, fp__slot_out(s, sl),
+                            s->max_output, &out_len);
     spawned.active = 0;
   }
   uint64_t end = fp__now_ns();
+  /* Rule 1: past the limit, nothing is published; the timeout kill ends it. */
+  uint64_t t0 = atomic_load(&row->started_ns);
+  uint64_t limit = (uint64_t)cfg->timeout_ms * 1000000u;
+  if (limit != 0 && end >= t0 + limit) {
+    fp__report_late(id, end - t0, cfg->timeout_ms);
+    park(row, id, 1, sup);
+  }
   /* Moving average (1/8) of run time, for the wake-up policy (queue.h). */
   int64_t avg = atomic_load(&h->avg_task_ns);
   int64_t d = (int64_t)(end - sl->started_ns);
@@ -247,6 +358,8 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   atomic_fetch_add(&row->done, 1);
   atomic_fetch_add(&row->total_done, 1);
   fp__notify_owner(s, owner);
+  /* Rule 2: task_id = 0 above was seq_cst; a doom on this task parks us. */
+  if (FP__NEVER(atomic_load(&row->doom) == id)) park(row, id, 0, sup);
 }
 
 /*
@@ -279,6 +392,12 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
   fp__reset_signals();
   /* Crash and hang reports; a worker without them still works. */
   fp__report_arm(s, r);
+  fp_config probe;
+  memset(&probe, 0, sizeof(probe));
+  probe.handler = probe_handler;
+  size_t probe_len;
+  call_handler(&probe, NULL, 0, NULL, 0, &probe_len);
+  fp__report_cut_at(call_ret);
 
   struct fp__row *row = fp__row_at(s, r);
   pid_t self = getpid();
@@ -305,7 +424,7 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
   while (cfg->max_tasks == 0 || done < cfg->max_tasks) {
     uint32_t i = take(s, r, self, sup);
     if (i == FP__NONE) break;
-    run_task(s, r, i, cfg);
+    run_task(s, r, i, cfg, sup);
     done++;
   }
   if (cfg->worker_fini != NULL) cfg->worker_fini(cfg->arg);

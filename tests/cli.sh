@@ -3,8 +3,8 @@
 # script would drive it.
 #
 # Usage: sh tests/cli.sh [BUILD_DIR]   (from the repository root; default
-# BUILD_DIR is build). Needs BUILD_DIR/bin/forkpool and the crashy plugin
-# BUILD_DIR/examples/crashy.so. python3, when present, checks that every
+# BUILD_DIR is build). Needs BUILD_DIR/bin/forkpool and the plugins
+# BUILD_DIR/examples/crashy.so and hostile.so. python3, when present, checks that every
 # --json line is valid JSON in valid UTF-8.
 #
 # Prints one line per test, "ok - NAME" or "not ok - NAME: WHY", lines
@@ -21,6 +21,7 @@ set -u
 B=${1:-build}
 FP=$B/bin/forkpool
 CRASHY=$B/examples/crashy.so
+HOSTILE=$B/examples/hostile.so
 BULK=${FORKPOOL_CLI_BULK:-100000}
 TMO="timeout 120"
 TAB=$(printf '\t')
@@ -37,8 +38,8 @@ check() { if [ -z "$why" ]; then ok "$1"; else nok "$1" "$why"; fi; why=""; }
 have() { command -v "$1" >/dev/null 2>&1; }
 now() { date +%s.%N; }
 
-if [ ! -x "$FP" ] || [ ! -f "$CRASHY" ]; then
-  nok "setup" "need $FP and $CRASHY (run make first)"
+if [ ! -x "$FP" ] || [ ! -f "$CRASHY" ] || [ ! -f "$HOSTILE" ]; then
+  nok "setup" "need $FP, $CRASHY and $HOSTILE (run make first)"
   echo "$pass passed, $fail failed"
   exit 1
 fi
@@ -488,6 +489,37 @@ expect_lines "$T/bt.json" '{"seq":0,"status":"ok","output":"HELLO","attempts":1,
 valid_json "$T/bt.json"
 expect_rc $rc 1
 check "--backtrace --json: a \"backtrace\" string for crashed and timeout"
+
+# A timeout kill ends the task it was aimed at, never the next one, and a
+# task past its limit never ends ok, even when the hang report's signal cut
+# its sleep short (issue 13.1). One worker, 12 pairs: A overruns 200 ms
+# (spins just past it, or sleeps once), B (60 ms) waits behind it.
+for a in "spin 201" "sleep 800"; do
+  set --
+  _i=0
+  while [ $_i -lt 12 ]; do
+    printf '%s\nspin 60\n' "$a"
+    set -- "$@" "timeout${TAB}SIGKILL" "ok${TAB}spun 60"
+    _i=$((_i + 1))
+  done >"$T/late.in"
+  $TMO "$FP" run --handler "$HOSTILE" --workers 1 --timeout 200 \
+    <"$T/late.in" >"$T/late.out" 2>"$T/late.err"
+  rc=$?
+  expect_lines "$T/late.out" "$@"
+  expect_rc $rc 1
+  check "a late timeout kill spares the next task ('$a', 12 rounds)"
+done
+
+# Reports end at the handler (no frame of forkpool or the host below it),
+# and a signal sent, not a fault, names its sender (issue 13.19).
+printf 'fpe\nsegv\n' | $TMO "$FP" run --handler "$HOSTILE" --workers 1 \
+  --backtrace >"$T/sent.out" 2>"$T/sent.err"
+rc=$?
+expect_lines "$T/sent.out" \
+  "crashed${TAB}SIGFPE${TAB}SIGFPE sent by pid * (uid $(id -u), the worker itself) | #0 * | *forkpool_handler+* (hostile.so)" \
+  "crashed${TAB}SIGSEGV${TAB}SIGSEGV at address 0x0 | #0 *hostile_segv+* (hostile.so) | #* forkpool_handler+* (hostile.so)"
+expect_rc $rc 1
+check "--backtrace: a sent signal names its sender; stacks end at the handler"
 
 # Retries: the poison task runs 3 times, each death is logged once (WARN),
 # then the quarantine (ERROR); the next task is not held up.

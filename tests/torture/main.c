@@ -27,7 +27,7 @@ static const struct {
   tt_scenario_fn fn;
   int guard_s; /* hang guard: the scenario is killed past this */
 } scenarios[] = {
-    /* Guards add up to 180 s: `torture all` ends within that, hung or
+    /* Guards add up to 200 s: `torture all` ends within that, hung or
      * not. Typical run times are a tenth of them. */
     {"worker-kill", tt_worker_kill, 40},
     {"producer-kill", tt_producer_kill, 20},
@@ -36,6 +36,7 @@ static const struct {
     {"memory", tt_memory, 20},
     {"stop-under-load", tt_stop_under_load, 20},
     {"scribble", tt_scribble, 30},
+    {"late-kill", tt_late_kill, 20},
 };
 #define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 

@@ -33,6 +33,7 @@ int tt_crash_loop(void);
 int tt_memory(void);
 int tt_stop_under_load(void);
 int tt_scribble(void);
+int tt_late_kill(void);
 
 /* ---- failure bookkeeping (util.c) ---------------------------------- */
 
