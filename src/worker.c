@@ -14,9 +14,11 @@
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include "proc.h"
 #include "queue.h"
+#include "reap.h"
 #include "report.h"
 #include "spin.h"
 #include "sum.h"
@@ -172,6 +174,85 @@ FP_EXTERN int fp_spawn(const void *in, size_t len) {
   return 0;
 }
 
+/*
+ * Children this worker had when worker_init returned: they are the hook's,
+ * not a task's, and are left alone (their pids stay ours until we reap
+ * them, so the list cannot come to name another process).
+ */
+static struct {
+  pid_t *pid;
+  unsigned n, cap;
+} init_kids;
+
+/* A worker that could not end a task's descendants exits after it. */
+static int must_exit;
+
+static int note_init_kid(void *arg, pid_t pid) {
+  (void)arg;
+  if (init_kids.n == init_kids.cap) {
+    unsigned cap = init_kids.cap ? init_kids.cap * 2 : 8;
+    pid_t *p = realloc(init_kids.pid, cap * sizeof(*p));
+    if (p == NULL) return 1; /* the rest are not kept: ended with task 1 */
+    init_kids.pid = p;
+    init_kids.cap = cap;
+  }
+  init_kids.pid[init_kids.n++] = pid;
+  return 0;
+}
+
+static int is_init_kid(void *arg, pid_t pid) {
+  (void)arg;
+  for (unsigned k = 0; k < init_kids.n; k++)
+    if (init_kids.pid[k] == pid) return 1;
+  return 0;
+}
+
+/* An init child was reaped: its pid may be reused, drop it from the list. */
+static void forget_init_kid(pid_t pid) {
+  for (unsigned k = 0; k < init_kids.n; k++)
+    if (init_kids.pid[k] == pid) init_kids.pid[k] = init_kids.pid[--init_kids.n];
+}
+
+/* How long a worker tries to end a task's descendants before it gives up
+ * and exits, leaving them to the supervisor (a subreaper too). */
+#define END_DESCENDANTS_NS 1000000000ull /* 1 s */
+
+/*
+ * After the handler returned: SIGKILL and reap every process the task
+ * started, whatever group or session it moved to (we are a subreaper, so
+ * the orphans of dead ones are our children), children of worker_init
+ * excepted. Fast path: one waitpid that says ECHILD when there is no child
+ * at all. Returns 0 when none is left, or -ETIMEDOUT / -errno when some
+ * may be (the caller then exits after publishing, see must_exit).
+ */
+static int end_descendants(void) {
+  int ws;
+  pid_t r;
+  do r = waitpid(-1, &ws, WNOHANG | __WALL);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    if (errno != ECHILD) return -errno; /* cannot happen */
+    init_kids.n = 0; /* no child at all: the hook's are gone too */
+    return 0;
+  }
+  if (r > 0) forget_init_kid(r);
+  /*
+   * A handler may have set SIGCHLD to SIG_IGN or SA_NOCLDWAIT: the kernel
+   * would then reap children itself, and a listed pid could be reused
+   * before our kill. With SIG_DFL no child is reaped but by us; a handler
+   * function of its could reap one too, so it goes while we sweep.
+   */
+  struct sigaction dfl, old;
+  memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  int restore = sigaction(SIGCHLD, &dfl, &old) == 0;
+  int rc = fp__reap_children(is_init_kid, NULL,
+                             fp__now_ns() + END_DESCENDANTS_NS, NULL);
+  if (restore) sigaction(SIGCHLD, &old, NULL);
+  return rc;
+}
+
 /* Run the handler on slot i and publish the result. */
 static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
                      const fp_config *cfg) {
@@ -198,6 +279,8 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
     spawned.active = 0;
   }
   uint64_t end = fp__now_ns();
+  /* Before the result is published: it arrives with its processes gone. */
+  if (end_descendants() < 0) must_exit = 1;
   /* Moving average (1/8) of run time, for the wake-up policy (queue.h). */
   int64_t avg = atomic_load(&h->avg_task_ns);
   int64_t d = (int64_t)(end - sl->started_ns);
@@ -274,6 +357,12 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
   if (getppid() != sup) _exit(1);
   /* Own process group, so a timeout kill takes the task's children too. */
   setpgid(0, 0);
+  /*
+   * Orphaned descendants of a task become ours, whatever group or session
+   * they moved to, so end_descendants() finds them. Fails only before
+   * Linux 3.4: then only our direct children are ended.
+   */
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
   for (int k = 0; k < nfds; k++)
     if (fds[k] >= 0) close(fds[k]);
   fp__reset_signals();
@@ -299,6 +388,8 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
       _exit(FP__EXIT_INIT);
     }
   }
+  /* The hook's children live on; a task's do not (end_descendants). */
+  if (fp__list_children(note_init_kid, NULL) < 0) init_kids.n = 0;
   atomic_store(&row->state, FP__ROW_IDLE);
 
   uint64_t done = 0;
@@ -307,6 +398,7 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
     if (i == FP__NONE) break;
     run_task(s, r, i, cfg);
     done++;
+    if (must_exit) break; /* the supervisor ends what we could not */
   }
   if (cfg->worker_fini != NULL) cfg->worker_fini(cfg->arg);
   _exit(0);
