@@ -23,6 +23,9 @@
  *   child SEC        fork a child that sleeps SEC seconds; output its pid
  *   setsid SEC       fork a child that calls setsid(), then sleeps SEC
  *   setpgid SEC      fork a child that calls setpgid(0, 0), then sleeps SEC
+ *   setsidhang SEC   as setsid SEC, then the handler itself sleeps SEC (a
+ *                    task to time out, cancel or stop with a child out of
+ *                    its worker's process group)
  *   double SEC       fork a child that forks a grandchild (setsid, sleeps
  *                    SEC) and exits at once: the grandchild is an orphan
  *   zombie           fork a child that exits at once, never waited for
@@ -242,6 +245,11 @@ __attribute__((visibility("default"))) int forkpool_handler(
     return put(out, out_cap, out_len, "%ld", (long)fork_child(PLAIN, v));
   if ((v = arg_num(cmd, "setsid")) >= 0)
     return put(out, out_cap, out_len, "%ld", (long)fork_child(SETSID, v));
+  if ((v = arg_num(cmd, "setsidhang")) >= 0) {
+    pid_t pid = fork_child(SETSID, v);
+    sleep_full(v);
+    return put(out, out_cap, out_len, "%ld", (long)pid);
+  }
   if ((v = arg_num(cmd, "setpgid")) >= 0)
     return put(out, out_cap, out_len, "%ld", (long)fork_child(SETPGID, v));
   if ((v = arg_num(cmd, "ignoreterm")) >= 0)

@@ -15,11 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 
 #include "proc.h"
 #include "queue.h"
+#include "reap.h"
 #include "report.h"
 #include "shm.h"
 #include "sum.h"
@@ -201,16 +203,47 @@ static int workers_alive(struct fp__sup *sp) {
   return n;
 }
 
+static int is_worker(void *arg, pid_t pid) {
+  return find_row(arg, pid) >= 0;
+}
+
+/* How long one sweep for strays may take: in the loop, and at stop. */
+#define SWEEP_TURN_NS 100000000ull  /* 100 ms */
+#define SWEEP_STOP_NS 2000000000ull /* 2 s */
+
+/*
+ * Kill and reap every child of ours that is not a worker row's: the
+ * descendants of dead workers, reparented to us (a subreaper) whatever
+ * group or session they moved to. Spends at most budget_ns; what is left
+ * then is tried again on the next turn (strays_left). Nothing to do when
+ * sweeping is off (see fp__sup_run).
+ */
+static void sweep_strays(struct fp__sup *sp, uint64_t budget_ns) {
+  if (!sp->sweep) return;
+  unsigned n = 0;
+  int rc = fp__reap_children(is_worker, sp, fp__now_ns() + budget_ns, &n);
+  if (n > 0)
+    fp__sup_log(sp, FP_LOG_DEBUG, "ended %u process(es) left by dead "
+                "workers", n);
+  if (rc == -ETIMEDOUT && !sp->strays_left)
+    fp__sup_log(sp, FP_LOG_WARN, "processes left by dead workers do not "
+                "die (a fork bomb?): still killing them");
+  sp->strays_left = rc == -ETIMEDOUT;
+}
+
 static void reap(struct fp__sup *sp, int block) {
+  int died = 0;
   for (;;) {
-    if (block && workers_alive(sp) == 0) return;
+    if (block && workers_alive(sp) == 0) break;
     int ws;
     pid_t pid = waitpid(-1, &ws, block ? 0 : WNOHANG);
     if (pid < 0 && errno == EINTR) continue;
-    if (pid <= 0) return; /* none ready, or ECHILD: nothing left */
+    if (pid <= 0) break; /* none ready, or ECHILD: nothing left */
     int r = find_row(sp, pid);
-    if (r >= 0) on_death(sp, (uint32_t)r, ws);
+    if (r >= 0) on_death(sp, (uint32_t)r, ws), died = 1;
   }
+  /* Its orphans became ours before the worker could be reaped. */
+  if (died) sweep_strays(sp, SWEEP_TURN_NS);
 }
 
 /* Settle everything and mark the pool STOPPED; the loop then ends. */
@@ -238,6 +271,10 @@ static void stop_now(struct fp__sup *sp) {
     }
   }
   reap(sp, 1);
+  sweep_strays(sp, SWEEP_STOP_NS);
+  if (sp->strays_left)
+    fp__sup_log(sp, FP_LOG_ERROR, "stopping with processes left by workers "
+                "that would not die in %llu ms", SWEEP_STOP_NS / 1000000u);
   /* Belt and braces: with every worker reaped, nothing may stay pending. */
   now = fp__now_ns();
   for (uint32_t i = 0; i < s->nslots; i++) {
@@ -712,6 +749,10 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   }
   uint64_t t = check_timeouts(sp, now);
   if (t < wake) wake = t;
+  if (sp->strays_left) {
+    sweep_strays(sp, SWEEP_TURN_NS);
+    if (sp->strays_left && now + 10000000u < wake) wake = now + 10000000u;
+  }
   t = respawn(sp, now);
   if (t < wake) wake = t;
   fp__sup_free_collected(sp);
@@ -744,6 +785,29 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
     if (sp->drain_deadline < wake) wake = sp->drain_deadline;
   }
   return wake <= now ? 0 : (int)((wake - now + 999999u) / 1000000u);
+}
+
+static int count_child(void *arg, pid_t pid) {
+  (void)pid;
+  ++*(int *)arg;
+  return 1; /* one is enough */
+}
+
+/*
+ * Become a child subreaper, so that a dead worker's descendants become ours
+ * and sweep_strays() can end them. Only when we have no child yet (a
+ * private pool's supervisor, forkpool serve): a program that calls
+ * fp_serve() with children of its own keeps them, and its descendants
+ * orphaned later must not become ours to kill; its pool's strays then
+ * escape to init as before. Sets sp->sweep.
+ */
+static void start_sweeping(struct fp__sup *sp) {
+  int kids = 0;
+  if (fp__list_children(count_child, &kids) < 0 || kids > 0) return;
+  if (prctl(PR_GET_CHILD_SUBREAPER, &sp->old_subreaper) != 0)
+    sp->old_subreaper = 0;
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return; /* before Linux 3.4 */
+  sp->sweep = 1;
 }
 
 int fp__sup_run(const struct fp__sup_opts *o) {
@@ -780,6 +844,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   }
   fp__report_warm();
   fp__sup_save_header(&sp);
+  start_sweeping(&sp);
   for (uint32_t r = 0; r < cfg->workers && !sp.stopped; r++)
     if ((err = spawn(&sp, r)) < 0) fail_start(&sp, -err);
 
@@ -804,6 +869,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
             : 0;
   /* Consume what is pending of our signals before unblocking them. */
   read_signals(&sp);
+  if (sp.sweep && !sp.old_subreaper) prctl(PR_SET_CHILD_SUBREAPER, 0);
   close(sp.sfd);
   sigprocmask(SIG_SETMASK, &old, NULL);
   free(sp.rc);
