@@ -232,18 +232,15 @@ static void sweep_strays(struct fp__sup *sp, uint64_t budget_ns) {
 }
 
 static void reap(struct fp__sup *sp, int block) {
-  int died = 0;
   for (;;) {
-    if (block && workers_alive(sp) == 0) break;
+    if (block && workers_alive(sp) == 0) return;
     int ws;
     pid_t pid = waitpid(-1, &ws, block ? 0 : WNOHANG);
     if (pid < 0 && errno == EINTR) continue;
-    if (pid <= 0) break; /* none ready, or ECHILD: nothing left */
+    if (pid <= 0) return; /* none ready, or ECHILD: nothing left */
     int r = find_row(sp, pid);
-    if (r >= 0) on_death(sp, (uint32_t)r, ws), died = 1;
+    if (r >= 0) on_death(sp, (uint32_t)r, ws);
   }
-  /* Its orphans became ours before the worker could be reaped. */
-  if (died) sweep_strays(sp, SWEEP_TURN_NS);
 }
 
 /* Settle everything and mark the pool STOPPED; the loop then ends. */
@@ -314,6 +311,13 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
   fp_status st = FP_CRASHED;
   uint64_t task_id = 0, ran_us = 0;
 
+  /*
+   * Its orphans became ours before it could be reaped: end them before its
+   * task does, so that a crashed, timed-out or cancelled task's result
+   * arrives with its processes gone, as an ok one's does (worker.c).
+   */
+  kill(-pid, SIGKILL); /* leftovers in its process group, if any */
+  sweep_strays(sp, SWEEP_TURN_NS);
   /* The worker is reaped: it can no longer touch its slot or row. */
   if (WIFSIGNALED(ws) && atomic_load(&h->state) < FP__POOL_STOPPING)
     fp__sup_verify(sp);
@@ -387,7 +391,6 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
       }
     }
   }
-  kill(-pid, SIGKILL); /* leftovers of the task, if any */
   sp->rc[r].pid = 0;
   atomic_store(&row->pid, 0);
   atomic_fetch_sub(&h->workers_alive, 1);
