@@ -126,6 +126,14 @@ typedef struct fp_config {
                              fork (RLIMIT_AS); 0 = no limit. A task that
                              needs more gets allocation failures, and ends
                              failed or crashed as its handler copes */
+  unsigned max_rss_mb;  /* per worker: after a task, a worker whose
+                           resident set is above this many MiB exits and
+                           is replaced before the next task (the task
+                           itself ends as its handler said); the
+                           supervisor logs one warning per recycling,
+                           with the pid, the size and the limit, and
+                           fp_stats.restarts counts it. 0 (default): no
+                           limit, and no cost. At most 1048576 (1 TiB) */
 } fp_config;
 
 /* How a task ended. Exactly one per accepted task. */

@@ -25,7 +25,7 @@
 #include "internal.h"
 
 #define FP__MAGIC 0x4c4f4f504b524f46ull /* "FORKPOOL" read little-endian */
-#define FP__LAYOUT_VERSION 4u
+#define FP__LAYOUT_VERSION 5u
 
 /* Pool states, in the header's futex word `state`. Only move forward. */
 enum fp__pool_state {
@@ -241,6 +241,15 @@ struct fp__row {
   /* Run-time histogram of tasks ended in this row (not cumulative). */
   _Atomic uint64_t dur[FP_DURATION_BUCKETS];
   _Atomic uint64_t dur_sum_us;
+  /*
+   * max_rss_mb: the resident set (KiB) this row's worker had when it left
+   * to be recycled, written by it just before its clean _exit(0), zeroed
+   * by the supervisor at fork. The supervisor reads it only after reaping
+   * a worker that exited 0, for the log line; a worker SIGKILLed or
+   * SIGSTOPped after the store is no clean exit (or no exit), so the value
+   * is never read then and is reset at the next fork.
+   */
+  _Atomic uint32_t rss_exit_kb;
 } FP__ALIGNED;
 
 /*

@@ -112,6 +112,7 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
   atomic_store(&row->done, 0);
   atomic_store(&row->init_error, 0);
   atomic_store(&row->retire, 0);
+  atomic_store(&row->rss_exit_kb, 0);
   atomic_store(&row->state, FP__ROW_STARTING);
   int fds[3] = {sp->sfd, sp->o->cmd_fd, sp->s->fd};
   /* Our handled signals stay blocked across fork; the worker resets all. */
@@ -420,6 +421,11 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
   const char *what = death_name(sig, code);
 
   int clean = !had_task && WIFEXITED(ws) && code == 0;
+  uint32_t rss_kb = clean ? atomic_load(&row->rss_exit_kb) : 0;
+  if (rss_kb != 0)
+    fp__sup_log(sp, FP_LOG_WARN, "worker %d recycled: resident set %u.%u MiB "
+                "above the limit of %u MiB", (int)pid, rss_kb / 1024u,
+                (rss_kb % 1024u) * 10u / 1024u, sp->cfg->max_rss_mb);
   if (clean) {
     sp->rc[r].spawn_at = now; /* recycled, retired or reloaded */
     return;

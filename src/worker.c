@@ -8,6 +8,7 @@
  *     supervisor, after reaping us, ends that task CRASHED;
  *   - after storing DONE: the result stands; the task is not touched again.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <stdio.h>
@@ -353,6 +354,35 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
 }
 
 /*
+ * max_rss_mb: is this worker's resident set above mb MiB? Returns its size
+ * in KiB when it is, else 0. ru_maxrss (the peak) gates the read of
+ * /proc/self/statm: until the peak passes the limit, one getrusage only.
+ * A failed call answers 0: the worker lives on.
+ */
+static uint32_t rss_over(unsigned mb) {
+  struct rusage ru;
+  uint64_t lim_kb = (uint64_t)mb * 1024u;
+  if (getrusage(RUSAGE_SELF, &ru) != 0 || (uint64_t)ru.ru_maxrss <= lim_kb)
+    return 0;
+  char buf[128];
+  int fd;
+  do fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) return 0;
+  ssize_t n;
+  do n = read(fd, buf, sizeof(buf) - 1);
+  while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  unsigned long size, resident;
+  if (sscanf(buf, "%lu %lu", &size, &resident) != 2) return 0;
+  uint64_t kb = (uint64_t)resident * (uint64_t)(sysconf(_SC_PAGESIZE) / 1024);
+  if (kb <= lim_kb) return 0;
+  return kb > UINT32_MAX ? UINT32_MAX : (uint32_t)kb;
+}
+
+/*
  * Bound what this worker may allocate: its address space now (the program
  * image, the shared segment) plus max_memory_mb. Returns 0 or -errno.
  */
@@ -419,6 +449,12 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
     run_task(s, r, i, cfg);
     done++;
     if (must_exit) break; /* the supervisor ends what we could not */
+    /* Recycle between tasks: the supervisor logs it and forks anew. */
+    uint32_t kb = cfg->max_rss_mb ? rss_over(cfg->max_rss_mb) : 0;
+    if (kb != 0) {
+      atomic_store(&row->rss_exit_kb, kb);
+      break;
+    }
   }
   if (cfg->worker_fini != NULL) cfg->worker_fini(cfg->arg);
   _exit(0);
