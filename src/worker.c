@@ -38,6 +38,9 @@ void fp__reset_signals(void) {
   sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* When the current task started, in our own memory (see run_task). */
+static uint64_t task_t0;
+
 struct take_ctx {
   struct fp__seg *s;
   struct fp__row *row;
@@ -90,6 +93,7 @@ static uint32_t take(struct fp__seg *s, uint32_t r, pid_t self, pid_t sup) {
        * started_ns goes before task_id for the timeout check's seqlock.
        */
       uint64_t now = fp__now_ns();
+      task_t0 = now;
       sl->started_ns = now;
       atomic_store(&row->ok_snap, atomic_load(&row->ok));
       atomic_store(&row->failed_snap, atomic_load(&row->failed));
@@ -301,7 +305,8 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   }
   uint64_t end = fp__now_ns();
   /* Before the result is published: it arrives with its processes gone. */
-  if (end_descendants(end - sl->started_ns) < 0) must_exit = 1;
+  /* task_t0, not the slot's copy, which a stray write could change. */
+  if (end_descendants(end - task_t0) < 0) must_exit = 1;
   /* Moving average (1/8) of run time, for the wake-up policy (queue.h). */
   int64_t avg = atomic_load(&h->avg_task_ns);
   int64_t d = (int64_t)(end - sl->started_ns);
