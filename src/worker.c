@@ -264,8 +264,9 @@ static int end_descendants(uint64_t ran_ns) {
   /*
    * A handler may have set SIGCHLD to SIG_IGN or SA_NOCLDWAIT: the kernel
    * would then reap children itself, and a listed pid could be reused
-   * before our kill. With SIG_DFL no child is reaped but by us; a handler
-   * function of its could reap one too, so it goes while we sweep.
+   * before our kill. With SIG_DFL no child is reaped but by us (a SIGCHLD
+   * handler it installed could reap one too: SIG_DFL replaces it while we
+   * sweep, and it comes back after).
    */
   struct sigaction dfl, old;
   memset(&dfl, 0, sizeof(dfl));
@@ -359,16 +360,41 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
 }
 
 /*
+ * No process grows its resident set faster than this: every new page is
+ * zeroed or copied first, and a memory bus moves tens of GB/s (one thread
+ * zeroes 10-30). 1 MiB per microsecond (about 1 TB/s) leaves a margin of
+ * ten or more even for a handler's threads faulting together.
+ */
+#define RSS_GROWTH_KIB_PER_US 1024u
+
+/* max_rss_mb: when we last measured, and how far below the limit we were. */
+static uint64_t rss_checked_ns;
+static uint64_t rss_headroom_kib;
+
+/*
  * max_rss_mb: is this worker's resident set above mb MiB? Returns its size
- * in KiB when it is, else 0. ru_maxrss (the peak) gates the read of
- * /proc/self/statm: until the peak passes the limit, one getrusage only.
- * A failed call answers 0: the worker lives on.
+ * in KiB when it is, else 0. Cheap: no system call while the time since
+ * the last measurement is too short to have filled the headroom left then
+ * (RSS_GROWTH_KIB_PER_US), so a run of short tasks measures once in many;
+ * then getrusage's ru_maxrss (the peak, at least the current size) gates
+ * the read of /proc/self/statm. A failed call answers 0: the worker lives
+ * on, and measures again after the next task.
  */
 static uint32_t rss_over(unsigned mb) {
-  struct rusage ru;
-  uint64_t lim_kb = (uint64_t)mb * 1024u;
-  if (getrusage(RUSAGE_SELF, &ru) != 0 || (uint64_t)ru.ru_maxrss <= lim_kb)
+  uint64_t lim_kib = (uint64_t)mb * 1024u;
+  uint64_t now = fp__now_ns();
+  uint64_t since_us = (now - rss_checked_ns) / 1000u;
+  if (rss_checked_ns != 0 &&
+      since_us < rss_headroom_kib / RSS_GROWTH_KIB_PER_US)
     return 0;
+  rss_checked_ns = now;
+  rss_headroom_kib = 0; /* until measured: look again next time */
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  if ((uint64_t)ru.ru_maxrss <= lim_kib) {
+    rss_headroom_kib = lim_kib - (uint64_t)ru.ru_maxrss;
+    return 0;
+  }
   char buf[128];
   int fd;
   do fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
@@ -382,9 +408,12 @@ static uint32_t rss_over(unsigned mb) {
   buf[n] = '\0';
   unsigned long size, resident;
   if (sscanf(buf, "%lu %lu", &size, &resident) != 2) return 0;
-  uint64_t kb = (uint64_t)resident * (uint64_t)(sysconf(_SC_PAGESIZE) / 1024);
-  if (kb <= lim_kb) return 0;
-  return kb > UINT32_MAX ? UINT32_MAX : (uint32_t)kb;
+  uint64_t kib = (uint64_t)resident * (uint64_t)(sysconf(_SC_PAGESIZE) / 1024);
+  if (kib <= lim_kib) {
+    rss_headroom_kib = lim_kib - kib;
+    return 0;
+  }
+  return kib > UINT32_MAX ? UINT32_MAX : (uint32_t)kib;
 }
 
 /*
