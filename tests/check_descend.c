@@ -90,8 +90,11 @@ static void assert_all_gone(const char *when) {
   ck_assert_int_le(n, DS_MAX);
   for (int k = 0; k < n; k++) {
     char st = '?';
+    /* A record left without a pid: its process was killed between taking
+     * the record and filling it in (the bomb's are killed at any point). */
+    if (ds->p[k].pid == 0) continue;
     proc_start(ds->p[k].pid, &st);
-    ck_assert_msg(ds->p[k].pid > 0 && gone(ds->p[k].pid, ds->p[k].start),
+    ck_assert_msg(gone(ds->p[k].pid, ds->p[k].start),
                   "%s: process %d (record %d of %d) still there, state %c",
                   when, (int)ds->p[k].pid, k, n, st);
   }
