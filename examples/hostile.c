@@ -23,6 +23,9 @@
  *   child SEC        fork a child that sleeps SEC seconds; output its pid
  *   setsid SEC       fork a child that calls setsid(), then sleeps SEC
  *   setpgid SEC      fork a child that calls setpgid(0, 0), then sleeps SEC
+ *   setsidhang SEC   as setsid SEC, then the handler itself sleeps SEC (a
+ *                    task to time out, cancel or stop with a child out of
+ *                    its worker's process group)
  *   double SEC       fork a child that forks a grandchild (setsid, sleeps
  *                    SEC) and exits at once: the grandchild is an orphan
  *   zombie           fork a child that exits at once, never waited for
@@ -37,11 +40,13 @@
  *
  * Every process a command forks appends "PID\n" to the file named by
  * $HOSTILE_PIDS (when set), so a test can check that none of them lives on
- * after its task ended. Children sleep in nanosleep loops, so a signal that
- * interrupts them does not end them early.
+ * after its task ended; the handler returns only once each of them did (or
+ * after 5 s), so the list is complete when the task ends. Children sleep in
+ * nanosleep loops, so a signal that interrupts them does not end them early.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,8 +62,48 @@
 
 static void *volatile hostile_sink;
 
-/* Append our pid to $HOSTILE_PIDS, one write so lines never interleave. */
+/* Write end of the pipe each forked process reports "noted" on, or -1. */
+static int ready_wfd = -1, ready_rfd = -1;
+
+/* Before a command forks: the pipe note_pid() reports on. */
+static void ready_begin(void) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return; /* no waiting, then */
+  ready_rfd = fds[0];
+  ready_wfd = fds[1];
+}
+
+/* In the handler: wait (5 s at most) until n processes noted their pid. */
+static void ready_wait(int n) {
+  if (ready_rfd < 0) return;
+  char b[8];
+  while (n > 0) {
+    struct pollfd pf = {ready_rfd, POLLIN, 0};
+    if (poll(&pf, 1, 5000) <= 0) break;
+    ssize_t got = read(ready_rfd, b, (size_t)n < sizeof(b) ? (size_t)n : sizeof(b));
+    if (got <= 0) break;
+    n -= (int)got;
+  }
+  close(ready_rfd);
+  close(ready_wfd);
+  ready_rfd = ready_wfd = -1;
+}
+
+static void note_ready(void) {
+  if (ready_wfd >= 0 && write(ready_wfd, "r", 1) < 0) {
+    /* the handler then waits its 5 s */
+  }
+}
+
+/* Append our pid to $HOSTILE_PIDS, one write so lines never interleave;
+ * then tell the handler (ready_wait). */
+static void note_pid_file(void);
 static void note_pid(void) {
+  note_pid_file();
+  note_ready();
+}
+
+static void note_pid_file(void) {
   const char *path = getenv("HOSTILE_PIDS");
   if (path == NULL || *path == '\0') return;
   int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
@@ -100,7 +145,18 @@ static HOSTILE_NOINLINE void hostile_fpe(void) { raise(SIGFPE); }
 /* What a forked child of a command does before it ends. */
 enum child_kind { PLAIN, SETSID, SETPGID, IGNORE_TERM };
 
+static pid_t fork_child_nowait(enum child_kind kind, long sec);
+
+/* Fork a child of that kind; return its pid once it noted it. */
 static pid_t fork_child(enum child_kind kind, long sec) {
+  ready_begin();
+  pid_t pid = fork_child_nowait(kind, sec);
+  if (pid > 0) ready_wait(1);
+  else ready_wait(0);
+  return pid;
+}
+
+static pid_t fork_child_nowait(enum child_kind kind, long sec) {
   pid_t pid = fork();
   if (pid != 0) return pid;
   if (kind == SETSID) setsid();
@@ -189,29 +245,39 @@ __attribute__((visibility("default"))) int forkpool_handler(
     return put(out, out_cap, out_len, "%ld", (long)fork_child(PLAIN, v));
   if ((v = arg_num(cmd, "setsid")) >= 0)
     return put(out, out_cap, out_len, "%ld", (long)fork_child(SETSID, v));
+  if ((v = arg_num(cmd, "setsidhang")) >= 0) {
+    pid_t pid = fork_child(SETSID, v);
+    sleep_full(v);
+    return put(out, out_cap, out_len, "%ld", (long)pid);
+  }
   if ((v = arg_num(cmd, "setpgid")) >= 0)
     return put(out, out_cap, out_len, "%ld", (long)fork_child(SETPGID, v));
   if ((v = arg_num(cmd, "ignoreterm")) >= 0)
     return put(out, out_cap, out_len, "%ld",
                (long)fork_child(IGNORE_TERM, v));
   if ((v = arg_num(cmd, "double")) >= 0) {
+    ready_begin();
     pid_t pid = fork();
     if (pid == 0) {
       note_pid();
-      fork_child(SETSID, v);
+      fork_child_nowait(SETSID, v);
       _exit(0);
     }
+    ready_wait(pid > 0 ? 2 : 0);
     return put(out, out_cap, out_len, "%ld", (long)pid);
   }
   if (strcmp(cmd, "zombie") == 0) {
+    ready_begin();
     pid_t pid = fork();
     if (pid == 0) {
       note_pid();
       _exit(0);
     }
+    ready_wait(pid > 0 ? 1 : 0);
     return put(out, out_cap, out_len, "%ld", (long)pid);
   }
   if (strcmp(cmd, "grandzombie") == 0) {
+    ready_begin();
     pid_t pid = fork();
     if (pid == 0) {
       note_pid();
@@ -221,6 +287,7 @@ __attribute__((visibility("default"))) int forkpool_handler(
       }
       _exit(0);
     }
+    ready_wait(pid > 0 ? 2 : 0);
     return put(out, out_cap, out_len, "%ld", (long)pid);
   }
   if ((v = arg_num(cmd, "rss")) >= 0) {

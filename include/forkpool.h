@@ -64,6 +64,17 @@ typedef struct fp_pool fp_pool;
  * with code EPROTO (71). `arg` is fp_config.arg.
  *
  * The handler may crash, hang or exit: that costs the worker, never the pool.
+ *
+ * Processes the handler starts end with its task: when the task ends (any
+ * status), every process it started, whatever process group or session it
+ * moved to (setsid, setpgid, double fork), is SIGKILLed and reaped before
+ * the result is published, and none is left a zombie. A worker is a child
+ * subreaper (PR_SET_CHILD_SUBREAPER) for that, and so is a supervisor that
+ * had no child of its own when it started (see fp_serve). Children that
+ * worker_init started live on until their worker exits. Not covered: a
+ * thread or signal handler the handler leaves running, which may fork
+ * after its task ended; its processes end after a later task, or when the
+ * worker exits.
  */
 typedef int (*fp_handler_fn)(void *arg, const void *in, size_t in_len,
                              void *out, size_t out_cap, size_t *out_len);
@@ -129,6 +140,14 @@ typedef struct fp_config {
                              fork (RLIMIT_AS); 0 = no limit. A task that
                              needs more gets allocation failures, and ends
                              failed or crashed as its handler copes */
+  unsigned max_rss_mb;  /* per worker: after a task, a worker whose
+                           resident set is above this many MiB exits and
+                           is replaced before the next task (the task
+                           itself ends as its handler said); the
+                           supervisor logs one warning per recycling,
+                           with the pid, the size and the limit, and
+                           fp_stats.restarts counts it. 0 (default): no
+                           limit, and no cost. At most 1048576 (1 TiB) */
 } fp_config;
 
 /* How a task ended. Exactly one per accepted task. */
@@ -424,6 +443,14 @@ FP_EXTERN int fp_name_validate(const char *name);
  * exists and is not ours); -ECHILD (workers could not start); -errno. A
  * segment left by a dead supervisor is replaced. On error nothing is left
  * behind. Call from a single-threaded process.
+ *
+ * When the calling process has no child at the call, it is a child
+ * subreaper while it serves (as a private pool's supervisor is), so that
+ * processes a dead worker's task left become its children, and it kills
+ * and reaps every child that is not a worker (after each worker death and
+ * at stop). A caller with children of its own keeps them untouched; its
+ * pool's tasks' processes are then still ended when a task finishes, but
+ * those of a worker that died (crash, timeout, stop) may escape.
  */
 FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc);
 

@@ -25,6 +25,7 @@ FP_EXTERN int fp_config_validate(const fp_config *cfg) {
     return -EINVAL;
   if (cfg->timeout_ms > INT_MAX) return -EINVAL;
   if (cfg->max_memory_mb > 1024u * 1024u) return -EINVAL; /* 1 TiB */
+  if (cfg->max_rss_mb > 1024u * 1024u) return -EINVAL;
   if (cfg->max_attempts > 100) return -EINVAL;
   if (cfg->seal > 1) return -EINVAL;
   if (cfg->max_workers != 0) {

@@ -253,6 +253,15 @@ struct fp__row {
   /* Run-time histogram of tasks ended in this row (not cumulative). */
   _Atomic uint64_t dur[FP_DURATION_BUCKETS];
   _Atomic uint64_t dur_sum_us;
+  /*
+   * max_rss_mb: the resident set (KiB) this row's worker had when it left
+   * to be recycled, written by it just before its clean _exit(0), zeroed
+   * by the supervisor at fork. The supervisor reads it only after reaping
+   * a worker that exited 0, for the log line; a worker SIGKILLed or
+   * SIGSTOPped after the store is no clean exit (or no exit), so the value
+   * is never read then and is reset at the next fork.
+   */
+  _Atomic uint32_t rss_exit_kb;
 } FP__ALIGNED;
 
 /*

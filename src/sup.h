@@ -62,6 +62,9 @@ struct fp__sup {
   pid_t self;
   struct fp__hdr hdr_copy; /* the header's fixed part, as laid out */
   int lock_kind;           /* the queue mutex's type word, as made */
+  int sweep;               /* we are a subreaper and end stray children */
+  int strays_left;         /* a sweep ran out of time: try again */
+  int old_subreaper;       /* PR_GET_CHILD_SUBREAPER before we ran */
 };
 
 /* Log a formatted event through opts->log, if any. */

@@ -15,11 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 
 #include "proc.h"
 #include "queue.h"
+#include "reap.h"
 #include "report.h"
 #include "shm.h"
 #include "sum.h"
@@ -111,6 +113,7 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
   atomic_store(&row->init_error, 0);
   atomic_store(&row->retire, 0);
   atomic_store(&row->doom, 0); /* no kill aimed at the new worker's tasks */
+  atomic_store(&row->rss_exit_kb, 0);
   atomic_store(&row->state, FP__ROW_STARTING);
   int fds[4] = {sp->sfd, sp->o->cmd_fd, sp->s->fd, sp->owner_fd};
   /* Our handled signals stay blocked across fork; the worker resets all. */
@@ -237,6 +240,34 @@ static int workers_alive(struct fp__sup *sp) {
   return n;
 }
 
+static int is_worker(void *arg, pid_t pid) {
+  return find_row(arg, pid) >= 0;
+}
+
+/* How long one sweep for strays may take: in the loop, and at stop. */
+#define SWEEP_TURN_NS 100000000ull  /* 100 ms */
+#define SWEEP_STOP_NS 2000000000ull /* 2 s */
+
+/*
+ * Kill and reap every child of ours that is not a worker row's: the
+ * descendants of dead workers, reparented to us (a subreaper) whatever
+ * group or session they moved to. Spends at most budget_ns; what is left
+ * then is tried again on the next turn (strays_left). Nothing to do when
+ * sweeping is off (see fp__sup_run).
+ */
+static void sweep_strays(struct fp__sup *sp, uint64_t budget_ns) {
+  if (!sp->sweep) return;
+  unsigned n = 0;
+  int rc = fp__reap_children(is_worker, sp, fp__now_ns() + budget_ns, &n);
+  if (n > 0)
+    fp__sup_log(sp, FP_LOG_DEBUG, "ended %u process(es) left by dead "
+                "workers", n);
+  if (rc == -ETIMEDOUT && !sp->strays_left)
+    fp__sup_log(sp, FP_LOG_WARN, "processes left by dead workers do not "
+                "die (a fork bomb?): still killing them");
+  sp->strays_left = rc == -ETIMEDOUT;
+}
+
 static void reap(struct fp__sup *sp, int block) {
   for (;;) {
     if (block && workers_alive(sp) == 0) return;
@@ -274,6 +305,10 @@ static void stop_now(struct fp__sup *sp) {
     }
   }
   reap(sp, 1);
+  sweep_strays(sp, SWEEP_STOP_NS);
+  if (sp->strays_left)
+    fp__sup_log(sp, FP_LOG_ERROR, "stopping with processes left by workers "
+                "that would not die in %llu ms", SWEEP_STOP_NS / 1000000u);
   /* Belt and braces: with every worker reaped, nothing may stay pending. */
   now = fp__now_ns();
   for (uint32_t i = 0; i < s->nslots; i++) {
@@ -313,6 +348,13 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
   fp_status st = FP_CRASHED;
   uint64_t task_id = 0, ran_us = 0;
 
+  /*
+   * Its orphans became ours before it could be reaped: end them before its
+   * task does, so that a crashed, timed-out or cancelled task's result
+   * arrives with its processes gone, as an ok one's does (worker.c).
+   */
+  kill(-pid, SIGKILL); /* leftovers in its process group, if any */
+  sweep_strays(sp, SWEEP_TURN_NS);
   /* The worker is reaped: it can no longer touch its slot or row. */
   if (WIFSIGNALED(ws) && atomic_load(&h->state) < FP__POOL_STOPPING)
     fp__sup_verify(sp);
@@ -386,7 +428,6 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
       }
     }
   }
-  kill(-pid, SIGKILL); /* leftovers of the task, if any */
   sp->rc[r].pid = 0;
   atomic_store(&row->pid, 0);
   atomic_fetch_sub(&h->workers_alive, 1);
@@ -416,6 +457,11 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
   const char *what = death_name(sig, code);
 
   int clean = !had_task && WIFEXITED(ws) && code == 0;
+  uint32_t rss_kb = clean ? atomic_load(&row->rss_exit_kb) : 0;
+  if (rss_kb != 0)
+    fp__sup_log(sp, FP_LOG_WARN, "worker %d recycled: resident set %u.%u MiB "
+                "above the limit of %u MiB", (int)pid, rss_kb / 1024u,
+                (rss_kb % 1024u) * 10u / 1024u, sp->cfg->max_rss_mb);
   if (clean) {
     sp->rc[r].spawn_at = now; /* recycled, retired or reloaded */
     return;
@@ -790,6 +836,10 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   }
   uint64_t t = check_timeouts(sp, now);
   if (t < wake) wake = t;
+  if (sp->strays_left) {
+    sweep_strays(sp, SWEEP_TURN_NS);
+    if (sp->strays_left && now + 10000000u < wake) wake = now + 10000000u;
+  }
   t = respawn(sp, now);
   if (t < wake) wake = t;
   fp__sup_free_collected(sp);
@@ -822,6 +872,29 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
     if (sp->drain_deadline < wake) wake = sp->drain_deadline;
   }
   return wake <= now ? 0 : (int)((wake - now + 999999u) / 1000000u);
+}
+
+static int count_child(void *arg, pid_t pid) {
+  (void)pid;
+  ++*(int *)arg;
+  return 1; /* one is enough */
+}
+
+/*
+ * Become a child subreaper, so that a dead worker's descendants become ours
+ * and sweep_strays() can end them. Only when we have no child yet (a
+ * private pool's supervisor, forkpool serve): a program that calls
+ * fp_serve() with children of its own keeps them, and its descendants
+ * orphaned later must not become ours to kill; its pool's strays then
+ * escape to init as before. Sets sp->sweep.
+ */
+static void start_sweeping(struct fp__sup *sp) {
+  int kids = 0;
+  if (fp__list_children(count_child, &kids) < 0 || kids > 0) return;
+  if (prctl(PR_GET_CHILD_SUBREAPER, &sp->old_subreaper) != 0)
+    sp->old_subreaper = 0;
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return; /* before Linux 3.4 */
+  sp->sweep = 1;
 }
 
 int fp__sup_run(const struct fp__sup_opts *o) {
@@ -859,6 +932,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   fp__report_warm();
   fp__sup_save_header(&sp);
   watch_owner(&sp);
+  start_sweeping(&sp);
   for (uint32_t r = 0; r < cfg->workers && !sp.stopped; r++)
     if ((err = spawn(&sp, r)) < 0) fail_start(&sp, -err);
 
@@ -890,6 +964,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
             : 0;
   /* Consume what is pending of our signals before unblocking them. */
   read_signals(&sp);
+  if (sp.sweep && !sp.old_subreaper) prctl(PR_SET_CHILD_SUBREAPER, 0);
   close(sp.sfd);
   if (sp.owner_fd >= 0) close(sp.owner_fd);
   sigprocmask(SIG_SETMASK, &old, NULL);

@@ -52,15 +52,18 @@
  * the supervisor withdraws its doom and kills nothing, and a stopped idle
  * worker holds no task.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include "proc.h"
 #include "queue.h"
+#include "reap.h"
 #include "report.h"
 #include "spin.h"
 #include "sum.h"
@@ -78,6 +81,9 @@ void fp__reset_signals(void) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
 }
+
+/* When the current task started, in our own memory (see run_task). */
+static uint64_t task_t0;
 
 struct take_ctx {
   struct fp__seg *s;
@@ -131,6 +137,7 @@ static uint32_t take(struct fp__seg *s, uint32_t r, pid_t self, pid_t sup) {
        * started_ns goes before task_id for the timeout check's seqlock.
        */
       uint64_t now = fp__now_ns();
+      task_t0 = now;
       sl->started_ns = now;
       atomic_store(&row->ok_snap, atomic_load(&row->ok));
       atomic_store(&row->failed_snap, atomic_load(&row->failed));
@@ -257,6 +264,106 @@ FP_EXTERN int fp_spawn(const void *in, size_t len) {
 }
 
 /*
+ * Children this worker had when worker_init returned: they are the hook's,
+ * not a task's, and are left alone (their pids stay ours until we reap
+ * them, so the list cannot come to name another process).
+ */
+static struct {
+  pid_t *pid;
+  unsigned n, cap;
+} init_kids;
+
+/* A worker that could not end a task's descendants exits after it. */
+static int must_exit;
+
+static int note_init_kid(void *arg, pid_t pid) {
+  (void)arg;
+  if (init_kids.n == init_kids.cap) {
+    unsigned cap = init_kids.cap ? init_kids.cap * 2 : 8;
+    pid_t *p = realloc(init_kids.pid, cap * sizeof(*p));
+    if (p == NULL) return 1; /* the rest are not kept: ended with task 1 */
+    init_kids.pid = p;
+    init_kids.cap = cap;
+  }
+  init_kids.pid[init_kids.n++] = pid;
+  return 0;
+}
+
+static int is_init_kid(void *arg, pid_t pid) {
+  (void)arg;
+  for (unsigned k = 0; k < init_kids.n; k++)
+    if (init_kids.pid[k] == pid) return 1;
+  return 0;
+}
+
+/* An init child was reaped: its pid may be reused, drop it from the list. */
+static void forget_init_kid(pid_t pid) {
+  for (unsigned k = 0; k < init_kids.n; k++)
+    if (init_kids.pid[k] == pid) init_kids.pid[k] = init_kids.pid[--init_kids.n];
+}
+
+/* How long a worker tries to end a task's descendants before it gives up
+ * and exits, leaving them to the supervisor (a subreaper too). */
+#define END_DESCENDANTS_NS 1000000000ull /* 1 s */
+
+/*
+ * No kernel creates a process in less than this: clone() copies or shares
+ * the mm, allocates a task, a pid and signal state and wakes the child
+ * before it returns, thousands of instructions and several allocations.
+ * Measured on the development VM: fork 39 us, vfork 16 us, a bare
+ * clone(CLONE_VM) 11 us at best; a fast bare-metal CPU does it in a few us.
+ * A handler that returned sooner than this since its task started forked
+ * nothing, so the check below (a system call, ~0.4 us, a third of a
+ * trivial task's cost) is skipped for it.
+ */
+#define MIN_SPAWN_NS 1000u
+
+/*
+ * After the handler returned, `ran_ns` after its task started: SIGKILL and
+ * reap every process the task started, whatever group or session it moved
+ * to (we are a subreaper, so the orphans of dead ones are our children),
+ * children of worker_init excepted. Fast paths: none when the handler ran
+ * under MIN_SPAWN_NS (it cannot have forked, and the previous task left no
+ * child); else one waitpid that says ECHILD when there is no child at all.
+ * Returns 0 when none is left, or -ETIMEDOUT / -errno when some may be (the
+ * caller then exits after publishing, see must_exit).
+ *
+ * Not covered: a thread or an asynchronous signal handler the handler left
+ * running, which may fork at any instant, even after this check; what it
+ * leaves is ended after a later task, or by the supervisor when this worker
+ * exits.
+ */
+static int end_descendants(uint64_t ran_ns) {
+  if (ran_ns < MIN_SPAWN_NS && init_kids.n == 0) return 0;
+  int ws;
+  pid_t r;
+  do r = waitpid(-1, &ws, WNOHANG | __WALL);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    if (errno != ECHILD) return -errno; /* cannot happen */
+    init_kids.n = 0; /* no child at all: the hook's are gone too */
+    return 0;
+  }
+  if (r > 0) forget_init_kid(r);
+  /*
+   * A handler may have set SIGCHLD to SIG_IGN or SA_NOCLDWAIT: the kernel
+   * would then reap children itself, and a listed pid could be reused
+   * before our kill. With SIG_DFL no child is reaped but by us (a SIGCHLD
+   * handler it installed could reap one too: SIG_DFL replaces it while we
+   * sweep, and it comes back after).
+   */
+  struct sigaction dfl, old;
+  memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  int restore = sigaction(SIGCHLD, &dfl, &old) == 0;
+  int rc = fp__reap_children(is_init_kid, NULL,
+                             fp__now_ns() + END_DESCENDANTS_NS, NULL);
+  if (restore) sigaction(SIGCHLD, &old, NULL);
+  return rc;
+}
+
+/*
  * Park this worker for good or until the supervisor withdraws its doom on
  * task `id` (see "Ending a task" above). late != 0: the task overran, the
  * worker waits for the kill and never returns. late == 0: returns once doom
@@ -309,6 +416,9 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
     fp__report_late(id, end - t0, cfg->timeout_ms);
     park(row, id, 1, sup);
   }
+  /* Before the result is published: it arrives with its processes gone. */
+  /* task_t0, not the slot's copy, which a stray write could change. */
+  if (end_descendants(end - task_t0) < 0) must_exit = 1;
   /* Moving average (1/8) of run time, for the wake-up policy (queue.h). */
   int64_t avg = atomic_load(&h->avg_task_ns);
   int64_t d = (int64_t)(end - sl->started_ns);
@@ -363,6 +473,63 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
 }
 
 /*
+ * No process grows its resident set faster than this: every new page is
+ * zeroed or copied first, and a memory bus moves tens of GB/s (one thread
+ * zeroes 10-30). 1 MiB per microsecond (about 1 TB/s) leaves a margin of
+ * ten or more even for a handler's threads faulting together.
+ */
+#define RSS_GROWTH_KIB_PER_US 1024u
+
+/* max_rss_mb: when we last measured, and how far below the limit we were. */
+static uint64_t rss_checked_ns;
+static uint64_t rss_headroom_kib;
+
+/*
+ * max_rss_mb: is this worker's resident set above mb MiB? Returns its size
+ * in KiB when it is, else 0. Cheap: no system call while the time since
+ * the last measurement is too short to have filled the headroom left then
+ * (RSS_GROWTH_KIB_PER_US), so a run of short tasks measures once in many;
+ * then getrusage's ru_maxrss (the peak, at least the current size) gates
+ * the read of /proc/self/statm. A failed call answers 0: the worker lives
+ * on, and measures again after the next task.
+ */
+static uint32_t rss_over(unsigned mb) {
+  uint64_t lim_kib = (uint64_t)mb * 1024u;
+  uint64_t now = fp__now_ns();
+  uint64_t since_us = (now - rss_checked_ns) / 1000u;
+  if (rss_checked_ns != 0 &&
+      since_us < rss_headroom_kib / RSS_GROWTH_KIB_PER_US)
+    return 0;
+  rss_checked_ns = now;
+  rss_headroom_kib = 0; /* until measured: look again next time */
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  if ((uint64_t)ru.ru_maxrss <= lim_kib) {
+    rss_headroom_kib = lim_kib - (uint64_t)ru.ru_maxrss;
+    return 0;
+  }
+  char buf[128];
+  int fd;
+  do fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) return 0;
+  ssize_t n;
+  do n = read(fd, buf, sizeof(buf) - 1);
+  while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  unsigned long size, resident;
+  if (sscanf(buf, "%lu %lu", &size, &resident) != 2) return 0;
+  uint64_t kib = (uint64_t)resident * (uint64_t)(sysconf(_SC_PAGESIZE) / 1024);
+  if (kib <= lim_kib) {
+    rss_headroom_kib = lim_kib - kib;
+    return 0;
+  }
+  return kib > UINT32_MAX ? UINT32_MAX : (uint32_t)kib;
+}
+
+/*
  * Bound what this worker may allocate: its address space now (the program
  * image, the shared segment) plus max_memory_mb. Returns 0 or -errno.
  */
@@ -387,6 +554,12 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
   if (getppid() != sup) _exit(1);
   /* Own process group, so a timeout kill takes the task's children too. */
   setpgid(0, 0);
+  /*
+   * Orphaned descendants of a task become ours, whatever group or session
+   * they moved to, so end_descendants() finds them. Fails only before
+   * Linux 3.4: then only our direct children are ended.
+   */
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
   for (int k = 0; k < nfds; k++)
     if (fds[k] >= 0) close(fds[k]);
   fp__reset_signals();
@@ -418,6 +591,8 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
       _exit(FP__EXIT_INIT);
     }
   }
+  /* The hook's children live on; a task's do not (end_descendants). */
+  if (fp__list_children(note_init_kid, NULL) < 0) init_kids.n = 0;
   atomic_store(&row->state, FP__ROW_IDLE);
 
   uint64_t done = 0;
@@ -426,6 +601,13 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
     if (i == FP__NONE) break;
     run_task(s, r, i, cfg, sup);
     done++;
+    if (must_exit) break; /* the supervisor ends what we could not */
+    /* Recycle between tasks: the supervisor logs it and forks anew. */
+    uint32_t kb = cfg->max_rss_mb ? rss_over(cfg->max_rss_mb) : 0;
+    if (kb != 0) {
+      atomic_store(&row->rss_exit_kb, kb);
+      break;
+    }
   }
   if (cfg->worker_fini != NULL) cfg->worker_fini(cfg->arg);
   _exit(0);

@@ -683,6 +683,108 @@ else
   while tm has-session >/dev/null 2>&1 && [ $_i -lt 50 ]; do sleep 0.1; _i=$((_i + 1)); done
 fi
 
+# --- 12b. a task's descendants end with it; --max-rss ------------------------
+# hostile.so records every process it forks in $HOSTILE_PIDS and returns
+# only once they did. After a task ended, each must be gone: no process
+# with that pid, or another one (start time), and no zombie either.
+HOSTILE=$B/examples/hostile.so
+# pid_start PID: the start time of PID ("" when there is none).
+pid_start() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+# left_of FILE: the recorded processes of FILE still there ("PID:STATE ...").
+left_of() {
+  [ -f "$1.st" ] || return 0
+  while read -r _p _s; do
+    [ -n "$_s" ] && [ "$(pid_start "$_p")" = "$_s" ] &&
+      printf '%s:%s ' "$_p" "$(sed 's/.*) //' "/proc/$_p/stat" 2>/dev/null | cut -c1)"
+  done <"$1.st"
+}
+# stamp FILE: pid and start time of each recorded pid, read as soon as the
+# run ends (a reused pid then has another start time); kill_left FILE ends
+# what is left (a failed test must not leak processes).
+stamp() { : >"$1.st"; [ -f "$1" ] && while read -r _p; do echo "$_p $(pid_start "$_p")"; done <"$1" >"$1.st"; }
+nlines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+kill_left() { for _x in $(left_of "$1"); do kill -9 "${_x%%:*}" 2>/dev/null; done; }
+HP=$T/hostile.pids
+rm -f "$HP"
+# Stamp on the fly: the pids are read while the processes still live.
+printf 'child 30\nsetsid 30\nsetpgid 30\ndouble 30\nignoreterm 30\nzombie\ngrandzombie\nok\n' |
+  HOSTILE_PIDS=$HP $TMO "$FP" run --handler "$HOSTILE" --workers 2 \
+  >"$T/desc.out" 2>"$T/desc.err" &
+dpid=$!
+# The run ends its tasks' children before it returns; record their start
+# times while the handler's pids are still fresh.
+while kill -0 $dpid 2>/dev/null; do stamp "$HP"; sleep 0.01; done
+wait $dpid
+rc=$?
+# Entries stamped while alive; any not stamped was gone already.
+left=$(left_of "$HP")
+[ "$(nlines "$HP")" -ge 9 ] || why="only $(nlines "$HP") pids recorded, want 9"
+[ -z "$left" ] || why="${why:+$why; }left after the run: $left"
+[ "$(grep -c "^ok${TAB}" "$T/desc.out")" = 8 ] || why="${why:+$why; }results: $(tr '\n' ' ' <"$T/desc.out")"
+expect_rc $rc 0
+kill_left "$HP"
+check "descendants of ok tasks end with them: own session, own group, orphans, zombies"
+
+rm -f "$HP"
+printf 'setsidhang 30\nok\n' | HOSTILE_PIDS=$HP $TMO "$FP" run --handler "$HOSTILE" \
+  --workers 1 --timeout 300 >"$T/desc2.out" 2>"$T/desc2.err" &
+dpid=$!
+while kill -0 $dpid 2>/dev/null; do stamp "$HP"; sleep 0.01; done
+wait $dpid
+rc=$?
+expect_lines "$T/desc2.out" "timeout${TAB}SIGKILL" "ok${TAB}ok"
+[ -s "$HP" ] || why="${why:+$why; }no pid recorded"
+left=$(left_of "$HP")
+[ -z "$left" ] || why="${why:+$why; }left after the timeout: $left"
+expect_rc $rc 1
+kill_left "$HP"
+check "timeout kill ends a child in its own session"
+
+rm -f "$HP"
+printf 'setsidhang 30\nsetsidhang 30\n' | HOSTILE_PIDS=$HP $TMO "$FP" run \
+  --handler "$HOSTILE" --workers 2 >"$T/desc3.out" 2>"$T/desc3.err" &
+dpid=$!
+_i=0
+while [ "$(nlines "$HP")" -lt 2 ] && [ $_i -lt 500 ]; do sleep 0.01; _i=$((_i + 1)); done
+stamp "$HP"
+kill -TERM $dpid
+wait $dpid
+rc=$?
+left=$(left_of "$HP")
+[ "$(nlines "$HP.st")" = 2 ] || why="$(nlines "$HP.st") pids recorded, want 2"
+[ -z "$left" ] || why="${why:+$why; }left after the run ended: $left"
+expect_rc $rc 143
+kill_left "$HP"
+check "the end of forkpool run (SIGTERM) ends running tasks' children in their own sessions"
+
+# --max-rss 16: the task that grew its worker to 24 MiB ends ok, the next
+# runs in a fresh worker, and the supervisor says so once. (Not under ASan,
+# whose workers are far bigger than that from the start.)
+if ldd "$FP" 2>/dev/null | grep -q libasan; then
+  echo "# SKIP --max-rss: $FP is an ASan build"
+else
+printf 'ok\nrss 24\nok\nok\n' | $TMO "$FP" run --handler "$HOSTILE" --workers 1 \
+  --max-rss 16 --json --log-level warn >"$T/rss.json" 2>"$T/rss.err"
+rc=$?
+expect_lines "$T/rss.json" '{"seq":0,"status":"ok",*}' \
+  '{"seq":1,"status":"ok","output":"rss 24",*}' '{"seq":2,"status":"ok",*}' \
+  '{"seq":3,"status":"ok",*}'
+w() { sed -n 's/.*"worker":\([0-9]*\).*/\1/p' "$T/rss.json" | sed -n "$1p"; }
+[ "$(w 1)" = "$(w 2)" ] && [ "$(w 2)" != "$(w 3)" ] && [ "$(w 3)" = "$(w 4)" ] ||
+  why="${why:+$why; }workers $(w 1) $(w 2) $(w 3) $(w 4): want a new one after rss 24 only"
+n=$(grep -c "recycled" "$T/rss.err")
+[ "$n" = 1 ] || why="${why:+$why; }$n recycling lines, want 1: $(head -c 300 "$T/rss.err")"
+grep -q "worker $(w 2) recycled: resident set 2[4-9].[0-9] MiB above the limit of 16 MiB" "$T/rss.err" ||
+  why="${why:+$why; }log line: $(grep recycled "$T/rss.err")"
+expect_rc $rc 0
+check "--max-rss 16: a worker grown to 24 MiB is replaced after its task, logged once"
+fi
+
+expect_usage "--max-rss 1048577" "--max-rss: '1048577'" run --handler "$HOSTILE" --max-rss 1048577
+"$FP" run --help 2>&1 | grep -qF -e "--max-rss" || why="run --help lacks --max-rss"
+"$FP" serve --help 2>&1 | grep -qF -e "--max-rss" || why="${why:+$why; }serve --help lacks --max-rss"
+check "--max-rss in run --help and serve --help"
+
 # --- 13. nothing left behind -------------------------------------------------
 sleep 0.2
 ps -o pid=,comm= --ppid $$ >"$T/kids" 2>/dev/null

@@ -715,6 +715,48 @@ check "submit --priority high; a bad priority is a usage error"
 stop "$g_wrap"
 expect_rc $rc 0 "serve g: exit status"
 
+# --- 12d. a task's processes end with it, in its own session too --------------
+# hostile.so's setsidhang forks a child that calls setsid() (out of the
+# worker's process group), records its pid in $HOSTILE_PIDS, then hangs.
+# After the timeout kill, and after serve stopped, the child must be gone.
+HOSTILE=$B/examples/hostile.so
+HP=$T/hostile.pids
+pid_start() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+# still: recorded processes alive now with the start time they had.
+still() { while read -r _p _s; do [ -n "$_s" ] && [ "$(pid_start "$_p")" = "$_s" ] && printf '%s ' "$_p"; done <"$HP.st"; }
+stamp() { while read -r _p; do echo "$_p $(pid_start "$_p")"; done <"$HP" >"$HP.st"; }
+K=${P}k
+rm -f "$HP"
+HOSTILE_PIDS=$HP $STMO "$FP" serve --name "$K" --handler "$HOSTILE" --workers 1 \
+  --timeout 300 --grace 200 2>"$T/k.log" &
+k_wrap=$!
+servers="$servers $k_wrap"
+wait_until 10 grep -q ' INFO ready: ' "$T/k.log" || fails "no ready line: $(tail -n 1 "$T/k.log")"
+$TMO "$FP" submit --name "$K" "setsidhang 30" >"$T/k.out" 2>"$T/k.err" &
+job=$!
+wait_until 5 test -s "$HP" || fails "no pid recorded"
+[ -s "$HP" ] && stamp
+wait $job
+expect_rc $? 1 "submit: exit status"
+expect_lines "$T/k.out" "timeout${TAB}SIGKILL"
+left=$([ -s "$HP.st" ] && still)
+[ -z "$left" ] || fails "left after the timeout: $left"
+for p in $left; do kill -KILL "$p"; done
+check "serve: a timeout kill ends the task's child in its own session"
+
+rm -f "$HP" "$HP.st"
+$TMO "$FP" submit --name "$K" "setsidhang 30" >"$T/k.out" 2>"$T/k.err" &
+job=$!
+wait_until 5 test -s "$HP" || fails "no pid recorded"
+[ -s "$HP" ] && stamp
+stop "$k_wrap"
+expect_rc $rc 0 "serve: exit status"
+wait $job
+left=$([ -s "$HP.st" ] && still)
+[ -z "$left" ] || fails "left after serve stopped: $left"
+for p in $left; do kill -KILL "$p"; done
+check "serve: stopping ends a running task's child in its own session"
+
 # --- 13. the first server stops cleanly, nothing is left ----------------------------
 stop "$a_wrap"
 expect_rc $rc 0 "serve: exit status"

@@ -15,5 +15,6 @@ Suite *make_named_suite(void);
 Suite *make_isolation_suite(void);
 Suite *make_sched_suite(void);
 Suite *make_host_suite(void);
+Suite *make_descend_suite(void);
 
 #endif /* FORKPOOL_SUITES_H */

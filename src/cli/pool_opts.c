@@ -14,6 +14,7 @@ void cli_pool_num_init(struct cli_num_opt *num)
     [CLI_POOL_MAX_TASKS] = { "--max-tasks", 0, 4294967295u, 0, 0 },
     [CLI_POOL_MAX_ATTEMPTS] = { "--max-attempts", 1, 100, 1, 0 },
     [CLI_POOL_MAX_MEMORY] = { "--max-memory", 0, 1048576, 0, 0 },
+    [CLI_POOL_MAX_RSS] = { "--max-rss", 0, 1048576, 0, 0 },
   };
 
   for (int k = 0; k < CLI_POOL_NOPT; k++)
@@ -32,6 +33,7 @@ void cli_pool_num_get(const struct cli_num_opt *num, struct cli_pool_opts *o)
   o->max_tasks = (unsigned)num[CLI_POOL_MAX_TASKS].value;
   o->max_attempts = (unsigned)num[CLI_POOL_MAX_ATTEMPTS].value;
   o->max_memory_mb = (unsigned)num[CLI_POOL_MAX_MEMORY].value;
+  o->max_rss_mb = (unsigned)num[CLI_POOL_MAX_RSS].value;
 }
 
 void cli_pool_config(const struct cli_pool_opts *o, fp_config *cfg)
@@ -44,4 +46,5 @@ void cli_pool_config(const struct cli_pool_opts *o, fp_config *cfg)
   cfg->max_tasks = o->max_tasks;
   cfg->max_attempts = o->max_attempts;
   cfg->max_memory_mb = o->max_memory_mb;
+  cfg->max_rss_mb = o->max_rss_mb;
 }

@@ -20,11 +20,13 @@ struct cli_pool_opts {
   size_t max_output;      /* default 65536 */
   unsigned max_attempts;  /* default 1: no retry */
   unsigned max_memory_mb; /* 0 = no limit */
+  unsigned max_rss_mb;    /* --max-rss, 0 = no limit */
 };
 
 enum { CLI_POOL_WORKERS, CLI_POOL_QUEUE, CLI_POOL_MAX_INPUT,
        CLI_POOL_MAX_OUTPUT, CLI_POOL_TIMEOUT, CLI_POOL_MAX_TASKS,
-       CLI_POOL_MAX_ATTEMPTS, CLI_POOL_MAX_MEMORY, CLI_POOL_NOPT };
+       CLI_POOL_MAX_ATTEMPTS, CLI_POOL_MAX_MEMORY, CLI_POOL_MAX_RSS,
+       CLI_POOL_NOPT };
 
 /*
  * Fill num[0..CLI_POOL_NOPT) with the pool options and their defaults

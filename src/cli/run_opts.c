@@ -36,6 +36,8 @@ void cli_run_usage(int to_stderr)
 "                     times in all (1-100, default 1: no retry)\n"
 "  --max-memory MB    address space each worker may add after it starts\n"
 "                     (RLIMIT_AS), 0 = no limit (default 0)\n"
+"  --max-rss MB       replace a worker whose resident set grew above MB\n"
+"                     after a task, 0 = never (default 0)\n"
 "  --seal             protect the shared segment from the handler's stray\n"
 "                     writes while it runs (two mprotect calls per task)\n"
 "  --json             one JSON object per result line\n"
