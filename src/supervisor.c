@@ -112,9 +112,15 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
   atomic_store(&row->retire, 0);
   atomic_store(&row->state, FP__ROW_STARTING);
   int fds[3] = {sp->sfd, sp->o->cmd_fd, sp->s->fd};
+  int wfd[2]; /* the worker's stdout and stderr pipes (write ends) */
+  fp__out_prepare(sp, r, wfd);
   /* Our handled signals stay blocked across fork; the worker resets all. */
   pid_t pid = fork();
-  if (pid == 0) fp__worker_main(sp->s, r, sp->cfg, sp->self, fds, 3);
+  if (pid == 0) {
+    fp__out_child(sp, wfd);
+    fp__worker_main(sp->s, r, sp->cfg, sp->self, fds, 3);
+  }
+  fp__out_forked(sp, r, wfd, pid);
   if (pid < 0) {
     int err = errno;
     atomic_store(&row->state, FP__ROW_BACKOFF);
@@ -277,6 +283,7 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
   fp_status st = FP_CRASHED;
   uint64_t task_id = 0, ran_us = 0;
 
+  fp__out_reap(sp, r); /* its last output, under the task it ran */
   /* The worker is reaped: it can no longer touch its slot or row. */
   if (WIFSIGNALED(ws) && atomic_load(&h->state) < FP__POOL_STOPPING)
     fp__sup_verify(sp);
@@ -710,6 +717,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
     sp->streak = 0; /* work gets done: no crash loop, whatever died */
     sp->backoff_logged = 0;
   }
+  fp__out_tick(sp);
   uint64_t t = check_timeouts(sp, now);
   if (t < wake) wake = t;
   t = respawn(sp, now);
@@ -752,7 +760,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   const fp_config *cfg = o->cfg;
   struct fp__sup sp = {.o = o, .s = s, .cfg = cfg, .sfd = -1,
                        .nrows = s->nrows, .drain_deadline = UINT64_MAX,
-                       .hup_next = -1, .self = getpid()};
+                       .hup_next = -1, .self = getpid(), .devnull = -1};
   sigset_t old;
   atomic_store(&h->sup_pid, sp.self);
   atomic_store(&h->sup_start_ns, fp__now_ns());
@@ -762,8 +770,11 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   h->max_workers = cfg->max_workers;
   sp.rc = calloc(sp.nrows, sizeof(*sp.rc));
   sp.settled_gen = calloc(s->nclients, sizeof(*sp.settled_gen));
-  int err = sp.rc == NULL || sp.settled_gen == NULL ? -ENOMEM
-                                                    : setup_signals(&sp, &old);
+  sp.pf = calloc(2 + 2 * (size_t)sp.nrows, sizeof(*sp.pf));
+  int err = sp.rc == NULL || sp.settled_gen == NULL || sp.pf == NULL
+                ? -ENOMEM
+                : fp__out_init(&sp);
+  if (err == 0 && (err = setup_signals(&sp, &old)) < 0) fp__out_fini(&sp);
   if (err == 0 && o->cmd_fd >= 0 &&
       fcntl(o->cmd_fd, F_SETFL, fcntl(o->cmd_fd, F_GETFL) | O_NONBLOCK) != 0)
     err = -errno;
@@ -774,8 +785,10 @@ int fp__sup_run(const struct fp__sup_opts *o) {
       close(sp.sfd);
       sigprocmask(SIG_SETMASK, &old, NULL);
     }
+    fp__out_fini(&sp);
     free(sp.rc);
     free(sp.settled_gen);
+    free(sp.pf);
     return err;
   }
   fp__report_warm();
@@ -791,10 +804,14 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   while (!sp.stopped) {
     int ms = turn(&sp, tick);
     if (sp.stopped) break;
-    struct pollfd pf[2] = {{.fd = sp.sfd, .events = POLLIN},
-                           {.fd = o->cmd_fd, .events = POLLIN}};
-    int n = poll(pf, o->cmd_fd >= 0 ? 2 : 1, ms);
+    /* The signalfd, the command pipe (-1: ignored), the workers' output. */
+    struct pollfd *pf = sp.pf;
+    pf[0] = (struct pollfd){.fd = sp.sfd, .events = POLLIN};
+    pf[1] = (struct pollfd){.fd = o->cmd_fd, .events = POLLIN};
+    nfds_t np = fp__out_pollset(&sp, pf, 2);
+    int n = poll(pf, np, ms);
     if (n < 0 && errno != EINTR) usleep(10000); /* cannot happen: no spin */
+    if (n > 0) fp__out_drain(&sp, pf, 2, np); /* before reap closes any */
     read_signals(&sp);
     reap(&sp, 0);
     if (o->cmd_fd >= 0 && n > 0 && pf[1].revents != 0) read_cmds(&sp);
@@ -806,14 +823,22 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   read_signals(&sp);
   close(sp.sfd);
   sigprocmask(SIG_SETMASK, &old, NULL);
+  fp__out_fini(&sp);
   free(sp.rc);
   free(sp.settled_gen);
+  free(sp.pf);
   return err;
 }
 
 void fp__supervisor_main(struct fp__seg *s, const fp_config *cfg,
                          int cmd_fd) {
   fp__reset_signals();
+  /*
+   * What the host's stdio buffers held when it forked us is the host's to
+   * write, not ours: a log function that flushes stdout must not write the
+   * host's pending bytes a second time.
+   */
+  fp__purge_stdio();
   struct fp__sup_opts o = {.seg = s, .cfg = cfg, .cmd_fd = cmd_fd,
                            .log = cfg->log, .log_ctx = cfg->log_ctx};
   _exit(fp__sup_run(&o) == 0 ? 0 : 1);
