@@ -20,6 +20,7 @@ int main(void) {
   srunner_add_suite(sr, make_named_suite());
   srunner_add_suite(sr, make_isolation_suite());
   srunner_add_suite(sr, make_sched_suite());
+  srunner_add_suite(sr, make_room_suite());
   srunner_run_all(sr, CK_ENV); /* CK_VERBOSITY=verbose lists each test */
   failed = srunner_ntests_failed(sr);
   srunner_free(sr);

@@ -14,5 +14,6 @@ Suite *make_queue_suite(void);
 Suite *make_named_suite(void);
 Suite *make_isolation_suite(void);
 Suite *make_sched_suite(void);
+Suite *make_room_suite(void);
 
 #endif /* FORKPOOL_SUITES_H */
