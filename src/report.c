@@ -29,6 +29,7 @@
 static struct fp__report *my_report;
 static _Atomic uint64_t *my_task;
 static const struct fp__seg *my_seg;
+static pid_t my_pid; /* the worker: a child it forked has no segment */
 
 struct buf {
   char *p;
@@ -135,7 +136,9 @@ static void put_frames(struct buf *b, void **pcs, int n) {
 /* Write a report for the current task: kind 'S' (signal) or 'H' (hang). */
 static void write_report(char kind, int sig, uintptr_t addr) {
   struct fp__report *r = my_report;
-  if (r == NULL) return;
+  /* A process the handler forked inherits this handler but not the
+   * segment (MADV_DONTFORK): it has nothing to report to. */
+  if (r == NULL || getpid() != my_pid) return;
   /* Seal mode: reopen the segment first (mprotect is a system call, safe
    * in a handler) so the report can be written. */
   if (fp__sealed()) fp__seal(my_seg, 0);
@@ -174,6 +177,7 @@ static void on_dump(int sig, siginfo_t *si, void *uc) {
   (void)si;
   (void)uc;
   int saved = errno;
+  if (getpid() != my_pid) return; /* a child of the handler: see above */
   write_report('H', 0, 0);
   atomic_store(&my_report->done, 1);
   errno = saved;
@@ -181,6 +185,7 @@ static void on_dump(int sig, siginfo_t *si, void *uc) {
 
 int fp__report_arm(struct fp__seg *s, uint32_t row) {
   my_seg = s;
+  my_pid = getpid();
   my_report = fp__report_at(s, row);
   my_task = &fp__row_at(s, row)->task_id;
   atomic_store(&my_report->len, 0);
