@@ -21,6 +21,7 @@ set -u
 B=${1:-build}
 FP=$B/bin/forkpool
 CRASHY=$B/examples/crashy.so
+HOSTILE=$B/examples/hostile.so
 BULK=${FORKPOOL_CLI_BULK:-100000}
 TMO="timeout 120"
 TAB=$(printf '\t')
@@ -37,8 +38,8 @@ check() { if [ -z "$why" ]; then ok "$1"; else nok "$1" "$why"; fi; why=""; }
 have() { command -v "$1" >/dev/null 2>&1; }
 now() { date +%s.%N; }
 
-if [ ! -x "$FP" ] || [ ! -f "$CRASHY" ]; then
-  nok "setup" "need $FP and $CRASHY (run make first)"
+if [ ! -x "$FP" ] || [ ! -f "$CRASHY" ] || [ ! -f "$HOSTILE" ]; then
+  nok "setup" "need $FP, $CRASHY and $HOSTILE (run make first)"
   echo "$pass passed, $fail failed"
   exit 1
 fi
@@ -617,6 +618,49 @@ else
   _i=0
   while tm has-session >/dev/null 2>&1 && [ $_i -lt 50 ]; do sleep 0.1; _i=$((_i + 1)); done
 fi
+
+# --- 12b. hostile handlers: stdin, stdout, forked children, exit -------------
+# A handler that reads stdin must not eat run's input (one read of 64 KiB
+# took that much of the task lines before).
+(echo readstdin; yes ok | head -n 50000) >"$T/h.in"
+$TMO "$FP" run --handler "$HOSTILE" --workers 2 <"$T/h.in" >"$T/h.out" 2>"$T/h.err"
+expect_rc $? 0 "run with readstdin"
+n=$(wc -l <"$T/h.out")
+[ "$n" -eq 50001 ] || why="$n results for 50001 tasks"
+[ "$(head -n 1 "$T/h.out")" = "ok${TAB}read 0" ] || why="${why:+$why; }readstdin got: $(head -n 1 "$T/h.out")"
+check "run: a handler reading stdin reads /dev/null, every task gets its result"
+
+# What handlers write to fd 1 and 2 goes to the log, under the task id.
+printf 'stdout EVIL\nok\nstderr BAD\nprintf half\nok\n' |
+  $TMO "$FP" run --handler "$HOSTILE" --workers 1 --json --log-level warn \
+  >"$T/h.out" 2>"$T/h.err"
+expect_rc $? 0 "run with printing handlers"
+expect_lines "$T/h.out" '{"seq":0,*"output":"wrote",*}' '{"seq":1,*"output":"ok",*}' \
+  '{"seq":2,*"output":"wrote",*}' '{"seq":3,*"output":"wrote",*}' \
+  '{"seq":4,*"output":"ok",*}'
+valid_json "$T/h.out" || why="${why:+$why; }invalid JSON"
+grep -q 'WARN task [0-9]* (worker [0-9]*) stdout: EVIL$' "$T/h.err" || why="${why:+$why; }no stdout line: $(cat "$T/h.err")"
+grep -q 'WARN task [0-9]* (worker [0-9]*) stderr: BAD$' "$T/h.err" || why="${why:+$why; }no stderr line"
+grep -q 'WARN task [0-9]* (worker [0-9]*) stdout: half$' "$T/h.err" || why="${why:+$why; }no printf line"
+check "run: handler stdout and stderr go to the log, never into the results"
+
+# A forked child that returns from the handler must not act as a worker
+# (0.2% of the tasks: some innocent ones ended corrupt before).
+seq 1 20000 | awk '{ print (NR % 500 == 0) ? "forkreturn" : "ok" }' >"$T/h.in"
+for seal in "" --seal; do
+  $TMO "$FP" run --handler "$HOSTILE" --workers 2 $seal <"$T/h.in" >"$T/h.out" 2>"$T/h.err"
+  expect_rc $? 0 "run with forkreturn $seal"
+  n=$(grep -c "^ok${TAB}ok$" "$T/h.out")
+  m=$(grep -c "^ok${TAB}parent$" "$T/h.out")
+  [ "$n" -eq 19960 ] && [ "$m" -eq 40 ] ||
+    why="${why:+$why; }$seal: $n ok, $m parent, others: $(grep -v "^ok${TAB}" "$T/h.out" | sort | uniq -c | head -n 3 | tr '\n' ' ')"
+done
+check "run: a forked child returning from the handler never touches the queue"
+
+# exit() in a handler ends the task crashed with its status.
+printf 'exit 3\nok\n' | $TMO "$FP" run --handler "$HOSTILE" --workers 1 >"$T/h.out" 2>"$T/h.err"
+expect_lines "$T/h.out" "crashed${TAB}exit=3" "ok${TAB}ok"
+check "run: exit(3) in a handler ends crashed exit=3"
 
 # --- 13. nothing left behind -------------------------------------------------
 sleep 0.2
