@@ -103,6 +103,11 @@ static void input_excerpt(struct fp__sup *sp, struct fp__slot *sl, char *out,
   out[o] = '\0';
 }
 
+/*
+ * Fork the worker of row r, its stdin /dev/null and its stdout and stderr
+ * pipes to us (sup_output.c). Returns 0, or -errno when fork failed: the
+ * row is then BACKOFF, retried in 100 ms, and no descriptor is left open.
+ */
 static int spawn(struct fp__sup *sp, uint32_t r) {
   struct fp__row *row = fp__row_at(sp->s, r);
   atomic_store(&row->slot, FP__NONE);
