@@ -12,7 +12,7 @@
  * Which task: a chunk belongs to the task the worker's row names just
  * before the read. The worker helps (worker.c): the kernel sends it SIGURG
  * when it writes to one of its pipes (F_SETOWN/F_SETSIG on the read end),
- * and after such a task it waits, 1 s at most, until the pipes are empty
+ * and after such a task it waits, 200 ms at most, until the pipes are empty
  * before it publishes the result; so bytes of a task are read while its
  * row still names it. Bytes a task's leftover child writes later are
  * logged under whatever the row runs then.

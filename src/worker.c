@@ -78,13 +78,14 @@ static void exit_hook(int status, void *arg) {
 
 /*
  * After a task that wrote to fd 1 or 2: wait until the supervisor has read
- * the pipes empty (1 s at most), so that it logs those bytes under this
- * task. FIONREAD fails (ENOTTY, EBADF) when user code redirected or closed
+ * the pipes empty, so that it logs those bytes under this task. 200 ms at
+ * most: a leftover child that keeps writing must not hold every task that
+ * long. FIONREAD fails (ENOTTY, EBADF) when user code redirected or closed
  * the descriptor: nothing to wait for then.
  */
 static void settle_output(void) {
   out_written = 0;
-  for (int k = 0; k < 2000; k++) {
+  for (int k = 0; k < 400; k++) {
     int a = 0, b = 0;
     if ((ioctl(1, FIONREAD, &a) != 0 || a == 0) &&
         (ioctl(2, FIONREAD, &b) != 0 || b == 0))
