@@ -215,7 +215,8 @@ static void out_flush(struct fp__sup *sp, struct fp__outbuf *ob, int k) {
     char msg[160];
     size_t o = (size_t)out_prefix(ob, k, msg, sizeof(msg));
     snprintf(msg + o, sizeof(msg) - o, "... %llu bytes dropped (%u logged "
-             "per task)", (unsigned long long)ob->dropped, FP__OUT_TASK_CAP);
+             "per task)", (unsigned long long)ob->dropped,
+             (unsigned)FP__OUT_TASK_CAP);
     out_log(sp, msg);
   }
   ob->active = 0;
