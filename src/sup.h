@@ -145,16 +145,17 @@ FP__HIDDEN void fp__out_fini(struct fp__sup *sp);
 FP__HIDDEN void fp__out_prepare(struct fp__sup *sp, uint32_t r, int wfd[2]);
 
 /*
- * In the forked child, before fp__worker_main: stdin from /dev/null, fd 1
- * and 2 onto wfd (or /dev/null), and every supervisor descriptor of this
- * module closed. Async-signal-safe (dup2 and close only).
+ * In row r's forked child, before fp__worker_main: ask the kernel to send
+ * this process SIGURG when it writes to its pipes (see worker.c), stdin from
+ * /dev/null, fd 1 and 2 onto wfd (or /dev/null), and every supervisor
+ * descriptor of this module closed. Async-signal-safe (fcntl, dup2, close).
+ * Failures cannot be reported from here and leave the stream as it was.
  */
-FP__HIDDEN void fp__out_child(struct fp__sup *sp, int wfd[2]);
+FP__HIDDEN void fp__out_child(struct fp__sup *sp, uint32_t r, int wfd[2]);
 
 /*
  * In the supervisor after fork() returned pid (< 0: failed): close the
- * write ends; on failure close the read ends too; else ask the kernel to
- * signal the worker (SIGURG, see worker.c) when it writes to them.
+ * write ends; on failure close the read ends too.
  */
 FP__HIDDEN void fp__out_forked(struct fp__sup *sp, uint32_t r, int wfd[2],
                                pid_t pid);

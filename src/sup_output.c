@@ -11,7 +11,8 @@
  *
  * Which task: a chunk belongs to the task the worker's row names just
  * before the read. The worker helps (worker.c): the kernel sends it SIGURG
- * when it writes to one of its pipes (F_SETOWN/F_SETSIG on the read end),
+ * when it writes to one of its pipes (F_SETOWN/F_SETSIG/O_ASYNC on the read
+ * end, set by the worker itself before any user code runs),
  * and after such a task it waits, 200 ms at most, until the pipes are empty
  * before it publishes the result; so bytes of a task are read while its
  * row still names it. Bytes a task's leftover child writes later are
@@ -120,7 +121,21 @@ static void dup_to(int from, int to) {
   }
 }
 
-void fp__out_child(struct fp__sup *sp, int wfd[2]) {
+void fp__out_child(struct fp__sup *sp, uint32_t r, int wfd[2]) {
+  /*
+   * Owner, signal and O_ASYNC belong to the open file description, which
+   * the supervisor's read end shares: set here, before any user code runs,
+   * so that no write of this worker goes unsignalled. A failure only costs
+   * precision: the worker then does not learn that it wrote, and a line
+   * may be logged under the next task.
+   */
+  pid_t self = getpid();
+  for (int k = 0; k < 2; k++) {
+    int fd = sp->rc[r].out_fd[k];
+    if (fd >= 0 && fcntl(fd, F_SETOWN, self) == 0 &&
+        fcntl(fd, F_SETSIG, SIGURG) == 0)
+      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC);
+  }
   dup_to(sp->devnull, 0);
   dup_to(wfd[0] >= 0 ? wfd[0] : sp->devnull, 1);
   dup_to(wfd[1] >= 0 ? wfd[1] : sp->devnull, 2);
@@ -132,28 +147,16 @@ void fp__out_child(struct fp__sup *sp, int wfd[2]) {
   if (wfd[0] >= 0) close(wfd[0]);
   if (wfd[1] >= 0) close(wfd[1]);
   close(sp->devnull);
-  for (uint32_t r = 0; r < sp->nrows; r++)
+  for (uint32_t q = 0; q < sp->nrows; q++)
     for (int k = 0; k < 2; k++)
-      if (sp->rc[r].out_fd[k] >= 0) close(sp->rc[r].out_fd[k]);
+      if (sp->rc[q].out_fd[k] >= 0) close(sp->rc[q].out_fd[k]);
 }
 
 void fp__out_forked(struct fp__sup *sp, uint32_t r, int wfd[2], pid_t pid) {
   close_fd(&wfd[0]);
   close_fd(&wfd[1]);
-  for (int k = 0; k < 2; k++) {
-    int fd = sp->rc[r].out_fd[k];
-    if (fd < 0) continue;
-    if (pid < 0) {
-      close_fd(&sp->rc[r].out_fd[k]);
-      continue;
-    }
-    /*
-     * A failure here only costs precision: the worker then does not learn
-     * that it wrote, and a line may be logged under the next task.
-     */
-    if (fcntl(fd, F_SETOWN, pid) == 0 && fcntl(fd, F_SETSIG, SIGURG) == 0)
-      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC | O_NONBLOCK);
-  }
+  if (pid < 0)
+    for (int k = 0; k < 2; k++) close_fd(&sp->rc[r].out_fd[k]);
 }
 
 /* Log one message about handler output, wherever this pool logs. */

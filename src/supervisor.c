@@ -122,7 +122,7 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
   /* Our handled signals stay blocked across fork; the worker resets all. */
   pid_t pid = fork();
   if (pid == 0) {
-    fp__out_child(sp, wfd);
+    fp__out_child(sp, r, wfd);
     fp__worker_main(sp->s, r, sp->cfg, sp->self, fds, 3);
   }
   fp__out_forked(sp, r, wfd, pid);
