@@ -644,6 +644,17 @@ grep -q 'WARN task [0-9]* (worker [0-9]*) stderr: BAD$' "$T/h.err" || why="${why
 grep -q 'WARN task [0-9]* (worker [0-9]*) stdout: half$' "$T/h.err" || why="${why:+$why; }no printf line"
 check "run: handler stdout and stderr go to the log, never into the results"
 
+# Out of descriptors (RLIMIT_NOFILE): the workers without an output pipe
+# write to /dev/null, said once; the results stay clean.
+yes 'stdout hi' | head -n 300 >"$T/h.in"
+(ulimit -n 32 && exec $TMO "$FP" run --handler "$HOSTILE" --workers 40 \
+  --log-level warn <"$T/h.in" >"$T/h.out" 2>"$T/h.err")
+expect_rc $? 0 "run with ulimit -n 32"
+[ "$(grep -c "^ok${TAB}wrote$" "$T/h.out")" -eq 300 ] || why="${why:+$why; }results: $(sort "$T/h.out" | uniq -c | head -n 3 | tr '\n' ' ')"
+n=$(grep -c 'no pipe for the output of the worker in row [0-9]* (Too many open files): what it writes to stdout or stderr goes to /dev/null' "$T/h.err")
+[ "$n" -eq 1 ] || why="${why:+$why; }$n 'no pipe' lines, want 1: $(grep -v 'stdout: hi' "$T/h.err" | head -n 3)"
+check "run: a worker without an output pipe (RLIMIT_NOFILE) writes to /dev/null, logged once"
+
 # A forked child that returns from the handler must not act as a worker
 # (0.2% of the tasks: some innocent ones ended corrupt before).
 seq 1 20000 | awk '{ print (NR % 500 == 0) ? "forkreturn" : "ok" }' >"$T/h.in"
