@@ -75,6 +75,24 @@ typedef struct fp_pool fp_pool;
  * thread or signal handler the handler leaves running, which may fork
  * after its task ended; its processes end after a later task, or when the
  * worker exits.
+ * exit(N) ends the task FP_CRASHED with exit_code N and runs none of the
+ * host program's atexit handlers, nor flushes what the host's stdio buffers
+ * held when the pool started (the handler's own stdout and stderr lines are
+ * flushed).
+ *
+ * The worker is a sealed room. Its stdin is /dev/null. What it writes to
+ * stdout or stderr (fd 1 and 2, pipes to the supervisor) never reaches the
+ * host's streams: it is logged through fp_config.log at FP_LOG_WARN, one
+ * event per line, as "task N (worker PID) stdout: TEXT" (control bytes as
+ * \xNN; lines over 256 bytes in pieces), at most 4096 bytes per task and
+ * stream, then one "task N (worker PID) stdout: ... M bytes dropped". With
+ * no log function, the same lines go, prefixed "forkpool: ", to the
+ * supervisor's stderr (a private pool's is the caller's stderr at
+ * fp_pool_start). stdout is line-buffered in the worker. When the output
+ * pipe cannot be made (RLIMIT_NOFILE), that worker's output goes to
+ * /dev/null, logged once. A process the handler forks gets no mapping of
+ * the pool's shared memory; if it returns from the handler (a failed exec)
+ * it _exits at once (status 127) and never touches the queue.
  */
 typedef int (*fp_handler_fn)(void *arg, const void *in, size_t in_len,
                              void *out, size_t out_cap, size_t *out_len);
@@ -131,10 +149,12 @@ typedef struct fp_config {
   unsigned max_workers;
   unsigned idle_ms;     /* shrink after this long idle; 0: 5000 */
   fp_log_fn log;        /* optional: the supervisor's events (a worker
-                           died, backoff, repairs), called in the
-                           supervisor process: a private pool's is a
-                           fork of the caller, so the function may write
-                           to the caller's stderr but not touch its state */
+                           died, backoff, repairs) and what handlers
+                           write to stdout and stderr (see
+                           fp_handler_fn), called in the supervisor
+                           process: a private pool's is a fork of the
+                           caller, so the function may write to the
+                           caller's stderr but not touch its state */
   void *log_ctx;
   unsigned max_memory_mb; /* per worker: address space it may add after
                              fork (RLIMIT_AS); 0 = no limit. A task that

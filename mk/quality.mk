@@ -55,7 +55,7 @@ check-sanitize:
 # named/signals, whose forked helper processes _exit() on purpose without
 # freeing the parent's handles (valgrind would count those as lost).
 MEMCHECK_BUILD ?= build-memcheck
-MEMCHECK_SUITES ?= config queue pool crash isolation sched descend named:attach
+MEMCHECK_SUITES ?= config queue pool crash isolation sched descend room named:attach
 VALGRIND_FLAGS := -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	--error-exitcode=99 --child-silent-after-fork=yes --num-callers=30 \
 	$(if $(wildcard tests/valgrind.supp),--suppressions=tests/valgrind.supp)

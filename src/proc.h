@@ -35,6 +35,13 @@ FP__HIDDEN void fp__worker_main(struct fp__seg *s, uint32_t row,
 /* Reset every signal disposition to default and unblock all signals. */
 FP__HIDDEN void fp__reset_signals(void);
 
+/*
+ * In a freshly forked child: discard what the stdio buffers of stdin,
+ * stdout and stderr inherited from the parent (never written or read
+ * here). Cannot fail.
+ */
+FP__HIDDEN void fp__purge_stdio(void);
+
 /* A command from the owner to its supervisor. */
 struct fp__cmd {
   char op; /* 'D' drain, 'N' stop now, 'C' look for cancels now */

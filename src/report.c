@@ -37,6 +37,7 @@ static const struct fp__seg *my_seg;
 static volatile sig_atomic_t parked;
 /* The pc of the handler's caller's frame (fp__report_cut_at), or NULL. */
 static const void *cut_pc;
+static pid_t my_pid; /* the worker: a child it forked has no segment */
 
 struct buf {
   char *p;
@@ -153,7 +154,9 @@ static void put_frames(struct buf *b, void **pcs, int n) {
 static int write_report(char kind, long sig, uintptr_t addr,
                         const siginfo_t *si, int frames) {
   struct fp__report *r = my_report;
-  if (r == NULL) return 0;
+  /* A process the handler forked inherits this handler but not the
+   * segment (MADV_DONTFORK): it has nothing to report to. */
+  if (r == NULL || getpid() != my_pid) return 0;
   void *pcs[MAX_FRAMES];
   int n = frames ? backtrace(pcs, MAX_FRAMES) : 0, cut = 0;
   /* Stop at the handler's caller: its frame and all below are ours. */
@@ -216,6 +219,7 @@ static void on_dump(int sig, siginfo_t *si, void *uc) {
   (void)sig;
   (void)uc;
   int saved = errno;
+  if (getpid() != my_pid) return; /* a child of the handler: see above */
   if (my_report == NULL) return;
   if (fp__sealed()) fp__seal(my_seg, 0); /* the row is in the segment */
   int mine = si->si_code != SI_QUEUE || (uintptr_t)si->si_value.sival_ptr ==
@@ -235,6 +239,7 @@ void fp__report_cut_at(const void *ret) { cut_pc = ret; }
 
 int fp__report_arm(struct fp__seg *s, uint32_t row) {
   my_seg = s;
+  my_pid = getpid();
   my_report = fp__report_at(s, row);
   my_task = &fp__row_at(s, row)->task_id;
   atomic_store(&my_report->len, 0);

@@ -6,6 +6,8 @@
 #ifndef FP_SUP_H
 #define FP_SUP_H
 
+#include <poll.h>
+
 #include "segment.h"
 
 /* How to run a supervisor. */
@@ -30,6 +32,22 @@ enum {
   FP__KILL_CANCEL = 3
 };
 
+/*
+ * What one worker wrote to its stdout or stderr (sup_output.c): the line
+ * being assembled, for the task it belongs to. Supervisor memory only.
+ */
+#define FP__OUT_LINE 256      /* a longer line is logged in pieces */
+#define FP__OUT_TASK_CAP 4096 /* bytes logged per task and stream */
+struct fp__outbuf {
+  int active;         /* holds bytes of `task` (len, logged or dropped) */
+  uint64_t task;      /* the task running when they were read; 0: none */
+  pid_t pid;          /* the worker that wrote them */
+  uint32_t len;       /* bytes in line */
+  uint32_t logged;    /* bytes of this task logged or in line */
+  uint64_t dropped;   /* bytes of this task past FP__OUT_TASK_CAP */
+  char line[FP__OUT_LINE];
+};
+
 struct fp__rowctl {
   pid_t pid;          /* the worker in this row (the shared row's copy is
                          for display: a scribbled pid must never be killed) */
@@ -39,6 +57,9 @@ struct fp__rowctl {
   uint64_t dump_at;   /* hang dump asked for at (timeout), 0 if not */
   uint64_t spare_task;  /* a kill aimed at it was withdrawn: committed */
   uint64_t spare_until; /* ...withdrawn again until then, then made */
+  int out_fd[2];      /* read ends of the worker's stdout and stderr
+                         pipes (non-blocking), -1 when none */
+  struct fp__outbuf out[2];
 };
 
 struct fp__sup {
@@ -65,6 +86,10 @@ struct fp__sup {
   int sweep;               /* we are a subreaper and end stray children */
   int strays_left;         /* a sweep ran out of time: try again */
   int old_subreaper;       /* PR_GET_CHILD_SUBREAPER before we ran */
+  int devnull;             /* read-only stdin for workers (/dev/null, or
+                              an empty pipe's read end), -1 before start */
+  int out_pipe_failed;     /* a worker got /dev/null for output: logged */
+  struct pollfd *pf;       /* the loop's poll set: 2 + 2 per row */
 };
 
 /* Log a formatted event through opts->log, if any. */
@@ -100,5 +125,65 @@ FP__HIDDEN void fp__sup_save_header(struct fp__sup *sp);
  * it could have damaged (sup_verify.c). Logs what it repaired.
  */
 FP__HIDDEN void fp__sup_verify(struct fp__sup *sp);
+
+/*
+ * Workers' stdin, stdout and stderr (sup_output.c). A worker reads
+ * /dev/null; what it writes to fd 1 and 2 goes through a pipe per stream to
+ * the supervisor, which logs it, per task and bounded, as
+ *   "task N (worker PID) stdout: TEXT"
+ * through opts->log at FP_LOG_WARN, or, with no log function, as
+ * "forkpool: task N ..." lines on the supervisor's own stderr.
+ */
+
+/*
+ * At start: open the workers' stdin (sp->devnull) and set every row's
+ * out_fd to -1. 0, or -errno when neither /dev/null nor a pipe could be had
+ * (nothing left open).
+ */
+FP__HIDDEN int fp__out_init(struct fp__sup *sp);
+
+/* At the end: close everything fp__out_init and the rows opened. */
+FP__HIDDEN void fp__out_fini(struct fp__sup *sp);
+
+/*
+ * Before forking row r's worker: make its two output pipes. Stores the read
+ * ends in sp->rc[r].out_fd and the write ends in wfd[0..1]. A pipe that
+ * cannot be made (RLIMIT_NOFILE...) leaves -1 in both places: that stream
+ * goes to /dev/null, logged once per burst. Never fails.
+ */
+FP__HIDDEN void fp__out_prepare(struct fp__sup *sp, uint32_t r, int wfd[2]);
+
+/*
+ * In row r's forked child, before fp__worker_main: ask the kernel to send
+ * this process SIGURG when it writes to its pipes (see worker.c), stdin from
+ * /dev/null, fd 1 and 2 onto wfd (or /dev/null), and every supervisor
+ * descriptor of this module closed. Async-signal-safe (fcntl, dup2, close).
+ * Failures cannot be reported from here and leave the stream as it was.
+ */
+FP__HIDDEN void fp__out_child(struct fp__sup *sp, uint32_t r, int wfd[2]);
+
+/*
+ * In the supervisor after fork() returned pid (< 0: failed): close the
+ * write ends; on failure close the read ends too.
+ */
+FP__HIDDEN void fp__out_forked(struct fp__sup *sp, uint32_t r, int wfd[2],
+                               pid_t pid);
+
+/* Add the rows' open read ends to pf from pf[n]; returns the new count. */
+FP__HIDDEN nfds_t fp__out_pollset(struct fp__sup *sp, struct pollfd *pf,
+                                  nfds_t n);
+
+/* After poll: read (bounded, non-blocking) what pf[from..n) says is ready. */
+FP__HIDDEN void fp__out_drain(struct fp__sup *sp, const struct pollfd *pf,
+                              nfds_t from, nfds_t n);
+
+/* Every turn: log the partial lines of tasks that have ended. */
+FP__HIDDEN void fp__out_tick(struct fp__sup *sp);
+
+/*
+ * Row r's worker was reaped: read what is left in its pipes (bounded), log
+ * it for the task it was running, close the read ends.
+ */
+FP__HIDDEN void fp__out_reap(struct fp__sup *sp, uint32_t r);
 
 #endif /* FP_SUP_H */

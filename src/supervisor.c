@@ -105,6 +105,11 @@ static void input_excerpt(struct fp__sup *sp, struct fp__slot *sl, char *out,
   out[o] = '\0';
 }
 
+/*
+ * Fork the worker of row r, its stdin /dev/null and its stdout and stderr
+ * pipes to us (sup_output.c). Returns 0, or -errno when fork failed: the
+ * row is then BACKOFF, retried in 100 ms, and no descriptor is left open.
+ */
 static int spawn(struct fp__sup *sp, uint32_t r) {
   struct fp__row *row = fp__row_at(sp->s, r);
   atomic_store(&row->slot, FP__NONE);
@@ -116,9 +121,15 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
   atomic_store(&row->rss_exit_kb, 0);
   atomic_store(&row->state, FP__ROW_STARTING);
   int fds[4] = {sp->sfd, sp->o->cmd_fd, sp->s->fd, sp->owner_fd};
+  int wfd[2]; /* the worker's stdout and stderr pipes (write ends) */
+  fp__out_prepare(sp, r, wfd);
   /* Our handled signals stay blocked across fork; the worker resets all. */
   pid_t pid = fork();
-  if (pid == 0) fp__worker_main(sp->s, r, sp->cfg, sp->self, fds, 4);
+  if (pid == 0) {
+    fp__out_child(sp, r, wfd);
+    fp__worker_main(sp->s, r, sp->cfg, sp->self, fds, 4);
+  }
+  fp__out_forked(sp, r, wfd, pid);
   if (pid < 0) {
     int err = errno;
     atomic_store(&row->state, FP__ROW_BACKOFF);
@@ -348,6 +359,7 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
   fp_status st = FP_CRASHED;
   uint64_t task_id = 0, ran_us = 0;
 
+  fp__out_reap(sp, r); /* its last output, under the task it ran */
   /*
    * Its orphans became ours before it could be reaped: end them before its
    * task does, so that a crashed, timed-out or cancelled task's result
@@ -834,6 +846,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
     sp->streak = 0; /* work gets done: no crash loop, whatever died */
     sp->backoff_logged = 0;
   }
+  fp__out_tick(sp);
   uint64_t t = check_timeouts(sp, now);
   if (t < wake) wake = t;
   if (sp->strays_left) {
@@ -903,7 +916,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   const fp_config *cfg = o->cfg;
   struct fp__sup sp = {.o = o, .s = s, .cfg = cfg, .sfd = -1, .owner_fd = -1,
                        .nrows = s->nrows, .drain_deadline = UINT64_MAX,
-                       .hup_next = -1, .self = getpid()};
+                       .hup_next = -1, .self = getpid(), .devnull = -1};
   sigset_t old;
   atomic_store(&h->sup_pid, sp.self);
   atomic_store(&h->sup_start_ns, fp__now_ns());
@@ -913,8 +926,11 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   h->max_workers = cfg->max_workers;
   sp.rc = calloc(sp.nrows, sizeof(*sp.rc));
   sp.settled_gen = calloc(s->nclients, sizeof(*sp.settled_gen));
-  int err = sp.rc == NULL || sp.settled_gen == NULL ? -ENOMEM
-                                                    : setup_signals(&sp, &old);
+  sp.pf = calloc(3 + 2 * (size_t)sp.nrows, sizeof(*sp.pf));
+  int err = sp.rc == NULL || sp.settled_gen == NULL || sp.pf == NULL
+                ? -ENOMEM
+                : fp__out_init(&sp);
+  if (err == 0 && (err = setup_signals(&sp, &old)) < 0) fp__out_fini(&sp);
   if (err == 0 && o->cmd_fd >= 0 &&
       fcntl(o->cmd_fd, F_SETFL, fcntl(o->cmd_fd, F_GETFL) | O_NONBLOCK) != 0)
     err = -errno;
@@ -925,8 +941,10 @@ int fp__sup_run(const struct fp__sup_opts *o) {
       close(sp.sfd);
       sigprocmask(SIG_SETMASK, &old, NULL);
     }
+    fp__out_fini(&sp);
     free(sp.rc);
     free(sp.settled_gen);
+    free(sp.pf);
     return err;
   }
   fp__report_warm();
@@ -944,12 +962,19 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   while (!sp.stopped) {
     int ms = turn(&sp, tick);
     if (sp.stopped) break;
-    /* A tick is at most a second: owner_gone()'s getppid() fallback. */
-    struct pollfd pf[3] = {{.fd = sp.sfd, .events = POLLIN},
-                           {.fd = o->cmd_fd, .events = POLLIN},
-                           {.fd = sp.owner_fd, .events = POLLIN}};
-    int n = poll(pf, 3, ms); /* negative fds are skipped */
+    /*
+     * The signalfd, the command channel and the owner's pidfd (-1:
+     * ignored), the workers' output. A tick is at most a second:
+     * owner_gone()'s getppid() fallback.
+     */
+    struct pollfd *pf = sp.pf;
+    pf[0] = (struct pollfd){.fd = sp.sfd, .events = POLLIN};
+    pf[1] = (struct pollfd){.fd = o->cmd_fd, .events = POLLIN};
+    pf[2] = (struct pollfd){.fd = sp.owner_fd, .events = POLLIN};
+    nfds_t np = fp__out_pollset(&sp, pf, 3);
+    int n = poll(pf, np, ms);
     if (n < 0 && errno != EINTR) usleep(10000); /* cannot happen: no spin */
+    if (n > 0) fp__out_drain(&sp, pf, 3, np); /* before reap closes any */
     read_signals(&sp);
     reap(&sp, 0);
     if (o->cmd_fd >= 0 && n > 0 && pf[1].revents != 0) read_cmds(&sp);
@@ -968,14 +993,22 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   close(sp.sfd);
   if (sp.owner_fd >= 0) close(sp.owner_fd);
   sigprocmask(SIG_SETMASK, &old, NULL);
+  fp__out_fini(&sp);
   free(sp.rc);
   free(sp.settled_gen);
+  free(sp.pf);
   return err;
 }
 
 void fp__supervisor_main(struct fp__seg *s, const fp_config *cfg,
                          int cmd_fd, pid_t owner) {
   fp__reset_signals();
+  /*
+   * What the host's stdio buffers held when it forked us is the host's to
+   * write, not ours: a log function that flushes stdout must not write the
+   * host's pending bytes a second time.
+   */
+  fp__purge_stdio();
   struct fp__sup_opts o = {.seg = s, .cfg = cfg, .cmd_fd = cmd_fd,
                            .owner = owner,
                            .log = cfg->log, .log_ctx = cfg->log_ctx};

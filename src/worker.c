@@ -56,10 +56,13 @@
 #include <signal.h>
 #include <string.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "proc.h"
 #include "queue.h"
@@ -84,6 +87,69 @@ void fp__reset_signals(void) {
 
 /* When the current task started, in our own memory (see run_task). */
 static uint64_t task_t0;
+void fp__purge_stdio(void) {
+  __fpurge(stdin);
+  __fpurge(stdout);
+  __fpurge(stderr);
+}
+
+/*
+ * The sealed room (DESIGN.md, invariant 8), worker side:
+ *   - fd 0 is /dev/null and fd 1 and 2 are pipes to the supervisor
+ *     (sup_output.c), set up before fp__worker_main;
+ *   - the segment is mapped MADV_DONTFORK, so a process the handler forks
+ *     has no mapping of it at all; and a fork() child that returns from the
+ *     handler (a failed exec) ends at once (in_child, set by an atfork
+ *     hook, costs no system call per task);
+ *   - exit() in user code runs our on_exit hook first (handlers run LIFO,
+ *     and ours is registered after everything the host registered), which
+ *     _exits with the status: no atexit handler of the host runs, and no
+ *     stdio buffer is flushed but the worker's own stdout and stderr, which
+ *     hold only what user code printed (the host's bytes were purged).
+ */
+static volatile sig_atomic_t in_child;   /* a fork() child of the worker */
+static volatile sig_atomic_t out_written; /* SIGURG: fd 1 or 2 written */
+
+static void atfork_child(void) { in_child = 1; }
+
+static void on_out_written(int sig) {
+  (void)sig;
+  out_written = 1;
+}
+
+static void exit_hook(int status, void *arg) {
+  (void)arg;
+  /* What the handler printed before exit() is logged, as exit() would. */
+  fflush(stdout);
+  fflush(stderr);
+  _exit(status);
+}
+
+/*
+ * After a task that wrote to fd 1 or 2: wait until the supervisor has read
+ * the pipes empty, so that it logs those bytes under this task. 200 ms at
+ * most: a leftover child that keeps writing must not hold every task that
+ * long. FIONREAD fails (ENOTTY, EBADF) when user code redirected or closed
+ * the descriptor: nothing to wait for then.
+ */
+static void settle_output(void) {
+  out_written = 0;
+  for (int k = 0; k < 400; k++) {
+    int a = 0, b = 0;
+    if ((ioctl(1, FIONREAD, &a) != 0 || a == 0) &&
+        (ioctl(2, FIONREAD, &b) != 0 || b == 0))
+      return;
+    struct timespec ts = {0, 500000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* Right after user code returned (the handler), before the segment is
+ * touched again. Returns only in the worker itself. */
+static void after_user_code(void) {
+  if (in_child) _exit(127); /* a second worker must never exist */
+  if (out_written) settle_output();
+}
 
 struct take_ctx {
   struct fp__seg *s;
@@ -225,6 +291,8 @@ static int call_sealed(const struct fp__seg *s, const fp_config *cfg,
   unsigned char *out = fp__slot_out(s, sl);
   fp__seal(s, 1);
   int rc = call_handler(cfg, seal_in, in_len, seal_out, s->max_output, out_len);
+  after_user_code(); /* a child must not unseal (its mprotect would fail
+                        anyway: it has no mapping) */
   fp__seal(s, 0);
   if (*out_len <= s->max_output) memcpy(out, seal_out, *out_len);
   return rc;
@@ -406,6 +474,7 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
              ? call_sealed(s, cfg, sl, in_len, &out_len)
              : call_handler(cfg, fp__slot_in(sl), in_len, fp__slot_out(s, sl),
                             s->max_output, &out_len);
+    if (seal_in == NULL) after_user_code();
     spawned.active = 0;
   }
   uint64_t end = fp__now_ns();
@@ -562,7 +631,25 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   for (int k = 0; k < nfds; k++)
     if (fds[k] >= 0) close(fds[k]);
+  struct fp__row *row = fp__row_at(s, r);
+  /* The sealed room: see above. The host's stdio bytes are not ours. */
+  fp__seg_dontfork(s);
+  fp__purge_stdio();
+  /* A pipe makes stdout fully buffered: lines go out as they are printed. */
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (on_exit(exit_hook, NULL) != 0 ||
+      pthread_atfork(NULL, NULL, atfork_child) != 0) {
+    atomic_store(&row->init_error, ENOMEM);
+    _exit(FP__EXIT_INIT);
+  }
   fp__reset_signals();
+  /* SA_RESTART: a write the signal follows is not cut short by it. */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_out_written;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGURG, &sa, NULL); /* cannot fail for SIGURG */
   /* Crash and hang reports; a worker without them still works. */
   fp__report_arm(s, r);
   fp_config probe;
@@ -572,7 +659,6 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
   call_handler(&probe, NULL, 0, NULL, 0, &probe_len);
   fp__report_cut_at(call_ret);
 
-  struct fp__row *row = fp__row_at(s, r);
   pid_t self = getpid();
   if (cfg->seal) {
     seal_in = malloc(s->max_input ? s->max_input : 1);

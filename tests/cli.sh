@@ -687,7 +687,6 @@ fi
 # hostile.so records every process it forks in $HOSTILE_PIDS and returns
 # only once they did. After a task ended, each must be gone: no process
 # with that pid, or another one (start time), and no zombie either.
-HOSTILE=$B/examples/hostile.so
 # pid_start PID: the start time of PID ("" when there is none).
 pid_start() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
 # left_of FILE: the recorded processes of FILE still there ("PID:STATE ...").
@@ -784,6 +783,60 @@ expect_usage "--max-rss 1048577" "--max-rss: '1048577'" run --handler "$HOSTILE"
 "$FP" run --help 2>&1 | grep -qF -e "--max-rss" || why="run --help lacks --max-rss"
 "$FP" serve --help 2>&1 | grep -qF -e "--max-rss" || why="${why:+$why; }serve --help lacks --max-rss"
 check "--max-rss in run --help and serve --help"
+
+# --- 12c. hostile handlers: stdin, stdout, forked children, exit -------------
+# A handler that reads stdin must not eat run's input (one read of 64 KiB
+# took that much of the task lines before).
+(echo readstdin; yes ok | head -n 50000) >"$T/h.in"
+$TMO "$FP" run --handler "$HOSTILE" --workers 2 <"$T/h.in" >"$T/h.out" 2>"$T/h.err"
+expect_rc $? 0 "run with readstdin"
+n=$(wc -l <"$T/h.out")
+[ "$n" -eq 50001 ] || why="$n results for 50001 tasks"
+[ "$(head -n 1 "$T/h.out")" = "ok${TAB}read 0" ] || why="${why:+$why; }readstdin got: $(head -n 1 "$T/h.out")"
+check "run: a handler reading stdin reads /dev/null, every task gets its result"
+
+# What handlers write to fd 1 and 2 goes to the log, under the task id.
+printf 'stdout EVIL\nok\nstderr BAD\nprintf half\nok\n' |
+  $TMO "$FP" run --handler "$HOSTILE" --workers 1 --json --log-level warn \
+  >"$T/h.out" 2>"$T/h.err"
+expect_rc $? 0 "run with printing handlers"
+expect_lines "$T/h.out" '{"seq":0,*"output":"wrote",*}' '{"seq":1,*"output":"ok",*}' \
+  '{"seq":2,*"output":"wrote",*}' '{"seq":3,*"output":"wrote",*}' \
+  '{"seq":4,*"output":"ok",*}'
+valid_json "$T/h.out" || why="${why:+$why; }invalid JSON"
+grep -q 'WARN task [0-9]* (worker [0-9]*) stdout: EVIL$' "$T/h.err" || why="${why:+$why; }no stdout line: $(cat "$T/h.err")"
+grep -q 'WARN task [0-9]* (worker [0-9]*) stderr: BAD$' "$T/h.err" || why="${why:+$why; }no stderr line"
+grep -q 'WARN task [0-9]* (worker [0-9]*) stdout: half$' "$T/h.err" || why="${why:+$why; }no printf line"
+check "run: handler stdout and stderr go to the log, never into the results"
+
+# Out of descriptors (RLIMIT_NOFILE): the workers without an output pipe
+# write to /dev/null, said once; the results stay clean.
+yes 'stdout hi' | head -n 300 >"$T/h.in"
+(ulimit -n 32 && exec $TMO "$FP" run --handler "$HOSTILE" --workers 40 \
+  --log-level warn <"$T/h.in" >"$T/h.out" 2>"$T/h.err")
+expect_rc $? 0 "run with ulimit -n 32"
+[ "$(grep -c "^ok${TAB}wrote$" "$T/h.out")" -eq 300 ] || why="${why:+$why; }results: $(sort "$T/h.out" | uniq -c | head -n 3 | tr '\n' ' ')"
+n=$(grep -c 'no pipe for the output of the worker in row [0-9]* (Too many open files): what it writes to stdout or stderr goes to /dev/null' "$T/h.err")
+[ "$n" -eq 1 ] || why="${why:+$why; }$n 'no pipe' lines, want 1: $(grep -v 'stdout: hi' "$T/h.err" | head -n 3)"
+check "run: a worker without an output pipe (RLIMIT_NOFILE) writes to /dev/null, logged once"
+
+# A forked child that returns from the handler must not act as a worker
+# (0.2% of the tasks: some innocent ones ended corrupt before).
+seq 1 20000 | awk '{ print (NR % 500 == 0) ? "forkreturn" : "ok" }' >"$T/h.in"
+for seal in "" --seal; do
+  $TMO "$FP" run --handler "$HOSTILE" --workers 2 $seal <"$T/h.in" >"$T/h.out" 2>"$T/h.err"
+  expect_rc $? 0 "run with forkreturn $seal"
+  n=$(grep -c "^ok${TAB}ok$" "$T/h.out")
+  m=$(grep -c "^ok${TAB}parent$" "$T/h.out")
+  [ "$n" -eq 19960 ] && [ "$m" -eq 40 ] ||
+    why="${why:+$why; }$seal: $n ok, $m parent, others: $(grep -v "^ok${TAB}" "$T/h.out" | sort | uniq -c | head -n 3 | tr '\n' ' ')"
+done
+check "run: a forked child returning from the handler never touches the queue"
+
+# exit() in a handler ends the task crashed with its status.
+printf 'exit 3\nok\n' | $TMO "$FP" run --handler "$HOSTILE" --workers 1 >"$T/h.out" 2>"$T/h.err"
+expect_lines "$T/h.out" "crashed${TAB}exit=3" "ok${TAB}ok"
+check "run: exit(3) in a handler ends crashed exit=3"
 
 # --- 13. nothing left behind -------------------------------------------------
 sleep 0.2

@@ -22,6 +22,7 @@ set -u
 B=${1:-build}
 FP=$B/bin/forkpool
 CRASHY=$B/examples/crashy.so
+HOSTILE=$B/examples/hostile.so
 PRODUCER=$B/examples/producer
 TMO="timeout 20"     # a submit, stat or producer
 STMO="timeout 120"   # a server
@@ -48,7 +49,7 @@ within() { awk -v a="$1" -v b="$2" -v m="$3" 'BEGIN { exit !(b - a <= m) }'; }
 past() { awk -v n="$(now)" -v t="$1" 'BEGIN { exit !(n >= t) }'; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
-for f in "$FP" "$CRASHY" "$PRODUCER"; do
+for f in "$FP" "$CRASHY" "$HOSTILE" "$PRODUCER"; do
   if [ ! -e "$f" ]; then
     nok "setup" "need $f (run make first)"
     echo "$pass passed, $fail failed"
@@ -719,7 +720,6 @@ expect_rc $rc 0 "serve g: exit status"
 # hostile.so's setsidhang forks a child that calls setsid() (out of the
 # worker's process group), records its pid in $HOSTILE_PIDS, then hangs.
 # After the timeout kill, and after serve stopped, the child must be gone.
-HOSTILE=$B/examples/hostile.so
 HP=$T/hostile.pids
 pid_start() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
 # still: recorded processes alive now with the start time they had.
@@ -756,6 +756,26 @@ left=$([ -s "$HP.st" ] && still)
 [ -z "$left" ] || fails "left after serve stopped: $left"
 for p in $left; do kill -KILL "$p"; done
 check "serve: stopping ends a running task's child in its own session"
+
+# --- 12e. a worker has neither serve's stdin nor its stdout ----------------------
+# serve reads a pipe holding "secret"; a handler that reads stdin gets EOF,
+# and what handlers write to fd 1 and 2 is logged, never on serve's stdout.
+R=${P}r
+printf 'secret' | $STMO "$FP" serve --name "$R" --handler "$HOSTILE" \
+  --workers 1 >"$T/r.out" 2>"$T/r.log" &
+r_wrap=$!
+servers="$servers $r_wrap"
+wait_until 10 grep -q ' INFO ready: ' "$T/r.log" || fails "no ready line: $(tail -n 1 "$T/r.log")"
+$TMO "$FP" submit --name "$R" readstdin 'stdout EVIL' 'stderr BAD' >"$T/r.sub" 2>&1 ||
+  fails "submit: $(cat "$T/r.sub")"
+printf 'ok\tread 0\nok\twrote\nok\twrote\n' | cmp -s - "$T/r.sub" ||
+  fails "results: $(cat "$T/r.sub")"
+stop "$r_wrap"
+expect_rc $rc 0 "serve r: exit status"
+[ -s "$T/r.out" ] && fails "serve's stdout got: $(cat "$T/r.out")"
+grep -q ') stdout: EVIL$' "$T/r.log" || fails "no stdout line logged: $(cat "$T/r.log")"
+grep -q ') stderr: BAD$' "$T/r.log" || fails "no stderr line logged"
+check "serve: workers read /dev/null, not serve's stdin; their stdout and stderr go to the log"
 
 # --- 13. the first server stops cleanly, nothing is left ----------------------------
 stop "$a_wrap"

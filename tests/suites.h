@@ -16,5 +16,6 @@ Suite *make_isolation_suite(void);
 Suite *make_sched_suite(void);
 Suite *make_host_suite(void);
 Suite *make_descend_suite(void);
+Suite *make_room_suite(void);
 
 #endif /* FORKPOOL_SUITES_H */

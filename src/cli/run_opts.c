@@ -55,7 +55,9 @@ CLI_LOG_USAGE("error")
 "timeout, cancelled or corrupt. On a terminal, stderr shows a progress\n"
 "line: tasks done of read so far (the total once the input ended), rate,\n"
 "crashed, timeouts and ETA. The supervisor's events go to stderr too: a\n"
-"worker's death and a crash loop are warn, so --log-level warn shows them.\n"
+"worker's death, a crash loop and what handlers write to their stdout or\n"
+"stderr (\"task N (worker PID) stdout: ...\", 4096 bytes per task) are\n"
+"warn, so --log-level warn shows them. Handlers read /dev/null as stdin.\n"
 "Exit status: 0 all ok, 1 some task not ok, 2 usage, plugin or pool start\n"
 "error.\n",
           FP_MAX_WORKERS, FP_MAX_SLOTS);
