@@ -56,6 +56,7 @@ struct fp__sup {
   pid_t self;
   struct fp__hdr hdr_copy; /* the header's fixed part, as laid out */
   int lock_kind;           /* the queue mutex's type word, as made */
+  uint32_t fork_failures;  /* failed forks since the last one that worked */
 };
 
 /* Log a formatted event through opts->log, if any. */
