@@ -940,6 +940,10 @@ else
     fails "message: $(tail -n 1 "$T/n.log")"
   grep -q "queue full" "$T/n.log" && fails "says 'queue full'"
   [ -e /dev/shm/forkpool."${P}n" ] && fails "segment left"
+  echo hello | $TMO prlimit --nproc=1 $(asu "$UA") "$FP" run --handler "$CRASHY" --workers 2 >/dev/null 2>"$T/n.run"
+  expect_rc $? 2 "run under ulimit -u 1"
+  grep -q "forkpool run: cannot start the pool: fork failed: the process limit of uid $(id -u "$UA") is reached" "$T/n.run" ||
+    fails "run's message: $(head -n 1 "$T/n.run")"
   $STMO prlimit --nproc=3 $(asu "$UA") "$FP" serve --name "${P}n" --handler "$CRASHY" --workers 2 2>"$T/n.log" &
   n_wrap=$!
   servers="$servers $n_wrap"
