@@ -71,6 +71,46 @@ static void log_no_space(const fp_config *cfg, const fp_serve_config *sc,
   log(ctx, FP_LOG_ERROR, msg);
 }
 
+/*
+ * The mapping the SIGBUS guard watches (fp_serve runs one pool at a time,
+ * single-threaded), and whether it fired.
+ */
+static unsigned char *volatile bus_base;
+static volatile size_t bus_len;
+static volatile sig_atomic_t bus_lost;
+
+/*
+ * SIGBUS on our mapping means the segment file was cut (ftruncate by a
+ * process that can open it for writing: a group member of a 0660 pool, or
+ * the owner's own code). Its pages are gone for every process. Rather than
+ * die, replace the whole mapping with private zero pages, mark that copy
+ * STOPPING (nothing new is forked) and send ourselves SIGTERM, which the
+ * supervisor reads from its signalfd (blocked: it stays pending) and
+ * answers by stopping: it kills and reaps its workers by the pids it
+ * forked, none of which it reads from the segment. The faulting access
+ * is retried on the zero page. Only mmap, an atomic store and kill here:
+ * system calls and a plain store, safe in a handler. A SIGBUS elsewhere
+ * gets the default action (the access faults again and kills us).
+ */
+static void on_sigbus(int sig, siginfo_t *si, void *uc) {
+  (void)uc;
+  unsigned char *a = si->si_addr, *b = bus_base;
+  if (b != NULL && a >= b && a < b + bus_len &&
+      mmap(b, bus_len, PROT_READ | PROT_WRITE,
+           MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED) {
+    atomic_store(&((struct fp__hdr *)(void *)b)->state, FP__POOL_STOPPING);
+    bus_base = NULL;
+    bus_lost = 1;
+    kill(getpid(), SIGTERM);
+    kill(getpid(), SIGTERM); /* a second one: stop now, no drain */
+    return;
+  }
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  sigaction(sig, &dfl, NULL);
+}
+
 FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc) {
   int err = fp_config_validate(cfg);
   if (err < 0) return err;
@@ -111,6 +151,15 @@ FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc) {
   memset(&dfl, 0, sizeof(dfl));
   dfl.sa_handler = SIG_DFL;
   sigaction(SIGCHLD, &dfl, &saved);
+  struct sigaction bus, saved_bus;
+  memset(&bus, 0, sizeof(bus));
+  bus.sa_sigaction = on_sigbus;
+  bus.sa_flags = SA_SIGINFO;
+  sigemptyset(&bus.sa_mask);
+  bus_len = seg.maplen ? seg.maplen : seg.len;
+  bus_lost = 0;
+  bus_base = (unsigned char *)seg.base;
+  sigaction(SIGBUS, &bus, &saved_bus);
 
   struct fp__sup_opts o = {.seg = &seg, .cfg = cfg, .cmd_fd = -1,
                            .serve = 1, .grace_ms = sc->grace_ms,
@@ -128,8 +177,20 @@ FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc) {
    */
   char path[FP_NAME_MAX + 16];
   if (fp__shm_path(sc->name, path, sizeof(path)) == 0) shm_unlink(path);
+  bus_base = NULL;
   fp__seg_unmap(&seg); /* closes the fd: the lock goes with it */
+  if (bus_lost) {
+    if (o.log != NULL) {
+      char msg[256];
+      snprintf(msg, sizeof(msg), "segment /dev/shm/forkpool.%s was "
+               "truncated by another process while serving (a SIGBUS on "
+               "it): the pool was stopped", sc->name);
+      o.log(o.log_ctx, FP_LOG_ERROR, msg);
+    }
+    err = -EIO;
+  }
   /* Only now may a late signal act: nothing of the pool is left. */
+  sigaction(SIGBUS, &saved_bus, NULL);
   sigaction(SIGCHLD, &saved, NULL);
   drain_signals();
   sigprocmask(SIG_SETMASK, &caller_mask, NULL);

@@ -923,6 +923,23 @@ else
   expect_rc $rc 0 "serve --mode 0640: exit status"
   check "serve --mode 0660: group members submit and watch, others are told why not; 0640: watch only"
 
+  # A group member who truncates the segment: the supervisor does not die
+  # of SIGBUS; it stops, says why, and leaves nothing behind.
+  : >"$T/u.log"
+  $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 2 --mode 0660 2>"$T/u.log" &
+  u_wrap=$!
+  servers="$servers $u_wrap"
+  wait_until 10 grep -q ' INFO ready: ' "$T/u.log" || fails "no ready line (0660): $(tail -n 1 "$T/u.log")"
+  usrv=$(ps -o pid= --ppid "$u_wrap" | tr -d ' ')
+  $TMO $(asu "$UB") truncate -s 0 /dev/shm/forkpool."${P}u" || fails "$UB cannot truncate the segment"
+  wait_until 10 sh -c '! kill -0 "$1" 2>/dev/null' sh "$usrv" || fails "serve still runs 10 s after the truncation"
+  stop "$u_wrap"
+  expect_rc $rc 1 "serve after the truncation: exit status (135 is SIGBUS)"
+  grep -q "ERROR segment /dev/shm/forkpool.${P}u was truncated by another process" "$T/u.log" ||
+    fails "no message: $(tail -n 1 "$T/u.log")"
+  [ -e /dev/shm/forkpool."${P}u" ] && fails "segment left"
+  check "serve --mode 0660: a group member truncating the segment stops the pool cleanly, no SIGBUS"
+
   # A file of the owner's own with a mode that shuts it out; a symbolic link.
   $(asu "$UA") sh -c 'umask 077; : >/dev/shm/forkpool.'"${P}o"'; chmod 0400 /dev/shm/forkpool.'"${P}o"
   $TMO $(asu "$UA") "$FP" submit --name "${P}o" hello >/dev/null 2>"$T/uo.err"
@@ -933,7 +950,9 @@ else
   check "submit: the owner's own file of mode 0400: the message says so"
 
   # Fork failing under RLIMIT_NPROC: at start, a clear cause; later, one
-  # log line per burst of failed retries (not one per 100 ms).
+  # log line per burst of failed retries (not one per 100 ms). The limit
+  # counts every process of the user: none of the cases above may linger.
+  wait_until 10 test -z "$(ps -o pid= -u "$UA")" || fails "processes of $UA left: $(ps -o pid=,args= -u "$UA" | head -n 3)"
   $TMO prlimit --nproc=2 $(asu "$UA") "$FP" serve --name "${P}n" --handler "$CRASHY" --workers 2 2>"$T/n.log"
   expect_rc $? 1 "serve under ulimit -u 2"
   grep -q "ERROR cannot serve ${P}n: fork of a worker failed: the process limit of uid $(id -u "$UA") is reached (ulimit -u 2)" "$T/n.log" ||

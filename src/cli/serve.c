@@ -33,10 +33,11 @@ struct serve_state {
 };
 
 /*
- * Create a new temporary file "DIR/.BASE.tmp.XXXXXXXXXXXX" next to the pidfile
- * "DIR/BASE" under an unpredictable name, exclusively (O_EXCL: never a file
- * or link someone else made in advance, whoever owns the directory),
- * O_NOFOLLOW and O_CLOEXEC, mode 0644 (less if our umask says so).
+ * Create a new temporary file "DIR/.BASE.tmp.XXXXXXXXXXXX" next to the
+ * pidfile "DIR/BASE" under an unpredictable name (12 random characters),
+ * exclusively (O_EXCL: never a file or link someone else made in advance,
+ * whoever owns the directory), O_NOFOLLOW and O_CLOEXEC, mode 0644 (less
+ * if our umask says so).
  * Returns the descriptor, open for writing, and the malloc'ed name in
  * *tmp; or a negative errno with nothing created and *tmp NULL.
  */
@@ -259,6 +260,11 @@ static int serve_failed(const struct serve_opts *o, int err)
     cli_logf(FP_LOG_ERROR, "cannot serve %s: fork of a worker failed: the "
              "process limit of uid %ld is reached (%s) or the system "
              "is out of processes", o->name, (long)getuid(), desc);
+    return CLI_EXIT_FAIL;
+  case EIO:
+    /* fp_serve() logged the truncation; this is how the pool ended. */
+    cli_logf(FP_LOG_ERROR, "pool %s stopped: its segment was cut under it",
+             o->name);
     return CLI_EXIT_FAIL;
   case EINVAL:
     cli_logf(FP_LOG_ERROR, "cannot serve %s: invalid configuration",
