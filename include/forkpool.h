@@ -414,8 +414,10 @@ typedef struct fp_serve_config {
  * creator uid its header records, so a member cannot pass a segment of its
  * own off as the owner's pool. One power remains that file permissions
  * cannot take away: a process that can open the segment for writing can
- * ftruncate() it, after which every process that touches the cut pages
- * (the supervisor included) dies of SIGBUS. Share a pool (0660) only with
+ * ftruncate() it. The supervisor survives that (it catches the SIGBUS on
+ * its mapping, stops the pool, kills and reaps its workers, removes the
+ * name and fp_serve() returns -EIO), but the workers and every producer
+ * that touches the cut pages die of SIGBUS. Share a pool (0660) only with
  * a group whose members you would let stop it.
  */
 
@@ -445,6 +447,9 @@ FP_EXTERN int fp_name_validate(const char *name);
  * number of SIGTERMs leaves the segment behind. A caller that must clean
  * up after fp_serve() returns (a pidfile) blocks SIGTERM, SIGINT and SIGHUP
  * itself before calling it and keeps them blocked until it is done.
+ * While it runs, fp_serve() also handles SIGBUS (a fault on the segment's
+ * mapping stops the pool; any other SIGBUS keeps its default action); the
+ * caller's disposition comes back before it returns.
  *
  * Returns 0 after a clean stop; -EINVAL (bad name, config or mode);
  * -EADDRINUSE (a live supervisor of ours serves NAME: nothing was changed);
@@ -452,7 +457,8 @@ FP_EXTERN int fp_name_validate(const char *name);
  * stale or not); -ELOOP (a symbolic link is at the path: left alone);
  * -ENOSPC (no room in /dev/shm for the segment); -EAGAIN (a worker could
  * not be forked at start: process limit); -ECHILD (workers could not
- * start); -errno. A segment of ours left by a dead supervisor is replaced.
+ * start); -EIO (the pool ran, but its segment was truncated by another
+ * process and the pool was stopped: see fp_serve_config.mode); -errno. A segment of ours left by a dead supervisor is replaced.
  * On error nothing is left behind. Call from a single-threaded process.
  */
 FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc);
