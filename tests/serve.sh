@@ -8,6 +8,10 @@
 # BUILD_DIR/examples/crashy.so and BUILD_DIR/examples/producer; promtool
 # (Debian package prometheus) checks `stat --prometheus`: installed with
 # apt-get when missing and running as root, else that check is "# SKIP".
+# The cases of hostile environments (section 12b) need root: they create
+# temporary users and a group (fp[abcg]<pid>, removed at exit), run
+# commands as them with setpriv and prlimit, and mount a 2 MiB tmpfs on
+# /dev/shm inside `unshare -m`; without root (or a tool) they "# SKIP".
 #
 # Prints one line per test, "ok - NAME" or "not ok - NAME: WHY", lines
 # starting with "#" for information, then "N passed, M failed". Exit
@@ -748,6 +752,7 @@ done
 [ $storm_bad = 0 ] || fails "$storm_bad of $k rounds not clean"
 check "serve: a SIGTERM storm: exit 0, segment and pidfile removed ($k rounds)"
 
+# shellcheck disable=SC2046 # $(asu U) is a command prefix: split on purpose
 if [ "$(id -u)" != 0 ]; then
   info "SKIP issue 13 cases for other users, /dev/shm and limits: not root"
 else
@@ -763,7 +768,11 @@ rmusers() {
 }
 trap 'cleanup; rmusers' EXIT
 users_ok=1
-groupadd "$GS" 2>"$T/user.err" && tgroup=$GS || users_ok=0
+: >"$T/user.err"
+for t in setpriv prlimit useradd groupadd userdel groupdel truncate; do
+  command -v "$t" >/dev/null 2>&1 || { users_ok=0; echo "no $t" >"$T/user.err"; }
+done
+[ $users_ok = 1 ] && { groupadd "$GS" 2>"$T/user.err" && tgroup=$GS || users_ok=0; }
 for u in "$UA" "$UB" "$UC"; do
   [ $users_ok = 1 ] || break
   case $u in "$UA") g="-g $GS" ;; "$UB") g="-G $GS" ;; *) g="" ;; esac
@@ -870,25 +879,26 @@ if [ $users_ok = 0 ]; then
   info "SKIP cases for other users: cannot create users: $(head -n 1 "$T/user.err")"
 else
   # Another user's live pool at the name: named, not called "a live forkpool".
-: >"$T/u.log"
-  $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 1 2>"$T/u.log" &
+  : >"$T/u1.log"
+  $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 1 2>"$T/u1.log" &
   u_wrap=$!
   servers="$servers $u_wrap"
-  wait_until 10 grep -q ' INFO ready: ' "$T/u.log" || fails "no ready line from $UA's server: $(tail -n 1 "$T/u.log")"
-  $TMO "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 1 2>"$T/u2.log"
+  wait_until 10 grep -q ' INFO ready: ' "$T/u1.log" || fails "no ready line from $UA's server: $(tail -n 1 "$T/u1.log")"
+  $TMO "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 1 2>"$T/u0.log"
   expect_rc $? 1 "root's serve"
-  grep -q "ERROR cannot serve ${P}u: /dev/shm/forkpool.${P}u belongs to user $UA (uid $(id -u "$UA")), group $GS" "$T/u2.log" ||
-    fails "message: $(tail -n 1 "$T/u2.log")"
-  grep -q "a live forkpool" "$T/u2.log" && fails "says 'a live forkpool already serves'"
+  grep -q "ERROR cannot serve ${P}u: /dev/shm/forkpool.${P}u belongs to user $UA (uid $(id -u "$UA")), group $GS" "$T/u0.log" ||
+    fails "message: $(tail -n 1 "$T/u0.log")"
+  grep -q "a live forkpool" "$T/u0.log" && fails "says 'a live forkpool already serves'"
   check "serve: another user's pool at the name: the message names its owner"
 
   # Group producers (--mode 0660): B (in the group) submits and watches, C
   # (not in it) is told why not; on a 0640 pool B may watch but not submit.
   stop "$u_wrap"
-  $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 2 --mode 0660 2>"$T/u.log" &
+  : >"$T/u2.log"
+  $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 2 --mode 0660 2>"$T/u2.log" &
   u_wrap=$!
   servers="$servers $u_wrap"
-  wait_until 10 grep -q ' INFO ready: ' "$T/u.log" || fails "no ready line (0660): $(tail -n 1 "$T/u.log")"
+  wait_until 10 grep -q ' INFO ready: ' "$T/u2.log" || fails "no ready line (0660): $(tail -n 1 "$T/u2.log")"
   [ "$(stat -c %U:%G:%a /dev/shm/forkpool."${P}u")" = "$UA:$GS:660" ] ||
     fails "segment is $(stat -c %U:%G:%a /dev/shm/forkpool."${P}u")"
   $TMO $(asu "$UB") "$FP" submit --name "${P}u" hello 'sleep 50' >"$T/ub.out" 2>&1
@@ -902,7 +912,7 @@ else
   sleep 0.1
   for p in $(ps -o pid= --ppid "$bwrap"); do kill -KILL "$p"; done
   { wait "$bwrap"; } 2>/dev/null
-  wait_until 10 grep -q 'INFO a producer of row [0-9]* is gone' "$T/u.log" ||
+  wait_until 10 grep -q 'INFO a producer of row [0-9]* is gone' "$T/u2.log" ||
     fails "the killed group producer's row was not reclaimed"
   $TMO $(asu "$UC") "$FP" submit --name "${P}u" hello >"$T/uc.out" 2>"$T/uc.err"
   expect_rc $? 3 "$UC's submit"
@@ -910,10 +920,11 @@ else
     fails "$UC's message: $(head -n 1 "$T/uc.err")"
   stop "$u_wrap"
   expect_rc $rc 0 "serve --mode 0660: exit status"
-  $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 1 --mode 0640 2>"$T/u.log" &
+  : >"$T/u3.log"
+  $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 1 --mode 0640 2>"$T/u3.log" &
   u_wrap=$!
   servers="$servers $u_wrap"
-  wait_until 10 grep -q ' INFO ready: ' "$T/u.log" || fails "no ready line (0640): $(tail -n 1 "$T/u.log")"
+  wait_until 10 grep -q ' INFO ready: ' "$T/u3.log" || fails "no ready line (0640): $(tail -n 1 "$T/u3.log")"
   $TMO $(asu "$UB") "$FP" stat --name "${P}u" >"$T/ub.st" 2>&1 || fails "$UB's stat of a 0640 pool: $(head -n 1 "$T/ub.st")"
   $TMO $(asu "$UB") "$FP" submit --name "${P}u" hello >/dev/null 2>"$T/ub.err"
   expect_rc $? 3 "$UB's submit to a 0640 pool"
@@ -925,18 +936,18 @@ else
 
   # A group member who truncates the segment: the supervisor does not die
   # of SIGBUS; it stops, says why, and leaves nothing behind.
-  : >"$T/u.log"
-  $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 2 --mode 0660 2>"$T/u.log" &
+  : >"$T/u4.log"
+  $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 2 --mode 0660 2>"$T/u4.log" &
   u_wrap=$!
   servers="$servers $u_wrap"
-  wait_until 10 grep -q ' INFO ready: ' "$T/u.log" || fails "no ready line (0660): $(tail -n 1 "$T/u.log")"
+  wait_until 10 grep -q ' INFO ready: ' "$T/u4.log" || fails "no ready line (0660): $(tail -n 1 "$T/u4.log")"
   usrv=$(ps -o pid= --ppid "$u_wrap" | tr -d ' ')
   $TMO $(asu "$UB") truncate -s 0 /dev/shm/forkpool."${P}u" || fails "$UB cannot truncate the segment"
   wait_until 10 sh -c '! kill -0 "$1" 2>/dev/null' sh "$usrv" || fails "serve still runs 10 s after the truncation"
   stop "$u_wrap"
   expect_rc $rc 1 "serve after the truncation: exit status (135 is SIGBUS)"
-  grep -q "ERROR segment /dev/shm/forkpool.${P}u was truncated by another process" "$T/u.log" ||
-    fails "no message: $(tail -n 1 "$T/u.log")"
+  grep -q "ERROR segment /dev/shm/forkpool.${P}u was truncated by another process" "$T/u4.log" ||
+    fails "no message: $(tail -n 1 "$T/u4.log")"
   [ -e /dev/shm/forkpool."${P}u" ] && fails "segment left"
   check "serve --mode 0660: a group member truncating the segment stops the pool cleanly, no SIGBUS"
 
