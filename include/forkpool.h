@@ -280,7 +280,8 @@ FP_EXTERN int fp_config_validate(const fp_config *cfg);
  * worker is ready. The caller becomes the pool's only producer.
  *
  * Returns 0 and stores the handle in *out; -EINVAL for a bad config; -ENOMEM,
- * -EAGAIN (fork), -EMFILE... from the system; -ECHILD when the workers could
+ * -EAGAIN (a fork failed: process limit; not a full queue), -EMFILE... from
+ * the system; -ECHILD when the workers could
  * not start (worker_init failed in every attempt). On error nothing is left
  * behind: no process, no mapping, *out untouched.
  *
@@ -433,7 +434,7 @@ FP_EXTERN int fp_pool_worker(const fp_pool *pool, unsigned row,
 
 typedef struct fp_serve_config {
   const char *name;     /* required */
-  unsigned mode;        /* segment permissions; default 0600 */
+  unsigned mode;        /* segment permissions; default 0600; see below */
   int grace_ms;         /* SIGTERM/SIGINT drain limit; default 10000; <0: none */
   unsigned max_workers; /* SIGTTIN ceiling; default max(64, workers) */
   unsigned max_clients; /* producer processes attached at once; default 64 */
@@ -442,6 +443,36 @@ typedef struct fp_serve_config {
   void (*on_ready)(void *ctx); /* optional: once producers can submit */
   void *ready_ctx;
 } fp_serve_config;
+
+/*
+ * fp_serve_config.mode: the segment's permission bits. The owner (the
+ * serving process's effective uid) always has read and write; the "other"
+ * bits must be 0 (-EINVAL otherwise). The segment's group is the serving
+ * process's effective gid (start it with `sg GROUP` or `setpriv --regid`).
+ *   0600  only the owner attaches.
+ *   0640  members of the group may attach with FP_OPEN_MONITOR (stats).
+ *   0660  members of the group are producers like the owner.
+ *
+ * Trust model of a shared (0640/0660) pool. A member of the group is
+ * trusted with the data: it can read, with code of its own, every input
+ * and output in the segment, and (0660) write into any slot, so it may
+ * damage or forge other producers' tasks and results, and it can deny the
+ * others service (hold client rows, fill the queue, hold the queue lock).
+ * It is not trusted with the supervisor: every index, length and state read
+ * from the segment is bounds-checked, the supervisor signals only the pids
+ * it forked itself (never one read from the segment) and no lock wait has
+ * no deadline, so a member cannot make the supervisor signal or kill a
+ * process of its choice, run code, or read a file or another user's pool.
+ * fp_pool_open() attaches only to a segment whose file is owned by the
+ * creator uid its header records, so a member cannot pass a segment of its
+ * own off as the owner's pool. One power remains that file permissions
+ * cannot take away: a process that can open the segment for writing can
+ * ftruncate() it. The supervisor survives that (it catches the SIGBUS on
+ * its mapping, stops the pool, kills and reaps its workers, removes the
+ * name and fp_serve() returns -EIO), but the workers and every producer
+ * that touches the cut pages die of SIGBUS. Share a pool (0660) only with
+ * a group whose members you would let stop it.
+ */
 
 /* Fill *sc with defaults (name NULL). */
 FP_EXTERN void fp_serve_config_init(fp_serve_config *sc);
@@ -458,11 +489,30 @@ FP_EXTERN int fp_name_validate(const char *name);
  * SIGTTIN / SIGTTOU add / remove one worker (never below one). Those signals
  * are blocked in the calling thread while it runs, and restored after.
  *
- * Returns 0 after a clean stop; -EINVAL (bad name or config); -EADDRINUSE
- * (a live supervisor serves NAME: nothing was changed); -EACCES (the object
- * exists and is not ours); -ECHILD (workers could not start); -errno. A
- * segment left by a dead supervisor is replaced. On error nothing is left
- * behind. Call from a single-threaded process.
+ * Every page of the segment is allocated when it is created
+ * (posix_fallocate), so a /dev/shm that is too small, or filled later by
+ * anyone, is -ENOSPC here and never a SIGBUS in the supervisor, a worker or
+ * a producer; the size is logged through the log function.
+ *
+ * The signals above are blocked from before the segment is created until
+ * after it is unlinked; those that arrive after the pool stopped are
+ * drained (SIGCHLD excepted) before the caller's mask comes back, so no
+ * number of SIGTERMs leaves the segment behind. A caller that must clean
+ * up after fp_serve() returns (a pidfile) blocks SIGTERM, SIGINT and SIGHUP
+ * itself before calling it and keeps them blocked until it is done.
+ * While it runs, fp_serve() also handles SIGBUS (a fault on the segment's
+ * mapping stops the pool; any other SIGBUS keeps its default action); the
+ * caller's disposition comes back before it returns.
+ *
+ * Returns 0 after a clean stop; -EINVAL (bad name, config or mode);
+ * -EADDRINUSE (a live supervisor of ours serves NAME: nothing was changed);
+ * -EACCES (the object exists and is another user's: it is left alone,
+ * stale or not); -ELOOP (a symbolic link is at the path: left alone);
+ * -ENOSPC (no room in /dev/shm for the segment); -EAGAIN (a worker could
+ * not be forked at start: process limit); -ECHILD (workers could not
+ * start); -EIO (the pool ran, but its segment was truncated by another
+ * process and the pool was stopped: see fp_serve_config.mode); -errno. A segment of ours left by a dead supervisor is replaced.
+ * On error nothing is left behind. Call from a single-threaded process.
  *
  * When the calling process has no child at the call, it is a child
  * subreaper while it serves (as a private pool's supervisor is), so that
@@ -484,11 +534,19 @@ FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc);
  * returns -EPERM; fp_pool_free() detaches. With FP_OPEN_MONITOR the view is
  * read-only (stats and scoreboard only) and takes no producer row.
  *
+ * Who may attach: the segment file's owner; and a member of the file's
+ * group (effective or supplementary) when its mode gives the group read
+ * and write (as a producer) or read (FP_OPEN_MONITOR); in both cases the
+ * file's owner must be the creator uid recorded in the segment's header.
+ * See fp_serve_config.mode for what a group member can and cannot do.
+ *
  * The segment is validated first (magic, layout version, every size against
  * the mapping, owner uid): nothing in it is trusted. Returns 0; -ENOENT (no
  * pool of that name); -ECONNREFUSED (only a segment left by a dead
- * supervisor); -EACCES (another user's segment, or no permission); -EBADMSG
- * (not a forkpool segment, or corrupt); -EPROTO (another layout version);
+ * supervisor); -EACCES (another user's segment we are not allowed, a mode
+ * that denies us, or a header whose creator is not the file's owner);
+ * -ELOOP (a symbolic link at the path: never followed); -EBADMSG (not a
+ * forkpool segment, or corrupt); -EPROTO (another layout version);
  * -ESHUTDOWN (the pool is stopping); -EUSERS (max_clients producers
  * attached); -EINVAL (bad name or flags). On error nothing is left mapped.
  *

@@ -4,6 +4,9 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <stdio.h>
+#include <time.h>
 
 #include "shm.h"
 #include "sup.h"
@@ -15,10 +18,106 @@ FP_EXTERN void fp_serve_config_init(fp_serve_config *sc) {
   sc->max_clients = 64;
 }
 
+/*
+ * The signals fp_serve() reads from its signalfd. They stay blocked from
+ * before the segment exists until after it is unlinked: a signal that
+ * arrives in between (a SIGTERM storm) is read or drained, never acted on
+ * by its default disposition with the segment still in /dev/shm.
+ */
+static void serve_signals(sigset_t *set, int with_chld) {
+  sigemptyset(set);
+  sigaddset(set, SIGTERM);
+  sigaddset(set, SIGINT);
+  sigaddset(set, SIGHUP);
+  sigaddset(set, SIGTTIN);
+  sigaddset(set, SIGTTOU);
+  if (with_chld) sigaddset(set, SIGCHLD);
+}
+
+/*
+ * Consume what is pending of the stop, reload and resize signals: they
+ * were meant for the pool that just ended. SIGCHLD is left alone (the
+ * caller's own children may be behind it).
+ */
+static void drain_signals(void) {
+  sigset_t set;
+  struct timespec zero = {0, 0};
+  serve_signals(&set, 0);
+  for (int k = 0; k < 1000; k++) {
+    int r = sigtimedwait(&set, NULL, &zero);
+    if (r < 0 && errno != EINTR) break; /* EAGAIN: nothing pending */
+  }
+}
+
+/*
+ * Log, through the pool's log function, why a segment did not fit: its
+ * size and what /dev/shm has free (when statvfs can tell).
+ */
+static void log_no_space(const fp_config *cfg, const fp_serve_config *sc,
+                         const struct fp__geometry *g) {
+  fp_log_fn log = sc->log ? sc->log : cfg->log;
+  void *ctx = sc->log ? sc->log_ctx : cfg->log_ctx;
+  if (log == NULL) return;
+  char msg[512], avail[96] = "";
+  unsigned long long need = (unsigned long long)fp__seg_bytes(g);
+  struct statvfs vs;
+  if (statvfs("/dev/shm", &vs) == 0)
+    snprintf(avail, sizeof(avail), " (%.1f MiB free of %.1f MiB)",
+             (double)vs.f_bavail * (double)vs.f_frsize / 1048576.0,
+             (double)vs.f_blocks * (double)vs.f_frsize / 1048576.0);
+  snprintf(msg, sizeof(msg), "segment /dev/shm/forkpool.%s needs %llu bytes "
+           "(%.1f MiB), which do not fit in /dev/shm%s: nothing was created",
+           sc->name, need, (double)need / 1048576.0, avail);
+  log(ctx, FP_LOG_ERROR, msg);
+}
+
+/*
+ * The mapping the SIGBUS guard watches (fp_serve runs one pool at a time,
+ * single-threaded), and whether it fired.
+ */
+static unsigned char *volatile bus_base;
+static volatile size_t bus_len;
+static volatile sig_atomic_t bus_lost;
+
+/*
+ * SIGBUS on our mapping means the segment file was cut (ftruncate by a
+ * process that can open it for writing: a group member of a 0660 pool, or
+ * the owner's own code). Its pages are gone for every process. Rather than
+ * die, replace the whole mapping with private zero pages, mark that copy
+ * STOPPING (nothing new is forked) and send ourselves SIGTERM, which the
+ * supervisor reads from its signalfd (blocked: it stays pending) and
+ * answers by stopping: it kills and reaps its workers by the pids it
+ * forked, none of which it reads from the segment. The faulting access
+ * is retried on the zero page. Only mmap, an atomic store and kill here:
+ * system calls and a plain store, safe in a handler. A SIGBUS elsewhere
+ * gets the default action (the access faults again and kills us).
+ */
+static void on_sigbus(int sig, siginfo_t *si, void *uc) {
+  (void)uc;
+  unsigned char *a = si->si_addr, *b = bus_base;
+  if (b != NULL && a >= b && a < b + bus_len &&
+      mmap(b, bus_len, PROT_READ | PROT_WRITE,
+           MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED) {
+    atomic_store(&((struct fp__hdr *)(void *)b)->state, FP__POOL_STOPPING);
+    bus_base = NULL;
+    bus_lost = 1;
+    kill(getpid(), SIGTERM);
+    kill(getpid(), SIGTERM); /* a second one: stop now, no drain */
+    return;
+  }
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  sigaction(sig, &dfl, NULL);
+}
+
 FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc) {
   int err = fp_config_validate(cfg);
   if (err < 0) return err;
+  /* The owner must be able to use its own pool; others never may: the
+   * group is the only way to share it (see fp_serve_config.mode). */
   if (sc == NULL || fp_name_validate(sc->name) < 0 || (sc->mode & ~0777u) ||
+      (sc->mode & 0600u) != 0600u || (sc->mode & 0007u) ||
       sc->max_clients == 0 || sc->max_clients > 4096 ||
       sc->max_workers > FP_MAX_WORKERS)
     return -EINVAL;
@@ -30,9 +129,16 @@ FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc) {
   struct fp__geometry g = {cfg->slots, rows, sc->max_clients,
                            (uint32_t)cfg->max_input,
                            (uint32_t)cfg->max_output};
+  sigset_t set, caller_mask;
+  serve_signals(&set, 1);
+  if (sigprocmask(SIG_BLOCK, &set, &caller_mask) != 0) return -errno;
   struct fp__seg seg;
   memset(&seg, 0, sizeof(seg));
-  if ((err = fp__shm_create(&seg, sc->name, sc->mode, &g)) < 0) return err;
+  if ((err = fp__shm_create(&seg, sc->name, sc->mode, &g)) < 0) {
+    if (err == -ENOSPC) log_no_space(cfg, sc, &g);
+    sigprocmask(SIG_SETMASK, &caller_mask, NULL);
+    return err;
+  }
   seg.hdr->timeout_ms = cfg->timeout_ms;
   seg.hdr->max_tasks = cfg->max_tasks;
 
@@ -45,6 +151,15 @@ FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc) {
   memset(&dfl, 0, sizeof(dfl));
   dfl.sa_handler = SIG_DFL;
   sigaction(SIGCHLD, &dfl, &saved);
+  struct sigaction bus, saved_bus;
+  memset(&bus, 0, sizeof(bus));
+  bus.sa_sigaction = on_sigbus;
+  bus.sa_flags = SA_SIGINFO;
+  sigemptyset(&bus.sa_mask);
+  bus_len = seg.maplen ? seg.maplen : seg.len;
+  bus_lost = 0;
+  bus_base = (unsigned char *)seg.base;
+  sigaction(SIGBUS, &bus, &saved_bus);
 
   struct fp__sup_opts o = {.seg = &seg, .cfg = cfg, .cmd_fd = -1,
                            .serve = 1, .grace_ms = sc->grace_ms,
@@ -52,8 +167,8 @@ FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc) {
                            .log_ctx = sc->log ? sc->log_ctx : cfg->log_ctx,
                            .on_ready = sc->on_ready,
                            .ready_ctx = sc->ready_ctx};
+  /* fp__sup_run restores the mask it found: ours, with the set blocked. */
   err = fp__sup_run(&o);
-  sigaction(SIGCHLD, &saved, NULL);
 
   /*
    * Every task is terminal and every worker reaped. Producers still mapped
@@ -62,6 +177,22 @@ FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc) {
    */
   char path[FP_NAME_MAX + 16];
   if (fp__shm_path(sc->name, path, sizeof(path)) == 0) shm_unlink(path);
+  bus_base = NULL;
   fp__seg_unmap(&seg); /* closes the fd: the lock goes with it */
+  if (bus_lost) {
+    if (o.log != NULL) {
+      char msg[256];
+      snprintf(msg, sizeof(msg), "segment /dev/shm/forkpool.%s was "
+               "truncated by another process while serving (a SIGBUS on "
+               "it): the pool was stopped", sc->name);
+      o.log(o.log_ctx, FP_LOG_ERROR, msg);
+    }
+    err = -EIO;
+  }
+  /* Only now may a late signal act: nothing of the pool is left. */
+  sigaction(SIGBUS, &saved_bus, NULL);
+  sigaction(SIGCHLD, &saved, NULL);
+  drain_signals();
+  sigprocmask(SIG_SETMASK, &caller_mask, NULL);
   return err;
 }

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -49,12 +50,26 @@ int fp__ofd_held(int fd, off_t off) {
 }
 
 /*
- * An object already exists under path: if its supervisor lives, refuse;
- * else take its lock (so no racing supervisor uses it) and unlink it.
+ * An object already exists under path: if it is another user's, refuse
+ * (-EACCES); if its supervisor lives, refuse (-EADDRINUSE); else take its
+ * lock (so no racing supervisor uses it) and unlink it. Returns 0 when the
+ * name is free, or the negative errno (a symbolic link: -ELOOP).
  */
 static int remove_stale(const char *path) {
   int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
   if (fd < 0) return errno == ENOENT ? 0 : -errno;
+  /* Another user's object is never ours to replace, live or not (root
+   * could open and remove it: it must not). */
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  if (st.st_uid != geteuid()) {
+    close(fd);
+    return -EACCES;
+  }
   int r = fp__ofd_lock(fd, FP__SUP_LOCK_BYTE);
   if (r == 0) {
     /* Ours now, and dead: nobody can serve it again. */
@@ -89,6 +104,18 @@ int fp__shm_create(struct fp__seg *seg, const char *name, unsigned mode,
     err = -errno;
     goto err;
   }
+  /*
+   * Reserve every page now (tmpfs allocates them): a /dev/shm too small,
+   * or filled later by anyone, must be -ENOSPC here, never a SIGBUS in the
+   * supervisor, a worker or a producer when a page is first touched.
+   * posix_fallocate returns its error instead of setting errno.
+   */
+  do err = posix_fallocate(fd, 0, (off_t)total);
+  while (err == EINTR);
+  if (err != 0) {
+    err = -err;
+    goto err;
+  }
   map = fp__map_guarded(total, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
   if (map == MAP_FAILED) {
     err = -errno;
@@ -105,6 +132,28 @@ err:
   return err;
 }
 
+/*
+ * May this process attach to the segment file described by st? Its owner
+ * may; so may a member of its group when the mode gives the group read and
+ * write (producer) or read (writable 0: monitor). Nobody else, whatever
+ * the "other" bits say. Returns 0 or -EACCES.
+ */
+static int may_attach(const struct stat *st, int writable) {
+  if (st->st_uid == geteuid()) return 0;
+  unsigned need = writable ? 060u : 040u;
+  if (((unsigned)st->st_mode & need) != need) return -EACCES;
+  if (st->st_gid == getegid()) return 0;
+  int n = getgroups(0, NULL);
+  if (n <= 0) return -EACCES;
+  gid_t *g = malloc((size_t)n * sizeof(*g));
+  if (g == NULL) return -ENOMEM;
+  n = getgroups(n, g);
+  int found = 0;
+  for (int k = 0; k < n && !found; k++) found = g[k] == st->st_gid;
+  free(g);
+  return found ? 0 : -EACCES;
+}
+
 int fp__shm_open(struct fp__seg *seg, const char *name, int writable) {
   char path[FP_NAME_MAX + 16];
   if (fp__shm_path(name, path, sizeof(path)) < 0) return -EINVAL;
@@ -117,10 +166,7 @@ int fp__shm_open(struct fp__seg *seg, const char *name, int writable) {
     err = -errno;
     goto err;
   }
-  if (st.st_uid != geteuid()) {
-    err = -EACCES; /* another user's pool: never attach to it */
-    goto err;
-  }
+  if ((err = may_attach(&st, writable)) < 0) goto err;
   /* A supervisor that is creating it holds the lock before sizing it. */
   for (int k = 0; k < 100; k++) {
     int held = fp__ofd_held(fd, FP__SUP_LOCK_BYTE);
@@ -155,7 +201,9 @@ int fp__shm_open(struct fp__seg *seg, const char *name, int writable) {
     usleep(10000);
   atomic_thread_fence(memory_order_acquire);
   if ((err = fp__seg_validate(map, len)) < 0) goto err;
-  if (((struct fp__hdr *)map)->uid != geteuid()) {
+  /* The file's owner must be the creator the header names: a group
+   * member cannot pass a file of its own off as another user's pool. */
+  if (((struct fp__hdr *)map)->uid != (uint32_t)st.st_uid) {
     err = -EACCES;
     goto err;
   }

@@ -90,6 +90,7 @@ struct fp__sup {
                               an empty pipe's read end), -1 before start */
   int out_pipe_failed;     /* a worker got /dev/null for output: logged */
   struct pollfd *pf;       /* the loop's poll set: 2 + 2 per row */
+  uint32_t fork_failures;  /* failed forks since the last one that worked */
 };
 
 /* Log a formatted event through opts->log, if any. */

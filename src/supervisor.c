@@ -134,10 +134,17 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
     int err = errno;
     atomic_store(&row->state, FP__ROW_BACKOFF);
     sp->rc[r].spawn_at = fp__now_ns() + 100000000u;
-    fp__sup_log(sp, FP_LOG_ERROR, "fork for worker row %u failed: %s", r,
-                strerror(err));
+    /* Retried every 100 ms: say it once per burst, not once per try. */
+    if (sp->fork_failures++ == 0)
+      fp__sup_log(sp, FP_LOG_ERROR, "fork for worker row %u failed: %s "
+                  "(retrying every 100 ms; logged again once a fork works)",
+                  r, strerror(err));
     return -err;
   }
+  if (sp->fork_failures > 0)
+    fp__sup_log(sp, FP_LOG_INFO, "fork works again, after %u failed "
+                "attempt(s)", sp->fork_failures);
+  sp->fork_failures = 0;
   /* Also done in the child; doing it here closes the race with a kill. */
   setpgid(pid, pid);
   sp->rc[r].pid = pid;

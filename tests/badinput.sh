@@ -21,7 +21,8 @@
 #   6. Handler paths: missing file, not ELF, a truncated ELF, a directory,
 #      an executable, a relocatable object, a missing or empty :SYMBOL.
 #   7. A plugin whose init hook fails (crashy.so, CRASHY_INIT_FAIL=5).
-#   8. Named pools: bad names, no such pool, a garbage segment, a name in
+#   8. Named pools: bad names, no such pool, a garbage segment, modes that
+#      lock the owner out or let others in, a symbolic link, a name in
 #      use, a pidfile that cannot be written.
 #
 # Usage: sh tests/badinput.sh [BUILD_DIR]   (from the repository root;
@@ -748,6 +749,43 @@ for c in submit stat; do
   clear_msg "$c"
   check "$c: no such pool: exit 3"
 done
+
+# Modes that would lock the owner out, or let every user in: usage errors
+# that say why (the owner needs rw; sharing goes through the group).
+for m in 0400 0200 0000; do
+  name=$(newname)
+  x 2 "$FP" serve --name "$name" --handler "$CRASHY" --mode "$m" --pidfile "$T/pidfile"
+  says "--mode $m" "the owner needs read and write"
+  clear_msg serve
+  check "serve --mode $m: refused, the owner could not use its pool"
+done
+for m in 0666 0604 0601; do
+  name=$(newname)
+  x 2 "$FP" serve --name "$name" --handler "$CRASHY" --mode "$m" --pidfile "$T/pidfile"
+  says "--mode $m" "other users may not have access" "0660"
+  clear_msg serve
+  check "serve --mode $m: refused, others never get access"
+done
+
+# A symbolic link where the segment would be: never followed, never
+# replaced, and the message names the path (not only "Too many levels of
+# symbolic links").
+name=$(newname)
+ln -s "$T/target" "/dev/shm/forkpool.$name"
+srv_name=$name # expected in /dev/shm for these cases
+x 1 "$FP" serve --name "$name" --handler "$CRASHY" --workers 1 --pidfile "$T/pidfile"
+says "/dev/shm/forkpool.$name is a symbolic link (to '$T/target')"
+[ -L "/dev/shm/forkpool.$name" ] || fails "the link was removed"
+[ -e "$T/target" ] && fails "the link was followed"
+check "serve: a symbolic link at the segment's path: exit 1, named, left alone"
+for c in submit stat; do
+  x 3 "$FP" "$c" --name "$name"
+  says "/dev/shm/forkpool.$name is a symbolic link"
+  clear_msg "$c"
+  check "$c: a symbolic link at the segment's path: exit 3, named"
+done
+rm -f "/dev/shm/forkpool.$name" "$T/target"
+srv_name=""
 
 # A segment that is not one (left by something else, or truncated): an
 # attacher refuses it and leaves it alone; serve replaces it.

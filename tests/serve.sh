@@ -8,6 +8,10 @@
 # BUILD_DIR/examples/crashy.so and BUILD_DIR/examples/producer; promtool
 # (Debian package prometheus) checks `stat --prometheus`: installed with
 # apt-get when missing and running as root, else that check is "# SKIP".
+# The cases of hostile environments (section 12b) need root: they create
+# temporary users and a group (fp[abcg]<pid>, removed at exit), run
+# commands as them with setpriv and prlimit, and mount a 2 MiB tmpfs on
+# /dev/shm inside `unshare -m`; without root (or a tool) they "# SKIP".
 #
 # Prints one line per test, "ok - NAME" or "not ok - NAME: WHY", lines
 # starting with "#" for information, then "N passed, M failed". Exit
@@ -776,6 +780,284 @@ expect_rc $rc 0 "serve r: exit status"
 grep -q ') stdout: EVIL$' "$T/r.log" || fails "no stdout line logged: $(cat "$T/r.log")"
 grep -q ') stderr: BAD$' "$T/r.log" || fails "no stderr line logged"
 check "serve: workers read /dev/null, not serve's stdin; their stdout and stderr go to the log"
+
+# --- 12f. issue 13: hostile environments (full /dev/shm, signal storms, other users)
+# Cases that need root (chown, useradd, unshare, setpriv) say "# SKIP" without
+# it. Temporary users and groups are named after this shell's pid and removed
+# at exit, whatever happens.
+
+# A SIGTERM storm: serve exits 0 and removes its segment and pidfile, however
+# many SIGTERMs arrive (20 rounds: the old code lost about half of them).
+storm_bad=0
+k=0
+while [ $k -lt 20 ]; do
+  k=$((k + 1))
+  rm -f "$T/s.pid"
+  $STMO "$FP" serve --name "${P}s" --handler "$CRASHY" --workers 1 --pidfile "$T/s.pid" 2>"$T/s.log" &
+  wrap=$!
+  servers="$servers $wrap"
+  wait_until 10 test -s "$T/s.pid" || { fails "round $k: no pidfile: $(tail -n 1 "$T/s.log")"; break; }
+  sp=$(cat "$T/s.pid")
+  while kill -TERM "$sp" 2>/dev/null; do :; done
+  wait "$wrap"
+  rc=$?
+  reaped "$wrap"
+  left=""
+  [ -e /dev/shm/forkpool."${P}s" ] && left="$left segment"
+  [ -e "$T/s.pid" ] && left="$left pidfile"
+  if [ "$rc" != 0 ] || [ -n "$left" ]; then
+    storm_bad=$((storm_bad + 1))
+    [ $storm_bad = 1 ] && fails "round $k: exit status $rc, left:${left:- nothing}"
+  fi
+  rm -f /dev/shm/forkpool."${P}s"
+done
+[ $storm_bad = 0 ] || fails "$storm_bad of $k rounds not clean"
+check "serve: a SIGTERM storm: exit 0, segment and pidfile removed ($k rounds)"
+
+# shellcheck disable=SC2046 # $(asu U) is a command prefix: split on purpose
+if [ "$(id -u)" != 0 ]; then
+  info "SKIP issue 13 cases for other users, /dev/shm and limits: not root"
+else
+# Temporary users: A serves, B is in A's group, C is not.
+UA=fpa$$ UB=fpb$$ UC=fpc$$ GS=fpg$$
+tusers=""
+tgroup=""
+rmusers() {
+  for u in $tusers; do userdel "$u" >/dev/null 2>&1; done
+  [ -n "$tgroup" ] && groupdel "$tgroup" >/dev/null 2>&1
+  tusers=""
+  tgroup=""
+}
+trap 'cleanup; rmusers' EXIT
+users_ok=1
+: >"$T/user.err"
+for t in setpriv prlimit useradd groupadd userdel groupdel truncate; do
+  command -v "$t" >/dev/null 2>&1 || { users_ok=0; echo "no $t" >"$T/user.err"; }
+done
+[ $users_ok = 1 ] && { groupadd "$GS" 2>"$T/user.err" && tgroup=$GS || users_ok=0; }
+for u in "$UA" "$UB" "$UC"; do
+  [ $users_ok = 1 ] || break
+  case $u in "$UA") g="-g $GS" ;; "$UB") g="-G $GS" ;; *) g="" ;; esac
+  # shellcheck disable=SC2086 # $g is an option and its value
+  useradd -M -N -s /usr/sbin/nologin $g "$u" 2>>"$T/user.err" && tusers="$tusers $u" || users_ok=0
+done
+# asu USER: the command prefix that runs a command as USER, with its primary
+# and supplementary groups (after timeout: the wrapper stays root's).
+asu() { echo "setpriv --reuid=$1 --regid=$(id -g "$1") --init-groups"; }
+
+# The temporary pidfile is made exclusively, under a name nobody can guess:
+# a file another user planted under the old predictable name ".BASE.tmp.PID"
+# is never written, and the pidfile is root's, mode 0644.
+mkdir "$T/pd13"
+rm -f "$T/p13.sh"
+# shellcheck disable=SC2016 # expanded by the inner shell
+$STMO sh -c 'echo $$ >"$1"; sleep 0.5; umask 022; exec "$2" serve --name "$3" --handler "$4" --workers 1 --pidfile "$5"' \
+  sh "$T/p13.sh" "$FP" "${P}p" "$CRASHY" "$T/pd13/srv.pid" 2>"$T/p13.log" &
+wrap=$!
+servers="$servers $wrap"
+if wait_until 5 test -s "$T/p13.sh"; then
+  planted="$T/pd13/.srv.pid.tmp.$(cat "$T/p13.sh")"
+  echo planted >"$planted"
+  chown 65534:65534 "$planted"
+  chmod 0666 "$planted"
+  wait_until 10 test -s "$T/pd13/srv.pid" || fails "no pidfile: $(tail -n 1 "$T/p13.log")"
+  [ "$(stat -c %u:%a "$T/pd13/srv.pid" 2>/dev/null)" = 0:644 ] ||
+    fails "pidfile owner:mode is $(stat -c %u:%a "$T/pd13/srv.pid" 2>/dev/null), want 0:644"
+  [ "$(cat "$planted" 2>/dev/null)" = planted ] && [ "$(stat -c %u "$planted")" = 65534 ] ||
+    fails "the planted file was written or replaced"
+else
+  fails "the server's shell did not start"
+fi
+stop "$wrap"
+expect_rc $rc 0 "serve: exit status"
+check "serve: the pidfile's temporary file is created exclusively, never another user's"
+
+# A full /dev/shm: in a private mount namespace with a 2 MiB tmpfs there.
+if ! command -v unshare >/dev/null 2>&1; then
+  info "SKIP full /dev/shm: no unshare"
+else
+  head -c 60000 /dev/zero | tr '\0' a >"$T/in60k"
+  : >"$T/in40"
+  k=0
+  while [ $k -lt 40 ]; do cat "$T/in60k" >>"$T/in40"; echo >>"$T/in40"; k=$((k + 1)); done
+  # The inner script prints "key value" lines; every process is bounded by
+  # timeout and dies with the namespace's tmpfs.
+  cat >"$T/shm.sh" <<'INNER'
+FP=$1 CRASHY=$2 T=$3 N=$4
+mount -t tmpfs -o size=2m tmpfs /dev/shm || { echo "mount failed"; exit 0; }
+# 1. 64 slots of 64 KiB + 64 KiB: 8 MiB, does not fit.
+timeout 20 "$FP" serve --name "${N}a" --handler "$CRASHY" --queue 64 --workers 2 2>"$T/shm.a.log" &
+w=$!
+i=0
+while [ $i -lt 100 ] && ! grep -q ' INFO ready: ' "$T/shm.a.log"; do
+  kill -0 $w 2>/dev/null || break
+  sleep 0.05; i=$((i + 1))
+done
+if grep -q ' INFO ready: ' "$T/shm.a.log"; then
+  timeout 20 "$FP" submit --name "${N}a" <"$T/in40" >/dev/null 2>&1
+  echo "a_submit $?"
+  for s in $(ps -o pid= --ppid $w); do kill -TERM $s; done
+fi
+wait $w
+echo "a_serve $?"
+echo "a_left $(ls -A /dev/shm | tr '\n' ' ')"
+# 2. 8 slots of 60000 + 60000 bytes fit; then somebody fills /dev/shm.
+timeout 30 "$FP" serve --name "${N}b" --handler "$CRASHY" --queue 8 --workers 2 \
+  --max-input 60000 --max-output 60000 2>"$T/shm.b.log" &
+w=$!
+i=0
+while [ $i -lt 100 ] && ! grep -q ' INFO ready: ' "$T/shm.b.log"; do
+  kill -0 $w 2>/dev/null || break
+  sleep 0.05; i=$((i + 1))
+done
+dd if=/dev/zero of=/dev/shm/filler bs=64k count=64 2>/dev/null
+echo "b_free $(df -k /dev/shm | awk 'NR == 2 { print $4 }')"
+timeout 20 "$FP" submit --name "${N}b" <"$T/in40" >"$T/shm.b.out" 2>&1
+echo "b_submit $?"
+echo "b_ok $(grep -c '^ok' "$T/shm.b.out")"
+for s in $(ps -o pid= --ppid $w); do kill -TERM $s; done
+wait $w
+echo "b_serve $?"
+rm -f /dev/shm/filler
+echo "b_left $(ls -A /dev/shm | tr '\n' ' ')"
+INNER
+  timeout 90 unshare -m sh "$T/shm.sh" "$FP" "$CRASHY" "$T" "${P}f" >"$T/shm.res" 2>&1
+  res() { sed -n "s/^$1 //p" "$T/shm.res"; }
+  grep -q "mount failed" "$T/shm.res" && fails "cannot mount a tmpfs in the namespace"
+  [ -z "$(res a_submit)" ] || fails "serve --queue 64 started in 2 MiB (then submit exit status $(res a_submit))"
+  [ "$(res a_serve)" = 1 ] || fails "serve --queue 64: exit status $(res a_serve), want 1"
+  grep -q "ERROR segment /dev/shm/forkpool.${P}fa needs 8[0-9]* bytes (8.3 MiB), which do not fit in /dev/shm" "$T/shm.a.log" ||
+    fails "no message naming the size and /dev/shm: $(tail -n 2 "$T/shm.a.log" | tr '\n' '|')"
+  [ -z "$(res a_left | tr -d ' ')" ] || fails "left in /dev/shm: $(res a_left)"
+  check "serve: a segment too large for /dev/shm: refused at start with its size, nothing left"
+  [ "$(res b_submit)" = 0 ] || fails "submit exit status $(res b_submit), want 0 (135 is SIGBUS)"
+  [ "$(res b_ok)" = 40 ] || fails "$(res b_ok) ok results of 40"
+  [ "$(res b_serve)" = 0 ] || fails "serve exit status $(res b_serve), want 0 (135 is SIGBUS)"
+  [ -z "$(res b_left | tr -d ' ')" ] || fails "left in /dev/shm: $(res b_left)"
+  check "serve: /dev/shm filled after the start: no SIGBUS, 40 large tasks run (free: $(res b_free) KiB)"
+fi
+
+if [ $users_ok = 0 ]; then
+  info "SKIP cases for other users: cannot create users: $(head -n 1 "$T/user.err")"
+else
+  # Another user's live pool at the name: named, not called "a live forkpool".
+  : >"$T/u1.log"
+  $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 1 2>"$T/u1.log" &
+  u_wrap=$!
+  servers="$servers $u_wrap"
+  wait_until 10 grep -q ' INFO ready: ' "$T/u1.log" || fails "no ready line from $UA's server: $(tail -n 1 "$T/u1.log")"
+  $TMO "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 1 2>"$T/u0.log"
+  expect_rc $? 1 "root's serve"
+  grep -q "ERROR cannot serve ${P}u: /dev/shm/forkpool.${P}u belongs to user $UA (uid $(id -u "$UA")), group $GS" "$T/u0.log" ||
+    fails "message: $(tail -n 1 "$T/u0.log")"
+  grep -q "a live forkpool" "$T/u0.log" && fails "says 'a live forkpool already serves'"
+  check "serve: another user's pool at the name: the message names its owner"
+
+  # Group producers (--mode 0660): B (in the group) submits and watches, C
+  # (not in it) is told why not; on a 0640 pool B may watch but not submit.
+  stop "$u_wrap"
+  : >"$T/u2.log"
+  $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 2 --mode 0660 2>"$T/u2.log" &
+  u_wrap=$!
+  servers="$servers $u_wrap"
+  wait_until 10 grep -q ' INFO ready: ' "$T/u2.log" || fails "no ready line (0660): $(tail -n 1 "$T/u2.log")"
+  [ "$(stat -c %U:%G:%a /dev/shm/forkpool."${P}u")" = "$UA:$GS:660" ] ||
+    fails "segment is $(stat -c %U:%G:%a /dev/shm/forkpool."${P}u")"
+  $TMO $(asu "$UB") "$FP" submit --name "${P}u" hello 'sleep 50' >"$T/ub.out" 2>&1
+  expect_rc $? 0 "$UB's submit"
+  grep -q "^ok${TAB}HELLO" "$T/ub.out" || fails "$UB's results: $(head -c 200 "$T/ub.out")"
+  $TMO $(asu "$UB") "$FP" stat --name "${P}u" >"$T/ub.st" 2>&1 || fails "$UB's stat: $(head -n 1 "$T/ub.st")"
+  $TMO $(asu "$UA") "$FP" submit --name "${P}u" own >"$T/ua.out" 2>&1 || fails "the owner's submit: $(head -n 1 "$T/ua.out")"
+  # A group producer killed mid-task: the supervisor reclaims its row.
+  $TMO $(asu "$UB") "$FP" submit --name "${P}u" 'sleep 1000' >/dev/null 2>&1 &
+  bwrap=$!
+  # shellcheck disable=SC2016 # for the inner shell
+  wait_until 10 sh -c '$1 "$2" stat --name "$3" --json 2>/dev/null | grep -q "\"running\":[1-9]"' \
+    sh "$(asu "$UB")" "$FP" "${P}u" || fails "$UB's task never ran"
+  for p in $(ps -o pid= --ppid "$bwrap"); do kill -KILL "$p"; done
+  { wait "$bwrap"; } 2>/dev/null
+  wait_until 10 grep -q 'INFO a producer of row [0-9]* is gone' "$T/u2.log" ||
+    fails "the killed group producer's row was not reclaimed"
+  $TMO $(asu "$UC") "$FP" submit --name "${P}u" hello >"$T/uc.out" 2>"$T/uc.err"
+  expect_rc $? 3 "$UC's submit"
+  grep -q "forkpool submit: permission denied for pool ${P}u: /dev/shm/forkpool.${P}u belongs to user $UA (uid [0-9]*), group $GS (gid [0-9]*), mode 0660, and you are not in its group" "$T/uc.err" ||
+    fails "$UC's message: $(head -n 1 "$T/uc.err")"
+  stop "$u_wrap"
+  expect_rc $rc 0 "serve --mode 0660: exit status"
+  : >"$T/u3.log"
+  $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 1 --mode 0640 2>"$T/u3.log" &
+  u_wrap=$!
+  servers="$servers $u_wrap"
+  wait_until 10 grep -q ' INFO ready: ' "$T/u3.log" || fails "no ready line (0640): $(tail -n 1 "$T/u3.log")"
+  $TMO $(asu "$UB") "$FP" stat --name "${P}u" >"$T/ub.st" 2>&1 || fails "$UB's stat of a 0640 pool: $(head -n 1 "$T/ub.st")"
+  $TMO $(asu "$UB") "$FP" submit --name "${P}u" hello >/dev/null 2>"$T/ub.err"
+  expect_rc $? 3 "$UB's submit to a 0640 pool"
+  grep -q "mode 0640, which gives its group no read and write access" "$T/ub.err" ||
+    fails "$UB's message: $(head -n 1 "$T/ub.err")"
+  stop "$u_wrap"
+  expect_rc $rc 0 "serve --mode 0640: exit status"
+  check "serve --mode 0660: group members submit and watch, others are told why not; 0640: watch only"
+
+  # A group member who truncates the segment: the supervisor does not die
+  # of SIGBUS; it stops, says why, and leaves nothing behind.
+  : >"$T/u4.log"
+  $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 2 --mode 0660 2>"$T/u4.log" &
+  u_wrap=$!
+  servers="$servers $u_wrap"
+  wait_until 10 grep -q ' INFO ready: ' "$T/u4.log" || fails "no ready line (0660): $(tail -n 1 "$T/u4.log")"
+  usrv=$(ps -o pid= --ppid "$u_wrap" | tr -d ' ')
+  $TMO $(asu "$UB") truncate -s 0 /dev/shm/forkpool."${P}u" || fails "$UB cannot truncate the segment"
+  wait_until 10 sh -c '! kill -0 "$1" 2>/dev/null' sh "$usrv" || fails "serve still runs 10 s after the truncation"
+  stop "$u_wrap"
+  expect_rc $rc 1 "serve after the truncation: exit status (135 is SIGBUS)"
+  grep -q "ERROR segment /dev/shm/forkpool.${P}u was truncated by another process" "$T/u4.log" ||
+    fails "no message: $(tail -n 1 "$T/u4.log")"
+  [ -e /dev/shm/forkpool."${P}u" ] && fails "segment left"
+  check "serve --mode 0660: a group member truncating the segment stops the pool cleanly, no SIGBUS"
+
+  # A file of the owner's own with a mode that shuts it out; a symbolic link.
+  $(asu "$UA") sh -c 'umask 077; : >/dev/shm/forkpool.'"${P}o"'; chmod 0400 /dev/shm/forkpool.'"${P}o"
+  $TMO $(asu "$UA") "$FP" submit --name "${P}o" hello >/dev/null 2>"$T/uo.err"
+  expect_rc $? 3 "submit to a 0400 file"
+  grep -q "/dev/shm/forkpool.${P}o is yours but its mode 0400 does not let you read and write it" "$T/uo.err" ||
+    fails "message: $(head -n 1 "$T/uo.err")"
+  rm -f /dev/shm/forkpool."${P}o"
+  check "submit: the owner's own file of mode 0400: the message says so"
+
+  # Fork failing under RLIMIT_NPROC: at start, a clear cause; later, one
+  # log line per burst of failed retries (not one per 100 ms). The limit
+  # counts every process of the user: none of the cases above may linger.
+  wait_until 10 test -z "$(ps -o pid= -u "$UA")" || fails "processes of $UA left: $(ps -o pid=,args= -u "$UA" | head -n 3)"
+  $TMO prlimit --nproc=2 $(asu "$UA") "$FP" serve --name "${P}n" --handler "$CRASHY" --workers 2 2>"$T/n.log"
+  expect_rc $? 1 "serve under ulimit -u 2"
+  grep -q "ERROR cannot serve ${P}n: fork of a worker failed: the process limit of uid $(id -u "$UA") is reached (ulimit -u 2)" "$T/n.log" ||
+    fails "message: $(tail -n 1 "$T/n.log")"
+  grep -q "queue full" "$T/n.log" && fails "says 'queue full'"
+  [ -e /dev/shm/forkpool."${P}n" ] && fails "segment left"
+  # (LeakSanitizer, in an ASan build, cannot start its tracer under this
+  # limit: it is told not to try.)
+  echo hello | ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    $TMO prlimit --nproc=1 $(asu "$UA") "$FP" run --handler "$CRASHY" --workers 2 >/dev/null 2>"$T/n.run"
+  expect_rc $? 2 "run under ulimit -u 1"
+  grep -q "forkpool run: cannot start the pool: fork failed: the process limit of uid $(id -u "$UA") is reached" "$T/n.run" ||
+    fails "run's message: $(head -n 1 "$T/n.run")"
+  $STMO prlimit --nproc=3 $(asu "$UA") "$FP" serve --name "${P}n" --handler "$CRASHY" --workers 2 2>"$T/n.log" &
+  n_wrap=$!
+  servers="$servers $n_wrap"
+  wait_until 10 grep -q ' INFO ready: ' "$T/n.log" || fails "no ready line under ulimit -u 3: $(tail -n 1 "$T/n.log")"
+  # This producer is the user's 4th process: the crashed worker's
+  # replacement cannot be forked while it lives (2 s).
+  $TMO $(asu "$UA") "$FP" submit --name "${P}n" segv 'sleep 2000' >"$T/n.out" 2>&1
+  wait_until 5 grep -q 'fork works again' "$T/n.log" || fails "no 'fork works again' line"
+  nfail=$(grep -c 'fork for worker row' "$T/n.log")
+  [ "$nfail" = 1 ] || fails "$nfail 'fork for worker row' lines in 2 s, want 1"
+  stop "$n_wrap"
+  expect_rc $rc 0 "serve under ulimit -u 3: exit status"
+  check "serve: fork failing under RLIMIT_NPROC: the real cause, one log line per burst"
+fi
+rmusers
+trap cleanup EXIT
+fi
 
 # --- 13. the first server stops cleanly, nothing is left ----------------------------
 stop "$a_wrap"

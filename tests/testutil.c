@@ -185,13 +185,16 @@ void tu_teardown(void) {
     }
   }
 
-  /* Only our tests' pools (named fpt<pid>; private pools make no entry):
-   * other programs on the machine may create and remove their own. */
+  /* Only this test's pool (named fpt<our pid>; private pools make no
+   * entry): other programs on the machine, and other runs of these tests
+   * at the same time, create and remove their own. */
+  char own[32];
+  snprintf(own, sizeof own, "forkpool.fpt%d", (int)getpid());
   now = list_shm(&n_now);
   for (size_t i = 0; i < n_now; i++) {
     int known = bsearch(&now[i], shm_names, shm_count, sizeof *shm_names,
                         cmp_str) != NULL;
-    int ours = strncmp(now[i], "forkpool.fpt", 12) == 0;
+    int ours = strcmp(now[i], own) == 0;
     ck_assert_msg(known || !ours, "/dev/shm/%s is left behind", now[i]);
   }
   free_names(now, n_now);

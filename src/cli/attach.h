@@ -25,6 +25,23 @@ int cli_name_check(const char *cmd, const char *name);
  */
 void cli_pool_error(const char *cmd, const char *name, int err);
 
+/* What cli_shm_describe() found at /dev/shm/forkpool.NAME. */
+#define CLI_SHM_GONE 0    /* nothing there (or lstat failed) */
+#define CLI_SHM_LINK 1    /* a symbolic link */
+#define CLI_SHM_ODD 2     /* not a regular file */
+#define CLI_SHM_FOREIGN 3 /* another user's file */
+#define CLI_SHM_MODE 4    /* ours, but its mode denies us read or write */
+#define CLI_SHM_OURS 5    /* ours, readable and writable */
+
+/*
+ * Describe the object at /dev/shm/forkpool.NAME for a message, naming its
+ * path, owner, group and mode, or the link it is ("/dev/shm/forkpool.x
+ * belongs to user bob (uid 1001), group bob (gid 1001), mode 0600").
+ * Writes a NUL-terminated text into buf (size n) and returns a CLI_SHM_*
+ * value; never fails (an lstat error is described in buf).
+ */
+int cli_shm_describe(const char *name, char *buf, size_t n);
+
 /*
  * fp_pool_open(name, flags), and for a pool that is still starting, wait
  * until it runs (a producer cannot submit before). Returns 0 with *out set,

@@ -61,7 +61,13 @@ static int start_pool(struct run_state *s, const struct cli_plugin *pl)
   }
   r = fp_pool_start(&s->pool, &cfg);
   if (r < 0) {
-    fprintf(stderr, CMD ": cannot start the pool: %s\n", fp_strerror(r));
+    /* fp_pool_start's -EAGAIN is a fork that failed, not a full queue. */
+    if (r == -EAGAIN)
+      fprintf(stderr, CMD ": cannot start the pool: fork failed: the "
+              "process limit of uid %ld is reached (ulimit -u) or the "
+              "system is out of processes\n", (long)getuid());
+    else
+      fprintf(stderr, CMD ": cannot start the pool: %s\n", fp_strerror(r));
     if (r == -ECHILD)
       fprintf(stderr, CMD ": (forkpool_init failed in every worker)\n");
     s->pool = NULL;

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "attach.h"
@@ -26,39 +28,78 @@
 
 struct serve_state {
   const struct serve_opts *o;
-  char *pid_tmp;      /* temporary pidfile in the pidfile's directory */
   int pid_written;    /* the pidfile holds our pid */
   int pid_failed;     /* it could not be written: stop, then exit 1 */
 };
 
-/* "DIR/.BASE.tmp.PID" for the pidfile "DIR/BASE". Returns NULL on ENOMEM. */
-static char *pidfile_tmp_path(const char *path)
+/*
+ * Create a new temporary file "DIR/.BASE.tmp.XXXXXXXXXXXX" next to the
+ * pidfile "DIR/BASE" under an unpredictable name (12 random characters),
+ * exclusively (O_EXCL: never a file or link someone else made in advance,
+ * whoever owns the directory), O_NOFOLLOW and O_CLOEXEC, mode 0644 (less
+ * if our umask says so).
+ * Returns the descriptor, open for writing, and the malloc'ed name in
+ * *tmp; or a negative errno with nothing created and *tmp NULL.
+ */
+static int pidfile_tmp_open(const char *path, char **tmp)
 {
+  static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
   const char *slash = strrchr(path, '/');
   size_t dlen = slash ? (size_t)(slash - path) + 1 : 0;
   size_t n = strlen(path) + 32;
   char *t = malloc(n);
+  int fd = -EEXIST;
 
-  if (t)
-    snprintf(t, n, "%.*s.%s.tmp.%ld", (int)dlen, path, path + dlen,
-             (long)getpid());
-  return t;
+  *tmp = NULL;
+  if (!t)
+    return -ENOMEM;
+  for (int attempt = 0; attempt < 100 && fd == -EEXIST; attempt++) {
+    unsigned char rnd[12];
+    char suffix[sizeof rnd + 1];
+    ssize_t g;
+
+    do
+      g = getrandom(rnd, sizeof rnd, 0);
+    while (g < 0 && errno == EINTR);
+    if (g != (ssize_t)sizeof rnd) {
+      fd = g < 0 ? -errno : -EIO;
+      break;
+    }
+    for (size_t k = 0; k < sizeof rnd; k++)
+      suffix[k] = digits[rnd[k] % (sizeof digits - 1)];
+    suffix[sizeof rnd] = '\0';
+    snprintf(t, n, "%.*s.%s.tmp.%s", (int)dlen, path, path + dlen, suffix);
+    do
+      fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                0644);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+      fd = -errno;
+  }
+  if (fd < 0) {
+    free(t);
+    return fd;
+  }
+  *tmp = t;
+  return fd;
 }
 
 /*
- * Write "PID\n" to the temporary file and rename it over the pidfile, so a
- * reader sees either the old content or ours, never a partial one.
- * Returns 0 or a negative errno (the temporary file is removed).
+ * Write "PID\n" to a new temporary file and rename it over the pidfile, so
+ * a reader sees either the old content or ours, never a partial one, and
+ * the pidfile is always a file we created. Returns 0 or a negative errno
+ * (the temporary file is removed).
  */
-static int pidfile_write(const char *tmp, const char *path)
+static int pidfile_write(const char *path)
 {
   char buf[32];
+  char *tmp;
   int fd, n, err = 0;
   ssize_t w;
 
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  fd = pidfile_tmp_open(path, &tmp);
   if (fd < 0)
-    return -errno;
+    return fd;
   n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
   do
     w = write(fd, buf, (size_t)n);
@@ -71,6 +112,7 @@ static int pidfile_write(const char *tmp, const char *path)
     err = -errno;
   if (err < 0)
     unlink(tmp);
+  free(tmp);
   return err;
 }
 
@@ -105,7 +147,7 @@ static void on_ready(void *ctx)
            (long)getpid());
   if (!o->pidfile)
     return;
-  r = pidfile_write(s->pid_tmp, o->pidfile);
+  r = pidfile_write(o->pidfile);
   if (r == 0) {
     s->pid_written = 1;
     cli_logf(FP_LOG_INFO, "pidfile %s written", o->pidfile);
@@ -121,17 +163,18 @@ static void on_ready(void *ctx)
 
 /*
  * Check before serving that the pidfile can be written: create and remove
- * its temporary file. Returns 0 or a negative errno.
+ * a temporary file next to it. Returns 0 or a negative errno.
  */
-static int pidfile_probe(const char *tmp)
+static int pidfile_probe(const char *path)
 {
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                0644);
+  char *tmp;
+  int fd = pidfile_tmp_open(path, &tmp);
 
   if (fd < 0)
-    return -errno;
+    return fd;
   close(fd);
   unlink(tmp);
+  free(tmp);
   return 0;
 }
 
@@ -157,36 +200,79 @@ static void prepare_signals(void)
   sigaction(SIGPIPE, &sa, NULL);
 }
 
-/* Log why fp_serve() failed. Returns the exit status. */
+/* "RLIMIT_NPROC 3" or "RLIMIT_NPROC unlimited", for a fork failure. */
+static void nproc_desc(char *buf, size_t n)
+{
+  struct rlimit rl;
+
+  if (getrlimit(RLIMIT_NPROC, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    snprintf(buf, n, "ulimit -u %llu", (unsigned long long)rl.rlim_cur);
+  else
+    snprintf(buf, n, "ulimit -u unlimited");
+}
+
+/* Log why fp_serve() failed, naming the real cause. Returns the exit status. */
 static int serve_failed(const struct serve_opts *o, int err)
 {
   fp_pool *p = NULL;
   fp_stats st;
+  char desc[600];
+  int what, r;
 
   switch (-err) {
   case EADDRINUSE:
     /* Ask the live pool who serves it; it may be gone by now. */
-    if (fp_pool_open(&p, o->name, FP_OPEN_MONITOR) == 0 &&
-        fp_pool_stats(p, &st) == 0 && st.supervisor > 0)
+    r = fp_pool_open(&p, o->name, FP_OPEN_MONITOR);
+    if (r == 0 && fp_pool_stats(p, &st) == 0 && st.supervisor > 0)
       cli_logf(FP_LOG_ERROR, "a live forkpool already serves %s (pid %ld)",
                o->name, (long)st.supervisor);
-    else
+    else if (r == 0 || r == -ECONNREFUSED)
       cli_logf(FP_LOG_ERROR, "a live forkpool already serves %s", o->name);
+    else
+      /* Locked by a process of ours that is no pool we can read. */
+      cli_logf(FP_LOG_ERROR, "cannot serve %s: /dev/shm/forkpool.%s is held "
+               "(locked) by a live process and is no forkpool segment we can "
+               "read (%s); it is left alone", o->name, o->name,
+               fp_strerror(r));
     fp_pool_free(p);
     return CLI_EXIT_FAIL;
   case ECHILD:
     cli_log(FP_LOG_ERROR, "workers could not start (init hook failed)");
     return CLI_EXIT_FAIL;
   case EACCES:
-    cli_logf(FP_LOG_ERROR, "cannot serve %s: /dev/shm/forkpool.%s exists and "
-             "is not ours (another user's pool?)", o->name, o->name);
+  case ELOOP:
+    what = cli_shm_describe(o->name, desc, sizeof desc);
+    if (what == CLI_SHM_FOREIGN || what == CLI_SHM_LINK)
+      cli_logf(FP_LOG_ERROR, "cannot serve %s: %s; it is left alone: remove "
+               "it or choose another --name", o->name, desc);
+    else
+      cli_logf(FP_LOG_ERROR, "cannot serve %s: %s (%s)", o->name, desc,
+               fp_strerror(err));
+    return CLI_EXIT_FAIL;
+  case ENOSPC:
+    cli_logf(FP_LOG_ERROR, "cannot serve %s: no room in /dev/shm for its "
+             "segment: lower --queue, --max-input or --max-output, or free "
+             "or enlarge /dev/shm", o->name);
+    return CLI_EXIT_FAIL;
+  case EAGAIN:
+    /* The one EAGAIN of fp_serve(): fork() of a worker at start. */
+    nproc_desc(desc, sizeof desc);
+    cli_logf(FP_LOG_ERROR, "cannot serve %s: fork of a worker failed: the "
+             "process limit of uid %ld is reached (%s) or the system "
+             "is out of processes", o->name, (long)getuid(), desc);
+    return CLI_EXIT_FAIL;
+  case EIO:
+    /* fp_serve() logged the truncation; this is how the pool ended. */
+    cli_logf(FP_LOG_ERROR, "pool %s stopped: its segment was cut under it",
+             o->name);
     return CLI_EXIT_FAIL;
   case EINVAL:
     cli_logf(FP_LOG_ERROR, "cannot serve %s: invalid configuration",
              o->name);
     return CLI_EXIT_USAGE;
   default:
-    cli_logf(FP_LOG_ERROR, "cannot serve %s: %s", o->name, fp_strerror(err));
+    cli_logf(FP_LOG_ERROR, "cannot serve %s (/dev/shm/forkpool.%s): %s",
+             o->name, o->name, fp_strerror(err));
     return CLI_EXIT_FAIL;
   }
 }
@@ -199,6 +285,7 @@ int cli_serve_main(int argc, char **argv)
   fp_config cfg;
   fp_serve_config sc;
   char err[1024];
+  sigset_t stop_set;
   int rc, r;
 
   rc = cli_serve_parse(argc, argv, &opt);
@@ -244,8 +331,7 @@ int cli_serve_main(int argc, char **argv)
   cli_log_setup(&opt.log);
 
   if (opt.pidfile) {
-    s.pid_tmp = pidfile_tmp_path(opt.pidfile);
-    r = s.pid_tmp ? pidfile_probe(s.pid_tmp) : -ENOMEM;
+    r = pidfile_probe(opt.pidfile);
     if (r < 0) {
       cli_logf(FP_LOG_ERROR, "cannot write pidfile %s: %s", opt.pidfile,
                strerror(-r));
@@ -254,6 +340,17 @@ int cli_serve_main(int argc, char **argv)
     }
   }
   prepare_signals();
+  /*
+   * Block the stop signals for the rest of our life: fp_serve() reads
+   * them from its signalfd while it serves and drains them after, and no
+   * storm of them may kill us between its return and the pidfile's
+   * removal. We exit with them still blocked.
+   */
+  sigemptyset(&stop_set);
+  sigaddset(&stop_set, SIGTERM);
+  sigaddset(&stop_set, SIGINT);
+  sigaddset(&stop_set, SIGHUP);
+  sigprocmask(SIG_BLOCK, &stop_set, NULL);
   cli_logf(FP_LOG_INFO, "starting pool '%s': %u worker%s, handler %s, "
            "version %s", opt.name, opt.pool.workers,
            opt.pool.workers == 1 ? "" : "s", opt.handler, fp_version());
@@ -270,7 +367,6 @@ int cli_serve_main(int argc, char **argv)
     pidfile_remove(opt.pidfile);
 
 out:
-  free(s.pid_tmp);
   cli_plugin_unload(&pl); /* every worker is reaped by now */
   return rc;
 }

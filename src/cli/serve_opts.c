@@ -155,6 +155,18 @@ int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
   o->mode = 0600;
   if (mode && cli_parse_octal(CMD, "--mode", mode, 0777, &o->mode) < 0)
     goto usage;
+  /* fp_serve()'s rule, said here with the reason. */
+  if ((o->mode & 0600) != 0600) {
+    fprintf(stderr, CMD ": --mode %04o: the owner needs read and write "
+            "(0600, 0640 or 0660)\n", o->mode);
+    goto usage;
+  }
+  if (o->mode & 0007) {
+    fprintf(stderr, CMD ": --mode %04o: other users may not have access; "
+            "share a pool through its group (0640: the group may watch, "
+            "0660: the group may submit)\n", o->mode);
+    goto usage;
+  }
   if (num[OPT_MAX_WORKERS].set &&
       num[OPT_MAX_WORKERS].value < workers->value) {
     fprintf(stderr, CMD ": --max-workers %llu is below --workers %llu\n",
