@@ -25,7 +25,7 @@
 #include "internal.h"
 
 #define FP__MAGIC 0x4c4f4f504b524f46ull /* "FORKPOOL" read little-endian */
-#define FP__LAYOUT_VERSION 4u
+#define FP__LAYOUT_VERSION 5u
 
 /* Pool states, in the header's futex word `state`. Only move forward. */
 enum fp__pool_state {
@@ -198,6 +198,21 @@ struct fp__hdr {
   _Atomic uint64_t last_resize_ns;
   uint32_t spin_max;            /* workers (and producers) spinning at once */
   uint32_t ncpu;                /* online CPUs when the pool was made */
+  /*
+   * Fair shares between the producers of a named pool (sup_clients.c,
+   * fp__sup_count_producers). Written by the supervisor only, once per
+   * tick, each a single store: a supervisor stopped or killed between them
+   * leaves a share of the previous count, which still bounds every
+   * producer (a stale share is at worst too large or too small for one
+   * tick's worth of attaches). 0 in a private pool: no share.
+   *   producers       client rows whose OFD lock is held
+   *   producer_share  uncollected tasks one producer may hold:
+   *                   max(1, (nslots - nslots / 4) / producers)
+   * Producers read producer_share at each submit (client.c) and compare it
+   * with their own count of pending tasks: one load on the fast path.
+   */
+  _Atomic uint32_t producers;
+  _Atomic uint32_t producer_share;
   /* Scheduling hints, on their own line: written often, by everyone. */
   _Atomic uint32_t avg_task_ns FP__ALIGNED; /* moving average of run time */
   _Atomic uint32_t workers_alive; /* supervisor-written */

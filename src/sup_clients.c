@@ -40,7 +40,8 @@ void fp__sup_reclaim_clients(struct fp__sup *sp) {
 
     int outstanding = 0;
     uint64_t freed = 0, abandoned = 0;
-    if (fp__q_lock(s) != 0) return;
+    /* Busy (a stopped or hostile holder): next tick, never a long wait. */
+    if (fp__sup_lock(sp) != 0) return;
     for (uint32_t i = 0; i < s->nslots; i++) {
       struct fp__slot *sl = fp__slot_at(s, i);
       if (sl->owner != r || sl->owner_gen > limit) continue;
@@ -79,7 +80,7 @@ void fp__sup_free_collected(struct fp__sup *sp) {
    * so a slot freed here is never freed twice nor reused by its old owner.
    */
   int n = 0;
-  if (fp__q_lock(s) != 0) return;
+  if (fp__sup_lock(sp) != 0) return; /* busy: next tick */
   for (uint32_t i = 0; i < s->nslots; i++)
     if (atomic_load(&fp__slot_at(s, i)->state) == FP__SLOT_COLLECTED)
       n += fp__q_free_collected(s, i);
@@ -87,4 +88,30 @@ void fp__sup_free_collected(struct fp__sup *sp) {
   if (n > 0)
     for (uint32_t k = fp__pcount(&s->hdr->p_asleep, s->nclients); k > 0; k--)
       fp__hint_post(&s->hdr->q.space_sem);
+}
+
+/* A quarter of the slots stays for producers that come later. */
+static uint32_t share_of(uint32_t nslots, uint32_t producers) {
+  uint32_t usable = nslots - nslots / 4;
+  uint32_t share = usable / (producers > 0 ? producers : 1);
+  return share > 0 ? share : 1;
+}
+
+void fp__sup_count_producers(struct fp__sup *sp) {
+  struct fp__seg *s = sp->s;
+  struct fp__hdr *h = s->hdr;
+  uint32_t n = 0;
+  for (uint32_t r = 0; r < s->nclients; r++) {
+    /* A row never claimed has gen 0: nobody there, no system call. */
+    if (atomic_load(&fp__client_at(s, r)->gen) == 0) continue;
+    n += fp__ofd_held(s->fd, FP__CLIENT_LOCK_BYTE(r)) != 0;
+  }
+  /* Stores only when something changed: the line is read by every submit. */
+  uint32_t share = share_of(s->nslots, n);
+  if (atomic_load(&h->producers) != n) atomic_store(&h->producers, n);
+  if (atomic_load(&h->producer_share) != share) {
+    atomic_store(&h->producer_share, share);
+    /* A larger share lets a capped producer go on: wake the sleepers. */
+    fp__q_wake_space(s);
+  }
 }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "segment.h" /* the hostile peer maps the header's queue lock */
 #include "suites.h"
 #include "testutil.h"
 
@@ -606,6 +607,337 @@ START_TEST(test_concurrent_producers_get_their_own_results) {
 }
 END_TEST
 
+
+/* ---- Hostile peers: nobody may freeze the pool (issue 13, items 8-10) - */
+
+/*
+ * A same-user process (as a group member of a --mode 0660 pool could) that
+ * maps the pool's segment, takes its queue lock and sleeps holding it.
+ * Returns its pid once it holds the lock; SIGKILL it to let go (the robust
+ * mutex then says OWNER_DIED to the next locker).
+ */
+static pid_t hold_queue_lock(void) {
+  int pfd[2];
+  ck_assert_int_eq(pipe(pfd), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(pfd[0]);
+    int fd = shm_open(path, O_RDWR, 0);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) _exit(10);
+    void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE,
+                     MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) _exit(11);
+    struct fp__hdr *h = map;
+    int r = pthread_mutex_lock(&h->q.lock);
+    if (r == EOWNERDEAD) r = pthread_mutex_consistent(&h->q.lock);
+    if (r != 0) _exit(12);
+    if (write(pfd[1], "L", 1) != 1) _exit(13);
+    for (;;) pause();
+  }
+  close(pfd[1]);
+  char c = 0;
+  ssize_t n;
+  do n = read(pfd[0], &c, 1);
+  while (n < 0 && errno == EINTR);
+  close(pfd[0]);
+  ck_assert_msg(n == 1 && c == 'L', "the peer could not take the lock");
+  return pid;
+}
+
+static void end_peer(pid_t pid) {
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+
+/* Item 8: a peer holding the lock delays no call beyond its timeout. */
+START_TEST(test_lock_holder_cannot_stall_producers) {
+  server = serve(1, 16, 0, 1000);
+  fp_pool *p = attach();
+  fp_result res;
+  fp_result_init(&res);
+  uint64_t done_id = tu_submit(p, "before");
+  uint64_t id;
+  /* Give it time to finish, so that its collection frees a slot. */
+  tu_sleep_ms(300);
+  pid_t peer = hold_queue_lock();
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int r = fp_wait(p, done_id, &res, 2000); /* the result needs no lock */
+  uint64_t ms = ms_since(&t0);
+  int r_nowait = -1, r_timed = -1, r_cancel = -1;
+  uint64_t ms_nowait = 0, ms_timed = 0, ms_cancel = 0;
+  if (r == 0) {
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    r_nowait = fp_submit(p, "x", 1, FP_NOWAIT, &id);
+    ms_nowait = ms_since(&t0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    r_timed = fp_submit(p, "x", 1, 500, &id);
+    ms_timed = ms_since(&t0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    r_cancel = fp_cancel(p, done_id + 1);
+    ms_cancel = ms_since(&t0);
+  }
+  end_peer(peer);
+  ck_assert_msg(r == 0 && ms < 2500, "fp_wait: %s after %llu ms",
+                fp_strerror(r), (unsigned long long)ms);
+  tu_assert_ok(&res, "before");
+  ck_assert_int_eq(r_nowait, -EAGAIN);
+  ck_assert_msg(ms_nowait < 500, "FP_NOWAIT took %llu ms",
+                (unsigned long long)ms_nowait);
+  ck_assert_int_eq(r_timed, -ETIMEDOUT);
+  ck_assert_msg(ms_timed >= 450 && ms_timed < 3000,
+                "a 500 ms submit took %llu ms", (unsigned long long)ms_timed);
+  ck_assert_int_eq(r_cancel, -ETIMEDOUT);
+  ck_assert_msg(ms_cancel < 4000, "fp_cancel took %llu ms",
+                (unsigned long long)ms_cancel);
+  /* The peer is gone: the queue is repaired and serves again. */
+  id = tu_submit(p, "after");
+  tu_wait(p, id, &res);
+  tu_assert_ok(&res, "after");
+  fp_stats st;
+  ck_assert_int_eq(fp_pool_stats(p, &st), 0);
+  ck_assert_uint_ge(st.repairs, 1);
+  fp_result_release(&res);
+  fp_pool_free(p);
+}
+END_TEST
+
+/* Item 8: serve stops on SIGTERM while a peer holds the lock. */
+START_TEST(test_sigterm_while_peer_holds_lock) {
+  server = serve(2, 16, 0, 1000);
+  fp_pool *p = attach();
+  uint64_t id = tu_submit(p, "sleep 5000"); /* running */
+  (void)id;
+  for (int k = 0; k < 8; k++) tu_submit(p, "queued");
+  tu_wait_started(1);
+  pid_t peer = hold_queue_lock();
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  kill(server, SIGTERM);
+  int ws = 0;
+  pid_t w = 0;
+  while (ms_since(&t0) < 10000 && (w = waitpid(server, &ws, WNOHANG)) == 0)
+    tu_sleep_ms(10);
+  uint64_t ms = ms_since(&t0);
+  end_peer(peer);
+  fp_pool_free(p);
+  ck_assert_msg(w == server, "serve still runs %llu ms after SIGTERM",
+                (unsigned long long)ms);
+  server = 0;
+  ck_assert(WIFEXITED(ws));
+  ck_assert_int_eq(WEXITSTATUS(ws), 0);
+  /* Grace 1000 ms, then a bounded stop. */
+  ck_assert_msg(ms < 6000, "stopped after %llu ms", (unsigned long long)ms);
+}
+END_TEST
+
+/* 1 if /proc says pid is stopped. */
+static int is_stopped(pid_t pid) {
+  char pth[64], buf[512];
+  snprintf(pth, sizeof(pth), "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(pth, "r");
+  if (f == NULL) return 0;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char *q = strrchr(buf, ')');
+  return q != NULL && q[1] == ' ' && q[2] == 'T';
+}
+
+struct load_counts {
+  atomic_int stop;
+  atomic_int submitted, results, ok, other, errors;
+};
+
+/*
+ * Item 8: `kill -STOP` of a worker that held the lock (no test hook: stop
+ * the worker under load until it is caught inside the lock, as it happened
+ * by chance). The supervisor kills it, the queue is rebuilt, a new worker
+ * takes over and every task submitted gets its result.
+ */
+START_TEST(test_worker_stopped_in_lock_is_replaced) {
+  server = serve(1, 64, 0, 1000);
+  struct load_counts *lc = mmap(NULL, sizeof(*lc), PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ck_assert_ptr_ne(lc, MAP_FAILED);
+  memset(lc, 0, sizeof(*lc));
+  pid_t load = fork();
+  ck_assert_int_ge(load, 0);
+  if (load == 0) {
+    fp_pool *q;
+    if (fp_pool_open(&q, name, 0) != 0) _exit(10);
+    fp_result res;
+    fp_result_init(&res);
+    uint64_t id;
+    while (!atomic_load(&lc->stop)) {
+      /* Many in flight: the worker goes from task to task, through the
+       * lock each time, rather than sleep. */
+      int r, got = 0;
+      while ((r = fp_submit(q, "echo", 4, got ? FP_NOWAIT : 100, &id)) == 0) {
+        atomic_fetch_add(&lc->submitted, 1);
+        got = 1;
+      }
+      while ((r = fp_collect(q, &res, got ? FP_NOWAIT : 100)) == 0) {
+        atomic_fetch_add(&lc->results, 1);
+        atomic_fetch_add(res.status == FP_OK ? &lc->ok : &lc->other, 1);
+      }
+    }
+    /* Everything submitted ends: collect it all. */
+    for (int k = 0; k < 200 && fp_pending(q) > 0; k++)
+      while (fp_collect(q, &res, 100) == 0) {
+        atomic_fetch_add(&lc->results, 1);
+        atomic_fetch_add(res.status == FP_OK ? &lc->ok : &lc->other, 1);
+      }
+    _exit(fp_pending(q) == 0 ? 0 : 20);
+  }
+  fp_pool *m = NULL;
+  ck_assert_int_eq(fp_pool_open(&m, name, FP_OPEN_MONITOR), 0);
+  int fd = shm_open(path, O_RDONLY, 0);
+  ck_assert_int_ge(fd, 0);
+  struct stat sb;
+  ck_assert_int_eq(fstat(fd, &sb), 0);
+  const struct fp__hdr *h = mmap(NULL, (size_t)sb.st_size, PROT_READ,
+                                 MAP_SHARED, fd, 0);
+  close(fd);
+  ck_assert_ptr_ne(h, MAP_FAILED);
+  const _Atomic uint32_t *word =
+      (const _Atomic uint32_t *)(const void *)&h->q.lock.__data.__lock;
+  fp_worker_info wi;
+  pid_t caught = 0;
+  int tries = 0;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  while (caught == 0 && ms_since(&t0) < 20000) {
+    if (fp_pool_worker(m, 0, &wi) != 0 || wi.pid <= 0) {
+      tu_sleep_ms(1);
+      continue;
+    }
+    pid_t w = wi.pid;
+    if (kill(w, SIGSTOP) != 0) continue;
+    tries++;
+    for (int k = 0; k < 2000 && !is_stopped(w); k++) usleep(50);
+    if (is_stopped(w) && (pid_t)(atomic_load(word) & FUTEX_TID_MASK) == w) {
+      caught = w;
+      break;
+    }
+    kill(w, SIGCONT);
+    usleep((useconds_t)(tries % 7) * 30u); /* vary the instant */
+  }
+  if (getenv("TU_DEBUG")) fprintf(stderr, "caught after %d tries\n", tries);
+  /* The supervisor kills it within a bounded time and forks a new one. */
+  pid_t next = 0;
+  uint64_t ms = 0;
+  if (caught) {
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (ms_since(&t0) < 10000) {
+      if (fp_pool_worker(m, 0, &wi) == 0 && wi.pid > 0 && wi.pid != caught) {
+        next = wi.pid;
+        break;
+      }
+      tu_sleep_ms(10);
+    }
+    ms = ms_since(&t0);
+    if (next == 0) kill(caught, SIGCONT); /* (the old code: let it go) */
+  }
+  tu_sleep_ms(200); /* some load on the new worker */
+  atomic_store(&lc->stop, 1);
+  int ws = 0;
+  pid_t lw = 0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  while (ms_since(&t0) < 15000 && (lw = waitpid(load, &ws, WNOHANG)) == 0)
+    tu_sleep_ms(10);
+  if (lw == 0) {
+    kill(load, SIGKILL);
+    waitpid(load, &ws, 0);
+  }
+  fp_stats st;
+  ck_assert_int_eq(fp_pool_stats(m, &st), 0);
+  fp_pool_free(m);
+  munmap((void *)h, (size_t)sb.st_size);
+  ck_assert_msg(caught != 0, "never caught the worker inside the lock "
+                "(%d tries)", tries);
+  ck_assert_msg(next != 0, "worker %d, stopped holding the lock, was not "
+                "replaced within %llu ms", (int)caught,
+                (unsigned long long)ms);
+  ck_assert_msg(lw == load && WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+                "the producer did not get every result");
+  ck_assert_int_gt(atomic_load(&lc->submitted), 0);
+  ck_assert_int_eq(atomic_load(&lc->results), atomic_load(&lc->submitted));
+  /* At most the task it had taken inside the lock ends otherwise. */
+  ck_assert_int_le(atomic_load(&lc->other), 1);
+  ck_assert_uint_ge(st.repairs, 1);
+  munmap(lc, sizeof(*lc));
+}
+END_TEST
+
+/*
+ * Item 9: a producer that stops collecting cannot starve another. It holds
+ * its share of the slots, never all of them; a newcomer's timed submit gets
+ * a slot and its result.
+ */
+START_TEST(test_producer_that_stops_collecting_starves_nobody) {
+  const unsigned slots = 16;
+  server = serve(2, slots, 0, 1000);
+  fp_pool *a = attach();
+  uint64_t id;
+  unsigned held = 0;
+  while (held < slots && fp_submit(a, "x", 1, FP_NOWAIT, &id) == 0) held++;
+  if (held < slots - slots / 4) {
+    /* Only running tasks may have stood in the way: wait for a slot. */
+    while (held < slots && fp_submit(a, "x", 1, 200, &id) == 0) held++;
+  }
+  ck_assert_uint_le(held, slots - slots / 4);
+  ck_assert_uint_ge(held, 1);
+  fp_pool *b = attach();
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int r = fp_submit(b, "hello", 5, 2000, &id);
+  ck_assert_msg(r == 0, "second producer: %s after %llu ms", fp_strerror(r),
+                (unsigned long long)ms_since(&t0));
+  fp_result res;
+  fp_result_init(&res);
+  ck_assert_int_eq(fp_wait(b, id, &res, 2000), 0);
+  tu_assert_ok(&res, "hello");
+  /* Once the supervisor counted both, the hog may not add more. */
+  tu_sleep_ms(300);
+  ck_assert_int_eq(fp_submit(a, "x", 1, FP_NOWAIT, &id), -EAGAIN);
+  fp_result_release(&res);
+  fp_pool_free(b);
+  fp_pool_free(a);
+}
+END_TEST
+
+/*
+ * Item 10: more submits than the caller's share before collecting, with
+ * FP_FOREVER: -EDEADLK once its own finished results fill its share,
+ * never a hang. Collecting makes room again.
+ */
+START_TEST(test_submit_beyond_share_is_edeadlk) {
+  server = serve(2, 4, 0, 1000);
+  fp_pool *p = attach();
+  uint64_t ids[10];
+  int r = 0;
+  unsigned n = 0;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (; n < 10; n++)
+    if ((r = fp_submit(p, "x", 1, FP_FOREVER, &ids[n])) != 0) break;
+  ck_assert_int_eq(r, -EDEADLK);
+  ck_assert_uint_eq(n, 3); /* the share of a lone producer of 4 slots */
+  ck_assert_msg(ms_since(&t0) < 5000, "took %llu ms",
+                (unsigned long long)ms_since(&t0));
+  fp_result res;
+  fp_result_init(&res);
+  ck_assert_int_eq(fp_collect(p, &res, TU_GUARD_MS), 0);
+  ck_assert_int_eq(fp_submit(p, "y", 1, FP_FOREVER, &ids[0]), 0);
+  while (fp_pending(p) > 0) ck_assert_int_eq(fp_collect(p, &res, TU_GUARD_MS), 0);
+  fp_result_release(&res);
+  fp_pool_free(p);
+}
+END_TEST
+
 Suite *make_named_suite(void) {
   Suite *s = suite_create("named");
   TCase *tc = tcase_create("attach");
@@ -636,6 +968,16 @@ Suite *make_named_suite(void) {
   tcase_add_test(tc, test_sighup_replaces_workers_without_loss);
   tcase_add_test(tc, test_sigttin_sigttou_resize_without_loss);
   tcase_add_test(tc, test_concurrent_producers_get_their_own_results);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("hostile");
+  tcase_add_checked_fixture(tc, named_setup, named_teardown);
+  tcase_set_timeout(tc, TU_TCASE_TIMEOUT + 20);
+  tcase_add_test(tc, test_lock_holder_cannot_stall_producers);
+  tcase_add_test(tc, test_sigterm_while_peer_holds_lock);
+  tcase_add_test(tc, test_worker_stopped_in_lock_is_replaced);
+  tcase_add_test(tc, test_producer_that_stops_collecting_starves_nobody);
+  tcase_add_test(tc, test_submit_beyond_share_is_edeadlk);
   suite_add_tcase(s, tc);
   return s;
 }
