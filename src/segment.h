@@ -6,7 +6,7 @@
  *
  * Who writes what (and what happens if the writer dies mid-way):
  *   header fixed part   creator, before any other process exists
- *   header state/pid    supervisor only
+ *   header state/pid    supervisor only (also producers, producer_share)
  *   counters            atomics; increments are single instructions
  *   queue (ring, stack) anyone, only under the robust mutex (queue.c)
  *   worker rows         the worker (its current task), the supervisor (pid)

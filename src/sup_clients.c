@@ -10,6 +10,12 @@
  *   DONE     -> FREE, counted abandoned (nobody will collect the result)
  *   COLLECTED -> FREE (collected, not yet returned to the free stack)
  *   READY or RUNNING: left to finish; freed on a later tick once DONE.
+ *
+ * It also counts the producers attached, for their fair shares of the
+ * slots (fp__sup_count_producers), and returns collected slots when
+ * producers wait for space. Every queue-lock wait here is short
+ * (fp__sup_lock): a lock held by a stopped or hostile process skips the
+ * work for this tick, never stalls the supervisor.
  */
 #include "queue.h"
 #include "shm.h"
