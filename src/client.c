@@ -168,6 +168,17 @@ static void nap(uint64_t rel_ns) {
   nanosleep(&ts, NULL);
 }
 
+void fp__share_join(struct fp_pool *p) {
+  struct fp__hdr *h = p->seg.hdr;
+  uint32_t n = atomic_fetch_add(&h->producers, 1) + 1;
+  uint32_t want = fp__share_of(p->seg.nslots, n);
+  uint32_t cur = atomic_load(&h->producer_share);
+  /* Only lower it (0: no share published yet, the supervisor sets it). */
+  while (cur != 0 && cur > want &&
+         !atomic_compare_exchange_weak(&h->producer_share, &cur, want)) {
+  }
+}
+
 /* Is the supervisor still there? A system call at most every 64 calls. */
 static int check_alive(struct fp_pool *p) {
   if (atomic_load(&p->sup_gone)) return 0;
@@ -245,7 +256,7 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
      */
     uint32_t share =
         atomic_load_explicit(&h->producer_share, memory_order_relaxed);
-    int capped = share != 0 && p->npending >= share;
+    int capped = share != 0 && p->npending >= share, reserved = 0;
     if (!capped) {
       i = reuse_slot(p);
       if (i != FP__NONE) {
@@ -266,12 +277,24 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
         pthread_mutex_unlock(&p->mu);
         return err;
       }
-      i = fp__q_take_free(s, p->client, p->client_gen);
-      if (i != FP__NONE) break; /* mu and the queue lock still held */
+      /*
+       * The last quarter of the free slots is for producers that hold
+       * little (newcomers): producers that stopped collecting, each within
+       * its share, cannot fill the queue between them.
+       */
+      uint32_t top = h->q.free_top;
+      if (share != 0 && top > 0 && top <= s->nslots / 4 &&
+          p->npending >= fp__reserve_of(s->nslots,
+                                        atomic_load(&h->producers))) {
+        reserved = 1;
+      } else {
+        i = fp__q_take_free(s, p->client, p->client_gen);
+        if (i != FP__NONE) break; /* mu and the queue lock still held */
+      }
       fp__q_unlock(s);
     }
     /* No slot for us now. Only our own results may stand in the way. */
-    int stuck = only_ours_left(p, capped ? share : s->nslots);
+    int stuck = !reserved && only_ours_left(p, capped ? share : s->nslots);
     pthread_mutex_unlock(&p->mu);
     if (timeout_ms == FP_NOWAIT) return -EAGAIN;
     uint64_t now = fp__now_ns();
@@ -286,8 +309,9 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
       continue;
     }
     deadlocked = 0;
-    if (capped) {
-      /* Until another thread collects, or the share grows. */
+    if (capped || reserved) {
+      /* Until another thread collects, or the share grows (or, reserved,
+       * until others free slots: the free stack is not empty). */
       nap(min_u64(deadline - now, SHARE_NAP_NS));
       continue;
     }

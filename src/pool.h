@@ -71,6 +71,14 @@ FP__HIDDEN int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
                              int timeout_ms, int prio, uint64_t root,
                              uint64_t parent, uint64_t *id);
 
+/*
+ * client.c: a producer just attached to a named pool: count it in the
+ * header's producers and lower producer_share to match at once, rather
+ * than at the supervisor's next count (which rewrites both): a newcomer
+ * must not take slots on a share that did not count it.
+ */
+FP__HIDDEN void fp__share_join(struct fp_pool *p);
+
 /* 1 while the supervisor process lives; reaps it when it is gone. */
 FP__HIDDEN int fp__sup_alive(struct fp_pool *p);
 

@@ -44,6 +44,23 @@ static inline pid_t fp__q_holder(const struct fp__seg *s) {
                  FUTEX_TID_MASK);
 }
 
+/*
+ * Fair shares of a named pool's slots (struct fp__hdr, producer_share): a
+ * producer may hold max(1, (nslots - nslots / 4) / producers) uncollected
+ * tasks, and take from the last quarter of the free stack only while it
+ * holds fewer than max(1, (nslots / 4) / producers): whatever the others
+ * hold, a newcomer finds a slot.
+ */
+static inline uint32_t fp__share_of(uint32_t nslots, uint32_t producers) {
+  uint32_t share = (nslots - nslots / 4) / (producers > 0 ? producers : 1);
+  return share > 0 ? share : 1;
+}
+
+static inline uint32_t fp__reserve_of(uint32_t nslots, uint32_t producers) {
+  uint32_t r = (nslots / 4) / (producers > 0 ? producers : 1);
+  return r > 0 ? r : 1;
+}
+
 /* The following require the lock. */
 
 /*

@@ -200,16 +200,21 @@ struct fp__hdr {
   uint32_t ncpu;                /* online CPUs when the pool was made */
   /*
    * Fair shares between the producers of a named pool (sup_clients.c,
-   * fp__sup_count_producers). Written by the supervisor only, once per
-   * tick, each a single store: a supervisor stopped or killed between them
-   * leaves a share of the previous count, which still bounds every
-   * producer (a stale share is at worst too large or too small for one
-   * tick's worth of attaches). 0 in a private pool: no share.
+   * fp__sup_count_producers). Written by the supervisor once per tick,
+   * each a single store, and by a producer as it attaches (client.c,
+   * fp__share_join: +1 on producers, then a compare-and-swap that only
+   * lowers producer_share). Whoever is stopped or killed between the two
+   * stores leaves a count off by one for at most a tick (the supervisor's
+   * next count rewrites both): a share too small or too large for 100 ms,
+   * which still bounds every producer. A hostile write is undone the same
+   * way. 0 in a private pool: no share.
    *   producers       client rows whose OFD lock is held
    *   producer_share  uncollected tasks one producer may hold:
    *                   max(1, (nslots - nslots / 4) / producers)
    * Producers read producer_share at each submit (client.c) and compare it
-   * with their own count of pending tasks: one load on the fast path.
+   * with their own count of pending tasks: one load on the fast path. The
+   * last quarter of the free stack is taken only by a producer holding
+   * fewer than max(1, (nslots / 4) / producers) tasks (fp__q_reserve_ok).
    */
   _Atomic uint32_t producers;
   _Atomic uint32_t producer_share;

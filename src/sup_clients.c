@@ -96,13 +96,6 @@ void fp__sup_free_collected(struct fp__sup *sp) {
       fp__hint_post(&s->hdr->q.space_sem);
 }
 
-/* A quarter of the slots stays for producers that come later. */
-static uint32_t share_of(uint32_t nslots, uint32_t producers) {
-  uint32_t usable = nslots - nslots / 4;
-  uint32_t share = usable / (producers > 0 ? producers : 1);
-  return share > 0 ? share : 1;
-}
-
 void fp__sup_count_producers(struct fp__sup *sp) {
   struct fp__seg *s = sp->s;
   struct fp__hdr *h = s->hdr;
@@ -113,7 +106,7 @@ void fp__sup_count_producers(struct fp__sup *sp) {
     n += fp__ofd_held(s->fd, FP__CLIENT_LOCK_BYTE(r)) != 0;
   }
   /* Stores only when something changed: the line is read by every submit. */
-  uint32_t share = share_of(s->nslots, n);
+  uint32_t share = fp__share_of(s->nslots, n);
   if (atomic_load(&h->producers) != n) atomic_store(&h->producers, n);
   if (atomic_load(&h->producer_share) != share) {
     atomic_store(&h->producer_share, share);

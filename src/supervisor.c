@@ -882,6 +882,8 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   }
   fp__report_warm();
   fp__sup_save_header(&sp);
+  /* Shares are in force before a producer can submit. */
+  if (o->serve) fp__sup_count_producers(&sp);
   for (uint32_t r = 0; r < cfg->workers && !sp.stopped; r++)
     if ((err = spawn(&sp, r)) < 0) fail_start(&sp, -err);
 

@@ -323,17 +323,21 @@ START_TEST(test_producer_death_restores_capacity) {
     pause(); /* killed here, holding its whole share */
     _exit(0);
   }
-  fp_pool *p = attach();
+  /* Watch without attaching: a second producer would halve its share. */
+  fp_pool *mon = NULL;
+  ck_assert_int_eq(fp_pool_open(&mon, name, FP_OPEN_MONITOR), 0);
   int r = -EAGAIN;
   for (int k = 0; k < 100 && r != 0; k++) {
     fp_stats st;
-    fp_pool_stats(p, &st);
+    fp_pool_stats(mon, &st);
     if (st.submitted == share) r = 0;
     else tu_sleep_ms(10);
   }
+  fp_pool_free(mon);
   ck_assert_int_eq(r, 0);
   kill(prod, SIGKILL);
   waitpid(prod, NULL, 0);
+  fp_pool *p = attach();
   /* The supervisor counts one producer again: its share is ours. */
   tu_sleep_ms(300);
   /* Its queued tasks still run; then every slot comes back to us. */
@@ -895,6 +899,14 @@ START_TEST(test_producer_that_stops_collecting_starves_nobody) {
   }
   ck_assert_uint_le(held, slots - slots / 4);
   ck_assert_uint_ge(held, 1);
+  /* A second producer that stops collecting: it may not take the last
+   * free slots either, only its part of them. */
+  fp_pool *c = attach();
+  unsigned held_c = 0;
+  while (held_c < slots && fp_submit(c, "x", 1, FP_NOWAIT, &id) == 0)
+    held_c++;
+  ck_assert_uint_ge(held_c, 1);
+  ck_assert_uint_lt(held + held_c, slots);
   fp_pool *b = attach();
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -910,6 +922,7 @@ START_TEST(test_producer_that_stops_collecting_starves_nobody) {
   ck_assert_int_eq(fp_submit(a, "x", 1, FP_NOWAIT, &id), -EAGAIN);
   fp_result_release(&res);
   fp_pool_free(b);
+  fp_pool_free(c);
   fp_pool_free(a);
 }
 END_TEST
