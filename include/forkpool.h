@@ -272,10 +272,13 @@ FP_EXTERN void fp_pool_free(fp_pool *pool);
  * Fair shares (named pools): a producer may hold at most
  *   max(1, (slots - slots / 4) / producers)
  * uncollected tasks (fp_pending()), where producers is the number of
- * producer handles attached, as the supervisor counts them each tick (100
- * ms). So a quarter of the slots always stays free for a producer that
- * comes later, and one that stops collecting cannot starve the others. A
- * private pool (fp_pool_start) has one producer and no share: every slot.
+ * producer handles attached (counted as one attaches, and recounted by the
+ * supervisor every 100 ms); and it takes one of the last quarter of the
+ * free slots only while it holds fewer than max(1, (slots / 4) /
+ * producers). So producers that stop collecting cannot starve the others:
+ * a newcomer finds a free slot. A share shrinks as producers attach, but
+ * no slot already held is taken back. A private pool (fp_pool_start) has
+ * one producer and no share: every slot.
  *
  * Bounded waits: FP_NOWAIT never blocks (the queue lock too is only tried);
  * a positive timeout_ms bounds the whole call, the wait for the queue lock

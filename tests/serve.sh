@@ -746,17 +746,17 @@ expect_rc $rc 0 "serve h2: exit status"
 H3=${P}h3
 serve "$H3" "$T/h3.log" --workers 1 --queue 4
 h3_wrap=$wrap
-$TMO "$FP" submit --name "$H3" "sleep 2500" "sleep 2500" "sleep 2500" >/dev/null 2>&1 &
+$TMO "$FP" submit --name "$H3" "sleep 5000" "sleep 5000" "sleep 5000" >/dev/null 2>&1 &
 hog1=$!
 wait_until 3 stat_is "$H3" submitted 3 || fails "first hog: $(cat "$T/st.top")"
-$TMO "$FP" submit --name "$H3" "sleep 2500" >/dev/null 2>&1 &
+$TMO "$FP" submit --name "$H3" "sleep 5000" >/dev/null 2>&1 &
 hog2=$!
 wait_until 3 stat_is "$H3" submitted 4 || fails "second hog: $(cat "$T/st.top")"
 t0=$(now)
 $TMO "$FP" submit --name "$H3" --timeout 1000 hello >"$T/h3.out" 2>"$T/h3.err"
 expect_rc $? 1 "submit --timeout 1000 with no free slot"
 t1=$(now)
-within "$t0" "$t1" 4 || fails "gave up after $(secs "$t0" "$t1") s"
+within "$t0" "$t1" 3 || fails "gave up after $(secs "$t0" "$t1") s"
 grep -q "no free slot in pool $H3 within 1000 ms" "$T/h3.err" || fails "message: $(cat "$T/h3.err")"
 info "no slot: submit --timeout 1000 gave up after $(secs "$t0" "$t1") s"
 stop "$h3_wrap"
