@@ -744,7 +744,7 @@ expect_rc $rc 0 "serve h2: exit status"
 # two producers hold every slot with long tasks (3, their share, and the last
 # one), a third gives up after its --timeout with a clear message.
 H3=${P}h3
-serve "$H3" "$T/h3.log" --workers 1 --queue 4
+serve "$H3" "$T/h3.log" --workers 1 --queue 4 --grace 500
 h3_wrap=$wrap
 $TMO "$FP" submit --name "$H3" "sleep 5000" "sleep 5000" "sleep 5000" >/dev/null 2>&1 &
 hog1=$!
