@@ -58,6 +58,24 @@ static int space_or_stopped(void *arg) {
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /*
+ * Free our COLLECTED slots that no batch lists (p->unlisted of them; mu and
+ * the queue lock held): a scan for slots stamped with our row and gen.
+ * Returns how many were freed.
+ */
+static int free_unlisted(struct fp_pool *p) {
+  struct fp__seg *s = &p->seg;
+  int n = 0;
+  for (uint32_t i = 0; i < s->nslots && p->unlisted > 0; i++) {
+    struct fp__slot *sl = fp__slot_at(s, i);
+    if (atomic_load(&sl->state) == FP__SLOT_COLLECTED &&
+        sl->owner == p->client && sl->owner_gen == p->client_gen)
+      n += fp__q_free_collected(s, i);
+  }
+  p->unlisted = 0;
+  return n;
+}
+
+/*
  * Return our collected slots to the free stack (mu and the queue lock held).
  * Each entry is a task id: a slot the supervisor freed meanwhile (and maybe
  * reused) no longer carries it, and is left alone.
@@ -71,6 +89,7 @@ static int flush_frees(struct fp_pool *p) {
     if (atomic_load(&sl->id) == p->fb[k]) n += fp__q_free_collected(s, i);
   }
   p->nfb = 0;
+  if (p->unlisted > 0) n += free_unlisted(p);
   return n;
 }
 
@@ -138,14 +157,17 @@ static int lock_for(struct fp_pool *p, int timeout_ms, uint64_t *deadline) {
  * Give back our FILLING slot i, never published (mu held), when the lock to
  * publish it could not be had: COLLECTED, on our batch of frees, so our next
  * submit reuses it (no lock needed: a FILLING slot is ours alone). With the
- * batch full it stays COLLECTED unlisted: the supervisor frees COLLECTED
- * slots whenever a producer waits for space, and reclaims ours when we go.
+ * batch full it stays COLLECTED unlisted, counted in p->unlisted: the next
+ * flush or take under the lock finds it (the supervisor also frees
+ * COLLECTED slots while producers wait for space, and reclaims ours when we
+ * go).
  */
 static void give_back(struct fp_pool *p, uint32_t i) {
   struct fp__slot *sl = fp__slot_at(&p->seg, i);
   uint64_t id = atomic_load(&sl->id);
   atomic_store(&sl->state, FP__SLOT_COLLECTED);
   if (p->nfb < FP__FREE_BATCH) p->fb[p->nfb++] = id;
+  else p->unlisted++;
 }
 
 /*
@@ -289,6 +311,9 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
         reserved = 1;
       } else {
         i = fp__q_take_free(s, p->client, p->client_gen);
+        /* Ours, collected, lost to a full batch: take them back first. */
+        if (i == FP__NONE && p->unlisted > 0 && free_unlisted(p) > 0)
+          i = fp__q_take_free(s, p->client, p->client_gen);
         if (i != FP__NONE) break; /* mu and the queue lock still held */
       }
       fp__q_unlock(s);
@@ -302,10 +327,15 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
     if (now >= deadline) return -ETIMEDOUT;
     if (!fp__sup_alive(p)) return -EPIPE;
     if (stuck) {
-      /* Once more after a pause: another thread of ours may collect. */
+      /*
+       * Once more after a pause: another thread of ours may collect. Capped
+       * by our share, the pause spans a supervisor tick: the share grows
+       * when producers left (only the supervisor's count sees that).
+       */
       if (deadlocked) return -EDEADLK;
       deadlocked = 1;
-      nap(min_u64(deadline - now, SHARE_NAP_NS));
+      nap(min_u64(deadline - now,
+                  capped ? RECHECK_NS + SHARE_NAP_NS : SHARE_NAP_NS));
       continue;
     }
     deadlocked = 0;
@@ -442,10 +472,11 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
   atomic_store(&sl->state, FP__SLOT_COLLECTED);
   /*
    * A batch still full means the lock was busy at the last flushes: this
-   * slot then stays COLLECTED unlisted, which costs nobody capacity (the
-   * supervisor frees COLLECTED slots while producers wait for space).
+   * slot then stays COLLECTED unlisted, counted in p->unlisted, and the
+   * next flush or take under the lock finds it by a scan.
    */
   if (p->nfb < FP__FREE_BATCH) p->fb[p->nfb++] = id;
+  else p->unlisted++;
   fp__pend_del(p, i);
   if (p->nfb == FP__FREE_BATCH || (p->npending == 0 && p->attached) ||
       fp__pcount(&s->hdr->p_asleep, s->nclients) > 0) {

@@ -38,6 +38,9 @@ struct fp_pool {
   _Atomic uint32_t alive_tick; /* submits since the last liveness check */
   uint64_t fb[FP__FREE_BATCH];  /* ids of collected slots to free (mu) */
   unsigned nfb;
+  unsigned unlisted;      /* our COLLECTED slots left out of a full fb (its
+                             flush found the lock busy): freed by a scan
+                             under the lock at the next flush or take */
 
   /* Recursive pools (tree.c), under mu. */
   struct fp__spawn *sq_head, *sq_tail; /* spawned, not yet submitted */
