@@ -304,6 +304,8 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
        * little (newcomers): producers that stopped collecting, each within
        * its share, cannot fill the queue between them.
        */
+      /* Ours, collected, left out of a full batch: back on the stack. */
+      if (p->unlisted > 0) free_unlisted(p);
       uint32_t top = h->q.free_top;
       if (share != 0 && top > 0 && top <= s->nslots / 4 &&
           p->npending >= fp__reserve_of(s->nslots,
@@ -311,9 +313,6 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
         reserved = 1;
       } else {
         i = fp__q_take_free(s, p->client, p->client_gen);
-        /* Ours, collected, lost to a full batch: take them back first. */
-        if (i == FP__NONE && p->unlisted > 0 && free_unlisted(p) > 0)
-          i = fp__q_take_free(s, p->client, p->client_gen);
         if (i != FP__NONE) break; /* mu and the queue lock still held */
       }
       fp__q_unlock(s);

@@ -713,6 +713,41 @@ START_TEST(test_lock_holder_cannot_stall_producers) {
 }
 END_TEST
 
+/*
+ * Item 8: results are collected while a peer holds the lock, more than a
+ * free batch holds (32): none waits for the lock, and no slot is lost once
+ * the peer is gone.
+ */
+START_TEST(test_collect_many_while_peer_holds_lock) {
+  enum { N = 40 };
+  server = serve(2, 64, 0, 1000); /* a lone producer's share: 48 */
+  fp_pool *p = attach();
+  uint64_t id;
+  for (int k = 0; k < N; k++) tu_submit(p, "x");
+  tu_sleep_ms(300); /* all done */
+  pid_t peer = hold_queue_lock();
+  fp_result res;
+  fp_result_init(&res);
+  int got = 0, r = 0;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  while (got < N && (r = fp_collect(p, &res, 1000)) == 0) got++;
+  uint64_t ms = ms_since(&t0);
+  end_peer(peer);
+  ck_assert_msg(got == N, "collected %d of %d: %s", got, N, fp_strerror(r));
+  ck_assert_msg(ms < 3000, "collecting took %llu ms", (unsigned long long)ms);
+  /* Every slot came back: the whole share again. */
+  for (int k = 0; k < 48; k++) {
+    r = fp_submit(p, "y", 1, 2000, &id);
+    ck_assert_msg(r == 0, "submit %d after the peer: %s", k, fp_strerror(r));
+  }
+  while (fp_pending(p) > 0)
+    ck_assert_int_eq(fp_collect(p, &res, TU_GUARD_MS), 0);
+  fp_result_release(&res);
+  fp_pool_free(p);
+}
+END_TEST
+
 /* Item 8: serve stops on SIGTERM while a peer holds the lock. */
 START_TEST(test_sigterm_while_peer_holds_lock) {
   server = serve(2, 16, 0, 1000);
@@ -992,6 +1027,7 @@ Suite *make_named_suite(void) {
   tcase_add_checked_fixture(tc, named_setup, named_teardown);
   tcase_set_timeout(tc, TU_TCASE_TIMEOUT + 20);
   tcase_add_test(tc, test_lock_holder_cannot_stall_producers);
+  tcase_add_test(tc, test_collect_many_while_peer_holds_lock);
   tcase_add_test(tc, test_sigterm_while_peer_holds_lock);
   tcase_add_test(tc, test_worker_stopped_in_lock_is_replaced);
   tcase_add_test(tc, test_producer_that_stops_collecting_starves_nobody);
