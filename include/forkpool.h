@@ -321,14 +321,33 @@ FP_EXTERN void fp_pool_free(fp_pool *pool);
  * timeout_ms: FP_NOWAIT, a positive number of milliseconds, or FP_FOREVER.
  * Stores the task id in *id (never 0).
  *
- * Returns 0; -EAGAIN when the queue is full and timeout_ms is FP_NOWAIT;
- * -ETIMEDOUT when it stayed full for timeout_ms; -EMSGSIZE when len is above
- * max_input; -ESHUTDOWN when the pool is stopping or stopped (also for a
- * submitter blocked when stop began); -EPIPE when the supervisor died.
- * Tasks submitted to a named pool whose workers are still starting wait in
- * the queue. Only collecting frees a slot: a single-threaded caller whose
- * own uncollected tasks fill every slot must collect (fp_pending() says how
- * many it has) rather than block here.
+ * Fair shares (named pools): a producer may hold at most
+ *   max(1, (slots - slots / 4) / producers)
+ * uncollected tasks (fp_pending()), where producers is the number of
+ * producer handles attached (counted as one attaches, and recounted by the
+ * supervisor every 100 ms); and it takes one of the last quarter of the
+ * free slots only while it holds fewer than max(1, (slots / 4) /
+ * producers). So producers that stop collecting cannot starve the others:
+ * a newcomer finds a free slot. A share shrinks as producers attach, but
+ * no slot already held is taken back. A private pool (fp_pool_start) has
+ * one producer and no share: every slot.
+ *
+ * Bounded waits: FP_NOWAIT never blocks (the queue lock too is only tried);
+ * a positive timeout_ms bounds the whole call, the wait for the queue lock
+ * included, whatever another process does (a stopped process, or a group
+ * member of a --mode 0660 pool, holding the lock).
+ *
+ * Returns 0; -EAGAIN when no slot could be had at once and timeout_ms is
+ * FP_NOWAIT (queue full, this producer's share used up, or the queue lock
+ * busy); -ETIMEDOUT when that lasted timeout_ms; -EDEADLK when waiting could
+ * never succeed: every slot this producer may use (its share, or in a
+ * private pool every slot) holds its own finished, uncollected results, and
+ * still did after a short recheck (another thread collecting in time is not
+ * refused): collect first (fp_collect), then submit again; -EMSGSIZE when
+ * len is above max_input; -ESHUTDOWN when the pool is stopping or stopped
+ * (also for a submitter blocked when stop began); -EPIPE when the
+ * supervisor died. Tasks submitted to a named pool whose workers are still
+ * starting wait in the queue.
  * On error no task was queued and nothing is held.
  */
 FP_EXTERN int fp_submit(fp_pool *pool, const void *in, size_t len,
@@ -381,8 +400,10 @@ FP_EXTERN int fp_submit_prio(fp_pool *pool, const void *in, size_t len,
  * ends FP_CANCELLED unless it finished first: returns -EINPROGRESS. Returns
  * -EALREADY when it had finished already, -ENOENT for no such task, -EPERM
  * on a monitor handle, -EPIPE when the supervisor died (nothing is left to
- * kill the worker; fp_wait() reports how the task ended). Never raises
- * SIGPIPE, whatever the caller's disposition.
+ * kill the worker; fp_wait() reports how the task ended), -ETIMEDOUT when
+ * the queue lock stayed busy for 1 s (another process holds it; nothing
+ * was changed: try again). Never raises SIGPIPE, whatever the caller's
+ * disposition.
  */
 FP_EXTERN int fp_cancel(fp_pool *pool, uint64_t id);
 
@@ -396,7 +417,8 @@ FP_EXTERN int fp_cancel(fp_pool *pool, uint64_t id);
  * still yours to wait for); -ENOENT when id is not a pending task of this
  * handle (unknown, or already collected); -EPIPE when the supervisor died
  * and the task cannot end; -ENOMEM when the output could not be copied (the
- * result stays pending).
+ * result stays pending). Never waits for the queue lock: timeout_ms holds
+ * whatever another process does.
  */
 FP_EXTERN int fp_wait(fp_pool *pool, uint64_t id, fp_result *res,
                       int timeout_ms);

@@ -18,6 +18,11 @@
 
 /* How long one sleep lasts at most before rechecking the supervisor. */
 #define RECHECK_NS 100000000ull
+/* Sleep while our share of the slots is used up (another thread may
+ * collect), and the pause before the -EDEADLK verdict is rechecked. */
+#define SHARE_NAP_NS 10000000ull
+/* fp_cancel's limit on the queue lock. */
+#define CANCEL_LOCK_NS 1000000000ull
 
 void fp__pend_add(struct fp_pool *p, uint32_t i, uint64_t id, uint64_t root,
                   uint64_t parent) {
@@ -53,6 +58,24 @@ static int space_or_stopped(void *arg) {
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /*
+ * Free our COLLECTED slots that no batch lists (p->unlisted of them; mu and
+ * the queue lock held): a scan for slots stamped with our row and gen.
+ * Returns how many were freed.
+ */
+static int free_unlisted(struct fp_pool *p) {
+  struct fp__seg *s = &p->seg;
+  int n = 0;
+  for (uint32_t i = 0; i < s->nslots && p->unlisted > 0; i++) {
+    struct fp__slot *sl = fp__slot_at(s, i);
+    if (atomic_load(&sl->state) == FP__SLOT_COLLECTED &&
+        sl->owner == p->client && sl->owner_gen == p->client_gen)
+      n += fp__q_free_collected(s, i);
+  }
+  p->unlisted = 0;
+  return n;
+}
+
+/*
  * Return our collected slots to the free stack (mu and the queue lock held).
  * Each entry is a task id: a slot the supervisor freed meanwhile (and maybe
  * reused) no longer carries it, and is left alone.
@@ -66,6 +89,7 @@ static int flush_frees(struct fp_pool *p) {
     if (atomic_load(&sl->id) == p->fb[k]) n += fp__q_free_collected(s, i);
   }
   p->nfb = 0;
+  if (p->unlisted > 0) n += free_unlisted(p);
   return n;
 }
 
@@ -92,6 +116,89 @@ static uint32_t reuse_slot(struct fp_pool *p) {
     return i;
   }
   return FP__NONE;
+}
+
+/*
+ * Take the queue lock by CLOCK_MONOTONIC `deadline` (UINT64_MAX: no limit),
+ * rechecking at least every RECHECK_NS that the pool still runs and its
+ * supervisor lives: a stopped or hostile process holding the lock delays us
+ * until our deadline, never longer. Returns 0 (locked), -ETIMEDOUT,
+ * -ESHUTDOWN, -EPIPE or -ENOTRECOVERABLE; nothing is held on error.
+ */
+static int lock_by(struct fp_pool *p, uint64_t deadline) {
+  struct fp__seg *s = &p->seg;
+  for (;;) {
+    uint64_t now = fp__now_ns();
+    uint64_t until = deadline - now > RECHECK_NS ? now + RECHECK_NS : deadline;
+    if (now >= deadline) until = 0; /* one last try */
+    int r = fp__q_lock_until(s, until);
+    if (r != -ETIMEDOUT) return r;
+    if (fp__now_ns() >= deadline) return -ETIMEDOUT;
+    if (atomic_load(&s->hdr->state) > FP__POOL_RUNNING) return -ESHUTDOWN;
+    if (!fp__sup_alive(p)) return -EPIPE;
+  }
+}
+
+/*
+ * The queue lock for a submit with timeout_ms: a try first (no clock read
+ * when the lock is free), then a wait by *deadline, which is set here when
+ * it is still 0. FP_NOWAIT only tries: -EAGAIN when the lock is busy.
+ * Otherwise returns as lock_by().
+ */
+static int lock_for(struct fp_pool *p, int timeout_ms, uint64_t *deadline) {
+  int r = fp__q_lock_until(&p->seg, 0);
+  if (r != -ETIMEDOUT) return r;
+  if (timeout_ms == FP_NOWAIT) return -EAGAIN;
+  if (*deadline == 0) *deadline = fp__deadline_ns(fp__now_ns(), timeout_ms);
+  return lock_by(p, *deadline);
+}
+
+/*
+ * Give back our FILLING slot i, never published (mu held), when the lock to
+ * publish it could not be had: COLLECTED, on our batch of frees, so our next
+ * submit reuses it (no lock needed: a FILLING slot is ours alone). With the
+ * batch full it stays COLLECTED unlisted, counted in p->unlisted: the next
+ * flush or take under the lock finds it (the supervisor also frees
+ * COLLECTED slots while producers wait for space, and reclaims ours when we
+ * go).
+ */
+static void give_back(struct fp_pool *p, uint32_t i) {
+  struct fp__slot *sl = fp__slot_at(&p->seg, i);
+  uint64_t id = atomic_load(&sl->id);
+  atomic_store(&sl->state, FP__SLOT_COLLECTED);
+  if (p->nfb < FP__FREE_BATCH) p->fb[p->nfb++] = id;
+  else p->unlisted++;
+}
+
+/*
+ * Would waiting for a slot deadlock (mu held)? 1 when we hold `limit` or
+ * more pending tasks (our share, or every slot) and every one of them is
+ * finished: only our own collecting can free a slot for us.
+ */
+static int only_ours_left(struct fp_pool *p, uint32_t limit) {
+  if (p->npending < limit) return 0;
+  for (uint32_t i = p->head; i != FP__NONE; i = p->next[i]) {
+    uint32_t st = atomic_load(&fp__slot_at(&p->seg, i)->state);
+    if (st == FP__SLOT_READY || st == FP__SLOT_RUNNING) return 0;
+  }
+  return 1;
+}
+
+/* Sleep rel_ns (an interruption just ends it early: callers recheck). */
+static void nap(uint64_t rel_ns) {
+  struct timespec ts = fp__ts_from_ns(rel_ns);
+  nanosleep(&ts, NULL);
+}
+
+void fp__share_join(struct fp_pool *p) {
+  struct fp__hdr *h = p->seg.hdr;
+  uint32_t n = atomic_fetch_add(&h->producers, 1) + 1;
+  uint32_t want = fp__share_of(p->seg.nslots, n);
+  uint32_t cur = atomic_load(&h->producer_share);
+  /* Only lower it (0: no share published yet, the supervisor sets it). */
+  while (cur != 0 && cur > want &&
+         !atomic_compare_exchange_weak(&h->producer_share, &cur, want)) {
+  }
 }
 
 /* Is the supervisor still there? A system call at most every 64 calls. */
@@ -155,43 +262,88 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
   struct fp__seg *s = &p->seg;
   struct fp__hdr *h = s->hdr;
   if (len > s->max_input) return -EMSGSIZE;
-  uint64_t deadline = UINT64_MAX;
+  uint64_t deadline = 0; /* set when we first have to wait */
   struct space_ctx ctx = {s};
   uint32_t i;
-  int err;
+  int err, deadlocked = 0;
   for (;;) {
     /* Tasks may queue while the workers start: they run once ready. */
     if (atomic_load(&h->state) > FP__POOL_RUNNING) return -ESHUTDOWN;
     /* The state word cannot say that the supervisor died: ask now and then. */
     if (!check_alive(p)) return -EPIPE;
     pthread_mutex_lock(&p->mu);
-    i = reuse_slot(p);
-    if (i != FP__NONE) {
+    /*
+     * Our share of a named pool's slots (0: no share): a producer that stops
+     * collecting cannot take the slots other producers need.
+     */
+    uint32_t share =
+        atomic_load_explicit(&h->producer_share, memory_order_relaxed);
+    int capped = share != 0 && p->npending >= share, reserved = 0;
+    if (!capped) {
+      i = reuse_slot(p);
+      if (i != FP__NONE) {
+        /*
+         * One of our collected slots: filled before we take the lock,
+         * which is then held only to publish.
+         */
+        fill(fp__slot_at(s, i), in, len, prio);
+        if ((err = lock_for(p, timeout_ms, &deadline)) == 0)
+          err = publish(p, i, root, parent, id);
+        else
+          give_back(p, i);
+        pthread_mutex_unlock(&p->mu);
+        if (err == 0) fp__q_kick(s);
+        return err;
+      }
+      if ((err = lock_for(p, timeout_ms, &deadline)) < 0) {
+        pthread_mutex_unlock(&p->mu);
+        return err;
+      }
       /*
-       * One of our collected slots: filled before we take the lock, which
-       * is then held only to publish.
+       * The last quarter of the free slots is for producers that hold
+       * little (newcomers): producers that stopped collecting, each within
+       * its share, cannot fill the queue between them.
        */
-      fill(fp__slot_at(s, i), in, len, prio);
-      if ((err = fp__q_lock(s)) == 0) err = publish(p, i, root, parent, id);
-      /* (An unusable lock leaves the slot FILLING, ours, until the end.) */
-      pthread_mutex_unlock(&p->mu);
-      if (err == 0) fp__q_kick(s);
-      return err;
+      /* Ours, collected, left out of a full batch: back on the stack. */
+      if (p->unlisted > 0) free_unlisted(p);
+      uint32_t top = h->q.free_top;
+      if (share != 0 && top > 0 && top <= s->nslots / 4 &&
+          p->npending >= fp__reserve_of(s->nslots,
+                                        atomic_load(&h->producers))) {
+        reserved = 1;
+      } else {
+        i = fp__q_take_free(s, p->client, p->client_gen);
+        if (i != FP__NONE) break; /* mu and the queue lock still held */
+      }
+      fp__q_unlock(s);
     }
-    if ((err = fp__q_lock(s)) < 0) {
-      pthread_mutex_unlock(&p->mu);
-      return err;
-    }
-    i = fp__q_take_free(s, p->client, p->client_gen);
-    if (i != FP__NONE) break; /* mu and the queue lock still held */
-    fp__q_unlock(s);
+    /* No slot for us now. Only our own results may stand in the way. */
+    int stuck = !reserved && only_ours_left(p, capped ? share : s->nslots);
     pthread_mutex_unlock(&p->mu);
     if (timeout_ms == FP_NOWAIT) return -EAGAIN;
     uint64_t now = fp__now_ns();
-    if (deadline == UINT64_MAX && timeout_ms > 0)
-      deadline = now + (uint64_t)timeout_ms * 1000000u;
+    if (deadline == 0) deadline = fp__deadline_ns(now, timeout_ms);
     if (now >= deadline) return -ETIMEDOUT;
     if (!fp__sup_alive(p)) return -EPIPE;
+    if (stuck) {
+      /*
+       * Once more after a pause: another thread of ours may collect. Capped
+       * by our share, the pause spans a supervisor tick: the share grows
+       * when producers left (only the supervisor's count sees that).
+       */
+      if (deadlocked) return -EDEADLK;
+      deadlocked = 1;
+      nap(min_u64(deadline - now,
+                  capped ? RECHECK_NS + SHARE_NAP_NS : SHARE_NAP_NS));
+      continue;
+    }
+    deadlocked = 0;
+    if (capped || reserved) {
+      /* Until another thread collects, or the share grows (or, reserved,
+       * until others free slots: the free stack is not empty). */
+      nap(min_u64(deadline - now, SHARE_NAP_NS));
+      continue;
+    }
     fp__q_sleep(&h->q.space_sem, &h->p_asleep, p->client,
                 min_u64(deadline - now, RECHECK_NS), space_or_stopped, &ctx);
   }
@@ -211,7 +363,10 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
     pthread_mutex_unlock(&p->mu);
     fill(sl, in, len, prio);
     pthread_mutex_lock(&p->mu);
-    if ((err = fp__q_lock(s)) == 0) err = publish(p, i, root, parent, id);
+    if ((err = lock_for(p, timeout_ms, &deadline)) == 0)
+      err = publish(p, i, root, parent, id);
+    else
+      give_back(p, i);
     pthread_mutex_unlock(&p->mu);
   }
   if (err == 0) fp__q_kick(s);
@@ -314,11 +469,21 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
    * capacity only it can use, kept for its next submit.)
    */
   atomic_store(&sl->state, FP__SLOT_COLLECTED);
-  p->fb[p->nfb++] = id;
+  /*
+   * A batch still full means the lock was busy at the last flushes: this
+   * slot then stays COLLECTED unlisted, counted in p->unlisted, and the
+   * next flush or take under the lock finds it by a scan.
+   */
+  if (p->nfb < FP__FREE_BATCH) p->fb[p->nfb++] = id;
+  else p->unlisted++;
   fp__pend_del(p, i);
   if (p->nfb == FP__FREE_BATCH || (p->npending == 0 && p->attached) ||
       fp__pcount(&s->hdr->p_asleep, s->nclients) > 0) {
-    if (fp__q_lock(s) == 0) {
+    /*
+     * Only a try: a result in hand is never held back by a process that
+     * holds the lock. On failure the batch stays for the next flush.
+     */
+    if (fp__q_lock_until(s, 0) == 0) {
       flush_frees(p);
       fp__q_unlock(s);
     }
@@ -457,17 +622,24 @@ FP_EXTERN int fp_cancel(fp_pool *p, uint64_t id) {
   uint32_t i = (uint32_t)(id & FP__ID_INDEX_MASK);
   if (id == 0 || i >= s->nslots) return -ENOENT;
   struct fp__slot *sl = fp__slot_at(s, i);
-  int err = fp__q_lock(s);
+  /* Bounded: a stopped or hostile lock holder costs 1 s, -ETIMEDOUT. */
+  int err = fp__q_lock_until(s, fp__now_ns() + CANCEL_LOCK_NS);
   if (err < 0) return err;
   uint32_t st = atomic_load(&sl->state);
   if (atomic_load(&sl->id) != id || st == FP__SLOT_FREE ||
       st == FP__SLOT_FILLING) {
     err = -ENOENT;
   } else if (st == FP__SLOT_READY) {
-    /* Queued: out of its list, ended here; it never runs. */
+    /*
+     * Queued: out of its list, ended here; it never runs. A stop that
+     * could not get the lock may end READY tasks without it: whoever
+     * claims the slot first ends it, once (0 either way: it is cancelled).
+     */
     fp__q_unlink_ready(s, i);
-    fp__slot_end(s, sl, FP_CANCELLED, 0, 0, -1, 0, 0);
-    atomic_fetch_add(&s->hdr->c.cancelled, 1);
+    if (fp__slot_claim_cancel(sl, FP__CANCEL_QUEUED)) {
+      fp__slot_end(s, sl, FP_CANCELLED, 0, 0, -1, 0, 0);
+      atomic_fetch_add(&s->hdr->c.cancelled, 1);
+    }
     err = 0;
   } else if (st == FP__SLOT_RUNNING) {
     /* Running: the supervisor kills its worker (sup: check_cancels). */

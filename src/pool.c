@@ -362,6 +362,7 @@ FP_EXTERN int fp_pool_open(fp_pool **out, const char *name, unsigned flags) {
       break;
     }
     if (err < 0) goto err;
+    fp__share_join(p); /* our share counts us from now on */
   }
   *out = p;
   return 0;

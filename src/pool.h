@@ -38,6 +38,9 @@ struct fp_pool {
   _Atomic uint32_t alive_tick; /* submits since the last liveness check */
   uint64_t fb[FP__FREE_BATCH];  /* ids of collected slots to free (mu) */
   unsigned nfb;
+  unsigned unlisted;      /* our COLLECTED slots left out of a full fb (its
+                             flush found the lock busy): freed by a scan
+                             under the lock at the next flush or take */
 
   /* Recursive pools (tree.c), under mu. */
   struct fp__spawn *sq_head, *sq_tail; /* spawned, not yet submitted */
@@ -70,6 +73,14 @@ FP__HIDDEN void fp__tree_free(struct fp_pool *p);
 FP__HIDDEN int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
                              int timeout_ms, int prio, uint64_t root,
                              uint64_t parent, uint64_t *id);
+
+/*
+ * client.c: a producer just attached to a named pool: count it in the
+ * header's producers and lower producer_share to match at once, rather
+ * than at the supervisor's next count (which rewrites both): a newcomer
+ * must not take slots on a share that did not count it.
+ */
+FP__HIDDEN void fp__share_join(struct fp_pool *p);
 
 /* 1 while the supervisor process lives; reaps it when it is gone. */
 FP__HIDDEN int fp__sup_alive(struct fp_pool *p);

@@ -22,9 +22,44 @@
  */
 FP__HIDDEN int fp__q_lock(struct fp__seg *s);
 
-/* The same, giving up with -ETIMEDOUT at CLOCK_MONOTONIC deadline_ns. */
+/*
+ * The same, giving up with -ETIMEDOUT at CLOCK_MONOTONIC deadline_ns. A
+ * deadline already past (0, say) only tries: a few attempts in user space
+ * and one that does not sleep, never a wait for the holder. Nothing is held
+ * after -ETIMEDOUT.
+ */
 FP__HIDDEN int fp__q_lock_until(struct fp__seg *s, uint64_t deadline_ns);
 FP__HIDDEN void fp__q_unlock(struct fp__seg *s);
+
+/*
+ * The thread id the queue lock's word names as its holder, 0 when free.
+ * glibc keeps the owner's TID in the low bits of a robust mutex's lock word
+ * (__data.__lock & FUTEX_TID_MASK); a single-threaded holder's TID is its
+ * pid. A racy read of a word anyone can write: a diagnosis only. Never
+ * signal it unless it is one of the supervisor's own worker pids.
+ */
+static inline pid_t fp__q_holder(const struct fp__seg *s) {
+  _Atomic uint32_t *w = (_Atomic uint32_t *)(void *)&s->hdr->q.lock.__data.__lock;
+  return (pid_t)(atomic_load_explicit(w, memory_order_relaxed) &
+                 FUTEX_TID_MASK);
+}
+
+/*
+ * Fair shares of a named pool's slots (struct fp__hdr, producer_share): a
+ * producer may hold max(1, (nslots - nslots / 4) / producers) uncollected
+ * tasks, and take from the last quarter of the free stack only while it
+ * holds fewer than max(1, (nslots / 4) / producers): whatever the others
+ * hold, a newcomer finds a slot.
+ */
+static inline uint32_t fp__share_of(uint32_t nslots, uint32_t producers) {
+  uint32_t share = (nslots - nslots / 4) / (producers > 0 ? producers : 1);
+  return share > 0 ? share : 1;
+}
+
+static inline uint32_t fp__reserve_of(uint32_t nslots, uint32_t producers) {
+  uint32_t r = (nslots / 4) / (producers > 0 ? producers : 1);
+  return r > 0 ? r : 1;
+}
 
 /* The following require the lock. */
 

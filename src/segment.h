@@ -6,7 +6,7 @@
  *
  * Who writes what (and what happens if the writer dies mid-way):
  *   header fixed part   creator, before any other process exists
- *   header state/pid    supervisor only
+ *   header state/pid    supervisor only (also producers, producer_share)
  *   counters            atomics; increments are single instructions
  *   queue (ring, stack) anyone, only under the robust mutex (queue.c)
  *   worker rows         the worker (its current task), the supervisor (pid)
@@ -198,6 +198,26 @@ struct fp__hdr {
   _Atomic uint64_t last_resize_ns;
   uint32_t spin_max;            /* workers (and producers) spinning at once */
   uint32_t ncpu;                /* online CPUs when the pool was made */
+  /*
+   * Fair shares between the producers of a named pool (sup_clients.c,
+   * fp__sup_count_producers). Written by the supervisor once per tick,
+   * each a single store, and by a producer as it attaches (client.c,
+   * fp__share_join: +1 on producers, then a compare-and-swap that only
+   * lowers producer_share). Whoever is stopped or killed between the two
+   * stores leaves a count off by one for at most a tick (the supervisor's
+   * next count rewrites both): a share too small or too large for 100 ms,
+   * which still bounds every producer. A hostile write is undone the same
+   * way. 0 in a private pool: no share.
+   *   producers       client rows whose OFD lock is held
+   *   producer_share  uncollected tasks one producer may hold:
+   *                   max(1, (nslots - nslots / 4) / producers)
+   * Producers read producer_share at each submit (client.c) and compare it
+   * with their own count of pending tasks: one load on the fast path. The
+   * last quarter of the free stack is taken only by a producer holding
+   * fewer than max(1, (nslots / 4) / producers) tasks (fp__q_reserve_ok).
+   */
+  _Atomic uint32_t producers;
+  _Atomic uint32_t producer_share;
   /* Scheduling hints, on their own line: written often, by everyone. */
   _Atomic uint32_t avg_task_ns FP__ALIGNED; /* moving average of run time */
   _Atomic uint32_t workers_alive; /* supervisor-written */
@@ -313,7 +333,17 @@ struct fp__slot {
   _Atomic int32_t worker;   /* pid running it (set with RUNNING) */
   uint32_t row;             /* scoreboard row of that worker */
   uint64_t in_sum;          /* check value of id, in_len, input (sum.h) */
-  _Atomic uint32_t cancel;  /* fp_cancel asked to kill its worker */
+  /*
+   * Who ends this task early (reset to 0 by fill): 1 fp_cancel asked the
+   * supervisor to kill its worker (RUNNING); for a READY task, the one of
+   * fp_cancel (FP__CANCEL_QUEUED) and a stop that could not get the queue
+   * lock (FP__CANCEL_STOP) whose compare-and-swap from 0 wins ends it, so
+   * it ends once. If the winning producer is killed before it ends the
+   * task: a worker that takes it finds cancel set and the supervisor kills
+   * it as for a running cancel; a stop ends it (with the lock, or 100 ms
+   * after a lock-free pass found it still READY).
+   */
+  _Atomic uint32_t cancel;
 
   /* Result: written before state becomes DONE (release). */
   int32_t status FP__ALIGNED;
@@ -328,6 +358,16 @@ struct fp__slot {
 };
 
 #define FP__SLOT_HDR_BYTES ((uint32_t)sizeof(struct fp__slot))
+
+/* fp__slot.cancel values besides 0 (none) and 1 (kill the running task). */
+#define FP__CANCEL_QUEUED 2u
+#define FP__CANCEL_STOP 3u
+
+/* Claim READY slot sl's early end for `who` (above). 1 when ours to end. */
+static inline int fp__slot_claim_cancel(struct fp__slot *sl, uint32_t who) {
+  uint32_t want = 0;
+  return atomic_compare_exchange_strong(&sl->cancel, &want, who);
+}
 
 /* Sizes a segment is created from. */
 struct fp__geometry {

@@ -37,6 +37,9 @@ FP_EXTERN const char *fp_strerror(int err) {
   case EADDRINUSE: return "a live supervisor already serves this name";
   case EUSERS: return "too many producers attached to the pool";
   case EPERM: return "not allowed on this handle";
+  case EDEADLK:
+    return "every slot this producer may use holds its own uncollected "
+           "results: collect before submitting more";
   case EACCES: return "permission denied (another user's pool?)";
   }
   /* strerrordesc_np returns static strings: thread-safe, never NULL here. */

@@ -8,7 +8,7 @@
 
 #include <poll.h>
 
-#include "segment.h"
+#include "queue.h"
 
 /* How to run a supervisor. */
 struct fp__sup_opts {
@@ -29,7 +29,8 @@ enum {
   FP__KILL_NONE = 0,
   FP__KILL_TIMEOUT = 1,
   FP__KILL_STOP = 2,
-  FP__KILL_CANCEL = 3
+  FP__KILL_CANCEL = 3,
+  FP__KILL_LOCK = 4 /* stopped or stuck holding the queue lock */
 };
 
 /*
@@ -91,7 +92,27 @@ struct fp__sup {
   int out_pipe_failed;     /* a worker got /dev/null for output: logged */
   struct pollfd *pf;       /* the loop's poll set: 2 + 2 per row */
   uint32_t fork_failures;  /* failed forks since the last one that worked */
+  /* The queue lock seen held (check_lock_holder in supervisor.c). */
+  pid_t lock_holder;       /* the holder the last failed try named, or 0 */
+  uint64_t lock_since;     /* since when it held it, every look failing */
+  int lock_busy;           /* this turn's look failed: only try the lock */
+  int lock_logged;         /* the long hold by lock_holder was logged */
 };
+
+/* How long the supervisor waits for the queue lock at most, per attempt. */
+#define FP__SUP_LOCK_NS 20000000ull /* 20 ms */
+
+/*
+ * The supervisor's queue lock: it never waits long, whatever process holds
+ * the lock (a stopped worker, a hostile group member): 20 ms at most, and
+ * only a try once this turn found the lock held. Returns as
+ * fp__q_lock_until: 0 (held), -ETIMEDOUT (skip the work, try next tick),
+ * -ENOTRECOVERABLE.
+ */
+static inline int fp__sup_lock(struct fp__sup *sp) {
+  return fp__q_lock_until(sp->s, sp->lock_busy ? 0
+                                               : fp__now_ns() + FP__SUP_LOCK_NS);
+}
 
 /* Log a formatted event through opts->log, if any. */
 FP__HIDDEN void fp__sup_log(struct fp__sup *sp, fp_log_level lvl,
@@ -113,8 +134,17 @@ FP__HIDDEN int fp__sup_run(const struct fp__sup_opts *o);
 FP__HIDDEN void fp__sup_reclaim_clients(struct fp__sup *sp);
 
 /*
+ * Named pools: count the producers attached (client rows whose OFD lock is
+ * held) and publish the count and each producer's share of the slots in
+ * the header (producers, producer_share). Called every tick; a row whose
+ * lock cannot be tested counts as attached (the share errs small, never
+ * lets one producer take what others need).
+ */
+FP__HIDDEN void fp__sup_count_producers(struct fp__sup *sp);
+
+/*
  * Return COLLECTED slots to the free stack when producers wait for space.
- * Called every tick.
+ * Called every tick; skipped for the tick when the lock is busy.
  */
 FP__HIDDEN void fp__sup_free_collected(struct fp__sup *sp);
 

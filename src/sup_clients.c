@@ -10,6 +10,12 @@
  *   DONE     -> FREE, counted abandoned (nobody will collect the result)
  *   COLLECTED -> FREE (collected, not yet returned to the free stack)
  *   READY or RUNNING: left to finish; freed on a later tick once DONE.
+ *
+ * It also counts the producers attached, for their fair shares of the
+ * slots (fp__sup_count_producers), and returns collected slots when
+ * producers wait for space. Every queue-lock wait here is short
+ * (fp__sup_lock): a lock held by a stopped or hostile process skips the
+ * work for this tick, never stalls the supervisor.
  */
 #include "queue.h"
 #include "shm.h"
@@ -40,7 +46,8 @@ void fp__sup_reclaim_clients(struct fp__sup *sp) {
 
     int outstanding = 0;
     uint64_t freed = 0, abandoned = 0;
-    if (fp__q_lock(s) != 0) return;
+    /* Busy (a stopped or hostile holder): next tick, never a long wait. */
+    if (fp__sup_lock(sp) != 0) return;
     for (uint32_t i = 0; i < s->nslots; i++) {
       struct fp__slot *sl = fp__slot_at(s, i);
       if (sl->owner != r || sl->owner_gen > limit) continue;
@@ -79,7 +86,7 @@ void fp__sup_free_collected(struct fp__sup *sp) {
    * so a slot freed here is never freed twice nor reused by its old owner.
    */
   int n = 0;
-  if (fp__q_lock(s) != 0) return;
+  if (fp__sup_lock(sp) != 0) return; /* busy: next tick */
   for (uint32_t i = 0; i < s->nslots; i++)
     if (atomic_load(&fp__slot_at(s, i)->state) == FP__SLOT_COLLECTED)
       n += fp__q_free_collected(s, i);
@@ -87,4 +94,23 @@ void fp__sup_free_collected(struct fp__sup *sp) {
   if (n > 0)
     for (uint32_t k = fp__pcount(&s->hdr->p_asleep, s->nclients); k > 0; k--)
       fp__hint_post(&s->hdr->q.space_sem);
+}
+
+void fp__sup_count_producers(struct fp__sup *sp) {
+  struct fp__seg *s = sp->s;
+  struct fp__hdr *h = s->hdr;
+  uint32_t n = 0;
+  for (uint32_t r = 0; r < s->nclients; r++) {
+    /* A row never claimed has gen 0: nobody there, no system call. */
+    if (atomic_load(&fp__client_at(s, r)->gen) == 0) continue;
+    n += fp__ofd_held(s->fd, FP__CLIENT_LOCK_BYTE(r)) != 0;
+  }
+  /* Stores only when something changed: the line is read by every submit. */
+  uint32_t share = fp__share_of(s->nslots, n);
+  if (atomic_load(&h->producers) != n) atomic_store(&h->producers, n);
+  if (atomic_load(&h->producer_share) != share) {
+    atomic_store(&h->producer_share, share);
+    /* A larger share lets a capped producer go on: wake the sleepers. */
+    fp__q_wake_space(s);
+  }
 }

@@ -41,7 +41,10 @@ static int check_lock(struct fp__sup *sp) {
    * different one is damage, and glibc would take the wrong paths on it.
    */
   int kind_ok = s->hdr->q.lock.__data.__kind == sp->lock_kind;
-  int r = kind_ok ? fp__q_lock_until(s, fp__now_ns() + 200000000u) : -EINVAL;
+  /* Short, and only a try while a holder is known (check_lock_holder). */
+  int r = kind_ok ? fp__q_lock_until(s, sp->lock_busy ? 0
+                                        : fp__now_ns() + 200000000u)
+                  : -EINVAL;
   if (r == 0) {
     fp__q_unlock(s);
     return 0;
@@ -115,7 +118,8 @@ void fp__sup_verify(struct fp__sup *sp) {
     hints = 1;
   }
   int rebuilt = 0, ended = 0;
-  if (fp__q_lock_until(s, fp__now_ns() + 1000000000u) == 0) {
+  /* Held by another (a stopped or hostile process): next death checks. */
+  if (fp__sup_lock(sp) == 0) {
     for (uint32_t i = 0; i < s->nslots; i++) {
       struct fp__slot *sl = fp__slot_at(s, i);
       uint32_t st = atomic_load(&sl->state);

@@ -298,7 +298,14 @@ static void reap(struct fp__sup *sp, int block) {
   }
 }
 
-/* Settle everything and mark the pool STOPPED; the loop then ends. */
+/*
+ * Settle everything and mark the pool STOPPED; the loop then ends. Bounded
+ * whatever another process does: the queue lock is waited for 20 ms at
+ * most (fp__sup_lock); without it the queued tasks are ended by their state
+ * words once every worker is reaped (nobody else moves a READY or RUNNING
+ * slot then, bar a racing fp_cancel: at worst a cancelled task counted
+ * twice).
+ */
 static void stop_now(struct fp__sup *sp) {
   struct fp__seg *s = sp->s;
   if (sp->stopped) return;
@@ -306,7 +313,7 @@ static void stop_now(struct fp__sup *sp) {
     set_state(sp, FP__POOL_STOPPING);
   uint64_t now = fp__now_ns();
   uint64_t cancelled = 0;
-  if (fp__q_lock(s) == 0) {
+  if (fp__sup_lock(sp) == 0) {
     uint32_t i;
     while ((i = fp__q_take_ready(s)) != FP__NONE) {
       end_task(sp, fp__slot_at(s, i), FP_CANCELLED, 0, -1, now);
@@ -327,13 +334,38 @@ static void stop_now(struct fp__sup *sp) {
   if (sp->strays_left)
     fp__sup_log(sp, FP_LOG_ERROR, "stopping with processes left by workers "
                 "that would not die in %llu ms", SWEEP_STOP_NS / 1000000u);
-  /* Belt and braces: with every worker reaped, nothing may stay pending. */
+  /*
+   * Belt and braces: with every worker reaped, nothing may stay pending.
+   * READY tasks are left only when the lock was not to be had: its holder
+   * may be fp_cancel ending one of them, so each is claimed first (the
+   * winner ends it). A RUNNING one is ours alone: its worker is reaped.
+   */
   now = fp__now_ns();
+  uint32_t claimed = 0; /* READY tasks fp_cancel claimed before us */
   for (uint32_t i = 0; i < s->nslots; i++) {
     struct fp__slot *sl = fp__slot_at(s, i);
     uint32_t st = atomic_load(&sl->state);
-    if (st == FP__SLOT_READY || st == FP__SLOT_RUNNING)
+    if (st == FP__SLOT_READY && !fp__slot_claim_cancel(sl, FP__CANCEL_STOP)) {
+      claimed++;
+      continue;
+    }
+    if (st == FP__SLOT_READY || st == FP__SLOT_RUNNING) {
+      cancelled += st == FP__SLOT_READY;
       end_task(sp, sl, FP_CANCELLED, 0, -1, now);
+    }
+  }
+  /*
+   * fp_cancel ends its claim within microseconds, holding the lock; one
+   * still READY after 100 ms belongs to a canceller that died (or is
+   * stopped) in between: the task must end all the same.
+   */
+  if (claimed > 0) usleep(100000);
+  for (uint32_t i = 0; claimed > 0 && i < s->nslots; i++) {
+    struct fp__slot *sl = fp__slot_at(s, i);
+    if (atomic_load(&sl->state) == FP__SLOT_READY) {
+      cancelled++;
+      end_task(sp, sl, FP_CANCELLED, 0, -1, fp__now_ns());
+    }
   }
   if (cancelled + (uint64_t)killed > 0)
     fp__sup_log(sp, FP_LOG_WARN,
@@ -426,14 +458,15 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
       unsigned max = sp->cfg->max_attempts > 1 ? sp->cfg->max_attempts : 1;
       if (st != FP_CANCELLED && sl->attempts < max &&
           atomic_load(&h->state) < FP__POOL_STOPPING &&
-          fp__q_lock(sp->s) == 0) {
+          fp__sup_lock(sp) == 0) {
         /* At-least-once: run it again, only now that the worker is reaped. */
         fp__q_requeue(sp->s, i);
         fp__q_unlock(sp->s);
         atomic_fetch_add(&h->c.retried, 1);
         fp__q_wake_workers(sp->s, 1);
       } else {
-        if (st != FP_CANCELLED && max > 1) {
+        /* (Not for a retry refused because the lock was busy.) */
+        if (st != FP_CANCELLED && max > 1 && sl->attempts >= max) {
           char ex[160];
           input_excerpt(sp, sl, ex, sizeof(ex));
           atomic_fetch_add(&h->c.quarantined, 1);
@@ -776,6 +809,95 @@ static void check_cancels(struct fp__sup *sp) {
   }
 }
 
+/* 1 if /proc says process pid is stopped (T) or traced (t), else 0. */
+static int proc_stopped(pid_t pid) {
+  char path[48], buf[512];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  int fd;
+  do fd = open(path, O_RDONLY | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) return 0; /* gone, or no /proc: the time rule decides */
+  ssize_t n;
+  do n = read(fd, buf, sizeof(buf) - 1);
+  while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  /* "pid (comm) S ...": comm may hold anything, ')' included: the last. */
+  const char *p = strrchr(buf, ')');
+  return p != NULL && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+}
+
+/* A worker holding the queue lock this long without letting go is stuck. */
+#define LOCK_STUCK_NS 1000000000ull /* 1 s */
+/* How often to look again while the lock is held. */
+#define LOCK_LOOK_NS 100000000ull /* 100 ms */
+
+/*
+ * Nobody may freeze the pool by holding the queue lock. Try it; when it is
+ * held, read its holder from the lock word (fp__q_holder). If the holder is
+ * one of our own workers (our pid list, never the shared row: a pid read
+ * from shared memory is signalled only when it is ours) and it is stopped
+ * (/proc: SIGSTOP, a tracer) or has held the lock at every look for
+ * LOCK_STUCK_NS, SIGKILL it: the kernel's robust-list handling then marks
+ * the lock OWNER_DIED, the next locker rebuilds the queue, and the worker is
+ * reaped and replaced as any dead one (its task, if it had taken one, ends
+ * crashed by SIGKILL, or is retried). Any other holder (a producer, a group
+ * member of a --mode 0660 pool) is never signalled: the pool's lock users
+ * only try while it holds on (sp->lock_busy), and the long hold is logged
+ * once. A running holder gets one 20 ms wait per look before it counts as
+ * holding on: a real critical section lasts microseconds.
+ * Returns the next instant to look again (UINT64_MAX: the lock is free).
+ */
+static uint64_t check_lock_holder(struct fp__sup *sp, uint64_t now) {
+  struct fp__seg *s = sp->s;
+  int r = fp__q_lock_until(s, 0);
+  if (r == -ETIMEDOUT) {
+    pid_t tid = fp__q_holder(s);
+    if (tid > 0 && !proc_stopped(tid) &&
+        fp__q_lock_until(s, fp__now_ns() + FP__SUP_LOCK_NS) == 0)
+      r = 0;
+    else if (tid > 0 && tid == fp__q_holder(s))
+      r = -EBUSY; /* the same holder throughout */
+  }
+  if (r == 0) fp__q_unlock(s);
+  if (r != -EBUSY) {
+    /* Free (or unusable: sup_verify's business, not a holder's). */
+    sp->lock_holder = 0;
+    sp->lock_busy = 0;
+    sp->lock_logged = 0;
+    return r == 0 ? UINT64_MAX : now + LOCK_LOOK_NS;
+  }
+  pid_t tid = fp__q_holder(s);
+  sp->lock_busy = 1;
+  if (tid != sp->lock_holder) {
+    sp->lock_holder = tid;
+    sp->lock_since = now;
+    sp->lock_logged = 0;
+  }
+  int row = tid > 0 ? find_row(sp, tid) : -1;
+  uint64_t held_ms = (now - sp->lock_since) / 1000000u;
+  if (row < 0) {
+    if (!sp->lock_logged && now - sp->lock_since >= LOCK_STUCK_NS) {
+      fp__sup_log(sp, FP_LOG_WARN, "the queue lock is held by process %d, "
+                  "not a worker of this pool, for %llu ms now: tasks wait "
+                  "until it lets go", (int)tid, (unsigned long long)held_ms);
+      sp->lock_logged = 1;
+    }
+    return now + LOCK_LOOK_NS;
+  }
+  int stopped = proc_stopped(tid);
+  if (!stopped && now - sp->lock_since < LOCK_STUCK_NS)
+    return now + LOCK_LOOK_NS;
+  if (sp->rc[row].kill_reason == FP__KILL_NONE)
+    fp__sup_log(sp, FP_LOG_WARN, "worker %d holds the queue lock %s (%llu ms): "
+                "killing it; the queue is rebuilt", (int)tid,
+                stopped ? "while stopped" : "without letting go",
+                (unsigned long long)held_ms);
+  kill_worker(sp, (uint32_t)row, FP__KILL_LOCK, 0);
+  return now + LOCK_LOOK_NS;
+}
+
 /* Fork into empty rows whose restart is due; return the next due time. */
 static uint64_t respawn(struct fp__sup *sp, uint64_t now) {
   struct fp__hdr *h = sp->s->hdr;
@@ -854,7 +976,9 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
     sp->backoff_logged = 0;
   }
   fp__out_tick(sp);
-  uint64_t t = check_timeouts(sp, now);
+  uint64_t t = check_lock_holder(sp, now);
+  if (t < wake) wake = t;
+  t = check_timeouts(sp, now);
   if (t < wake) wake = t;
   if (sp->strays_left) {
     sweep_strays(sp, SWEEP_TURN_NS);
@@ -875,6 +999,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
     if (now + 10000000u < wake) wake = now + 10000000u;
   }
   if (sp->o->serve) {
+    fp__sup_count_producers(sp);
     fp__sup_reclaim_clients(sp);
     reload_step(sp);
     /* Rows above the target retire; idle sleepers are woken by retire(). */
@@ -958,6 +1083,8 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   fp__sup_save_header(&sp);
   watch_owner(&sp);
   start_sweeping(&sp);
+  /* Shares are in force before a producer can submit. */
+  if (o->serve) fp__sup_count_producers(&sp);
   for (uint32_t r = 0; r < cfg->workers && !sp.stopped; r++)
     if ((err = spawn(&sp, r)) < 0) fail_start(&sp, -err);
 

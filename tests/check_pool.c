@@ -266,6 +266,82 @@ START_TEST(test_queue_full) {
 }
 END_TEST
 
+
+/*
+ * Issue 13, item 10: a caller whose own finished results fill every slot
+ * gets -EDEADLK from a FP_FOREVER submit rather than block for ever.
+ */
+START_TEST(test_submit_own_results_fill_queue_edeadlk) {
+  fp_config cfg;
+  fp_pool *pool;
+  fp_result res;
+  uint64_t id;
+  unsigned n = 0;
+  int r = 0;
+
+  tu_config(&cfg, 2, 4);
+  pool = tu_start(&cfg);
+  fp_result_init(&res);
+  for (; n < 10; n++)
+    if ((r = fp_submit(pool, "x", 1, FP_FOREVER, &id)) != 0) break;
+  ck_assert_int_eq(r, -EDEADLK);
+  ck_assert_uint_eq(n, 4); /* a private pool: every slot, no share */
+  ck_assert_int_eq(fp_submit(pool, "x", 1, FP_NOWAIT, &id), -EAGAIN);
+  ck_assert_int_eq(fp_submit(pool, "x", 1, 100, &id), -EDEADLK);
+  /* Collecting makes room. */
+  ck_assert_int_eq(fp_collect(pool, &res, TU_GUARD_MS), 0);
+  ck_assert_int_eq(fp_submit(pool, "y", 1, FP_FOREVER, &id), 0);
+  while (fp_pending(pool) > 0)
+    ck_assert_int_eq(fp_collect(pool, &res, TU_GUARD_MS), 0);
+  fp_result_release(&res);
+}
+END_TEST
+
+struct collector {
+  fp_pool *pool;
+  int n, got;
+};
+
+static void *collect_n(void *arg) {
+  struct collector *c = arg;
+  fp_result res;
+  fp_result_init(&res);
+  /* -ENOENT between the other thread's submits: nothing pending yet. */
+  for (int k = 0; c->got < c->n && k < TU_GUARD_MS / 10; k++) {
+    int r = fp_collect(c->pool, &res, 10);
+    if (r == 0) c->got++;
+    else if (r != -ENOENT && r != -ETIMEDOUT) break;
+    else if (r == -ENOENT) tu_sleep_ms(1);
+  }
+  fp_result_release(&res);
+  return NULL;
+}
+
+/* ...but a second thread that collects is not refused: the submit waits. */
+START_TEST(test_submit_full_queue_with_collecting_thread) {
+  fp_config cfg;
+  fp_pool *pool;
+  uint64_t id;
+  pthread_t t;
+  struct collector c;
+
+  tu_config(&cfg, 2, 4);
+  pool = tu_start(&cfg);
+  for (int k = 0; k < 4; k++)
+    ck_assert_int_eq(fp_submit(pool, "sleep 100", 9, FP_FOREVER, &id), 0);
+  c.pool = pool;
+  c.n = 8;
+  c.got = 0;
+  ck_assert_int_eq(pthread_create(&t, NULL, collect_n, &c), 0);
+  for (int k = 0; k < 4; k++) {
+    int r = fp_submit(pool, "x", 1, FP_FOREVER, &id);
+    ck_assert_msg(r == 0, "submit %d: %s", k, fp_strerror(r));
+  }
+  pthread_join(t, NULL);
+  ck_assert_int_eq(c.got, 8);
+}
+END_TEST
+
 /* Starts a pool, runs one task and frees it; returns the supervisor pid. */
 static pid_t one_pool_cycle(const char *word) {
   fp_config cfg;
@@ -658,6 +734,8 @@ Suite *make_pool_suite(void) {
   tcase_add_test(tasks, test_output_sizes);
   tcase_add_test(tasks, test_wait_timeout);
   tcase_add_test(tasks, test_queue_full);
+  tcase_add_test(tasks, test_submit_own_results_fill_queue_edeadlk);
+  tcase_add_test(tasks, test_submit_full_queue_with_collecting_thread);
   suite_add_tcase(s, tasks);
 
   tcase_add_checked_fixture(stop, tu_setup, tu_teardown);

@@ -179,10 +179,26 @@ static int feed(struct cli_stream *s, const char *cmd, int *queue_full,
                        s->win.running == 0 ? CLI_STREAM_WAIT_SLICE_MS
                                            : FP_NOWAIT,
                        s->priority, &id);
-    if (r == -EAGAIN || r == -ETIMEDOUT) {
+    /* -EDEADLK: our own results fill our share; the loop collects them. */
+    if (r == -EAGAIN || r == -ETIMEDOUT || r == -EDEADLK) {
       *queue_full = 1;
+      if (s->win.running > 0 || s->fmt.wait_ms == 0) {
+        s->slot_wait_ns = 0;
+        break;
+      }
+      /* --timeout bounds the wait for a slot too (other producers' tasks,
+       * or a process that holds the queue lock, may keep it from us). */
+      if (s->slot_wait_ns == 0) {
+        s->slot_wait_ns = now_ns();
+      } else if (now_ns() - s->slot_wait_ns >=
+                 (uint64_t)s->fmt.wait_ms * 1000000u) {
+        s->err = -ETIMEDOUT;
+        s->err_what = "waiting for a free slot";
+        return -1;
+      }
       break;
     }
+    s->slot_wait_ns = 0;
     if (r == -EMSGSIZE) {
       /* Over the pool's limit, which the reader did not know. */
       cli_window_push_oversize(&s->win, rec.len);

@@ -52,6 +52,10 @@ struct cli_stream {
                            * drain_on_refusal was set: the rest of the
                            * input was not submitted, what was is printed */
   size_t expired_pending; /* expired tasks whose result may still come */
+  uint64_t slot_wait_ns;  /* since when no slot could be had, nothing of
+                           * ours running (0: not waiting); bounded by
+                           * fmt.wait_ms: s->err -ETIMEDOUT, "waiting for a
+                           * free slot" */
   /* Progress, read by the caller at any time: */
   int input_done;         /* the input ended (or was refused) */
   uint64_t crashed;       /* printed results that were crashed */

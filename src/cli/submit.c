@@ -49,7 +49,8 @@ void cli_submit_usage(int to_stderr)
 "  --timeout MS       give up on a task whose result has not come MS ms\n"
 "                     after it was submitted: print 'error<TAB>no result\n"
 "                     within MS ms' in its place (the task itself runs on)\n"
-"                     and exit 1. 0 = wait forever (default)\n"
+"                     and exit 1; and stop (exit 1) when no slot of the\n"
+"                     pool could be had for MS ms. 0 = wait forever (default)\n"
 "  --json             one JSON object per result line, with the task's id\n"
 "                     (\"id\") after \"seq\"\n"
 "  --backtrace        add the crash or hang report (signal, address, stack)\n"
@@ -174,6 +175,19 @@ static int finish(const struct submit_opts *o, struct cli_stream *st, int r)
   if (st->err == -EPIPE || st->err == -ESHUTDOWN) {
     cli_pool_error(CMD, o->name, st->err);
     return CLI_EXIT_NOPOOL;
+  }
+  if (st->err == -ETIMEDOUT) {
+    /* Only the wait for a slot ends the loop with -ETIMEDOUT (stream.c). */
+    fprintf(stderr, CMD ": no free slot in pool %s within %u ms (other "
+            "producers' tasks fill it, or a process holds its queue lock); "
+            "the remaining tasks were not submitted\n", o->name, o->wait_ms);
+    return CLI_EXIT_FAIL;
+  }
+  if (st->err == -EDEADLK) {
+    fprintf(stderr, CMD ": %s: every slot this producer may use holds its "
+            "own uncollected results (collect before submitting more)\n",
+            st->err_what);
+    return CLI_EXIT_FAIL;
   }
   if (st->err) {
     fprintf(stderr, CMD ": %s: %s\n", st->err_what, fp_strerror(st->err));

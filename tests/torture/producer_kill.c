@@ -104,7 +104,8 @@ __attribute__((noreturn)) static void producer(const char *name, int me_k) {
       atomic_store(&me->phase, 2);
       r = fp_submit(q, txt[k], (size_t)len, tmo, &ids[k]);
       atomic_store(&me->phase, 4);
-      if (r == -EAGAIN || r == -ETIMEDOUT) {
+      /* -EDEADLK: its share holds only its own finished results. */
+      if (r == -EAGAIN || r == -ETIMEDOUT || r == -EDEADLK) {
         ids[k] = 0;
         break;
       }
@@ -214,7 +215,8 @@ int tt_producer_kill(void) {
   fp_result_init(&res);
   if (p != NULL) {
     uint64_t t0 = tt_now_ns();
-    for (; placed < SLOTS; placed++) {
+    /* A lone producer's share: 3/4 of the slots (include/forkpool.h). */
+    for (; placed < SLOTS - SLOTS / 4; placed++) {
       char in[32];
       int n = snprintf(in, sizeof(in), "i:fresh:%u", placed);
       uint64_t spent = tt_ms_since(t0);
@@ -222,7 +224,7 @@ int tt_producer_kill(void) {
       int r = fp_submit(p, in, (size_t)n, left, &ids[placed]);
       if (r != 0) {
         tt_fail("only %u of %u slots came back within %u ms: %s", placed,
-                SLOTS, REFILL_MS, fp_strerror(r));
+                SLOTS - SLOTS / 4, REFILL_MS, fp_strerror(r));
         break;
       }
     }

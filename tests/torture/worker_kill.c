@@ -201,6 +201,15 @@ static void storm(fp_pool *p, uint8_t *seen) {
       uint64_t id, seq = run.sent - base;
       atomic_store(&run.in_call, 1);
       int r = fp_submit(p, &seq, sizeof(seq), FP_NOWAIT, &id);
+      if (r == -EAGAIN) {
+        /*
+         * FP_NOWAIT only tries the queue lock: a worker killed inside it,
+         * or a preempted holder, is -EAGAIN too. A timed submit tells
+         * that from a leak.
+         */
+        r = fp_submit(p, &seq, sizeof(seq), 1000, &id);
+        if (r == -ETIMEDOUT) r = -EAGAIN;
+      }
       atomic_store(&run.in_call, 0);
       if (r == -EAGAIN) {
         run.eagain++; /* fewer than SLOTS are ours: a slot leaked */
