@@ -114,6 +114,44 @@ static inline int fp__sup_lock(struct fp__sup *sp) {
                                                : fp__now_ns() + FP__SUP_LOCK_NS);
 }
 
+/* The row of our worker `pid`, or -1 (supervisor.c). */
+FP__HIDDEN int fp__sup_find_row(struct fp__sup *sp, pid_t pid);
+
+/*
+ * sup_kill.c. Kill row r's worker with its process group, recording why
+ * (the first reason stands until it is reaped) and for which task. No-op
+ * for an empty row. Cannot fail: a worker that died already is reaped.
+ */
+FP__HIDDEN void fp__sup_kill_worker(struct fp__sup *sp, uint32_t r,
+                                    int reason, uint64_t id);
+
+/* Hang-dump, then kill, tasks past their deadline; returns when to look
+ * again (UINT64_MAX: no deadline pending). */
+FP__HIDDEN uint64_t fp__sup_check_timeouts(struct fp__sup *sp, uint64_t now);
+
+/* Kill the workers of running tasks fp_cancel() asked to end. */
+FP__HIDDEN void fp__sup_check_cancels(struct fp__sup *sp);
+
+/* Kill a worker that holds the queue lock while stopped or for 1 s; log
+ * another holder once. Returns when to look again (UINT64_MAX: free). */
+FP__HIDDEN uint64_t fp__sup_check_lock_holder(struct fp__sup *sp,
+                                              uint64_t now);
+
+/* sup_resize.c. Ask row r's worker to exit before its next task. */
+FP__HIDDEN void fp__sup_retire(struct fp__sup *sp, uint32_t r);
+
+/* One worker more (delta > 0) or fewer, within the pool's bounds; logs
+ * why, or that it was refused. */
+FP__HIDDEN void fp__sup_resize(struct fp__sup *sp, int delta,
+                               const char *why);
+
+/* min/max workers: grow while tasks wait and every worker is busy, shrink
+ * after idle_ms with a worker idle. */
+FP__HIDDEN void fp__sup_autoscale(struct fp__sup *sp, uint64_t now);
+
+/* SIGHUP: retire the next row once the ones before it were replaced. */
+FP__HIDDEN void fp__sup_reload_step(struct fp__sup *sp);
+
 /* Log a formatted event through opts->log, if any. */
 FP__HIDDEN void fp__sup_log(struct fp__sup *sp, fp_log_level lvl,
                             const char *fmt, ...)

@@ -156,53 +156,6 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
   return 0;
 }
 
-static void kill_worker(struct fp__sup *sp, uint32_t r, int reason,
-                        uint64_t id) {
-  pid_t pid = sp->rc[r].pid;
-  if (pid <= 0) return;
-  if (sp->rc[r].kill_reason == FP__KILL_NONE) {
-    sp->rc[r].kill_reason = reason;
-    sp->rc[r].kill_task = id;
-  }
-  kill(-pid, SIGKILL); /* the task's children, in its process group */
-  kill(pid, SIGKILL);
-}
-
-/* How long a worker may take to publish a result it committed in time. */
-#define PUBLISH_GRACE_NS 100000000ull /* 100 ms */
-
-/*
- * Aim a kill at task `id` of row r (the handshake of worker.c, "Ending a
- * task", rule 2): store doom, then read task_id, both seq_cst. Returns 1
- * when the worker is committed: it still runs `id`, and cannot take another
- * task before it sees the doom and parks, so a kill now or later (until it
- * is reaped) can only end `id` or an idle worker. Returns 0 when `id` is
- * over: the doom is withdrawn, a worker parked on it woken, and nothing may
- * be killed. Also 0 while the worker publishes a result it committed
- * (fin_task == id: by rule 1 it finished in time), for PUBLISH_GRACE_NS
- * from the first such look: killing it would cost a fork for nothing. A
- * worker still not done after that is stuck (stopped?): 1, and its reaping
- * publishes the committed result. Cannot fail (the wake is a hint).
- */
-static int aim_kill(struct fp__sup *sp, uint32_t r, uint64_t id,
-                    uint64_t now) {
-  struct fp__row *row = fp__row_at(sp->s, r);
-  struct fp__rowctl *rc = &sp->rc[r];
-  atomic_store(&row->doom, id);
-  if (atomic_load(&row->task_id) == id) {
-    if (atomic_load(&row->fin_task) != id) return 1;
-    if (rc->spare_task != id) {
-      rc->spare_task = id;
-      rc->spare_until = now + PUBLISH_GRACE_NS;
-    }
-    if (now >= rc->spare_until) return 1;
-  }
-  atomic_store(&row->doom, 0);
-  atomic_fetch_add(&row->doom_gen, 1);
-  fp__futex_wake(&row->doom_gen);
-  return 0;
-}
-
 static const char *signame(int sig) {
   const char *n = sigabbrev_np(sig);
   return n != NULL ? n : "?";
@@ -245,7 +198,7 @@ static void log_death(struct fp__sup *sp, pid_t pid, uint64_t task_id,
               o ? ": " : "", flat);
 }
 
-static int find_row(struct fp__sup *sp, pid_t pid) {
+int fp__sup_find_row(struct fp__sup *sp, pid_t pid) {
   for (uint32_t r = 0; r < sp->nrows; r++)
     if (sp->rc[r].pid == pid) return (int)r;
   return -1;
@@ -259,7 +212,7 @@ static int workers_alive(struct fp__sup *sp) {
 }
 
 static int is_worker(void *arg, pid_t pid) {
-  return find_row(arg, pid) >= 0;
+  return fp__sup_find_row(arg, pid) >= 0;
 }
 
 /* How long one sweep for strays may take: in the loop, and at stop. */
@@ -293,7 +246,7 @@ static void reap(struct fp__sup *sp, int block) {
     pid_t pid = waitpid(-1, &ws, block ? 0 : WNOHANG);
     if (pid < 0 && errno == EINTR) continue;
     if (pid <= 0) return; /* none ready, or ECHILD: nothing left */
-    int r = find_row(sp, pid);
+    int r = fp__sup_find_row(sp, pid);
     if (r >= 0) on_death(sp, (uint32_t)r, ws);
   }
 }
@@ -303,8 +256,8 @@ static void reap(struct fp__sup *sp, int block) {
  * whatever another process does: the queue lock is waited for 20 ms at
  * most (fp__sup_lock); without it the queued tasks are ended by their state
  * words once every worker is reaped (nobody else moves a READY or RUNNING
- * slot then, bar a racing fp_cancel: at worst a cancelled task counted
- * twice).
+ * slot then, bar fp_cancel ending a READY one: the two claim it by a
+ * compare-and-swap on its cancel word, and the winner ends it, once).
  */
 static void stop_now(struct fp__sup *sp) {
   struct fp__seg *s = sp->s;
@@ -326,7 +279,7 @@ static void stop_now(struct fp__sup *sp) {
     struct fp__row *row = fp__row_at(s, r);
     if (sp->rc[r].pid > 0) {
       killed += atomic_load(&row->slot) != FP__NONE;
-      kill_worker(sp, r, FP__KILL_STOP, 0);
+      fp__sup_kill_worker(sp, r, FP__KILL_STOP, 0);
     }
   }
   reap(sp, 1);
@@ -380,7 +333,7 @@ static void stop_now(struct fp__sup *sp) {
 static void fail_start(struct fp__sup *sp, int err) {
   atomic_store(&sp->s->hdr->start_error, err);
   for (uint32_t r = 0; r < sp->nrows; r++)
-    kill_worker(sp, r, FP__KILL_STOP, 0);
+    fp__sup_kill_worker(sp, r, FP__KILL_STOP, 0);
   set_state(sp, FP__POOL_FAILED);
   reap(sp, 1);
   sp->stopped = 1;
@@ -581,70 +534,6 @@ static void begin_drain(struct fp__sup *sp, int grace_ms) {
   wake_all(sp);
 }
 
-/* Ask every worker of row r to exit before its next task. */
-static void retire(struct fp__sup *sp, uint32_t r) {
-  atomic_store(&fp__row_at(sp->s, r)->retire, 1);
-  struct fp__hdr *h = sp->s->hdr;
-  for (uint32_t k = fp__pcount(&h->w_asleep, sp->s->nrows); k > 0; k--)
-    fp__hint_post(&h->q.ready_sem);
-}
-
-static void resize(struct fp__sup *sp, int delta, const char *why) {
-  struct fp__hdr *h = sp->s->hdr;
-  uint32_t t = atomic_load(&h->workers_target);
-  uint32_t lo = h->max_workers ? h->min_workers : 1;
-  uint32_t hi = h->max_workers ? h->max_workers : sp->nrows;
-  if (lo < 1) lo = 1;
-  if (hi > sp->nrows) hi = sp->nrows;
-  uint32_t nt = t;
-  if (delta > 0 && t < hi) nt = t + 1;
-  if (delta < 0 && t > lo) nt = t - 1;
-  if (nt == t) {
-    fp__sup_log(sp, FP_LOG_WARN, "resize refused: %u worker(s), limits %u..%u",
-                t, lo, hi);
-    return;
-  }
-  atomic_store(&h->workers_target, nt);
-  atomic_store(&h->last_resize_ns, fp__now_ns());
-  /* Shrinking retires the top row between tasks: no task is cut short. */
-  if (nt < t) retire(sp, nt);
-  fp__sup_log(sp, FP_LOG_INFO, "workers %u -> %u (%s)", t, nt, why);
-}
-
-/*
- * min/max workers: grow by one when tasks have waited 20 ms with no worker
- * idle; shrink by one after idle_ms with a worker asleep and nothing
- * queued. One step per decision keeps it calm.
- */
-static void autoscale(struct fp__sup *sp, uint64_t now) {
-  struct fp__hdr *h = sp->s->hdr;
-  if (h->max_workers == 0 || atomic_load(&h->state) != FP__POOL_RUNNING)
-    return;
-  uint32_t queued = atomic_load(&h->q.ready_len);
-  uint32_t asleep = fp__pcount(&h->w_asleep, sp->s->nrows);
-  uint32_t idle = fp__pcount(&h->w_idle, sp->s->nrows);
-  if (queued > 0 && asleep == 0 && idle == 0) {
-    sp->idle_since = 0;
-    if (sp->backlog_since == 0) sp->backlog_since = now;
-    if (now - sp->backlog_since >= 20000000u) {
-      resize(sp, +1, "tasks waiting, every worker busy");
-      sp->backlog_since = now;
-    }
-  } else if (queued == 0 && asleep > 0) {
-    sp->backlog_since = 0;
-    uint64_t idle_ns = (uint64_t)(sp->cfg->idle_ms ? sp->cfg->idle_ms : 5000) *
-                       1000000u;
-    if (sp->idle_since == 0) sp->idle_since = now;
-    if (now - sp->idle_since >= idle_ns &&
-        atomic_load(&h->workers_target) > (h->min_workers ? h->min_workers : 1)) {
-      resize(sp, -1, "idle");
-      sp->idle_since = now;
-    }
-  } else {
-    sp->backlog_since = sp->idle_since = 0;
-  }
-}
-
 /* Drain the command pipe. EOF means the owner is gone: stop now. */
 static void read_cmds(struct fp__sup *sp) {
   struct fp__cmd cmd;
@@ -686,9 +575,9 @@ static void read_signals(struct fp__sup *sp) {
       fp__sup_log(sp, FP_LOG_INFO, "SIGHUP: replacing workers one at a time");
       sp->hup_next = 0;
     } else if (sig == SIGTTIN && sp->o->serve) {
-      resize(sp, +1, "SIGTTIN");
+      fp__sup_resize(sp, +1, "SIGTTIN");
     } else if (sig == SIGTTOU && sp->o->serve) {
-      resize(sp, -1, "SIGTTOU");
+      fp__sup_resize(sp, -1, "SIGTTOU");
     }
     /* SIGCHLD: reaping happens on every loop turn anyway. */
   }
@@ -715,187 +604,6 @@ static void watch_owner(struct fp__sup *sp) {
   sp->owner_fd = fd >= 0 ? (int)fd : -1;
   /* The pidfd may name a reused pid if the owner is gone already. */
   if (getppid() != sp->o->owner) stop_now(sp);
-}
-
-/* SIGHUP: retire rows in turn, each once its predecessor was replaced. */
-static void reload_step(struct fp__sup *sp) {
-  if (sp->hup_next < 0) return;
-  uint32_t target = atomic_load(&sp->s->hdr->workers_target);
-  /* One at a time: wait until the rows already retired are back at work. */
-  for (uint32_t r = 0; r < (uint32_t)sp->hup_next && r < target; r++) {
-    struct fp__row *row = fp__row_at(sp->s, r);
-    if (atomic_load(&row->retire) || sp->rc[r].pid <= 0 ||
-        atomic_load(&row->state) < FP__ROW_IDLE)
-      return;
-  }
-  if ((uint32_t)sp->hup_next >= target) {
-    fp__sup_log(sp, FP_LOG_INFO, "reload done: %u worker(s) replaced", target);
-    sp->hup_next = -1;
-    return;
-  }
-  retire(sp, (uint32_t)sp->hup_next++);
-}
-
-/* How long a stuck worker gets to write its stack before SIGKILL. */
-#define DUMP_GRACE_NS 100000000ull /* 100 ms */
-
-/*
- * Tasks past their deadline: first ask the worker for the stack it is stuck
- * in (FP__SIG_DUMP), then, once it wrote it or after DUMP_GRACE_NS, kill it
- * with its process group. Returns the next instant to look again.
- */
-static uint64_t check_timeouts(struct fp__sup *sp, uint64_t now) {
-  uint64_t next = UINT64_MAX;
-  uint64_t limit = (uint64_t)sp->cfg->timeout_ms * 1000000u;
-  if (limit == 0) return next;
-  for (uint32_t r = 0; r < sp->nrows; r++) {
-    struct fp__row *row = fp__row_at(sp->s, r);
-    struct fp__rowctl *rc = &sp->rc[r];
-    pid_t pid = sp->rc[r].pid;
-    if (pid <= 0) continue;
-    if (rc->kill_reason == FP__KILL_TIMEOUT && rc->dump_at != 0) {
-      /* Dump asked for: kill once written, or when the grace is over. */
-      if (atomic_load(&fp__report_at(sp->s, r)->done) ||
-          now >= rc->dump_at + DUMP_GRACE_NS) {
-        rc->dump_at = 0;
-        kill(-pid, SIGKILL);
-        kill(pid, SIGKILL);
-      } else if (rc->dump_at + DUMP_GRACE_NS < next) {
-        next = now + 2000000u; /* poll for the dump every 2 ms */
-      }
-      continue;
-    }
-    if (rc->kill_reason != FP__KILL_NONE) continue;
-    /* Seqlock-style read: the start time must belong to this task. */
-    uint64_t id = atomic_load(&row->task_id);
-    uint64_t t0 = atomic_load(&row->started_ns);
-    if (id == 0 || atomic_load(&row->task_id) != id) continue;
-    if (now >= t0 + limit) {
-      /* It may have finished meanwhile: kill only a worker committed to id. */
-      if (!aim_kill(sp, r, id, now)) continue;
-      rc->kill_reason = FP__KILL_TIMEOUT;
-      rc->kill_task = id;
-      rc->dump_at = now;
-      atomic_store(&fp__report_at(sp->s, r)->done, 0);
-      /* The id travels with the signal: a dump is only for its own task. */
-      union sigval v = {.sival_ptr = (void *)(uintptr_t)id};
-      if (sigqueue(pid, fp__dump_signal(), v) != 0)
-        rc->dump_at = now - DUMP_GRACE_NS; /* no dump: kill on the next look */
-      if (now + 2000000u < next) next = now + 2000000u;
-    } else if (t0 + limit < next) {
-      next = t0 + limit;
-    }
-  }
-  return next;
-}
-
-/* Kill the workers of running tasks that fp_cancel() asked to stop. */
-static void check_cancels(struct fp__sup *sp) {
-  for (uint32_t r = 0; r < sp->nrows; r++) {
-    struct fp__row *row = fp__row_at(sp->s, r);
-    if (sp->rc[r].pid <= 0 || sp->rc[r].kill_reason != FP__KILL_NONE)
-      continue;
-    uint32_t i = atomic_load(&row->slot);
-    uint64_t id = atomic_load(&row->task_id);
-    if (i >= sp->s->nslots || id == 0) continue;
-    struct fp__slot *sl = fp__slot_at(sp->s, i);
-    if (atomic_load(&sl->cancel) && atomic_load(&sl->id) == id &&
-        aim_kill(sp, r, id, fp__now_ns())) {
-      fp__sup_log(sp, FP_LOG_INFO, "task %llu cancelled while running: "
-                  "killing worker %d", (unsigned long long)id,
-                  (int)sp->rc[r].pid);
-      kill_worker(sp, r, FP__KILL_CANCEL, id);
-    }
-  }
-}
-
-/* 1 if /proc says process pid is stopped (T) or traced (t), else 0. */
-static int proc_stopped(pid_t pid) {
-  char path[48], buf[512];
-  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-  int fd;
-  do fd = open(path, O_RDONLY | O_CLOEXEC);
-  while (fd < 0 && errno == EINTR);
-  if (fd < 0) return 0; /* gone, or no /proc: the time rule decides */
-  ssize_t n;
-  do n = read(fd, buf, sizeof(buf) - 1);
-  while (n < 0 && errno == EINTR);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = 0;
-  /* "pid (comm) S ...": comm may hold anything, ')' included: the last. */
-  const char *p = strrchr(buf, ')');
-  return p != NULL && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
-}
-
-/* A worker holding the queue lock this long without letting go is stuck. */
-#define LOCK_STUCK_NS 1000000000ull /* 1 s */
-/* How often to look again while the lock is held. */
-#define LOCK_LOOK_NS 100000000ull /* 100 ms */
-
-/*
- * Nobody may freeze the pool by holding the queue lock. Try it; when it is
- * held, read its holder from the lock word (fp__q_holder). If the holder is
- * one of our own workers (our pid list, never the shared row: a pid read
- * from shared memory is signalled only when it is ours) and it is stopped
- * (/proc: SIGSTOP, a tracer) or has held the lock at every look for
- * LOCK_STUCK_NS, SIGKILL it: the kernel's robust-list handling then marks
- * the lock OWNER_DIED, the next locker rebuilds the queue, and the worker is
- * reaped and replaced as any dead one (its task, if it had taken one, ends
- * crashed by SIGKILL, or is retried). Any other holder (a producer, a group
- * member of a --mode 0660 pool) is never signalled: the pool's lock users
- * only try while it holds on (sp->lock_busy), and the long hold is logged
- * once. A running holder gets one 20 ms wait per look before it counts as
- * holding on: a real critical section lasts microseconds.
- * Returns the next instant to look again (UINT64_MAX: the lock is free).
- */
-static uint64_t check_lock_holder(struct fp__sup *sp, uint64_t now) {
-  struct fp__seg *s = sp->s;
-  int r = fp__q_lock_until(s, 0);
-  if (r == -ETIMEDOUT) {
-    pid_t tid = fp__q_holder(s);
-    if (tid > 0 && !proc_stopped(tid) &&
-        fp__q_lock_until(s, fp__now_ns() + FP__SUP_LOCK_NS) == 0)
-      r = 0;
-    else if (tid > 0 && tid == fp__q_holder(s))
-      r = -EBUSY; /* the same holder throughout */
-  }
-  if (r == 0) fp__q_unlock(s);
-  if (r != -EBUSY) {
-    /* Free (or unusable: sup_verify's business, not a holder's). */
-    sp->lock_holder = 0;
-    sp->lock_busy = 0;
-    sp->lock_logged = 0;
-    return r == 0 ? UINT64_MAX : now + LOCK_LOOK_NS;
-  }
-  pid_t tid = fp__q_holder(s);
-  sp->lock_busy = 1;
-  if (tid != sp->lock_holder) {
-    sp->lock_holder = tid;
-    sp->lock_since = now;
-    sp->lock_logged = 0;
-  }
-  int row = tid > 0 ? find_row(sp, tid) : -1;
-  uint64_t held_ms = (now - sp->lock_since) / 1000000u;
-  if (row < 0) {
-    if (!sp->lock_logged && now - sp->lock_since >= LOCK_STUCK_NS) {
-      fp__sup_log(sp, FP_LOG_WARN, "the queue lock is held by process %d, "
-                  "not a worker of this pool, for %llu ms now: tasks wait "
-                  "until it lets go", (int)tid, (unsigned long long)held_ms);
-      sp->lock_logged = 1;
-    }
-    return now + LOCK_LOOK_NS;
-  }
-  int stopped = proc_stopped(tid);
-  if (!stopped && now - sp->lock_since < LOCK_STUCK_NS)
-    return now + LOCK_LOOK_NS;
-  if (sp->rc[row].kill_reason == FP__KILL_NONE)
-    fp__sup_log(sp, FP_LOG_WARN, "worker %d holds the queue lock %s (%llu ms): "
-                "killing it; the queue is rebuilt", (int)tid,
-                stopped ? "while stopped" : "without letting go",
-                (unsigned long long)held_ms);
-  kill_worker(sp, (uint32_t)row, FP__KILL_LOCK, 0);
-  return now + LOCK_LOOK_NS;
 }
 
 /* Fork into empty rows whose restart is due; return the next due time. */
@@ -976,9 +684,9 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
     sp->backoff_logged = 0;
   }
   fp__out_tick(sp);
-  uint64_t t = check_lock_holder(sp, now);
+  uint64_t t = fp__sup_check_lock_holder(sp, now);
   if (t < wake) wake = t;
-  t = check_timeouts(sp, now);
+  t = fp__sup_check_timeouts(sp, now);
   if (t < wake) wake = t;
   if (sp->strays_left) {
     sweep_strays(sp, SWEEP_TURN_NS);
@@ -987,8 +695,8 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   t = respawn(sp, now);
   if (t < wake) wake = t;
   fp__sup_free_collected(sp);
-  check_cancels(sp);
-  autoscale(sp, now);
+  fp__sup_check_cancels(sp);
+  fp__sup_autoscale(sp, now);
   /*
    * Safety net for the wake-up policy: tasks waiting while workers sleep
    * get a worker within 10 ms, whatever the producers decided.
@@ -1001,13 +709,13 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   if (sp->o->serve) {
     fp__sup_count_producers(sp);
     fp__sup_reclaim_clients(sp);
-    reload_step(sp);
-    /* Rows above the target retire; idle sleepers are woken by retire(). */
+    fp__sup_reload_step(sp);
+    /* Rows above the target retire; idle sleepers are woken by fp__sup_retire(). */
     uint32_t target = atomic_load(&h->workers_target);
     for (uint32_t r = target; r < sp->nrows; r++)
       if (sp->rc[r].pid > 0 &&
           !atomic_load(&fp__row_at(sp->s, r)->retire))
-        retire(sp, r);
+        fp__sup_retire(sp, r);
   }
   if (st == FP__POOL_DRAINING) {
     if (workers_alive(sp) == 0 && atomic_load(&h->q.ready_len) == 0)

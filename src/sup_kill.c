@@ -1,0 +1,233 @@
+/*
+ * Whom the supervisor kills, and when: a task past its deadline (after a
+ * hang dump), a running task fp_cancel() asked to end, and a worker that
+ * holds the queue lock while stopped or stuck. It signals only pids it
+ * forked itself (struct fp__rowctl), never one read from shared memory.
+ *
+ * A kill meant for a task must never land on the next one: every kill of a
+ * running task is aimed first (aim_kill: the supervisor's half of the
+ * handshake described at the top of worker.c, "Ending a task"), and made
+ * only once the worker is committed to that task. If the worker is
+ * SIGKILLed or SIGSTOPped between any two of its stores, the handshake's
+ * two words (row->task_id, row->doom) still say whether it is committed:
+ * task_id still naming the task means it is, and its reaping settles the
+ * task; anything else means the kill is withdrawn.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "queue.h"
+#include "report.h"
+#include "sup.h"
+
+void fp__sup_kill_worker(struct fp__sup *sp, uint32_t r, int reason,
+                         uint64_t id) {
+  pid_t pid = sp->rc[r].pid;
+  if (pid <= 0) return;
+  if (sp->rc[r].kill_reason == FP__KILL_NONE) {
+    sp->rc[r].kill_reason = reason;
+    sp->rc[r].kill_task = id;
+  }
+  kill(-pid, SIGKILL); /* the task's children, in its process group */
+  kill(pid, SIGKILL);
+}
+
+/* How long a worker may take to publish a result it committed in time. */
+#define PUBLISH_GRACE_NS 100000000ull /* 100 ms */
+
+/*
+ * Aim a kill at task `id` of row r (the handshake of worker.c, "Ending a
+ * task", rule 2): store doom, then read task_id, both seq_cst. Returns 1
+ * when the worker is committed: it still runs `id`, and cannot take another
+ * task before it sees the doom and parks, so a kill now or later (until it
+ * is reaped) can only end `id` or an idle worker. Returns 0 when `id` is
+ * over: the doom is withdrawn, a worker parked on it woken, and nothing may
+ * be killed. Also 0 while the worker publishes a result it committed
+ * (fin_task == id: by rule 1 it finished in time), for PUBLISH_GRACE_NS
+ * from the first such look: killing it would cost a fork for nothing. A
+ * worker still not done after that is stuck (stopped?): 1, and its reaping
+ * publishes the committed result. Cannot fail (the wake is a hint).
+ */
+static int aim_kill(struct fp__sup *sp, uint32_t r, uint64_t id,
+                    uint64_t now) {
+  struct fp__row *row = fp__row_at(sp->s, r);
+  struct fp__rowctl *rc = &sp->rc[r];
+  atomic_store(&row->doom, id);
+  if (atomic_load(&row->task_id) == id) {
+    if (atomic_load(&row->fin_task) != id) return 1;
+    if (rc->spare_task != id) {
+      rc->spare_task = id;
+      rc->spare_until = now + PUBLISH_GRACE_NS;
+    }
+    if (now >= rc->spare_until) return 1;
+  }
+  atomic_store(&row->doom, 0);
+  atomic_fetch_add(&row->doom_gen, 1);
+  fp__futex_wake(&row->doom_gen);
+  return 0;
+}
+
+/* How long a stuck worker gets to write its stack before SIGKILL. */
+#define DUMP_GRACE_NS 100000000ull /* 100 ms */
+
+/*
+ * Tasks past their deadline: first ask the worker for the stack it is stuck
+ * in (FP__SIG_DUMP), then, once it wrote it or after DUMP_GRACE_NS, kill it
+ * with its process group. Returns the next instant to look again.
+ */
+uint64_t fp__sup_check_timeouts(struct fp__sup *sp, uint64_t now) {
+  uint64_t next = UINT64_MAX;
+  uint64_t limit = (uint64_t)sp->cfg->timeout_ms * 1000000u;
+  if (limit == 0) return next;
+  for (uint32_t r = 0; r < sp->nrows; r++) {
+    struct fp__row *row = fp__row_at(sp->s, r);
+    struct fp__rowctl *rc = &sp->rc[r];
+    pid_t pid = sp->rc[r].pid;
+    if (pid <= 0) continue;
+    if (rc->kill_reason == FP__KILL_TIMEOUT && rc->dump_at != 0) {
+      /* Dump asked for: kill once written, or when the grace is over. */
+      if (atomic_load(&fp__report_at(sp->s, r)->done) ||
+          now >= rc->dump_at + DUMP_GRACE_NS) {
+        rc->dump_at = 0;
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+      } else if (rc->dump_at + DUMP_GRACE_NS < next) {
+        next = now + 2000000u; /* poll for the dump every 2 ms */
+      }
+      continue;
+    }
+    if (rc->kill_reason != FP__KILL_NONE) continue;
+    /* Seqlock-style read: the start time must belong to this task. */
+    uint64_t id = atomic_load(&row->task_id);
+    uint64_t t0 = atomic_load(&row->started_ns);
+    if (id == 0 || atomic_load(&row->task_id) != id) continue;
+    if (now >= t0 + limit) {
+      /* It may have finished meanwhile: kill only a worker committed to id. */
+      if (!aim_kill(sp, r, id, now)) continue;
+      rc->kill_reason = FP__KILL_TIMEOUT;
+      rc->kill_task = id;
+      rc->dump_at = now;
+      atomic_store(&fp__report_at(sp->s, r)->done, 0);
+      /* The id travels with the signal: a dump is only for its own task. */
+      union sigval v = {.sival_ptr = (void *)(uintptr_t)id};
+      if (sigqueue(pid, fp__dump_signal(), v) != 0)
+        rc->dump_at = now - DUMP_GRACE_NS; /* no dump: kill on the next look */
+      if (now + 2000000u < next) next = now + 2000000u;
+    } else if (t0 + limit < next) {
+      next = t0 + limit;
+    }
+  }
+  return next;
+}
+
+/* Kill the workers of running tasks that fp_cancel() asked to stop. */
+void fp__sup_check_cancels(struct fp__sup *sp) {
+  for (uint32_t r = 0; r < sp->nrows; r++) {
+    struct fp__row *row = fp__row_at(sp->s, r);
+    if (sp->rc[r].pid <= 0 || sp->rc[r].kill_reason != FP__KILL_NONE)
+      continue;
+    uint32_t i = atomic_load(&row->slot);
+    uint64_t id = atomic_load(&row->task_id);
+    if (i >= sp->s->nslots || id == 0) continue;
+    struct fp__slot *sl = fp__slot_at(sp->s, i);
+    if (atomic_load(&sl->cancel) && atomic_load(&sl->id) == id &&
+        aim_kill(sp, r, id, fp__now_ns())) {
+      fp__sup_log(sp, FP_LOG_INFO, "task %llu cancelled while running: "
+                  "killing worker %d", (unsigned long long)id,
+                  (int)sp->rc[r].pid);
+      fp__sup_kill_worker(sp, r, FP__KILL_CANCEL, id);
+    }
+  }
+}
+
+/* 1 if /proc says process pid is stopped (T) or traced (t), else 0. */
+static int proc_stopped(pid_t pid) {
+  char path[48], buf[512];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  int fd;
+  do fd = open(path, O_RDONLY | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) return 0; /* gone, or no /proc: the time rule decides */
+  ssize_t n;
+  do n = read(fd, buf, sizeof(buf) - 1);
+  while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  /* "pid (comm) S ...": comm may hold anything, ')' included: the last. */
+  const char *p = strrchr(buf, ')');
+  return p != NULL && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+}
+
+/* A worker holding the queue lock this long without letting go is stuck. */
+#define LOCK_STUCK_NS 1000000000ull /* 1 s */
+/* How often to look again while the lock is held. */
+#define LOCK_LOOK_NS 100000000ull /* 100 ms */
+
+/*
+ * Nobody may freeze the pool by holding the queue lock. Try it; when it is
+ * held, read its holder from the lock word (fp__q_holder). If the holder is
+ * one of our own workers (our pid list, never the shared row: a pid read
+ * from shared memory is signalled only when it is ours) and it is stopped
+ * (/proc: SIGSTOP, a tracer) or has held the lock at every look for
+ * LOCK_STUCK_NS, SIGKILL it: the kernel's robust-list handling then marks
+ * the lock OWNER_DIED, the next locker rebuilds the queue, and the worker is
+ * reaped and replaced as any dead one (its task, if it had taken one, ends
+ * crashed by SIGKILL, or is retried). Any other holder (a producer, a group
+ * member of a --mode 0660 pool) is never signalled: the pool's lock users
+ * only try while it holds on (sp->lock_busy), and the long hold is logged
+ * once. A running holder gets one 20 ms wait per look before it counts as
+ * holding on: a real critical section lasts microseconds.
+ * Returns the next instant to look again (UINT64_MAX: the lock is free).
+ */
+uint64_t fp__sup_check_lock_holder(struct fp__sup *sp, uint64_t now) {
+  struct fp__seg *s = sp->s;
+  int r = fp__q_lock_until(s, 0);
+  if (r == -ETIMEDOUT) {
+    pid_t tid = fp__q_holder(s);
+    if (tid > 0 && !proc_stopped(tid) &&
+        fp__q_lock_until(s, fp__now_ns() + FP__SUP_LOCK_NS) == 0)
+      r = 0;
+    else if (tid > 0 && tid == fp__q_holder(s))
+      r = -EBUSY; /* the same holder throughout */
+  }
+  if (r == 0) fp__q_unlock(s);
+  if (r != -EBUSY) {
+    /* Free (or unusable: sup_verify's business, not a holder's). */
+    sp->lock_holder = 0;
+    sp->lock_busy = 0;
+    sp->lock_logged = 0;
+    return r == 0 ? UINT64_MAX : now + LOCK_LOOK_NS;
+  }
+  pid_t tid = fp__q_holder(s);
+  sp->lock_busy = 1;
+  if (tid != sp->lock_holder) {
+    sp->lock_holder = tid;
+    sp->lock_since = now;
+    sp->lock_logged = 0;
+  }
+  int row = tid > 0 ? fp__sup_find_row(sp, tid) : -1;
+  uint64_t held_ms = (now - sp->lock_since) / 1000000u;
+  if (row < 0) {
+    if (!sp->lock_logged && now - sp->lock_since >= LOCK_STUCK_NS) {
+      fp__sup_log(sp, FP_LOG_WARN, "the queue lock is held by process %d, "
+                  "not a worker of this pool, for %llu ms now: tasks wait "
+                  "until it lets go", (int)tid, (unsigned long long)held_ms);
+      sp->lock_logged = 1;
+    }
+    return now + LOCK_LOOK_NS;
+  }
+  int stopped = proc_stopped(tid);
+  if (!stopped && now - sp->lock_since < LOCK_STUCK_NS)
+    return now + LOCK_LOOK_NS;
+  if (sp->rc[row].kill_reason == FP__KILL_NONE)
+    fp__sup_log(sp, FP_LOG_WARN, "worker %d holds the queue lock %s (%llu ms): "
+                "killing it; the queue is rebuilt", (int)tid,
+                stopped ? "while stopped" : "without letting go",
+                (unsigned long long)held_ms);
+  fp__sup_kill_worker(sp, (uint32_t)row, FP__KILL_LOCK, 0);
+  return now + LOCK_LOOK_NS;
+}
+
