@@ -242,6 +242,21 @@ static int publish(struct fp_pool *p, uint32_t i, uint64_t root,
   return 0;
 }
 
+/*
+ * Our filled FILLING slot i (mu held): take the queue lock within the
+ * caller's deadline and publish it (publish() releases the lock). Returns
+ * publish()'s result; on a lock error (-EAGAIN, -ETIMEDOUT, -errno) the
+ * slot goes back to our own batch (give_back), nothing is queued.
+ */
+static int lock_and_publish(struct fp_pool *p, uint32_t i, int timeout_ms,
+                            uint64_t *deadline, uint64_t root,
+                            uint64_t parent, uint64_t *id) {
+  int err = lock_for(p, timeout_ms, deadline);
+  if (err == 0) return publish(p, i, root, parent, id);
+  give_back(p, i);
+  return err;
+}
+
 FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
                         int timeout_ms, uint64_t *id) {
   return fp_submit_prio(p, in, len, timeout_ms, FP_PRIO_NORMAL, id);
@@ -287,10 +302,7 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
          * which is then held only to publish.
          */
         fill(fp__slot_at(s, i), in, len, prio);
-        if ((err = lock_for(p, timeout_ms, &deadline)) == 0)
-          err = publish(p, i, root, parent, id);
-        else
-          give_back(p, i);
+        err = lock_and_publish(p, i, timeout_ms, &deadline, root, parent, id);
         pthread_mutex_unlock(&p->mu);
         if (err == 0) fp__q_kick(s);
         return err;
@@ -363,10 +375,7 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
     pthread_mutex_unlock(&p->mu);
     fill(sl, in, len, prio);
     pthread_mutex_lock(&p->mu);
-    if ((err = lock_for(p, timeout_ms, &deadline)) == 0)
-      err = publish(p, i, root, parent, id);
-    else
-      give_back(p, i);
+    err = lock_and_publish(p, i, timeout_ms, &deadline, root, parent, id);
     pthread_mutex_unlock(&p->mu);
   }
   if (err == 0) fp__q_kick(s);

@@ -33,7 +33,7 @@ struct serve_state {
 };
 
 /*
- * Create a new temporary file "DIR/.BASE.tmp.XXXXXXXXXXXX" next to the
+ * Create a new temporary file "DIR/.BASE.tmp.<12 random characters>" next to the
  * pidfile "DIR/BASE" under an unpredictable name (12 random characters),
  * exclusively (O_EXCL: never a file or link someone else made in advance,
  * whoever owns the directory), O_NOFOLLOW and O_CLOEXEC, mode 0644 (less
