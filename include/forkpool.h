@@ -332,7 +332,9 @@ FP_EXTERN void fp_pool_free(fp_pool *pool);
  * no slot already held is taken back. A private pool (fp_pool_start) has
  * one producer and no share: every slot.
  *
- * Bounded waits: FP_NOWAIT never blocks (the queue lock too is only tried);
+ * Bounded waits: FP_NOWAIT never sleeps (the queue lock too is only tried,
+ * for 1 ms at most, yielding the CPU between tries: a holder that was
+ * preempted gets to finish, a stopped one costs that millisecond);
  * a positive timeout_ms bounds the whole call, the wait for the queue lock
  * included, whatever another process does (a stopped process, or a group
  * member of a --mode 0660 pool, holding the lock).
