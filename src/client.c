@@ -2,10 +2,16 @@
  * Producers: submit, wait, collect.
  *
  * If a producer is SIGKILLed between any two instructions:
- *   - inside the queue lock: the next locker rebuilds the rings;
+ *   - inside the queue lock (taking or returning free slots): the next
+ *     locker rebuilds the free stack;
+ *   - publishing (no lock: queue.h says what each of its stores leaves);
  *   - holding a FILLING slot, or a DONE one not yet collected: the slot
  *     stays ours until the pool is stopped (a private pool's owner dying
  *     stops the pool; named pools reclaim per client row).
+ * Submitting a task into a slot we collected before, publishing it,
+ * waiting for and collecting its result take no lock shared with another
+ * process: a producer holding the queue lock while stopped delays only
+ * other producers' takes of fresh slots, within their timeouts.
  */
 #include <sched.h>
 #include <stdlib.h>
@@ -22,8 +28,8 @@
 /* Sleep while our share of the slots is used up (another thread may
  * collect), and the pause before the -EDEADLK verdict is rechecked. */
 #define SHARE_NAP_NS 10000000ull
-/* fp_cancel's limit on the queue lock. */
-#define CANCEL_LOCK_NS 1000000000ull
+/* A full ring: how long one wait for the workers to pass entries lasts. */
+#define RING_NAP_NS 50000ull
 
 void fp__pend_add(struct fp_pool *p, uint32_t i, uint64_t id, uint64_t root,
                   uint64_t parent) {
@@ -68,7 +74,7 @@ static int free_unlisted(struct fp_pool *p) {
   int n = 0;
   for (uint32_t i = 0; i < s->nslots && p->unlisted > 0; i++) {
     struct fp__slot *sl = fp__slot_at(s, i);
-    if (atomic_load(&sl->state) == FP__SLOT_COLLECTED &&
+    if (fp__slot_word(sl) == FP__SLOT_COLLECTED &&
         sl->owner == p->client && sl->owner_gen == p->client_gen)
       n += fp__q_free_collected(s, i);
   }
@@ -108,10 +114,8 @@ static uint32_t reuse_slot(struct fp_pool *p) {
     uint64_t id = p->fb[--p->nfb];
     uint32_t i = (uint32_t)(id & FP__ID_INDEX_MASK);
     struct fp__slot *sl = fp__slot_at(s, i);
-    uint32_t want = FP__SLOT_COLLECTED;
     if (atomic_load(&sl->id) != id ||
-        !atomic_compare_exchange_strong(&sl->state, &want,
-                                        FP__SLOT_FILLING))
+        !fp__slot_cas(sl, FP__SLOT_COLLECTED, FP__SLOT_FILLING))
       continue;
     fp__slot_stamp(sl, i, p->client, p->client_gen);
     return i;
@@ -187,7 +191,7 @@ static int lock_for(struct fp_pool *p, int timeout_ms, uint64_t *deadline) {
 static void give_back(struct fp_pool *p, uint32_t i) {
   struct fp__slot *sl = fp__slot_at(&p->seg, i);
   uint64_t id = atomic_load(&sl->id);
-  atomic_store(&sl->state, FP__SLOT_COLLECTED);
+  fp__slot_set(sl, FP__SLOT_COLLECTED);
   if (p->nfb < FP__FREE_BATCH) p->fb[p->nfb++] = id;
   else p->unlisted++;
 }
@@ -200,8 +204,8 @@ static void give_back(struct fp_pool *p, uint32_t i) {
 static int only_ours_left(struct fp_pool *p, uint32_t limit) {
   if (p->npending < limit) return 0;
   for (uint32_t i = p->head; i != FP__NONE; i = p->next[i]) {
-    uint32_t st = atomic_load(&fp__slot_at(&p->seg, i)->state);
-    if (st == FP__SLOT_READY || st == FP__SLOT_RUNNING) return 0;
+    if (fp__slot_unfinished(fp__slot_state(fp__slot_at(&p->seg, i))))
+      return 0;
   }
   return 1;
 }
@@ -242,41 +246,86 @@ static void fill(struct fp__slot *sl, const void *in, size_t len, int prio) {
   sl->in_sum = fp__in_sum(sl, atomic_load(&sl->id), (uint32_t)len);
 }
 
-/*
- * Publish our FILLING slot i (mu and the queue lock held), or give it back
- * when a stop began. 0 or -ESHUTDOWN; the queue lock is released.
- */
-static int publish(struct fp_pool *p, uint32_t i, uint64_t root,
-                   uint64_t parent, uint64_t *id) {
+void fp__rings_join(struct fp_pool *p) {
   struct fp__seg *s = &p->seg;
-  struct fp__slot *sl = fp__slot_at(s, i);
-  if (atomic_load(&s->hdr->state) > FP__POOL_RUNNING) {
-    fp__q_put_free(s, i);
-    fp__q_unlock(s);
-    fp__q_wake_space(s);
-    return -ESHUTDOWN;
+  for (uint32_t pr = 0; pr < 2; pr++) {
+    struct fp__ring *rg = fp__q_ring(s, 2 * p->client + pr);
+    uint64_t t = atomic_load(&rg->tail), h = atomic_load(&rg->head);
+    if (FP__NEVER(h > t || t - h > s->ring_cap)) {
+      /* Damaged (a stray write): restart it empty; the sweep requeues. */
+      atomic_store(&rg->tail, h);
+      t = h;
+      atomic_store(&s->hdr->q.sweep, 1);
+    }
+    p->ring_tail[pr] = t;
   }
-  uint64_t tid = atomic_load(&sl->id);
-  fp__q_put_ready(s, i);
-  fp__q_unlock(s);
-  fp__pend_add(p, i, tid, root, parent);
-  *id = tid;
+  /* Workers look at rows below clients_hwm: raise it to include ours. */
+  uint32_t want = p->client + 1, cur = atomic_load(&s->hdr->q.clients_hwm);
+  while (cur < want &&
+         !atomic_compare_exchange_weak(&s->hdr->q.clients_hwm, &cur, want)) {
+  }
+}
+
+/*
+ * Our ring k is full of tasks not yet taken (mu held): wait for the
+ * workers to pass some, within the caller's deadline (set here when 0;
+ * FP_NOWAIT: 1 ms at most, as for the lock). 0 to try again, or
+ * -EAGAIN, -ETIMEDOUT, -ESHUTDOWN, -EPIPE.
+ */
+static int ring_wait(struct fp_pool *p, int timeout_ms, uint64_t *deadline) {
+  uint64_t now = fp__now_ns();
+  if (*deadline == 0)
+    *deadline = timeout_ms == FP_NOWAIT ? now + NOWAIT_LOCK_NS
+                                        : fp__deadline_ns(now, timeout_ms);
+  if (now >= *deadline) return timeout_ms == FP_NOWAIT ? -EAGAIN : -ETIMEDOUT;
+  if (atomic_load(&p->seg.hdr->state) > FP__POOL_RUNNING) return -ESHUTDOWN;
+  if (!check_alive(p)) return -EPIPE;
+  fp__wake_workers(&p->seg, 1);
+  nap(RING_NAP_NS);
   return 0;
 }
 
 /*
- * Our filled FILLING slot i (mu held): take the queue lock within the
- * caller's deadline and publish it (publish() releases the lock). Returns
- * publish()'s result; on a lock error (-EAGAIN, -ETIMEDOUT, -errno) the
- * slot goes back to our own batch (give_back), nothing is queued.
+ * Publish our filled FILLING slot i on our ring for `prio` (mu held; no
+ * lock: queue.h). Returns 0 with the task pending, or -ESHUTDOWN (a stop
+ * began), or ring_wait()'s error; on error the slot goes back to our own
+ * batch (give_back) and nothing is queued.
  */
-static int lock_and_publish(struct fp_pool *p, uint32_t i, int timeout_ms,
-                            uint64_t *deadline, uint64_t root,
-                            uint64_t parent, uint64_t *id) {
-  int err = lock_for(p, timeout_ms, deadline);
-  if (err == 0) return publish(p, i, root, parent, id);
-  give_back(p, i);
-  return err;
+static int publish(struct fp_pool *p, uint32_t i, int prio, int timeout_ms,
+                   uint64_t *deadline, uint64_t root, uint64_t parent,
+                   uint64_t *id) {
+  struct fp__seg *s = &p->seg;
+  struct fp__slot *sl = fp__slot_at(s, i);
+  uint32_t pr = prio ? 1 : 0, k = 2 * p->client + pr;
+  uint64_t tid = atomic_load(&sl->id);
+  int err = 0;
+  for (;;) {
+    if (atomic_load(&s->hdr->state) > FP__POOL_RUNNING) {
+      err = -ESHUTDOWN;
+      break;
+    }
+    if (fp__q_push(s, k, &p->ring_tail[pr], i) == 0) break;
+    if ((err = ring_wait(p, timeout_ms, deadline)) < 0) break;
+  }
+  if (err < 0) {
+    give_back(p, i);
+    return err;
+  }
+  /*
+   * A stop that began meanwhile may have ended the READY tasks before ours
+   * was one: ours would wait for ever. The tail's store was seq_cst, and
+   * so is the stop's store of the state: one of us sees the other. Take
+   * the task back if it is still READY (nobody claimed it), and refuse it.
+   */
+  if (FP__NEVER(atomic_load(&s->hdr->state) > FP__POOL_RUNNING) &&
+      fp__slot_cas(sl, fp__slot_ready_word(tid), FP__SLOT_FILLING)) {
+    atomic_fetch_add(&fp__client_at(s, p->client)->withdrawn, 1);
+    give_back(p, i);
+    return -ESHUTDOWN;
+  }
+  fp__pend_add(p, i, tid, root, parent);
+  *id = tid;
+  return 0;
 }
 
 FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
@@ -319,14 +368,11 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
     if (!capped) {
       i = reuse_slot(p);
       if (i != FP__NONE) {
-        /*
-         * One of our collected slots: filled before we take the lock,
-         * which is then held only to publish.
-         */
+        /* One of our collected slots: no lock at all. */
         fill(fp__slot_at(s, i), in, len, prio);
-        err = lock_and_publish(p, i, timeout_ms, &deadline, root, parent, id);
+        err = publish(p, i, prio, timeout_ms, &deadline, root, parent, id);
         pthread_mutex_unlock(&p->mu);
-        if (err == 0) fp__q_kick(s);
+        if (err == 0) fp__wake_kick(s);
         return err;
       }
       if ((err = lock_for(p, timeout_ms, &deadline)) < 0) {
@@ -347,9 +393,9 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
         reserved = 1;
       } else {
         i = fp__q_take_free(s, p->client, p->client_gen);
-        if (i != FP__NONE) break; /* mu and the queue lock still held */
       }
       fp__q_unlock(s);
+      if (i != FP__NONE) break; /* mu still held */
     }
     /* No slot for us now. Only our own results may stand in the way. */
     int stuck = !reserved && only_ours_left(p, capped ? share : s->nslots);
@@ -378,29 +424,15 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
       nap(min_u64(deadline - now, SHARE_NAP_NS));
       continue;
     }
-    fp__q_sleep(&h->q.space_sem, &h->p_asleep, p->client,
+    fp__wake_sleep(&h->q.space_hint, &h->p_asleep, p->client,
                 min_u64(deadline - now, RECHECK_NS), space_or_stopped, &ctx);
   }
 
-  struct fp__slot *sl = fp__slot_at(s, i);
-  if (len <= FP__INLINE_COPY) {
-    /*
-     * Small input: take, fill and publish in one critical section. Dying
-     * in it leaves a FILLING slot stamped with our row: reclaimed with us.
-     */
-    fill(sl, in, len, prio);
-    err = publish(p, i, root, parent, id);
-    pthread_mutex_unlock(&p->mu);
-  } else {
-    /* Large input: copy without holding the lock others need. */
-    fp__q_unlock(s);
-    pthread_mutex_unlock(&p->mu);
-    fill(sl, in, len, prio);
-    pthread_mutex_lock(&p->mu);
-    err = lock_and_publish(p, i, timeout_ms, &deadline, root, parent, id);
-    pthread_mutex_unlock(&p->mu);
-  }
-  if (err == 0) fp__q_kick(s);
+  /* A FILLING slot is ours alone: filled without any lock. */
+  fill(fp__slot_at(s, i), in, len, prio);
+  err = publish(p, i, prio, timeout_ms, &deadline, root, parent, id);
+  pthread_mutex_unlock(&p->mu);
+  if (err == 0) fp__wake_kick(s);
   return err;
 }
 
@@ -425,7 +457,7 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
   uint64_t root = p->pend_root[i];
   /* Read every field once: the slot is shared, its bytes may change. */
   int ours = atomic_load(&sl->id) == id &&
-             atomic_load(&sl->state) == FP__SLOT_DONE;
+             fp__slot_word(sl) == FP__SLOT_DONE;
   uint32_t out_len = sl->out_len, spawn_len = sl->spawn_len;
   int32_t status = sl->status, code = sl->code, sig = sl->sig,
           exit_code = sl->exit_code;
@@ -477,7 +509,7 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
     res->output_len = 0;
     res->output[0] = 0;
     atomic_fetch_add(&s->hdr->c.corrupt, 1);
-    uint32_t st = atomic_load(&sl->state);
+    uint32_t st = fp__slot_state(sl);
     if (st == FP__SLOT_FREE || st == FP__SLOT_FILLING) {
       /*
        * Its state says free (or another producer's): a rebuild may have
@@ -499,7 +531,7 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
    * producers could use. (A private pool has one producer: its batch is
    * capacity only it can use, kept for its next submit.)
    */
-  atomic_store(&sl->state, FP__SLOT_COLLECTED);
+  fp__slot_set(sl, FP__SLOT_COLLECTED);
   /*
    * A batch still full means the lock was busy at the last flushes: this
    * slot then stays COLLECTED unlisted, counted in p->unlisted, and the
@@ -518,7 +550,7 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
       flush_frees(p);
       fp__q_unlock(s);
     }
-    fp__q_wake_space(s);
+    fp__wake_space(s);
   }
   return 0;
 }
@@ -531,8 +563,7 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
  * is still ours (nobody reuses a pending slot), and its worker will end it.
  */
 static int is_done(struct fp_pool *p, uint64_t i) {
-  uint32_t st = atomic_load(&fp__slot_at(&p->seg, i)->state);
-  return st != FP__SLOT_READY && st != FP__SLOT_RUNNING;
+  return !fp__slot_unfinished(fp__slot_state(fp__slot_at(&p->seg, i)));
 }
 
 /*
@@ -653,35 +684,38 @@ FP_EXTERN int fp_cancel(fp_pool *p, uint64_t id) {
   uint32_t i = (uint32_t)(id & FP__ID_INDEX_MASK);
   if (id == 0 || i >= s->nslots) return -ENOENT;
   struct fp__slot *sl = fp__slot_at(s, i);
-  /* Bounded: a stopped or hostile lock holder costs 1 s, -ETIMEDOUT. */
-  int err = fp__q_lock_until(s, fp__now_ns() + CANCEL_LOCK_NS);
-  if (err < 0) return err;
-  uint32_t st = atomic_load(&sl->state);
+  /*
+   * No lock: the slot's state word decides (slot.h). A queued task is
+   * claimed READY -> ENDING by compare-and-swap against workers and a stop
+   * (one wins), from the READY word of this very task: a later task in
+   * the same slot carries another generation and is left alone.
+   */
+  uint32_t owner = sl->owner;
+  int err;
+  uint32_t w = fp__slot_word(sl), st = w & FP__SLOT_STATE_MASK;
   if (atomic_load(&sl->id) != id || st == FP__SLOT_FREE ||
       st == FP__SLOT_FILLING) {
     err = -ENOENT;
   } else if (st == FP__SLOT_READY) {
-    /*
-     * Queued: out of its list, ended here; it never runs. A stop that
-     * could not get the lock may end READY tasks without it: whoever
-     * claims the slot first ends it, once (0 either way: it is cancelled).
-     */
-    fp__q_unlink_ready(s, i);
-    if (fp__slot_claim_cancel(sl, FP__CANCEL_QUEUED)) {
-      fp__slot_end(s, sl, FP_CANCELLED, 0, 0, -1, 0, 0);
+    if (fp__slot_claim_end(sl, fp__slot_ready_word(id), p->client + 1)) {
+      /* Counted first: killed before the end, the supervisor ends it. */
       atomic_fetch_add(&s->hdr->c.cancelled, 1);
+      fp__slot_end(s, sl, FP_CANCELLED, 0, 0, -1, 0, 0);
+      fp__wake_owner(s, owner);
+      err = 0;
+    } else {
+      /* Taken meanwhile: look again (it is RUNNING, or it ended). */
+      return fp_cancel(p, id);
     }
-    err = 0;
   } else if (st == FP__SLOT_RUNNING) {
     /* Running: the supervisor kills its worker (sup: check_cancels). */
     atomic_store(&sl->cancel, 1);
     err = -EINPROGRESS;
+  } else if (st == FP__SLOT_ENDING) {
+    err = 0; /* being cancelled by another call: it never runs */
   } else {
     err = -EALREADY;
   }
-  uint32_t owner = sl->owner;
-  fp__q_unlock(s);
-  if (err == 0) fp__notify_owner(s, owner);
   if (err == -EINPROGRESS && p->cmd_fd >= 0) {
     /*
      * Private pool: wake the supervisor now rather than at its next tick.

@@ -123,6 +123,7 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
   int pfd[2] = {-1, -1};
   if ((err = alloc_local(p, cfg->slots)) < 0) goto err;
   if ((err = fp__seg_create_anon(&p->seg, &g)) < 0) goto err;
+  fp__rings_join(p); /* client row 0 is ours */
   p->seg.hdr->timeout_ms = cfg->timeout_ms;
   p->seg.hdr->max_tasks = cfg->max_tasks;
   pthread_mutex_init(&p->mu, NULL);
@@ -195,8 +196,7 @@ static void settle_orphans(struct fp_pool *p) {
   struct fp__seg *s = &p->seg;
   for (uint32_t i = 0; i < s->nslots; i++) {
     struct fp__slot *sl = fp__slot_at(s, i);
-    uint32_t st = atomic_load(&sl->state);
-    if (st != FP__SLOT_READY && st != FP__SLOT_RUNNING) continue;
+    if (!fp__slot_unfinished(fp__slot_state(sl))) continue;
     fp__slot_end(s, sl, FP_CANCELLED, 0, 0, -1, 0, sl->run_us);
     atomic_fetch_add(&s->hdr->c.cancelled, 1);
   }
@@ -248,7 +248,7 @@ FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
   if (p == NULL || st == NULL) return -EINVAL;
   const struct fp__hdr *h = p->seg.hdr;
   memset(st, 0, sizeof(*st));
-  st->submitted = h->q.next_seq;
+  st->submitted = fp__q_submitted(&p->seg);
   st->crashed = atomic_load(&h->c.crashed);
   st->timeout = atomic_load(&h->c.timeout);
   st->cancelled = atomic_load(&h->c.cancelled);
@@ -256,7 +256,9 @@ FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
   st->abandoned = atomic_load(&h->c.abandoned);
   st->workers = atomic_load(&h->workers_target);
   st->slots = p->seg.nslots;
-  st->queued = atomic_load(&h->q.ready_len);
+  /* READY slots, exactly (the rings also hold stale entries). */
+  for (uint32_t i = 0; i < p->seg.nslots; i++)
+    st->queued += fp__slot_state(fp__slot_at(&p->seg, i)) == FP__SLOT_READY;
   for (uint32_t r = 0; r < p->seg.nrows; r++) {
     const struct fp__row *row = fp__row_at(&p->seg, r);
     st->alive += atomic_load(&row->pid) > 0;
@@ -362,6 +364,7 @@ FP_EXTERN int fp_pool_open(fp_pool **out, const char *name, unsigned flags) {
       break;
     }
     if (err < 0) goto err;
+    fp__rings_join(p);
     fp__share_join(p); /* our share counts us from now on */
   }
   *out = p;

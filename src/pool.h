@@ -10,8 +10,6 @@
 
 /* Collected slots returned to the free stack in batches of this many. */
 #define FP__FREE_BATCH 32
-/* Inputs up to this many bytes are copied inside the queue lock. */
-#define FP__INLINE_COPY 4096
 
 struct fp_pool {
   struct fp__seg seg;
@@ -19,6 +17,7 @@ struct fp_pool {
   int cmd_fd;             /* write end of the command pipe; -1 if none */
   uint32_t client;        /* our client row */
   uint32_t client_gen;    /* its gen when we claimed it */
+  uint64_t ring_tail[2];  /* our rings' tails (we write them alone), mu */
   int attached;           /* opened by name: we are not the owner */
   int monitor;            /* read-only view: no client row, no submit */
   fp_config cfg;
@@ -81,6 +80,13 @@ FP__HIDDEN int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
  * must not take slots on a share that did not count it.
  */
 FP__HIDDEN void fp__share_join(struct fp_pool *p);
+
+/*
+ * client.c: we hold client row p->client now: take over its rings (their
+ * tails are ours to write from here on; a damaged pair is restarted empty
+ * and the supervisor asked to sweep) and make workers look at them.
+ */
+FP__HIDDEN void fp__rings_join(struct fp_pool *p);
 
 /* 1 while the supervisor process lives; reaps it when it is gone. */
 FP__HIDDEN int fp__sup_alive(struct fp_pool *p);

@@ -1,23 +1,57 @@
 /*
- * The queue: READY slots in one FIFO list per producer and priority, served
- * in turn, and a LIFO stack of FREE ones, all under one robust
- * process-shared mutex, plus semaphores that put
- * sleeping workers and producers to bed.
+ * The queue: READY tasks in ready rings, free slots on a stack.
  *
- * Semaphores are wake-up hints only: the truth is the slot state words and
- * the ring under the lock. Every sleep is timed and rechecks, so a post lost
- * with a dead process costs a timeout, never a hang. Posts are made only when
- * a sleeper is registered, so the fast path makes no system call.
+ * Ready rings (no lock). Every client row has two rings, normal and high
+ * priority, and the supervisor has one more, the retry ring. A ring's
+ * entries and tail have a single writer, its producer (the supervisor for
+ * the retry ring); head is moved on by compare-and-swap by whoever takes
+ * an entry. A producer publishes a task in three stores:
+ *     slot READY (release), entry[tail % cap] = slot, tail + 1 (seq_cst).
+ * A worker takes one in two compare-and-swaps:
+ *     read head h < tail and entry[h]; claim slot READY -> RUNNING|row;
+ *     move head h -> h + 1 (helping: also when the claim failed).
+ * The slot's state word is the only truth: an entry is a pointer that may
+ * be stale. An entry whose slot is not READY (cancelled, claimed through a
+ * duplicate, or already taken) is skipped, and a claim through an entry
+ * that a lap of the ring overwrote claims a READY task all the same: no
+ * task runs twice (one claim wins), none is lost (its own entry is behind
+ * head or still ahead of it), and entries may be duplicated at will. That
+ * is what makes every repair a plain "queue each READY slot that no ring
+ * holds on the retry ring" (fp__q_sweep).
+ *
+ * If the process running a step is SIGKILLed between any two stores:
+ *   producer after READY, before tail: a READY slot no ring holds; the
+ *       supervisor sweeps when it finds the producer gone, queues the slot
+ *       on the retry ring and counts it submitted (q.rescued).
+ *   producer after the entry, before tail: the same (tail is the commit).
+ *   worker after the claim, before head: head still names an entry whose
+ *       slot is not READY any more; the next taker skips it. The claimed
+ *       task is the reaped worker's (RUNNING|row): settled by on_death.
+ *   worker reading, before the claim: nothing changed.
+ * A stopped process stops only its own steps: nobody waits for a store of
+ * another (a taker that finds head behind helps it on).
+ *
+ * The free stack stays under the robust process-shared mutex: it is off
+ * the fast path (a producer reuses the slots it collected without it:
+ * client.c) and only producers and the supervisor take it, each for a few
+ * stores; a holder that dies inside leaves EOWNERDEAD and the next locker
+ * rebuilds the stack from the slot states.
+ *
+ * Damage (a stray write into a ring: head past tail, or more than cap
+ * between them) reads as an empty ring and raises q.sweep; the supervisor
+ * then resets the ring and sweeps. Every index read from a ring is
+ * checked against nslots.
  */
 #ifndef FP_QUEUE_H
 #define FP_QUEUE_H
 
-#include "segment.h"
+#include "slot.h"
+#include "wake.h"
 
 /*
- * Take the queue lock. If its previous holder died inside, rebuild the ring
- * and stack from the slot states first (the holder may have died between any
- * two instructions) and mark the lock consistent. Returns 0, or
+ * Take the queue lock. If its previous holder died inside, rebuild the
+ * free stack from the slot states first (the holder may have died between
+ * any two instructions) and mark the lock consistent. Returns 0, or
  * -ENOTRECOVERABLE when the lock was left unusable.
  */
 FP__HIDDEN int fp__q_lock(struct fp__seg *s);
@@ -61,7 +95,7 @@ static inline uint32_t fp__reserve_of(uint32_t nslots, uint32_t producers) {
   return r > 0 ? r : 1;
 }
 
-/* The following require the lock. */
+/* The free stack; these require the lock. */
 
 /*
  * Pop a free slot, stamp it with its owner (client row and gen) and move it
@@ -70,18 +104,6 @@ static inline uint32_t fp__reserve_of(uint32_t nslots, uint32_t producers) {
  */
 FP__HIDDEN uint32_t fp__q_take_free(struct fp__seg *s, uint32_t owner,
                                     uint32_t owner_gen);
-
-/*
- * Stamp slot i, just taken for a new task, with its producer (client row
- * and that row's gen) and a new id (a new gen of the slot).
- */
-static inline void fp__slot_stamp(struct fp__slot *sl, uint32_t i,
-                                  uint32_t owner, uint32_t owner_gen) {
-  sl->gen++;
-  sl->owner = owner;
-  sl->owner_gen = owner_gen;
-  atomic_store(&sl->id, (sl->gen << FP__ID_SHIFT) | i);
-}
 
 /* Move slot i to FREE and push it on the free stack. */
 FP__HIDDEN void fp__q_put_free(struct fp__seg *s, uint32_t i);
@@ -93,44 +115,88 @@ FP__HIDDEN void fp__q_put_free(struct fp__seg *s, uint32_t i);
  */
 FP__HIDDEN int fp__q_free_collected(struct fp__seg *s, uint32_t i);
 
-/* Move slot i FILLING -> READY with the next sequence number; push it. */
-FP__HIDDEN void fp__q_put_ready(struct fp__seg *s, uint32_t i);
-
-/*
- * Pop the oldest READY slot, skipping entries whose slot is not READY (only
- * a corrupt ring has them). NONE when empty. The caller moves it on.
- */
-FP__HIDDEN uint32_t fp__q_take_ready(struct fp__seg *s);
-
-/* Remove READY slot i from its list (cancel). 0 or -ENOENT. */
-FP__HIDDEN int fp__q_unlink_ready(struct fp__seg *s, uint32_t i);
-
-/* Move slot i RUNNING -> READY again (a retry) and push it. */
-FP__HIDDEN void fp__q_requeue(struct fp__seg *s, uint32_t i);
-
-/* Rebuild ring and stack from slot states (lock held, any state). */
+/* Rebuild the free stack from the slot states (lock held, any state). */
 FP__HIDDEN void fp__q_rebuild(struct fp__seg *s);
 
-/*
- * After tasks became READY: wake one sleeping worker if the READY tasks
- * outnumber the idle awake workers, unless a busy worker will take them
- * sooner (short tasks, no backlog). Cheap when nobody sleeps.
- */
-#define FP__WAKE_WORTH_NS 20000u /* tasks shorter than this: let busy ones */
-#define FP__WAKE_BACKLOG 64u     /* ...unless this many wait */
-FP__HIDDEN void fp__q_kick(struct fp__seg *s);
+/* The ready rings: no lock. */
 
-/* Wake sleeping workers (up to n) / producers, only if any sleep. */
-FP__HIDDEN void fp__q_wake_workers(struct fp__seg *s, uint32_t n);
-FP__HIDDEN void fp__q_wake_space(struct fp__seg *s);
+/* Ring k (fp__nrings) and its entries. The retry ring is the last. */
+static inline struct fp__ring *fp__q_ring(const struct fp__seg *s,
+                                          uint32_t k) {
+  if (k >= 2 * s->nclients) return &s->hdr->q.retry;
+  return &fp__client_at(s, k / 2)->rq[k % 2];
+}
+
+static inline _Atomic uint32_t *fp__q_ents(const struct fp__seg *s,
+                                           uint32_t k) {
+  return s->ents + (uint64_t)k * s->ring_cap;
+}
+
+#define FP__RING_RETRY(s) (2 * (s)->nclients)
 
 /*
- * Sleep on sem for at most rel_ns, registered as `me` in *sleepers, unless
- * recheck(arg) says the wait is over after registering. Returns when woken,
- * timed out, interrupted, or recheck was true; the caller rechecks.
+ * Queue slot i, FILLING and the caller's, on ring k, which the caller
+ * writes alone: *tail is its own copy of the ring's tail (kept by the
+ * writer, so a stray write to the shared one is undone at the next push).
+ * The slot becomes READY, then its entry and the tail are stored, then a
+ * full barrier orders them before the caller's look at the sleepers
+ * (fp__wake_kick). Returns 0, or -ENOSPC with nothing changed when the
+ * ring holds cap entries that takers have not passed yet (stale ones at
+ * its head are skipped here first); the caller retries later.
  */
-FP__HIDDEN void fp__q_sleep(struct fp__hint *sem, struct fp__presence *sleepers,
-                            uint32_t me, uint64_t rel_ns,
-                            int (*recheck)(void *), void *arg);
+FP__HIDDEN int fp__q_push(struct fp__seg *s, uint32_t k, uint64_t *tail,
+                          uint32_t i);
+
+/*
+ * The same for a slot that is READY already (a retry, a rescue): only the
+ * entry and the tail. The supervisor's, on the retry ring.
+ */
+FP__HIDDEN int fp__q_push_ready(struct fp__seg *s, uint32_t k, uint64_t *tail,
+                                uint32_t i);
+
+/* A worker's place in its round of the rings (private to the worker). */
+struct fp__taker {
+  uint32_t cursor;    /* next client row to serve */
+  uint32_t hi_streak; /* high-priority tasks taken in a row */
+};
+
+/*
+ * Which ring to serve: the retry ring first (its tasks are the oldest),
+ * then high priority, but after FP__HI_BURST high tasks in a row a waiting
+ * normal one goes, so normal tasks never starve; between producers, in
+ * turn from the taker's cursor.
+ */
+#define FP__HI_BURST 4u
+
+/*
+ * Claim a READY task for worker row `row`: its slot, now RUNNING|row, or
+ * NONE when every ring is empty. Before each claim it stores the candidate
+ * slot in *row_slot (the worker row's slot field): a claim that succeeds
+ * is therefore always named by its row (the supervisor looks there).
+ */
+FP__HIDDEN uint32_t fp__q_take(struct fp__seg *s, struct fp__taker *tk,
+                               uint32_t row, _Atomic uint32_t *row_slot);
+
+/* Entries not yet passed in all rings: READY tasks, give or take stale
+ * entries (racy, for wake-ups and stats). */
+FP__HIDDEN uint32_t fp__q_queued(const struct fp__seg *s);
+
+/* Is any ring non-empty? A few loads per ring in use. */
+FP__HIDDEN int fp__q_any(const struct fp__seg *s);
+
+/*
+ * Supervisor: make every READY slot reachable. Reads the slot states,
+ * then every ring from its head, and queues on the retry ring (through
+ * *retry_tail, the supervisor's copy of its tail) each READY slot that no
+ * ring holds; with `owner_rows` (a bitmap over client rows, NULL for any),
+ * only the slots of those rows. Damaged rings (q.sweep) are reset to empty
+ * first. Racing producers may make it queue a slot twice: harmless.
+ * Returns how many slots it queued, or -ENOMEM (nothing done).
+ */
+FP__HIDDEN int fp__q_sweep(struct fp__seg *s, uint64_t *retry_tail,
+                           const unsigned char *owner_rows);
+
+/* fp_stats.submitted: every producer ring's tail, plus the rescued. */
+FP__HIDDEN uint64_t fp__q_submitted(const struct fp__seg *s);
 
 #endif /* FP_QUEUE_H */

@@ -16,8 +16,10 @@ static void layout(const struct fp__geometry *g, uint64_t *ring_off,
                    uint64_t *rows_off, uint64_t *clients_off,
                    uint64_t *slots_off, uint32_t *stride, uint64_t *total) {
   uint64_t off = round_up(sizeof(struct fp__hdr), FP__CACHELINE);
-  *ring_off = off;
-  off = round_up(off + 2ull * g->nslots * sizeof(uint32_t), FP__CACHELINE);
+  *ring_off = off; /* ring entries, then the free stack */
+  off += (uint64_t)fp__nrings(g->nclients) * fp__ring_cap(g->nslots) *
+         sizeof(uint32_t);
+  off = round_up(off + (uint64_t)g->nslots * sizeof(uint32_t), FP__CACHELINE);
   *rows_off = off;
   off += (uint64_t)g->nrows * sizeof(struct fp__row);
   *clients_off = off;
@@ -38,7 +40,7 @@ uint64_t fp__seg_bytes(const struct fp__geometry *g) {
   uint64_t a, b, c, d, total;
   uint32_t stride;
   if (g->nslots == 0 || g->nslots > FP_MAX_SLOTS || g->nrows == 0 ||
-      g->nclients == 0 || g->max_input > FP_MAX_IO_BYTES ||
+      g->nclients == 0 || g->nclients > 4096 || g->max_input > FP_MAX_IO_BYTES ||
       g->max_output > FP_MAX_IO_BYTES)
     return 0;
   layout(g, &a, &b, &c, &d, &stride, &total);
@@ -62,8 +64,9 @@ static int init_sync(struct fp__queue *q) {
     return -r;
   }
   pthread_mutexattr_destroy(&ma);
-  atomic_store(&q->ready_sem.v, 0);
-  atomic_store(&q->space_sem.v, 0);
+  atomic_store(&q->work_hint.v, 0);
+  atomic_store(&q->space_hint.v, 0);
+  /* Rings: all counters 0, that is empty (the memory is zeroed). */
   return 0;
 }
 
@@ -115,10 +118,6 @@ int fp__seg_layout(void *map, size_t len, const struct fp__geometry *g,
   h->q.free_top = g->nslots;
   for (uint32_t i = 0; i < g->nrows; i++)
     atomic_store(&fp__row_at(seg, i)->slot, FP__NONE);
-  for (uint32_t c = 0; c < g->nclients; c++) {
-    struct fp__client *cl = fp__client_at(seg, c);
-    cl->qhead[0] = cl->qhead[1] = cl->qtail[0] = cl->qtail[1] = FP__NONE;
-  }
   /* Magic last: an attacher that sees it sees a complete layout. */
   atomic_thread_fence(memory_order_release);
   h->magic = FP__MAGIC;
@@ -137,8 +136,11 @@ void fp__seg_bind(struct fp__seg *seg) {
   seg->rows_off = h->rows_off;
   seg->clients_off = h->clients_off;
   seg->slots_off = h->slots_off;
-  seg->ready = (uint32_t *)(seg->base + seg->ring_off);
-  seg->freestk = seg->ready + seg->nslots;
+  seg->ring_cap = fp__ring_cap(seg->nslots);
+  seg->ents = (_Atomic uint32_t *)(void *)(seg->base + seg->ring_off);
+  seg->freestk = (uint32_t *)(void *)(seg->ents +
+                                      (uint64_t)fp__nrings(seg->nclients) *
+                                          seg->ring_cap);
 }
 
 /*

@@ -8,10 +8,15 @@
  *   header fixed part   creator, before any other process exists
  *   header state/pid    supervisor only (also producers, producer_share)
  *   counters            atomics; increments are single instructions
- *   queue (ring, stack) anyone, only under the robust mutex (queue.c)
+ *   free stack          producers and the supervisor, only under the robust
+ *                       mutex (queue.c); nobody else takes that lock
+ *   ready rings         one writer each (a producer's: that producer; the
+ *                       retry ring: the supervisor) stores entries and tail;
+ *                       anyone taking a task advances head (queue.c)
  *   worker rows         the worker (its current task), the supervisor (pid)
  *   client rows         the client (waiters), workers (done_seq bumps)
- *   slots               see slot states below
+ *   slots               the state word: slot.h, the only code storing it
+ * Wake-up words and sleeper sets (fp__hint, fp__presence): wake.h.
  */
 #ifndef FP_SEGMENT_H
 #define FP_SEGMENT_H
@@ -25,7 +30,7 @@
 #include "internal.h"
 
 #define FP__MAGIC 0x4c4f4f504b524f46ull /* "FORKPOOL" read little-endian */
-#define FP__LAYOUT_VERSION 5u
+#define FP__LAYOUT_VERSION 6u
 
 /* Pool states, in the header's futex word `state`. Only move forward. */
 enum fp__pool_state {
@@ -38,30 +43,19 @@ enum fp__pool_state {
 };
 
 /*
- * Slot states. The state word is the truth; ring membership is derived from
- * it (queue.c can rebuild the rings from the states alone).
- *   FREE -> FILLING    producer, under the queue lock (pops the free stack)
- *   FILLING -> READY   producer, under the lock (pushes the ready ring)
- *   FILLING -> FREE    producer (refused at publish) or supervisor (producer
- *                      died), under the lock
- *   READY -> RUNNING   worker, under the lock (pops the ready ring)
- *   READY -> DONE      supervisor cancelling, under the lock
- *   RUNNING -> DONE    the worker when the handler returned; or the
- *                      supervisor after it reaped the dead worker
- *   DONE -> COLLECTED  the producer took the result (no lock needed: the
- *                      slot is its own until freed)
- *   COLLECTED -> FREE  that producer, under the lock, in batches; or the
- *                      supervisor when others wait for space or the
- *                      producer is gone (checking the id, under the lock)
- *   DONE -> FREE       the supervisor, for a dead producer (abandoned)
+ * Slot states, in the low 8 bits of the slot's state word; RUNNING and
+ * ENDING carry who holds the slot in the bits above (slot.h has the
+ * transitions, who may make each, and what a death between two stores
+ * leaves behind).
  */
 enum fp__slot_state {
   FP__SLOT_FREE = 0,
   FP__SLOT_FILLING = 1,
   FP__SLOT_READY = 2,
-  FP__SLOT_RUNNING = 3,
+  FP__SLOT_RUNNING = 3, /* holder: the worker row that claimed it */
   FP__SLOT_DONE = 4,
-  FP__SLOT_COLLECTED = 5
+  FP__SLOT_COLLECTED = 5,
+  FP__SLOT_ENDING = 6   /* holder: who ends it unrun (slot.h) */
 };
 
 /* Worker row states, for the scoreboard. */
@@ -101,48 +95,58 @@ struct fp__hint {
   _Atomic uint32_t v; /* tokens posted and not yet taken */
 };
 
-static inline void fp__hint_post(struct fp__hint *h) {
-  atomic_fetch_add(&h->v, 1);
-  syscall(SYS_futex, (uint32_t *)&h->v, FUTEX_WAKE, 1, NULL, NULL, 0);
-}
+/*
+ * One ready ring: a FIFO of slot indices (entries in the segment's ring
+ * region, fp__ring_cap(nslots) of them per ring). Counters never wrap
+ * (64 bits); entry k lives at k % cap.
+ *   tail  the ring's single writer stores entry `tail`, then tail + 1
+ *         (a producer for its own rings, the supervisor for the retry ring)
+ *   head  whoever takes a task (workers; the supervisor when it sweeps)
+ *         moves it on by compare-and-swap, after it claimed the slot or
+ *         found the entry stale (queue.c)
+ * On separate lines: the writer's stores do not steal the takers' line.
+ */
+struct fp__ring {
+  _Atomic uint64_t tail FP__ALIGNED;
+  _Atomic uint64_t head FP__ALIGNED;
+};
 
-static inline uint32_t fp__hint_value(struct fp__hint *h) {
-  return atomic_load(&h->v);
-}
-
-/* Take a token, or sleep until posted or rel_ns passed. Errors and
- * interruptions just return: the caller rechecks what it waits for. */
-static inline void fp__hint_wait(struct fp__hint *h, uint64_t rel_ns) {
-  uint32_t x = atomic_load(&h->v);
-  while (x > 0)
-    if (atomic_compare_exchange_weak(&h->v, &x, x - 1)) return;
-  fp__futex_wait(&h->v, 0, rel_ns);
-  /*
-   * Take the token that woke us. Left in place, it would tell wakers that a
-   * wake-up is still on its way to the sleepers, and they would not post
-   * for a sleeper that nothing will wake.
-   */
-  x = atomic_load(&h->v);
-  while (x > 0)
-    if (atomic_compare_exchange_weak(&h->v, &x, x - 1)) return;
+/* Entries per ring: nslots rounded up to a power of two. */
+static inline uint32_t fp__ring_cap(uint32_t nslots) {
+  uint32_t c = 1;
+  while (c < nslots) c <<= 1;
+  return c;
 }
 
 struct fp__queue {
   /*
-   * Three cache lines: the lock with what only its holder touches; the
-   * counts idle workers poll while they spin (on the lock's line, each poll
-   * stole the line from the next locker: measured, 15% of a producer's
-   * time in `forkpool bench`); the wake-up hints.
+   * The lock with what only its holder touches (the free stack); then the
+   * retry ring; then the wake-up words.
    */
-  pthread_mutex_t lock; /* robust, process-shared */
-  uint32_t rr[2];       /* round-robin cursor over producers, per priority */
-  uint32_t hi_streak;   /* high-priority tasks taken in a row */
+  pthread_mutex_t lock; /* robust, process-shared: the free stack only */
   uint32_t free_top;    /* entries in the free stack */
-  uint64_t next_seq;    /* submission order, for rebuilds */
-  _Atomic uint32_t ready_len FP__ALIGNED; /* READY tasks queued (racy reads) */
-  _Atomic uint32_t ready_hi;  /* ...of which high priority */
-  struct fp__hint ready_sem FP__ALIGNED; /* wake-up hints for workers */
-  struct fp__hint space_sem; /* ...for producers waiting for a slot */
+  /*
+   * Rows a producer ever claimed + 1 (workers scan the rings of rows below
+   * it): raised by a producer as it attaches (compare-and-swap, only up),
+   * never lowered. A stray write is bounded by nclients where read.
+   */
+  _Atomic uint32_t clients_hwm;
+  /*
+   * Set by anyone who finds a ring damaged (head past tail, or more than
+   * a ring's capacity between them): the supervisor then sweeps (queue.c,
+   * fp__q_sweep) at its next tick. Single stores; nothing to undo.
+   */
+  _Atomic uint32_t sweep;
+  /*
+   * READY tasks of dead producers that no ring held (their producer died
+   * between publishing the slot and its ring entry), put on the retry ring
+   * by the supervisor: counted as submitted (fp_stats.submitted is the sum
+   * of the producers' ring tails plus this).
+   */
+  _Atomic uint64_t rescued;
+  struct fp__ring retry; /* retries and rescues: the supervisor writes */
+  struct fp__hint work_hint FP__ALIGNED; /* wakes sleeping workers */
+  struct fp__hint space_hint; /* ...producers waiting for a free slot */
 } FP__ALIGNED;
 
 /* A set of up to 4096 rows, one bit each (see struct fp__hdr). */
@@ -150,25 +154,6 @@ struct fp__queue {
 struct fp__presence {
   _Atomic uint64_t w[FP__SET_WORDS];
 } FP__ALIGNED;
-
-static inline void fp__pset(struct fp__presence *p, uint32_t i) {
-  if (i < 64u * FP__SET_WORDS)
-    atomic_fetch_or(&p->w[i / 64], (uint64_t)1 << (i % 64));
-}
-
-static inline void fp__pclr(struct fp__presence *p, uint32_t i) {
-  if (i < 64u * FP__SET_WORDS)
-    atomic_fetch_and(&p->w[i / 64], ~((uint64_t)1 << (i % 64)));
-}
-
-/* Members among the first n rows. */
-static inline uint32_t fp__pcount(struct fp__presence *p, uint32_t n) {
-  uint32_t words = (n + 63) / 64, c = 0;
-  if (words > FP__SET_WORDS) words = FP__SET_WORDS;
-  for (uint32_t k = 0; k < words; k++)
-    c += (uint32_t)__builtin_popcountll(atomic_load(&p->w[k]));
-  return c;
-}
 
 struct fp__hdr {
   /* Fixed at creation, before any other process can see the segment. */
@@ -293,10 +278,10 @@ struct fp__row {
  */
 struct fp__client {
   /*
-   * Three cache lines, by writer: done_seq (workers, per task), the wait
-   * and claim fields (this producer, rarely), the READY lists (producer
-   * and workers, under the queue lock). Sharing one line made every
-   * finished task steal the line the next submit needs.
+   * Cache lines by writer: done_seq (workers, per task), the wait and claim
+   * fields (this producer, rarely), then each ring's tail (this producer)
+   * and head (workers). Sharing one line made every finished task steal
+   * the line the next submit needs.
    */
   _Atomic uint32_t done_seq FP__ALIGNED; /* futex word: +1 per finished task */
   _Atomic uint32_t waiters FP__ALIGNED;  /* threads asleep on done_seq */
@@ -304,12 +289,18 @@ struct fp__client {
   _Atomic int32_t pid;          /* last claimant, for stat; 0 if never */
   _Atomic uint32_t gen;         /* bumped on each claim */
   /*
-   * This producer's READY tasks, one FIFO per priority (normal, high),
-   * linked through seg->ready[] (the next slot), under the queue lock.
+   * Tasks this row's producers published and then took back because a
+   * stop began (client.c, publish): fp_stats.submitted subtracts them.
+   * Single writer (the producer), one increment after the take-back;
+   * killed between the two, one task too many is counted submitted.
+   */
+  _Atomic uint64_t withdrawn;
+  /*
+   * This producer's READY tasks, one ring per priority (normal, high).
    * Workers take from the producers in turn: one that floods the queue
    * cannot starve the others.
    */
-  uint32_t qhead[2] FP__ALIGNED, qtail[2];
+  struct fp__ring rq[2];
 } FP__ALIGNED;
 
 /* OFD lock bytes of a named segment's file: liveness tokens. */
@@ -321,7 +312,7 @@ struct fp__client {
  * result fields on the second line), then the input and output buffers.
  */
 struct fp__slot {
-  _Atomic uint32_t state;   /* enum fp__slot_state */
+  _Atomic uint32_t state;   /* enum fp__slot_state | holder << 8 (slot.h) */
   uint32_t owner;           /* client row */
   uint32_t owner_gen;       /* that row's gen when the slot was taken */
   uint32_t prio;            /* 0 normal, 1 high */
@@ -329,19 +320,16 @@ struct fp__slot {
   uint64_t gen;             /* bumped on each FREE -> FILLING */
   uint64_t seq;             /* submission order */
   uint32_t in_len;
-  uint32_t attempts;
+  uint32_t attempts;        /* runs ended so far: by its worker at the end
+                               of a run, by the supervisor for a run its
+                               worker died in (0 at submit) */
   _Atomic int32_t worker;   /* pid running it (set with RUNNING) */
   uint32_t row;             /* scoreboard row of that worker */
   uint64_t in_sum;          /* check value of id, in_len, input (sum.h) */
   /*
-   * Who ends this task early (reset to 0 by fill): 1 fp_cancel asked the
-   * supervisor to kill its worker (RUNNING); for a READY task, the one of
-   * fp_cancel (FP__CANCEL_QUEUED) and a stop that could not get the queue
-   * lock (FP__CANCEL_STOP) whose compare-and-swap from 0 wins ends it, so
-   * it ends once. If the winning producer is killed before it ends the
-   * task: a worker that takes it finds cancel set and the supervisor kills
-   * it as for a running cancel; a stop ends it (with the lock, or 100 ms
-   * after a lock-free pass found it still READY).
+   * 1: fp_cancel asked the supervisor to kill this RUNNING task's worker
+   * (sup_kill.c, check_cancels). Reset to 0 by fill. A queued task is
+   * cancelled by its state word instead (READY -> ENDING, slot.h).
    */
   _Atomic uint32_t cancel;
 
@@ -359,16 +347,6 @@ struct fp__slot {
 
 #define FP__SLOT_HDR_BYTES ((uint32_t)sizeof(struct fp__slot))
 
-/* fp__slot.cancel values besides 0 (none) and 1 (kill the running task). */
-#define FP__CANCEL_QUEUED 2u
-#define FP__CANCEL_STOP 3u
-
-/* Claim READY slot sl's early end for `who` (above). 1 when ours to end. */
-static inline int fp__slot_claim_cancel(struct fp__slot *sl, uint32_t who) {
-  uint32_t want = 0;
-  return atomic_compare_exchange_strong(&sl->cancel, &want, who);
-}
-
 /* Sizes a segment is created from. */
 struct fp__geometry {
   uint32_t nslots, nrows, nclients, max_input, max_output;
@@ -378,7 +356,6 @@ struct fp__geometry {
 struct fp__seg {
   struct fp__hdr *hdr;
   unsigned char *base;
-  /* ready: per slot, the next slot in its producer's READY list. */
   size_t len;        /* the layout's size */
   size_t maplen;     /* bytes mapped, when not len (attached segments) */
   int fd;            /* the shm object of a named pool, else -1 */
@@ -389,9 +366,19 @@ struct fp__seg {
    */
   uint32_t nslots, nrows, nclients, max_input, max_output, slot_stride;
   uint64_t ring_off, rows_off, clients_off, slots_off;
-  uint32_t *ready;   /* ring of slot indices, nslots entries */
+  uint32_t ring_cap;  /* entries per ready ring: fp__ring_cap(nslots) */
+  /*
+   * Ready ring entries: ring c (a client row's normal ring 2c, its high
+   * ring 2c + 1; the retry ring 2 * nclients) holds ents + c * ring_cap.
+   */
+  _Atomic uint32_t *ents;
   uint32_t *freestk; /* stack of free slot indices, nslots entries */
 };
+
+/* Number of ready rings: two per client row, and the retry ring. */
+static inline uint32_t fp__nrings(uint32_t nclients) {
+  return 2 * nclients + 1;
+}
 
 /*
  * Bytes a segment of this geometry needs, or 0 when it would exceed
@@ -453,8 +440,15 @@ static inline void fp__row_duration(struct fp__row *row, uint64_t us) {
   static const uint64_t bounds[] = FP_DURATION_BOUNDS_US;
   unsigned k = 0;
   while (k + 1 < FP_DURATION_BUCKETS && us > bounds[k]) k++;
-  atomic_fetch_add(&row->dur[k], 1);
-  atomic_fetch_add(&row->dur_sum_us, us);
+  /* One writer at a time (the worker, or the supervisor once it is
+   * reaped): a load and a store, no locked instruction. */
+  atomic_store_explicit(
+      &row->dur[k], atomic_load_explicit(&row->dur[k], memory_order_relaxed) + 1,
+      memory_order_relaxed);
+  atomic_store_explicit(
+      &row->dur_sum_us,
+      atomic_load_explicit(&row->dur_sum_us, memory_order_relaxed) + us,
+      memory_order_relaxed);
 }
 
 static inline struct fp__slot *fp__slot_at(const struct fp__seg *s,
@@ -503,19 +497,6 @@ static inline struct fp__report *fp__report_at(const struct fp__seg *s,
                  (uint64_t)s->nclients * sizeof(struct fp__client);
   off = (off + FP__CACHELINE - 1) & ~(uint64_t)(FP__CACHELINE - 1);
   return (struct fp__report *)(s->base + off) + r;
-}
-
-/* Wake the producer that owns a slot whose state just became DONE. */
-static inline void fp__notify_owner(const struct fp__seg *s, uint32_t owner) {
-  if (FP__NEVER(owner >= s->nclients)) return;
-  struct fp__client *c = fp__client_at(s, owner);
-  atomic_fetch_add(&c->done_seq, 1);
-  /*
-   * One wake per sleep: the first finisher wakes every waiter; later ones
-   * see `woken` set until the waiters clear it (before they recheck).
-   */
-  if (atomic_load(&c->waiters) > 0 && atomic_exchange(&c->woken, 1) == 0)
-    fp__futex_wake(&c->done_seq);
 }
 
 #endif /* FP_SEGMENT_H */

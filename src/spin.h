@@ -16,7 +16,7 @@
 #ifndef FP_SPIN_H
 #define FP_SPIN_H
 
-#include "segment.h"
+#include "wake.h"
 
 /*
  * The least budget must exceed a wake-up through the kernel, or two sides

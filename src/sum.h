@@ -63,25 +63,4 @@ static inline uint64_t fp__res_sum(const struct fp__seg *s,
                         (uint32_t)n);
 }
 
-/*
- * End a task with a result written by someone other than its handler
- * (cancel, crash, timeout, damage): status and codes, `out_len` bytes of
- * output already in place, no spawned tasks; sealed and published DONE.
- * Counting and waking the producer are the caller's.
- */
-static inline void fp__slot_end(const struct fp__seg *s, struct fp__slot *sl,
-                                int32_t status, int32_t code, int32_t sig,
-                                int32_t exit_code, uint32_t out_len,
-                                uint64_t run_us) {
-  sl->status = status;
-  sl->code = code;
-  sl->sig = sig;
-  sl->exit_code = exit_code;
-  sl->out_len = out_len;
-  sl->spawn_len = 0; /* a task that did not finish spawns nothing */
-  sl->run_us = run_us;
-  sl->res_sum = fp__res_sum(s, sl, atomic_load(&sl->id));
-  atomic_store(&sl->state, FP__SLOT_DONE);
-}
-
 #endif /* FP_SUM_H */

@@ -9,7 +9,14 @@
  *   FILLING  -> FREE (the producer died mid-submit; the task never existed)
  *   DONE     -> FREE, counted abandoned (nobody will collect the result)
  *   COLLECTED -> FREE (collected, not yet returned to the free stack)
- *   READY or RUNNING: left to finish; freed on a later tick once DONE.
+ *   ENDING   -> FREE, counted abandoned (it cancelled its own task)
+ *   READY or RUNNING: left to finish; freed on a later tick once DONE. A
+ *            READY one that no ring holds (the producer died between the
+ *            slot's READY and its ring entry: queue.h) is queued on the
+ *            retry ring and counted submitted.
+ * A task of another producer that a gone one was cancelling (ENDING under
+ * its row + 1, the row now without a holder) is ended FP_CANCELLED here:
+ * it had been counted when claimed (client.c, fp_cancel).
  *
  * It also counts the producers attached, for their fair shares of the
  * slots (fp__sup_count_producers), and returns collected slots when
@@ -17,13 +24,36 @@
  * (fp__sup_lock): a lock held by a stopped or hostile process skips the
  * work for this tick, never stalls the supervisor.
  */
+#include <stdlib.h>
+
 #include "queue.h"
 #include "shm.h"
 #include "sup.h"
 
+/*
+ * End the tasks that the gone producer of row r was cancelling (ENDING
+ * under r + 1): nobody else will. Only called while row r has no holder,
+ * so no live canceller can be writing them. Returns how many.
+ */
+static uint64_t end_cancels_of(struct fp__sup *sp, uint32_t r) {
+  struct fp__seg *s = sp->s;
+  uint64_t n = 0;
+  uint32_t mine = fp__slot_make(FP__SLOT_ENDING, r + 1);
+  for (uint32_t i = 0; i < s->nslots; i++) {
+    struct fp__slot *sl = fp__slot_at(s, i);
+    if (fp__slot_word(sl) != mine) continue;
+    uint32_t owner = sl->owner;
+    fp__slot_end(s, sl, FP_CANCELLED, 0, 0, -1, 0, 0);
+    fp__wake_owner(s, owner);
+    n++;
+  }
+  return n;
+}
+
 void fp__sup_reclaim_clients(struct fp__sup *sp) {
   struct fp__seg *s = sp->s;
   struct fp__hdr *h = s->hdr;
+  unsigned char *dead = NULL; /* rows with READY tasks of a gone producer */
   for (uint32_t r = 0; r < s->nclients; r++) {
     struct fp__client *c = fp__client_at(s, r);
     uint32_t gen = atomic_load(&c->gen);
@@ -41,31 +71,37 @@ void fp__sup_reclaim_clients(struct fp__sup *sp) {
       /* Gone: it cannot clear its own presence bits any more. */
       fp__pclr(&h->p_asleep, r);
       fp__pclr(&h->p_spin, r);
+      end_cancels_of(sp, r);
     }
     if (limit == sp->settled_gen[r] || limit == UINT32_MAX) continue;
 
-    int outstanding = 0;
+    int outstanding = 0, ready = 0;
     uint64_t freed = 0, abandoned = 0;
     /* Busy (a stopped or hostile holder): next tick, never a long wait. */
-    if (fp__sup_lock(sp) != 0) return;
+    if (fp__sup_lock(sp) != 0) break;
     for (uint32_t i = 0; i < s->nslots; i++) {
       struct fp__slot *sl = fp__slot_at(s, i);
       if (sl->owner != r || sl->owner_gen > limit) continue;
-      uint32_t st = atomic_load(&sl->state);
+      uint32_t w = fp__slot_word(sl), st = w & FP__SLOT_STATE_MASK;
       if (st == FP__SLOT_FILLING || st == FP__SLOT_COLLECTED) {
         fp__q_put_free(s, i);
         freed++;
-      } else if (st == FP__SLOT_DONE) {
+      } else if (st == FP__SLOT_DONE ||
+                 w == fp__slot_make(FP__SLOT_ENDING, r + 1)) {
+        /* (Its own cancel, ended or not: nobody will collect it.) */
         fp__q_put_free(s, i);
         abandoned++;
-      } else if (st == FP__SLOT_READY || st == FP__SLOT_RUNNING) {
+      } else if (fp__slot_unfinished(st)) {
         outstanding = 1;
+        ready |= st == FP__SLOT_READY;
       }
     }
     fp__q_unlock(s);
+    if (ready && dead == NULL) dead = calloc(s->nclients, 1);
+    if (ready && dead != NULL) dead[r] = 1;
     if (abandoned > 0) atomic_fetch_add(&h->c.abandoned, abandoned);
     if (freed + abandoned > 0) {
-      fp__q_wake_space(s);
+      fp__wake_space(s);
       fp__sup_log(sp, FP_LOG_INFO,
                   "a producer of row %u is gone: reclaimed %llu unfinished "
                   "submission(s), %llu uncollected result(s)",
@@ -73,6 +109,22 @@ void fp__sup_reclaim_clients(struct fp__sup *sp) {
                   (unsigned long long)abandoned);
     }
     if (!outstanding) sp->settled_gen[r] = limit;
+  }
+  if (dead == NULL) return;
+  /*
+   * READY tasks of gone producers: queue those no ring holds. Their ring
+   * tails are frozen (nobody writes them until a new holder, which only
+   * appends its own), so "no ring holds it" is exact here, and each is
+   * counted submitted (wrongly only for a new holder's task caught
+   * between its READY and its tail at this very instant).
+   */
+  int n = fp__q_sweep(s, &sp->retry_tail, dead);
+  free(dead);
+  if (n > 0) {
+    atomic_fetch_add(&h->q.rescued, (uint64_t)n);
+    fp__wake_workers(s, (uint32_t)n);
+    fp__sup_log(sp, FP_LOG_INFO, "requeued %d task(s) that gone producers "
+                "published halfway", n);
   }
 }
 
@@ -88,12 +140,12 @@ void fp__sup_free_collected(struct fp__sup *sp) {
   int n = 0;
   if (fp__sup_lock(sp) != 0) return; /* busy: next tick */
   for (uint32_t i = 0; i < s->nslots; i++)
-    if (atomic_load(&fp__slot_at(s, i)->state) == FP__SLOT_COLLECTED)
+    if (fp__slot_word(fp__slot_at(s, i)) == FP__SLOT_COLLECTED)
       n += fp__q_free_collected(s, i);
   fp__q_unlock(s);
   if (n > 0)
     for (uint32_t k = fp__pcount(&s->hdr->p_asleep, s->nclients); k > 0; k--)
-      fp__hint_post(&s->hdr->q.space_sem);
+      fp__hint_post(&s->hdr->q.space_hint);
 }
 
 void fp__sup_count_producers(struct fp__sup *sp) {
@@ -111,6 +163,6 @@ void fp__sup_count_producers(struct fp__sup *sp) {
   if (atomic_load(&h->producer_share) != share) {
     atomic_store(&h->producer_share, share);
     /* A larger share lets a capped producer go on: wake the sleepers. */
-    fp__q_wake_space(s);
+    fp__wake_space(s);
   }
 }

@@ -14,7 +14,7 @@ void fp__sup_retire(struct fp__sup *sp, uint32_t r) {
   atomic_store(&fp__row_at(sp->s, r)->retire, 1);
   struct fp__hdr *h = sp->s->hdr;
   for (uint32_t k = fp__pcount(&h->w_asleep, sp->s->nrows); k > 0; k--)
-    fp__hint_post(&h->q.ready_sem);
+    fp__hint_post(&h->q.work_hint);
 }
 
 void fp__sup_resize(struct fp__sup *sp, int delta, const char *why) {
@@ -48,7 +48,7 @@ void fp__sup_autoscale(struct fp__sup *sp, uint64_t now) {
   struct fp__hdr *h = sp->s->hdr;
   if (h->max_workers == 0 || atomic_load(&h->state) != FP__POOL_RUNNING)
     return;
-  uint32_t queued = atomic_load(&h->q.ready_len);
+  uint32_t queued = fp__q_queued(sp->s);
   uint32_t asleep = fp__pcount(&h->w_asleep, sp->s->nrows);
   uint32_t idle = fp__pcount(&h->w_idle, sp->s->nrows);
   if (queued > 0 && asleep == 0 && idle == 0) {

@@ -6,8 +6,10 @@
  * checks the shared bookkeeping:
  *   - the header's fixed fields, against its own copy: restored if damaged;
  *   - the queue lock: a lock word naming no live owner is re-created;
- *   - the ready ring and the free stack, against the slot states: rebuilt
- *     from the states when they disagree (the states are the truth);
+ *   - the free stack, against the slot states: rebuilt from the states
+ *     when they disagree (the states are the truth);
+ *   - the ready rings: a sweep (queue.c) empties damaged ones and queues
+ *     every READY slot no ring holds on the retry ring;
  *   - slot states that are no state at all: the slot's task is ended
  *     FP_CORRUPT (its producer, if any, is told; never a wrong result).
  */
@@ -64,42 +66,35 @@ static int check_lock(struct fp__sup *sp) {
   return 1;
 }
 
-/* Do the READY lists and the free stack agree with the slot states? */
-static int bookkeeping_ok(struct fp__seg *s, unsigned char *seen) {
+/* Does the free stack agree with the slot states? */
+static int free_stack_ok(struct fp__seg *s, unsigned char *seen) {
   struct fp__queue *q = &s->hdr->q;
-  uint32_t n = s->nslots, len = atomic_load(&q->ready_len);
-  uint32_t nready = 0, nfree = 0, listed = 0, listed_hi = 0;
-  if (len > n || q->free_top > n) return 0;
+  uint32_t n = s->nslots, nfree = 0;
+  if (q->free_top > n) return 0;
   memset(seen, 0, n);
-  for (uint32_t c = 0; c < s->nclients; c++) {
-    struct fp__client *cl = fp__client_at(s, c);
-    for (uint32_t p = 0; p < 2; p++) {
-      uint32_t last = FP__NONE;
-      for (uint32_t i = cl->qhead[p]; i != FP__NONE; i = s->ready[i]) {
-        if (i >= n || seen[i]++) return 0;
-        struct fp__slot *sl = fp__slot_at(s, i);
-        if (atomic_load(&sl->state) != FP__SLOT_READY || sl->owner != c ||
-            (sl->prio ? 1u : 0u) != p)
-          return 0;
-        listed++;
-        listed_hi += p;
-        last = i;
-      }
-      if (cl->qtail[p] != last) return 0;
-    }
-  }
   for (uint32_t k = 0; k < q->free_top; k++) {
     uint32_t i = s->freestk[k];
     if (i >= n || seen[i]++) return 0;
-    if (atomic_load(&fp__slot_at(s, i)->state) != FP__SLOT_FREE) return 0;
+    if (fp__slot_word(fp__slot_at(s, i)) != FP__SLOT_FREE) return 0;
   }
-  for (uint32_t i = 0; i < n; i++) {
-    uint32_t st = atomic_load(&fp__slot_at(s, i)->state);
-    nready += st == FP__SLOT_READY;
-    nfree += st == FP__SLOT_FREE;
+  for (uint32_t i = 0; i < n; i++)
+    nfree += fp__slot_word(fp__slot_at(s, i)) == FP__SLOT_FREE;
+  return nfree == q->free_top;
+}
+
+/* Is state word w one that some move of slot.h makes? */
+static int valid_word(const struct fp__sup *sp, uint32_t w) {
+  uint32_t st = w & FP__SLOT_STATE_MASK, holder = fp__slot_holder(w);
+  switch (st) {
+  case FP__SLOT_READY:
+    return 1;
+  case FP__SLOT_RUNNING:
+    return holder < sp->nrows;
+  case FP__SLOT_ENDING:
+    return holder <= sp->s->nclients;
+  default:
+    return st <= FP__SLOT_COLLECTED && holder == 0;
   }
-  return nready == len && listed == len &&
-         listed_hi == atomic_load(&q->ready_hi) && nfree == q->free_top;
 }
 
 void fp__sup_verify(struct fp__sup *sp) {
@@ -109,12 +104,12 @@ void fp__sup_verify(struct fp__sup *sp) {
   /* Wake-up hints: a count no sleeper set could reach is damage. */
   int hints = 0;
   struct fp__queue *q = &s->hdr->q;
-  if (fp__hint_value(&q->ready_sem) > 4096 + s->nrows) {
-    atomic_store(&q->ready_sem.v, 0);
+  if (fp__hint_value(&q->work_hint) > 4096 + s->nrows) {
+    atomic_store(&q->work_hint.v, 0);
     hints = 1;
   }
-  if (fp__hint_value(&q->space_sem) > 4096 + s->nclients) {
-    atomic_store(&q->space_sem.v, 0);
+  if (fp__hint_value(&q->space_hint) > 4096 + s->nclients) {
+    atomic_store(&q->space_hint.v, 0);
     hints = 1;
   }
   int rebuilt = 0, ended = 0;
@@ -122,49 +117,58 @@ void fp__sup_verify(struct fp__sup *sp) {
   if (fp__sup_lock(sp) == 0) {
     for (uint32_t i = 0; i < s->nslots; i++) {
       struct fp__slot *sl = fp__slot_at(s, i);
-      uint32_t st = atomic_load(&sl->state);
+      uint32_t w = fp__slot_word(sl);
       /*
-       * RUNNING is valid only with a live worker whose row points at it
-       * (set under this lock when it took the task): a state flipped to
-       * RUNNING by damage would otherwise wait for ever.
+       * RUNNING is valid only under a live worker's row whose slot field
+       * names this slot (the worker stores it before its claim and clears
+       * it after DONE): a word flipped to RUNNING by damage would
+       * otherwise wait for ever. Workers finish without any lock, so the
+       * task may end while we look: only a slot still RUNNING after we
+       * checked its row is orphaned.
        */
-      if (st == FP__SLOT_RUNNING) {
-        int owned = 0;
-        for (uint32_t r = 0; r < sp->nrows && !owned; r++)
-          owned = sp->rc[r].pid > 0 && sp->rc[r].pid == atomic_load(&sl->worker) &&
-                  atomic_load(&fp__row_at(s, r)->slot) == i;
-        /*
-         * Workers finish without this lock: the task may have ended while
-         * we looked (DONE, then its row cleared). Only a slot still
-         * RUNNING after its would-be worker's row moved on is orphaned:
-         * a worker keeps row->slot from before RUNNING until after DONE.
-         */
-        if (owned || atomic_load(&sl->state) != FP__SLOT_RUNNING) continue;
-      } else if (st <= FP__SLOT_COLLECTED) {
+      if (valid_word(sp, w) &&
+          (w & FP__SLOT_STATE_MASK) == FP__SLOT_RUNNING) {
+        uint32_t r = fp__slot_holder(w);
+        int owned = sp->rc[r].pid > 0 &&
+                    atomic_load(&fp__row_at(s, r)->slot) == i;
+        if (owned || fp__slot_word(sl) != w) continue;
+      } else if (valid_word(sp, w)) {
         continue;
       }
       /* No valid state: whatever it held cannot be trusted. */
       fp__slot_end(s, sl, FP_CORRUPT, EBADMSG, 0, -1, 0, 0);
-      fp__notify_owner(s, sl->owner);
+      fp__wake_owner(s, sl->owner);
       atomic_fetch_add(&s->hdr->c.corrupt, 1);
       ended++;
     }
     unsigned char *seen = malloc(s->nslots);
-    if (seen == NULL || !bookkeeping_ok(s, seen)) {
+    if (seen == NULL || !free_stack_ok(s, seen)) {
       fp__q_rebuild(s);
       rebuilt = 1;
     }
     free(seen);
     fp__q_unlock(s);
   }
-  if (hdr || lock || hints || rebuilt || ended) {
+  /*
+   * The rings: every READY slot reachable again. A producer publishing
+   * right now may get its task queued twice (harmless), so only damage
+   * found (q.sweep, raised by whoever met a damaged ring, and by the sweep
+   * when it emptied one) is reported.
+   */
+  int rings = atomic_load(&q->sweep) != 0;
+  int swept = fp__q_sweep(s, &sp->retry_tail, NULL);
+  rings |= atomic_exchange(&q->sweep, 0) != 0;
+  if (swept > 0) fp__wake_workers(s, (uint32_t)swept);
+  if (hdr || lock || hints || rebuilt || ended || rings) {
     atomic_fetch_add(&s->hdr->c.repairs, 1);
     fp__sup_log(sp, FP_LOG_ERROR,
-                "shared segment damaged after a worker crash:%s%s%s%s%s",
+                "shared segment damaged after a worker crash:%s%s%s%s%s%s",
                 hdr ? " header restored;" : "",
                 lock ? " queue lock re-created;" : "",
                 hints ? " wake-up counts reset;" : "",
-                rebuilt ? " ring and free stack rebuilt from slot states;" : "",
+                rebuilt ? " free stack rebuilt from slot states;" : "",
+                rings ? " damaged ready rings emptied, their tasks requeued;"
+                      : "",
                 ended ? " slots with no valid state ended corrupt;" : "");
   }
 }

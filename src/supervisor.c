@@ -49,10 +49,10 @@ static void set_state(struct fp__sup *sp, uint32_t st) {
 static void wake_all(struct fp__sup *sp) {
   struct fp__hdr *h = sp->s->hdr;
   for (uint32_t k = fp__pcount(&h->w_asleep, sp->s->nrows); k > 0; k--)
-    fp__hint_post(&h->q.ready_sem);
+    fp__hint_post(&h->q.work_hint);
   for (uint32_t k = fp__pcount(&h->p_asleep, sp->s->nclients); k > 0; k--)
-    fp__hint_post(&h->q.space_sem);
-  for (uint32_t c = 0; c < sp->s->nclients; c++) fp__notify_owner(sp->s, c);
+    fp__hint_post(&h->q.space_hint);
+  for (uint32_t c = 0; c < sp->s->nclients; c++) fp__wake_owner(sp->s, c);
   fp__futex_wake(&h->state);
 }
 
@@ -79,7 +79,7 @@ static void end_task_report(struct fp__sup *sp, struct fp__slot *sl,
                           : st == FP_TIMEOUT ? &h->c.timeout
                                              : &h->c.cancelled;
   atomic_fetch_add(ctr, 1);
-  fp__notify_owner(sp->s, owner);
+  fp__wake_owner(sp->s, owner);
 }
 
 static void end_task(struct fp__sup *sp, struct fp__slot *sl, fp_status st,
@@ -252,28 +252,40 @@ static void reap(struct fp__sup *sp, int block) {
 }
 
 /*
+ * End every READY task as cancelled, each claimed READY -> ENDING first
+ * (against workers and fp_cancel: one wins). Returns how many.
+ */
+static uint64_t cancel_queued(struct fp__sup *sp, uint64_t now) {
+  struct fp__seg *s = sp->s;
+  uint64_t n = 0;
+  for (uint32_t i = 0; i < s->nslots; i++) {
+    struct fp__slot *sl = fp__slot_at(s, i);
+    uint32_t w = fp__slot_word(sl);
+    if ((w & FP__SLOT_STATE_MASK) != FP__SLOT_READY ||
+        !fp__slot_claim_end(sl, w, FP__END_BY_SUP))
+      continue;
+    end_task(sp, sl, FP_CANCELLED, 0, -1, now);
+    n++;
+  }
+  return n;
+}
+
+/* How long a canceller may take between its claim and its end at stop. */
+#define STOP_CANCELLER_NS 100000000ull /* 100 ms */
+
+/*
  * Settle everything and mark the pool STOPPED; the loop then ends. Bounded
- * whatever another process does: the queue lock is waited for 20 ms at
- * most (fp__sup_lock); without it the queued tasks are ended by their state
- * words once every worker is reaped (nobody else moves a READY or RUNNING
- * slot then, bar fp_cancel ending a READY one: the two claim it by a
- * compare-and-swap on its cancel word, and the winner ends it, once).
+ * whatever another process does: no lock is needed (slot states decide,
+ * slot.h), and a canceller stopped between its claim and its end is
+ * waited for 100 ms at most.
  */
 static void stop_now(struct fp__sup *sp) {
   struct fp__seg *s = sp->s;
   if (sp->stopped) return;
+  /* seq_cst: a producer publishing now sees it or is seen (client.c). */
   if (atomic_load(&s->hdr->state) < FP__POOL_STOPPING)
     set_state(sp, FP__POOL_STOPPING);
-  uint64_t now = fp__now_ns();
-  uint64_t cancelled = 0;
-  if (fp__sup_lock(sp) == 0) {
-    uint32_t i;
-    while ((i = fp__q_take_ready(s)) != FP__NONE) {
-      end_task(sp, fp__slot_at(s, i), FP_CANCELLED, 0, -1, now);
-      cancelled++;
-    }
-    fp__q_unlock(s);
-  }
+  uint64_t cancelled = cancel_queued(sp, fp__now_ns());
   int killed = 0;
   for (uint32_t r = 0; r < sp->nrows; r++) {
     struct fp__row *row = fp__row_at(s, r);
@@ -289,36 +301,34 @@ static void stop_now(struct fp__sup *sp) {
                 "that would not die in %llu ms", SWEEP_STOP_NS / 1000000u);
   /*
    * Belt and braces: with every worker reaped, nothing may stay pending.
-   * READY tasks are left only when the lock was not to be had: its holder
-   * may be fp_cancel ending one of them, so each is claimed first (the
-   * winner ends it). A RUNNING one is ours alone: its worker is reaped.
+   * READY: published while we stopped (its producer takes it back unless
+   * we claim it first). RUNNING: ours alone, its worker is reaped.
+   * ENDING: a canceller between its claim and its end; one still there
+   * after 100 ms is dead or stopped, and the task ends all the same (it
+   * was counted at its claim; nothing reuses the slot after a stop).
    */
-  now = fp__now_ns();
-  uint32_t claimed = 0; /* READY tasks fp_cancel claimed before us */
+  uint64_t now = fp__now_ns();
+  cancelled += cancel_queued(sp, now);
+  int ending = 0;
   for (uint32_t i = 0; i < s->nslots; i++) {
     struct fp__slot *sl = fp__slot_at(s, i);
-    uint32_t st = atomic_load(&sl->state);
-    if (st == FP__SLOT_READY && !fp__slot_claim_cancel(sl, FP__CANCEL_STOP)) {
-      claimed++;
-      continue;
-    }
-    if (st == FP__SLOT_READY || st == FP__SLOT_RUNNING) {
-      cancelled += st == FP__SLOT_READY;
-      end_task(sp, sl, FP_CANCELLED, 0, -1, now);
-    }
+    uint32_t st = fp__slot_state(sl);
+    if (st == FP__SLOT_RUNNING) end_task(sp, sl, FP_CANCELLED, 0, -1, now);
+    ending += st == FP__SLOT_ENDING;
   }
-  /*
-   * fp_cancel ends its claim within microseconds, holding the lock; one
-   * still READY after 100 ms belongs to a canceller that died (or is
-   * stopped) in between: the task must end all the same.
-   */
-  if (claimed > 0) usleep(100000);
-  for (uint32_t i = 0; claimed > 0 && i < s->nslots; i++) {
+  for (uint64_t t0 = now; ending > 0 && fp__now_ns() - t0 < STOP_CANCELLER_NS;)
+    {
+    usleep(1000);
+    ending = 0;
+    for (uint32_t i = 0; i < s->nslots; i++)
+      ending += fp__slot_state(fp__slot_at(s, i)) == FP__SLOT_ENDING;
+  }
+  for (uint32_t i = 0; ending > 0 && i < s->nslots; i++) {
     struct fp__slot *sl = fp__slot_at(s, i);
-    if (atomic_load(&sl->state) == FP__SLOT_READY) {
-      cancelled++;
-      end_task(sp, sl, FP_CANCELLED, 0, -1, fp__now_ns());
-    }
+    if (fp__slot_state(sl) != FP__SLOT_ENDING) continue;
+    uint32_t owner = sl->owner;
+    fp__slot_end(s, sl, FP_CANCELLED, 0, 0, -1, 0, 0);
+    fp__wake_owner(s, owner);
   }
   if (cancelled + (uint64_t)killed > 0)
     fp__sup_log(sp, FP_LOG_WARN,
@@ -337,6 +347,19 @@ static void fail_start(struct fp__sup *sp, int err) {
   set_state(sp, FP__POOL_FAILED);
   reap(sp, 1);
   sp->stopped = 1;
+}
+
+/*
+ * Put slot i, RUNNING under a worker we reaped, back in the queue: READY
+ * again, then on the retry ring (which we alone write). 0, or -ENOSPC with
+ * the slot left RUNNING (the caller ends it).
+ */
+static int requeue(struct fp__sup *sp, uint32_t i) {
+  struct fp__seg *s = sp->s;
+  struct fp__slot *sl = fp__slot_at(s, i);
+  atomic_store(&sl->worker, 0);
+  /* Its generation stays: the READY word of the same task (slot.h). */
+  return fp__q_push(s, FP__RING_RETRY(s), &sp->retry_tail, i);
 }
 
 /* A worker in row r exited with wait status ws: settle its task, plan. */
@@ -371,11 +394,11 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
      * did not (see struct fp__row): the task ends as the handler said.
      */
     struct fp__slot *sl = fp__slot_at(sp->s, i);
-    if (atomic_load(&sl->state) == FP__SLOT_RUNNING &&
-        atomic_load(&sl->worker) == pid && atomic_load(&sl->id) == tid) {
+    if (fp__slot_running_by(fp__slot_word(sl), r) &&
+        atomic_load(&sl->id) == tid) {
       uint32_t owner = sl->owner;
-      atomic_store(&sl->state, FP__SLOT_DONE);
-      fp__notify_owner(sp->s, owner);
+      fp__slot_set(sl, FP__SLOT_DONE);
+      fp__wake_owner(sp->s, owner);
     }
     if (atomic_load(&row->ok) == atomic_load(&row->ok_snap) &&
         atomic_load(&row->failed) == atomic_load(&row->failed_snap)) {
@@ -386,13 +409,25 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
     }
   } else if (i < sp->s->nslots) {
     /*
-     * The task is ours to end only if it is still RUNNING under this pid
-     * (the row pointer is a hint; the slot's own fields decide).
+     * The task is ours to end only if it is still RUNNING under this row
+     * (the row pointer is a hint; the slot's own state word decides: the
+     * worker's claim wrote our row into it).
      */
     struct fp__slot *sl = fp__slot_at(sp->s, i);
-    if (atomic_load(&sl->state) == FP__SLOT_RUNNING &&
-        atomic_load(&sl->worker) == pid) {
+    if (fp__slot_running_by(fp__slot_word(sl), r) &&
+        atomic_load(&row->task_id) != atomic_load(&sl->id) &&
+        sp->rc[r].kill_reason != FP__KILL_STOP &&
+        atomic_load(&h->state) < FP__POOL_STOPPING && requeue(sp, i) == 0) {
+      /*
+       * Claimed, but killed before it named the task in its row: the
+       * handler never began (worker.c sets task_id first). Not a run: back
+       * in the queue as if never taken (no retry counted, attempts as
+       * they were).
+       */
+      fp__wake_workers(sp->s, 1);
+    } else if (fp__slot_running_by(fp__slot_word(sl), r)) {
       task_id = atomic_load(&sl->id);
+      sl->attempts++; /* this run: see struct fp__slot */
       if (sp->rc[r].kill_reason == FP__KILL_STOP) st = FP_CANCELLED;
       else if (sp->rc[r].kill_reason == FP__KILL_CANCEL &&
                sp->rc[r].kill_task == task_id)
@@ -411,14 +446,12 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
       unsigned max = sp->cfg->max_attempts > 1 ? sp->cfg->max_attempts : 1;
       if (st != FP_CANCELLED && sl->attempts < max &&
           atomic_load(&h->state) < FP__POOL_STOPPING &&
-          fp__sup_lock(sp) == 0) {
+          requeue(sp, i) == 0) {
         /* At-least-once: run it again, only now that the worker is reaped. */
-        fp__q_requeue(sp->s, i);
-        fp__q_unlock(sp->s);
         atomic_fetch_add(&h->c.retried, 1);
-        fp__q_wake_workers(sp->s, 1);
+        fp__wake_workers(sp->s, 1);
       } else {
-        /* (Not for a retry refused because the lock was busy.) */
+        /* (Not for a retry refused because the retry ring was full.) */
         if (st != FP_CANCELLED && max > 1 && sl->attempts >= max) {
           char ex[160];
           input_excerpt(sp, sl, ex, sizeof(ex));
@@ -530,7 +563,7 @@ static void begin_drain(struct fp__sup *sp, int grace_ms) {
   set_state(sp, FP__POOL_DRAINING);
   fp__sup_log(sp, FP_LOG_INFO, "draining: refusing new tasks, finishing %u "
               "queued (grace %d ms)",
-              atomic_load(&sp->s->hdr->q.ready_len), grace_ms);
+              fp__q_queued(sp->s), grace_ms);
   wake_all(sp);
 }
 
@@ -612,7 +645,7 @@ static uint64_t respawn(struct fp__sup *sp, uint64_t now) {
   uint32_t st = atomic_load(&h->state);
   if (st >= FP__POOL_STOPPING || st == FP__POOL_STARTING) return UINT64_MAX;
   /* Draining: replace a worker only while tasks still wait for one. */
-  if (st == FP__POOL_DRAINING && atomic_load(&h->q.ready_len) == 0)
+  if (st == FP__POOL_DRAINING && fp__q_queued(sp->s) == 0)
     return UINT64_MAX;
   uint32_t target = atomic_load(&h->workers_target);
   uint64_t next = UINT64_MAX;
@@ -696,14 +729,22 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   if (t < wake) wake = t;
   fp__sup_free_collected(sp);
   fp__sup_check_cancels(sp);
+  if (atomic_load(&h->q.sweep) != 0) {
+    /* Someone met a damaged ring (queue.h): requeue what it held. */
+    int n = fp__q_sweep(sp->s, &sp->retry_tail, NULL);
+    if (n > 0) fp__wake_workers(sp->s, (uint32_t)n);
+    atomic_fetch_add(&h->c.repairs, 1);
+    fp__sup_log(sp, FP_LOG_ERROR, "a ready ring was damaged: emptied, %d "
+                "queued task(s) it held requeued", n > 0 ? n : 0);
+  }
   fp__sup_autoscale(sp, now);
   /*
    * Safety net for the wake-up policy: tasks waiting while workers sleep
    * get a worker within 10 ms, whatever the producers decided.
    */
-  if (atomic_load(&h->q.ready_len) > 0 &&
+  if (fp__q_queued(sp->s) > 0 &&
       fp__pcount(&h->w_asleep, sp->s->nrows) > 0) {
-    fp__q_wake_workers(sp->s, 1);
+    fp__wake_workers(sp->s, 1);
     if (now + 10000000u < wake) wake = now + 10000000u;
   }
   if (sp->o->serve) {
@@ -718,7 +759,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
         fp__sup_retire(sp, r);
   }
   if (st == FP__POOL_DRAINING) {
-    if (workers_alive(sp) == 0 && atomic_load(&h->q.ready_len) == 0)
+    if (workers_alive(sp) == 0 && fp__q_queued(sp->s) == 0)
       stop_now(sp); /* drained: stop_now only settles */
     else if (now >= sp->drain_deadline)
       stop_now(sp);
@@ -766,6 +807,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   h->max_workers = cfg->max_workers;
   sp.rc = calloc(sp.nrows, sizeof(*sp.rc));
   sp.settled_gen = calloc(s->nclients, sizeof(*sp.settled_gen));
+  sp.retry_tail = atomic_load(&s->hdr->q.retry.tail);
   sp.pf = calloc(3 + 2 * (size_t)sp.nrows, sizeof(*sp.pf));
   int err = sp.rc == NULL || sp.settled_gen == NULL || sp.pf == NULL
                 ? -ENOMEM

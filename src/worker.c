@@ -3,9 +3,10 @@
  * write the result, mark the slot DONE and wake its producer.
  *
  * If this process is SIGKILLed between any two instructions:
- *   - inside the queue lock: the next locker rebuilds the rings (queue.c);
- *   - after claiming a task (row->slot set, slot RUNNING with our pid): the
- *     supervisor, after reaping us, ends that task CRASHED;
+ *   - while taking a task (no lock: queue.h): a claim not made changed
+ *     nothing; one made (slot RUNNING under our row, row->slot naming it)
+ *     is found by the supervisor after reaping us: it ends that task
+ *     CRASHED (or retries it);
  *   - after storing DONE: the result stands; the task is not touched again.
  *
  * Ending a task: the time limit and the kill handshake.
@@ -87,6 +88,15 @@ void fp__reset_signals(void) {
 
 /* When the current task started, in our own memory (see run_task). */
 static uint64_t task_t0;
+/*
+ * When the last task ended, if the worker went straight on from there (no
+ * system call that may block came after): the next task's start, read
+ * without a clock call. A clock read costs 85 ns on the 2-vCPU VM this was
+ * measured on (bench: 10% of a worker's time at 16-byte tasks); the start
+ * is then early by the take itself (about 100 ns), which only makes a
+ * timeout fire that much sooner. 0: read the clock.
+ */
+static uint64_t went_on_ns;
 void fp__purge_stdio(void) {
   __fpurge(stdin);
   __fpurge(stdout);
@@ -158,15 +168,19 @@ struct take_ctx {
 
 static int ready_or_stopping(void *arg) {
   struct take_ctx *c = arg;
-  return atomic_load(&c->s->hdr->q.ready_len) > 0 ||
+  return fp__q_any(c->s) ||
          atomic_load(&c->s->hdr->state) >= FP__POOL_DRAINING ||
          atomic_load(&c->row->retire);
 }
 
+/* Our place in the round of the rings (queue.h). */
+static struct fp__taker taker;
+
 /*
- * Claim the oldest READY task for row `r`. Returns its slot index, or NONE
- * when the pool is draining with nothing queued, stopping, the row is
- * retired, or the supervisor is gone: the worker should then exit.
+ * Claim the oldest READY task for row `r`, without a lock (queue.c). Returns
+ * its slot index, or NONE when the pool is draining with nothing queued,
+ * stopping, the row is retired, or the supervisor is gone: the worker
+ * should then exit.
  */
 static uint32_t take(struct fp__seg *s, uint32_t r, pid_t self, pid_t sup) {
   struct fp__hdr *h = s->hdr;
@@ -176,33 +190,27 @@ static uint32_t take(struct fp__seg *s, uint32_t r, pid_t self, pid_t sup) {
     uint32_t st = atomic_load(&h->state);
     /* Retired (reload, shrink): exit between tasks, never inside one. */
     if (st >= FP__POOL_STOPPING || atomic_load(&row->retire)) return FP__NONE;
-    if (fp__q_lock(s) != 0) return FP__NONE;
-    uint32_t i = fp__q_take_ready(s);
+    /*
+     * The claim names our row in the slot's state word, and row->slot
+     * names the slot before it: killed at any point after, the supervisor
+     * finds the task RUNNING under our row and settles it.
+     */
+    uint32_t i = fp__q_take(s, &taker, r, &row->slot);
+    uint64_t then = went_on_ns;
+    went_on_ns = 0;
     if (i != FP__NONE) {
       struct fp__slot *sl = fp__slot_at(s, i);
-      /*
-       * Row first: the supervisor finds our task through row->slot, and
-       * ends it only if the slot is RUNNING with our pid. Dying between
-       * these stores leaves either a READY slot (rebuilt into the ring) or
-       * a RUNNING one the supervisor can find.
-       */
-      atomic_store_explicit(&row->slot, i, memory_order_release);
-      sl->attempts++;
       sl->row = r;
       atomic_store_explicit(&sl->worker, self, memory_order_release);
-      /* Release stores keep this order without a full barrier each. */
-      atomic_store_explicit(&sl->state, FP__SLOT_RUNNING, memory_order_release);
-      fp__q_unlock(s);
       /*
-       * The rest after the lock, which producers wait for: moving the clock
-       * read and these stores out of it raised throughput by about 10%
-       * (forkpool bench --inflight 256, medians of five). Dying before
-       * task_id is set leaves task_id 0: the supervisor ends the RUNNING
-       * slot as crashed, and the stale snapshots are never read (they
-       * matter only once task_id names this task; see struct fp__row).
-       * started_ns goes before task_id for the timeout check's seqlock.
+       * Dying before task_id is set leaves task_id naming no task of ours:
+       * the handler never began, and the supervisor puts the RUNNING slot
+       * back in the queue (not a run, not a retry); the stale snapshots
+       * are never read (they matter only once task_id names this task; see
+       * struct fp__row). started_ns goes before task_id for the timeout
+       * check's seqlock.
        */
-      uint64_t now = fp__now_ns();
+      uint64_t now = then != 0 ? then : fp__now_ns();
       task_t0 = now;
       sl->started_ns = now;
       atomic_store(&row->ok_snap, atomic_load(&row->ok));
@@ -211,10 +219,10 @@ static uint32_t take(struct fp__seg *s, uint32_t r, pid_t self, pid_t sup) {
       atomic_store(&row->task_id, atomic_load(&sl->id));
       atomic_store(&row->state, FP__ROW_BUSY);
       /* More waiting: maybe another worker should help (cascade). */
-      if (atomic_load(&h->q.ready_len) > 0) fp__q_kick(s);
+      fp__wake_kick(s);
       return i;
     }
-    fp__q_unlock(s);
+    atomic_store(&row->slot, FP__NONE);
     if (st >= FP__POOL_DRAINING) return FP__NONE;
     /* Idle and awake: producers count on us before they wake a sleeper. */
     fp__pset(&h->w_idle, r);
@@ -231,8 +239,8 @@ static uint32_t take(struct fp__seg *s, uint32_t r, pid_t self, pid_t sup) {
               fp__spin(h, &h->w_spin, r, s->nrows, ready_or_stopping, &ctx);
     fp__pclr(&h->w_idle, r);
     if (hit) continue;
-    fp__q_sleep(&h->q.ready_sem, &h->w_asleep, r, 1000000000u,
-                ready_or_stopping, &ctx);
+    fp__wake_sleep(&h->q.work_hint, &h->w_asleep, r, 1000000000u,
+                   ready_or_stopping, &ctx);
     /* PR_SET_PDEATHSIG covers this; the check covers a lost race. */
     if (getppid() != sup) return FP__NONE;
   }
@@ -487,12 +495,20 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   }
   /* Before the result is published: it arrives with its processes gone. */
   /* task_t0, not the slot's copy, which a stray write could change. */
+  int quick = end - task_t0 < MIN_SPAWN_NS && init_kids.n == 0;
   if (end_descendants(end - task_t0) < 0) must_exit = 1;
-  /* Moving average (1/8) of run time, for the wake-up policy (queue.h). */
-  int64_t avg = atomic_load(&h->avg_task_ns);
-  int64_t d = (int64_t)(end - sl->started_ns);
-  if (d > UINT32_MAX) d = UINT32_MAX;
-  atomic_store(&h->avg_task_ns, (uint32_t)(avg + (d - avg) / 8));
+  /*
+   * Moving average (1/8) of run time, for the wake-up policy (wake.h): a
+   * line every worker writes, so only every 8th task of a row does.
+   */
+  uint64_t row_done = atomic_load_explicit(&row->done, memory_order_relaxed);
+  if ((row_done & 7) == 0) {
+    int64_t avg = atomic_load_explicit(&h->avg_task_ns, memory_order_relaxed);
+    int64_t d = (int64_t)(end - task_t0);
+    if (d > UINT32_MAX) d = UINT32_MAX;
+    atomic_store_explicit(&h->avg_task_ns, (uint32_t)(avg + (d - avg) / 8),
+                          memory_order_relaxed);
+  }
   if (damaged) {
     sl->status = FP_CORRUPT;
     sl->code = EBADMSG;
@@ -522,21 +538,27 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   sl->run_us = (end - sl->started_ns) / 1000u;
   fp__row_duration(row, sl->run_us);
   sl->res_sum = fp__res_sum(s, sl, id);
+  sl->attempts++; /* this run (struct fp__slot), before the commit */
   uint32_t owner = sl->owner;
   int ok = sl->status == FP_OK;
   /* Commit (see struct fp__row), publish, count: three single stores. */
   atomic_store(&row->fin_status, (uint32_t)sl->status);
   atomic_store(&row->fin_task, atomic_load(&row->task_id));
   /* Release: the producer that sees DONE sees every field above. */
-  atomic_store(&sl->state, FP__SLOT_DONE);
+  fp__slot_set(sl, FP__SLOT_DONE);
   if (ok) atomic_store(&row->ok, atomic_load(&row->ok_snap) + 1);
   else atomic_store(&row->failed, atomic_load(&row->failed_snap) + 1);
   atomic_store(&row->task_id, 0);
   atomic_store(&row->slot, FP__NONE);
   atomic_store(&row->state, FP__ROW_IDLE);
-  atomic_fetch_add(&row->done, 1);
-  atomic_fetch_add(&row->total_done, 1);
-  fp__notify_owner(s, owner);
+  /* Single writer (this worker; the supervisor only once it is reaped). */
+  atomic_store_explicit(&row->done, row_done + 1, memory_order_relaxed);
+  atomic_store_explicit(
+      &row->total_done,
+      atomic_load_explicit(&row->total_done, memory_order_relaxed) + 1,
+      memory_order_relaxed);
+  fp__wake_owner(s, owner);
+  if (quick) went_on_ns = end;
   /* Rule 2: task_id = 0 above was seq_cst; a doom on this task parks us. */
   if (FP__NEVER(atomic_load(&row->doom) == id)) park(row, id, 0, sup);
 }

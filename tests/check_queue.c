@@ -1,6 +1,7 @@
 /*
- * Unit tests of the queue (ring, stack, robust lock repair), the slot state
- * transitions and segment validation, on a segment mapped in this process.
+ * Unit tests of the queue (ready rings, free stack, sweeps, robust lock
+ * repair), the slot state transitions and segment validation, on a
+ * segment mapped in this process.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -12,31 +13,55 @@
 
 static struct fp__seg seg;
 
+static uint64_t tails[4]; /* client row 0's rings, and (slot 2) the retry */
+static struct fp__taker taker;
+static _Atomic uint32_t row_slot;
+
 static void setup(void) {
   struct fp__geometry g = {8, 2, 1, 64, 64};
   ck_assert_int_eq(fp__seg_create_anon(&seg, &g), 0);
   atomic_store(&seg.hdr->state, FP__POOL_RUNNING);
+  atomic_store(&seg.hdr->q.clients_hwm, 1);
+  memset(tails, 0, sizeof(tails));
+  memset(&taker, 0, sizeof(taker));
 }
 
 static void teardown(void) { fp__seg_unmap(&seg); }
 
 static uint32_t state_of(uint32_t i) {
-  return atomic_load(&fp__slot_at(&seg, i)->state);
+  return fp__slot_state(fp__slot_at(&seg, i));
 }
 
-/* Take a free slot and publish it, as a producer does. */
-static uint32_t submit_one(void) {
+/* Take a free slot and publish it on row 0's ring `prio`, as a producer. */
+static uint32_t submit_prio(int prio) {
   ck_assert_int_eq(fp__q_lock(&seg), 0);
   uint32_t i = fp__q_take_free(&seg, 0, 0);
-  ck_assert_uint_ne(i, FP__NONE);
-  fp__q_put_ready(&seg, i);
   fp__q_unlock(&seg);
+  ck_assert_uint_ne(i, FP__NONE);
+  ck_assert_int_eq(fp__q_push(&seg, (uint32_t)prio, &tails[prio], i), 0);
   return i;
+}
+
+static uint32_t submit_one(void) { return submit_prio(0); }
+
+/* Take a task as worker row 1 would. */
+static uint32_t take_one(void) {
+  return fp__q_take(&seg, &taker, 1, &row_slot);
+}
+
+/* Finish and free slot i (RUNNING): DONE, COLLECTED, FREE. */
+static void finish(uint32_t i) {
+  struct fp__slot *sl = fp__slot_at(&seg, i);
+  fp__slot_end(&seg, sl, FP_OK, 0, 0, -1, 0, 0);
+  fp__slot_set(sl, FP__SLOT_COLLECTED);
+  ck_assert_int_eq(fp__q_lock(&seg), 0);
+  ck_assert_int_eq(fp__q_free_collected(&seg, i), 1);
+  fp__q_unlock(&seg);
 }
 
 START_TEST(test_free_stack_exhausts) {
   ck_assert_int_eq(fp__q_lock(&seg), 0);
-  for (uint32_t k = 0; k < 8; k++) {
+  for (int k = 0; k < 8; k++) {
     uint32_t i = fp__q_take_free(&seg, 0, 0);
     ck_assert_uint_lt(i, 8);
     ck_assert_uint_eq(state_of(i), FP__SLOT_FILLING);
@@ -51,12 +76,12 @@ START_TEST(test_ids_unique_and_encode_index) {
   for (int k = 0; k < 16; k++) {
     ck_assert_int_eq(fp__q_lock(&seg), 0);
     uint32_t i = fp__q_take_free(&seg, 0, 0);
-    seen[k] = atomic_load(&fp__slot_at(&seg, i)->id);
-    ck_assert_uint_ne(seen[k], 0);
-    ck_assert_uint_eq(seen[k] & FP__ID_INDEX_MASK, i);
+    uint64_t id = atomic_load(&fp__slot_at(&seg, i)->id);
+    ck_assert_uint_eq(id & FP__ID_INDEX_MASK, i);
+    for (int j = 0; j < k; j++) ck_assert_uint_ne(seen[j], id);
+    seen[k] = id;
     fp__q_put_free(&seg, i); /* reuse: same slot, next generation */
     fp__q_unlock(&seg);
-    for (int j = 0; j < k; j++) ck_assert_uint_ne(seen[j], seen[k]);
   }
 }
 END_TEST
@@ -64,76 +89,131 @@ END_TEST
 START_TEST(test_ready_ring_is_fifo) {
   uint32_t order[8];
   for (int k = 0; k < 8; k++) order[k] = submit_one();
-  ck_assert_uint_eq(atomic_load(&seg.hdr->q.ready_len), 8);
-  ck_assert_uint_eq(seg.hdr->q.next_seq, 8);
-  ck_assert_int_eq(fp__q_lock(&seg), 0);
+  ck_assert_uint_eq(fp__q_queued(&seg), 8);
+  ck_assert_uint_eq(fp__q_submitted(&seg), 8);
   for (int k = 0; k < 8; k++) {
-    uint32_t i = fp__q_take_ready(&seg);
+    uint32_t i = take_one();
     ck_assert_uint_eq(i, order[k]);
-    atomic_store(&fp__slot_at(&seg, i)->state, FP__SLOT_RUNNING);
+    /* The claim names the worker row, in the word and in the row. */
+    ck_assert_uint_eq(fp__slot_word(fp__slot_at(&seg, i)),
+                      fp__slot_make(FP__SLOT_RUNNING, 1));
+    ck_assert_uint_eq(atomic_load(&row_slot), i);
   }
-  ck_assert_uint_eq(fp__q_take_ready(&seg), FP__NONE);
-  fp__q_unlock(&seg);
+  ck_assert_uint_eq(take_one(), FP__NONE);
+  ck_assert_uint_eq(fp__q_queued(&seg), 0);
 }
 END_TEST
 
 START_TEST(test_ring_wraps_around) {
-  ck_assert_int_eq(fp__q_lock(&seg), 0);
-  fp__q_unlock(&seg);
-  for (int round = 0; round < 50; round++) {
+  /* Many laps of an 8-entry ring, three tasks at a time. */
+  for (int round = 0; round < 40; round++) {
     uint32_t a = submit_one(), b = submit_one(), c = submit_one();
-    ck_assert_int_eq(fp__q_lock(&seg), 0);
-    ck_assert_uint_eq(fp__q_take_ready(&seg), a);
-    ck_assert_uint_eq(fp__q_take_ready(&seg), b);
-    ck_assert_uint_eq(fp__q_take_ready(&seg), c);
-    fp__q_put_free(&seg, a);
-    fp__q_put_free(&seg, b);
-    fp__q_put_free(&seg, c);
-    fp__q_unlock(&seg);
+    ck_assert_uint_eq(take_one(), a);
+    ck_assert_uint_eq(take_one(), b);
+    ck_assert_uint_eq(take_one(), c);
+    finish(a);
+    finish(b);
+    finish(c);
   }
   ck_assert_uint_eq(seg.hdr->q.free_top, 8);
+  ck_assert_uint_eq(fp__q_submitted(&seg), 120);
 }
 END_TEST
 
-START_TEST(test_take_ready_skips_non_ready) {
+/* A cancelled task's entry is skipped; its gen guards against ABA. */
+START_TEST(test_take_skips_stale_entries) {
   uint32_t a = submit_one(), b = submit_one();
-  /* A corrupt ring entry: the slot was settled elsewhere. */
-  atomic_store(&fp__slot_at(&seg, a)->state, FP__SLOT_DONE);
-  ck_assert_int_eq(fp__q_lock(&seg), 0);
-  ck_assert_uint_eq(fp__q_take_ready(&seg), b);
-  ck_assert_uint_eq(fp__q_take_ready(&seg), FP__NONE);
-  fp__q_unlock(&seg);
+  struct fp__slot *sa = fp__slot_at(&seg, a);
+  uint64_t id = atomic_load(&sa->id);
+  /* A claim from another task's READY word (a later gen) fails. */
+  ck_assert_int_eq(fp__slot_claim_end(sa, fp__slot_ready_word(id + (1ull << FP__ID_SHIFT)), 1), 0);
+  ck_assert_int_eq(fp__slot_claim_end(sa, fp__slot_ready_word(id), 1), 1);
+  ck_assert_uint_eq(take_one(), b);
+  ck_assert_uint_eq(take_one(), FP__NONE);
+  ck_assert_uint_eq(state_of(a), FP__SLOT_ENDING);
 }
 END_TEST
 
-START_TEST(test_rebuild_from_states) {
-  uint32_t a = submit_one(), b = submit_one(), c = submit_one();
-  /* b runs, then the bookkeeping is trashed. */
-  atomic_store(&fp__slot_at(&seg, b)->state, FP__SLOT_RUNNING);
-  fp__client_at(&seg, 0)->qhead[0] = 12345;
-  atomic_store(&seg.hdr->q.ready_len, 999);
-  seg.hdr->q.free_top = 77;
-  ck_assert_int_eq(fp__q_lock(&seg), 0);
-  fp__q_rebuild(&seg);
-  ck_assert_uint_eq(atomic_load(&seg.hdr->q.ready_len), 2);
-  ck_assert_uint_eq(seg.hdr->q.free_top, 5);
-  ck_assert_uint_eq(fp__q_take_ready(&seg), a);
-  ck_assert_uint_eq(fp__q_take_ready(&seg), c);
-  fp__q_unlock(&seg);
+/* High first, but a normal task goes after FP__HI_BURST highs in a row. */
+START_TEST(test_priorities_and_burst) {
+  uint32_t n = submit_prio(0);
+  uint32_t hi[6];
+  for (int k = 0; k < 6; k++) hi[k] = submit_prio(1);
+  for (unsigned k = 0; k < FP__HI_BURST; k++) ck_assert_uint_eq(take_one(), hi[k]);
+  ck_assert_uint_eq(take_one(), n);
+  ck_assert_uint_eq(take_one(), hi[4]);
+  ck_assert_uint_eq(take_one(), hi[5]);
 }
 END_TEST
 
-/* A child takes the lock, half-publishes a slot, and is SIGKILLed. */
+/*
+ * A producer killed between a slot's READY and its ring's tail leaves a
+ * task no ring holds: the sweep finds it (counted for a gone row), and a
+ * second sweep finds nothing more. A duplicate entry runs the task once.
+ */
+START_TEST(test_sweep_requeues_unreachable) {
+  uint32_t a = submit_one();
+  ck_assert_int_eq(fp__q_lock(&seg), 0);
+  uint32_t b = fp__q_take_free(&seg, 0, 0);
+  fp__q_unlock(&seg);
+  struct fp__slot *sb = fp__slot_at(&seg, b);
+  fp__slot_set(sb, fp__slot_ready_word(atomic_load(&sb->id)));
+  unsigned char dead[1] = {1};
+  uint64_t rt = 0;
+  ck_assert_int_eq(fp__q_sweep(&seg, &rt, dead), 1);
+  ck_assert_int_eq(fp__q_sweep(&seg, &rt, dead), 0);
+  ck_assert_uint_eq(take_one(), b); /* the retry ring goes first */
+  ck_assert_uint_eq(take_one(), a);
+  ck_assert_uint_eq(take_one(), FP__NONE);
+  /* Queue a READY task twice: it is claimed once. */
+  uint32_t c = submit_one();
+  ck_assert_int_eq(fp__q_push_ready(&seg, FP__RING_RETRY(&seg), &rt, c), 0);
+  ck_assert_uint_eq(take_one(), c);
+  ck_assert_uint_eq(take_one(), FP__NONE);
+  ck_assert_uint_eq(atomic_load(&seg.hdr->q.sweep), 0);
+}
+END_TEST
+
+/* A stray write into a ring reads as empty and asks for a sweep. */
+START_TEST(test_damaged_ring_is_swept) {
+  uint32_t a = submit_one();
+  struct fp__ring *rg = fp__q_ring(&seg, 0);
+  atomic_store(&rg->head, 1000); /* past the tail */
+  ck_assert_uint_eq(take_one(), FP__NONE);
+  ck_assert_uint_eq(atomic_load(&seg.hdr->q.sweep), 1);
+  uint64_t rt = 0;
+  ck_assert_int_eq(fp__q_sweep(&seg, &rt, NULL), 1);
+  ck_assert_uint_eq(take_one(), a);
+  /* An entry naming no slot is skipped. */
+  uint32_t b = submit_one();
+  uint64_t h = atomic_load(&rg->head);
+  atomic_store(&fp__q_ents(&seg, 0)[h & (seg.ring_cap - 1)], 12345);
+  ck_assert_uint_eq(take_one(), FP__NONE);
+  ck_assert_int_eq(fp__q_sweep(&seg, &rt, NULL), 1);
+  ck_assert_uint_eq(take_one(), b);
+}
+END_TEST
+
+/* A full ring refuses a push (nothing changed) until takers move on. */
+START_TEST(test_full_ring_refuses) {
+  for (int k = 0; k < 8; k++) submit_one();
+  struct fp__slot *sl = fp__slot_at(&seg, 0);
+  uint32_t before = fp__slot_word(sl);
+  uint64_t t = tails[0];
+  ck_assert_int_eq(fp__q_push(&seg, 0, &t, 0), -ENOSPC);
+  ck_assert_uint_eq(t, tails[0]);
+  ck_assert_uint_eq(fp__slot_word(sl), before);
+}
+END_TEST
+
+/* A child takes the lock, pops a free slot, and is SIGKILLed. */
 START_TEST(test_lock_holder_death_is_repaired) {
   uint32_t before = submit_one();
   pid_t pid = fork();
   ck_assert_int_ge(pid, 0);
   if (pid == 0) {
     if (fp__q_lock(&seg) != 0) _exit(2);
-    uint32_t i = fp__q_take_free(&seg, 0, 0);
-    struct fp__slot *sl = fp__slot_at(&seg, i);
-    sl->seq = seg.hdr->q.next_seq;
-    atomic_store(&sl->state, FP__SLOT_READY); /* but never pushed */
+    seg.hdr->q.free_top--; /* popped, but the slot still FREE */
     raise(SIGKILL);
     _exit(3);
   }
@@ -142,13 +222,9 @@ START_TEST(test_lock_holder_death_is_repaired) {
   ck_assert(WIFSIGNALED(ws));
   ck_assert_int_eq(fp__q_lock(&seg), 0); /* not a hang, not an error */
   ck_assert_uint_eq(atomic_load(&seg.hdr->c.repairs), 1);
-  ck_assert_uint_eq(atomic_load(&seg.hdr->q.ready_len), 2);
-  ck_assert_uint_eq(seg.hdr->q.next_seq, 2); /* the half-publish counts */
-  ck_assert_uint_eq(fp__q_take_ready(&seg), before);
-  uint32_t second = fp__q_take_ready(&seg);
-  ck_assert_uint_ne(second, FP__NONE);
-  ck_assert_uint_eq(state_of(second), FP__SLOT_READY);
+  ck_assert_uint_eq(seg.hdr->q.free_top, 7); /* the popped slot is back */
   fp__q_unlock(&seg);
+  ck_assert_uint_eq(take_one(), before);
   /* The lock is consistent again: a second locker sees no repair. */
   ck_assert_int_eq(fp__q_lock(&seg), 0);
   fp__q_unlock(&seg);
@@ -212,8 +288,11 @@ Suite *make_queue_suite(void) {
   tcase_add_test(tc, test_ids_unique_and_encode_index);
   tcase_add_test(tc, test_ready_ring_is_fifo);
   tcase_add_test(tc, test_ring_wraps_around);
-  tcase_add_test(tc, test_take_ready_skips_non_ready);
-  tcase_add_test(tc, test_rebuild_from_states);
+  tcase_add_test(tc, test_take_skips_stale_entries);
+  tcase_add_test(tc, test_priorities_and_burst);
+  tcase_add_test(tc, test_sweep_requeues_unreachable);
+  tcase_add_test(tc, test_damaged_ring_is_swept);
+  tcase_add_test(tc, test_full_ring_refuses);
   tcase_add_test(tc, test_lock_holder_death_is_repaired);
   tcase_add_test(tc, test_validate_accepts_own_segment);
   tcase_add_test(tc, test_validate_rejects_bad_headers);

@@ -20,7 +20,7 @@
  *
  * After validation succeeds, as a producer attaching would:
  *   - bind the geometry (fp__seg_bind) and check that every region it
- *     yields (ring, free stack, rows, client rows, crash reports, each
+ *     yields (ready ring entries, free stack, rows, client rows, crash reports, each
  *     slot's header, input and output buffers) lies inside the mapping and
  *     that the regions are in order without overlap;
  *   - read every byte of those regions through the accessors (ASan catches
@@ -29,8 +29,9 @@
  *     monitor handle over the segment;
  *   - the check values of every slot, bounded as client.c and worker.c
  *     bound them;
- *   - the queue operations on damaged rings (take ready / take free until
- *     empty, put free, rebuild), which must stay in bounds and end.
+ *   - the queue operations on damaged rings and stack (take ready until
+ *     empty, sweep, take free until empty, rebuild, a task's life), which
+ *     must stay in bounds and end.
  *
  * Build: see mk/quality.mk (make fuzz). Run alone:
  *   build-fuzz/fuzz_segment -max_len=65536 tests/fuzz/corpus/segment
@@ -92,9 +93,13 @@ static void exercise(unsigned char *map, size_t len) {
   REQUIRE(s.nrows >= 1 && s.nclients >= 1);
   REQUIRE(s.max_input <= FP_MAX_IO_BYTES && s.max_output <= FP_MAX_IO_BYTES);
   REQUIRE(s.ring_off >= sizeof(struct fp__hdr));
-  REQUIRE(inside(&s, s.ready, (uint64_t)s.nslots * sizeof(uint32_t), len));
+  uint64_t ents = (uint64_t)fp__nrings(s.nclients) * s.ring_cap;
+  REQUIRE(s.ring_cap >= s.nslots && (s.ring_cap & (s.ring_cap - 1)) == 0);
+  REQUIRE(inside(&s, (const void *)s.ents, ents * sizeof(uint32_t), len));
   REQUIRE(inside(&s, s.freestk, (uint64_t)s.nslots * sizeof(uint32_t), len));
-  REQUIRE(s.ring_off + 2ull * s.nslots * sizeof(uint32_t) <= s.rows_off);
+  REQUIRE((const unsigned char *)s.freestk ==
+          (const unsigned char *)s.ents + ents * sizeof(uint32_t));
+  REQUIRE(s.ring_off + (ents + s.nslots) * sizeof(uint32_t) <= s.rows_off);
   REQUIRE(s.rows_off + (uint64_t)s.nrows * sizeof(struct fp__row) <=
           s.clients_off);
   uint64_t rep_off = round_up(
@@ -107,7 +112,7 @@ static void exercise(unsigned char *map, size_t len) {
                                s.max_output);
   REQUIRE(s.slots_off + (uint64_t)s.nslots * s.slot_stride <= len);
 
-  touch(s.ready, 2ull * s.nslots * sizeof(uint32_t));
+  touch((const void *)s.ents, (ents + s.nslots) * sizeof(uint32_t));
   for (uint32_t r = 0; r < s.nrows; r++) {
     REQUIRE(inside(&s, fp__row_at(&s, r), sizeof(struct fp__row), len));
     touch(fp__row_at(&s, r), sizeof(struct fp__row));
@@ -155,104 +160,89 @@ static void exercise(unsigned char *map, size_t len) {
   }
 
   /*
-   * The queue, as producers and workers run it on whatever the lists and
+   * The queue, as producers and workers run it on whatever the rings and
    * the stack hold (the lock is not taken: one thread). Every index handed
    * out must be a slot in the state asked for, and every loop must end
    * (libFuzzer's -timeout catches one that runs for billions of steps).
-   * First on the bookkeeping as found: cancel every other READY slot, then
-   * take what is ready, then what is free...
+   * First on the rings as found: cancel every other READY slot, then take
+   * what is ready...
    */
-  for (uint32_t i = 0; i < s.nslots; i += 2)
-    if (atomic_load(&fp__slot_at(&s, i)->state) == FP__SLOT_READY) {
-      int rc = fp__q_unlink_ready(&s, i);
-      REQUIRE(rc == 0 || rc == -ENOENT);
-      if (rc == 0) atomic_store(&fp__slot_at(&s, i)->state, FP__SLOT_DONE);
-    }
+  for (uint32_t i = 0; i < s.nslots; i += 2) {
+    struct fp__slot *sl = fp__slot_at(&s, i);
+    uint32_t w = fp__slot_word(sl);
+    if ((w & FP__SLOT_STATE_MASK) == FP__SLOT_READY)
+      REQUIRE(fp__slot_claim_end(sl, w, 1));
+  }
+  (void)fp__q_queued(&s);
+  (void)fp__q_any(&s);
+  (void)fp__q_submitted(&s);
+  struct fp__taker tk = {0, 0};
+  _Atomic uint32_t row_slot = FP__NONE;
   uint32_t got = 0;
   for (uint32_t k = 0; k <= s.nslots; k++) {
-    uint32_t i = fp__q_take_ready(&s);
+    uint32_t i = fp__q_take(&s, &tk, 0, &row_slot);
     if (i == FP__NONE) break;
-    REQUIRE(i < s.nslots);
-    REQUIRE(atomic_load(&fp__slot_at(&s, i)->state) == FP__SLOT_READY);
-    atomic_store(&fp__slot_at(&s, i)->state, FP__SLOT_RUNNING);
+    REQUIRE(i < s.nslots && atomic_load(&row_slot) == i);
+    REQUIRE(fp__slot_running_by(fp__slot_word(fp__slot_at(&s, i)), 0));
     got++;
   }
-  REQUIRE(got <= s.nslots && fp__q_take_ready(&s) == FP__NONE);
+  REQUIRE(got <= s.nslots);
+  /* ...then sweep: every READY slot left is reachable again, and taken. */
+  uint64_t retry_tail = atomic_load(&s.hdr->q.retry.tail);
+  REQUIRE(fp__q_sweep(&s, &retry_tail, NULL) >= 0);
+  for (uint32_t k = 0; k <= s.nslots; k++)
+    if (fp__q_take(&s, &tk, 0, &row_slot) == FP__NONE) break;
+  for (uint32_t i = 0; i < s.nslots; i++)
+    REQUIRE(fp__slot_state(fp__slot_at(&s, i)) != FP__SLOT_READY);
+  REQUIRE(fp__q_take(&s, &tk, 0, &row_slot) == FP__NONE);
+  /* ...then what is free... */
   got = 0;
   for (uint32_t k = 0; k <= s.nslots; k++) {
     uint32_t i = fp__q_take_free(&s, 0, 1);
     if (i == FP__NONE) break;
     REQUIRE(i < s.nslots);
-    REQUIRE(atomic_load(&fp__slot_at(&s, i)->state) == FP__SLOT_FILLING);
+    REQUIRE(fp__slot_word(fp__slot_at(&s, i)) == FP__SLOT_FILLING);
     got++;
   }
   REQUIRE(got <= s.nslots);
 
   /*
-   * ...then rebuilt from the slot states, which must leave it consistent:
-   * every READY slot on exactly one list, its producer's (or row 0's when
-   * the owner field is no row) for its priority, the counts right, the
-   * free stack holding exactly the FREE slots.
+   * ...then the free stack rebuilt from the slot states, which must hold
+   * exactly the FREE slots.
    */
   fp__q_rebuild(&s);
   struct fp__queue *q = &s.hdr->q;
-  uint32_t nready = 0, nhi = 0, nfree = 0, listed = 0;
+  uint32_t nfree = 0;
   unsigned char *seen = calloc(s.nslots, 1);
   REQUIRE(seen != NULL);
-  for (uint32_t i = 0; i < s.nslots; i++) {
-    struct fp__slot *sl = fp__slot_at(&s, i);
-    uint32_t state = atomic_load(&sl->state);
-    nready += state == FP__SLOT_READY;
-    nhi += state == FP__SLOT_READY && sl->prio != 0;
-    nfree += state == FP__SLOT_FREE;
-  }
-  REQUIRE(atomic_load(&q->ready_len) == nready);
-  REQUIRE(atomic_load(&q->ready_hi) == nhi);
+  for (uint32_t i = 0; i < s.nslots; i++)
+    nfree += fp__slot_word(fp__slot_at(&s, i)) == FP__SLOT_FREE;
   REQUIRE(q->free_top == nfree);
   for (uint32_t k = 0; k < nfree; k++) {
     uint32_t i = s.freestk[k];
     REQUIRE(i < s.nslots && !seen[i]++);
-    REQUIRE(atomic_load(&fp__slot_at(&s, i)->state) == FP__SLOT_FREE);
+    REQUIRE(fp__slot_word(fp__slot_at(&s, i)) == FP__SLOT_FREE);
   }
-  for (uint32_t c = 0; c < s.nclients; c++)
-    for (uint32_t p = 0; p < 2; p++) {
-      struct fp__client *cl = fp__client_at(&s, c);
-      uint32_t last = FP__NONE, i = cl->qhead[p];
-      for (; i != FP__NONE; i = s.ready[i]) {
-        REQUIRE(i < s.nslots && !seen[i]++);
-        struct fp__slot *sl = fp__slot_at(&s, i);
-        REQUIRE(atomic_load(&sl->state) == FP__SLOT_READY);
-        REQUIRE((sl->owner < s.nclients ? sl->owner : 0) == c);
-        REQUIRE((sl->prio ? 1u : 0u) == p);
-        last = i;
-        listed++;
-      }
-      REQUIRE(cl->qtail[p] == last);
-    }
-  REQUIRE(listed == nready);
   free(seen);
-  for (uint32_t k = 0; k < nready; k++) {
-    uint32_t i = fp__q_take_ready(&s);
-    REQUIRE(i < s.nslots);
-    REQUIRE(atomic_load(&fp__slot_at(&s, i)->state) == FP__SLOT_READY);
-    atomic_store(&fp__slot_at(&s, i)->state, FP__SLOT_RUNNING);
-  }
-  REQUIRE(fp__q_take_ready(&s) == FP__NONE);
   /* A task's life on the repaired queue: free -> filling -> ready -> taken,
-   * then back to free; LIFO, so the same slot comes back next. */
+   * then back to free; LIFO, so the same slot comes back next. Row 0's
+   * normal ring as a producer that just claimed the row takes it over. */
+  struct fp__ring *rg = fp__q_ring(&s, 0);
+  uint64_t tail = atomic_load(&rg->tail), head = atomic_load(&rg->head);
+  if (head > tail || tail - head > s.ring_cap) atomic_store(&rg->tail, tail = head);
+  if (atomic_load(&q->clients_hwm) == 0) atomic_store(&q->clients_hwm, 1);
   for (uint32_t k = 0; k < nfree; k++) {
-    uint32_t i = fp__q_take_free(&s, k % s.nclients, 1);
+    uint32_t i = fp__q_take_free(&s, 0, 1);
     REQUIRE(i < s.nslots);
-    REQUIRE(atomic_load(&fp__slot_at(&s, i)->state) == FP__SLOT_FILLING);
-    fp__slot_at(&s, i)->prio = k & 1;
-    fp__q_put_ready(&s, i);
-    REQUIRE(fp__q_take_ready(&s) == i);
+    REQUIRE(fp__slot_word(fp__slot_at(&s, i)) == FP__SLOT_FILLING);
+    if (fp__q_push(&s, 0, &tail, i) == 0) {
+      REQUIRE(fp__q_take(&s, &tk, 0, &row_slot) == i);
+    }
     fp__q_put_free(&s, i);
     REQUIRE(fp__q_take_free(&s, 0, 1) == i);
-    atomic_store(&fp__slot_at(&s, i)->state, FP__SLOT_RUNNING);
+    fp__slot_set(fp__slot_at(&s, i), fp__slot_make(FP__SLOT_RUNNING, 0));
   }
   REQUIRE(fp__q_take_free(&s, 0, 1) == FP__NONE);
-  REQUIRE(atomic_load(&q->ready_len) == 0);
 }
 
 /* A copy of n bytes in memory of exactly that size, page-aligned as a

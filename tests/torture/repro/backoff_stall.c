@@ -1,10 +1,10 @@
 /*
  * Minimal reproduction of the stall `torture crash-loop` finds once tasks
  * stop crashing: while one row of the pool waits out its crash-loop backoff
- * (no process), fp__q_kick() still counts that row as an awake worker
+ * (no process), fp__wake_kick() still counts that row as an awake worker
  * (awake = workers_target - ready_sleepers), decides that "a busy worker
  * will take the task sooner than a sleeper wakes", and wakes nobody. The
- * one live worker sleeps on ready_sem, so queued tasks wait for its 1 s
+ * one live worker sleeps on work_hint, so queued tasks wait for its 1 s
  * timed sleep (or the supervisor's tick) although it is idle.
  *
  * Here: 2 workers; 12 crashing tasks put both rows into backoff; then

@@ -2,10 +2,10 @@
  * Minimal reproduction of the slow idle pool `torture worker-kill` finds
  * after its storm: a worker SIGKILLed while it is counted in a shared
  * gauge (hdr->idle_awake while it spins for a task, q.ready_sleepers while
- * it sleeps on ready_sem, hdr->wspinners inside fp__spin) never takes its
+ * it sleeps on work_hint, hdr->wspinners inside fp__spin) never takes its
  * count back. Nothing recomputes those gauges when the supervisor reaps
  * the worker, so they only grow. Once idle_awake >= 1 for good,
- * fp__q_kick() sees "ready <= idle" and wakes nobody: a task submitted to
+ * fp__wake_kick() sees "ready <= idle" and wakes nobody: a task submitted to
  * an idle pool waits for a sleeping worker's 1 s timeout (or the
  * supervisor's tick).
  *
