@@ -257,8 +257,13 @@ void fp__rings_join(struct fp_pool *p) {
       t = h;
       atomic_store(&s->hdr->q.sweep, 1);
     }
-    p->ring_tail[pr] = t;
+    p->ring_w[pr].tail = t;
+    p->ring_w[pr].head_seen = atomic_load(&rg->head);
   }
+  /* A holder killed while watching left its counts: nobody watches now. */
+  struct fp__client *c = fp__client_at(s, p->client);
+  atomic_store(&c->watchers, 0);
+  atomic_store(&c->waiters, 0);
   /* Workers look at rows below clients_hwm: raise it to include ours. */
   uint32_t want = p->client + 1, cur = atomic_load(&s->hdr->q.clients_hwm);
   while (cur < want &&
@@ -304,7 +309,7 @@ static int publish(struct fp_pool *p, uint32_t i, int prio, int timeout_ms,
       err = -ESHUTDOWN;
       break;
     }
-    if (fp__q_push(s, k, &p->ring_tail[pr], i) == 0) break;
+    if (fp__q_push(s, k, &p->ring_w[pr], i) == 0) break;
     if ((err = ring_wait(p, timeout_ms, deadline)) < 0) break;
   }
   if (err < 0) {
@@ -583,11 +588,20 @@ static int seq_moved(void *arg) {
 static void wait_done(struct fp_pool *p, uint64_t rel_ns,
                       int (*ready)(struct fp_pool *, uint64_t), uint64_t arg) {
   struct fp__client *c = fp__client_at(&p->seg, p->client);
+  /*
+   * Registered first (a read-modify-write: a full barrier), then the look
+   * at our slots: a finisher that stored DONE before it is seen there, one
+   * after it sees us and bumps done_seq (wake.h, fp__wake_owner).
+   */
+  atomic_fetch_add(&c->watchers, 1);
   uint32_t seq = atomic_load(&c->done_seq);
   /* A task of ours finishing bumps done_seq: watch it a moment first. */
   struct seq_ctx sc = {&c->done_seq, seq};
-  if (!ready(p, arg) && fp__spin(p->seg.hdr, &p->seg.hdr->p_spin, p->client,
-                                   p->seg.nclients, seq_moved, &sc)) return;
+  if (ready(p, arg) || fp__spin(p->seg.hdr, &p->seg.hdr->p_spin, p->client,
+                                p->seg.nclients, seq_moved, &sc)) {
+    atomic_fetch_sub(&c->watchers, 1);
+    return;
+  }
   atomic_fetch_add(&c->waiters, 1);
   /* Clear before the recheck: a finisher after it will wake us again. */
   atomic_store(&c->woken, 0);
@@ -595,6 +609,7 @@ static void wait_done(struct fp_pool *p, uint64_t rel_ns,
       atomic_load(&p->seg.hdr->state) != FP__POOL_STOPPED)
     fp__futex_wait(&c->done_seq, seq, rel_ns);
   atomic_fetch_sub(&c->waiters, 1);
+  atomic_fetch_sub(&c->watchers, 1);
 }
 
 FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,

@@ -17,7 +17,7 @@ struct fp_pool {
   int cmd_fd;             /* write end of the command pipe; -1 if none */
   uint32_t client;        /* our client row */
   uint32_t client_gen;    /* its gen when we claimed it */
-  uint64_t ring_tail[2];  /* our rings' tails (we write them alone), mu */
+  struct fp__ring_writer ring_w[2]; /* our rings (we write them alone), mu */
   int attached;           /* opened by name: we are not the owner */
   int monitor;            /* read-only view: no client row, no submit */
   fp_config cfg;

@@ -124,14 +124,18 @@ static void damaged(struct fp__seg *s) {
  * t: skip the stale entries at its head. 0, or -ENOSPC when cap entries
  * are there and the oldest is a READY task.
  */
-static int room(struct fp__seg *s, uint32_t k, uint64_t t) {
+static int room(struct fp__seg *s, uint32_t k, struct fp__ring_writer *w) {
   struct fp__ring *rg = fp__q_ring(s, k);
   _Atomic uint32_t *e = fp__q_ents(s, k);
-  uint64_t cap = s->ring_cap;
+  uint64_t cap = s->ring_cap, t = w->tail;
+  /* Room by the head we saw last (head only grows): no shared read. */
+  if (w->head_seen <= t && t - w->head_seen < cap) return 0;
   uint64_t h = atomic_load_explicit(&rg->head, memory_order_acquire);
+  w->head_seen = h;
   if (FP__NEVER(h > t || t - h > cap)) {
     /* Damage: start afresh at our tail; the sweep requeues what it held. */
     atomic_compare_exchange_strong(&rg->head, &h, t);
+    w->head_seen = t;
     damaged(s);
     return 0;
   }
@@ -143,32 +147,34 @@ static int room(struct fp__seg *s, uint32_t k, uint64_t t) {
     if (!atomic_compare_exchange_strong(&rg->head, &h, h + 1)) continue;
     h++;
   }
+  w->head_seen = h;
   return 0;
 }
 
 /* Store entry i at *tail of ring k and commit it (a full barrier). */
-static void append(struct fp__seg *s, uint32_t k, uint64_t *tail,
+static void append(struct fp__seg *s, uint32_t k, struct fp__ring_writer *w,
                    uint32_t i) {
-  uint64_t t = *tail;
+  uint64_t t = w->tail;
   atomic_store_explicit(&fp__q_ents(s, k)[t & (s->ring_cap - 1)], i,
                         memory_order_release);
   /* seq_cst: ordered before the waker's look at the sleepers (wake.h). */
   atomic_store(&fp__q_ring(s, k)->tail, t + 1);
-  *tail = t + 1;
+  w->tail = t + 1;
 }
 
-int fp__q_push(struct fp__seg *s, uint32_t k, uint64_t *tail, uint32_t i) {
-  if (room(s, k, *tail) < 0) return -ENOSPC;
+int fp__q_push(struct fp__seg *s, uint32_t k, struct fp__ring_writer *w,
+               uint32_t i) {
+  if (room(s, k, w) < 0) return -ENOSPC;
   struct fp__slot *sl = fp__slot_at(s, i);
   fp__slot_set(sl, fp__slot_ready_word(atomic_load(&sl->id)));
-  append(s, k, tail, i);
+  append(s, k, w, i);
   return 0;
 }
 
-int fp__q_push_ready(struct fp__seg *s, uint32_t k, uint64_t *tail,
+int fp__q_push_ready(struct fp__seg *s, uint32_t k, struct fp__ring_writer *w,
                      uint32_t i) {
-  if (room(s, k, *tail) < 0) return -ENOSPC;
-  append(s, k, tail, i);
+  if (room(s, k, w) < 0) return -ENOSPC;
+  append(s, k, w, i);
   return 0;
 }
 
@@ -177,20 +183,30 @@ int fp__q_push_ready(struct fp__seg *s, uint32_t k, uint64_t *tail,
  * the ring holds none. Bounded: each turn passes one entry or returns.
  */
 static uint32_t take_ring(struct fp__seg *s, uint32_t k, uint32_t row,
-                          _Atomic uint32_t *row_slot) {
+                          _Atomic uint32_t *row_slot, uint64_t *tail_seen) {
   struct fp__ring *rg = fp__q_ring(s, k);
   _Atomic uint32_t *e = fp__q_ents(s, k);
   uint64_t cap = s->ring_cap;
   for (uint64_t turn = 0; turn <= cap; turn++) {
     uint64_t h = atomic_load_explicit(&rg->head, memory_order_acquire);
-    uint64_t t = atomic_load_explicit(&rg->tail, memory_order_acquire);
-    if (h >= t) {
-      if (FP__NEVER(h > t)) damaged(s);
-      return FP__NONE;
-    }
-    if (FP__NEVER(t - h > cap)) {
-      damaged(s);
-      return FP__NONE;
+    /*
+     * The tail seen before still ahead of head (tails only grow): the
+     * entry at h is published, and read without the producer's line.
+     * A damaged tail was checked when it was read; a tail moved back by
+     * a stray write since is caught by the claim (the slot is not READY).
+     */
+    uint64_t t = *tail_seen;
+    if (h >= t || t - h > cap) {
+      t = atomic_load_explicit(&rg->tail, memory_order_acquire);
+      *tail_seen = t;
+      if (h >= t) {
+        if (FP__NEVER(h > t)) damaged(s);
+        return FP__NONE;
+      }
+      if (FP__NEVER(t - h > cap)) {
+        damaged(s);
+        return FP__NONE;
+      }
     }
     uint32_t i = atomic_load_explicit(&e[h & (cap - 1)], memory_order_acquire);
     if (FP__NEVER(i >= s->nslots)) {
@@ -223,7 +239,10 @@ static uint32_t rows_in_use(const struct fp__seg *s) {
 
 uint32_t fp__q_take(struct fp__seg *s, struct fp__taker *tk, uint32_t row,
                     _Atomic uint32_t *row_slot) {
-  uint32_t i = take_ring(s, FP__RING_RETRY(s), row, row_slot);
+  uint64_t scratch = 0;
+#define TAIL_SEEN(k) (tk->tails != NULL ? &tk->tails[k] : (scratch = 0, &scratch))
+  uint32_t i = take_ring(s, FP__RING_RETRY(s), row, row_slot,
+                         TAIL_SEEN(FP__RING_RETRY(s)));
   if (i != FP__NONE) return i;
   uint32_t nc = rows_in_use(s);
   if (tk->cursor >= nc) tk->cursor = 0;
@@ -231,7 +250,7 @@ uint32_t fp__q_take(struct fp__seg *s, struct fp__taker *tk, uint32_t row,
   for (uint32_t pass = 0; pass < 2; pass++) {
     uint32_t p = pass == 0 ? first : 1 - first;
     for (uint32_t n = 0, c = tk->cursor; n < nc; n++) {
-      i = take_ring(s, 2 * c + p, row, row_slot);
+      i = take_ring(s, 2 * c + p, row, row_slot, TAIL_SEEN(2 * c + p));
       if (i != FP__NONE) {
         tk->cursor = c + 1 < nc ? c + 1 : 0;
         tk->hi_streak = p ? tk->hi_streak + 1 : 0;
@@ -240,6 +259,7 @@ uint32_t fp__q_take(struct fp__seg *s, struct fp__taker *tk, uint32_t row,
       c = c + 1 < nc ? c + 1 : 0;
     }
   }
+#undef TAIL_SEEN
   return FP__NONE;
 }
 
@@ -281,14 +301,13 @@ uint64_t fp__q_submitted(const struct fp__seg *s) {
  * tail; the retry ring's tail first restored from the supervisor's copy),
  * so that its slots are requeued.
  */
-static void mark_held(struct fp__seg *s, uint32_t k, uint64_t *retry_tail,
-                      unsigned char *want) {
+static void mark_held(struct fp__seg *s, uint32_t k,
+                      struct fp__ring_writer *retry, unsigned char *want) {
   struct fp__ring *rg = fp__q_ring(s, k);
   _Atomic uint32_t *e = fp__q_ents(s, k);
   uint64_t cap = s->ring_cap;
-  if (k == FP__RING_RETRY(s) &&
-      atomic_load(&rg->tail) != *retry_tail)
-    atomic_store(&rg->tail, *retry_tail);
+  if (k == FP__RING_RETRY(s) && atomic_load(&rg->tail) != retry->tail)
+    atomic_store(&rg->tail, retry->tail);
   uint64_t h = atomic_load_explicit(&rg->head, memory_order_acquire);
   uint64_t t = atomic_load_explicit(&rg->tail, memory_order_acquire);
   if (h > t || t - h > cap) {
@@ -303,7 +322,7 @@ static void mark_held(struct fp__seg *s, uint32_t k, uint64_t *retry_tail,
   }
 }
 
-int fp__q_sweep(struct fp__seg *s, uint64_t *retry_tail,
+int fp__q_sweep(struct fp__seg *s, struct fp__ring_writer *retry,
                 const unsigned char *dead) {
   uint32_t n = s->nslots;
   unsigned char *want = malloc(n ? n : 1);
@@ -317,13 +336,13 @@ int fp__q_sweep(struct fp__seg *s, uint64_t *retry_tail,
   for (uint32_t i = 0; i < n; i++)
     want[i] = fp__slot_state(fp__slot_at(s, i)) == FP__SLOT_READY;
   for (uint32_t k = 0, nr = fp__nrings(s->nclients); k < nr; k++)
-    mark_held(s, k, retry_tail, want);
+    mark_held(s, k, retry, want);
   int counted = 0;
   for (uint32_t i = 0; i < n; i++) {
     if (!want[i]) continue;
     struct fp__slot *sl = fp__slot_at(s, i);
     if (fp__slot_state(sl) != FP__SLOT_READY) continue;
-    if (fp__q_push_ready(s, FP__RING_RETRY(s), retry_tail, i) < 0) {
+    if (fp__q_push_ready(s, FP__RING_RETRY(s), retry, i) < 0) {
       damaged(s); /* full of READY tasks: the next tick tries again */
       break;
     }

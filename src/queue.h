@@ -136,28 +136,35 @@ static inline _Atomic uint32_t *fp__q_ents(const struct fp__seg *s,
 
 /*
  * Queue slot i, FILLING and the caller's, on ring k, which the caller
- * writes alone: *tail is its own copy of the ring's tail (kept by the
- * writer, so a stray write to the shared one is undone at the next push).
+ * writes alone: *w is its own copy of the ring's tail (kept by the
+ * writer, so a stray write to the shared one is undone at the next push)
+ * and of the head it last saw.
  * The slot becomes READY, then its entry and the tail are stored, then a
  * full barrier orders them before the caller's look at the sleepers
  * (fp__wake_kick). Returns 0, or -ENOSPC with nothing changed when the
  * ring holds cap entries that takers have not passed yet (stale ones at
  * its head are skipped here first); the caller retries later.
  */
-FP__HIDDEN int fp__q_push(struct fp__seg *s, uint32_t k, uint64_t *tail,
-                          uint32_t i);
+FP__HIDDEN int fp__q_push(struct fp__seg *s, uint32_t k,
+                          struct fp__ring_writer *w, uint32_t i);
 
 /*
  * The same for a slot that is READY already (a retry, a rescue): only the
  * entry and the tail. The supervisor's, on the retry ring.
  */
-FP__HIDDEN int fp__q_push_ready(struct fp__seg *s, uint32_t k, uint64_t *tail,
-                                uint32_t i);
+FP__HIDDEN int fp__q_push_ready(struct fp__seg *s, uint32_t k,
+                                struct fp__ring_writer *w, uint32_t i);
 
-/* A worker's place in its round of the rings (private to the worker). */
+/*
+ * A worker's place in its round of the rings (private to the worker), and
+ * the tail it last read of each ring (tails: fp__nrings() entries, or
+ * NULL to read every tail afresh): a take reads the producer's line only
+ * when it has passed what it saw there before.
+ */
 struct fp__taker {
   uint32_t cursor;    /* next client row to serve */
   uint32_t hi_streak; /* high-priority tasks taken in a row */
+  uint64_t *tails;
 };
 
 /*
@@ -187,13 +194,13 @@ FP__HIDDEN int fp__q_any(const struct fp__seg *s);
 /*
  * Supervisor: make every READY slot reachable. Reads the slot states,
  * then every ring from its head, and queues on the retry ring (through
- * *retry_tail, the supervisor's copy of its tail) each READY slot that no
+ * *retry, the supervisor's copy of its tail) each READY slot that no
  * ring holds; with `owner_rows` (a bitmap over client rows, NULL for any),
  * only the slots of those rows. Damaged rings (q.sweep) are reset to empty
  * first. Racing producers may make it queue a slot twice: harmless.
  * Returns how many slots it queued, or -ENOMEM (nothing done).
  */
-FP__HIDDEN int fp__q_sweep(struct fp__seg *s, uint64_t *retry_tail,
+FP__HIDDEN int fp__q_sweep(struct fp__seg *s, struct fp__ring_writer *retry,
                            const unsigned char *owner_rows);
 
 /* fp_stats.submitted: every producer ring's tail, plus the rescued. */

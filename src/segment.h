@@ -111,6 +111,16 @@ struct fp__ring {
   _Atomic uint64_t head FP__ALIGNED;
 };
 
+/*
+ * What a ring's writer keeps in its own memory (never in the segment): the
+ * tail it writes, and the head it last read, so that a push reads the
+ * takers' line only when the ring looks full.
+ */
+struct fp__ring_writer {
+  uint64_t tail;
+  uint64_t head_seen;
+};
+
 /* Entries per ring: nslots rounded up to a power of two. */
 static inline uint32_t fp__ring_cap(uint32_t nslots) {
   uint32_t c = 1;
@@ -278,13 +288,23 @@ struct fp__row {
  */
 struct fp__client {
   /*
-   * Cache lines by writer: done_seq (workers, per task), the wait and claim
+   * Cache lines by writer: done_seq (workers, per task watched), the wait
+   * and claim
    * fields (this producer, rarely), then each ring's tail (this producer)
    * and head (workers). Sharing one line made every finished task steal
    * the line the next submit needs.
    */
-  _Atomic uint32_t done_seq FP__ALIGNED; /* futex word: +1 per finished task */
+  /*
+   * done_seq: a futex word, +1 per task of ours finished while somebody
+   * watches (watchers or waiters non-zero: wake.h, fp__wake_owner). Both
+   * counts are the producer's (+1 before it looks, -1 after); one killed
+   * in between leaves a count too high, which only makes finishers bump
+   * done_seq for nobody until the row's next claimant (fp__rings_join
+   * clears them: nobody else watches a row whose holder is gone).
+   */
+  _Atomic uint32_t done_seq FP__ALIGNED;
   _Atomic uint32_t waiters FP__ALIGNED;  /* threads asleep on done_seq */
+  _Atomic uint32_t watchers;    /* threads spinning on done_seq */
   _Atomic uint32_t woken;       /* a wake is on its way: skip the syscall */
   _Atomic int32_t pid;          /* last claimant, for stat; 0 if never */
   _Atomic uint32_t gen;         /* bumped on each claim */

@@ -73,7 +73,7 @@ struct fp__sup {
   uint32_t nrows;
   struct fp__rowctl *rc;
   uint32_t *settled_gen;   /* per client row: gen fully reclaimed */
-  uint64_t retry_tail;     /* the retry ring's tail: we write it alone */
+  struct fp__ring_writer retry; /* the retry ring: we write it alone */
   uint32_t streak;         /* consecutive deaths with no task finished */
   uint64_t last_finished;  /* tasks finished in the pool, at last turn */
   int backoff_logged;      /* once per burst */

@@ -118,7 +118,7 @@ void fp__sup_reclaim_clients(struct fp__sup *sp) {
    * counted submitted (wrongly only for a new holder's task caught
    * between its READY and its tail at this very instant).
    */
-  int n = fp__q_sweep(s, &sp->retry_tail, dead);
+  int n = fp__q_sweep(s, &sp->retry, dead);
   free(dead);
   if (n > 0) {
     atomic_fetch_add(&h->q.rescued, (uint64_t)n);

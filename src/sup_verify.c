@@ -156,7 +156,7 @@ void fp__sup_verify(struct fp__sup *sp) {
    * when it emptied one) is reported.
    */
   int rings = atomic_load(&q->sweep) != 0;
-  int swept = fp__q_sweep(s, &sp->retry_tail, NULL);
+  int swept = fp__q_sweep(s, &sp->retry, NULL);
   rings |= atomic_exchange(&q->sweep, 0) != 0;
   if (swept > 0) fp__wake_workers(s, (uint32_t)swept);
   if (hdr || lock || hints || rebuilt || ended || rings) {

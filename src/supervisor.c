@@ -359,7 +359,7 @@ static int requeue(struct fp__sup *sp, uint32_t i) {
   struct fp__slot *sl = fp__slot_at(s, i);
   atomic_store(&sl->worker, 0);
   /* Its generation stays: the READY word of the same task (slot.h). */
-  return fp__q_push(s, FP__RING_RETRY(s), &sp->retry_tail, i);
+  return fp__q_push(s, FP__RING_RETRY(s), &sp->retry, i);
 }
 
 /* A worker in row r exited with wait status ws: settle its task, plan. */
@@ -731,7 +731,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   fp__sup_check_cancels(sp);
   if (atomic_load(&h->q.sweep) != 0) {
     /* Someone met a damaged ring (queue.h): requeue what it held. */
-    int n = fp__q_sweep(sp->s, &sp->retry_tail, NULL);
+    int n = fp__q_sweep(sp->s, &sp->retry, NULL);
     if (n > 0) fp__wake_workers(sp->s, (uint32_t)n);
     atomic_fetch_add(&h->c.repairs, 1);
     fp__sup_log(sp, FP_LOG_ERROR, "a ready ring was damaged: emptied, %d "
@@ -807,7 +807,8 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   h->max_workers = cfg->max_workers;
   sp.rc = calloc(sp.nrows, sizeof(*sp.rc));
   sp.settled_gen = calloc(s->nclients, sizeof(*sp.settled_gen));
-  sp.retry_tail = atomic_load(&s->hdr->q.retry.tail);
+  sp.retry.tail = atomic_load(&s->hdr->q.retry.tail);
+  sp.retry.head_seen = atomic_load(&s->hdr->q.retry.head);
   sp.pf = calloc(3 + 2 * (size_t)sp.nrows, sizeof(*sp.pf));
   int err = sp.rc == NULL || sp.settled_gen == NULL || sp.pf == NULL
                 ? -ENOMEM

@@ -99,10 +99,22 @@ FP__HIDDEN void fp__wake_kick(struct fp__seg *s);
 FP__HIDDEN void fp__wake_workers(struct fp__seg *s, uint32_t n);
 FP__HIDDEN void fp__wake_space(struct fp__seg *s);
 
-/* Wake the producer of client row `owner`: a task of it just became DONE. */
+/*
+ * Wake the producer of client row `owner`: a task of it just became DONE.
+ * Nobody watching (the producer found its results without waiting): two
+ * loads of a line the producer seldom writes, no locked instruction on a
+ * line every worker would write (measured: the bump was one of the lines
+ * crossing cores per task). The fence orders the caller's DONE store
+ * before those loads; the producer registers before it looks at its slots
+ * (client.c, wait_done): one of the two sees the other.
+ */
 static inline void fp__wake_owner(const struct fp__seg *s, uint32_t owner) {
   if (FP__NEVER(owner >= s->nclients)) return;
   struct fp__client *c = fp__client_at(s, owner);
+  atomic_thread_fence(memory_order_seq_cst);
+  if (atomic_load_explicit(&c->waiters, memory_order_relaxed) == 0 &&
+      atomic_load_explicit(&c->watchers, memory_order_relaxed) == 0)
+    return;
   atomic_fetch_add(&c->done_seq, 1);
   /*
    * One wake per sleep: the first finisher wakes every waiter; later ones

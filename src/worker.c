@@ -699,6 +699,8 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
       _exit(FP__EXIT_INIT);
     }
   }
+  /* Tails seen per ring (queue.h); without the memory, read afresh. */
+  taker.tails = calloc(fp__nrings(s->nclients), sizeof(uint64_t));
   /* The hook's children live on; a task's do not (end_descendants). */
   if (fp__list_children(note_init_kid, NULL) < 0) init_kids.n = 0;
   atomic_store(&row->state, FP__ROW_IDLE);

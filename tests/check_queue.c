@@ -13,7 +13,7 @@
 
 static struct fp__seg seg;
 
-static uint64_t tails[4]; /* client row 0's rings, and (slot 2) the retry */
+static struct fp__ring_writer tails[4]; /* row 0's rings, (2) the retry */
 static struct fp__taker taker;
 static _Atomic uint32_t row_slot;
 
@@ -159,7 +159,7 @@ START_TEST(test_sweep_requeues_unreachable) {
   struct fp__slot *sb = fp__slot_at(&seg, b);
   fp__slot_set(sb, fp__slot_ready_word(atomic_load(&sb->id)));
   unsigned char dead[1] = {1};
-  uint64_t rt = 0;
+  struct fp__ring_writer rt = {0, 0};
   ck_assert_int_eq(fp__q_sweep(&seg, &rt, dead), 1);
   ck_assert_int_eq(fp__q_sweep(&seg, &rt, dead), 0);
   ck_assert_uint_eq(take_one(), b); /* the retry ring goes first */
@@ -181,7 +181,7 @@ START_TEST(test_damaged_ring_is_swept) {
   atomic_store(&rg->head, 1000); /* past the tail */
   ck_assert_uint_eq(take_one(), FP__NONE);
   ck_assert_uint_eq(atomic_load(&seg.hdr->q.sweep), 1);
-  uint64_t rt = 0;
+  struct fp__ring_writer rt = {0, 0};
   ck_assert_int_eq(fp__q_sweep(&seg, &rt, NULL), 1);
   ck_assert_uint_eq(take_one(), a);
   /* An entry naming no slot is skipped. */
@@ -199,9 +199,9 @@ START_TEST(test_full_ring_refuses) {
   for (int k = 0; k < 8; k++) submit_one();
   struct fp__slot *sl = fp__slot_at(&seg, 0);
   uint32_t before = fp__slot_word(sl);
-  uint64_t t = tails[0];
+  struct fp__ring_writer t = tails[0];
   ck_assert_int_eq(fp__q_push(&seg, 0, &t, 0), -ENOSPC);
-  ck_assert_uint_eq(t, tails[0]);
+  ck_assert_uint_eq(t.tail, tails[0].tail);
   ck_assert_uint_eq(fp__slot_word(sl), before);
 }
 END_TEST

@@ -176,7 +176,7 @@ static void exercise(unsigned char *map, size_t len) {
   (void)fp__q_queued(&s);
   (void)fp__q_any(&s);
   (void)fp__q_submitted(&s);
-  struct fp__taker tk = {0, 0};
+  struct fp__taker tk = {0, 0, NULL};
   _Atomic uint32_t row_slot = FP__NONE;
   uint32_t got = 0;
   for (uint32_t k = 0; k <= s.nslots; k++) {
@@ -188,8 +188,9 @@ static void exercise(unsigned char *map, size_t len) {
   }
   REQUIRE(got <= s.nslots);
   /* ...then sweep: every READY slot left is reachable again, and taken. */
-  uint64_t retry_tail = atomic_load(&s.hdr->q.retry.tail);
-  REQUIRE(fp__q_sweep(&s, &retry_tail, NULL) >= 0);
+  struct fp__ring_writer retry = {atomic_load(&s.hdr->q.retry.tail),
+                                  atomic_load(&s.hdr->q.retry.head)};
+  REQUIRE(fp__q_sweep(&s, &retry, NULL) >= 0);
   for (uint32_t k = 0; k <= s.nslots; k++)
     if (fp__q_take(&s, &tk, 0, &row_slot) == FP__NONE) break;
   for (uint32_t i = 0; i < s.nslots; i++)
@@ -230,12 +231,13 @@ static void exercise(unsigned char *map, size_t len) {
   struct fp__ring *rg = fp__q_ring(&s, 0);
   uint64_t tail = atomic_load(&rg->tail), head = atomic_load(&rg->head);
   if (head > tail || tail - head > s.ring_cap) atomic_store(&rg->tail, tail = head);
+  struct fp__ring_writer w0 = {tail, head};
   if (atomic_load(&q->clients_hwm) == 0) atomic_store(&q->clients_hwm, 1);
   for (uint32_t k = 0; k < nfree; k++) {
     uint32_t i = fp__q_take_free(&s, 0, 1);
     REQUIRE(i < s.nslots);
     REQUIRE(fp__slot_word(fp__slot_at(&s, i)) == FP__SLOT_FILLING);
-    if (fp__q_push(&s, 0, &tail, i) == 0) {
+    if (fp__q_push(&s, 0, &w0, i) == 0) {
       REQUIRE(fp__q_take(&s, &tk, 0, &row_slot) == i);
     }
     fp__q_put_free(&s, i);
