@@ -225,7 +225,8 @@ typedef struct fp_stats {
   unsigned rows;        /* scoreboard rows (upper bound on workers) */
   unsigned clients;     /* producer processes attached (named pools) */
   const char *state;    /* "starting", "running", "draining", ... */
-  uint64_t repairs;     /* queue rebuilt after a process died holding it */
+  uint64_t repairs;     /* free stack rebuilt after a process died holding
+                           its lock, or a damaged ready ring swept */
   uint64_t segment_bytes; /* size of the shared segment */
   uint64_t retried;     /* runs repeated after a crash or timeout */
   uint64_t quarantined; /* tasks that used up max_attempts (> 1): poison */
@@ -332,16 +333,18 @@ FP_EXTERN void fp_pool_free(fp_pool *pool);
  * no slot already held is taken back. A private pool (fp_pool_start) has
  * one producer and no share: every slot.
  *
- * Bounded waits: FP_NOWAIT never sleeps (the queue lock too is only tried,
- * for 1 ms at most, yielding the CPU between tries: a holder that was
- * preempted gets to finish, a stopped one costs that millisecond);
- * a positive timeout_ms bounds the whole call, the wait for the queue lock
- * included, whatever another process does (a stopped process, or a group
- * member of a --mode 0660 pool, holding the lock).
+ * Bounded waits: a submit into a slot this producer collected before (its
+ * steady state) takes no lock shared with another process. Only a slot it
+ * never used needs the free-slot lock; FP_NOWAIT never sleeps on it (it is
+ * only tried, for 1 ms at most, yielding the CPU between tries: a holder
+ * that was preempted gets to finish, a stopped one costs that
+ * millisecond); a positive timeout_ms bounds the whole call, the wait for
+ * that lock included, whatever another process does (a stopped process,
+ * or a group member of a --mode 0660 pool, holding the lock).
  *
  * Returns 0; -EAGAIN when no slot could be had at once and timeout_ms is
- * FP_NOWAIT (queue full, this producer's share used up, or the queue lock
- * busy); -ETIMEDOUT when that lasted timeout_ms; -EDEADLK when waiting could
+ * FP_NOWAIT (queue full, this producer's share used up, or the free-slot
+ * lock busy); -ETIMEDOUT when that lasted timeout_ms; -EDEADLK when waiting could
  * never succeed: every slot this producer may use (its share, or in a
  * private pool every slot) holds its own finished, uncollected results, and
  * still did after a short recheck (another thread collecting in time is not
@@ -402,10 +405,10 @@ FP_EXTERN int fp_submit_prio(fp_pool *pool, const void *in, size_t len,
  * ends FP_CANCELLED unless it finished first: returns -EINPROGRESS. Returns
  * -EALREADY when it had finished already, -ENOENT for no such task, -EPERM
  * on a monitor handle, -EPIPE when the supervisor died (nothing is left to
- * kill the worker; fp_wait() reports how the task ended), -ETIMEDOUT when
- * the queue lock stayed busy for 1 s (another process holds it; nothing
- * was changed: try again). Never raises SIGPIPE, whatever the caller's
- * disposition.
+ * kill the worker; fp_wait() reports how the task ended). Takes no lock:
+ * the task's state word decides, so it returns at once whatever another
+ * process does (a queued task that another call is cancelling at the same
+ * moment: 0). Never raises SIGPIPE, whatever the caller's disposition.
  */
 FP_EXTERN int fp_cancel(fp_pool *pool, uint64_t id);
 
@@ -419,8 +422,8 @@ FP_EXTERN int fp_cancel(fp_pool *pool, uint64_t id);
  * still yours to wait for); -ENOENT when id is not a pending task of this
  * handle (unknown, or already collected); -EPIPE when the supervisor died
  * and the task cannot end; -ENOMEM when the output could not be copied (the
- * result stays pending). Never waits for the queue lock: timeout_ms holds
- * whatever another process does.
+ * result stays pending). Takes no lock: timeout_ms holds whatever another
+ * process does.
  */
 FP_EXTERN int fp_wait(fp_pool *pool, uint64_t id, fp_result *res,
                       int timeout_ms);
@@ -481,7 +484,8 @@ typedef struct fp_serve_config {
  * trusted with the data: it can read, with code of its own, every input
  * and output in the segment, and (0660) write into any slot, so it may
  * damage or forge other producers' tasks and results, and it can deny the
- * others service (hold client rows, fill the queue, hold the queue lock).
+ * others service (hold client rows, fill the queue, hold the free-slot
+ * lock).
  * It is not trusted with the supervisor: every index, length and state read
  * from the segment is bounds-checked, the supervisor signals only the pids
  * it forked itself (never one read from the segment) and no lock wait has
