@@ -37,6 +37,7 @@ static const struct {
     {"stop-under-load", tt_stop_under_load, 20},
     {"scribble", tt_scribble, 30},
     {"late-kill", tt_late_kill, 20},
+    {"fastpath-kill", tt_fastpath_kill, 120},
 };
 #define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 

@@ -34,6 +34,7 @@ int tt_memory(void);
 int tt_stop_under_load(void);
 int tt_scribble(void);
 int tt_late_kill(void);
+int tt_fastpath_kill(void);
 
 /* ---- failure bookkeeping (util.c) ---------------------------------- */
 
@@ -51,6 +52,10 @@ void tt_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Print "torture NAME: <figures>: PASS|FAIL" and return 0 or 1. */
 int tt_summary(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A scenario's size: the environment variable `name` when it holds a
+ * positive number, else `dflt`. */
+uint64_t tt_param(const char *name, uint64_t dflt);
 
 /* ---- time and randomness ------------------------------------------- */
 

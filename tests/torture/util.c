@@ -46,6 +46,15 @@ int tt_summary(const char *fmt, ...) {
   return tt_failures ? 1 : 0;
 }
 
+uint64_t tt_param(const char *name, uint64_t dflt) {
+  const char *v = getenv(name);
+  if (v == NULL || *v == '\0') return dflt;
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(v, &end, 0);
+  return errno == 0 && *end == '\0' && n > 0 ? (uint64_t)n : dflt;
+}
+
 uint64_t tt_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
