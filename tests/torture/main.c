@@ -38,6 +38,7 @@ static const struct {
     {"scribble", tt_scribble, 30},
     {"late-kill", tt_late_kill, 20},
     {"fastpath-kill", tt_fastpath_kill, 120},
+    {"sigstop", tt_sigstop, 60},
 };
 #define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 

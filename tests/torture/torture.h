@@ -35,6 +35,7 @@ int tt_stop_under_load(void);
 int tt_scribble(void);
 int tt_late_kill(void);
 int tt_fastpath_kill(void);
+int tt_sigstop(void);
 
 /* ---- failure bookkeeping (util.c) ---------------------------------- */
 
@@ -92,6 +93,16 @@ int tt_flight_take(struct tt_flight *f, uint64_t id, uint64_t *val);
  * process is never signalled. Returns 0 when sent, -1 otherwise.
  */
 int tt_kill_child_of(pid_t pid, pid_t parent, int sig);
+
+/*
+ * A pidfd of pid if it is a live child of `parent` (-1 otherwise), for
+ * signals sent later (pidfd_send_signal): they reach that process or,
+ * once it is gone, nobody; never a process that reused its pid. Close it.
+ */
+int tt_pidfd_child_of(pid_t pid, pid_t parent);
+
+/* 1 when /proc says pid is stopped (T) or traced (t), else 0. */
+int tt_proc_stopped(pid_t pid);
 
 /* pidfd of pid, or -1 (no such process). */
 int tt_pidfd(pid_t pid);

@@ -1,0 +1,534 @@
+/*
+ * sigstop: SIGSTOP and SIGCONT under load (issue 14; README "Every wait is
+ * bounded"). A named pool (2 workers, 256 slots, a 200 ms task limit) in a
+ * forked server; 3 producer processes submit small tasks (1 in 64 sleeps
+ * 1..3 ms) with FP_NOWAIT, 50 ms or 200 ms timeouts, 32 in flight each, and
+ * collect with fp_collect or fp_wait (100 ms), for RUN_MS. Meanwhile the
+ * scenario process stops random processes of its own, one or two at a
+ * time, and continues them after a random interval: a producer (1..200
+ * ms), the supervisor (1..50 ms), a worker (1..50 ms; one found busy is
+ * kept stopped past its task's limit one time in three). Whatever a
+ * stopped process held (the queue lock, slots, a task), checks:
+ *   - no task lost or duplicated: every producer survives and collects
+ *     every task it submitted exactly once, ok with the right output, or
+ *     timeout / crashed (SIGKILL) when its worker was stopped;
+ *   - a producer that is not stopped makes progress (a task accepted or a
+ *     result) at least every PROGRESS_MS, whatever else is stopped;
+ *   - a timed call returns by its deadline (plus OVERRUN_MS of slack for
+ *     this loaded machine) unless the caller itself was stopped in it;
+ *   - a worker stopped holding a task past the limit is killed by the
+ *     supervisor (and replaced) before its stop ends;
+ *   - the counters add up: submitted == ok + timeout + crashed, nothing
+ *     failed, cancelled or abandoned.
+ * Every process is continued before the scenario returns.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "torture.h"
+
+#define WORKERS 2u
+#define NPROD 3
+#define SLOTS 256u
+#define LIMIT_MS 200u        /* the pool's task timeout */
+#define RUN_MS 6000u         /* stopping and continuing for this long */
+#define MAX_STOPPED 2        /* processes stopped at once */
+#define PROGRESS_MS 5000u    /* a producer not stopped: progress within */
+#define OVERRUN_MS 1000u     /* a timed call's slack past its deadline */
+#define KILLED_WITHIN_MS 3000u /* a busy worker past the limit: killed */
+#define PROD_AS_BYTES (512ull << 20)
+#define WINDOW 32u           /* in flight per producer: under its share
+                                (64), so a timed submit waits only for
+                                the queue lock or a stopped holder */
+#define FLIGHT_CAP 1024u     /* power of 2, > 2 * SLOTS */
+
+struct ss_rec {
+  _Atomic uint64_t stops;    /* odd while the parent stops it (see below) */
+  _Atomic uint64_t progress_ns;
+  _Atomic uint64_t submitted, collected, ok, timeout, crashed, bad, lost;
+  _Atomic uint64_t max_overrun_ms; /* past a deadline, not stopped */
+  _Atomic uint64_t calls_timed;    /* timed calls measured */
+  _Atomic int err, phase, attached, done;
+};
+static const char *phase_names[] = {"start", "open", "submit", "collect",
+                                    "wait", "other", "drain"};
+#define NPHASE 7
+
+struct ss_shared {
+  _Atomic int stop;
+  struct ss_rec rec[NPROD];
+};
+static struct ss_shared *sh;
+
+static uint64_t expect_of(uint64_t seq) {
+  return seq * UINT64_C(0x9e3779b97f4a7c15) ^ UINT64_C(0x5bd1e995);
+}
+
+/* Input: 8-byte number, 4-byte microseconds to sleep; output: the number
+ * and expect_of(it). */
+static int ss_handler(void *arg, const void *in, size_t in_len, void *out,
+                      size_t out_cap, size_t *out_len) {
+  (void)arg;
+  uint64_t v[2];
+  uint32_t us;
+  if (in_len != sizeof(v[0]) + sizeof(us) || out_cap < sizeof(v))
+    return EINVAL;
+  memcpy(&v[0], in, sizeof(v[0]));
+  memcpy(&us, (const char *)in + sizeof(v[0]), sizeof(us));
+  if (us > 0) tt_sleep_us(us);
+  v[1] = expect_of(v[0]);
+  memcpy(out, v, sizeof(v));
+  *out_len = sizeof(v);
+  return 0;
+}
+
+/* id -> task number in flight, plus the ids in order for fp_wait. */
+static struct {
+  uint64_t id[FLIGHT_CAP], seq[FLIGHT_CAP];
+  unsigned n;
+} fl;
+
+static unsigned fl_home(uint64_t id) {
+  return (unsigned)((id * UINT64_C(0x9e3779b97f4a7c15)) >> 40) &
+         (FLIGHT_CAP - 1);
+}
+
+static void fl_put(uint64_t id, uint64_t seq) {
+  unsigned k = fl_home(id);
+  while (fl.id[k] != 0) k = (k + 1) & (FLIGHT_CAP - 1);
+  fl.id[k] = id;
+  fl.seq[k] = seq;
+  fl.n++;
+}
+
+static int fl_take(uint64_t id, uint64_t *seq) {
+  unsigned k = fl_home(id);
+  while (fl.id[k] != id) {
+    if (fl.id[k] == 0) return 0;
+    k = (k + 1) & (FLIGHT_CAP - 1);
+  }
+  *seq = fl.seq[k];
+  fl.n--;
+  for (unsigned j = (k + 1) & (FLIGHT_CAP - 1); fl.id[j] != 0;
+       j = (j + 1) & (FLIGHT_CAP - 1)) {
+    unsigned h = fl_home(fl.id[j]);
+    if (((j - h) & (FLIGHT_CAP - 1)) >= ((j - k) & (FLIGHT_CAP - 1))) {
+      fl.id[k] = fl.id[j];
+      fl.seq[k] = fl.seq[j];
+      k = j;
+    }
+  }
+  fl.id[k] = 0;
+  return 1;
+}
+
+/* Any id in flight (a random probe start), or 0. */
+static uint64_t fl_any(uint64_t *rng) {
+  if (fl.n == 0) return 0;
+  unsigned k = (unsigned)tt_rand_below(rng, FLIGHT_CAP);
+  while (fl.id[k] == 0) k = (k + 1) & (FLIGHT_CAP - 1);
+  return fl.id[k];
+}
+
+/*
+ * A timed call's measure. The parent adds 1 to me->stops before it sends
+ * SIGSTOP and 1 after SIGCONT: a call during which the count stayed the
+ * same and even ran while we were not stopped, so its time is the
+ * library's alone.
+ */
+struct timed {
+  uint64_t t0, stops0;
+};
+static void timed_begin(struct ss_rec *me, struct timed *t) {
+  t->stops0 = atomic_load(&me->stops);
+  t->t0 = tt_now_ns();
+}
+static void timed_end(struct ss_rec *me, const struct timed *t, int limit) {
+  uint64_t ms = tt_ms_since(t->t0);
+  uint64_t s1 = atomic_load(&me->stops);
+  if (s1 != t->stops0 || (s1 & 1) != 0) return;
+  atomic_fetch_add_explicit(&me->calls_timed, 1, memory_order_relaxed);
+  uint64_t over = ms > (uint64_t)limit ? ms - (uint64_t)limit : 0;
+  if (over > atomic_load(&me->max_overrun_ms))
+    atomic_store(&me->max_overrun_ms, over);
+}
+
+static void take_result(struct ss_rec *me, const fp_result *res) {
+  uint64_t seq;
+  if (!fl_take(res->id, &seq)) {
+    atomic_fetch_add(&me->bad, 1);
+    return;
+  }
+  if (res->status == FP_OK) {
+    uint64_t v[2] = {0, 0};
+    if (res->output_len == sizeof(v)) memcpy(v, res->output, sizeof(v));
+    if (v[0] != seq || v[1] != expect_of(seq)) atomic_fetch_add(&me->bad, 1);
+    else atomic_fetch_add(&me->ok, 1);
+  } else if (res->status == FP_TIMEOUT) {
+    atomic_fetch_add(&me->timeout, 1);
+  } else if (res->status == FP_CRASHED && res->signal == SIGKILL) {
+    atomic_fetch_add(&me->crashed, 1);
+  } else {
+    atomic_fetch_add(&me->bad, 1);
+  }
+  atomic_fetch_add(&me->collected, 1);
+  atomic_store(&me->progress_ns, tt_now_ns());
+}
+
+__attribute__((noreturn)) static void producer(const char *name, int k) {
+  struct ss_rec *me = &sh->rec[k];
+  alarm((RUN_MS + 40000u) / 1000u); /* bounds a leaked producer */
+  struct rlimit rl = {PROD_AS_BYTES, PROD_AS_BYTES};
+  setrlimit(RLIMIT_AS, &rl);
+  uint64_t rng = tt_seed ^ ((uint64_t)k << 40) ^ 0x5709u;
+  atomic_store(&me->phase, 1);
+  fp_pool *q;
+  int r = fp_pool_open(&q, name, 0);
+  if (r != 0) {
+    atomic_store(&me->err, r);
+    _exit(3);
+  }
+  atomic_store(&me->progress_ns, tt_now_ns());
+  atomic_store(&me->attached, 1);
+  fp_result res;
+  fp_result_init(&res);
+  uint64_t seq = (uint64_t)k << 32;
+  while (!atomic_load(&sh->stop)) {
+    unsigned burst = 1 + (unsigned)tt_rand_below(&rng, 64);
+    for (unsigned b = 0; b < burst && fl.n < WINDOW; b++) {
+      unsigned char in[12];
+      uint32_t us = tt_rand_below(&rng, 64) == 0
+                        ? 1000u + (uint32_t)tt_rand_below(&rng, 2001)
+                        : 0;
+      memcpy(in, &seq, sizeof(seq));
+      memcpy(in + sizeof(seq), &us, sizeof(us));
+      unsigned how = (unsigned)tt_rand_below(&rng, 3);
+      int tmo = how == 0 ? FP_NOWAIT : how == 1 ? 50 : 200;
+      uint64_t id;
+      struct timed t;
+      atomic_store(&me->phase, 2);
+      timed_begin(me, &t);
+      r = fp_submit(q, in, sizeof(in), tmo, &id);
+      timed_end(me, &t, tmo);
+      atomic_store(&me->phase, 5);
+      if (r == -EAGAIN || r == -ETIMEDOUT || r == -EDEADLK) break;
+      if (r != 0) {
+        atomic_store(&me->err, r);
+        _exit(4);
+      }
+      fl_put(id, seq++);
+      atomic_fetch_add(&me->submitted, 1);
+      atomic_store(&me->progress_ns, tt_now_ns());
+    }
+    unsigned takes = 1 + (unsigned)tt_rand_below(&rng, 64);
+    for (unsigned t = 0; t < takes && fl.n > 0; t++) {
+      struct timed tm;
+      uint64_t want = tt_rand_below(&rng, 4) == 0 ? fl_any(&rng) : 0;
+      atomic_store(&me->phase, want ? 4 : 3);
+      timed_begin(me, &tm);
+      r = want ? fp_wait(q, want, &res, 100) : fp_collect(q, &res, 100);
+      timed_end(me, &tm, 100);
+      atomic_store(&me->phase, 5);
+      if (r == -ETIMEDOUT) break;
+      if (r != 0) {
+        atomic_store(&me->err, r);
+        _exit(5);
+      }
+      take_result(me, &res);
+    }
+  }
+  atomic_store(&me->phase, 6);
+  while (fp_pending(q) > 0) {
+    r = fp_collect(q, &res, 5000);
+    if (r != 0) {
+      atomic_store(&me->err, r);
+      break;
+    }
+    take_result(me, &res);
+  }
+  atomic_store(&me->lost, fl.n);
+  fp_result_release(&res);
+  fp_pool_free(q);
+  atomic_store(&me->done, 1);
+  _exit(0);
+}
+
+enum { V_PROD, V_WORKER, V_SUP };
+
+struct stopped {
+  int fd;          /* pidfd; -1: entry unused */
+  int kind, k;     /* V_*, producer index or worker row */
+  pid_t pid;
+  uint64_t t_stop, until;
+  int busy_long;   /* a worker held a task: kept past the limit */
+};
+
+static struct {
+  unsigned stops[3], busy_long, killed, cont_fail;
+  uint64_t max_stop_ms;
+} ss;
+
+static struct stopped stp[MAX_STOPPED];
+
+/* SIGCONT entry e and forget it. */
+static void cont_one(struct stopped *e) {
+  if (e->fd < 0) return;
+  if (e->kind == V_PROD) atomic_fetch_add(&sh->rec[e->k].stops, 1);
+  /* Fails (ESRCH) only for a worker the supervisor killed meanwhile. */
+  if (pidfd_send_signal(e->fd, SIGCONT, NULL, 0) != 0 && e->kind != V_WORKER)
+    ss.cont_fail++;
+  if (e->kind == V_PROD) atomic_fetch_add(&sh->rec[e->k].stops, 1);
+  uint64_t ms = tt_ms_since(e->t_stop);
+  if (ms > ss.max_stop_ms) ss.max_stop_ms = ms;
+  close(e->fd);
+  e->fd = -1;
+}
+
+static void cont_all(void) {
+  for (int j = 0; j < MAX_STOPPED; j++) cont_one(&stp[j]);
+}
+
+static int is_stopped_now(pid_t pid) {
+  for (int j = 0; j < MAX_STOPPED; j++)
+    if (stp[j].fd >= 0 && stp[j].pid == pid) return 1;
+  return 0;
+}
+
+/*
+ * Stop a random process of ours in free entry e for a random interval.
+ * Returns 0 when one was stopped, -1 when the pick was not possible.
+ */
+static int stop_one(struct stopped *e, uint64_t *rng, pid_t server,
+                    const pid_t *prod, const fp_pool *mon) {
+  unsigned v = (unsigned)tt_rand_below(rng, NPROD + WORKERS + 1);
+  e->busy_long = 0;
+  if (v < NPROD) {
+    e->kind = V_PROD;
+    e->k = (int)v;
+    e->pid = prod[v];
+    if (is_stopped_now(e->pid) || (e->fd = tt_pidfd(e->pid)) < 0) return -1;
+    atomic_fetch_add(&sh->rec[v].stops, 1); /* before the stop: odd */
+    e->until = 1 + tt_rand_below(rng, 200);
+  } else if (v < NPROD + WORKERS) {
+    fp_worker_info wi;
+    e->kind = V_WORKER;
+    e->k = (int)(v - NPROD);
+    if (fp_pool_worker(mon, (unsigned)e->k, &wi) != 0 || wi.pid <= 0 ||
+        is_stopped_now(wi.pid))
+      return -1;
+    e->pid = wi.pid;
+    if ((e->fd = tt_pidfd_child_of(e->pid, server)) < 0) return -1;
+    e->until = 1 + tt_rand_below(rng, 50);
+  } else {
+    e->kind = V_SUP;
+    e->k = 0;
+    e->pid = server;
+    if (is_stopped_now(server) || (e->fd = tt_pidfd(server)) < 0) return -1;
+    e->until = 1 + tt_rand_below(rng, 50);
+  }
+  e->t_stop = tt_now_ns();
+  if (pidfd_send_signal(e->fd, SIGSTOP, NULL, 0) != 0) {
+    if (e->kind == V_PROD) atomic_fetch_add(&sh->rec[e->k].stops, 1);
+    close(e->fd);
+    e->fd = -1;
+    return -1;
+  }
+  ss.stops[e->kind]++;
+  if (e->kind == V_WORKER) {
+    /* Once it is stopped its row holds still: does it hold a task? */
+    for (int n = 0; n < 2000 && !tt_proc_stopped(e->pid) &&
+                    !tt_pidfd_wait_exit(e->fd, 0);
+         n++)
+      tt_sleep_us(50);
+    fp_worker_info wi;
+    if (tt_proc_stopped(e->pid) && !tt_pidfd_wait_exit(e->fd, 0) &&
+        fp_pool_worker(mon, (unsigned)e->k, &wi) == 0 && wi.pid == e->pid &&
+        strcmp(wi.state, "busy") == 0 && wi.task_id != 0 &&
+        tt_rand_below(rng, 3) == 0) {
+      e->busy_long = 1;
+      e->until = LIMIT_MS + 300u + tt_rand_below(rng, 300);
+      ss.busy_long++;
+    }
+  }
+  e->until = e->t_stop + e->until * 1000000u;
+  return 0;
+}
+
+/* A worker stopped with a task past the limit: it must be gone. */
+static void check_killed(const struct stopped *e) {
+  uint64_t ms = tt_ms_since(e->t_stop);
+  int left = ms >= KILLED_WITHIN_MS ? 0 : (int)(KILLED_WITHIN_MS - ms);
+  if (TT_CHECK(tt_pidfd_wait_exit(e->fd, left),
+               "worker %d, stopped holding a task, still lives %u ms later "
+               "(task limit %u ms)", (int)e->pid, KILLED_WITHIN_MS, LIMIT_MS))
+    ss.killed++;
+}
+
+int tt_sigstop(void) {
+  char name[40];
+  tt_pool_name(name, sizeof(name));
+  sh = tt_shared(sizeof(*sh));
+  for (int j = 0; j < MAX_STOPPED; j++) stp[j].fd = -1;
+  fp_config cfg;
+  fp_config_init(&cfg);
+  cfg.workers = WORKERS;
+  cfg.slots = SLOTS;
+  cfg.max_input = 16;
+  cfg.max_output = 4096; /* room for a hang report */
+  cfg.timeout_ms = LIMIT_MS;
+  cfg.handler = ss_handler;
+  pid_t server = tt_serve(name, &cfg, 5000);
+  if (server <= 0) return tt_summary("tasks=0");
+  fp_pool *mon = tt_attach(name, FP_OPEN_MONITOR);
+  pid_t prod[NPROD] = {0};
+  for (int k = 0; k < NPROD && mon != NULL; k++) {
+    fflush(NULL);
+    prod[k] = fork();
+    if (prod[k] < 0) {
+      tt_fail("fork: %s", strerror(errno));
+      prod[k] = 0;
+      break;
+    }
+    if (prod[k] == 0) producer(name, k);
+  }
+  /* Every producer attached before anything is stopped. */
+  for (int n = 0; n < 5000 && tt_failures == 0; n++) {
+    int all = 1;
+    for (int k = 0; k < NPROD; k++) all &= atomic_load(&sh->rec[k].attached);
+    if (all) break;
+    tt_sleep_us(1000);
+  }
+
+  uint64_t rng = tt_seed ^ UINT64_C(0x5105);
+  uint64_t t0 = tt_now_ns(), next_stop = t0, last_cont[NPROD];
+  uint64_t max_no_progress = 0;
+  for (int k = 0; k < NPROD; k++) last_cont[k] = t0;
+  while (tt_failures == 0 && tt_ms_since(t0) < RUN_MS) {
+    tt_sleep_us(500);
+    uint64_t now = tt_now_ns();
+    for (int j = 0; j < MAX_STOPPED; j++) {
+      struct stopped *e = &stp[j];
+      if (e->fd < 0 || now < e->until) continue;
+      if (e->busy_long) check_killed(e);
+      if (e->kind == V_PROD) last_cont[e->k] = tt_now_ns();
+      cont_one(e);
+    }
+    for (int j = 0; j < MAX_STOPPED && now >= next_stop; j++) {
+      if (stp[j].fd >= 0) continue;
+      if (stop_one(&stp[j], &rng, server, prod, mon) == 0)
+        next_stop = now + tt_rand_below(&rng, 10000) * 1000u;
+      break;
+    }
+    now = tt_now_ns();
+    for (int k = 0; k < NPROD; k++) {
+      struct ss_rec *pr = &sh->rec[k];
+      int ws;
+      if (prod[k] <= 0) continue;
+      if (waitpid(prod[k], &ws, WNOHANG) == prod[k]) {
+        tt_fail("producer %d ended (status %#x) in %s: %s", k, ws,
+                phase_names[atomic_load(&pr->phase) % NPHASE],
+                fp_strerror(atomic_load(&pr->err)));
+        prod[k] = 0;
+        break;
+      }
+      if (is_stopped_now(prod[k])) continue;
+      uint64_t seen = atomic_load(&pr->progress_ns);
+      if (seen < last_cont[k]) seen = last_cont[k];
+      uint64_t idle = now > seen ? (now - seen) / 1000000u : 0;
+      if (idle > max_no_progress) max_no_progress = idle;
+      if (idle > PROGRESS_MS) {
+        tt_fail("producer %d, not stopped, made no progress for %llu ms "
+                "(in %s)", k, (unsigned long long)idle,
+                phase_names[atomic_load(&pr->phase) % NPHASE]);
+        tt_debug_pool(mon, "stalled");
+        break;
+      }
+    }
+  }
+  for (int j = 0; j < MAX_STOPPED; j++)
+    if (stp[j].fd >= 0 && stp[j].busy_long) check_killed(&stp[j]);
+  cont_all();
+  atomic_store(&sh->stop, 1);
+  uint64_t submitted = 0, collected = 0, ok = 0, timeout = 0, crashed = 0;
+  uint64_t bad = 0, lost = 0, overrun = 0, timed = 0;
+  for (int k = 0; k < NPROD; k++) {
+    if (prod[k] <= 0) continue;
+    int ws = tt_reap(prod[k], 20000);
+    struct ss_rec *pr = &sh->rec[k];
+    TT_CHECK(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0 &&
+                 atomic_load(&pr->done),
+             "producer %d did not drain and exit (status %#x, in %s: %s)",
+             k, ws, phase_names[atomic_load(&pr->phase) % NPHASE],
+             fp_strerror(atomic_load(&pr->err)));
+  }
+  for (int k = 0; k < NPROD; k++) {
+    struct ss_rec *pr = &sh->rec[k];
+    submitted += atomic_load(&pr->submitted);
+    collected += atomic_load(&pr->collected);
+    ok += atomic_load(&pr->ok);
+    timeout += atomic_load(&pr->timeout);
+    crashed += atomic_load(&pr->crashed);
+    bad += atomic_load(&pr->bad);
+    lost += atomic_load(&pr->lost);
+    timed += atomic_load(&pr->calls_timed);
+    if (atomic_load(&pr->max_overrun_ms) > overrun)
+      overrun = atomic_load(&pr->max_overrun_ms);
+  }
+  int ws;
+  TT_CHECK(waitpid(server, &ws, WNOHANG) == 0, "the server died");
+  fp_stats st;
+  memset(&st, 0, sizeof(st));
+  if (mon != NULL) fp_pool_stats(mon, &st);
+  TT_CHECK(lost == 0 && bad == 0 && collected == submitted,
+           "%llu task(s) without a result, %llu duplicated, foreign or wrong "
+           "result(s); %llu submitted, %llu collected",
+           (unsigned long long)lost, (unsigned long long)bad,
+           (unsigned long long)submitted, (unsigned long long)collected);
+  TT_CHECK(st.submitted == submitted && st.ok == ok &&
+               st.timeout == timeout && st.crashed == crashed,
+           "stats: submitted %llu ok %llu timeout %llu crashed %llu; the "
+           "producers got %llu, %llu, %llu, %llu",
+           (unsigned long long)st.submitted, (unsigned long long)st.ok,
+           (unsigned long long)st.timeout, (unsigned long long)st.crashed,
+           (unsigned long long)submitted, (unsigned long long)ok,
+           (unsigned long long)timeout, (unsigned long long)crashed);
+  TT_CHECK(st.failed + st.cancelled + st.corrupt + st.abandoned == 0,
+           "stats: failed %llu cancelled %llu corrupt %llu abandoned %llu, "
+           "expected none", (unsigned long long)st.failed,
+           (unsigned long long)st.cancelled, (unsigned long long)st.corrupt,
+           (unsigned long long)st.abandoned);
+  TT_CHECK(overrun < OVERRUN_MS, "a timed call returned %llu ms past its "
+           "deadline", (unsigned long long)overrun);
+  TT_CHECK(ss.cont_fail == 0, "%u SIGCONT(s) of a producer or the "
+           "supervisor failed", ss.cont_fail);
+  TT_CHECK(ss.killed == ss.busy_long, "%u of %u workers stopped with a "
+           "task past the limit were killed", ss.killed, ss.busy_long);
+  TT_CHECK(ss.busy_long > 0, "no worker was stopped holding a task past "
+           "the limit (%u worker stops)", ss.stops[V_WORKER]);
+  fp_pool_free(mon);
+  kill(server, SIGTERM);
+  ws = tt_reap(server, 10000);
+  TT_CHECK(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+           "server did not stop cleanly (status %#x)", ws);
+  return tt_summary(
+      "tasks=%llu ok=%llu timeout=%llu crashed=%llu stops=%u (producers=%u "
+      "workers=%u supervisor=%u) busy_past_limit=%u killed=%u restarts=%llu "
+      "lost=%llu duplicated=%llu max_no_progress_ms=%llu "
+      "max_overrun_ms=%llu (of %llu timed calls) max_stop_ms=%llu",
+      (unsigned long long)submitted, (unsigned long long)ok,
+      (unsigned long long)timeout, (unsigned long long)crashed,
+      ss.stops[0] + ss.stops[1] + ss.stops[2], ss.stops[V_PROD],
+      ss.stops[V_WORKER], ss.stops[V_SUP], ss.busy_long, ss.killed,
+      (unsigned long long)st.restarts, (unsigned long long)lost,
+      (unsigned long long)bad, (unsigned long long)max_no_progress,
+      (unsigned long long)overrun, (unsigned long long)timed,
+      (unsigned long long)ss.max_stop_ms);
+}
