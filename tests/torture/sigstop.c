@@ -1,13 +1,15 @@
 /*
  * sigstop: SIGSTOP and SIGCONT under load (issue 14; README "Every wait is
  * bounded"). A named pool (2 workers, 256 slots, a 200 ms task limit) in a
- * forked server; 3 producer processes submit small tasks (1 in 64 sleeps
- * 1..3 ms) with FP_NOWAIT, 50 ms or 200 ms timeouts, 32 in flight each, and
+ * forked server; 3 producer processes submit small tasks (1 in 256 sleeps
+ * 1..3 ms) with FP_NOWAIT, 50 ms or 200 ms timeouts, 40 in flight each, and
  * collect with fp_collect or fp_wait (100 ms), for RUN_MS. Meanwhile the
  * scenario process stops random processes of its own, one or two at a
  * time, and continues them after a random interval: a producer (1..200
- * ms), the supervisor (1..50 ms), a worker (1..50 ms; one found busy is
- * kept stopped past its task's limit one time in three). Whatever a
+ * ms, or one time in six 1.2..1.7 s; half the stops are aimed inside
+ * fp_submit, where it may hold the queue lock), the supervisor (1..50
+ * ms), a worker (1..50 ms; one found busy is kept stopped past its task's
+ * limit one time in three). Whatever a
  * stopped process held (the queue lock, slots, a task), checks:
  *   - no task lost or duplicated: every producer survives and collects
  *     every task it submitted exactly once, ok with the right output, or
@@ -17,7 +19,9 @@
  *   - a timed call returns by its deadline (plus OVERRUN_MS of slack for
  *     this loaded machine) unless the caller itself was stopped in it;
  *   - a worker stopped holding a task past the limit is killed by the
- *     supervisor (and replaced) before its stop ends;
+ *     supervisor (and replaced) before its stop ends; once at random,
+ *     maybe, and once on purpose at the end (a 150 ms task of our own,
+ *     which must then end FP_TIMEOUT);
  *   - the counters add up: submitted == ok + timeout + crashed, nothing
  *     failed, cancelled or abandoned.
  * Every process is continued before the scenario returns.
@@ -43,11 +47,13 @@
 #define MAX_STOPPED 2        /* processes stopped at once */
 #define PROGRESS_MS 5000u    /* a producer not stopped: progress within */
 #define OVERRUN_MS 1000u     /* a timed call's slack past its deadline */
+#define PROD_LONG_MS 1200u   /* a long producer stop: 1200..1700 ms */
 #define KILLED_WITHIN_MS 3000u /* a busy worker past the limit: killed */
 #define PROD_AS_BYTES (512ull << 20)
-#define WINDOW 32u           /* in flight per producer: under its share
-                                (64), so a timed submit waits only for
-                                the queue lock or a stopped holder */
+#define WINDOW 40u           /* in flight per producer: under its share
+                                (48: 4 producer handles, ours included),
+                                so a timed submit waits only for the
+                                queue lock or a stopped holder */
 #define FLIGHT_CAP 1024u     /* power of 2, > 2 * SLOTS */
 
 struct ss_rec {
@@ -205,7 +211,7 @@ __attribute__((noreturn)) static void producer(const char *name, int k) {
     unsigned burst = 1 + (unsigned)tt_rand_below(&rng, 64);
     for (unsigned b = 0; b < burst && fl.n < WINDOW; b++) {
       unsigned char in[12];
-      uint32_t us = tt_rand_below(&rng, 64) == 0
+      uint32_t us = tt_rand_below(&rng, 256) == 0
                         ? 1000u + (uint32_t)tt_rand_below(&rng, 2001)
                         : 0;
       memcpy(in, &seq, sizeof(seq));
@@ -315,8 +321,18 @@ static int stop_one(struct stopped *e, uint64_t *rng, pid_t server,
     e->k = (int)v;
     e->pid = prod[v];
     if (is_stopped_now(e->pid) || (e->fd = tt_pidfd(e->pid)) < 0) return -1;
+    /* Half the time inside fp_submit, where it may hold the queue lock
+     * (or whatever the fast path holds): spin up to 20 ms to see it. */
+    if (tt_rand_below(rng, 2) == 0) {
+      uint64_t t = tt_now_ns();
+      while (atomic_load(&sh->rec[v].phase) != 2 && tt_ms_since(t) < 20) {}
+    }
     atomic_fetch_add(&sh->rec[v].stops, 1); /* before the stop: odd */
-    e->until = 1 + tt_rand_below(rng, 200);
+    /* Mostly short; one in six longer than a call's slack past its
+     * deadline, so a call that waits for a stopped holder is caught. */
+    e->until = tt_rand_below(rng, 6) == 0
+                   ? PROD_LONG_MS + tt_rand_below(rng, 500)
+                   : 1 + tt_rand_below(rng, 200);
   } else if (v < NPROD + WORKERS) {
     fp_worker_info wi;
     e->kind = V_WORKER;
@@ -372,6 +388,61 @@ static void check_killed(const struct stopped *e) {
     ss.killed++;
 }
 
+/*
+ * The same on purpose, once: our own task sleeps 150 ms (under the limit);
+ * stop the worker running it, with the producers' load going on. It must
+ * be killed within KILLED_WITHIN_MS and the task must end FP_TIMEOUT. The
+ * task is counted in *sub and *tmo (for the counters check).
+ */
+static void stop_running_task(pid_t server, const fp_pool *mon, fp_pool *q0,
+                              uint64_t *sub, uint64_t *tmo, uint64_t *ok) {
+  unsigned char in[12];
+  uint64_t seq = UINT64_C(0xffffffff00000000);
+  uint32_t us = 150000;
+  memcpy(in, &seq, sizeof(seq));
+  memcpy(in + sizeof(seq), &us, sizeof(us));
+  uint64_t id;
+  int r = fp_submit(q0, in, sizeof(in), 2000, &id);
+  if (!TT_CHECK(r == 0, "our own sleeping task: fp_submit: %s",
+                fp_strerror(r)))
+    return;
+  (*sub)++;
+  struct stopped e = {.fd = -1, .kind = V_WORKER};
+  uint64_t t0 = tt_now_ns();
+  while (e.fd < 0 && tt_ms_since(t0) < 2000) {
+    for (unsigned row = 0; row < WORKERS && e.fd < 0; row++) {
+      fp_worker_info wi;
+      if (fp_pool_worker(mon, row, &wi) != 0 || wi.task_id != id ||
+          wi.pid <= 0 || (e.fd = tt_pidfd_child_of(wi.pid, server)) < 0)
+        continue;
+      e.pid = wi.pid;
+      e.k = (int)row;
+      e.t_stop = tt_now_ns();
+      if (pidfd_send_signal(e.fd, SIGSTOP, NULL, 0) != 0) {
+        close(e.fd);
+        e.fd = -1;
+      }
+    }
+    if (e.fd < 0) tt_sleep_us(200);
+  }
+  if (TT_CHECK(e.fd >= 0, "our own task did not start within 2 s")) {
+    ss.busy_long++;
+    ss.stops[V_WORKER]++;
+    check_killed(&e);
+    cont_one(&e);
+  }
+  fp_result res;
+  fp_result_init(&res);
+  r = fp_wait(q0, id, &res, 5000);
+  if (TT_CHECK(r == 0, "our own task: fp_wait: %s", fp_strerror(r))) {
+    if (res.status == FP_TIMEOUT) (*tmo)++;
+    if (res.status == FP_OK) (*ok)++;
+    TT_CHECK(res.status == FP_TIMEOUT, "our own task, its worker stopped "
+             "past the limit, ended %s", fp_status_name(res.status));
+  }
+  fp_result_release(&res);
+}
+
 int tt_sigstop(void) {
   char name[40];
   tt_pool_name(name, sizeof(name));
@@ -388,8 +459,9 @@ int tt_sigstop(void) {
   pid_t server = tt_serve(name, &cfg, 5000);
   if (server <= 0) return tt_summary("tasks=0");
   fp_pool *mon = tt_attach(name, FP_OPEN_MONITOR);
+  fp_pool *q0 = tt_attach(name, 0); /* our own task, at the end */
   pid_t prod[NPROD] = {0};
-  for (int k = 0; k < NPROD && mon != NULL; k++) {
+  for (int k = 0; k < NPROD && mon != NULL && q0 != NULL; k++) {
     fflush(NULL);
     prod[k] = fork();
     if (prod[k] < 0) {
@@ -456,8 +528,11 @@ int tt_sigstop(void) {
   for (int j = 0; j < MAX_STOPPED; j++)
     if (stp[j].fd >= 0 && stp[j].busy_long) check_killed(&stp[j]);
   cont_all();
-  atomic_store(&sh->stop, 1);
   uint64_t submitted = 0, collected = 0, ok = 0, timeout = 0, crashed = 0;
+  uint64_t own_sub = 0, own_tmo = 0, own_ok = 0;
+  if (tt_failures == 0)
+    stop_running_task(server, mon, q0, &own_sub, &own_tmo, &own_ok);
+  atomic_store(&sh->stop, 1);
   uint64_t bad = 0, lost = 0, overrun = 0, timed = 0;
   for (int k = 0; k < NPROD; k++) {
     if (prod[k] <= 0) continue;
@@ -492,8 +567,8 @@ int tt_sigstop(void) {
            "result(s); %llu submitted, %llu collected",
            (unsigned long long)lost, (unsigned long long)bad,
            (unsigned long long)submitted, (unsigned long long)collected);
-  TT_CHECK(st.submitted == submitted && st.ok == ok &&
-               st.timeout == timeout && st.crashed == crashed,
+  TT_CHECK(st.submitted == submitted + own_sub && st.ok == ok + own_ok &&
+               st.timeout == timeout + own_tmo && st.crashed == crashed,
            "stats: submitted %llu ok %llu timeout %llu crashed %llu; the "
            "producers got %llu, %llu, %llu, %llu",
            (unsigned long long)st.submitted, (unsigned long long)st.ok,
@@ -511,8 +586,7 @@ int tt_sigstop(void) {
            "supervisor failed", ss.cont_fail);
   TT_CHECK(ss.killed == ss.busy_long, "%u of %u workers stopped with a "
            "task past the limit were killed", ss.killed, ss.busy_long);
-  TT_CHECK(ss.busy_long > 0, "no worker was stopped holding a task past "
-           "the limit (%u worker stops)", ss.stops[V_WORKER]);
+  fp_pool_free(q0);
   fp_pool_free(mon);
   kill(server, SIGTERM);
   ws = tt_reap(server, 10000);
