@@ -39,7 +39,8 @@
 #define SLOTS 512u
 #define MAX_GEN 16384u     /* producer records; then only workers are killed */
 #define KILL_GAP_US 1500u  /* between kills: uniform in 0..this */
-#define MAX_RUN_MS 60000u  /* bounds the storm (the guard is 120 s) */
+#define MAX_RUN_MS 60000u  /* bounds the storm at the default sizes (the
+                              guard is 120 s); scaled up with them */
 #define HANG_MS 5000u      /* a live producer without progress this long */
 #define STALL_LIMIT_MS 2000u
 #define REFILL_MS 3000u
@@ -68,6 +69,7 @@ struct fk_shared {
   struct fk_rec rec[MAX_GEN];
 };
 static struct fk_shared *sh;
+static unsigned prod_alarm_s; /* the storm's limit plus a minute */
 
 static uint64_t expect_of(uint64_t seq) {
   return seq * UINT64_C(0x9e3779b97f4a7c15) ^ UINT64_C(0x5bd1e995);
@@ -162,7 +164,7 @@ static void take_result(struct fk_rec *me, const fp_result *res) {
 __attribute__((noreturn)) static void producer(const char *name,
                                                unsigned gen) {
   struct fk_rec *me = &sh->rec[gen];
-  alarm((MAX_RUN_MS + 30000u) / 1000u); /* bounds a leaked producer */
+  alarm(prod_alarm_s); /* bounds a leaked producer */
   struct rlimit rl = {PROD_AS_BYTES, PROD_AS_BYTES};
   setrlimit(RLIMIT_AS, &rl);
   uint64_t last = tt_now_ns();
@@ -254,11 +256,18 @@ static uint64_t collected_so_far(void) {
   return n;
 }
 
+/* How long the storm may last: MAX_RUN_MS, scaled with larger sizes. */
+static uint64_t storm_limit_ms(uint64_t want_tasks, uint64_t want_kills) {
+  return MAX_RUN_MS *
+         (1 + want_tasks / (TASKS + 1) + want_kills / (KILLS + 1));
+}
+
 /* The killer: returns when enough went through, or on a failure. */
 static void storm(const char *name, pid_t server, const fp_pool *mon,
                   struct live *live, uint64_t want_tasks,
                   uint64_t want_kills) {
   uint64_t rng = tt_seed ^ UINT64_C(0xfa57);
+  uint64_t max_ms = storm_limit_ms(want_tasks, want_kills);
   static pid_t recent[1024]; /* workers killed: never count one twice */
   uint64_t t0 = tt_now_ns();
   for (;;) {
@@ -267,10 +276,10 @@ static void storm(const char *name, pid_t server, const fp_pool *mon,
     if (ks.pkills + ks.wkills >= want_kills &&
         collected_so_far() >= want_tasks)
       return;
-    if (tt_ms_since(t0) > MAX_RUN_MS) {
-      tt_fail("%llu results and %u kills in %u ms, wanted %llu and %llu",
+    if (tt_ms_since(t0) > max_ms) {
+      tt_fail("%llu results and %u kills in %llu ms, wanted %llu and %llu",
               (unsigned long long)collected_so_far(), ks.pkills + ks.wkills,
-              MAX_RUN_MS, (unsigned long long)want_tasks,
+              (unsigned long long)max_ms, (unsigned long long)want_tasks,
               (unsigned long long)want_kills);
       return;
     }
@@ -339,6 +348,8 @@ static void storm(const char *name, pid_t server, const fp_pool *mon,
 int tt_fastpath_kill(void) {
   uint64_t want_tasks = tt_param("TORTURE_FASTPATH_TASKS", TASKS);
   uint64_t want_kills = tt_param("TORTURE_FASTPATH_KILLS", KILLS);
+  prod_alarm_s = (unsigned)(storm_limit_ms(want_tasks, want_kills) / 1000u) +
+                 60u;
   char name[40];
   tt_pool_name(name, sizeof(name));
   sh = tt_shared(sizeof(*sh));

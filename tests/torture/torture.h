@@ -12,7 +12,9 @@
  * Environment: TORTURE_SEED=N repeats a run's random choices (timing still
  * differs); TORTURE_DEBUG=1 prints the pool's state when results stall;
  * TORTURE_LOG=1 prints named pools' supervisor events; TORTURE_GUARD_S=N
- * overrides every scenario's hang guard.
+ * overrides every scenario's hang guard. TORTURE_FASTPATH_TASKS=N and
+ * TORTURE_FASTPATH_KILLS=N size fastpath-kill (defaults 1000000 and 5000;
+ * its storm limit grows with them, the guard does not: raise it too).
  */
 #ifndef FORKPOOL_TORTURE_H
 #define FORKPOOL_TORTURE_H
