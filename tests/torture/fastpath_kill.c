@@ -196,7 +196,9 @@ __attribute__((noreturn)) static void producer(const char *name,
       atomic_fetch_add_explicit(&me->submitted, 1, memory_order_relaxed);
       progress(me, &last);
     }
-    if (fl.n == 0) { /* nothing of ours in the way: dead ones' slots are */
+    if (fl.n == 0) {
+      /* No slot to be had and none of ours in flight: the slots dead
+       * producers held come back at the supervisor's next reclaim. */
       tt_sleep_us(200);
       continue;
     }
