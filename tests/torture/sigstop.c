@@ -6,25 +6,31 @@
  * collect with fp_collect or fp_wait (100 ms), for RUN_MS. Meanwhile the
  * scenario process stops random processes of its own, one or two at a
  * time, and continues them after a random interval: a producer (1..200
- * ms, or one time in six 1.2..1.7 s; half the stops are aimed inside
- * fp_submit, where it may hold the queue lock), the supervisor (1..50
- * ms), a worker (1..50 ms; one found busy is kept stopped past its task's
- * limit one time in three). Whatever a
- * stopped process held (the queue lock, slots, a task), checks:
+ * ms, or one time in six 1.2..1.7 s), the supervisor (1..50 ms), a worker
+ * (1..50 ms; one found busy is kept stopped past its task's limit one
+ * time in three). Every 0..4 ms it also stops a random producer for a
+ * moment and probes with a submit of its own (FP_NOWAIT): when that says
+ * -EAGAIN, the producer was stopped holding what a submit needs (the
+ * queue lock today; rare: it holds it a fraction of a percent of the
+ * time), and it is kept stopped for 1.2..1.7 s. Whatever a stopped
+ * process held (a lock, slots, a task), checks:
  *   - no task lost or duplicated: every producer survives and collects
  *     every task it submitted exactly once, ok with the right output, or
  *     timeout / crashed (SIGKILL) when its worker was stopped;
  *   - a producer that is not stopped makes progress (a task accepted or a
  *     result) at least every PROGRESS_MS, whatever else is stopped;
  *   - a timed call returns by its deadline (plus OVERRUN_MS of slack for
- *     this loaded machine) unless the caller itself was stopped in it;
+ *     this loaded machine) unless the caller itself was stopped in it; a
+ *     probe (FP_NOWAIT) too;
  *   - a worker stopped holding a task past the limit is killed by the
- *     supervisor (and replaced) before its stop ends; once at random,
- *     maybe, and once on purpose at the end (a 150 ms task of our own,
- *     which must then end FP_TIMEOUT);
- *   - the counters add up: submitted == ok + timeout + crashed, nothing
- *     failed, cancelled or abandoned.
- * Every process is continued before the scenario returns.
+ *     supervisor (and replaced) before its stop ends; at random, and once
+ *     on purpose at the end (a 150 ms task of our own, which must then end
+ *     FP_TIMEOUT);
+ *   - the counters add up: submitted == ok + timeout + crashed (ours and
+ *     the producers'), nothing failed, cancelled or abandoned.
+ * Only processes of this scenario are stopped (workers through a pidfd
+ * checked to be the server's child), and every one is continued before
+ * the scenario returns.
  */
 #include <errno.h>
 #include <signal.h>
@@ -275,12 +281,61 @@ struct stopped {
   pid_t pid;
   uint64_t t_stop, until;
   int busy_long;   /* a worker held a task: kept past the limit */
+  int holding;     /* a producer held what submits need (probe_holder) */
 };
 
 static struct {
-  unsigned stops[3], busy_long, killed, cont_fail;
-  uint64_t max_stop_ms;
+  unsigned stops[3], busy_long, killed, cont_fail, lock_stops, probes;
+  uint64_t max_stop_ms, max_probe_ms;
+  uint64_t own_sub, own_ok, own_tmo, own_bad; /* our own handle's tasks */
 } ss;
+
+/* Our own producer handle: probes, and the deliberate stop at the end. */
+static fp_pool *own;
+#define PROBE_SEQ UINT64_C(0xfffffffe00000000)
+
+/* Collect our own finished probes (ok, right output); 0 or -errno. */
+static int collect_own(int timeout_ms) {
+  fp_result res;
+  fp_result_init(&res);
+  int r;
+  while ((r = fp_collect(own, &res, timeout_ms)) == 0) {
+    uint64_t v[2] = {0, 0};
+    if (res.output_len == sizeof(v)) memcpy(v, res.output, sizeof(v));
+    if (res.status == FP_OK && (v[0] >> 32) == (PROBE_SEQ >> 32) &&
+        v[1] == expect_of(v[0]))
+      ss.own_ok++;
+    else
+      ss.own_bad++;
+  }
+  fp_result_release(&res);
+  return r == -ETIMEDOUT || r == -ENOENT ? 0 : r;
+}
+
+/*
+ * With producer pid just sent SIGSTOP: wait until it is stopped, then try
+ * a submit of our own with FP_NOWAIT. -EAGAIN although we hold nothing
+ * and most slots are free means the stopped producer holds what a submit
+ * must take (today: the queue lock). Returns 1 then, else 0 (a probe task
+ * submitted, or not stopped in time). Every probe is timed: FP_NOWAIT must
+ * not wait for the stopped holder.
+ */
+static int probe_holder(pid_t pid) {
+  for (int n = 0; n < 2000 && !tt_proc_stopped(pid); n++) tt_sleep_us(50);
+  if (!tt_proc_stopped(pid)) return 0;
+  unsigned char in[12] = {0};
+  uint64_t seq = PROBE_SEQ + ss.own_sub, id;
+  memcpy(in, &seq, sizeof(seq));
+  uint64_t t0 = tt_now_ns();
+  int r = fp_submit(own, in, sizeof(in), FP_NOWAIT, &id);
+  uint64_t ms = tt_ms_since(t0);
+  if (ms > ss.max_probe_ms) ss.max_probe_ms = ms;
+  if (r == 0) ss.own_sub++;
+  else
+    TT_CHECK(r == -EAGAIN, "a probe fp_submit(FP_NOWAIT): %s",
+             fp_strerror(r));
+  return r == -EAGAIN;
+}
 
 static struct stopped stp[MAX_STOPPED];
 
@@ -315,17 +370,12 @@ static int stop_one(struct stopped *e, uint64_t *rng, pid_t server,
                     const pid_t *prod, const fp_pool *mon) {
   unsigned v = (unsigned)tt_rand_below(rng, NPROD + WORKERS + 1);
   e->busy_long = 0;
+  e->holding = 0;
   if (v < NPROD) {
     e->kind = V_PROD;
     e->k = (int)v;
     e->pid = prod[v];
     if (is_stopped_now(e->pid) || (e->fd = tt_pidfd(e->pid)) < 0) return -1;
-    /* Half the time inside fp_submit, where it may hold the queue lock
-     * (or whatever the fast path holds): spin up to 20 ms to see it. */
-    if (tt_rand_below(rng, 2) == 0) {
-      uint64_t t = tt_now_ns();
-      while (atomic_load(&sh->rec[v].phase) != 2 && tt_ms_since(t) < 20) {}
-    }
     atomic_fetch_add(&sh->rec[v].stops, 1); /* before the stop: odd */
     /* Mostly short; one in six longer than a call's slack past its
      * deadline, so a call that waits for a stopped holder is caught. */
@@ -377,6 +427,36 @@ static int stop_one(struct stopped *e, uint64_t *rng, pid_t server,
   return 0;
 }
 
+/*
+ * A quick stop of a random producer (not stopped already), at a random
+ * instant: probe_holder, then SIGCONT at once, unless it holds what
+ * submits need and entry e is free: then e keeps it stopped for
+ * PROD_LONG_MS..+500 ms. The lock, or whatever a submit takes, is held a
+ * small part of the time: the many quick stops are what find it held.
+ */
+static void quick_probe(struct stopped *e, uint64_t *rng, const pid_t *prod) {
+  int k = (int)tt_rand_below(rng, NPROD);
+  if (prod[k] <= 0 || is_stopped_now(prod[k])) return;
+  int fd = tt_pidfd(prod[k]);
+  if (fd < 0) return;
+  atomic_fetch_add(&sh->rec[k].stops, 1); /* odd */
+  uint64_t t0 = tt_now_ns();
+  int held = pidfd_send_signal(fd, SIGSTOP, NULL, 0) == 0 &&
+             probe_holder(prod[k]);
+  ss.probes++;
+  if (held && e != NULL) {
+    *e = (struct stopped){.fd = fd, .kind = V_PROD, .k = k, .pid = prod[k],
+                          .t_stop = t0, .holding = 1};
+    e->until = t0 + (PROD_LONG_MS + tt_rand_below(rng, 500)) * 1000000u;
+    ss.stops[V_PROD]++;
+    ss.lock_stops++;
+    return;
+  }
+  if (pidfd_send_signal(fd, SIGCONT, NULL, 0) != 0) ss.cont_fail++;
+  atomic_fetch_add(&sh->rec[k].stops, 1); /* even */
+  close(fd);
+}
+
 /* A worker stopped with a task past the limit: it must be gone. */
 static void check_killed(const struct stopped *e) {
   uint64_t ms = tt_ms_since(e->t_stop);
@@ -393,10 +473,9 @@ static void check_killed(const struct stopped *e) {
  * be killed within KILLED_WITHIN_MS and the task must end FP_TIMEOUT. If
  * the task was over before the stop took hold (a slow machine), the worker
  * is continued and another task tried, up to 5. Our tasks are counted in
- * *sub, *tmo and *ok (for the counters check).
+ * ss.own_* (for the counters check).
  */
-static void stop_running_task(pid_t server, const fp_pool *mon, fp_pool *q0,
-                              uint64_t *sub, uint64_t *tmo, uint64_t *ok) {
+static void stop_running_task(pid_t server, const fp_pool *mon) {
   fp_result res;
   fp_result_init(&res);
   int caught = 0;
@@ -408,11 +487,11 @@ static void stop_running_task(pid_t server, const fp_pool *mon, fp_pool *q0,
     memcpy(in, &seq, sizeof(seq));
     memcpy(in + sizeof(seq), &us, sizeof(us));
     uint64_t id;
-    int r = fp_submit(q0, in, sizeof(in), 2000, &id);
+    int r = fp_submit(own, in, sizeof(in), 2000, &id);
     if (!TT_CHECK(r == 0, "our own sleeping task: fp_submit: %s",
                   fp_strerror(r)))
       break;
-    (*sub)++;
+    ss.own_sub++;
     struct stopped e = {.fd = -1, .kind = V_WORKER};
     uint64_t t0 = tt_now_ns();
     while (e.fd < 0 && tt_ms_since(t0) < 2000) {
@@ -448,11 +527,11 @@ static void stop_running_task(pid_t server, const fp_pool *mon, fp_pool *q0,
       check_killed(&e);
     }
     cont_one(&e);
-    r = fp_wait(q0, id, &res, 5000);
+    r = fp_wait(own, id, &res, 5000);
     if (!TT_CHECK(r == 0, "our own task: fp_wait: %s", fp_strerror(r)))
       break;
-    if (res.status == FP_TIMEOUT) (*tmo)++;
-    if (res.status == FP_OK) (*ok)++;
+    if (res.status == FP_TIMEOUT) ss.own_tmo++;
+    if (res.status == FP_OK) ss.own_ok++;
     TT_CHECK(res.status == (caught ? FP_TIMEOUT : FP_OK),
              "our own task, its worker %s, ended %s",
              caught ? "stopped past the limit" : "stopped after it",
@@ -478,9 +557,9 @@ int tt_sigstop(void) {
   pid_t server = tt_serve(name, &cfg, 5000);
   if (server <= 0) return tt_summary("tasks=0");
   fp_pool *mon = tt_attach(name, FP_OPEN_MONITOR);
-  fp_pool *q0 = tt_attach(name, 0); /* our own task, at the end */
+  own = tt_attach(name, 0);
   pid_t prod[NPROD] = {0};
-  for (int k = 0; k < NPROD && mon != NULL && q0 != NULL; k++) {
+  for (int k = 0; k < NPROD && mon != NULL && own != NULL; k++) {
     fflush(NULL);
     prod[k] = fork();
     if (prod[k] < 0) {
@@ -499,7 +578,8 @@ int tt_sigstop(void) {
   }
 
   uint64_t rng = tt_seed ^ UINT64_C(0x5105);
-  uint64_t t0 = tt_now_ns(), next_stop = t0, last_cont[NPROD];
+  uint64_t t0 = tt_now_ns(), next_stop = t0, next_probe = t0;
+  uint64_t last_cont[NPROD];
   uint64_t max_no_progress = 0;
   for (int k = 0; k < NPROD; k++) last_cont[k] = t0;
   while (tt_failures == 0 && tt_ms_since(t0) < RUN_MS) {
@@ -511,6 +591,20 @@ int tt_sigstop(void) {
       if (e->busy_long) check_killed(e);
       if (e->kind == V_PROD) last_cont[e->k] = tt_now_ns();
       cont_one(e);
+    }
+    int r = collect_own(FP_NOWAIT);
+    TT_CHECK(r == 0, "collecting our probes: %s", fp_strerror(r));
+    /* Quick probes while nobody is held stopped as a holder (a probe
+     * would then find that one's hold). */
+    if (now >= next_probe) {
+      struct stopped *free_e = NULL;
+      int holding = 0;
+      for (int j = 0; j < MAX_STOPPED; j++) {
+        holding |= stp[j].fd >= 0 && stp[j].holding;
+        if (stp[j].fd < 0) free_e = &stp[j];
+      }
+      if (!holding) quick_probe(free_e, &rng, prod);
+      next_probe = tt_now_ns() + tt_rand_below(&rng, 4000) * 1000u;
     }
     for (int j = 0; j < MAX_STOPPED && now >= next_stop; j++) {
       if (stp[j].fd >= 0) continue;
@@ -548,9 +642,12 @@ int tt_sigstop(void) {
     if (stp[j].fd >= 0 && stp[j].busy_long) check_killed(&stp[j]);
   cont_all();
   uint64_t submitted = 0, collected = 0, ok = 0, timeout = 0, crashed = 0;
-  uint64_t own_sub = 0, own_tmo = 0, own_ok = 0;
-  if (tt_failures == 0)
-    stop_running_task(server, mon, q0, &own_sub, &own_tmo, &own_ok);
+  while (tt_failures == 0 && fp_pending(own) > 0) {
+    int r = collect_own(5000);
+    if (!TT_CHECK(r == 0, "collecting our probes: %s", fp_strerror(r)))
+      break;
+  }
+  if (tt_failures == 0) stop_running_task(server, mon);
   atomic_store(&sh->stop, 1);
   uint64_t bad = 0, lost = 0, overrun = 0, timed = 0;
   for (int k = 0; k < NPROD; k++) {
@@ -586,8 +683,9 @@ int tt_sigstop(void) {
            "result(s); %llu submitted, %llu collected",
            (unsigned long long)lost, (unsigned long long)bad,
            (unsigned long long)submitted, (unsigned long long)collected);
-  TT_CHECK(st.submitted == submitted + own_sub && st.ok == ok + own_ok &&
-               st.timeout == timeout + own_tmo && st.crashed == crashed,
+  TT_CHECK(st.submitted == submitted + ss.own_sub &&
+               st.ok == ok + ss.own_ok && st.timeout == timeout + ss.own_tmo &&
+               st.crashed == crashed,
            "stats: submitted %llu ok %llu timeout %llu crashed %llu; the "
            "producers got %llu, %llu, %llu, %llu",
            (unsigned long long)st.submitted, (unsigned long long)st.ok,
@@ -599,13 +697,17 @@ int tt_sigstop(void) {
            "expected none", (unsigned long long)st.failed,
            (unsigned long long)st.cancelled, (unsigned long long)st.corrupt,
            (unsigned long long)st.abandoned);
-  TT_CHECK(overrun < OVERRUN_MS, "a timed call returned %llu ms past its "
-           "deadline", (unsigned long long)overrun);
+  TT_CHECK(overrun < OVERRUN_MS && ss.max_probe_ms < OVERRUN_MS,
+           "a timed call returned %llu ms past its deadline, a probe "
+           "FP_NOWAIT submit took %llu ms", (unsigned long long)overrun,
+           (unsigned long long)ss.max_probe_ms);
+  TT_CHECK(ss.own_bad == 0, "%llu probe(s) ended wrong",
+           (unsigned long long)ss.own_bad);
   TT_CHECK(ss.cont_fail == 0, "%u SIGCONT(s) of a producer or the "
            "supervisor failed", ss.cont_fail);
   TT_CHECK(ss.killed == ss.busy_long, "%u of %u workers stopped with a "
            "task past the limit were killed", ss.killed, ss.busy_long);
-  fp_pool_free(q0);
+  fp_pool_free(own);
   fp_pool_free(mon);
   kill(server, SIGTERM);
   ws = tt_reap(server, 10000);
@@ -613,15 +715,18 @@ int tt_sigstop(void) {
            "server did not stop cleanly (status %#x)", ws);
   return tt_summary(
       "tasks=%llu ok=%llu timeout=%llu crashed=%llu stops=%u (producers=%u "
-      "workers=%u supervisor=%u) busy_past_limit=%u killed=%u restarts=%llu "
+      "workers=%u supervisor=%u) quick_probes=%u found_holding=%u "
+      "busy_past_limit=%u killed=%u restarts=%llu "
       "lost=%llu duplicated=%llu max_no_progress_ms=%llu "
-      "max_overrun_ms=%llu (of %llu timed calls) max_stop_ms=%llu",
+      "max_overrun_ms=%llu (of %llu timed calls) max_probe_ms=%llu "
+      "max_stop_ms=%llu",
       (unsigned long long)submitted, (unsigned long long)ok,
       (unsigned long long)timeout, (unsigned long long)crashed,
       ss.stops[0] + ss.stops[1] + ss.stops[2], ss.stops[V_PROD],
-      ss.stops[V_WORKER], ss.stops[V_SUP], ss.busy_long, ss.killed,
+      ss.stops[V_WORKER], ss.stops[V_SUP], ss.probes, ss.lock_stops,
+      ss.busy_long, ss.killed,
       (unsigned long long)st.restarts, (unsigned long long)lost,
       (unsigned long long)bad, (unsigned long long)max_no_progress,
       (unsigned long long)overrun, (unsigned long long)timed,
-      (unsigned long long)ss.max_stop_ms);
+      (unsigned long long)ss.max_probe_ms, (unsigned long long)ss.max_stop_ms);
 }
