@@ -3,7 +3,7 @@
  * bounded"). A named pool (2 workers, 256 slots, a 200 ms task limit) in a
  * forked server; 3 producer processes submit small tasks (1 in 256 sleeps
  * 1..3 ms) with FP_NOWAIT, 50 ms or 200 ms timeouts, 40 in flight each, and
- * collect with fp_collect or fp_wait (100 ms), for RUN_MS. Meanwhile the
+ * collect with fp_collect or fp_wait (100 ms), for RUN_MS (6 s). Meanwhile the
  * scenario process stops random processes of its own, one or two at a
  * time, and continues them after a random interval: a producer (1..200
  * ms, or one time in six 1.2..1.7 s), the supervisor (1..50 ms), a worker
@@ -18,7 +18,9 @@
  *     every task it submitted exactly once, ok with the right output, or
  *     timeout / crashed (SIGKILL) when its worker was stopped;
  *   - a producer that is not stopped makes progress (a task accepted or a
- *     result) at least every PROGRESS_MS, whatever else is stopped;
+ *     result) at least every PROGRESS_MS (5 s), whatever else is
+ *     stopped (today a producer stopped in the queue lock stalls every
+ *     take and submit until it is continued: up to 1.7 s here);
  *   - a timed call returns by its deadline (plus OVERRUN_MS of slack for
  *     this loaded machine) unless the caller itself was stopped in it; a
  *     probe (FP_NOWAIT) too;
@@ -49,9 +51,11 @@
 #define NPROD 3
 #define SLOTS 256u
 #define LIMIT_MS 200u        /* the pool's task timeout */
-#define RUN_MS 6000u         /* stopping and continuing for this long */
+#define RUN_MS 6000u         /* stopping and continuing for this long
+                                (TORTURE_SIGSTOP_MS; the guard is 60 s) */
 #define MAX_STOPPED 2        /* processes stopped at once */
-#define PROGRESS_MS 5000u    /* a producer not stopped: progress within */
+#define PROGRESS_MS 5000u    /* a producer not stopped: progress within
+                                (TORTURE_SIGSTOP_PROGRESS_MS) */
 #define OVERRUN_MS 1000u     /* a timed call's slack past its deadline */
 #define PROD_LONG_MS 1200u   /* a long producer stop: 1200..1700 ms */
 #define KILLED_WITHIN_MS 3000u /* a busy worker past the limit: killed */
@@ -79,6 +83,7 @@ struct ss_shared {
   struct ss_rec rec[NPROD];
 };
 static struct ss_shared *sh;
+static uint64_t run_ms, progress_ms; /* RUN_MS, PROGRESS_MS or the env's */
 
 static uint64_t expect_of(uint64_t seq) {
   return seq * UINT64_C(0x9e3779b97f4a7c15) ^ UINT64_C(0x5bd1e995);
@@ -197,7 +202,7 @@ static void take_result(struct ss_rec *me, const fp_result *res) {
 
 __attribute__((noreturn)) static void producer(const char *name, int k) {
   struct ss_rec *me = &sh->rec[k];
-  alarm((RUN_MS + 40000u) / 1000u); /* bounds a leaked producer */
+  alarm(run_ms / 1000u + 40u); /* bounds a leaked producer */
   struct rlimit rl = {PROD_AS_BYTES, PROD_AS_BYTES};
   setrlimit(RLIMIT_AS, &rl);
   uint64_t rng = tt_seed ^ ((uint64_t)k << 40) ^ 0x5709u;
@@ -542,6 +547,8 @@ static void stop_running_task(pid_t server, const fp_pool *mon) {
 }
 
 int tt_sigstop(void) {
+  run_ms = tt_param("TORTURE_SIGSTOP_MS", RUN_MS);
+  progress_ms = tt_param("TORTURE_SIGSTOP_PROGRESS_MS", PROGRESS_MS);
   char name[40];
   tt_pool_name(name, sizeof(name));
   sh = tt_shared(sizeof(*sh));
@@ -582,7 +589,7 @@ int tt_sigstop(void) {
   uint64_t last_cont[NPROD];
   uint64_t max_no_progress = 0;
   for (int k = 0; k < NPROD; k++) last_cont[k] = t0;
-  while (tt_failures == 0 && tt_ms_since(t0) < RUN_MS) {
+  while (tt_failures == 0 && tt_ms_since(t0) < run_ms) {
     tt_sleep_us(500);
     uint64_t now = tt_now_ns();
     for (int j = 0; j < MAX_STOPPED; j++) {
@@ -629,7 +636,7 @@ int tt_sigstop(void) {
       if (seen < last_cont[k]) seen = last_cont[k];
       uint64_t idle = now > seen ? (now - seen) / 1000000u : 0;
       if (idle > max_no_progress) max_no_progress = idle;
-      if (idle > PROGRESS_MS) {
+      if (idle > progress_ms) {
         tt_fail("producer %d, not stopped, made no progress for %llu ms "
                 "(in %s)", k, (unsigned long long)idle,
                 phase_names[atomic_load(&pr->phase) % NPHASE]);

@@ -15,6 +15,9 @@
  * overrides every scenario's hang guard. TORTURE_FASTPATH_TASKS=N and
  * TORTURE_FASTPATH_KILLS=N size fastpath-kill (defaults 1000000 and 5000;
  * its storm limit grows with them, the guard does not: raise it too).
+ * TORTURE_SIGSTOP_MS=N (default 6000) and TORTURE_SIGSTOP_PROGRESS_MS=N
+ * (default 5000) set how long sigstop stops and continues, and how long a
+ * producer that is not stopped may go without progress.
  */
 #ifndef FORKPOOL_TORTURE_H
 #define FORKPOOL_TORTURE_H
