@@ -1,6 +1,6 @@
 # --- torture: fault-injection runs of issue #4 (tests/torture) --------------
 # `make torture` builds build/tests/torture and runs every scenario; the
-# binary bounds itself (a guard per scenario, 200 s in all; about 30 s
+# binary bounds itself (a guard per scenario, 380 s in all; about 50 s
 # when nothing hangs). `build/tests/torture NAME` runs one.
 TORTURE_SRC := $(wildcard tests/torture/*.c)
 TORTURE_OBJ := $(TORTURE_SRC:%.c=$(BUILD)/obj/%.o)

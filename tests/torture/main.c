@@ -27,8 +27,8 @@ static const struct {
   tt_scenario_fn fn;
   int guard_s; /* hang guard: the scenario is killed past this */
 } scenarios[] = {
-    /* Guards add up to 200 s: `torture all` ends within that, hung or
-     * not. Typical run times are a tenth of them. */
+    /* Guards add up to 380 s: `torture all` ends within that, hung or
+     * not. Typical run times are an eighth of them (about 50 s). */
     {"worker-kill", tt_worker_kill, 40},
     {"producer-kill", tt_producer_kill, 20},
     {"supervisor-kill", tt_supervisor_kill, 20},
@@ -37,6 +37,8 @@ static const struct {
     {"stop-under-load", tt_stop_under_load, 20},
     {"scribble", tt_scribble, 30},
     {"late-kill", tt_late_kill, 20},
+    {"fastpath-kill", tt_fastpath_kill, 120},
+    {"sigstop", tt_sigstop, 60},
 };
 #define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 

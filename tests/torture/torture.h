@@ -12,7 +12,12 @@
  * Environment: TORTURE_SEED=N repeats a run's random choices (timing still
  * differs); TORTURE_DEBUG=1 prints the pool's state when results stall;
  * TORTURE_LOG=1 prints named pools' supervisor events; TORTURE_GUARD_S=N
- * overrides every scenario's hang guard.
+ * overrides every scenario's hang guard. TORTURE_FASTPATH_TASKS=N and
+ * TORTURE_FASTPATH_KILLS=N size fastpath-kill (defaults 1000000 and 5000;
+ * its storm limit grows with them, the guard does not: raise it too).
+ * TORTURE_SIGSTOP_MS=N (default 6000) and TORTURE_SIGSTOP_PROGRESS_MS=N
+ * (default 5000) set how long sigstop stops and continues, and how long a
+ * producer that is not stopped may go without progress.
  */
 #ifndef FORKPOOL_TORTURE_H
 #define FORKPOOL_TORTURE_H
@@ -34,6 +39,8 @@ int tt_memory(void);
 int tt_stop_under_load(void);
 int tt_scribble(void);
 int tt_late_kill(void);
+int tt_fastpath_kill(void);
+int tt_sigstop(void);
 
 /* ---- failure bookkeeping (util.c) ---------------------------------- */
 
@@ -51,6 +58,10 @@ void tt_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Print "torture NAME: <figures>: PASS|FAIL" and return 0 or 1. */
 int tt_summary(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A scenario's size: the environment variable `name` when it holds a
+ * positive number, else `dflt`. */
+uint64_t tt_param(const char *name, uint64_t dflt);
 
 /* ---- time and randomness ------------------------------------------- */
 
@@ -87,6 +98,16 @@ int tt_flight_take(struct tt_flight *f, uint64_t id, uint64_t *val);
  * process is never signalled. Returns 0 when sent, -1 otherwise.
  */
 int tt_kill_child_of(pid_t pid, pid_t parent, int sig);
+
+/*
+ * A pidfd of pid if it is a live child of `parent` (-1 otherwise), for
+ * signals sent later (pidfd_send_signal): they reach that process or,
+ * once it is gone, nobody; never a process that reused its pid. Close it.
+ */
+int tt_pidfd_child_of(pid_t pid, pid_t parent);
+
+/* 1 when /proc says pid is stopped (T) or traced (t), else 0. */
+int tt_proc_stopped(pid_t pid);
 
 /* pidfd of pid, or -1 (no such process). */
 int tt_pidfd(pid_t pid);

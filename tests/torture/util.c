@@ -46,6 +46,15 @@ int tt_summary(const char *fmt, ...) {
   return tt_failures ? 1 : 0;
 }
 
+uint64_t tt_param(const char *name, uint64_t dflt) {
+  const char *v = getenv(name);
+  if (v == NULL || *v == '\0') return dflt;
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(v, &end, 0);
+  return errno == 0 && *end == '\0' && n > 0 ? (uint64_t)n : dflt;
+}
+
 uint64_t tt_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -119,23 +128,35 @@ int tt_pidfd(pid_t pid) {
   return pid > 0 ? pidfd_open(pid, 0) : -1;
 }
 
-int tt_kill_child_of(pid_t pid, pid_t parent, int sig) {
+int tt_pidfd_child_of(pid_t pid, pid_t parent) {
   int fd = tt_pidfd(pid);
   if (fd < 0) return -1;
   /*
-   * The pidfd names one process. If /proc shows it as parent's live child
-   * and the signal through the pidfd then succeeds, that process was not
-   * reaped in between, so the /proc entry we read was that very process:
-   * a reused pid is never signalled.
+   * The pidfd names one process. If /proc then shows pid as parent's live
+   * child, either that is the process of the pidfd, or it was reaped and
+   * its pid reused in between: then the pidfd names a dead process and
+   * every signal sent through it fails (ESRCH). Either way a reused pid is
+   * never signalled.
    */
   char st;
   pid_t pp;
-  int r = -1;
-  if (proc_state(pid, &st, &pp) == 0 && pp == parent && st != 'Z' &&
-      pidfd_send_signal(fd, sig, NULL, 0) == 0)
-    r = 0;
+  if (proc_state(pid, &st, &pp) == 0 && pp == parent && st != 'Z') return fd;
+  close(fd);
+  return -1;
+}
+
+int tt_kill_child_of(pid_t pid, pid_t parent, int sig) {
+  int fd = tt_pidfd_child_of(pid, parent);
+  if (fd < 0) return -1;
+  int r = pidfd_send_signal(fd, sig, NULL, 0) == 0 ? 0 : -1;
   close(fd);
   return r;
+}
+
+int tt_proc_stopped(pid_t pid) {
+  char st;
+  pid_t pp;
+  return proc_state(pid, &st, &pp) == 0 && (st == 'T' || st == 't');
 }
 
 int tt_pidfd_wait_exit(int pidfd, int ms) {
