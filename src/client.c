@@ -59,33 +59,16 @@ struct space_ctx {
 
 static int space_or_stopped(void *arg) {
   struct fp__hdr *h = ((struct space_ctx *)arg)->s->hdr;
-  return h->q.free_top > 0 || atomic_load(&h->state) > FP__POOL_RUNNING;
+  return atomic_load(&h->q.nfree) > 0 ||
+         atomic_load(&h->state) > FP__POOL_RUNNING;
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /*
- * Free our COLLECTED slots that no batch lists (p->unlisted of them; mu and
- * the queue lock held): a scan for slots stamped with our row and gen.
- * Returns how many were freed.
- */
-static int free_unlisted(struct fp_pool *p) {
-  struct fp__seg *s = &p->seg;
-  int n = 0;
-  for (uint32_t i = 0; i < s->nslots && p->unlisted > 0; i++) {
-    struct fp__slot *sl = fp__slot_at(s, i);
-    if (fp__slot_word(sl) == FP__SLOT_COLLECTED &&
-        sl->owner == p->client && sl->owner_gen == p->client_gen)
-      n += fp__q_free_collected(s, i);
-  }
-  p->unlisted = 0;
-  return n;
-}
-
-/*
- * Return our collected slots to the free stack (mu and the queue lock held).
- * Each entry is a task id: a slot the supervisor freed meanwhile (and maybe
- * reused) no longer carries it, and is left alone.
+ * Free our collected slots (mu held). Each entry is a task id: a slot the
+ * supervisor freed meanwhile (and maybe reused) no longer carries it, and
+ * is left alone. Returns how many were freed.
  */
 static int flush_frees(struct fp_pool *p) {
   struct fp__seg *s = &p->seg;
@@ -96,17 +79,15 @@ static int flush_frees(struct fp_pool *p) {
     if (atomic_load(&sl->id) == p->fb[k]) n += fp__q_free_collected(s, i);
   }
   p->nfb = 0;
-  if (p->unlisted > 0) n += free_unlisted(p);
   return n;
 }
 
 /*
- * Take back the newest of our collected slots for a new task (mu held),
- * without the queue lock: COLLECTED -> FILLING by compare-and-swap, which
- * fails if the supervisor freed it meanwhile (fp__q_free_collected). Then
- * stamped as fp__q_take_free does (fp__slot_stamp). Dying after
- * the swap leaves a FILLING slot of ours: reclaimed with us. NONE when we
- * hold none.
+ * Take back the newest of our collected slots for a new task (mu held):
+ * COLLECTED -> FILLING naming us, by compare-and-swap, which fails if the
+ * supervisor freed it meanwhile (fp__q_free_collected). Then stamped as
+ * fp__q_take_free does (fp__slot_stamp). Dying after the swap leaves a
+ * FILLING slot that names us: reclaimed with us. NONE when we hold none.
  */
 static uint32_t reuse_slot(struct fp_pool *p) {
   struct fp__seg *s = &p->seg;
@@ -115,7 +96,8 @@ static uint32_t reuse_slot(struct fp_pool *p) {
     uint32_t i = (uint32_t)(id & FP__ID_INDEX_MASK);
     struct fp__slot *sl = fp__slot_at(s, i);
     if (atomic_load(&sl->id) != id ||
-        !fp__slot_cas(sl, FP__SLOT_COLLECTED, FP__SLOT_FILLING))
+        !fp__slot_cas(sl, FP__SLOT_COLLECTED,
+                      fp__slot_filling_word(p->client, p->client_gen)))
       continue;
     fp__slot_stamp(sl, i, p->client, p->client_gen);
     return i;
@@ -124,76 +106,23 @@ static uint32_t reuse_slot(struct fp_pool *p) {
 }
 
 /*
- * Take the queue lock by CLOCK_MONOTONIC `deadline` (UINT64_MAX: no limit),
- * rechecking at least every RECHECK_NS that the pool still runs and its
- * supervisor lives: a stopped or hostile process holding the lock delays us
- * until our deadline, never longer. Returns 0 (locked), -ETIMEDOUT,
- * -ESHUTDOWN, -EPIPE or -ENOTRECOVERABLE; nothing is held on error.
- */
-static int lock_by(struct fp_pool *p, uint64_t deadline) {
-  struct fp__seg *s = &p->seg;
-  for (;;) {
-    uint64_t now = fp__now_ns();
-    uint64_t until = deadline - now > RECHECK_NS ? now + RECHECK_NS : deadline;
-    if (now >= deadline) until = 0; /* one last try */
-    int r = fp__q_lock_until(s, until);
-    if (r != -ETIMEDOUT) return r;
-    if (fp__now_ns() >= deadline) return -ETIMEDOUT;
-    if (atomic_load(&s->hdr->state) > FP__POOL_RUNNING) return -ESHUTDOWN;
-    if (!fp__sup_alive(p)) return -EPIPE;
-  }
-}
-
-/*
- * The queue lock for a submit with timeout_ms: a try first (no clock read
- * when the lock is free), then a wait by *deadline, which is set here when
- * it is still 0. FP_NOWAIT only tries: -EAGAIN when the lock is busy.
- * Otherwise returns as lock_by().
- */
-/*
- * FP_NOWAIT never sleeps on the queue lock, but a holder that was only
- * preempted inside its critical section (a microsecond of work) must not
- * turn a free slot into -EAGAIN: yield the CPU between rounds of tries, for
- * NOWAIT_LOCK_NS at most. A stopped or hostile holder costs that, no more.
- * Measured need: under valgrind on 2 cores, 7 us of tries alone gave
- * -EAGAIN for a submit to an idle pool (make memcheck, check_pool).
+ * FP_NOWAIT: how long a submit waits for room on its full ring, yielding
+ * the CPU meanwhile (ring_wait): workers that were only preempted get to
+ * take. A ring is full only when cap entries wait (stale ones included).
  */
 #define NOWAIT_LOCK_NS 1000000u /* 1 ms */
 
-static int lock_now(struct fp_pool *p) {
-  uint64_t end = 0;
-  for (;;) {
-    int r = fp__q_lock_until(&p->seg, 0);
-    if (r != -ETIMEDOUT) return r;
-    uint64_t now = fp__now_ns();
-    if (end == 0) end = now + NOWAIT_LOCK_NS;
-    else if (now >= end) return -EAGAIN;
-    sched_yield();
-  }
-}
-
-static int lock_for(struct fp_pool *p, int timeout_ms, uint64_t *deadline) {
-  int r = timeout_ms == FP_NOWAIT ? lock_now(p) : fp__q_lock_until(&p->seg, 0);
-  if (r != -ETIMEDOUT) return r;
-  if (*deadline == 0) *deadline = fp__deadline_ns(fp__now_ns(), timeout_ms);
-  return lock_by(p, *deadline);
-}
-
 /*
- * Give back our FILLING slot i, never published (mu held), when the lock to
- * publish it could not be had: COLLECTED, on our batch of frees, so our next
- * submit reuses it (no lock needed: a FILLING slot is ours alone). With the
- * batch full it stays COLLECTED unlisted, counted in p->unlisted: the next
- * flush or take under the lock finds it (the supervisor also frees
- * COLLECTED slots while producers wait for space, and reclaims ours when we
- * go).
+ * Give back our FILLING slot i, never published (mu held): COLLECTED, on
+ * our batch of frees, so our next submit reuses it; with the batch full,
+ * the batch is freed first.
  */
 static void give_back(struct fp_pool *p, uint32_t i) {
   struct fp__slot *sl = fp__slot_at(&p->seg, i);
   uint64_t id = atomic_load(&sl->id);
   fp__slot_set(sl, FP__SLOT_COLLECTED);
-  if (p->nfb < FP__FREE_BATCH) p->fb[p->nfb++] = id;
-  else p->unlisted++;
+  if (p->nfb == FP__FREE_BATCH) flush_frees(p);
+  p->fb[p->nfb++] = id;
 }
 
 /*
@@ -323,7 +252,8 @@ static int publish(struct fp_pool *p, uint32_t i, int prio, int timeout_ms,
    * the task back if it is still READY (nobody claimed it), and refuse it.
    */
   if (FP__NEVER(atomic_load(&s->hdr->state) > FP__POOL_RUNNING) &&
-      fp__slot_cas(sl, fp__slot_ready_word(tid), FP__SLOT_FILLING)) {
+      fp__slot_cas(sl, fp__slot_ready_word(tid),
+                   fp__slot_filling_word(p->client, p->client_gen))) {
     atomic_fetch_add(&fp__client_at(s, p->client)->withdrawn, 1);
     give_back(p, i);
     return -ESHUTDOWN;
@@ -380,27 +310,20 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
         if (err == 0) fp__wake_kick(s);
         return err;
       }
-      if ((err = lock_for(p, timeout_ms, &deadline)) < 0) {
-        pthread_mutex_unlock(&p->mu);
-        return err;
-      }
       /*
        * The last quarter of the free slots is for producers that hold
        * little (newcomers): producers that stopped collecting, each within
        * its share, cannot fill the queue between them.
        */
-      /* Ours, collected, left out of a full batch: back on the stack. */
-      if (p->unlisted > 0) free_unlisted(p);
-      uint32_t top = h->q.free_top;
-      if (share != 0 && top > 0 && top <= s->nslots / 4 &&
+      uint32_t nfree = atomic_load(&h->q.nfree);
+      if (share != 0 && nfree > 0 && nfree <= s->nslots / 4 &&
           p->npending >= fp__reserve_of(s->nslots,
                                         atomic_load(&h->producers))) {
         reserved = 1;
       } else {
-        i = fp__q_take_free(s, p->client, p->client_gen);
+        i = fp__q_take_free(s, p->client, p->client_gen, &p->free_cursor);
+        if (i != FP__NONE) break; /* mu still held */
       }
-      fp__q_unlock(s);
-      if (i != FP__NONE) break; /* mu still held */
     }
     /* No slot for us now. Only our own results may stand in the way. */
     int stuck = !reserved && only_ours_left(p, capped ? share : s->nslots);
@@ -529,7 +452,7 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
   }
   /*
    * DONE -> COLLECTED, and the slot goes on our batch of frees, which our
-   * next submits reuse (reuse_slot). Returned to the shared free stack when
+   * next submits reuse (reuse_slot). Freed for everyone when
    * the batch is full, when a producer waits for space (the supervisor
    * also frees COLLECTED slots for those), and, in a named pool, when
    * nothing of ours is pending: an idle producer holds no capacity other
@@ -537,24 +460,12 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
    * capacity only it can use, kept for its next submit.)
    */
   fp__slot_set(sl, FP__SLOT_COLLECTED);
-  /*
-   * A batch still full means the lock was busy at the last flushes: this
-   * slot then stays COLLECTED unlisted, counted in p->unlisted, and the
-   * next flush or take under the lock finds it by a scan.
-   */
-  if (p->nfb < FP__FREE_BATCH) p->fb[p->nfb++] = id;
-  else p->unlisted++;
+  if (p->nfb == FP__FREE_BATCH) flush_frees(p);
+  p->fb[p->nfb++] = id;
   fp__pend_del(p, i);
   if (p->nfb == FP__FREE_BATCH || (p->npending == 0 && p->attached) ||
       fp__pcount(&s->hdr->p_asleep, s->nclients) > 0) {
-    /*
-     * Only a try: a result in hand is never held back by a process that
-     * holds the lock. On failure the batch stays for the next flush.
-     */
-    if (fp__q_lock_until(s, 0) == 0) {
-      flush_frees(p);
-      fp__q_unlock(s);
-    }
+    flush_frees(p);
     fp__wake_space(s);
   }
   return 0;

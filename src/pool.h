@@ -22,7 +22,7 @@ struct fp_pool {
   int monitor;            /* read-only view: no client row, no submit */
   fp_config cfg;
 
-  /* Local bookkeeping, under mu. Lock order: mu, then the queue lock. */
+  /* Local bookkeeping, under mu. */
   pthread_mutex_t mu;
   uint64_t *pend_id;      /* per slot: id of our pending task there, or 0 */
   uint64_t *pend_root;    /* ...its tree's root (itself for a root) */
@@ -37,9 +37,7 @@ struct fp_pool {
   _Atomic uint32_t alive_tick; /* submits since the last liveness check */
   uint64_t fb[FP__FREE_BATCH];  /* ids of collected slots to free (mu) */
   unsigned nfb;
-  unsigned unlisted;      /* our COLLECTED slots left out of a full fb (its
-                             flush found the lock busy): freed by a scan
-                             under the lock at the next flush or take */
+  uint32_t free_cursor;   /* where our next scan for a FREE slot starts */
 
   /* Recursive pools (tree.c), under mu. */
   struct fp__spawn *sq_head, *sq_tail; /* spawned, not yet submitted */

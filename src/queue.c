@@ -1,6 +1,6 @@
 /*
- * The ready rings (no lock) and the free stack (under a robust mutex). The
- * protocols, and what a death between any two stores leaves: queue.h.
+ * The ready rings and the free slots, without a lock. The protocols, and
+ * what a death between any two stores leaves: queue.h.
  */
 #include "queue.h"
 
@@ -9,108 +9,73 @@
 
 #include "spin.h"
 
-/* Lock attempts in user space before a sleeping wait (7 us at most). */
-#define FP__LOCK_TRIES 64
-/* One sleeping wait on the lock lasts at most this long (see below). */
-#define LOCK_SLICE_NS 50000000ull /* 50 ms */
-
-int fp__q_lock_until(struct fp__seg *s, uint64_t deadline_ns) {
-  struct fp__queue *q = &s->hdr->q;
-  int r;
-  /*
-   * Timed, in 50 ms slices, for two reasons:
-   *  - robust futexes lose a wake-up when a waiter that was just woken is
-   *    SIGKILLed before it takes the lock while a third process takes the
-   *    free lock by the fast path: the other waiters then sleep on a free
-   *    lock (tests/torture/repro/robust_wakeup.c shows it without us);
-   *  - a lock word a stray write turned to garbage names no live owner, so
-   *    nobody would ever wake us; the supervisor re-creates such a lock
-   *    (sup_verify.c) and the next slice takes the new one.
-   * A slice that times out just tries again: a stall costs 50 ms at most.
-   * The lock is held for a few stores: try for a moment in user space
-   * before sleeping in the kernel.
-   */
-  for (int k = 0; k < FP__LOCK_TRIES; k++) {
-    r = pthread_mutex_trylock(&q->lock);
-    if (r != EBUSY) goto locked;
-    for (int j = 0; j < 8; j++) fp__cpu_relax();
+/* q.nfree - 1, never below 0 (it is a hint that deaths may leave low). */
+static void count_taken(struct fp__queue *q) {
+  uint32_t n = atomic_load_explicit(&q->nfree, memory_order_relaxed);
+  while (n > 0 && !atomic_compare_exchange_weak(&q->nfree, &n, n - 1)) {
   }
-  for (;;) {
-    uint64_t now = fp__now_ns();
-    uint64_t until = now + LOCK_SLICE_NS < deadline_ns ? now + LOCK_SLICE_NS
-                                                       : deadline_ns;
-    struct timespec ts = fp__ts_from_ns(until);
-    r = pthread_mutex_clocklock(&q->lock, CLOCK_MONOTONIC, &ts);
-    if (r != ETIMEDOUT || until >= deadline_ns) break;
-  }
-locked:
-  if (r == EOWNERDEAD) {
-    /*
-     * The previous holder died inside a critical section. Every stack
-     * change happens with the matching state change under this lock, so
-     * the slot states say exactly what the stack must hold.
-     */
-    fp__q_rebuild(s);
-    atomic_fetch_add(&s->hdr->c.repairs, 1);
-    r = pthread_mutex_consistent(&q->lock);
-  }
-  return -r;
 }
 
-int fp__q_lock(struct fp__seg *s) { return fp__q_lock_until(s, UINT64_MAX); }
-
-void fp__q_unlock(struct fp__seg *s) { pthread_mutex_unlock(&s->hdr->q.lock); }
-
 uint32_t fp__q_take_free(struct fp__seg *s, uint32_t owner,
-                         uint32_t owner_gen) {
+                         uint32_t owner_gen, uint32_t *cursor) {
   struct fp__queue *q = &s->hdr->q;
-  uint32_t n = s->nslots;
-  while (q->free_top > 0) {
-    if (FP__NEVER(q->free_top > n)) {
-      fp__q_rebuild(s);
+  uint32_t n = s->nslots, c = *cursor < n ? *cursor : 0;
+  if (atomic_load_explicit(&q->nfree, memory_order_relaxed) == 0)
+    return FP__NONE;
+  uint32_t mine = fp__slot_filling_word(owner, owner_gen);
+  for (uint32_t k = 0; k < n; k++, c = c + 1 < n ? c + 1 : 0) {
+    struct fp__slot *sl = fp__slot_at(s, c);
+    /* A plain load first: a taken slot costs no locked instruction. */
+    if (fp__slot_word(sl) != FP__SLOT_FREE ||
+        !fp__slot_cas(sl, FP__SLOT_FREE, mine))
       continue;
-    }
-    uint32_t i = s->freestk[--q->free_top];
-    if (FP__NEVER(i >= n)) continue;
-    struct fp__slot *sl = fp__slot_at(s, i);
-    if (FP__NEVER(fp__slot_word(sl) != FP__SLOT_FREE)) continue;
-    fp__slot_stamp(sl, i, owner, owner_gen);
-    fp__slot_set(sl, FP__SLOT_FILLING);
-    return i;
+    fp__slot_stamp(sl, c, owner, owner_gen);
+    count_taken(q);
+    *cursor = c + 1 < n ? c + 1 : 0;
+    return c;
   }
   return FP__NONE;
 }
 
-/* Push slot i, FREE already, on the free stack. */
-static void push_free(struct fp__seg *s, uint32_t i) {
-  struct fp__queue *q = &s->hdr->q;
-  if (FP__NEVER(q->free_top >= s->nslots)) {
-    fp__q_rebuild(s); /* it finds the slot FREE and stacks it */
-    return;
-  }
-  s->freestk[q->free_top++] = i;
-}
-
 void fp__q_put_free(struct fp__seg *s, uint32_t i) {
-  /* State first: if we die before the push, a rebuild re-adds it. */
   fp__slot_set(fp__slot_at(s, i), FP__SLOT_FREE);
-  push_free(s, i);
+  atomic_fetch_add(&s->hdr->q.nfree, 1);
 }
 
 int fp__q_free_collected(struct fp__seg *s, uint32_t i) {
   if (!fp__slot_cas(fp__slot_at(s, i), FP__SLOT_COLLECTED, FP__SLOT_FREE))
     return 0;
-  push_free(s, i);
+  atomic_fetch_add(&s->hdr->q.nfree, 1);
   return 1;
 }
 
-void fp__q_rebuild(struct fp__seg *s) {
+uint32_t fp__q_recount(struct fp__seg *s) {
   uint32_t nfree = 0;
-  /* Low slots on top: they are popped first and stay cache-warm. */
-  for (uint32_t i = s->nslots; i-- > 0;)
-    if (fp__slot_word(fp__slot_at(s, i)) == FP__SLOT_FREE)
-      s->freestk[nfree++] = i;
-  s->hdr->q.free_top = nfree;
+  for (uint32_t i = 0; i < s->nslots; i++)
+    nfree += fp__slot_word(fp__slot_at(s, i)) == FP__SLOT_FREE;
+  if (atomic_load(&s->hdr->q.nfree) != nfree)
+    atomic_store(&s->hdr->q.nfree, nfree);
+  return nfree;
+}
+
+/*
+ * A ring entry: the slot index (FP_MAX_SLOTS fits in 16 bits) and the low
+ * 16 bits of the generation of the task it was queued for. An entry claims
+ * only that task: a stale entry (its task ended, the slot reused) can never
+ * claim a later task of the slot, not even one READY but not yet queued
+ * (its producer between the READY store and its tail: queue.h), so every
+ * task claimed was counted by some ring's tail, or by a rescue.
+ */
+static inline uint32_t ent_of(uint32_t i, uint32_t ready_word) {
+  return (i & 0xffffu) | (fp__slot_holder(ready_word) & 0xffffu) << 16;
+}
+
+static inline uint32_t ent_slot(uint32_t e) { return e & 0xffffu; }
+
+/* Is w the READY word of the task entry e was queued for? */
+static inline int ent_ready(uint32_t e, uint32_t w) {
+  return (w & FP__SLOT_STATE_MASK) == FP__SLOT_READY &&
+         (fp__slot_holder(w) & 0xffffu) == e >> 16;
 }
 
 /* A ring is damaged: have the supervisor sweep. */
@@ -140,8 +105,9 @@ static int room(struct fp__seg *s, uint32_t k, struct fp__ring_writer *w) {
     return 0;
   }
   while (t - h >= cap) {
-    uint32_t j = atomic_load_explicit(&e[h & (cap - 1)], memory_order_acquire);
-    if (j < s->nslots && fp__slot_state(fp__slot_at(s, j)) == FP__SLOT_READY)
+    uint32_t x = atomic_load_explicit(&e[h & (cap - 1)], memory_order_acquire);
+    uint32_t j = ent_slot(x);
+    if (j < s->nslots && ent_ready(x, fp__slot_word(fp__slot_at(s, j))))
       return -ENOSPC;
     /* Stale: move head on (or someone else did: reread). */
     if (!atomic_compare_exchange_strong(&rg->head, &h, h + 1)) continue;
@@ -151,11 +117,11 @@ static int room(struct fp__seg *s, uint32_t k, struct fp__ring_writer *w) {
   return 0;
 }
 
-/* Store entry i at *tail of ring k and commit it (a full barrier). */
+/* Store entry x at *tail of ring k and commit it (a full barrier). */
 static void append(struct fp__seg *s, uint32_t k, struct fp__ring_writer *w,
-                   uint32_t i) {
+                   uint32_t x) {
   uint64_t t = w->tail;
-  atomic_store_explicit(&fp__q_ents(s, k)[t & (s->ring_cap - 1)], i,
+  atomic_store_explicit(&fp__q_ents(s, k)[t & (s->ring_cap - 1)], x,
                         memory_order_release);
   /* seq_cst: ordered before the waker's look at the sleepers (wake.h). */
   atomic_store(&fp__q_ring(s, k)->tail, t + 1);
@@ -166,15 +132,17 @@ int fp__q_push(struct fp__seg *s, uint32_t k, struct fp__ring_writer *w,
                uint32_t i) {
   if (room(s, k, w) < 0) return -ENOSPC;
   struct fp__slot *sl = fp__slot_at(s, i);
-  fp__slot_set(sl, fp__slot_ready_word(atomic_load(&sl->id)));
-  append(s, k, w, i);
+  uint32_t ready = fp__slot_ready_word(atomic_load(&sl->id));
+  fp__slot_set(sl, ready);
+  append(s, k, w, ent_of(i, ready));
   return 0;
 }
 
 int fp__q_push_ready(struct fp__seg *s, uint32_t k, struct fp__ring_writer *w,
                      uint32_t i) {
   if (room(s, k, w) < 0) return -ENOSPC;
-  append(s, k, w, i);
+  /* The task READY now: a later one of the slot is not ours to queue. */
+  append(s, k, w, ent_of(i, fp__slot_word(fp__slot_at(s, i))));
   return 0;
 }
 
@@ -208,14 +176,15 @@ static uint32_t take_ring(struct fp__seg *s, uint32_t k, uint32_t row,
         return FP__NONE;
       }
     }
-    uint32_t i = atomic_load_explicit(&e[h & (cap - 1)], memory_order_acquire);
+    uint32_t x = atomic_load_explicit(&e[h & (cap - 1)], memory_order_acquire);
+    uint32_t i = ent_slot(x);
     if (FP__NEVER(i >= s->nslots)) {
       damaged(s); /* a stray write: skip it, the sweep requeues its task */
     } else {
       struct fp__slot *sl = fp__slot_at(s, i);
       /* A plain load first: a stale entry costs no locked instruction. */
       uint32_t w = fp__slot_word(sl);
-      if ((w & FP__SLOT_STATE_MASK) == FP__SLOT_READY) {
+      if (ent_ready(x, w)) {
         atomic_store_explicit(row_slot, i, memory_order_relaxed);
         /* The claim (seq_cst) orders the row's store before it. */
         if (fp__slot_claim(sl, w, row)) {
@@ -301,8 +270,8 @@ uint64_t fp__q_submitted(const struct fp__seg *s) {
  * tail; the retry ring's tail first restored from the supervisor's copy),
  * so that its slots are requeued.
  */
-static void mark_held(struct fp__seg *s, uint32_t k,
-                      struct fp__ring_writer *retry, unsigned char *want) {
+static int mark_held(struct fp__seg *s, uint32_t k,
+                     struct fp__ring_writer *retry, uint32_t *want) {
   struct fp__ring *rg = fp__q_ring(s, k);
   _Atomic uint32_t *e = fp__q_ents(s, k);
   uint64_t cap = s->ring_cap;
@@ -313,42 +282,64 @@ static void mark_held(struct fp__seg *s, uint32_t k,
   if (h > t || t - h > cap) {
     atomic_compare_exchange_strong(&rg->head, &h, t);
     damaged(s); /* reported by the caller (sup_verify.c) */
-    return;
+    return 1;
   }
   for (uint64_t pos = h; pos < t; pos++) {
-    uint32_t j = atomic_load_explicit(&e[pos & (cap - 1)],
+    uint32_t x = atomic_load_explicit(&e[pos & (cap - 1)],
                                       memory_order_acquire);
-    if (j < s->nslots) want[j] = 0;
+    uint32_t j = ent_slot(x);
+    if (j < s->nslots && want[j] != 0 && ent_ready(x, want[j])) want[j] = 0;
   }
+  return 0;
 }
 
 int fp__q_sweep(struct fp__seg *s, struct fp__ring_writer *retry,
-                const unsigned char *dead) {
+                fp__gone_fn gone, void *ctx, uint32_t *suspect,
+                uint32_t *rescued) {
   uint32_t n = s->nslots;
-  unsigned char *want = malloc(n ? n : 1);
+  uint32_t *want = malloc(sizeof(uint32_t) * (n ? n : 1));
   if (want == NULL) return -ENOMEM;
-  atomic_store(&s->hdr->q.sweep, 0);
+  int damage = atomic_exchange(&s->hdr->q.sweep, 0) != 0;
   /*
    * States first, then each ring from the head read after them: a READY
-   * slot with an entry at or past that head is reached by whoever passes
-   * the entry (it claims the slot if the slot is still READY then).
+   * slot with an entry of its task at or past that head is reached by
+   * whoever passes the entry (it claims the task if still READY then).
+   * want[i]: the READY word seen, or 0.
    */
-  for (uint32_t i = 0; i < n; i++)
-    want[i] = fp__slot_state(fp__slot_at(s, i)) == FP__SLOT_READY;
-  for (uint32_t k = 0, nr = fp__nrings(s->nclients); k < nr; k++)
-    mark_held(s, k, retry, want);
-  int counted = 0;
   for (uint32_t i = 0; i < n; i++) {
+    uint32_t w = fp__slot_word(fp__slot_at(s, i));
+    want[i] = (w & FP__SLOT_STATE_MASK) == FP__SLOT_READY ? w : 0;
+  }
+  for (uint32_t k = 0, nr = fp__nrings(s->nclients); k < nr; k++)
+    damage |= mark_held(s, k, retry, want);
+  int queued = 0;
+  uint32_t theirs = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t seen = suspect != NULL ? suspect[i] : 0;
+    if (suspect != NULL) suspect[i] = 0;
     if (!want[i]) continue;
     struct fp__slot *sl = fp__slot_at(s, i);
-    if (fp__slot_state(sl) != FP__SLOT_READY) continue;
+    if (fp__slot_word(sl) != want[i]) continue; /* moved on meanwhile */
+    /*
+     * A live producer's task no ring holds is being published right now
+     * (its tail comes next), unless a ring was damaged. A gone producer's
+     * never will be: queue it, and count it, as its tail never did. (A
+     * producer dying right now may still look alive: its task is queued
+     * by the sweep that finds it gone, and counted then, once.)
+     */
+    int theirs_now = gone != NULL && gone(ctx, sl->owner, sl->owner_gen);
+    if (!theirs_now && !damage && seen != want[i]) {
+      if (suspect != NULL) suspect[i] = want[i]; /* look again next time */
+      continue;
+    }
     if (fp__q_push_ready(s, FP__RING_RETRY(s), retry, i) < 0) {
       damaged(s); /* full of READY tasks: the next tick tries again */
       break;
     }
-    uint32_t o = sl->owner;
-    counted += dead == NULL || (o < s->nclients && dead[o]);
+    queued++;
+    theirs += (uint32_t)theirs_now;
   }
   free(want);
-  return counted;
+  if (rescued != NULL) *rescued = theirs;
+  return queued;
 }

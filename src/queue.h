@@ -11,13 +11,14 @@
  *     read head h < tail and entry[h]; claim slot READY -> RUNNING|row;
  *     move head h -> h + 1 (helping: also when the claim failed).
  * The slot's state word is the only truth: an entry is a pointer that may
- * be stale. An entry whose slot is not READY (cancelled, claimed through a
- * duplicate, or already taken) is skipped, and a claim through an entry
- * that a lap of the ring overwrote claims a READY task all the same: no
- * task runs twice (one claim wins), none is lost (its own entry is behind
- * head or still ahead of it), and entries may be duplicated at will. That
- * is what makes every repair a plain "queue each READY slot that no ring
- * holds on the retry ring" (fp__q_sweep).
+ * be stale. An entry names its slot and its task's generation, and claims
+ * only that task (READY with that generation): an entry whose task ended,
+ * was cancelled or was claimed through a duplicate is skipped; no task
+ * runs twice (one claim wins), none is lost (its own entry is behind head
+ * or still ahead of it), and no task is claimed before its producer
+ * counted it (tail). Entries may be duplicated at will. That is what makes
+ * every repair a plain "queue each READY slot that no ring holds on the
+ * retry ring" (fp__q_sweep).
  *
  * If the process running a step is SIGKILLed between any two stores:
  *   producer after READY, before tail: a READY slot no ring holds; the
@@ -31,11 +32,12 @@
  * A stopped process stops only its own steps: nobody waits for a store of
  * another (a taker that finds head behind helps it on).
  *
- * The free stack stays under the robust process-shared mutex: it is off
- * the fast path (a producer reuses the slots it collected without it:
- * client.c) and only producers and the supervisor take it, each for a few
- * stores; a holder that dies inside leaves EOWNERDEAD and the next locker
- * rebuilds the stack from the slot states.
+ * Free slots need no lock either: a producer that needs a slot it never
+ * used scans the slot states from its own cursor and claims a FREE one by
+ * compare-and-swap, FREE -> FILLING naming itself (slot.h); q.nfree says
+ * whether a scan is worth it. A producer reuses the slots it collected
+ * without any scan (client.c). So no process, whatever it does or
+ * whenever it stops, holds anything another process must wait for.
  *
  * Damage (a stray write into a ring: head past tail, or more than cap
  * between them) reads as an empty ring and raises q.sweep; the supervisor
@@ -49,39 +51,9 @@
 #include "wake.h"
 
 /*
- * Take the queue lock. If its previous holder died inside, rebuild the
- * free stack from the slot states first (the holder may have died between
- * any two instructions) and mark the lock consistent. Returns 0, or
- * -ENOTRECOVERABLE when the lock was left unusable.
- */
-FP__HIDDEN int fp__q_lock(struct fp__seg *s);
-
-/*
- * The same, giving up with -ETIMEDOUT at CLOCK_MONOTONIC deadline_ns. A
- * deadline already past (0, say) only tries: a few attempts in user space
- * and one that does not sleep, never a wait for the holder. Nothing is held
- * after -ETIMEDOUT.
- */
-FP__HIDDEN int fp__q_lock_until(struct fp__seg *s, uint64_t deadline_ns);
-FP__HIDDEN void fp__q_unlock(struct fp__seg *s);
-
-/*
- * The thread id the queue lock's word names as its holder, 0 when free.
- * glibc keeps the owner's TID in the low bits of a robust mutex's lock word
- * (__data.__lock & FUTEX_TID_MASK); a single-threaded holder's TID is its
- * pid. A racy read of a word anyone can write: a diagnosis only. Never
- * signal it unless it is one of the supervisor's own worker pids.
- */
-static inline pid_t fp__q_holder(const struct fp__seg *s) {
-  _Atomic uint32_t *w = (_Atomic uint32_t *)(void *)&s->hdr->q.lock.__data.__lock;
-  return (pid_t)(atomic_load_explicit(w, memory_order_relaxed) &
-                 FUTEX_TID_MASK);
-}
-
-/*
  * Fair shares of a named pool's slots (struct fp__hdr, producer_share): a
  * producer may hold max(1, (nslots - nslots / 4) / producers) uncollected
- * tasks, and take from the last quarter of the free stack only while it
+ * tasks, and take one of the last quarter of the free slots only while it
  * holds fewer than max(1, (nslots / 4) / producers): whatever the others
  * hold, a newcomer finds a slot.
  */
@@ -95,28 +67,33 @@ static inline uint32_t fp__reserve_of(uint32_t nslots, uint32_t producers) {
   return r > 0 ? r : 1;
 }
 
-/* The free stack; these require the lock. */
+/* Free slots. */
 
 /*
- * Pop a free slot, stamp it with its owner (client row and gen) and move it
- * FREE -> FILLING, all under the lock: a FILLING slot always names the
- * producer that holds it. NONE when there is none.
+ * Claim a FREE slot for client row `owner` at gen `owner_gen`, scanning
+ * the slot states from *cursor (the caller's own, moved past the slot
+ * taken): FREE -> FILLING naming the owner, then stamped (slot.h). Returns
+ * its index, or NONE when q.nfree says none is free or a whole scan found
+ * none.
  */
 FP__HIDDEN uint32_t fp__q_take_free(struct fp__seg *s, uint32_t owner,
-                                    uint32_t owner_gen);
+                                    uint32_t owner_gen, uint32_t *cursor);
 
-/* Move slot i to FREE and push it on the free stack. */
+/* Move slot i, the caller's (or a dead producer's), to FREE. */
 FP__HIDDEN void fp__q_put_free(struct fp__seg *s, uint32_t i);
 
 /*
- * Move slot i COLLECTED -> FREE and push it, unless its producer took it
- * back for a new task first (that move is a compare-and-swap without the
- * lock: client.c, reuse_slot). Returns 1 if freed.
+ * Move slot i COLLECTED -> FREE, unless its producer took it back for a
+ * new task first (that move is a compare-and-swap too: client.c,
+ * reuse_slot). Returns 1 if freed.
  */
 FP__HIDDEN int fp__q_free_collected(struct fp__seg *s, uint32_t i);
 
-/* Rebuild the free stack from the slot states (lock held, any state). */
-FP__HIDDEN void fp__q_rebuild(struct fp__seg *s);
+/*
+ * Supervisor: count the FREE slots into q.nfree (a racy count of moving
+ * states: right within the moves made while it ran). Returns the count.
+ */
+FP__HIDDEN uint32_t fp__q_recount(struct fp__seg *s);
 
 /* The ready rings: no lock. */
 
@@ -191,17 +168,30 @@ FP__HIDDEN uint32_t fp__q_queued(const struct fp__seg *s);
 /* Is any ring non-empty? A few loads per ring in use. */
 FP__HIDDEN int fp__q_any(const struct fp__seg *s);
 
+/* Is the producer of client row `owner` at gen `gen` gone for good? */
+typedef int (*fp__gone_fn)(void *ctx, uint32_t owner, uint32_t gen);
+
 /*
  * Supervisor: make every READY slot reachable. Reads the slot states,
  * then every ring from its head, and queues on the retry ring (through
- * *retry, the supervisor's copy of its tail) each READY slot that no
- * ring holds; with `owner_rows` (a bitmap over client rows, NULL for any),
- * only the slots of those rows. Damaged rings (q.sweep) are reset to empty
- * first. Racing producers may make it queue a slot twice: harmless.
+ * *retry, the supervisor's copy of its tail) each READY slot that no ring
+ * holds and whose producer gone(ctx, ...) says is gone (NULL: none is),
+ * or any such slot when a ring was damaged (q.sweep raised, or a ring
+ * found damaged here, which is then reset to empty), or one that
+ * suspect[i] (the caller's memory of nslots words, or NULL) says was
+ * already READY with the same word and held by no ring at the previous
+ * sweep that was given suspect: lost (a stray write into its entry or its
+ * word), or its live producer stopped between READY and tail for that
+ * long, which is harmless (its tail still counts it; its entry is then
+ * stale). *rescued (may be NULL) gets how many belong to a gone producer:
+ * tasks it made READY but never counted (it died before its tail), which
+ * the caller counts submitted. A racing producer may get a task queued
+ * twice: harmless.
  * Returns how many slots it queued, or -ENOMEM (nothing done).
  */
 FP__HIDDEN int fp__q_sweep(struct fp__seg *s, struct fp__ring_writer *retry,
-                           const unsigned char *owner_rows);
+                           fp__gone_fn gone, void *ctx, uint32_t *suspect,
+                           uint32_t *rescued);
 
 /* fp_stats.submitted: every producer ring's tail, plus the rescued. */
 FP__HIDDEN uint64_t fp__q_submitted(const struct fp__seg *s);

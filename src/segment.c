@@ -16,10 +16,10 @@ static void layout(const struct fp__geometry *g, uint64_t *ring_off,
                    uint64_t *rows_off, uint64_t *clients_off,
                    uint64_t *slots_off, uint32_t *stride, uint64_t *total) {
   uint64_t off = round_up(sizeof(struct fp__hdr), FP__CACHELINE);
-  *ring_off = off; /* ring entries, then the free stack */
+  *ring_off = off; /* ready ring entries */
   off += (uint64_t)fp__nrings(g->nclients) * fp__ring_cap(g->nslots) *
          sizeof(uint32_t);
-  off = round_up(off + (uint64_t)g->nslots * sizeof(uint32_t), FP__CACHELINE);
+  off = round_up(off, FP__CACHELINE);
   *rows_off = off;
   off += (uint64_t)g->nrows * sizeof(struct fp__row);
   *clients_off = off;
@@ -45,29 +45,6 @@ uint64_t fp__seg_bytes(const struct fp__geometry *g) {
     return 0;
   layout(g, &a, &b, &c, &d, &stride, &total);
   return total;
-}
-
-/* Initialise the robust lock and the semaphores. 0 or -errno. */
-static int init_sync(struct fp__queue *q) {
-  pthread_mutexattr_t ma;
-  int r = pthread_mutexattr_init(&ma);
-  if (r != 0) return -r;
-  /*
-   * Robust: when a holder dies (SIGKILL between any two instructions), the
-   * next locker gets EOWNERDEAD instead of hanging, and rebuilds the rings
-   * from the slot states (queue.c).
-   */
-  if ((r = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED)) != 0 ||
-      (r = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST)) != 0 ||
-      (r = pthread_mutex_init(&q->lock, &ma)) != 0) {
-    pthread_mutexattr_destroy(&ma);
-    return -r;
-  }
-  pthread_mutexattr_destroy(&ma);
-  atomic_store(&q->work_hint.v, 0);
-  atomic_store(&q->space_hint.v, 0);
-  /* Rings: all counters 0, that is empty (the memory is zeroed). */
-  return 0;
 }
 
 int fp__seg_layout(void *map, size_t len, const struct fp__geometry *g,
@@ -103,8 +80,7 @@ int fp__seg_layout(void *map, size_t len, const struct fp__geometry *g,
                             : 1;
   atomic_store(&h->state, FP__POOL_STARTING);
 
-  int r = init_sync(&h->q);
-  if (r < 0) return r;
+  /* Rings and wake-up words: all 0 (the memory is zeroed), that is empty. */
 
   seg->hdr = h;
   seg->base = map;
@@ -112,10 +88,7 @@ int fp__seg_layout(void *map, size_t len, const struct fp__geometry *g,
   seg->maplen = 0;
   seg->fd = -1;
   fp__seg_bind(seg);
-  /* Stack order makes slot 0 the first popped: low slots stay cache-warm. */
-  for (uint32_t i = 0; i < g->nslots; i++)
-    seg->freestk[i] = g->nslots - 1 - i;
-  h->q.free_top = g->nslots;
+  atomic_store(&h->q.nfree, g->nslots); /* every slot is FREE */
   for (uint32_t i = 0; i < g->nrows; i++)
     atomic_store(&fp__row_at(seg, i)->slot, FP__NONE);
   /* Magic last: an attacher that sees it sees a complete layout. */
@@ -138,9 +111,6 @@ void fp__seg_bind(struct fp__seg *seg) {
   seg->slots_off = h->slots_off;
   seg->ring_cap = fp__ring_cap(seg->nslots);
   seg->ents = (_Atomic uint32_t *)(void *)(seg->base + seg->ring_off);
-  seg->freestk = (uint32_t *)(void *)(seg->ents +
-                                      (uint64_t)fp__nrings(seg->nclients) *
-                                          seg->ring_cap);
 }
 
 /*

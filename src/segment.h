@@ -8,8 +8,7 @@
  *   header fixed part   creator, before any other process exists
  *   header state/pid    supervisor only (also producers, producer_share)
  *   counters            atomics; increments are single instructions
- *   free stack          producers and the supervisor, only under the robust
- *                       mutex (queue.c); nobody else takes that lock
+ *   free-slot count     a hint: producers and the supervisor, atomics
  *   ready rings         one writer each (a producer's: that producer; the
  *                       retry ring: the supervisor) stores entries and tail;
  *                       anyone taking a task advances head (queue.c)
@@ -21,7 +20,6 @@
 #ifndef FP_SEGMENT_H
 #define FP_SEGMENT_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -130,11 +128,13 @@ static inline uint32_t fp__ring_cap(uint32_t nslots) {
 
 struct fp__queue {
   /*
-   * The lock with what only its holder touches (the free stack); then the
-   * retry ring; then the wake-up words.
+   * FREE slots, roughly (a hint: whether a scan for one is worth it, and
+   * the fair shares' reserve): -1 by a producer after it claimed a FREE
+   * slot, +1 by whoever freed one. A process killed between its move and
+   * its count leaves it off by one; the supervisor recounts at every tick
+   * (queue.c, fp__q_recount). Nobody waits on it.
    */
-  pthread_mutex_t lock; /* robust, process-shared: the free stack only */
-  uint32_t free_top;    /* entries in the free stack */
+  _Atomic uint32_t nfree;
   /*
    * Rows a producer ever claimed + 1 (workers scan the rings of rows below
    * it): raised by a producer as it attaches (compare-and-swap, only up),
@@ -392,7 +392,6 @@ struct fp__seg {
    * ring 2c + 1; the retry ring 2 * nclients) holds ents + c * ring_cap.
    */
   _Atomic uint32_t *ents;
-  uint32_t *freestk; /* stack of free slot indices, nslots entries */
 };
 
 /* Number of ready rings: two per client row, and the retry ring. */
@@ -408,8 +407,8 @@ FP__HIDDEN uint64_t fp__seg_bytes(const struct fp__geometry *g);
 
 /*
  * Map a new anonymous shared segment (inherited by fork) and lay it out:
- * header, robust process-shared lock, semaphores, every slot FREE on the
- * free stack. Returns 0 and fills *seg, or -ENOMEM/-EINVAL/-errno with
+ * header, empty rings and wake-up words, every slot FREE (and counted
+ * so). Returns 0 and fills *seg, or -ENOMEM/-EINVAL/-errno with
  * nothing mapped.
  */
 FP__HIDDEN int fp__seg_create_anon(struct fp__seg *seg,
@@ -423,7 +422,7 @@ FP__HIDDEN int fp__seg_layout(void *map, size_t len,
                               const struct fp__geometry *g,
                               struct fp__seg *seg);
 
-/* Set seg->ready and seg->freestk from a validated header. */
+/* Set the geometry and seg->ents from a validated header. */
 FP__HIDDEN void fp__seg_bind(struct fp__seg *seg);
 
 /*

@@ -6,8 +6,9 @@
  * The word is enum fp__slot_state in its low 8 bits, and above them: for
  * READY the low 24 bits of the task's generation (its id >> FP__ID_SHIFT),
  * so that a compare-and-swap from "READY, task X" cannot succeed on a later
- * task Y in the same slot; for RUNNING the worker row that claimed the
- * task; for ENDING who ends it without running it (FP__END_BY_SUP, or
+ * task Y in the same slot; for FILLING the producer that holds it (client
+ * row, and the low 12 bits of that row's gen); for RUNNING the worker row
+ * that claimed the task; for ENDING who ends it without running it (FP__END_BY_SUP, or
  * client row + 1 for fp_cancel). A claim is one compare-and-swap, so the
  * claim and the claimer's name land together: whoever dies just after it
  * is found by the word alone.
@@ -15,13 +16,14 @@
  * Who may make each move, and what a SIGKILL or SIGSTOP of the mover
  * between any two of its stores leaves behind:
  *
- *   FREE -> FILLING         producer, under the queue lock (take_free), or
- *   COLLECTED -> FILLING    its own producer, by CAS (reuse). Stamped with
- *                           the producer's row and gen before the lock is
- *                           released (take_free) or right after the CAS
- *                           (reuse: the old stamp is the same producer's).
- *                           Killed: a FILLING slot of a dead row, freed by
- *                           the supervisor's reclaim (sup_clients.c).
+ *   FREE -> FILLING|who     a producer, by CAS (take_free, a scan), or
+ *   COLLECTED -> FILLING|who  its own producer, by CAS (reuse). The word
+ *                           names the producer (row and gen) at once; the
+ *                           slot's owner fields are stamped right after.
+ *                           Killed between: the word still names it, and
+ *                           the supervisor's reclaim frees FILLING slots of
+ *                           a row whose holder is gone or of another gen
+ *                           (sup_clients.c), whatever the stale stamp says.
  *   FILLING -> READY        its producer (publish), then its ring entry and
  *                           the ring's tail. Killed between: a READY slot
  *                           no ring holds; the supervisor's reclaim of the
@@ -48,10 +50,11 @@
  *   DONE -> COLLECTED       its producer, after copying the result.
  *   FILLING -> COLLECTED    its producer, giving back a slot it could not
  *                           publish (kept for its next submit).
- *   COLLECTED -> FREE       its producer or the supervisor, by CAS under
- *                           the queue lock (onto the free stack).
+ *   COLLECTED -> FREE       its producer or the supervisor, by CAS.
  *   any -> FREE             the supervisor for a dead producer's FILLING,
- *                           DONE (abandoned) and ENDING slots; lock held.
+ *                           DONE (abandoned) and ENDING slots.
+ * Every move to or from FREE also counts in q.nfree (a hint; recounted by
+ * the supervisor every tick).
  *   any -> DONE (corrupt)   the supervisor, for a word no move could make.
  *
  * Loads that decide a move are acquire, and every publishing store is a
@@ -94,6 +97,20 @@ static inline void fp__slot_set(struct fp__slot *sl, uint32_t state) {
 static inline int fp__slot_cas(struct fp__slot *sl, uint32_t from,
                                uint32_t to) {
   return atomic_compare_exchange_strong(&sl->state, &from, to);
+}
+
+/* The FILLING word of a slot held by client row `row` at gen `gen`. */
+static inline uint32_t fp__slot_filling_word(uint32_t row, uint32_t gen) {
+  return fp__slot_make(FP__SLOT_FILLING, (row & 0xfffu) | (gen & 0xfffu) << 12);
+}
+
+/* The client row of a FILLING word, and whether gen matches it. */
+static inline uint32_t fp__slot_filler(uint32_t word) {
+  return fp__slot_holder(word) & 0xfffu;
+}
+
+static inline int fp__slot_filled_at(uint32_t word, uint32_t gen) {
+  return (fp__slot_holder(word) >> 12) == (gen & 0xfffu);
 }
 
 /* The READY word of task `id`. */

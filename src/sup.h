@@ -29,8 +29,7 @@ enum {
   FP__KILL_NONE = 0,
   FP__KILL_TIMEOUT = 1,
   FP__KILL_STOP = 2,
-  FP__KILL_CANCEL = 3,
-  FP__KILL_LOCK = 4 /* stopped or stuck holding the queue lock */
+  FP__KILL_CANCEL = 3
 };
 
 /*
@@ -74,6 +73,9 @@ struct fp__sup {
   struct fp__rowctl *rc;
   uint32_t *settled_gen;   /* per client row: gen fully reclaimed */
   struct fp__ring_writer retry; /* the retry ring: we write it alone */
+  uint32_t *suspect;       /* per slot: READY word no ring held at the last
+                              tick's sweep (fp__q_sweep), or 0 */
+  uint64_t last_sweep_ns;  /* that sweep's time */
   uint32_t streak;         /* consecutive deaths with no task finished */
   uint64_t last_finished;  /* tasks finished in the pool, at last turn */
   int backoff_logged;      /* once per burst */
@@ -84,7 +86,6 @@ struct fp__sup {
   int stopped;             /* loop ends */
   pid_t self;
   struct fp__hdr hdr_copy; /* the header's fixed part, as laid out */
-  int lock_kind;           /* the queue mutex's type word, as made */
   int sweep;               /* we are a subreaper and end stray children */
   int strays_left;         /* a sweep ran out of time: try again */
   int old_subreaper;       /* PR_GET_CHILD_SUBREAPER before we ran */
@@ -93,27 +94,7 @@ struct fp__sup {
   int out_pipe_failed;     /* a worker got /dev/null for output: logged */
   struct pollfd *pf;       /* the loop's poll set: 2 + 2 per row */
   uint32_t fork_failures;  /* failed forks since the last one that worked */
-  /* The queue lock seen held (check_lock_holder in supervisor.c). */
-  pid_t lock_holder;       /* the holder the last failed try named, or 0 */
-  uint64_t lock_since;     /* since when it held it, every look failing */
-  int lock_busy;           /* this turn's look failed: only try the lock */
-  int lock_logged;         /* the long hold by lock_holder was logged */
 };
-
-/* How long the supervisor waits for the queue lock at most, per attempt. */
-#define FP__SUP_LOCK_NS 20000000ull /* 20 ms */
-
-/*
- * The supervisor's queue lock: it never waits long, whatever process holds
- * the lock (a stopped worker, a hostile group member): 20 ms at most, and
- * only a try once this turn found the lock held. Returns as
- * fp__q_lock_until: 0 (held), -ETIMEDOUT (skip the work, try next tick),
- * -ENOTRECOVERABLE.
- */
-static inline int fp__sup_lock(struct fp__sup *sp) {
-  return fp__q_lock_until(sp->s, sp->lock_busy ? 0
-                                               : fp__now_ns() + FP__SUP_LOCK_NS);
-}
 
 /* The row of our worker `pid`, or -1 (supervisor.c). */
 FP__HIDDEN int fp__sup_find_row(struct fp__sup *sp, pid_t pid);
@@ -132,11 +113,6 @@ FP__HIDDEN uint64_t fp__sup_check_timeouts(struct fp__sup *sp, uint64_t now);
 
 /* Kill the workers of running tasks fp_cancel() asked to end. */
 FP__HIDDEN void fp__sup_check_cancels(struct fp__sup *sp);
-
-/* Kill a worker that holds the queue lock while stopped or for 1 s; log
- * another holder once. Returns when to look again (UINT64_MAX: free). */
-FP__HIDDEN uint64_t fp__sup_check_lock_holder(struct fp__sup *sp,
-                                              uint64_t now);
 
 /* sup_resize.c. Ask row r's worker to exit before its next task. */
 FP__HIDDEN void fp__sup_retire(struct fp__sup *sp, uint32_t r);
@@ -173,6 +149,15 @@ FP__HIDDEN int fp__sup_run(const struct fp__sup_opts *o);
 FP__HIDDEN void fp__sup_reclaim_clients(struct fp__sup *sp);
 
 /*
+ * Make every READY slot reachable (queue.c, fp__q_sweep), counting as
+ * submitted the tasks of gone producers it queued, and wake workers for
+ * them. tick: the once-a-tick sweep, which also requeues READY tasks that
+ * no ring held at the last tick's sweep either (sp->suspect). Returns how
+ * many slots it queued, or -ENOMEM.
+ */
+FP__HIDDEN int fp__sup_sweep(struct fp__sup *sp, int tick);
+
+/*
  * Named pools: count the producers attached (client rows whose OFD lock is
  * held) and publish the count and each producer's share of the slots in
  * the header (producers, producer_share). Called every tick; a row whose
@@ -182,8 +167,8 @@ FP__HIDDEN void fp__sup_reclaim_clients(struct fp__sup *sp);
 FP__HIDDEN void fp__sup_count_producers(struct fp__sup *sp);
 
 /*
- * Return COLLECTED slots to the free stack when producers wait for space.
- * Called every tick; skipped for the tick when the lock is busy.
+ * Free COLLECTED slots when producers wait for space, and recount the free
+ * slots (queue.c, fp__q_recount). Called every tick.
  */
 FP__HIDDEN void fp__sup_free_collected(struct fp__sup *sp);
 

@@ -6,7 +6,9 @@
  * test the lock second: if the lock is free, every slot stamped (r, g') with
  * g' <= gen belongs to a producer that is gone (a new claimant locks first,
  * then bumps gen, so its slots carry a larger gen). Those slots are:
- *   FILLING  -> FREE (the producer died mid-submit; the task never existed)
+ *   FILLING  -> FREE (the producer died mid-submit; the task never existed).
+ *            A FILLING slot is judged by its state word, which names the
+ *            producer's row and gen (slot.h): the stamp may be stale
  *   DONE     -> FREE, counted abandoned (nobody will collect the result)
  *   COLLECTED -> FREE (collected, not yet returned to the free stack)
  *   ENDING   -> FREE, counted abandoned (it cancelled its own task)
@@ -20,12 +22,9 @@
  *
  * It also counts the producers attached, for their fair shares of the
  * slots (fp__sup_count_producers), and returns collected slots when
- * producers wait for space. Every queue-lock wait here is short
- * (fp__sup_lock): a lock held by a stopped or hostile process skips the
- * work for this tick, never stalls the supervisor.
+ * producers wait for space. None of it takes a lock: slot states decide,
+ * each move a compare-and-swap or a store to a slot nobody else may move.
  */
-#include <stdlib.h>
-
 #include "queue.h"
 #include "shm.h"
 #include "sup.h"
@@ -50,10 +49,39 @@ static uint64_t end_cancels_of(struct fp__sup *sp, uint32_t r) {
   return n;
 }
 
+/*
+ * fp__q_sweep's question for a named pool: is the producer that stamped a
+ * slot (row, gen) gone? Its row has no holder, or a holder of a later gen
+ * (a holder has the gen it bumped: `gen`, or gen + 1 while it bumps). A
+ * row whose lock cannot be tested is not gone: never on suspicion.
+ */
+static int producer_gone(void *ctx, uint32_t row, uint32_t gen) {
+  struct fp__sup *sp = ctx;
+  struct fp__seg *s = sp->s;
+  if (row >= s->nclients || s->fd < 0) return 0;
+  uint32_t now = atomic_load(&fp__client_at(s, row)->gen);
+  int held = fp__ofd_held(s->fd, FP__CLIENT_LOCK_BYTE(row));
+  if (held < 0) return 0;
+  return !held || (gen != now && gen != now + 1);
+}
+
+int fp__sup_sweep(struct fp__sup *sp, int tick) {
+  uint32_t rescued = 0;
+  int n = fp__q_sweep(sp->s, &sp->retry, producer_gone, sp,
+                      tick ? sp->suspect : NULL, &rescued);
+  if (rescued > 0) {
+    atomic_fetch_add(&sp->s->hdr->q.rescued, rescued);
+    fp__sup_log(sp, FP_LOG_INFO, "requeued %u task(s) that gone producers "
+                "published halfway", rescued);
+  }
+  if (n > 0) fp__wake_workers(sp->s, (uint32_t)n);
+  return n;
+}
+
 void fp__sup_reclaim_clients(struct fp__sup *sp) {
   struct fp__seg *s = sp->s;
   struct fp__hdr *h = s->hdr;
-  unsigned char *dead = NULL; /* rows with READY tasks of a gone producer */
+  int orphans = 0; /* READY tasks of a gone producer seen */
   for (uint32_t r = 0; r < s->nclients; r++) {
     struct fp__client *c = fp__client_at(s, r);
     uint32_t gen = atomic_load(&c->gen);
@@ -77,13 +105,25 @@ void fp__sup_reclaim_clients(struct fp__sup *sp) {
 
     int outstanding = 0, ready = 0;
     uint64_t freed = 0, abandoned = 0;
-    /* Busy (a stopped or hostile holder): next tick, never a long wait. */
-    if (fp__sup_lock(sp) != 0) break;
     for (uint32_t i = 0; i < s->nslots; i++) {
       struct fp__slot *sl = fp__slot_at(s, i);
-      if (sl->owner != r || sl->owner_gen > limit) continue;
       uint32_t w = fp__slot_word(sl), st = w & FP__SLOT_STATE_MASK;
-      if (st == FP__SLOT_FILLING || st == FP__SLOT_COLLECTED) {
+      if (st == FP__SLOT_FILLING) {
+        /*
+         * Ours if it names row r, and no live holder's gen: with the row
+         * held, its holder has gen or (bumping it now) gen + 1.
+         */
+        if (fp__slot_filler(w) == r &&
+            (!held || (!fp__slot_filled_at(w, gen) &&
+                       !fp__slot_filled_at(w, gen + 1))) &&
+            fp__slot_cas(sl, w, FP__SLOT_FILLING)) {
+          fp__q_put_free(s, i);
+          freed++;
+        }
+        continue;
+      }
+      if (sl->owner != r || sl->owner_gen > limit) continue;
+      if (st == FP__SLOT_COLLECTED) {
         fp__q_put_free(s, i);
         freed++;
       } else if (st == FP__SLOT_DONE ||
@@ -96,9 +136,7 @@ void fp__sup_reclaim_clients(struct fp__sup *sp) {
         ready |= st == FP__SLOT_READY;
       }
     }
-    fp__q_unlock(s);
-    if (ready && dead == NULL) dead = calloc(s->nclients, 1);
-    if (ready && dead != NULL) dead[r] = 1;
+    orphans |= ready;
     if (abandoned > 0) atomic_fetch_add(&h->c.abandoned, abandoned);
     if (freed + abandoned > 0) {
       fp__wake_space(s);
@@ -110,27 +148,20 @@ void fp__sup_reclaim_clients(struct fp__sup *sp) {
     }
     if (!outstanding) sp->settled_gen[r] = limit;
   }
-  if (dead == NULL) return;
   /*
-   * READY tasks of gone producers: queue those no ring holds. Their ring
-   * tails are frozen (nobody writes them until a new holder, which only
-   * appends its own), so "no ring holds it" is exact here, and each is
-   * counted submitted (wrongly only for a new holder's task caught
-   * between its READY and its tail at this very instant).
+   * READY tasks of gone producers: queue those no ring holds (their
+   * producer died between the slot's READY and its tail), counted
+   * submitted here (fp__sup_sweep).
    */
-  int n = fp__q_sweep(s, &sp->retry, dead);
-  free(dead);
-  if (n > 0) {
-    atomic_fetch_add(&h->q.rescued, (uint64_t)n);
-    fp__wake_workers(s, (uint32_t)n);
-    fp__sup_log(sp, FP_LOG_INFO, "requeued %d task(s) that gone producers "
-                "published halfway", n);
-  }
+  if (orphans) fp__sup_sweep(sp, 0);
 }
 
 void fp__sup_free_collected(struct fp__sup *sp) {
   struct fp__seg *s = sp->s;
+  /* A count a death left off is right again within a tick. */
+  uint32_t nfree = fp__q_recount(s);
   if (fp__pcount(&s->hdr->p_asleep, s->nclients) == 0) return;
+  if (nfree > 0) fp__wake_space(s);
   /*
    * Producers wait for a slot while others hold collected ones in their
    * free batches: return those now. The owners check the id before they
@@ -138,11 +169,9 @@ void fp__sup_free_collected(struct fp__sup *sp) {
    * so a slot freed here is never freed twice nor reused by its old owner.
    */
   int n = 0;
-  if (fp__sup_lock(sp) != 0) return; /* busy: next tick */
   for (uint32_t i = 0; i < s->nslots; i++)
     if (fp__slot_word(fp__slot_at(s, i)) == FP__SLOT_COLLECTED)
       n += fp__q_free_collected(s, i);
-  fp__q_unlock(s);
   if (n > 0)
     for (uint32_t k = fp__pcount(&s->hdr->p_asleep, s->nclients); k > 0; k--)
       fp__hint_post(&s->hdr->q.space_hint);

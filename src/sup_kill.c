@@ -1,8 +1,8 @@
 /*
  * Whom the supervisor kills, and when: a task past its deadline (after a
- * hang dump), a running task fp_cancel() asked to end, and a worker that
- * holds the queue lock while stopped or stuck. It signals only pids it
- * forked itself (struct fp__rowctl), never one read from shared memory.
+ * hang dump), and a running task fp_cancel() asked to end. It signals only
+ * pids it forked itself (struct fp__rowctl), never one read from shared
+ * memory.
  *
  * A kill meant for a task must never land on the next one: every kill of a
  * running task is aimed first (aim_kill: the supervisor's half of the
@@ -141,93 +141,3 @@ void fp__sup_check_cancels(struct fp__sup *sp) {
     }
   }
 }
-
-/* 1 if /proc says process pid is stopped (T) or traced (t), else 0. */
-static int proc_stopped(pid_t pid) {
-  char path[48], buf[512];
-  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-  int fd;
-  do fd = open(path, O_RDONLY | O_CLOEXEC);
-  while (fd < 0 && errno == EINTR);
-  if (fd < 0) return 0; /* gone, or no /proc: the time rule decides */
-  ssize_t n;
-  do n = read(fd, buf, sizeof(buf) - 1);
-  while (n < 0 && errno == EINTR);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = 0;
-  /* "pid (comm) S ...": comm may hold anything, ')' included: the last. */
-  const char *p = strrchr(buf, ')');
-  return p != NULL && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
-}
-
-/* A worker holding the queue lock this long without letting go is stuck. */
-#define LOCK_STUCK_NS 1000000000ull /* 1 s */
-/* How often to look again while the lock is held. */
-#define LOCK_LOOK_NS 100000000ull /* 100 ms */
-
-/*
- * Nobody may freeze the pool by holding the queue lock. Try it; when it is
- * held, read its holder from the lock word (fp__q_holder). If the holder is
- * one of our own workers (our pid list, never the shared row: a pid read
- * from shared memory is signalled only when it is ours) and it is stopped
- * (/proc: SIGSTOP, a tracer) or has held the lock at every look for
- * LOCK_STUCK_NS, SIGKILL it: the kernel's robust-list handling then marks
- * the lock OWNER_DIED, the next locker rebuilds the queue, and the worker is
- * reaped and replaced as any dead one (its task, if it had taken one, ends
- * crashed by SIGKILL, or is retried). Any other holder (a producer, a group
- * member of a --mode 0660 pool) is never signalled: the pool's lock users
- * only try while it holds on (sp->lock_busy), and the long hold is logged
- * once. A running holder gets one 20 ms wait per look before it counts as
- * holding on: a real critical section lasts microseconds.
- * Returns the next instant to look again (UINT64_MAX: the lock is free).
- */
-uint64_t fp__sup_check_lock_holder(struct fp__sup *sp, uint64_t now) {
-  struct fp__seg *s = sp->s;
-  int r = fp__q_lock_until(s, 0);
-  if (r == -ETIMEDOUT) {
-    pid_t tid = fp__q_holder(s);
-    if (tid > 0 && !proc_stopped(tid) &&
-        fp__q_lock_until(s, fp__now_ns() + FP__SUP_LOCK_NS) == 0)
-      r = 0;
-    else if (tid > 0 && tid == fp__q_holder(s))
-      r = -EBUSY; /* the same holder throughout */
-  }
-  if (r == 0) fp__q_unlock(s);
-  if (r != -EBUSY) {
-    /* Free (or unusable: sup_verify's business, not a holder's). */
-    sp->lock_holder = 0;
-    sp->lock_busy = 0;
-    sp->lock_logged = 0;
-    return r == 0 ? UINT64_MAX : now + LOCK_LOOK_NS;
-  }
-  pid_t tid = fp__q_holder(s);
-  sp->lock_busy = 1;
-  if (tid != sp->lock_holder) {
-    sp->lock_holder = tid;
-    sp->lock_since = now;
-    sp->lock_logged = 0;
-  }
-  int row = tid > 0 ? fp__sup_find_row(sp, tid) : -1;
-  uint64_t held_ms = (now - sp->lock_since) / 1000000u;
-  if (row < 0) {
-    if (!sp->lock_logged && now - sp->lock_since >= LOCK_STUCK_NS) {
-      fp__sup_log(sp, FP_LOG_WARN, "the queue lock is held by process %d, "
-                  "not a worker of this pool, for %llu ms now: tasks wait "
-                  "until it lets go", (int)tid, (unsigned long long)held_ms);
-      sp->lock_logged = 1;
-    }
-    return now + LOCK_LOOK_NS;
-  }
-  int stopped = proc_stopped(tid);
-  if (!stopped && now - sp->lock_since < LOCK_STUCK_NS)
-    return now + LOCK_LOOK_NS;
-  if (sp->rc[row].kill_reason == FP__KILL_NONE)
-    fp__sup_log(sp, FP_LOG_WARN, "worker %d holds the queue lock %s (%llu ms): "
-                "killing it; the queue is rebuilt", (int)tid,
-                stopped ? "while stopped" : "without letting go",
-                (unsigned long long)held_ms);
-  fp__sup_kill_worker(sp, (uint32_t)row, FP__KILL_LOCK, 0);
-  return now + LOCK_LOOK_NS;
-}
-

@@ -5,9 +5,7 @@
  * carry check values (sum.h) and are judged when used; here the supervisor
  * checks the shared bookkeeping:
  *   - the header's fixed fields, against its own copy: restored if damaged;
- *   - the queue lock: a lock word naming no live owner is re-created;
- *   - the free stack, against the slot states: rebuilt from the states
- *     when they disagree (the states are the truth);
+ *   - the free-slot count: recounted from the slot states;
  *   - the ready rings: a sweep (queue.c) empties damaged ones and queues
  *     every READY slot no ring holds on the retry ring;
  *   - slot states that are no state at all: the slot's task is ended
@@ -25,7 +23,6 @@
 /* The header's fixed part, as laid out; restored from our copy. */
 void fp__sup_save_header(struct fp__sup *sp) {
   memcpy(&sp->hdr_copy, sp->s->hdr, offsetof(struct fp__hdr, state));
-  sp->lock_kind = sp->s->hdr->q.lock.__data.__kind;
 }
 
 static int check_header(struct fp__sup *sp) {
@@ -33,53 +30,6 @@ static int check_header(struct fp__sup *sp) {
   if (memcmp(&sp->hdr_copy, sp->s->hdr, n) == 0) return 0;
   memcpy(sp->s->hdr, &sp->hdr_copy, n);
   return 1;
-}
-
-/* Re-create a queue lock whose word names no live thread. 1 if done. */
-static int check_lock(struct fp__sup *sp) {
-  struct fp__seg *s = sp->s;
-  /*
-   * The mutex's type word (glibc's __kind) never changes after init: a
-   * different one is damage, and glibc would take the wrong paths on it.
-   */
-  int kind_ok = s->hdr->q.lock.__data.__kind == sp->lock_kind;
-  /* Short, and only a try while a holder is known (check_lock_holder). */
-  int r = kind_ok ? fp__q_lock_until(s, sp->lock_busy ? 0
-                                        : fp__now_ns() + 200000000u)
-                  : -EINVAL;
-  if (r == 0) {
-    fp__q_unlock(s);
-    return 0;
-  }
-  /* glibc keeps the owner's thread id in the low bits of the lock word. */
-  unsigned *word = (unsigned *)&s->hdr->q.lock;
-  pid_t tid = (pid_t)(*word & FUTEX_TID_MASK);
-  if (r == -ETIMEDOUT && tid != 0 && kill(tid, 0) == 0) return 0; /* held */
-  pthread_mutexattr_t ma;
-  pthread_mutexattr_init(&ma);
-  pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
-  pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
-  pthread_mutex_init(&s->hdr->q.lock, &ma);
-  pthread_mutexattr_destroy(&ma);
-  /* Anyone asleep on the garbage word retries within its 1 s slice. */
-  fp__futex_wake((_Atomic uint32_t *)word);
-  return 1;
-}
-
-/* Does the free stack agree with the slot states? */
-static int free_stack_ok(struct fp__seg *s, unsigned char *seen) {
-  struct fp__queue *q = &s->hdr->q;
-  uint32_t n = s->nslots, nfree = 0;
-  if (q->free_top > n) return 0;
-  memset(seen, 0, n);
-  for (uint32_t k = 0; k < q->free_top; k++) {
-    uint32_t i = s->freestk[k];
-    if (i >= n || seen[i]++) return 0;
-    if (fp__slot_word(fp__slot_at(s, i)) != FP__SLOT_FREE) return 0;
-  }
-  for (uint32_t i = 0; i < n; i++)
-    nfree += fp__slot_word(fp__slot_at(s, i)) == FP__SLOT_FREE;
-  return nfree == q->free_top;
 }
 
 /* Is state word w one that some move of slot.h makes? */
@@ -92,6 +42,8 @@ static int valid_word(const struct fp__sup *sp, uint32_t w) {
     return holder < sp->nrows;
   case FP__SLOT_ENDING:
     return holder <= sp->s->nclients;
+  case FP__SLOT_FILLING:
+    return fp__slot_filler(w) < sp->s->nclients;
   default:
     return st <= FP__SLOT_COLLECTED && holder == 0;
   }
@@ -100,7 +52,6 @@ static int valid_word(const struct fp__sup *sp, uint32_t w) {
 void fp__sup_verify(struct fp__sup *sp) {
   struct fp__seg *s = sp->s;
   int hdr = check_header(sp);
-  int lock = check_lock(sp);
   /* Wake-up hints: a count no sleeper set could reach is damage. */
   int hints = 0;
   struct fp__queue *q = &s->hdr->q;
@@ -112,43 +63,34 @@ void fp__sup_verify(struct fp__sup *sp) {
     atomic_store(&q->space_hint.v, 0);
     hints = 1;
   }
-  int rebuilt = 0, ended = 0;
-  /* Held by another (a stopped or hostile process): next death checks. */
-  if (fp__sup_lock(sp) == 0) {
-    for (uint32_t i = 0; i < s->nslots; i++) {
-      struct fp__slot *sl = fp__slot_at(s, i);
-      uint32_t w = fp__slot_word(sl);
-      /*
-       * RUNNING is valid only under a live worker's row whose slot field
-       * names this slot (the worker stores it before its claim and clears
-       * it after DONE): a word flipped to RUNNING by damage would
-       * otherwise wait for ever. Workers finish without any lock, so the
-       * task may end while we look: only a slot still RUNNING after we
-       * checked its row is orphaned.
-       */
-      if (valid_word(sp, w) &&
-          (w & FP__SLOT_STATE_MASK) == FP__SLOT_RUNNING) {
-        uint32_t r = fp__slot_holder(w);
-        int owned = sp->rc[r].pid > 0 &&
-                    atomic_load(&fp__row_at(s, r)->slot) == i;
-        if (owned || fp__slot_word(sl) != w) continue;
-      } else if (valid_word(sp, w)) {
-        continue;
-      }
-      /* No valid state: whatever it held cannot be trusted. */
-      fp__slot_end(s, sl, FP_CORRUPT, EBADMSG, 0, -1, 0, 0);
-      fp__wake_owner(s, sl->owner);
-      atomic_fetch_add(&s->hdr->c.corrupt, 1);
-      ended++;
+  int ended = 0;
+  for (uint32_t i = 0; i < s->nslots; i++) {
+    struct fp__slot *sl = fp__slot_at(s, i);
+    uint32_t w = fp__slot_word(sl);
+    /*
+     * RUNNING is valid only under a live worker's row whose slot field
+     * names this slot (the worker stores it before its claim and clears
+     * it after DONE): a word flipped to RUNNING by damage would
+     * otherwise wait for ever. Workers finish without any lock, so the
+     * task may end while we look: only a slot still RUNNING after we
+     * checked its row is orphaned.
+     */
+    if (valid_word(sp, w) &&
+        (w & FP__SLOT_STATE_MASK) == FP__SLOT_RUNNING) {
+      uint32_t r = fp__slot_holder(w);
+      int owned = sp->rc[r].pid > 0 &&
+                  atomic_load(&fp__row_at(s, r)->slot) == i;
+      if (owned || fp__slot_word(sl) != w) continue;
+    } else if (valid_word(sp, w)) {
+      continue;
     }
-    unsigned char *seen = malloc(s->nslots);
-    if (seen == NULL || !free_stack_ok(s, seen)) {
-      fp__q_rebuild(s);
-      rebuilt = 1;
-    }
-    free(seen);
-    fp__q_unlock(s);
+    /* No valid state: whatever it held cannot be trusted. */
+    fp__slot_end(s, sl, FP_CORRUPT, EBADMSG, 0, -1, 0, 0);
+    fp__wake_owner(s, sl->owner);
+    atomic_fetch_add(&s->hdr->c.corrupt, 1);
+    ended++;
   }
+  fp__q_recount(s);
   /*
    * The rings: every READY slot reachable again. A producer publishing
    * right now may get its task queued twice (harmless), so only damage
@@ -156,17 +98,14 @@ void fp__sup_verify(struct fp__sup *sp) {
    * when it emptied one) is reported.
    */
   int rings = atomic_load(&q->sweep) != 0;
-  int swept = fp__q_sweep(s, &sp->retry, NULL);
+  (void)fp__sup_sweep(sp, 0);
   rings |= atomic_exchange(&q->sweep, 0) != 0;
-  if (swept > 0) fp__wake_workers(s, (uint32_t)swept);
-  if (hdr || lock || hints || rebuilt || ended || rings) {
+  if (hdr || hints || ended || rings) {
     atomic_fetch_add(&s->hdr->c.repairs, 1);
     fp__sup_log(sp, FP_LOG_ERROR,
-                "shared segment damaged after a worker crash:%s%s%s%s%s%s",
+                "shared segment damaged after a worker crash:%s%s%s%s",
                 hdr ? " header restored;" : "",
-                lock ? " queue lock re-created;" : "",
                 hints ? " wake-up counts reset;" : "",
-                rebuilt ? " free stack rebuilt from slot states;" : "",
                 rings ? " damaged ready rings emptied, their tasks requeued;"
                       : "",
                 ended ? " slots with no valid state ended corrupt;" : "");

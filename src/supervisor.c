@@ -28,6 +28,7 @@
 #include "sup.h"
 
 #define BACKOFF_BASE_NS 10000000ull  /* 10 ms */
+#define SWEEP_EVERY_NS 100000000ull  /* the ready rings' sweep: 100 ms */
 #define BACKOFF_MAX_NS 1000000000ull /* 1 s */
 
 void fp__sup_log(struct fp__sup *sp, fp_log_level lvl, const char *fmt, ...) {
@@ -717,9 +718,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
     sp->backoff_logged = 0;
   }
   fp__out_tick(sp);
-  uint64_t t = fp__sup_check_lock_holder(sp, now);
-  if (t < wake) wake = t;
-  t = fp__sup_check_timeouts(sp, now);
+  uint64_t t = fp__sup_check_timeouts(sp, now);
   if (t < wake) wake = t;
   if (sp->strays_left) {
     sweep_strays(sp, SWEEP_TURN_NS);
@@ -731,11 +730,21 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   fp__sup_check_cancels(sp);
   if (atomic_load(&h->q.sweep) != 0) {
     /* Someone met a damaged ring (queue.h): requeue what it held. */
-    int n = fp__q_sweep(sp->s, &sp->retry, NULL);
-    if (n > 0) fp__wake_workers(sp->s, (uint32_t)n);
+    int n = fp__sup_sweep(sp, 0);
     atomic_fetch_add(&h->c.repairs, 1);
     fp__sup_log(sp, FP_LOG_ERROR, "a ready ring was damaged: emptied, %d "
                 "queued task(s) it held requeued", n > 0 ? n : 0);
+  }
+  if (now - sp->last_sweep_ns >= SWEEP_EVERY_NS) {
+    /*
+     * A READY task that no ring holds for a whole tick is lost (a stray
+     * write into its entry or its word) or its producer stopped halfway
+     * through publishing it: requeued either way (queue.h, fp__q_sweep).
+     */
+    sp->last_sweep_ns = now;
+    if (fp__sup_sweep(sp, 1) > 0)
+      fp__sup_log(sp, FP_LOG_WARN, "requeued queued task(s) that no ready "
+                  "ring held for %llu ms", SWEEP_EVERY_NS / 1000000u);
   }
   fp__sup_autoscale(sp, now);
   /*
@@ -807,10 +816,12 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   h->max_workers = cfg->max_workers;
   sp.rc = calloc(sp.nrows, sizeof(*sp.rc));
   sp.settled_gen = calloc(s->nclients, sizeof(*sp.settled_gen));
+  sp.suspect = calloc(s->nslots, sizeof(*sp.suspect));
   sp.retry.tail = atomic_load(&s->hdr->q.retry.tail);
   sp.retry.head_seen = atomic_load(&s->hdr->q.retry.head);
   sp.pf = calloc(3 + 2 * (size_t)sp.nrows, sizeof(*sp.pf));
-  int err = sp.rc == NULL || sp.settled_gen == NULL || sp.pf == NULL
+  int err = sp.rc == NULL || sp.settled_gen == NULL || sp.pf == NULL ||
+                    sp.suspect == NULL
                 ? -ENOMEM
                 : fp__out_init(&sp);
   if (err == 0 && (err = setup_signals(&sp, &old)) < 0) fp__out_fini(&sp);
@@ -827,6 +838,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
     fp__out_fini(&sp);
     free(sp.rc);
     free(sp.settled_gen);
+    free(sp.suspect);
     free(sp.pf);
     return err;
   }
@@ -881,6 +893,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   fp__out_fini(&sp);
   free(sp.rc);
   free(sp.settled_gen);
+  free(sp.suspect);
   free(sp.pf);
   return err;
 }

@@ -53,6 +53,7 @@
  * the supervisor withdraws its doom and kills nothing, and a stopped idle
  * worker holds no task.
  */
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>

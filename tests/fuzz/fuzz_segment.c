@@ -20,7 +20,7 @@
  *
  * After validation succeeds, as a producer attaching would:
  *   - bind the geometry (fp__seg_bind) and check that every region it
- *     yields (ready ring entries, free stack, rows, client rows, crash reports, each
+ *     yields (ready ring entries, rows, client rows, crash reports, each
  *     slot's header, input and output buffers) lies inside the mapping and
  *     that the regions are in order without overlap;
  *   - read every byte of those regions through the accessors (ASan catches
@@ -29,8 +29,8 @@
  *     monitor handle over the segment;
  *   - the check values of every slot, bounded as client.c and worker.c
  *     bound them;
- *   - the queue operations on damaged rings and stack (take ready until
- *     empty, sweep, take free until empty, rebuild, a task's life), which
+ *   - the queue operations on damaged rings and slots (take ready until
+ *     empty, sweep, take free until empty, recount, a task's life), which
  *     must stay in bounds and end.
  *
  * Build: see mk/quality.mk (make fuzz). Run alone:
@@ -96,10 +96,7 @@ static void exercise(unsigned char *map, size_t len) {
   uint64_t ents = (uint64_t)fp__nrings(s.nclients) * s.ring_cap;
   REQUIRE(s.ring_cap >= s.nslots && (s.ring_cap & (s.ring_cap - 1)) == 0);
   REQUIRE(inside(&s, (const void *)s.ents, ents * sizeof(uint32_t), len));
-  REQUIRE(inside(&s, s.freestk, (uint64_t)s.nslots * sizeof(uint32_t), len));
-  REQUIRE((const unsigned char *)s.freestk ==
-          (const unsigned char *)s.ents + ents * sizeof(uint32_t));
-  REQUIRE(s.ring_off + (ents + s.nslots) * sizeof(uint32_t) <= s.rows_off);
+  REQUIRE(s.ring_off + ents * sizeof(uint32_t) <= s.rows_off);
   REQUIRE(s.rows_off + (uint64_t)s.nrows * sizeof(struct fp__row) <=
           s.clients_off);
   uint64_t rep_off = round_up(
@@ -112,7 +109,7 @@ static void exercise(unsigned char *map, size_t len) {
                                s.max_output);
   REQUIRE(s.slots_off + (uint64_t)s.nslots * s.slot_stride <= len);
 
-  touch((const void *)s.ents, (ents + s.nslots) * sizeof(uint32_t));
+  touch((const void *)s.ents, ents * sizeof(uint32_t));
   for (uint32_t r = 0; r < s.nrows; r++) {
     REQUIRE(inside(&s, fp__row_at(&s, r), sizeof(struct fp__row), len));
     touch(fp__row_at(&s, r), sizeof(struct fp__row));
@@ -178,73 +175,57 @@ static void exercise(unsigned char *map, size_t len) {
   (void)fp__q_submitted(&s);
   struct fp__taker tk = {0, 0, NULL};
   _Atomic uint32_t row_slot = FP__NONE;
-  uint32_t got = 0;
+  uint32_t taken = 0;
   for (uint32_t k = 0; k <= s.nslots; k++) {
     uint32_t i = fp__q_take(&s, &tk, 0, &row_slot);
     if (i == FP__NONE) break;
     REQUIRE(i < s.nslots && atomic_load(&row_slot) == i);
     REQUIRE(fp__slot_running_by(fp__slot_word(fp__slot_at(&s, i)), 0));
-    got++;
+    taken++;
   }
-  REQUIRE(got <= s.nslots);
+  REQUIRE(taken <= s.nslots);
   /* ...then sweep: every READY slot left is reachable again, and taken. */
   struct fp__ring_writer retry = {atomic_load(&s.hdr->q.retry.tail),
                                   atomic_load(&s.hdr->q.retry.head)};
-  REQUIRE(fp__q_sweep(&s, &retry, NULL) >= 0);
+  REQUIRE(fp__q_sweep(&s, &retry, NULL, NULL, NULL, NULL) >= 0);
   for (uint32_t k = 0; k <= s.nslots; k++)
     if (fp__q_take(&s, &tk, 0, &row_slot) == FP__NONE) break;
   for (uint32_t i = 0; i < s.nslots; i++)
     REQUIRE(fp__slot_state(fp__slot_at(&s, i)) != FP__SLOT_READY);
   REQUIRE(fp__q_take(&s, &tk, 0, &row_slot) == FP__NONE);
-  /* ...then what is free... */
-  got = 0;
+  /* ...then what is free, until none is... */
+  struct fp__queue *q = &s.hdr->q;
+  uint32_t cursor = 0, got = 0;
+  (void)fp__q_recount(&s);
   for (uint32_t k = 0; k <= s.nslots; k++) {
-    uint32_t i = fp__q_take_free(&s, 0, 1);
+    uint32_t i = fp__q_take_free(&s, 0, 1, &cursor);
     if (i == FP__NONE) break;
     REQUIRE(i < s.nslots);
-    REQUIRE(fp__slot_word(fp__slot_at(&s, i)) == FP__SLOT_FILLING);
+    REQUIRE(fp__slot_word(fp__slot_at(&s, i)) == fp__slot_filling_word(0, 1));
     got++;
   }
   REQUIRE(got <= s.nslots);
-
-  /*
-   * ...then the free stack rebuilt from the slot states, which must hold
-   * exactly the FREE slots.
-   */
-  fp__q_rebuild(&s);
-  struct fp__queue *q = &s.hdr->q;
-  uint32_t nfree = 0;
-  unsigned char *seen = calloc(s.nslots, 1);
-  REQUIRE(seen != NULL);
   for (uint32_t i = 0; i < s.nslots; i++)
-    nfree += fp__slot_word(fp__slot_at(&s, i)) == FP__SLOT_FREE;
-  REQUIRE(q->free_top == nfree);
-  for (uint32_t k = 0; k < nfree; k++) {
-    uint32_t i = s.freestk[k];
-    REQUIRE(i < s.nslots && !seen[i]++);
-    REQUIRE(fp__slot_word(fp__slot_at(&s, i)) == FP__SLOT_FREE);
-  }
-  free(seen);
+    REQUIRE(fp__slot_word(fp__slot_at(&s, i)) != FP__SLOT_FREE);
+  REQUIRE(fp__q_recount(&s) == 0);
   /* A task's life on the repaired queue: free -> filling -> ready -> taken,
-   * then back to free; LIFO, so the same slot comes back next. Row 0's
-   * normal ring as a producer that just claimed the row takes it over. */
+   * then back to free. Row 0's normal ring as a producer that just
+   * claimed the row takes it over. */
   struct fp__ring *rg = fp__q_ring(&s, 0);
   uint64_t tail = atomic_load(&rg->tail), head = atomic_load(&rg->head);
   if (head > tail || tail - head > s.ring_cap) atomic_store(&rg->tail, tail = head);
   struct fp__ring_writer w0 = {tail, head};
   if (atomic_load(&q->clients_hwm) == 0) atomic_store(&q->clients_hwm, 1);
-  for (uint32_t k = 0; k < nfree; k++) {
-    uint32_t i = fp__q_take_free(&s, 0, 1);
-    REQUIRE(i < s.nslots);
-    REQUIRE(fp__slot_word(fp__slot_at(&s, i)) == FP__SLOT_FILLING);
-    if (fp__q_push(&s, 0, &w0, i) == 0) {
-      REQUIRE(fp__q_take(&s, &tk, 0, &row_slot) == i);
-    }
+  for (uint32_t k = 0; k < got && k < 64; k++) {
+    uint32_t i = (uint32_t)(k % s.nslots);
+    if (fp__slot_word(fp__slot_at(&s, i)) != fp__slot_filling_word(0, 1))
+      continue;
     fp__q_put_free(&s, i);
-    REQUIRE(fp__q_take_free(&s, 0, 1) == i);
-    fp__slot_set(fp__slot_at(&s, i), fp__slot_make(FP__SLOT_RUNNING, 0));
+    cursor = i;
+    REQUIRE(fp__q_take_free(&s, 0, 1, &cursor) == i);
+    if (fp__q_push(&s, 0, &w0, i) == 0)
+      REQUIRE(fp__q_take(&s, &tk, 0, &row_slot) == i);
   }
-  REQUIRE(fp__q_take_free(&s, 0, 1) == FP__NONE);
 }
 
 /* A copy of n bytes in memory of exactly that size, page-aligned as a
