@@ -198,7 +198,8 @@ static void give_back(struct fp_pool *p, uint32_t i) {
  * finished: only our own collecting can free a slot for us.
  */
 static int only_ours_left(struct fp_pool *p, uint32_t limit) {
-  if (p->npending < limit) return 0;
+  /* Slots held by begun submissions and views are ours alone too. */
+  if (p->npending + p->nheld < limit) return 0;
   for (uint32_t i = p->head; i != FP__NONE; i = p->next[i]) {
     uint32_t st = atomic_load(&fp__slot_at(&p->seg, i)->state);
     if (st == FP__SLOT_READY || st == FP__SLOT_RUNNING) return 0;
@@ -230,7 +231,10 @@ static int check_alive(struct fp_pool *p) {
   return fp__sup_alive(p);
 }
 
-/* Fill slot i (ours, FILLING) with the task. */
+/*
+ * Fill slot i (ours, FILLING) with the task. `in` may be the slot's own
+ * input buffer (fp_submit_commit: written there already), then not copied.
+ */
 static void fill(struct fp__slot *sl, const void *in, size_t len, int prio) {
   sl->prio = (uint32_t)prio;
   atomic_store(&sl->cancel, 0);
@@ -238,7 +242,7 @@ static void fill(struct fp__slot *sl, const void *in, size_t len, int prio) {
   sl->attempts = 0;
   sl->started_ns = 0;
   atomic_store(&sl->worker, 0);
-  if (len > 0) memcpy(fp__slot_in(sl), in, len);
+  if (len > 0 && in != fp__slot_in(sl)) memcpy(fp__slot_in(sl), in, len);
   sl->in_sum = fp__in_sum(sl, atomic_load(&sl->id), (uint32_t)len);
 }
 
@@ -290,16 +294,22 @@ FP_EXTERN int fp_submit_prio(fp_pool *p, const void *in, size_t len,
   return fp__submit_in(p, in, len, timeout_ms, prio, 0, 0, id);
 }
 
-int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
-                  int timeout_ms, int prio, uint64_t root, uint64_t parent,
-                  uint64_t *id) {
-  if (p == NULL || id == NULL || (in == NULL && len > 0)) return -EINVAL;
-  if (prio != FP_PRIO_NORMAL && prio != FP_PRIO_HIGH) return -EINVAL;
-  if (p->monitor) return -EPERM;
+/*
+ * Get a FILLING slot for a new task of this producer (split out of
+ * fp__submit_in so that fp__slot_begin takes slots the same way): waits
+ * for a free slot within timeout_ms (*deadline as lock_for()), honouring
+ * the pool state, the supervisor's liveness, our fair share and the
+ * reserve (slots held by begun submissions and views, p->nheld, count
+ * as pending ones). Returns 0 with *slot set, p->mu held, and the queue
+ * lock held too when *locked is 1 (a slot off the free stack) or not when
+ * 0 (one of our collected slots, taken back without the lock). Errors as
+ * fp_submit() (-ESHUTDOWN, -EPIPE, -EAGAIN, -ETIMEDOUT, -EDEADLK, lock
+ * errors); nothing is held then.
+ */
+static int get_slot(struct fp_pool *p, int timeout_ms, uint64_t *deadline,
+                    uint32_t *slot, int *locked) {
   struct fp__seg *s = &p->seg;
   struct fp__hdr *h = s->hdr;
-  if (len > s->max_input) return -EMSGSIZE;
-  uint64_t deadline = 0; /* set when we first have to wait */
   struct space_ctx ctx = {s};
   uint32_t i;
   int err, deadlocked = 0;
@@ -315,7 +325,8 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
      */
     uint32_t share =
         atomic_load_explicit(&h->producer_share, memory_order_relaxed);
-    int capped = share != 0 && p->npending >= share, reserved = 0;
+    unsigned held = p->npending + p->nheld;
+    int capped = share != 0 && held >= share, reserved = 0;
     if (!capped) {
       i = reuse_slot(p);
       if (i != FP__NONE) {
@@ -323,13 +334,11 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
          * One of our collected slots: filled before we take the lock,
          * which is then held only to publish.
          */
-        fill(fp__slot_at(s, i), in, len, prio);
-        err = lock_and_publish(p, i, timeout_ms, &deadline, root, parent, id);
-        pthread_mutex_unlock(&p->mu);
-        if (err == 0) fp__q_kick(s);
-        return err;
+        *slot = i;
+        *locked = 0;
+        return 0; /* mu held */
       }
-      if ((err = lock_for(p, timeout_ms, &deadline)) < 0) {
+      if ((err = lock_for(p, timeout_ms, deadline)) < 0) {
         pthread_mutex_unlock(&p->mu);
         return err;
       }
@@ -342,12 +351,15 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
       if (p->unlisted > 0) free_unlisted(p);
       uint32_t top = h->q.free_top;
       if (share != 0 && top > 0 && top <= s->nslots / 4 &&
-          p->npending >= fp__reserve_of(s->nslots,
-                                        atomic_load(&h->producers))) {
+          held >= fp__reserve_of(s->nslots, atomic_load(&h->producers))) {
         reserved = 1;
       } else {
         i = fp__q_take_free(s, p->client, p->client_gen);
-        if (i != FP__NONE) break; /* mu and the queue lock still held */
+        if (i != FP__NONE) {
+          *slot = i;
+          *locked = 1;
+          return 0; /* mu and the queue lock still held */
+        }
       }
       fp__q_unlock(s);
     }
@@ -356,8 +368,8 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
     pthread_mutex_unlock(&p->mu);
     if (timeout_ms == FP_NOWAIT) return -EAGAIN;
     uint64_t now = fp__now_ns();
-    if (deadline == 0) deadline = fp__deadline_ns(now, timeout_ms);
-    if (now >= deadline) return -ETIMEDOUT;
+    if (*deadline == 0) *deadline = fp__deadline_ns(now, timeout_ms);
+    if (now >= *deadline) return -ETIMEDOUT;
     if (!fp__sup_alive(p)) return -EPIPE;
     if (stuck) {
       /*
@@ -367,7 +379,7 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
        */
       if (deadlocked) return -EDEADLK;
       deadlocked = 1;
-      nap(min_u64(deadline - now,
+      nap(min_u64(*deadline - now,
                   capped ? RECHECK_NS + SHARE_NAP_NS : SHARE_NAP_NS));
       continue;
     }
@@ -375,15 +387,34 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
     if (capped || reserved) {
       /* Until another thread collects, or the share grows (or, reserved,
        * until others free slots: the free stack is not empty). */
-      nap(min_u64(deadline - now, SHARE_NAP_NS));
+      nap(min_u64(*deadline - now, SHARE_NAP_NS));
       continue;
     }
     fp__q_sleep(&h->q.space_sem, &h->p_asleep, p->client,
-                min_u64(deadline - now, RECHECK_NS), space_or_stopped, &ctx);
+                min_u64(*deadline - now, RECHECK_NS), space_or_stopped, &ctx);
   }
+}
+
+int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
+                  int timeout_ms, int prio, uint64_t root, uint64_t parent,
+                  uint64_t *id) {
+  if (p == NULL || id == NULL || (in == NULL && len > 0)) return -EINVAL;
+  if (prio != FP_PRIO_NORMAL && prio != FP_PRIO_HIGH) return -EINVAL;
+  if (p->monitor) return -EPERM;
+  struct fp__seg *s = &p->seg;
+  if (len > s->max_input) return -EMSGSIZE;
+  uint64_t deadline = 0; /* set when we first have to wait */
+  uint32_t i;
+  int err, locked;
+  if ((err = get_slot(p, timeout_ms, &deadline, &i, &locked)) < 0) return err;
 
   struct fp__slot *sl = fp__slot_at(s, i);
-  if (len <= FP__INLINE_COPY) {
+  if (!locked) {
+    /* One of our collected slots: fill it, then lock only to publish. */
+    fill(sl, in, len, prio);
+    err = lock_and_publish(p, i, timeout_ms, &deadline, root, parent, id);
+    pthread_mutex_unlock(&p->mu);
+  } else if (len <= FP__INLINE_COPY) {
     /*
      * Small input: take, fill and publish in one critical section. Dying
      * in it leaves a FILLING slot stamped with our row: reclaimed with us.
@@ -410,9 +441,52 @@ FP_EXTERN void fp_result_init(fp_result *res) {
 }
 
 FP_EXTERN void fp_result_release(fp_result *res) {
-  free(res->output);
+  /* A view (view.c) points into a slot: give that back, free nothing. */
+  if (res->output != NULL && res->output_cap == 0) fp__view_forget(res);
+  else free(res->output);
   fp_result_init(res);
 }
+
+/*
+ * Our result in slot i (task `id`, DONE, off our pending list: delivered,
+ * or a view released) is done with (mu held): split out of deliver() for
+ * fp_view_release. Never fails; the slot is COLLECTED after it, maybe
+ * freed already.
+ */
+void fp__slot_retire(struct fp_pool *p, uint32_t i, uint64_t id) {
+  struct fp__seg *s = &p->seg;
+  struct fp__slot *sl = fp__slot_at(s, i);
+  /*
+   * DONE -> COLLECTED, and the slot goes on our batch of frees, which our
+   * next submits reuse (reuse_slot). Returned to the shared free stack when
+   * the batch is full, when a producer waits for space (the supervisor
+   * also frees COLLECTED slots for those), and, in a named pool, when
+   * nothing of ours is pending: an idle producer holds no capacity other
+   * producers could use. (A private pool has one producer: its batch is
+   * capacity only it can use, kept for its next submit.)
+   */
+  atomic_store(&sl->state, FP__SLOT_COLLECTED);
+  /*
+   * A batch still full means the lock was busy at the last flushes: this
+   * slot then stays COLLECTED unlisted, counted in p->unlisted, and the
+   * next flush or take under the lock finds it by a scan.
+   */
+  if (p->nfb < FP__FREE_BATCH) p->fb[p->nfb++] = id;
+  else p->unlisted++;
+  if (p->nfb == FP__FREE_BATCH || (p->npending == 0 && p->attached) ||
+      fp__pcount(&s->hdr->p_asleep, s->nclients) > 0) {
+    /*
+     * Only a try: a result in hand is never held back by a process that
+     * holds the lock. On failure the batch stays for the next flush.
+     */
+    if (fp__q_lock_until(s, 0) == 0) {
+      flush_frees(p);
+      fp__q_unlock(s);
+    }
+    fp__q_wake_space(s);
+  }
+}
+
 
 /*
  * Move the DONE result of our slot i into *res and free the slot (mu held).
@@ -421,6 +495,8 @@ FP_EXTERN void fp_result_release(fp_result *res) {
 static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
   struct fp__seg *s = &p->seg;
   struct fp__slot *sl = fp__slot_at(s, i);
+  /* A view in *res (fp_collect_view): give its slot back first. */
+  if (fp__view_drop(p, res) == -EINVAL) return -EINVAL;
   uint64_t id = p->pend_id[i];
   uint64_t root = p->pend_root[i];
   /* Read every field once: the slot is shared, its bytes may change. */
@@ -490,36 +566,8 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
     /* Still ours (pending): give it back our id, so we free it below. */
     atomic_store(&sl->id, id);
   }
-  /*
-   * DONE -> COLLECTED, and the slot goes on our batch of frees, which our
-   * next submits reuse (reuse_slot). Returned to the shared free stack when
-   * the batch is full, when a producer waits for space (the supervisor
-   * also frees COLLECTED slots for those), and, in a named pool, when
-   * nothing of ours is pending: an idle producer holds no capacity other
-   * producers could use. (A private pool has one producer: its batch is
-   * capacity only it can use, kept for its next submit.)
-   */
-  atomic_store(&sl->state, FP__SLOT_COLLECTED);
-  /*
-   * A batch still full means the lock was busy at the last flushes: this
-   * slot then stays COLLECTED unlisted, counted in p->unlisted, and the
-   * next flush or take under the lock finds it by a scan.
-   */
-  if (p->nfb < FP__FREE_BATCH) p->fb[p->nfb++] = id;
-  else p->unlisted++;
   fp__pend_del(p, i);
-  if (p->nfb == FP__FREE_BATCH || (p->npending == 0 && p->attached) ||
-      fp__pcount(&s->hdr->p_asleep, s->nclients) > 0) {
-    /*
-     * Only a try: a result in hand is never held back by a process that
-     * holds the lock. On failure the batch stays for the next flush.
-     */
-    if (fp__q_lock_until(s, 0) == 0) {
-      flush_frees(p);
-      fp__q_unlock(s);
-    }
-    fp__q_wake_space(s);
-  }
+  fp__slot_retire(p, i, id);
   return 0;
 }
 
@@ -568,6 +616,12 @@ static void wait_done(struct fp_pool *p, uint64_t rel_ns,
 
 FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,
                       int timeout_ms) {
+  return fp__wait_with(p, id, res, timeout_ms, deliver);
+}
+
+/* fp_wait(), handing the result over with take() (deliver, or a view). */
+int fp__wait_with(struct fp_pool *p, uint64_t id, fp_result *res,
+                  int timeout_ms, fp__take_fn take) {
   if (p == NULL || res == NULL) return -EINVAL;
   if (p->monitor) return -EPERM;
   uint32_t i = (uint32_t)(id & FP__ID_INDEX_MASK);
@@ -581,7 +635,7 @@ FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,
       return -ENOENT;
     }
     if (is_done(p, i)) {
-      int err = deliver(p, i, res);
+      int err = take(p, i, res);
       pthread_mutex_unlock(&p->mu);
       return err;
     }
@@ -613,6 +667,12 @@ static int any_done(struct fp_pool *p, uint64_t root) {
 }
 
 FP_EXTERN int fp_collect(fp_pool *p, fp_result *res, int timeout_ms) {
+  return fp__collect_with(p, res, timeout_ms, deliver);
+}
+
+/* fp_collect(), handing the result over with take() (deliver, or a view). */
+int fp__collect_with(struct fp_pool *p, fp_result *res, int timeout_ms,
+                     fp__take_fn take) {
   if (p == NULL || res == NULL) return -EINVAL;
   if (p->monitor) return -EPERM;
   uint64_t deadline = 0; /* set when we first have to wait */
@@ -625,7 +685,7 @@ FP_EXTERN int fp_collect(fp_pool *p, fp_result *res, int timeout_ms) {
     }
     uint32_t i = find_done(p, 0);
     if (i != FP__NONE) {
-      int err = deliver(p, i, res);
+      int err = take(p, i, res);
       pthread_mutex_unlock(&p->mu);
       return err;
     }
@@ -726,3 +786,33 @@ FP_EXTERN int fp_collect_tree(fp_pool *p, uint64_t root, fp_result *res,
               any_done, root);
   }
 }
+
+/* ---- Zero-copy submissions (view.c): the slot's part ---------------- */
+
+int fp__slot_begin(struct fp_pool *p, int timeout_ms, uint32_t *slot) {
+  uint64_t deadline = 0;
+  int locked;
+  int err = get_slot(p, timeout_ms, &deadline, slot, &locked);
+  if (err < 0) return err;
+  /* Filled by the caller, at its pace: never inside the queue lock. */
+  if (locked) fp__q_unlock(&p->seg);
+  return 0;
+}
+
+int fp__slot_commit(struct fp_pool *p, uint32_t i, size_t len, int prio,
+                    int timeout_ms, uint64_t *id) {
+  struct fp__slot *sl = fp__slot_at(&p->seg, i);
+  uint64_t deadline = 0;
+  fill(sl, fp__slot_in(sl), len, prio); /* in place: seals, copies nothing */
+  int err = lock_for(p, timeout_ms, &deadline);
+  if (err == -EAGAIN || err == -ETIMEDOUT) return err; /* still ours */
+  if (err < 0) {
+    give_back(p, i);
+    return err;
+  }
+  err = publish(p, i, 0, 0, id);
+  if (err == 0) fp__q_kick(&p->seg);
+  return err;
+}
+
+void fp__slot_give_back(struct fp_pool *p, uint32_t i) { give_back(p, i); }
