@@ -22,9 +22,10 @@
 #define MIB (1u << 20)
 
 /*
- * Echo handler for big tasks. Input "segv" crashes, "fail" fails with 7;
- * anything else is copied to the output, each byte plus 1 (so an echo
- * that never ran cannot pass for one).
+ * Echo handler for big tasks. Input "segv" crashes, "fail" fails with 7,
+ * "slp" sleeps 300 ms (outputs nothing); anything else is copied to the
+ * output, each byte plus 1 (so an echo that never ran cannot pass for
+ * one).
  */
 static int big_handler(void *arg, const void *in, size_t in_len, void *out,
                        size_t out_cap, size_t *out_len) {
@@ -34,6 +35,11 @@ static int big_handler(void *arg, const void *in, size_t in_len, void *out,
     *nil = 1;
   }
   if (in_len == 4 && memcmp(in, "fail", 4) == 0) return 7;
+  if (in_len == 3 && memcmp(in, "slp", 3) == 0) {
+    tu_sleep_ms(300);
+    *out_len = 0;
+    return 0;
+  }
   if (in_len > out_cap) return ENOBUFS;
   const unsigned char *a = in;
   unsigned char *b = out;
@@ -349,6 +355,39 @@ START_TEST(test_view_of_another_pool) {
 }
 END_TEST
 
+/*
+ * A view is not a collected slot: while this producer waits for space
+ * (the supervisor then returns collected slots to the free stack), the
+ * viewed slot stays ours and its bytes stay as they were.
+ */
+START_TEST(test_view_survives_waiting_for_space) {
+  fp_config cfg;
+  big_config(&cfg, 1, 3, 4096);
+  fp_pool *p = tu_start(&cfg);
+  uint64_t a = put(p, 4096, 11);
+  fp_result res;
+  fp_result_init(&res);
+  ck_assert_int_eq(fp_wait_view(p, a, &res, TU_GUARD_MS), 0);
+  uint64_t s1, s2, id;
+  ck_assert_int_eq(fp_submit(p, "slp", 3, TU_GUARD_MS, &s1), 0);
+  ck_assert_int_eq(fp_submit(p, "slp", 3, TU_GUARD_MS, &s2), 0);
+  /* Asleep for a slot while the two run: only ours are left, in the end. */
+  ck_assert_int_eq(fp_submit(p, "overwrite", 9, 3000, &id), -EDEADLK);
+  unsigned char want[4096];
+  pattern(want, sizeof(want), 11);
+  assert_echo(want, res.output, sizeof(want));
+  ck_assert_int_eq(fp_view_check(p, &res), 0);
+  ck_assert_int_eq(fp_view_release(p, &res), 0);
+  /* Released: a slot for the next task. */
+  ck_assert_int_eq(fp_submit(p, "later", 5, TU_GUARD_MS, &id), 0);
+  fp_result r2;
+  fp_result_init(&r2);
+  tu_wait(p, id, &r2);
+  tu_assert_ok(&r2, "mbufs");
+  fp_result_release(&r2);
+}
+END_TEST
+
 /* ---- Named pools: a producer dies holding begun slots and a view ---- */
 
 static char name[32];
@@ -480,6 +519,7 @@ Suite *make_view_suite(void) {
   tcase_add_test(tc, test_begin_too_large);
   tcase_add_test(tc, test_double_release_and_holding);
   tcase_add_test(tc, test_view_of_another_pool);
+  tcase_add_test(tc, test_view_survives_waiting_for_space);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("named");
