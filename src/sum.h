@@ -22,8 +22,12 @@ static inline uint64_t fp__mix(uint64_t h, uint64_t v) {
 
 /* 64 x 64 -> 128-bit multiply, folded: the mixing step of wyhash. */
 static inline uint64_t fp__mum(uint64_t a, uint64_t b) {
+#ifdef __SIZEOF_INT128__
   __uint128_t r = (__uint128_t)a * b;
   return (uint64_t)r ^ (uint64_t)(r >> 64);
+#else /* 32-bit targets: slower, as good a mix */
+  return fp__mix(fp__mix(a, b), b);
+#endif
 }
 
 /*
