@@ -42,7 +42,8 @@ STATIC := $(BUILD)/libforkpool.a
 SHARED := $(BUILD)/libforkpool.so
 BIN := $(BUILD)/bin/forkpool
 PLUGINS := $(BUILD)/examples/crashy.so $(BUILD)/examples/hostile.so
-EXAMPLES := $(BUILD)/examples/minimal $(BUILD)/examples/producer $(BUILD)/examples/tree
+EXAMPLES := $(BUILD)/examples/minimal $(BUILD)/examples/producer $(BUILD)/examples/tree \
+  $(BUILD)/examples/zerocopy
 TESTBIN := $(BUILD)/tests/check_forkpool
 
 .PHONY: all check demo clean bench install uninstall

@@ -199,9 +199,11 @@ typedef struct fp_result {
   unsigned attempts;     /* times the task was started (0 if never) */
   pid_t worker;          /* pid of the worker that ran it last, else 0 */
   uint64_t run_us;       /* time it ran, in microseconds */
-  unsigned char *output; /* FP_OK/FP_FAILED: handler output; owned here */
+  unsigned char *output; /* FP_OK/FP_FAILED: handler output; owned here
+                            (a copy), or in the task's slot until
+                            released (a view: fp_collect_view) */
   size_t output_len;
-  size_t output_cap;     /* private: capacity of output */
+  size_t output_cap;     /* private: capacity of output (0: a view) */
   uint64_t root;         /* the tree it belongs to (its own id if none) */
   uint64_t parent;       /* the task that spawned it, 0 for a root */
 } fp_result;
@@ -333,14 +335,14 @@ FP_EXTERN void fp_pool_free(fp_pool *pool);
  * no slot already held is taken back. A private pool (fp_pool_start) has
  * one producer and no share: every slot.
  *
- * Bounded waits: a submit into a slot this producer collected before (its
- * steady state) takes no lock shared with another process. Only a slot it
- * never used needs the free-slot lock; FP_NOWAIT never sleeps on it (it is
- * only tried, for 1 ms at most, yielding the CPU between tries: a holder
- * that was preempted gets to finish, a stopped one costs that
- * millisecond); a positive timeout_ms bounds the whole call, the wait for
- * that lock included, whatever another process does (a stopped process,
- * or a group member of a --mode 0660 pool, holding the lock).
+ * Bounded waits: a submit takes no lock shared with another process (a
+ * slot this producer collected before is taken back, a free one claimed,
+ * the task queued, each by compare-and-swap), so no process, stopped or
+ * hostile, can make it wait for that process. It waits only for room: a
+ * free slot within its share, or (rarely: a full ring of tasks not yet
+ * taken) for the workers to take some; FP_NOWAIT never sleeps (a full
+ * ring is retried for 1 ms at most, yielding the CPU), and a positive
+ * timeout_ms bounds the whole call.
  *
  * Returns 0; -EAGAIN when no slot could be had at once and timeout_ms is
  * FP_NOWAIT (queue full, this producer's share used up, or the free-slot
@@ -435,6 +437,134 @@ FP_EXTERN int fp_wait(fp_pool *pool, uint64_t id, fp_result *res,
  * pending at all; -EPIPE when the supervisor died.
  */
 FP_EXTERN int fp_collect(fp_pool *pool, fp_result *res, int timeout_ms);
+
+/* ---- Zero copy: write inputs and read results in the slot ---------- */
+
+/*
+ * For large tasks: the input is written straight into a slot of the
+ * shared segment, and the result read where the worker wrote it, with no
+ * copy and no allocation per task in the producer (fp_submit copies the
+ * input, fp_collect the output). The handler runs on the slot's bytes
+ * either way. Example, 1 MiB in and out:
+ *
+ *   void *buf;
+ *   uint64_t id;
+ *   int r = fp_submit_begin(pool, 1 << 20, FP_FOREVER, FP_PRIO_NORMAL, &buf);
+ *   if (r < 0) return r;
+ *   size_t n = produce_into(buf, 1 << 20);     (write at most max_input)
+ *   r = fp_submit_commit(pool, buf, n, FP_FOREVER, &id);
+ *   if (r < 0) { if (r == -EAGAIN || r == -ETIMEDOUT)
+ *                  fp_submit_abort(pool, buf);
+ *                return r; }
+ *   fp_result res;
+ *   fp_result_init(&res);
+ *   r = fp_wait_view(pool, id, &res, FP_FOREVER);
+ *   if (r == 0 && res.status == FP_OK)
+ *     consume(res.output, res.output_len);      (bytes in the slot)
+ *   fp_view_release(pool, &res);                (the slot goes back)
+ *
+ * Both halves mix freely with fp_submit and fp_collect on one handle.
+ * Not for monitor handles (-EPERM); thread-safe like the rest.
+ */
+
+/*
+ * Reserve a slot for a task of up to `len` bytes (len <= max_input) and
+ * store in *buf the address of its input buffer in shared memory:
+ * max_input bytes (fp_stats.max_input), writable until the task is
+ * committed or aborted, aligned to 64 bytes. Waits for a slot exactly as
+ * fp_submit_prio() does (timeout_ms, fair shares, bounded lock waits; a
+ * begun slot counts against this producer's share as a pending task
+ * does), and returns as it: 0; -EAGAIN, -ETIMEDOUT, -EDEADLK, -EMSGSIZE
+ * (len above max_input), -ESHUTDOWN, -EPIPE, -EINVAL (bad priority, NULL
+ * buf), -EPERM (monitor), -ENOMEM. On error nothing is reserved.
+ *
+ * Several submissions may be begun at once (by one thread or several),
+ * each its own slot, committed or aborted in any order. Begun slots are
+ * not tasks yet: fp_pending() does not count them, fp_wait() and
+ * fp_cancel() do not know them, and a stop refuses their commit.
+ * If the producer dies (or calls fp_pool_free()) before committing, the
+ * task never existed: a named pool's supervisor frees the slot once the
+ * producer's row is released, as for a producer killed inside fp_submit;
+ * a private pool stops with its owner.
+ */
+FP_EXTERN int fp_submit_begin(fp_pool *pool, size_t len, int timeout_ms,
+                              int priority, void **buf);
+
+/*
+ * Queue the begun task whose input buffer is `buf`, with its first `len`
+ * bytes as input (len <= max_input: it need not be the len given to
+ * fp_submit_begin), and store its id in *id; from then on it is a task
+ * like any fp_submit()ted one. The bytes are read in place (sealed with
+ * their check value here) and must not be written after this call.
+ * timeout_ms bounds the wait for room on this producer's ready ring (full
+ * only while that many of its tasks wait for workers), as for fp_submit().
+ * Returns 0; -EAGAIN (FP_NOWAIT) or -ETIMEDOUT: the ring stayed full,
+ * nothing was queued and the submission is still begun: commit again or
+ * abort; -EMSGSIZE (len above max_input: still begun, too);
+ * -ENOENT when buf is not a submission this handle began (committed or
+ * aborted already, or not a slot's buffer); -ESHUTDOWN (a stop began),
+ * -EPIPE (supervisor gone) or -EBADMSG (the slot's shared header was
+ * damaged by a stray write meanwhile, counted in fp_stats.corrupt): these
+ * end the submission, nothing is queued and buf is not ours any more.
+ */
+FP_EXTERN int fp_submit_commit(fp_pool *pool, void *buf, size_t len,
+                               int timeout_ms, uint64_t *id);
+
+/*
+ * Give back the begun submission whose input buffer is `buf`, without
+ * queueing anything. Returns 0, or -ENOENT when buf is not a submission
+ * this handle began (a second abort, or after a commit: nothing changed).
+ */
+FP_EXTERN int fp_submit_abort(fp_pool *pool, void *buf);
+
+/*
+ * fp_wait() and fp_collect() with the output read in place: res->output
+ * points into the task's slot in shared memory (res->output_len bytes,
+ * not NUL-terminated, read-only) instead of a copy, and stays valid until
+ * the view is released with fp_view_release() (or fp_result_release(),
+ * or by passing res to another wait or collect call), and never after
+ * fp_pool_free(). Same returns as fp_wait() and fp_collect(), -ENOMEM
+ * (first use) and -EINVAL when *res holds a view of another pool. Every
+ * status is viewed this way, a crash or hang report included.
+ *
+ * The result's check value is verified over the slot's bytes before the
+ * view is handed out, as fp_collect() verifies its copy: a damaged result
+ * is FP_CORRUPT with no output (and no view to release). Nobody writes a
+ * viewed slot but by accident (a stray write from another process), and
+ * fp_view_check() verifies again after reading, if that matters.
+ *
+ * A view holds its slot: until released, it counts against this
+ * producer's share (and, in a private pool, against the slots) as an
+ * uncollected task does, though fp_pending() no longer counts it. A
+ * producer that never releases its views ends with -EDEADLK or -EAGAIN
+ * from submit, never stalls other producers beyond its share; when it
+ * exits, a named pool's supervisor frees the slots (counted abandoned).
+ * What *res held before is released first: a view of this pool, or a
+ * copied output buffer (freed).
+ */
+FP_EXTERN int fp_wait_view(fp_pool *pool, uint64_t id, fp_result *res,
+                           int timeout_ms);
+FP_EXTERN int fp_collect_view(fp_pool *pool, fp_result *res, int timeout_ms);
+
+/*
+ * Give back the slot a view in *res holds and reset *res (as
+ * fp_result_init). Returns 0; also 0, doing nothing but the reset, when
+ * *res holds no view (released already: releasing twice is harmless);
+ * -ENOENT for a stale copy of a released view's fp_result (no slot is
+ * touched, *res is reset); -EINVAL when *res holds a copied output
+ * (fp_result_release() frees that) or a view of another pool (nothing
+ * changed). fp_result_release() on a view does the same as this.
+ */
+FP_EXTERN int fp_view_release(fp_pool *pool, fp_result *res);
+
+/*
+ * Verify a view's bytes again against their check value (after reading
+ * them, say). Returns 0 when they still match; -EBADMSG when the slot was
+ * written meanwhile (a stray write: do not trust what was read); -ENOENT
+ * for a view this handle no longer holds; -EINVAL when *res is no view.
+ * Reads the whole output: costs about what a copy would.
+ */
+FP_EXTERN int fp_view_check(fp_pool *pool, const fp_result *res);
 
 /* Number of submitted tasks of this handle not yet collected. */
 FP_EXTERN unsigned fp_pending(const fp_pool *pool);
@@ -583,7 +713,8 @@ FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc);
  */
 FP_EXTERN int fp_pool_open(fp_pool **out, const char *name, unsigned flags);
 
-/* Set up a result for reuse, and release its output buffer. */
+/* Set up a result for reuse, and release its output buffer (a view:
+ * give its slot back, as fp_view_release). */
 FP_EXTERN void fp_result_init(fp_result *res);
 FP_EXTERN void fp_result_release(fp_result *res);
 

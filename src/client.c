@@ -131,7 +131,8 @@ static void give_back(struct fp_pool *p, uint32_t i) {
  * finished: only our own collecting can free a slot for us.
  */
 static int only_ours_left(struct fp_pool *p, uint32_t limit) {
-  if (p->npending < limit) return 0;
+  /* Slots held by begun submissions and views are ours alone too. */
+  if (p->npending + p->nheld < limit) return 0;
   for (uint32_t i = p->head; i != FP__NONE; i = p->next[i]) {
     if (fp__slot_unfinished(fp__slot_state(fp__slot_at(&p->seg, i))))
       return 0;
@@ -163,7 +164,10 @@ static int check_alive(struct fp_pool *p) {
   return fp__sup_alive(p);
 }
 
-/* Fill slot i (ours, FILLING) with the task. */
+/*
+ * Fill slot i (ours, FILLING) with the task. `in` may be the slot's own
+ * input buffer (fp_submit_commit: written there already), then not copied.
+ */
 static void fill(struct fp__slot *sl, const void *in, size_t len, int prio) {
   sl->prio = (uint32_t)prio;
   atomic_store(&sl->cancel, 0);
@@ -171,7 +175,7 @@ static void fill(struct fp__slot *sl, const void *in, size_t len, int prio) {
   sl->attempts = 0;
   sl->started_ns = 0;
   atomic_store(&sl->worker, 0);
-  if (len > 0) memcpy(fp__slot_in(sl), in, len);
+  if (len > 0 && in != fp__slot_in(sl)) memcpy(fp__slot_in(sl), in, len);
   sl->in_sum = fp__in_sum(sl, atomic_load(&sl->id), (uint32_t)len);
 }
 
@@ -223,11 +227,13 @@ static int ring_wait(struct fp_pool *p, int timeout_ms, uint64_t *deadline) {
  * Publish our filled FILLING slot i on our ring for `prio` (mu held; no
  * lock: queue.h). Returns 0 with the task pending, or -ESHUTDOWN (a stop
  * began), or ring_wait()'s error; on error the slot goes back to our own
- * batch (give_back) and nothing is queued.
+ * batch (give_back) and nothing is queued, except that with `keep`, on
+ * -EAGAIN and -ETIMEDOUT (our ring stayed full), it stays ours, FILLING
+ * (a begun submission: fp_submit_commit may be called again).
  */
-static int publish(struct fp_pool *p, uint32_t i, int prio, int timeout_ms,
-                   uint64_t *deadline, uint64_t root, uint64_t parent,
-                   uint64_t *id) {
+static int publish_keep(struct fp_pool *p, uint32_t i, int prio,
+                        int timeout_ms, uint64_t *deadline, uint64_t root,
+                        uint64_t parent, uint64_t *id, int keep) {
   struct fp__seg *s = &p->seg;
   struct fp__slot *sl = fp__slot_at(s, i);
   uint32_t pr = prio ? 1 : 0, k = 2 * p->client + pr;
@@ -241,6 +247,7 @@ static int publish(struct fp_pool *p, uint32_t i, int prio, int timeout_ms,
     if (fp__q_push(s, k, &p->ring_w[pr], i) == 0) break;
     if ((err = ring_wait(p, timeout_ms, deadline)) < 0) break;
   }
+  if (keep && (err == -EAGAIN || err == -ETIMEDOUT)) return err;
   if (err < 0) {
     give_back(p, i);
     return err;
@@ -263,6 +270,12 @@ static int publish(struct fp_pool *p, uint32_t i, int prio, int timeout_ms,
   return 0;
 }
 
+static int publish(struct fp_pool *p, uint32_t i, int prio, int timeout_ms,
+                   uint64_t *deadline, uint64_t root, uint64_t parent,
+                   uint64_t *id) {
+  return publish_keep(p, i, prio, timeout_ms, deadline, root, parent, id, 0);
+}
+
 FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
                         int timeout_ms, uint64_t *id) {
   return fp_submit_prio(p, in, len, timeout_ms, FP_PRIO_NORMAL, id);
@@ -274,19 +287,24 @@ FP_EXTERN int fp_submit_prio(fp_pool *p, const void *in, size_t len,
   return fp__submit_in(p, in, len, timeout_ms, prio, 0, 0, id);
 }
 
-int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
-                  int timeout_ms, int prio, uint64_t root, uint64_t parent,
-                  uint64_t *id) {
-  if (p == NULL || id == NULL || (in == NULL && len > 0)) return -EINVAL;
-  if (prio != FP_PRIO_NORMAL && prio != FP_PRIO_HIGH) return -EINVAL;
-  if (p->monitor) return -EPERM;
+/*
+ * Get a FILLING slot for a new task of this producer (split out of
+ * fp__submit_in so that fp__slot_begin takes slots the same way), without
+ * any lock: one of our collected slots, or a FREE one claimed by
+ * compare-and-swap (queue.c). Waits for a free slot within timeout_ms
+ * (*deadline set when first needed), honouring the pool state, the
+ * supervisor's liveness, our fair share and the reserve (slots held by
+ * begun submissions and views, p->nheld, count as pending ones). Returns
+ * 0 with *slot set and p->mu held; errors as fp_submit() (-ESHUTDOWN,
+ * -EPIPE, -EAGAIN, -ETIMEDOUT, -EDEADLK), nothing held then.
+ */
+static int get_slot(struct fp_pool *p, int timeout_ms, uint64_t *deadline,
+                    uint32_t *slot) {
   struct fp__seg *s = &p->seg;
   struct fp__hdr *h = s->hdr;
-  if (len > s->max_input) return -EMSGSIZE;
-  uint64_t deadline = 0; /* set when we first have to wait */
   struct space_ctx ctx = {s};
   uint32_t i;
-  int err, deadlocked = 0;
+  int deadlocked = 0;
   for (;;) {
     /* Tasks may queue while the workers start: they run once ready. */
     if (atomic_load(&h->state) > FP__POOL_RUNNING) return -ESHUTDOWN;
@@ -299,16 +317,13 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
      */
     uint32_t share =
         atomic_load_explicit(&h->producer_share, memory_order_relaxed);
-    int capped = share != 0 && p->npending >= share, reserved = 0;
+    unsigned held = p->npending + p->nheld;
+    int capped = share != 0 && held >= share, reserved = 0;
     if (!capped) {
       i = reuse_slot(p);
       if (i != FP__NONE) {
-        /* One of our collected slots: no lock at all. */
-        fill(fp__slot_at(s, i), in, len, prio);
-        err = publish(p, i, prio, timeout_ms, &deadline, root, parent, id);
-        pthread_mutex_unlock(&p->mu);
-        if (err == 0) fp__wake_kick(s);
-        return err;
+        *slot = i; /* one of our collected slots */
+        return 0;  /* mu held */
       }
       /*
        * The last quarter of the free slots is for producers that hold
@@ -317,12 +332,14 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
        */
       uint32_t nfree = atomic_load(&h->q.nfree);
       if (share != 0 && nfree > 0 && nfree <= s->nslots / 4 &&
-          p->npending >= fp__reserve_of(s->nslots,
-                                        atomic_load(&h->producers))) {
+          held >= fp__reserve_of(s->nslots, atomic_load(&h->producers))) {
         reserved = 1;
       } else {
         i = fp__q_take_free(s, p->client, p->client_gen, &p->free_cursor);
-        if (i != FP__NONE) break; /* mu still held */
+        if (i != FP__NONE) {
+          *slot = i;
+          return 0; /* mu held */
+        }
       }
     }
     /* No slot for us now. Only our own results may stand in the way. */
@@ -330,8 +347,8 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
     pthread_mutex_unlock(&p->mu);
     if (timeout_ms == FP_NOWAIT) return -EAGAIN;
     uint64_t now = fp__now_ns();
-    if (deadline == 0) deadline = fp__deadline_ns(now, timeout_ms);
-    if (now >= deadline) return -ETIMEDOUT;
+    if (*deadline == 0) *deadline = fp__deadline_ns(now, timeout_ms);
+    if (now >= *deadline) return -ETIMEDOUT;
     if (!fp__sup_alive(p)) return -EPIPE;
     if (stuck) {
       /*
@@ -341,21 +358,35 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
        */
       if (deadlocked) return -EDEADLK;
       deadlocked = 1;
-      nap(min_u64(deadline - now,
+      nap(min_u64(*deadline - now,
                   capped ? RECHECK_NS + SHARE_NAP_NS : SHARE_NAP_NS));
       continue;
     }
     deadlocked = 0;
     if (capped || reserved) {
       /* Until another thread collects, or the share grows (or, reserved,
-       * until others free slots: the free stack is not empty). */
-      nap(min_u64(deadline - now, SHARE_NAP_NS));
+       * until others free slots). */
+      nap(min_u64(*deadline - now, SHARE_NAP_NS));
       continue;
     }
     fp__wake_sleep(&h->q.space_hint, &h->p_asleep, p->client,
-                min_u64(deadline - now, RECHECK_NS), space_or_stopped, &ctx);
+                   min_u64(*deadline - now, RECHECK_NS), space_or_stopped,
+                   &ctx);
   }
+}
 
+int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
+                  int timeout_ms, int prio, uint64_t root, uint64_t parent,
+                  uint64_t *id) {
+  if (p == NULL || id == NULL || (in == NULL && len > 0)) return -EINVAL;
+  if (prio != FP_PRIO_NORMAL && prio != FP_PRIO_HIGH) return -EINVAL;
+  if (p->monitor) return -EPERM;
+  struct fp__seg *s = &p->seg;
+  if (len > s->max_input) return -EMSGSIZE;
+  uint64_t deadline = 0; /* set when we first have to wait */
+  uint32_t i;
+  int err;
+  if ((err = get_slot(p, timeout_ms, &deadline, &i)) < 0) return err;
   /* A FILLING slot is ours alone: filled without any lock. */
   fill(fp__slot_at(s, i), in, len, prio);
   err = publish(p, i, prio, timeout_ms, &deadline, root, parent, id);
@@ -370,9 +401,40 @@ FP_EXTERN void fp_result_init(fp_result *res) {
 }
 
 FP_EXTERN void fp_result_release(fp_result *res) {
-  free(res->output);
+  /* A view (view.c) points into a slot: give that back, free nothing. */
+  if (res->output != NULL && res->output_cap == 0) fp__view_forget(res);
+  else free(res->output);
   fp_result_init(res);
 }
+
+/*
+ * Our result in slot i (task `id`, DONE, off our pending list: delivered,
+ * or a view released) is done with (mu held): split out of deliver() for
+ * fp_view_release. Never fails; the slot is COLLECTED after it, maybe
+ * freed already.
+ */
+void fp__slot_retire(struct fp_pool *p, uint32_t i, uint64_t id) {
+  struct fp__seg *s = &p->seg;
+  struct fp__slot *sl = fp__slot_at(s, i);
+  /*
+   * DONE -> COLLECTED, and the slot goes on our batch of frees, which our
+   * next submits reuse (reuse_slot). Freed for everyone when the batch is
+   * full, when a producer waits for space (the supervisor also frees
+   * COLLECTED slots for those), and, in a named pool, when nothing of ours
+   * is pending: an idle producer holds no capacity other producers could
+   * use. (A private pool has one producer: its batch is capacity only it
+   * can use, kept for its next submit.)
+   */
+  fp__slot_set(sl, FP__SLOT_COLLECTED);
+  if (p->nfb == FP__FREE_BATCH) flush_frees(p);
+  p->fb[p->nfb++] = id;
+  if (p->nfb == FP__FREE_BATCH || (p->npending == 0 && p->attached) ||
+      fp__pcount(&s->hdr->p_asleep, s->nclients) > 0) {
+    flush_frees(p);
+    fp__wake_space(s);
+  }
+}
+
 
 /*
  * Move the DONE result of our slot i into *res and free the slot (mu held).
@@ -381,6 +443,8 @@ FP_EXTERN void fp_result_release(fp_result *res) {
 static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
   struct fp__seg *s = &p->seg;
   struct fp__slot *sl = fp__slot_at(s, i);
+  /* A view in *res (fp_collect_view): give its slot back first. */
+  if (fp__view_drop(p, res) == -EINVAL) return -EINVAL;
   uint64_t id = p->pend_id[i];
   uint64_t root = p->pend_root[i];
   /* Read every field once: the slot is shared, its bytes may change. */
@@ -450,24 +514,8 @@ static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
     /* Still ours (pending): give it back our id, so we free it below. */
     atomic_store(&sl->id, id);
   }
-  /*
-   * DONE -> COLLECTED, and the slot goes on our batch of frees, which our
-   * next submits reuse (reuse_slot). Freed for everyone when
-   * the batch is full, when a producer waits for space (the supervisor
-   * also frees COLLECTED slots for those), and, in a named pool, when
-   * nothing of ours is pending: an idle producer holds no capacity other
-   * producers could use. (A private pool has one producer: its batch is
-   * capacity only it can use, kept for its next submit.)
-   */
-  fp__slot_set(sl, FP__SLOT_COLLECTED);
-  if (p->nfb == FP__FREE_BATCH) flush_frees(p);
-  p->fb[p->nfb++] = id;
   fp__pend_del(p, i);
-  if (p->nfb == FP__FREE_BATCH || (p->npending == 0 && p->attached) ||
-      fp__pcount(&s->hdr->p_asleep, s->nclients) > 0) {
-    flush_frees(p);
-    fp__wake_space(s);
-  }
+  fp__slot_retire(p, i, id);
   return 0;
 }
 
@@ -525,6 +573,12 @@ static void wait_done(struct fp_pool *p, uint64_t rel_ns,
 
 FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,
                       int timeout_ms) {
+  return fp__wait_with(p, id, res, timeout_ms, deliver);
+}
+
+/* fp_wait(), handing the result over with take() (deliver, or a view). */
+int fp__wait_with(struct fp_pool *p, uint64_t id, fp_result *res,
+                  int timeout_ms, fp__take_fn take) {
   if (p == NULL || res == NULL) return -EINVAL;
   if (p->monitor) return -EPERM;
   uint32_t i = (uint32_t)(id & FP__ID_INDEX_MASK);
@@ -538,7 +592,7 @@ FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,
       return -ENOENT;
     }
     if (is_done(p, i)) {
-      int err = deliver(p, i, res);
+      int err = take(p, i, res);
       pthread_mutex_unlock(&p->mu);
       return err;
     }
@@ -570,6 +624,12 @@ static int any_done(struct fp_pool *p, uint64_t root) {
 }
 
 FP_EXTERN int fp_collect(fp_pool *p, fp_result *res, int timeout_ms) {
+  return fp__collect_with(p, res, timeout_ms, deliver);
+}
+
+/* fp_collect(), handing the result over with take() (deliver, or a view). */
+int fp__collect_with(struct fp_pool *p, fp_result *res, int timeout_ms,
+                     fp__take_fn take) {
   if (p == NULL || res == NULL) return -EINVAL;
   if (p->monitor) return -EPERM;
   uint64_t deadline = 0; /* set when we first have to wait */
@@ -582,7 +642,7 @@ FP_EXTERN int fp_collect(fp_pool *p, fp_result *res, int timeout_ms) {
     }
     uint32_t i = find_done(p, 0);
     if (i != FP__NONE) {
-      int err = deliver(p, i, res);
+      int err = take(p, i, res);
       pthread_mutex_unlock(&p->mu);
       return err;
     }
@@ -686,3 +746,23 @@ FP_EXTERN int fp_collect_tree(fp_pool *p, uint64_t root, fp_result *res,
               any_done, root);
   }
 }
+
+/* ---- Zero-copy submissions (view.c): the slot's part ---------------- */
+
+int fp__slot_begin(struct fp_pool *p, int timeout_ms, uint32_t *slot) {
+  uint64_t deadline = 0;
+  /* Filled by the caller, at its pace: no lock is held anywhere. */
+  return get_slot(p, timeout_ms, &deadline, slot);
+}
+
+int fp__slot_commit(struct fp_pool *p, uint32_t i, size_t len, int prio,
+                    int timeout_ms, uint64_t *id) {
+  struct fp__slot *sl = fp__slot_at(&p->seg, i);
+  uint64_t deadline = 0;
+  fill(sl, fp__slot_in(sl), len, prio); /* in place: seals, copies nothing */
+  int err = publish_keep(p, i, prio, timeout_ms, &deadline, 0, 0, id, 1);
+  if (err == 0) fp__wake_kick(&p->seg);
+  return err;
+}
+
+void fp__slot_give_back(struct fp_pool *p, uint32_t i) { give_back(p, i); }

@@ -76,6 +76,7 @@ static int alloc_local(struct fp_pool *p, uint32_t n) {
 }
 
 static void free_local(struct fp_pool *p) {
+  fp__view_free(p);
   fp__tree_free(p);
   free(p->pend_root);
   free(p->pend_parent);

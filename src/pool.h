@@ -39,11 +39,33 @@ struct fp_pool {
   unsigned nfb;
   uint32_t free_cursor;   /* where our next scan for a FREE slot starts */
 
+  /*
+   * Zero-copy submissions and result views (view.c), under mu: per slot,
+   * what this handle holds outside its pending list (a begun submission
+   * or a view), allocated at the first fp_submit_begin or view; nheld
+   * counts them, and get_slot (client.c) counts them with npending
+   * against our share. view_next links the handles that hold a hold
+   * array, for fp_result_release() on a view.
+   */
+  struct fp__hold *hold;
+  unsigned nheld;
+  struct fp_pool *view_next;
+
   /* Recursive pools (tree.c), under mu. */
   struct fp__spawn *sq_head, *sq_tail; /* spawned, not yet submitted */
   uint64_t *tree_keys;   /* open addressing: root -> spawned tasks */
   int64_t *tree_vals;    /*   outstanding (queued here or pending) */
   size_t tree_cap, tree_n;
+};
+
+/* What a handle holds in one slot outside its pending list (view.c). */
+#define FP__HOLD_NONE 0u
+#define FP__HOLD_BEGUN 1u /* fp_submit_begin: FILLING, not committed */
+#define FP__HOLD_VIEW 2u  /* fp_collect_view: DONE, read in place */
+struct fp__hold {
+  uint64_t id;   /* the slot's task id when the hold began */
+  uint32_t kind; /* FP__HOLD_* */
+  uint32_t prio; /* BEGUN: the priority fp_submit_begin was given */
 };
 
 /* A spawned task waiting here for a free slot. */
@@ -85,6 +107,52 @@ FP__HIDDEN void fp__share_join(struct fp_pool *p);
  * and the supervisor asked to sweep) and make workers look at them.
  */
 FP__HIDDEN void fp__rings_join(struct fp_pool *p);
+
+/*
+ * client.c, for view.c. Hand a finished pending task's result (slot i, mu
+ * held) over to *res: deliver() copies it, view.c's take points into the
+ * slot. Returns 0 or -errno (the result then stays pending).
+ */
+typedef int (*fp__take_fn)(struct fp_pool *p, uint32_t i, fp_result *res);
+/* fp_wait() and fp_collect() with another take function; same returns. */
+FP__HIDDEN int fp__wait_with(struct fp_pool *p, uint64_t id, fp_result *res,
+                             int timeout_ms, fp__take_fn take);
+FP__HIDDEN int fp__collect_with(struct fp_pool *p, fp_result *res,
+                                int timeout_ms, fp__take_fn take);
+/*
+ * Reserve a FILLING slot as fp_submit_prio() would (its waits, share and
+ * errors; mu NOT held on entry). Returns 0 with *slot set and p->mu held,
+ * or a negative errno with nothing held.
+ */
+FP__HIDDEN int fp__slot_begin(struct fp_pool *p, int timeout_ms,
+                              uint32_t *slot);
+/*
+ * Publish our FILLING slot i whose input (len bytes, len <= max_input) is
+ * in place (mu held, and still held after): seal it, queue it on our ring
+ * (waiting for room within timeout_ms), kick a worker, and store its id.
+ * Returns 0; -EAGAIN or -ETIMEDOUT when our ring stayed full (the slot
+ * stays ours, FILLING, unqueued); -ESHUTDOWN (a stop began) or -EPIPE
+ * (the slot is given back as by fp__slot_give_back).
+ */
+FP__HIDDEN int fp__slot_commit(struct fp_pool *p, uint32_t i, size_t len,
+                               int prio, int timeout_ms, uint64_t *id);
+/* Give our unpublished FILLING slot i back (mu held; see give_back()). */
+FP__HIDDEN void fp__slot_give_back(struct fp_pool *p, uint32_t i);
+/* Our DONE slot i, off the pending list, is done with (mu held). */
+FP__HIDDEN void fp__slot_retire(struct fp_pool *p, uint32_t i, uint64_t id);
+
+/*
+ * view.c. If *res holds a view of this pool (mu held), give its slot back
+ * and reset *res: 0; -ENOENT for a stale one (not held by this handle: a
+ * copy of a result released already), *res reset and no slot touched;
+ * -EINVAL for another pool's view, *res untouched. 0 and nothing done
+ * when *res holds no view.
+ */
+FP__HIDDEN int fp__view_drop(struct fp_pool *p, fp_result *res);
+/* fp_result_release() of a view: find its pool, drop it (mu NOT held). */
+FP__HIDDEN void fp__view_forget(fp_result *res);
+/* fp_pool_free: forget this handle's holds (unregister it). */
+FP__HIDDEN void fp__view_free(struct fp_pool *p);
 
 /* 1 while the supervisor process lives; reaps it when it is gone. */
 FP__HIDDEN int fp__sup_alive(struct fp_pool *p);

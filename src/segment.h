@@ -28,6 +28,8 @@
 #include "internal.h"
 
 #define FP__MAGIC 0x4c4f4f504b524f46ull /* "FORKPOOL" read little-endian */
+/* 6: ready rings, state words with holders, check values (sum.h)
+ * computed another way: peers of version 5 would misread everything. */
 #define FP__LAYOUT_VERSION 6u
 
 /* Pool states, in the header's futex word `state`. Only move forward. */

@@ -23,6 +23,7 @@ int main(void) {
   srunner_add_suite(sr, make_host_suite());
   srunner_add_suite(sr, make_descend_suite());
   srunner_add_suite(sr, make_room_suite());
+  srunner_add_suite(sr, make_view_suite());
   srunner_run_all(sr, CK_ENV); /* CK_VERBOSITY=verbose lists each test */
   failed = srunner_ntests_failed(sr);
   srunner_free(sr);

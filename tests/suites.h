@@ -17,5 +17,6 @@ Suite *make_sched_suite(void);
 Suite *make_host_suite(void);
 Suite *make_descend_suite(void);
 Suite *make_room_suite(void);
+Suite *make_view_suite(void);
 
 #endif /* FORKPOOL_SUITES_H */
