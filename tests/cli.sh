@@ -219,10 +219,29 @@ bnum() { printf '%s\n' "$bjs" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
   why="${why:+$why; }want 2000 tasks, 1980 ok, 20 crashes: $bjs"
 [ "$(bnum restarts)" = 20 ] ||
   why="${why:+$why; }restarts $(bnum restarts), want 20"
-for k in tasks_per_sec p50_us p99_us p999_us idle_cpu_pct; do
+for k in tasks_per_sec p50_us p99_us p999_us idle_cpu_pct in_bytes_per_sec \
+  out_bytes_per_sec; do
   [ -n "$(bnum $k)" ] || why="${why:+$why; }no $k in: $bjs"
 done
+# Output bytes count the ok results only: 1980 of the 2000 tasks' inputs
+# (both rates are printed rounded to a byte: |d| <= 0.5 * (2000 + 1980)).
+awk -v i="$(bnum in_bytes_per_sec)" -v o="$(bnum out_bytes_per_sec)" 'BEGIN {
+  d = o * 2000 - i * 1980; exit !(i > 0 && d * d <= 2000 * 2000) }' ||
+  why="${why:+$why; }out bytes/s is not 1980/2000 of in bytes/s: $bjs"
 check "bench: crash every 100th of 2000, one restart per crash, idle CPU reported"
+
+# Large tasks: --payload up to 1 MiB, a pool sized from it, every byte back.
+bjs=$($TMO "$FP" bench --workers 2 --tasks 40 --inflight 4 --queue 8 \
+  --payload 1048576 --json 2>"$T/bench.err")
+rc=$?
+expect_rc $rc 0
+[ "$(bnum tasks)" = 40 ] && [ "$(bnum ok)" = 40 ] && [ "$(bnum other)" = 0 ] &&
+  [ "$(bnum payload)" = 1048576 ] ||
+  why="${why:+$why; }want 40 ok tasks of 1048576 B: $bjs $(head -n 1 "$T/bench.err")"
+[ -n "$(bnum in_bytes_per_sec)" ] &&
+  [ "$(bnum in_bytes_per_sec)" = "$(bnum out_bytes_per_sec)" ] ||
+  why="${why:+$why; }in and out bytes/s differ for echo tasks: $bjs"
+check "bench: 1 MiB tasks, bytes per second each way"
 
 # --- 5. usage errors ---------------------------------------------------------
 # expect_usage NAME NEEDLE ARG...: exit status 2, nothing on stdout, and a

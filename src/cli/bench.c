@@ -43,6 +43,7 @@ struct shared_out {
   _Atomic int ready;
   struct {
     unsigned long long ok, crashed, other;
+    unsigned long long out_bytes; /* output bytes of the FP_OK results */
     int err;
   } prod[BENCH_MAX_PRODUCERS];
   uint32_t lat_ns[]; /* one per task, capped at UINT32_MAX */
@@ -69,13 +70,15 @@ static uint64_t now_ns(void) {
 
 /*
  * Run `n` tasks (global sequence numbers from `first`) through `pool`,
- * writing each latency to lat[seq - first]. Returns 0 or a negative errno.
+ * writing each latency to lat[seq - first] and adding the results to the
+ * counters (out_bytes: output bytes of the FP_OK results collected).
+ * Returns 0 or a negative errno (the counters then hold what was collected).
  */
 static int produce(fp_pool *pool, const struct bench_opts *o,
                    unsigned long long first, unsigned long long n,
                    uint32_t *lat, unsigned long long every,
                    unsigned long long *ok, unsigned long long *crashed,
-                   unsigned long long *other) {
+                   unsigned long long *other, unsigned long long *out_bytes) {
   struct bench_map map;
   unsigned char *buf = calloc(1, o->payload);
   uint64_t *t0 = calloc(n ? n : 1, sizeof(*t0));
@@ -114,8 +117,10 @@ static int produce(fp_pool *pool, const struct bench_opts *o,
     }
     uint64_t d = t1 - t0[k];
     lat[k] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
-    if (res.status == FP_OK) (*ok)++;
-    else if (res.status == FP_CRASHED) (*crashed)++;
+    if (res.status == FP_OK) {
+      (*ok)++;
+      *out_bytes += res.output_len;
+    } else if (res.status == FP_CRASHED) (*crashed)++;
     else (*other)++;
     got++;
     inflight--;
@@ -267,7 +272,8 @@ void cli_bench_usage(int to_stderr) {
           "                      [--producers P] [--queue SLOTS] [--seal]\n"
           "                      [--idle MS] [--json]\n"
           "Runs M echo tasks through a pool with a built-in handler and\n"
-          "reports throughput, round-trip latency percentiles, CPU per task,\n"
+          "reports throughput, bytes per second each way (input submitted,\n"
+          "output collected), round-trip latency percentiles, CPU per task,\n"
           "crashes and restarts. Defaults: 2 workers, 200000 tasks, 256 in\n"
           "flight per producer, 16-byte payload, 1 producer. --idle MS then\n"
           "leaves the pool idle for MS ms and reports the CPU its processes\n"
@@ -307,7 +313,8 @@ int cli_bench_main(int argc, char **argv) {
   if (o.producers == 1) {
     t_start = now_ns();
     err = produce(run.pool, &o, 0, o.tasks, sh->lat_ns, o.crash_every,
-                  &sh->prod[0].ok, &sh->prod[0].crashed, &sh->prod[0].other);
+                  &sh->prod[0].ok, &sh->prod[0].crashed, &sh->prod[0].other,
+                  &sh->prod[0].out_bytes);
     sh->prod[0].err = err;
   } else {
     pid_t kids[BENCH_MAX_PRODUCERS];
@@ -323,7 +330,7 @@ int cli_bench_main(int argc, char **argv) {
         if (e == 0) {
           e = produce(q, &o, first, n, sh->lat_ns + first, o.crash_every,
                       &sh->prod[p].ok, &sh->prod[p].crashed,
-                      &sh->prod[p].other);
+                      &sh->prod[p].other, &sh->prod[p].out_bytes);
           fp_pool_free(q);
         }
         sh->prod[p].err = e;
@@ -344,9 +351,10 @@ int cli_bench_main(int argc, char **argv) {
   fp_pool_stats(run.pool, &st);
   bench_stop(&run);
 
-  unsigned long long ok = 0, crashed = 0, other = 0;
+  unsigned long long ok = 0, crashed = 0, other = 0, out_bytes = 0;
   err = 0;
   for (unsigned p = 0; p < o.producers; p++) {
+    out_bytes += sh->prod[p].out_bytes;
     ok += sh->prod[p].ok;
     crashed += sh->prod[p].crashed;
     other += sh->prod[p].other;
@@ -371,6 +379,9 @@ int cli_bench_main(int argc, char **argv) {
   double p99 = pct_us(sh->lat_ns, o.tasks, 0.99);
   double p999 = pct_us(sh->lat_ns, o.tasks, 0.999);
   double cpu_us = cpu_s * 1e6 / o.tasks;
+  /* Each way: input bytes submitted, output bytes collected, per second. */
+  double in_bps = (double)o.tasks * o.payload / secs;
+  double out_bps = (double)out_bytes / secs;
   if (o.json) {
     printf("{\"tasks\":%llu,\"seconds\":%.6f,\"tasks_per_sec\":%.0f,"
            "\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,"
@@ -378,12 +389,13 @@ int cli_bench_main(int argc, char **argv) {
            "\"other\":%llu,\"restarts\":%llu,\"workers\":%u,"
            "\"producers\":%u,\"inflight\":%u,\"payload\":%u,\"slots\":%u,"
            "\"segment_bytes\":%llu,\"workers_rss_kb\":%llu,\"seal\":%d,"
-           "\"idle_ms\":%llu,\"idle_cpu_pct\":%.2f}\n",
+           "\"idle_ms\":%llu,\"idle_cpu_pct\":%.2f,"
+           "\"in_bytes_per_sec\":%.0f,\"out_bytes_per_sec\":%.0f}\n",
            o.tasks, secs, tps, p50, p99, p999, cpu_us, ok, crashed, other,
            (unsigned long long)st.restarts, o.workers, o.producers,
            o.inflight, o.payload, o.queue,
            (unsigned long long)st.segment_bytes, rss, o.seal, o.idle_ms,
-           idle_pct);
+           idle_pct, in_bps, out_bps);
   } else {
     printf("tasks        %llu (%llu ok, %llu crashed, %llu other)\n", o.tasks,
            ok, crashed, other);
@@ -391,6 +403,8 @@ int cli_bench_main(int argc, char **argv) {
            o.workers, o.producers, o.inflight, o.payload,
            o.seal ? ", sealed" : "");
     printf("throughput   %.0f tasks/s (%.3f s)\n", tps, secs);
+    printf("bytes        %.1f MB/s in (submitted), %.1f MB/s out "
+           "(collected)\n", in_bps / 1e6, out_bps / 1e6);
     printf("round trip   p50 %.1f us, p99 %.1f us, p99.9 %.1f us\n", p50, p99,
            p999);
     printf("cpu          %.2f us per task (all processes)\n", cpu_us);
