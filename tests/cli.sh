@@ -243,6 +243,17 @@ expect_rc $rc 0
   why="${why:+$why; }in and out bytes/s differ for echo tasks: $bjs"
 check "bench: 1 MiB tasks, bytes per second each way"
 
+# --lat-every: only tasks whose global sequence number is a multiple of N
+# are timed, across producers too (seq 0..2000: 201 multiples of 10).
+bjs=$($TMO "$FP" bench --workers 2 --tasks 2001 --producers 3 --inflight 64 \
+  --lat-every 10 --json 2>"$T/bench.err")
+rc=$?
+expect_rc $rc 0
+[ "$(bnum ok)" = 2001 ] && [ "$(bnum lat_every)" = 10 ] &&
+  [ "$(bnum lat_samples)" = 201 ] && [ -n "$(bnum p50_us)" ] ||
+  why="${why:+$why; }want 2001 ok, 201 of them timed: $bjs $(head -n 1 "$T/bench.err")"
+check "bench: --lat-every 10 times every tenth task of 3 producers"
+
 # --- 5. usage errors ---------------------------------------------------------
 # expect_usage NAME NEEDLE ARG...: exit status 2, nothing on stdout, and a
 # message on stderr that contains NEEDLE.
