@@ -254,6 +254,41 @@ expect_rc $rc 0
   why="${why:+$why; }want 2001 ok, 201 of them timed: $bjs $(head -n 1 "$T/bench.err")"
 check "bench: --lat-every 10 times every tenth task of 3 producers"
 
+# A window of 1 while the workers are stopped and continued again and again
+# (SIGSTOP for 2 ms, up to 400 times): a submit that found the queue lock
+# held by a stopped worker must wait for its slot, not give up with nothing
+# in flight (then collecting failed: "no such pending task"). The supervisor
+# may kill a stopped lock holder: such a task ends crashed, and is counted.
+# Without /proc/PID/task/TID/children there is no tree to walk: skipped.
+if [ -r "/proc/$$/task/$$/children" ]; then
+  $TMO "$FP" bench --workers 2 --tasks 2000000 --inflight 1 --json \
+    >"$T/stop.json" 2>"$T/stop.err" &
+  bpid=$!
+  kids() { cat /proc/"$1"/task/*/children 2>/dev/null; }
+  tree() { for _k in $(kids "$1"); do echo "$_k"; tree "$_k"; done; }
+  n=0
+  while [ $n -lt 400 ] && kill -0 $bpid 2>/dev/null; do
+    ws=$(tree $bpid | tail -n +3) # timeout's child, its supervisor: not them
+    # shellcheck disable=SC2086 # a list of pids
+    [ -n "$ws" ] && kill -STOP $ws 2>/dev/null
+    sleep 0.002
+    # shellcheck disable=SC2086
+    [ -n "$ws" ] && kill -CONT $ws 2>/dev/null
+    n=$((n + 1))
+  done
+  wait $bpid
+  rc=$?
+  expect_rc $rc 0
+  bjs=$(cat "$T/stop.json")
+  n_ok=$(bnum ok) n_cr=$(bnum crashes)
+  [ "$((${n_ok:-0} + ${n_cr:-0}))" = 2000000 ] && [ "$(bnum other)" = 0 ] ||
+    why="${why:+$why; }want 2000000 ok or crashed: $bjs $(head -n 1 "$T/stop.err")"
+  info "bench with its workers stopped $n times: $(bnum ok) ok, $(bnum crashes) crashed, $(bnum restarts) restarts"
+  check "bench: window of 1 survives workers stopped and continued"
+else
+  info "SKIP bench with stopped workers: no /proc/PID/task/TID/children"
+fi
+
 # --- 5. usage errors ---------------------------------------------------------
 # expect_usage NAME NEEDLE ARG...: exit status 2, nothing on stdout, and a
 # message on stderr that contains NEEDLE.

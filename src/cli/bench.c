@@ -105,7 +105,14 @@ static int produce(fp_pool *pool, const struct bench_opts *o,
       buf[8] = every && (seq % every) == every - 1 ? 'S' : '.';
       uint64_t id;
       t0[sent] = seq % o->lat_every == 0 ? now_ns() : 0;
-      err = fp_submit(pool, buf, o->payload, FP_NOWAIT, &id);
+      /*
+       * Without a task out, collecting could only fail (-ENOENT): then wait
+       * for the slot. FP_NOWAIT's -EAGAIN need not mean "window full": it
+       * also comes when the queue lock stayed busy for its millisecond (a
+       * holder preempted on a busy machine, or stopped).
+       */
+      err = fp_submit(pool, buf, o->payload,
+                      inflight == 0 ? GUARD_MS : FP_NOWAIT, &id);
       if (err == -EAGAIN) break;
       if (err < 0) goto out;
       bench_map_put(&map, id, sent);
