@@ -132,6 +132,25 @@ print(int(v) if isinstance(v, bool) else
   fi
 }
 
+# best_of N VAR KEY DESC CMD...: run CMD N times (as run does) and keep in
+# VAR the JSON with the largest KEY. For ceilings (bare rings, memcpy): on a
+# shared machine one run measures the neighbours as much as the hardware,
+# and what the machine can do is its best run.
+best_of() {
+  _n=$1 _bv=$2 _key=$3 _bd=$4
+  shift 4
+  _best="" _k=0 _one=""
+  while [ "$_k" -lt "$_n" ]; do
+    _k=$((_k + 1))
+    run _one "$_bd (run $_k of $_n)" "$@" || continue
+    if [ -z "$_best" ] || awk -v a="$(jnum "$_key" "$_one")" \
+      -v b="$(jnum "$_key" "$_best")" 'BEGIN { exit !(a + 0 > b + 0) }'; then
+      _best=$_one
+    fi
+  done
+  eval "$_bv=\$_best"
+}
+
 # Number formatting and arithmetic (awk: sh has no floating point).
 fmt() { awk -v v="$1" 'BEGIN { if (v == "") print "n/a";
   else if (v + 0 >= 1000) printf "%.0f\n", v;
@@ -214,7 +233,8 @@ run PING_SPLIT "pipe ping-pong, two CPUs" "$BB/pipe_pingpong" \
   --rounds "$PING_ROUNDS" --pin split --json
 run SHM_PP "shm spin ping-pong (floor)" "$BB/shm_floor" --mode pingpong \
   --rounds "$FLOOR_ROUNDS" --json
-run SHM_RING "shm SPSC rings (ceiling)" "$BB/shm_floor" --mode ring \
+best_of 3 SHM_RING tasks_per_sec "shm SPSC rings (ceiling)" \
+  "$BB/shm_floor" --mode ring \
   --tasks "$FLOOR_TASKS" --inflight $DEEP --payload $PAYLOAD --json
 fp FP_CRASH "forkpool crash every $CRASH_EVERY" --workers $W \
   --tasks "$CRASH_TASKS" --inflight $DEEP --payload $PAYLOAD \
@@ -255,7 +275,8 @@ for b in $BIG_SIZES; do
   eval "bt=\$BIG_TASKS_$b"
   fp "FP_BIG_$b" "forkpool $b-byte tasks" --workers $W --tasks "$bt" \
     --inflight $BIG_WIN --queue $((2 * BIG_WIN)) --payload "$b"
-  run "MC_WARM_$b" "memcpy of $b bytes, warm" "$BB/memcpy_floor" --size "$b" \
+  best_of 3 "MC_WARM_$b" bytes_per_sec "memcpy of $b bytes, warm" \
+    "$BB/memcpy_floor" --size "$b" \
     --bytes "$MEMCPY_BYTES" --json
   run "MC_MEM_$b" "memcpy of $b bytes over $MEMCPY_SPAN" "$BB/memcpy_floor" \
     --size "$b" --span $MEMCPY_SPAN --bytes $((MEMCPY_BYTES / 4)) --json
@@ -443,6 +464,9 @@ echo "    dead for good if a holder is killed (no crash safety at all)."
 echo "  - memcpy is one thread copying one task's bytes (warm: the same two"
 echo "    buffers, cached; over 64 MiB: from and to memory). The bench handler"
 echo "    itself copies each task once (its echo), beside the pool's copies."
+echo "  - the ceilings (shm SPSC rings, memcpy warm) are the best of 3 runs:"
+echo "    a spinning pair needs both CPUs free, and memcpy of 1 MiB (2 MiB"
+echo "    with its copy, above one core's L2) shares the L3 with the others."
 echo "  - shm_floor is no pool: two processes spinning on shared memory with no"
 echo "    crash safety, no sleeping and no bookkeeping; it shows the machine's"
 echo "    floor (round trip) and ceiling (throughput) for comparison."
