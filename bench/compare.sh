@@ -46,8 +46,8 @@ sc() { n=$(($1 * SCALE / 100)); [ "$n" -ge 1 ] || n=1; echo "$n"; }
 # with 64 workers); rates are compared, not times.
 FP_TASKS=$(sc 1000000)   # forkpool throughput runs
 MQ_TASKS=$(sc 400000)    # mq_pool throughput runs
-BOOST_TASKS=$(sc 1500000) # Boost pool throughput runs, up to 16 workers
-BOOST_TASKS_64=$(sc 150000) # and with 64 workers
+BOOST_TASKS=$(sc 1000000) # Boost pool throughput runs, up to 4 workers
+BOOST_TASKS_64=$(sc 150000) # and with 16 or 64 (~0.1-0.7M tasks/s)
 BIG_TASKS_65536=$(sc 20000)  # forkpool 64 KiB tasks (~20k tasks/s)
 BIG_TASKS_1048576=$(sc 1200) # forkpool 1 MiB tasks (~1.5k tasks/s)
 MEMCPY_BYTES=$(sc 4000000000) # per memcpy_floor run (~0.1-0.5 s)
@@ -171,7 +171,7 @@ echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)," \
   "mqueue msg_max $(cat /proc/sys/fs/mqueue/msg_max 2>/dev/null || echo '?')"
 echo "workload: $W workers (unless said), $PAYLOAD-byte echo tasks"
 echo "per run: forkpool $FP_TASKS tasks, Boost pool $BOOST_TASKS" \
-  "($BOOST_TASKS_64 with 64 workers), mq_pool $MQ_TASKS, inflight-1 runs" \
+  "($BOOST_TASKS_64 with 16 and 64 workers), mq_pool $MQ_TASKS, inflight-1 runs" \
   "$LAT_TASKS, crash run $CRASH_TASKS, mp_pool $MP_TASKS (at most" \
   "${MP_MAX_S}s); $PING_ROUNDS ping-pongs; $FORKS forks, $FORKS_RSS with" \
   "${RSS_MB} MiB; large tasks $BIG_TASKS_65536 x 64 KiB, $BIG_TASKS_1048576" \
@@ -264,7 +264,7 @@ for w in $SCALING; do
   fp "FP_S$w" "forkpool $w workers" --workers "$w" --tasks "$FP_TASKS" \
     --inflight $DEEP --payload $PAYLOAD --lat-every $LAT_EVERY
   bt=$BOOST_TASKS
-  [ "$w" -ge 64 ] && bt=$BOOST_TASKS_64
+  [ "$w" -ge 16 ] && bt=$BOOST_TASKS_64
   boost "BOOST_S$w" "Boost pool $w workers" --workers "$w" --tasks "$bt" \
     --inflight $DEEP --payload $PAYLOAD --lat-every $LAT_EVERY
   run "MQ_S$w" "mq_pool $w workers" "$BB/mq_pool" --workers "$w" \
