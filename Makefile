@@ -116,7 +116,16 @@ demo: all
 # --- benchmarks ------------------------------------------------------------
 # Baselines written in this repo (bench/*.c), measured in the same run as
 # `forkpool bench`; bench/compare.sh prints the tables and ratios.
+# The Boost.Interprocess message_queue pool (bench/boost_mq_pool.cpp) is the
+# one C++ baseline: built only when the Boost headers and a C++ compiler are
+# there. `make bench` first installs them (bench/ensure-bench-deps.sh, with
+# apt-get as root; never fatal: compare.sh skips the Boost rows with a note
+# without them), then builds in a sub-make so that the header test below
+# sees what was just installed. Nothing of ours links Boost or libstdc++.
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+BOOST_MQ_HDR := /usr/include/boost/interprocess/ipc/message_queue.hpp
+BENCH_CXXFLAGS := -std=gnu++17 -Wall -Wextra -Werror -Wshadow $(OPT)
+BOOST_BENCH := $(if $(and $(wildcard $(BOOST_MQ_HDR)),$(shell command -v $(CXX) 2>/dev/null)),$(BUILD)/bench/boost_mq_pool)
 
 $(BUILD)/bench:
 	mkdir -p $@
@@ -124,7 +133,17 @@ $(BUILD)/bench:
 $(BUILD)/bench/%: bench/%.c bench/bench_util.h | $(BUILD)/bench
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -lrt
 
-bench: all $(BENCH_BIN)
+$(BUILD)/bench/boost_mq_pool: bench/boost_mq_pool.cpp bench/bench_util.h | $(BUILD)/bench
+	$(CXX) $(CPPFLAGS) $(BENCH_CXXFLAGS) $(LDFLAGS) -o $@ $< -lpthread -lrt
+
+.PHONY: bench-deps bench-bin
+bench-deps:
+	@sh bench/ensure-bench-deps.sh
+
+bench-bin: all $(BENCH_BIN) $(BOOST_BENCH)
+
+bench: bench-deps
+	$(MAKE) bench-bin
 	sh bench/compare.sh $(BUILD)
 
 clean:

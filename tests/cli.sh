@@ -219,10 +219,75 @@ bnum() { printf '%s\n' "$bjs" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
   why="${why:+$why; }want 2000 tasks, 1980 ok, 20 crashes: $bjs"
 [ "$(bnum restarts)" = 20 ] ||
   why="${why:+$why; }restarts $(bnum restarts), want 20"
-for k in tasks_per_sec p50_us p99_us p999_us idle_cpu_pct; do
+for k in tasks_per_sec p50_us p99_us p999_us idle_cpu_pct in_bytes_per_sec \
+  out_bytes_per_sec; do
   [ -n "$(bnum $k)" ] || why="${why:+$why; }no $k in: $bjs"
 done
+# Output bytes count the ok results only: 1980 of the 2000 tasks' inputs
+# (both rates are printed rounded to a byte: |d| <= 0.5 * (2000 + 1980)).
+awk -v i="$(bnum in_bytes_per_sec)" -v o="$(bnum out_bytes_per_sec)" 'BEGIN {
+  d = o * 2000 - i * 1980; exit !(i > 0 && d * d <= 2000 * 2000) }' ||
+  why="${why:+$why; }out bytes/s is not 1980/2000 of in bytes/s: $bjs"
 check "bench: crash every 100th of 2000, one restart per crash, idle CPU reported"
+
+# Large tasks: --payload up to 1 MiB, a pool sized from it, every byte back.
+bjs=$($TMO "$FP" bench --workers 2 --tasks 40 --inflight 4 --queue 8 \
+  --payload 1048576 --json 2>"$T/bench.err")
+rc=$?
+expect_rc $rc 0
+[ "$(bnum tasks)" = 40 ] && [ "$(bnum ok)" = 40 ] && [ "$(bnum other)" = 0 ] &&
+  [ "$(bnum payload)" = 1048576 ] ||
+  why="${why:+$why; }want 40 ok tasks of 1048576 B: $bjs $(head -n 1 "$T/bench.err")"
+[ -n "$(bnum in_bytes_per_sec)" ] &&
+  [ "$(bnum in_bytes_per_sec)" = "$(bnum out_bytes_per_sec)" ] ||
+  why="${why:+$why; }in and out bytes/s differ for echo tasks: $bjs"
+check "bench: 1 MiB tasks, bytes per second each way"
+
+# --lat-every: only tasks whose global sequence number is a multiple of N
+# are timed, across producers too (seq 0..2000: 201 multiples of 10).
+bjs=$($TMO "$FP" bench --workers 2 --tasks 2001 --producers 3 --inflight 64 \
+  --lat-every 10 --json 2>"$T/bench.err")
+rc=$?
+expect_rc $rc 0
+[ "$(bnum ok)" = 2001 ] && [ "$(bnum lat_every)" = 10 ] &&
+  [ "$(bnum lat_samples)" = 201 ] && [ -n "$(bnum p50_us)" ] ||
+  why="${why:+$why; }want 2001 ok, 201 of them timed: $bjs $(head -n 1 "$T/bench.err")"
+check "bench: --lat-every 10 times every tenth task of 3 producers"
+
+# A window of 1 while the workers are stopped and continued again and again
+# (SIGSTOP for 2 ms, up to 400 times): a submit that found the queue lock
+# held by a stopped worker must wait for its slot, not give up with nothing
+# in flight (then collecting failed: "no such pending task"). The supervisor
+# may kill a stopped lock holder: such a task ends crashed, and is counted.
+# Without /proc/PID/task/TID/children there is no tree to walk: skipped.
+if [ -r "/proc/$$/task/$$/children" ]; then
+  $TMO "$FP" bench --workers 2 --tasks 2000000 --inflight 1 --json \
+    >"$T/stop.json" 2>"$T/stop.err" &
+  bpid=$!
+  kids() { cat /proc/"$1"/task/*/children 2>/dev/null; }
+  tree() { for _k in $(kids "$1"); do echo "$_k"; tree "$_k"; done; }
+  n=0
+  while [ $n -lt 400 ] && kill -0 $bpid 2>/dev/null; do
+    ws=$(tree $bpid | tail -n +3) # timeout's child, its supervisor: not them
+    # shellcheck disable=SC2086 # a list of pids
+    [ -n "$ws" ] && kill -STOP $ws 2>/dev/null
+    sleep 0.002
+    # shellcheck disable=SC2086
+    [ -n "$ws" ] && kill -CONT $ws 2>/dev/null
+    n=$((n + 1))
+  done
+  wait $bpid
+  rc=$?
+  expect_rc $rc 0
+  bjs=$(cat "$T/stop.json")
+  n_ok=$(bnum ok) n_cr=$(bnum crashes)
+  [ "$((${n_ok:-0} + ${n_cr:-0}))" = 2000000 ] && [ "$(bnum other)" = 0 ] ||
+    why="${why:+$why; }want 2000000 ok or crashed: $bjs $(head -n 1 "$T/stop.err")"
+  info "bench with its workers stopped $n times: $(bnum ok) ok, $(bnum crashes) crashed, $(bnum restarts) restarts"
+  check "bench: window of 1 survives workers stopped and continued"
+else
+  info "SKIP bench with stopped workers: no /proc/PID/task/TID/children"
+fi
 
 # --- 5. usage errors ---------------------------------------------------------
 # expect_usage NAME NEEDLE ARG...: exit status 2, nothing on stdout, and a
