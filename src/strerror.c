@@ -32,7 +32,6 @@ FP_EXTERN const char *fp_strerror(int err) {
   case EINVAL: return "invalid argument";
   case EBADMSG: return "not a forkpool segment, or a corrupt one";
   case EPROTO: return "forkpool segment of another layout version";
-  case ENOTRECOVERABLE: return "queue lock unrecoverable";
   case ECONNREFUSED: return "no live supervisor (segment left by a dead one)";
   case EADDRINUSE: return "a live supervisor already serves this name";
   case EUSERS: return "too many producers attached to the pool";
