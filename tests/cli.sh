@@ -243,6 +243,17 @@ expect_rc $rc 0
   why="${why:+$why; }in and out bytes/s differ for echo tasks: $bjs"
 check "bench: 1 MiB tasks, bytes per second each way"
 
+# --zero-copy: fp_submit_begin/commit and fp_collect_view, crashes included
+# (a crashed task's view is its report, released like any other).
+bjs=$($TMO "$FP" bench --workers 2 --tasks 300 --inflight 8 --queue 16 \
+  --payload 65536 --crash-every 50 --zero-copy --json 2>"$T/bench.err")
+rc=$?
+expect_rc $rc 0
+[ "$(bnum ok)" = 294 ] && [ "$(bnum crashes)" = 6 ] &&
+  [ "$(bnum other)" = 0 ] && [ "$(bnum zero_copy)" = 1 ] ||
+  why="${why:+$why; }want 294 ok, 6 crashed, zero_copy 1: $bjs $(head -n 1 "$T/bench.err")"
+check "bench --zero-copy: 64 KiB tasks in place, crashes included"
+
 # --lat-every: only tasks whose global sequence number is a multiple of N
 # are timed, across producers too (seq 0..2000: 201 multiples of 10).
 bjs=$($TMO "$FP" bench --workers 2 --tasks 2001 --producers 3 --inflight 64 \

@@ -37,7 +37,7 @@
 struct bench_opts {
   unsigned workers, producers, inflight, payload, queue;
   unsigned long long tasks, crash_every, idle_ms, lat_every;
-  int json, seal;
+  int json, seal, zero_copy;
 };
 
 /* What producers report back, in shared memory. */
@@ -108,18 +108,33 @@ static int produce(fp_pool *pool, const struct bench_opts *o,
       /*
        * Without a task out, collecting could only fail (-ENOENT): then wait
        * for the slot. FP_NOWAIT's -EAGAIN need not mean "window full": it
-       * also comes when the queue lock stayed busy for its millisecond (a
-       * holder preempted on a busy machine, or stopped).
+       * also comes when the workers were stopped (SIGSTOP) with every slot
+       * queued.
        */
-      err = fp_submit(pool, buf, o->payload,
-                      inflight == 0 ? GUARD_MS : FP_NOWAIT, &id);
+      int tmo = inflight == 0 ? GUARD_MS : FP_NOWAIT;
+      if (o->zero_copy) {
+        /* The input written straight into the slot: no copy of ours. */
+        void *in;
+        err = fp_submit_begin(pool, o->payload, tmo, FP_PRIO_NORMAL, &in);
+        if (err == 0) {
+          /* Written once, where it is used (copying mode: into buf, then
+           * fp_submit's copy into the slot). */
+          memcpy(in, buf, o->payload);
+          err = fp_submit_commit(pool, in, o->payload, tmo, &id);
+          if (err < 0) (void)fp_submit_abort(pool, in);
+        }
+      } else {
+        err = fp_submit(pool, buf, o->payload, tmo, &id);
+      }
       if (err == -EAGAIN) break;
       if (err < 0) goto out;
       bench_map_put(&map, id, sent);
       sent++;
       inflight++;
     }
-    err = fp_collect(pool, &res, GUARD_MS);
+    /* --zero-copy: the result read in place, released below. */
+    err = o->zero_copy ? fp_collect_view(pool, &res, GUARD_MS)
+                       : fp_collect(pool, &res, GUARD_MS);
     if (err < 0) goto out;
     uint64_t k;
     if (!bench_map_take(&map, res.id, &k)) {
@@ -135,6 +150,7 @@ static int produce(fp_pool *pool, const struct bench_opts *o,
       *out_bytes += res.output_len;
     } else if (res.status == FP_CRASHED) (*crashed)++;
     else (*other)++;
+    if (o->zero_copy) (void)fp_view_release(pool, &res);
     got++;
     inflight--;
   }
@@ -259,6 +275,11 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
       o->seal = 1;
       continue;
     }
+    if ((r = cli_arg_flag(CMD, argv, i, "--zero-copy")) < 0) return -1;
+    if (r > 0) {
+      o->zero_copy = 1;
+      continue;
+    }
     fprintf(stderr, CMD ": unknown option '%s'\n", argv[i]);
     return -1;
   }
@@ -285,7 +306,8 @@ void cli_bench_usage(int to_stderr) {
           "usage: forkpool bench [--workers N] [--tasks M] [--inflight K]\n"
           "                      [--payload BYTES] [--crash-every N]\n"
           "                      [--producers P] [--queue SLOTS] [--seal]\n"
-          "                      [--idle MS] [--lat-every N] [--json]\n"
+          "                      [--idle MS] [--lat-every N] [--zero-copy]\n"
+          "                      [--json]\n"
           "Runs M echo tasks through a pool with a built-in handler and\n"
           "reports throughput, bytes per second each way (input submitted,\n"
           "output collected), round-trip latency percentiles, CPU per task,\n"
@@ -412,18 +434,18 @@ int cli_bench_main(int argc, char **argv) {
            "\"segment_bytes\":%llu,\"workers_rss_kb\":%llu,\"seal\":%d,"
            "\"idle_ms\":%llu,\"idle_cpu_pct\":%.2f,"
            "\"in_bytes_per_sec\":%.0f,\"out_bytes_per_sec\":%.0f,"
-           "\"lat_every\":%llu,\"lat_samples\":%llu}\n",
+           "\"lat_every\":%llu,\"lat_samples\":%llu,\"zero_copy\":%d}\n",
            o.tasks, secs, tps, p50, p99, p999, cpu_us, ok, crashed, other,
            (unsigned long long)st.restarts, o.workers, o.producers,
            o.inflight, o.payload, o.queue,
            (unsigned long long)st.segment_bytes, rss, o.seal, o.idle_ms,
-           idle_pct, in_bps, out_bps, o.lat_every, nlat);
+           idle_pct, in_bps, out_bps, o.lat_every, nlat, o.zero_copy);
   } else {
     printf("tasks        %llu (%llu ok, %llu crashed, %llu other)\n", o.tasks,
            ok, crashed, other);
-    printf("workers      %u, producers %u, in flight %u each, payload %u B%s\n",
+    printf("workers      %u, producers %u, in flight %u each, payload %u B%s%s\n",
            o.workers, o.producers, o.inflight, o.payload,
-           o.seal ? ", sealed" : "");
+           o.seal ? ", sealed" : "", o.zero_copy ? ", zero-copy" : "");
     printf("throughput   %.0f tasks/s (%.3f s)\n", tps, secs);
     printf("bytes        %.1f MB/s in (submitted), %.1f MB/s out "
            "(collected)\n", in_bps / 1e6, out_bps / 1e6);
