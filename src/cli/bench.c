@@ -103,7 +103,7 @@ static int produce(fp_pool *pool, const struct bench_opts *o,
       uint64_t seq = first + sent;
       memcpy(buf, &seq, sizeof(seq));
       buf[8] = every && (seq % every) == every - 1 ? 'S' : '.';
-      uint64_t id;
+      uint64_t id = 0;
       t0[sent] = seq % o->lat_every == 0 ? now_ns() : 0;
       /*
        * Without a task out, collecting could only fail (-ENOENT): then wait

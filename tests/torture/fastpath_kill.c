@@ -45,7 +45,6 @@
 #define STALL_LIMIT_MS 2000u
 #define REFILL_MS 3000u
 #define PROD_AS_BYTES (512ull << 20) /* RLIMIT_AS of a producer */
-#define FLIGHT_CAP 2048u   /* power of 2, > 2 * SLOTS */
 
 /* Written by each producer generation for the killer. */
 struct fk_rec {
@@ -71,65 +70,19 @@ struct fk_shared {
 static struct fk_shared *sh;
 static unsigned prod_alarm_s; /* the storm's limit plus a minute */
 
-static uint64_t expect_of(uint64_t seq) {
-  return seq * UINT64_C(0x9e3779b97f4a7c15) ^ UINT64_C(0x5bd1e995);
-}
-
-/* Input: the task's 8-byte number; output: it and expect_of(it). */
+/* Input: the task's 8-byte number; output: it and tt_expect_of(it). */
 static int fk_echo(void *arg, const void *in, size_t in_len, void *out,
                    size_t out_cap, size_t *out_len) {
   (void)arg;
   uint64_t v[2];
   if (in_len != sizeof(v[0]) || out_cap < sizeof(v)) return EINVAL;
   memcpy(&v[0], in, sizeof(v[0]));
-  v[1] = expect_of(v[0]);
+  v[1] = tt_expect_of(v[0]);
   memcpy(out, v, sizeof(v));
   *out_len = sizeof(v);
   return 0;
 }
 
-/* id -> task number of the tasks in flight: linear probing, ids != 0. */
-static struct {
-  uint64_t id[FLIGHT_CAP], seq[FLIGHT_CAP];
-  unsigned n;
-} fl;
-
-static unsigned fl_home(uint64_t id) {
-  return (unsigned)((id * UINT64_C(0x9e3779b97f4a7c15)) >> 40) &
-         (FLIGHT_CAP - 1);
-}
-
-static void fl_put(uint64_t id, uint64_t seq) {
-  unsigned k = fl_home(id);
-  while (fl.id[k] != 0) k = (k + 1) & (FLIGHT_CAP - 1);
-  fl.id[k] = id;
-  fl.seq[k] = seq;
-  fl.n++;
-}
-
-/* 1 and *seq when id was in flight (it no longer is); 0 otherwise. */
-static int fl_take(uint64_t id, uint64_t *seq) {
-  unsigned k = fl_home(id);
-  while (fl.id[k] != id) {
-    if (fl.id[k] == 0) return 0;
-    k = (k + 1) & (FLIGHT_CAP - 1);
-  }
-  *seq = fl.seq[k];
-  fl.n--;
-  /* Backward-shift deletion: no tombstones, probes stay short. */
-  for (unsigned j = (k + 1) & (FLIGHT_CAP - 1); fl.id[j] != 0;
-       j = (j + 1) & (FLIGHT_CAP - 1)) {
-    unsigned h = fl_home(fl.id[j]);
-    /* Move j into the hole k unless its home lies cyclically in (k, j]. */
-    if (((j - h) & (FLIGHT_CAP - 1)) >= ((j - k) & (FLIGHT_CAP - 1))) {
-      fl.id[k] = fl.id[j];
-      fl.seq[k] = fl.seq[j];
-      k = j;
-    }
-  }
-  fl.id[k] = 0;
-  return 1;
-}
 
 static void progress(struct fk_rec *me, uint64_t *last) {
   uint64_t now = tt_now_ns();
@@ -143,14 +96,14 @@ static void progress(struct fk_rec *me, uint64_t *last) {
 /* Check one result against what we sent; counts it. */
 static void take_result(struct fk_rec *me, const fp_result *res) {
   uint64_t seq;
-  if (!fl_take(res->id, &seq)) {
+  if (!tt_fl_take(res->id, &seq)) {
     atomic_fetch_add(&me->bad, 1); /* twice, or never ours */
     return;
   }
   if (res->status == FP_OK) {
     uint64_t v[2] = {0, 0};
     if (res->output_len == sizeof(v)) memcpy(v, res->output, sizeof(v));
-    if (v[0] != seq || v[1] != expect_of(seq)) atomic_fetch_add(&me->bad, 1);
+    if (v[0] != seq || v[1] != tt_expect_of(seq)) atomic_fetch_add(&me->bad, 1);
   } else if (res->status == FP_CRASHED && res->signal == SIGKILL) {
     atomic_fetch_add(&me->crashed, 1);
   } else {
@@ -182,7 +135,7 @@ __attribute__((noreturn)) static void producer(const char *name,
   uint64_t seq = (uint64_t)gen << 32;
   while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
     /* FP_NOWAIT until the share (or the queue) is full. */
-    while (fl.n < SLOTS) {
+    while (tt_fl_count() < SLOTS) {
       uint64_t id;
       atomic_store_explicit(&me->phase, 2, memory_order_relaxed);
       r = fp_submit(q, &seq, sizeof(seq), FP_NOWAIT, &id);
@@ -192,11 +145,11 @@ __attribute__((noreturn)) static void producer(const char *name,
         atomic_store(&me->err, r);
         _exit(4);
       }
-      fl_put(id, seq++);
+      tt_fl_put(id, seq++);
       atomic_fetch_add_explicit(&me->submitted, 1, memory_order_relaxed);
       progress(me, &last);
     }
-    if (fl.n == 0) {
+    if (tt_fl_count() == 0) {
       /* No slot to be had and none of ours in flight: the slots dead
        * producers held come back at the supervisor's next reclaim. */
       tt_sleep_us(200);
@@ -224,7 +177,7 @@ __attribute__((noreturn)) static void producer(const char *name,
     take_result(me, &res);
     progress(me, &last);
   }
-  atomic_store(&me->lost, fl.n);
+  atomic_store(&me->lost, tt_fl_count());
   fp_result_release(&res);
   fp_pool_free(q);
   atomic_store(&me->done, 1);
@@ -247,7 +200,7 @@ static pid_t start_producer(const char *name, unsigned gen) {
 
 /* What the storm counted. */
 static struct {
-  unsigned gens, pkills, wkills, where[NPHASE];
+  unsigned gens, prod_kills, work_kills, where[NPHASE];
   unsigned w_starting, w_idle, w_busy;
 } ks;
 
@@ -275,12 +228,12 @@ static void storm(const char *name, pid_t server, const fp_pool *mon,
   for (;;) {
     tt_sleep_us(tt_rand_below(&rng, KILL_GAP_US + 1));
     uint64_t now = tt_now_ns();
-    if (ks.pkills + ks.wkills >= want_kills &&
+    if (ks.prod_kills + ks.work_kills >= want_kills &&
         collected_so_far() >= want_tasks)
       return;
     if (tt_ms_since(t0) > max_ms) {
       tt_fail("%llu results and %u kills in %llu ms, wanted %llu and %llu",
-              (unsigned long long)collected_so_far(), ks.pkills + ks.wkills,
+              (unsigned long long)collected_so_far(), ks.prod_kills + ks.work_kills,
               (unsigned long long)max_ms, (unsigned long long)want_tasks,
               (unsigned long long)want_kills);
       return;
@@ -324,7 +277,7 @@ static void storm(const char *name, pid_t server, const fp_pool *mon,
         l->pid = 0;
         return;
       }
-      ks.pkills++;
+      ks.prod_kills++;
       l->gen = ks.gens++;
       l->born_ns = tt_now_ns();
       l->pid = start_producer(name, l->gen);
@@ -342,7 +295,7 @@ static void storm(const char *name, pid_t server, const fp_pool *mon,
       if (strcmp(wi.state, "starting") == 0) ks.w_starting++;
       else if (strcmp(wi.state, "busy") == 0) ks.w_busy++;
       else ks.w_idle++;
-      recent[ks.wkills++ % 1024] = wi.pid;
+      recent[ks.work_kills++ % 1024] = wi.pid;
     }
   }
 }
@@ -427,7 +380,7 @@ int tt_fastpath_kill(void) {
       uint64_t o[2] = {0, 0};
       if (r == 0 && res.output_len == sizeof(o))
         memcpy(o, res.output, sizeof(o));
-      if (r != 0 || res.status != FP_OK || o[0] != v || o[1] != expect_of(v))
+      if (r != 0 || res.status != FP_OK || o[0] != v || o[1] != tt_expect_of(v))
         wrong++;
     }
   }
@@ -467,18 +420,18 @@ int tt_fastpath_kill(void) {
            (unsigned long long)st.cancelled, (unsigned long long)st.corrupt,
            (unsigned long long)st.retried,
            (unsigned long long)st.quarantined);
-  TT_CHECK(crashed <= st.crashed && st.crashed <= ks.wkills,
+  TT_CHECK(crashed <= st.crashed && st.crashed <= ks.work_kills,
            "crashed: %llu collected, %llu counted, from %u worker kills",
            (unsigned long long)crashed, (unsigned long long)st.crashed,
-           ks.wkills);
-  TT_CHECK(st.restarts == ks.wkills, "stats.restarts %llu for %u worker "
-           "kills", (unsigned long long)st.restarts, ks.wkills);
+           ks.work_kills);
+  TT_CHECK(st.restarts == ks.work_kills, "stats.restarts %llu for %u worker "
+           "kills", (unsigned long long)st.restarts, ks.work_kills);
   /* Results nobody collected are abandoned; a producer may die between a
    * delivery and its count: one each. */
   uint64_t most = st.submitted >= placed + collected
                       ? st.submitted - placed - collected
                       : 0;
-  uint64_t least = most > ks.pkills ? most - ks.pkills : 0;
+  uint64_t least = most > ks.prod_kills ? most - ks.prod_kills : 0;
   TT_CHECK(st.submitted >= placed + collected, "submitted %llu < %llu "
            "collected", (unsigned long long)st.submitted,
            (unsigned long long)(placed + collected));
@@ -505,8 +458,8 @@ int tt_fastpath_kill(void) {
       "crashed=%llu abandoned=%llu lost=%llu duplicated=%llu "
       "max_stall_ms=%llu refill_ms=%llu survivors=%u storm_s=%.1f",
       (unsigned long long)st.submitted, (unsigned long long)collected,
-      ks.pkills + ks.wkills, ks.pkills, ks.where[1], ks.where[2],
-      ks.where[3], ks.where[0] + ks.where[4] + ks.where[5], ks.wkills,
+      ks.prod_kills + ks.work_kills, ks.prod_kills, ks.where[1], ks.where[2],
+      ks.where[3], ks.where[0] + ks.where[4] + ks.where[5], ks.work_kills,
       ks.w_starting, ks.w_idle, ks.w_busy, (unsigned long long)st.crashed,
       (unsigned long long)st.abandoned, (unsigned long long)lost,
       (unsigned long long)bad, (unsigned long long)max_gap,

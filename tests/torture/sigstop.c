@@ -67,7 +67,6 @@
                                 (48: 4 producer handles, ours included),
                                 so a timed submit waits only for the
                                 queue lock or a stopped holder */
-#define FLIGHT_CAP 1024u     /* power of 2, > 2 * SLOTS */
 
 struct ss_rec {
   _Atomic uint64_t stops;    /* odd while the parent stops it (see below) */
@@ -88,12 +87,8 @@ struct ss_shared {
 static struct ss_shared *sh;
 static uint64_t run_ms, progress_ms; /* RUN_MS, PROGRESS_MS or the env's */
 
-static uint64_t expect_of(uint64_t seq) {
-  return seq * UINT64_C(0x9e3779b97f4a7c15) ^ UINT64_C(0x5bd1e995);
-}
-
 /* Input: 8-byte number, 4-byte microseconds to sleep; output: the number
- * and expect_of(it). */
+ * and tt_expect_of(it). */
 static int ss_handler(void *arg, const void *in, size_t in_len, void *out,
                       size_t out_cap, size_t *out_len) {
   (void)arg;
@@ -104,59 +99,13 @@ static int ss_handler(void *arg, const void *in, size_t in_len, void *out,
   memcpy(&v[0], in, sizeof(v[0]));
   memcpy(&us, (const char *)in + sizeof(v[0]), sizeof(us));
   if (us > 0) tt_sleep_us(us);
-  v[1] = expect_of(v[0]);
+  v[1] = tt_expect_of(v[0]);
   memcpy(out, v, sizeof(v));
   *out_len = sizeof(v);
   return 0;
 }
 
-/* id -> task number in flight, plus the ids in order for fp_wait. */
-static struct {
-  uint64_t id[FLIGHT_CAP], seq[FLIGHT_CAP];
-  unsigned n;
-} fl;
 
-static unsigned fl_home(uint64_t id) {
-  return (unsigned)((id * UINT64_C(0x9e3779b97f4a7c15)) >> 40) &
-         (FLIGHT_CAP - 1);
-}
-
-static void fl_put(uint64_t id, uint64_t seq) {
-  unsigned k = fl_home(id);
-  while (fl.id[k] != 0) k = (k + 1) & (FLIGHT_CAP - 1);
-  fl.id[k] = id;
-  fl.seq[k] = seq;
-  fl.n++;
-}
-
-static int fl_take(uint64_t id, uint64_t *seq) {
-  unsigned k = fl_home(id);
-  while (fl.id[k] != id) {
-    if (fl.id[k] == 0) return 0;
-    k = (k + 1) & (FLIGHT_CAP - 1);
-  }
-  *seq = fl.seq[k];
-  fl.n--;
-  for (unsigned j = (k + 1) & (FLIGHT_CAP - 1); fl.id[j] != 0;
-       j = (j + 1) & (FLIGHT_CAP - 1)) {
-    unsigned h = fl_home(fl.id[j]);
-    if (((j - h) & (FLIGHT_CAP - 1)) >= ((j - k) & (FLIGHT_CAP - 1))) {
-      fl.id[k] = fl.id[j];
-      fl.seq[k] = fl.seq[j];
-      k = j;
-    }
-  }
-  fl.id[k] = 0;
-  return 1;
-}
-
-/* Any id in flight (a random probe start), or 0. */
-static uint64_t fl_any(uint64_t *rng) {
-  if (fl.n == 0) return 0;
-  unsigned k = (unsigned)tt_rand_below(rng, FLIGHT_CAP);
-  while (fl.id[k] == 0) k = (k + 1) & (FLIGHT_CAP - 1);
-  return fl.id[k];
-}
 
 /*
  * A timed call's measure. The parent adds 1 to me->stops before it sends
@@ -183,14 +132,14 @@ static void timed_end(struct ss_rec *me, const struct timed *t, int limit) {
 
 static void take_result(struct ss_rec *me, const fp_result *res) {
   uint64_t seq;
-  if (!fl_take(res->id, &seq)) {
+  if (!tt_fl_take(res->id, &seq)) {
     atomic_fetch_add(&me->bad, 1);
     return;
   }
   if (res->status == FP_OK) {
     uint64_t v[2] = {0, 0};
     if (res->output_len == sizeof(v)) memcpy(v, res->output, sizeof(v));
-    if (v[0] != seq || v[1] != expect_of(seq)) atomic_fetch_add(&me->bad, 1);
+    if (v[0] != seq || v[1] != tt_expect_of(seq)) atomic_fetch_add(&me->bad, 1);
     else atomic_fetch_add(&me->ok, 1);
   } else if (res->status == FP_TIMEOUT) {
     atomic_fetch_add(&me->timeout, 1);
@@ -223,7 +172,7 @@ __attribute__((noreturn)) static void producer(const char *name, int k) {
   uint64_t seq = (uint64_t)k << 32;
   while (!atomic_load(&sh->stop)) {
     unsigned burst = 1 + (unsigned)tt_rand_below(&rng, 64);
-    for (unsigned b = 0; b < burst && fl.n < WINDOW; b++) {
+    for (unsigned b = 0; b < burst && tt_fl_count() < WINDOW; b++) {
       unsigned char in[12];
       uint32_t us = tt_rand_below(&rng, 256) == 0
                         ? 1000u + (uint32_t)tt_rand_below(&rng, 2001)
@@ -244,14 +193,14 @@ __attribute__((noreturn)) static void producer(const char *name, int k) {
         atomic_store(&me->err, r);
         _exit(4);
       }
-      fl_put(id, seq++);
+      tt_fl_put(id, seq++);
       atomic_fetch_add(&me->submitted, 1);
       atomic_store(&me->progress_ns, tt_now_ns());
     }
     unsigned takes = 1 + (unsigned)tt_rand_below(&rng, 64);
-    for (unsigned t = 0; t < takes && fl.n > 0; t++) {
+    for (unsigned t = 0; t < takes && tt_fl_count() > 0; t++) {
       struct timed tm;
-      uint64_t want = tt_rand_below(&rng, 4) == 0 ? fl_any(&rng) : 0;
+      uint64_t want = tt_rand_below(&rng, 4) == 0 ? tt_fl_any(&rng) : 0;
       atomic_store(&me->phase, want ? 4 : 3);
       timed_begin(me, &tm);
       r = want ? fp_wait(q, want, &res, 100) : fp_collect(q, &res, 100);
@@ -274,7 +223,7 @@ __attribute__((noreturn)) static void producer(const char *name, int k) {
     }
     take_result(me, &res);
   }
-  atomic_store(&me->lost, fl.n);
+  atomic_store(&me->lost, tt_fl_count());
   fp_result_release(&res);
   fp_pool_free(q);
   atomic_store(&me->done, 1);
@@ -311,7 +260,7 @@ static int collect_own(int timeout_ms) {
     uint64_t v[2] = {0, 0};
     if (res.output_len == sizeof(v)) memcpy(v, res.output, sizeof(v));
     if (res.status == FP_OK && (v[0] >> 32) == (PROBE_SEQ >> 32) &&
-        v[1] == expect_of(v[0]))
+        v[1] == tt_expect_of(v[0]))
       ss.own_ok++;
     else
       ss.own_bad++;

@@ -155,4 +155,22 @@ void tt_debug_pool(const fp_pool *p, const char *fmt, ...)
 /* Worker pids of a pool, rows 0..n-1 (0 where a row is empty). */
 void tt_worker_pids(const fp_pool *p, pid_t *out, unsigned n);
 
+/*
+ * The tasks a producer process has in flight: task id -> task number
+ * (open addressing with linear probing, ids != 0; TT_FLIGHT_CAP entries,
+ * a power of two, more than twice what any scenario keeps in flight). One
+ * map per process: each producer is a process of its own.
+ */
+#define TT_FLIGHT_CAP 2048u
+void tt_fl_put(uint64_t id, uint64_t seq);
+/* 1 and *seq when id was in flight (it no longer is); 0 otherwise. */
+int tt_fl_take(uint64_t id, uint64_t *seq);
+unsigned tt_fl_count(void);
+/* Any id in flight (a random probe start), or 0. */
+uint64_t tt_fl_any(uint64_t *rng);
+
+/* What an echo handler of the fastpath-kill and sigstop scenarios returns
+ * beside task number seq: a check that the result is its own. */
+uint64_t tt_expect_of(uint64_t seq);
+
 #endif /* FORKPOOL_TORTURE_H */

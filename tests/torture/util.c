@@ -315,3 +315,57 @@ void tt_debug_pool(const fp_pool *p, const char *fmt, ...) {
   }
   fprintf(stderr, "\n");
 }
+
+static struct {
+  uint64_t id[TT_FLIGHT_CAP], seq[TT_FLIGHT_CAP];
+  unsigned n;
+} fl;
+
+static unsigned fl_home(uint64_t id) {
+  return (unsigned)((id * UINT64_C(0x9e3779b97f4a7c15)) >> 40) &
+         (TT_FLIGHT_CAP - 1);
+}
+
+void tt_fl_put(uint64_t id, uint64_t seq) {
+  unsigned k = fl_home(id);
+  while (fl.id[k] != 0) k = (k + 1) & (TT_FLIGHT_CAP - 1);
+  fl.id[k] = id;
+  fl.seq[k] = seq;
+  fl.n++;
+}
+
+int tt_fl_take(uint64_t id, uint64_t *seq) {
+  unsigned k = fl_home(id);
+  while (fl.id[k] != id) {
+    if (fl.id[k] == 0) return 0;
+    k = (k + 1) & (TT_FLIGHT_CAP - 1);
+  }
+  *seq = fl.seq[k];
+  fl.n--;
+  /* Backward-shift deletion: no tombstones, probes stay short. */
+  for (unsigned j = (k + 1) & (TT_FLIGHT_CAP - 1); fl.id[j] != 0;
+       j = (j + 1) & (TT_FLIGHT_CAP - 1)) {
+    unsigned h = fl_home(fl.id[j]);
+    /* Move j into the hole k unless its home lies cyclically in (k, j]. */
+    if (((j - h) & (TT_FLIGHT_CAP - 1)) >= ((j - k) & (TT_FLIGHT_CAP - 1))) {
+      fl.id[k] = fl.id[j];
+      fl.seq[k] = fl.seq[j];
+      k = j;
+    }
+  }
+  fl.id[k] = 0;
+  return 1;
+}
+
+unsigned tt_fl_count(void) { return fl.n; }
+
+uint64_t tt_fl_any(uint64_t *rng) {
+  if (fl.n == 0) return 0;
+  unsigned k = (unsigned)tt_rand_below(rng, TT_FLIGHT_CAP);
+  while (fl.id[k] == 0) k = (k + 1) & (TT_FLIGHT_CAP - 1);
+  return fl.id[k];
+}
+
+uint64_t tt_expect_of(uint64_t seq) {
+  return seq * UINT64_C(0x9e3779b97f4a7c15) ^ UINT64_C(0x5bd1e995);
+}
