@@ -184,14 +184,26 @@ void fp__rings_join(struct fp_pool *p) {
   for (uint32_t pr = 0; pr < 2; pr++) {
     struct fp__ring *rg = fp__q_ring(s, 2 * p->client + pr);
     uint64_t t = atomic_load(&rg->tail), h = atomic_load(&rg->head);
+    if (FP__NEVER(t >= FP__RING_SANE)) {
+      /* Scribbled near 2^64 (counts this ring can never reach): start over
+       * at 0, or the next push would wrap; the sweep requeues its tasks. */
+      atomic_store(&rg->tail, 0);
+      atomic_store(&rg->head, 0);
+      t = h = 0;
+      atomic_store(&s->hdr->q.sweep, 1);
+    }
     if (FP__NEVER(h > t || t - h > s->ring_cap)) {
-      /* Damaged (a stray write): restart it empty; the sweep requeues. */
-      atomic_store(&rg->tail, h);
-      t = h;
+      /*
+       * Damaged (a stray write): restart it empty at its tail (moving head
+       * back, never tail forward: a head near 2^64 would wrap it); the
+       * sweep requeues what it held.
+       */
+      atomic_compare_exchange_strong(&rg->head, &h, t);
+      h = t;
       atomic_store(&s->hdr->q.sweep, 1);
     }
     p->ring_w[pr].tail = t;
-    p->ring_w[pr].head_seen = atomic_load(&rg->head);
+    p->ring_w[pr].head_seen = h;
   }
   /* A holder killed while watching left its counts: nobody watches now. */
   struct fp__client *c = fp__client_at(s, p->client);

@@ -310,8 +310,14 @@ int fp__q_sweep(struct fp__seg *s, struct fp__ring_writer *retry,
     uint32_t w = fp__slot_word(fp__slot_at(s, i));
     want[i] = (w & FP__SLOT_STATE_MASK) == FP__SLOT_READY ? w : 0;
   }
-  for (uint32_t k = 0, nr = fp__nrings(s->nclients); k < nr; k++)
+  /*
+   * Only the rings takers look at hold anything: a ring of a row at or
+   * above clients_hwm (lowered by a stray write) is passed by nobody, so
+   * its tasks are queued again here.
+   */
+  for (uint32_t k = 0, nr = 2 * rows_in_use(s); k < nr; k++)
     damage |= mark_held(s, k, retry, want);
+  damage |= mark_held(s, FP__RING_RETRY(s), retry, want);
   int queued = 0;
   uint32_t theirs = 0;
   for (uint32_t i = 0; i < n; i++) {

@@ -111,6 +111,9 @@ static inline _Atomic uint32_t *fp__q_ents(const struct fp__seg *s,
 
 #define FP__RING_RETRY(s) (2 * (s)->nclients)
 
+/* Ring counters at or above this are damage (2^62 tasks: centuries). */
+#define FP__RING_SANE (1ull << 62)
+
 /*
  * Queue slot i, FILLING and the caller's, on ring k, which the caller
  * writes alone: *w is its own copy of the ring's tail (kept by the
