@@ -107,6 +107,25 @@ typedef int (*fp_handler_fn)(void *arg, const void *in, size_t in_len,
 typedef int (*fp_init_fn)(void *arg);
 typedef void (*fp_fini_fn)(void *arg);
 
+/*
+ * The plugin ABI of `forkpool run` and `forkpool serve --handler LIB`: a
+ * shared object that defines forkpool_handler (an fp_handler_fn) and, if
+ * it wants, forkpool_init and forkpool_fini (fp_init_fn, fp_fini_fn),
+ * found with dlsym. Declared here so that a plugin that includes this
+ * header gets them checked: a definition with another signature is a
+ * compile error ("conflicting types"), and one in a plugin built with
+ * -fvisibility=hidden is exported all the same (the visibility of these
+ * declarations carries to the definitions). Mark a handler of another
+ * name (LIB:SYMBOL) FP_PLUGIN_EXPORT. The library itself defines none of
+ * them; a program that links it may ignore these declarations.
+ */
+#define FP_PLUGIN_EXPORT __attribute__((visibility("default")))
+FP_PLUGIN_EXPORT int forkpool_handler(void *arg, const void *in,
+                                      size_t in_len, void *out,
+                                      size_t out_cap, size_t *out_len);
+FP_PLUGIN_EXPORT int forkpool_init(void *arg);
+FP_PLUGIN_EXPORT void forkpool_fini(void *arg);
+
 typedef enum fp_log_level {
   FP_LOG_DEBUG = 0,
   FP_LOG_INFO = 1,

@@ -364,6 +364,47 @@ expect_lines "$T/bare.out" "ok${TAB}ABC"
 expect_rc $rc 0
 check "bare file name with explicit symbol loads from the current directory"
 
+# The plugin ABI in forkpool.h: a plugin built with -fvisibility=hidden
+# still exports forkpool_handler (it loads and runs), and a wrong signature
+# does not compile at all (before, it compiled and failed at run time).
+INC=$(cd "$(dirname "$0")/../include" && pwd)
+CC_=${CC:-cc}
+cat >"$T/hidden.c" <<'PLUGIN'
+#include <string.h>
+#include <forkpool.h>
+int forkpool_handler(void *arg, const void *in, size_t in_len, void *out,
+                     size_t out_cap, size_t *out_len) {
+  (void)arg;
+  if (in_len > out_cap) return 1;
+  memcpy(out, in, in_len);
+  *out_len = in_len;
+  return 0;
+}
+PLUGIN
+if $CC_ -shared -fPIC -fvisibility=hidden -I"$INC" -o "$T/hidden.so" \
+  "$T/hidden.c" 2>"$T/hidden.cc"; then
+  printf 'abc\n' | $TMO "$FP" run --handler "$T/hidden.so" >"$T/hidden.out" \
+    2>"$T/hidden.err"
+  rc=$?
+  expect_lines "$T/hidden.out" "ok${TAB}abc"
+  expect_rc $rc 0
+else
+  why="the -fvisibility=hidden plugin did not compile: $(head -n 1 "$T/hidden.cc")"
+fi
+check "plugin ABI: a handler built with -fvisibility=hidden is exported"
+
+cat >"$T/wrongsig.c" <<'PLUGIN'
+#include <forkpool.h>
+int forkpool_handler(const char *in, size_t in_len) { return (int)in_len + *in; }
+PLUGIN
+if $CC_ -shared -fPIC -I"$INC" -o "$T/wrongsig.so" "$T/wrongsig.c" \
+  2>"$T/wrongsig.cc"; then
+  why="a forkpool_handler of the wrong signature compiled"
+elif ! grep -q "conflicting types" "$T/wrongsig.cc"; then
+  why="the compiler did not name the conflict: $(head -n 1 "$T/wrongsig.cc")"
+fi
+check "plugin ABI: a handler of the wrong signature does not compile"
+
 # --- 7. input over --max-input ----------------------------------------------
 printf 'ab\n%s\ncd\n' "xxxxxxxxxxxxxxxxxxxx" |
   $TMO "$FP" run --handler "$CRASHY" --max-input 10 >"$T/big.out" 2>"$T/big.err"
