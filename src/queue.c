@@ -93,6 +93,15 @@ static int room(struct fp__seg *s, uint32_t k, struct fp__ring_writer *w) {
   struct fp__ring *rg = fp__q_ring(s, k);
   _Atomic uint32_t *e = fp__q_ents(s, k);
   uint64_t cap = s->ring_cap, t = w->tail;
+  if (FP__NEVER(t >= FP__RING_SANE)) {
+    /* Our own copy damaged (only a stray write gets it there): start the
+     * ring over at 0 before a push wraps it; the sweep requeues. */
+    atomic_store(&rg->tail, 0);
+    atomic_store(&rg->head, 0);
+    w->tail = w->head_seen = t = 0;
+    damaged(s);
+    return 0;
+  }
   /* Room by the head we saw last (head only grows): no shared read. */
   if (w->head_seen <= t && t - w->head_seen < cap) return 0;
   uint64_t h = atomic_load_explicit(&rg->head, memory_order_acquire);
