@@ -15,6 +15,9 @@
  *               $CRASHY_OOM_MB MiB (default 256, at most 4096)
  *   fail N      return N (1..255) so the task ends FP_FAILED with code N
  *   sleep MS    sleep MS milliseconds, then output "slept MS"
+ *   arg         output the plugin's arg (forkpool run/serve --handler-arg
+ *               STRING) and what forkpool_init saw: "arg=STRING init=STRING",
+ *               "(none)" for a NULL arg
  *   anything else: output the input upper-cased (truncated to out_cap)
  * "exit ", "fail " or "sleep " followed by anything but a number in range
  * returns EINVAL.
@@ -210,6 +213,9 @@ static const char *crashy_arg(const char *cmd, const char *word) {
   return NULL;
 }
 
+/* The arg forkpool_init was given (the "arg" command shows it). */
+static const char *crashy_init_arg;
+
 FP_EXTERN int forkpool_handler(void *arg, const void *in, size_t in_len,
                                void *out, size_t out_cap, size_t *out_len);
 FP_EXTERN int forkpool_init(void *arg);
@@ -236,7 +242,6 @@ int forkpool_handler(void *arg, const void *in, size_t in_len, void *out,
   const char *a;
   long n;
 
-  (void)arg;
   *out_len = 0;
   if (in_len > CRASHY_CMD_MAX || (in_len > 0 && memchr(in, '\0', in_len)))
     return crashy_echo_upper(in, in_len, out, out_cap, out_len);
@@ -244,6 +249,13 @@ int forkpool_handler(void *arg, const void *in, size_t in_len, void *out,
   memcpy(cmd, in, in_len);
   cmd[in_len] = '\0';
 
+  if (strcmp(cmd, "arg") == 0) {
+    int w = snprintf(out, out_cap, "arg=%s init=%s",
+                     arg != NULL ? (const char *)arg : "(none)",
+                     crashy_init_arg != NULL ? crashy_init_arg : "(none)");
+    *out_len = w < 0 ? 0 : (size_t)w < out_cap ? (size_t)w : out_cap;
+    return 0;
+  }
   if (strcmp(cmd, "segv") == 0) {
     crashy_segv();
     return EFAULT; /* not reached unless NULL is mapped */
@@ -289,7 +301,7 @@ int forkpool_init(void *arg) {
   const char *v = getenv("CRASHY_INIT_FAIL");
   long n;
 
-  (void)arg;
+  crashy_init_arg = arg; /* for the "arg" command */
   if (v == NULL)
     return 0;
   if (crashy_parse_long(v, 0, 255, &n) != 0)

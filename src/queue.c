@@ -98,7 +98,7 @@ static int room(struct fp__seg *s, uint32_t k, struct fp__ring_writer *w) {
      * ring over at 0 before a push wraps it; the sweep requeues. */
     atomic_store(&rg->tail, 0);
     atomic_store(&rg->head, 0);
-    w->tail = w->head_seen = t = 0;
+    w->tail = w->head_seen = 0;
     damaged(s);
     return 0;
   }

@@ -405,6 +405,20 @@ elif ! grep -q "conflicting types" "$T/wrongsig.cc"; then
 fi
 check "plugin ABI: a handler of the wrong signature does not compile"
 
+# --handler-arg: the plugin's handler and its init hook get the string;
+# without it, NULL; an empty one is a string too. (crashy's "arg" command.)
+printf 'arg\n' | $TMO "$FP" run --handler "$CRASHY" --handler-arg 'two words' \
+  >"$T/harg.out" 2>"$T/harg.err"
+rc=$?
+expect_lines "$T/harg.out" "ok${TAB}arg=two words init=two words"
+expect_rc $rc 0
+printf 'arg\n' | $TMO "$FP" run --handler "$CRASHY" >"$T/harg0.out" 2>&1
+expect_lines "$T/harg0.out" "ok${TAB}arg=(none) init=(none)"
+printf 'arg\n' | $TMO "$FP" run --handler "$CRASHY" --handler-arg= \
+  >"$T/harg1.out" 2>&1
+expect_lines "$T/harg1.out" "ok${TAB}arg= init="
+check "run --handler-arg: the handler and forkpool_init get the string"
+
 # --- 7. input over --max-input ----------------------------------------------
 printf 'ab\n%s\ncd\n' "xxxxxxxxxxxxxxxxxxxx" |
   $TMO "$FP" run --handler "$CRASHY" --max-input 10 >"$T/big.out" 2>"$T/big.err"

@@ -443,6 +443,16 @@ stop "$c_wrap"
 expect_rc $rc 0 "new serve: exit status"
 check "kill -9 of the supervisor: producers exit 3 at once, workers die, a new serve takes over"
 
+# --handler-arg reaches a served pool's handler and its init hook.
+HA=${P}ha
+serve "$HA" "$T/ha.log" --workers 1 --handler-arg 'served arg'
+ha_wrap=$wrap
+printf 'arg\n' | $TMO "$FP" submit --name "$HA" >"$T/ha.out" 2>&1
+expect_lines "$T/ha.out" "ok${TAB}arg=served arg init=served arg"
+stop "$ha_wrap"
+expect_rc $rc 0 "serve --handler-arg: exit status"
+check "serve --handler-arg: the handler and forkpool_init get the string"
+
 # --- 10. SIGTERM drains queued work -----------------------------------------------
 D=${P}d
 serve "$D" "$T/d.log" --workers 2 --grace 10000 --pidfile "$T/d.pid"

@@ -4,7 +4,8 @@
  *
  * The handler symbol defaults to "forkpool_handler" (an fp_handler_fn); the
  * optional per-worker hooks are "forkpool_init" (fp_init_fn) and
- * "forkpool_fini" (fp_fini_fn). All three receive arg == NULL.
+ * "forkpool_fini" (fp_fini_fn). All three receive the --handler-arg
+ * string, or NULL.
  */
 #ifndef FORKPOOL_CLI_PLUGIN_H
 #define FORKPOOL_CLI_PLUGIN_H

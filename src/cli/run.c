@@ -50,7 +50,9 @@ static int start_pool(struct run_state *s, const struct cli_plugin *pl)
   cfg.log = cli_log_fn;
   cfg.log_ctx = NULL;
   cfg.handler = pl->handler;
-  cfg.arg = NULL;
+  /* The plugin's string, in this process's memory: every worker, forked
+   * from it, has the same copy. */
+  cfg.arg = (void *)o->handler_arg;
   cfg.worker_init = pl->init;
   cfg.worker_fini = pl->fini;
   r = fp_config_validate(&cfg);

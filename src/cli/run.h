@@ -14,6 +14,7 @@
 
 struct run_opts {
   const char *handler;   /* LIB.so[:SYMBOL], points into argv */
+  const char *handler_arg; /* --handler-arg: the plugin's arg, or NULL */
   struct cli_pool_opts pool; /* --workers, --queue, --timeout, ... */
   int seal;              /* --seal */
   int json;              /* --json */

@@ -26,6 +26,8 @@ void cli_run_usage(int to_stderr)
 "  --handler LIB.so[:SYMBOL]  plugin and handler symbol (default symbol\n"
 "                             forkpool_handler; hooks forkpool_init and\n"
 "                             forkpool_fini are used when present)\n"
+"  --handler-arg STRING  the plugin's arg: its handler and hooks get a\n"
+"                     pointer to STRING (NUL-terminated; without it, NULL)\n"
 "  --workers N        worker processes (default: online CPUs, max %u)\n"
 "  --timeout MS       per-task time limit, 0 = none (default 0)\n"
 "  --max-input BYTES  longest task input (default 65536)\n"
@@ -116,6 +118,13 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o)
       if (r < 0)
         goto usage;
       o->handler = v;
+      continue;
+    }
+    /* Any string, the empty one too: it is the plugin's to read. */
+    if ((r = cli_arg_value(CMD, argc, argv, &i, "--handler-arg",
+                           &o->handler_arg)) != 0) {
+      if (r < 0)
+        goto usage;
       continue;
     }
     if ((r = cli_arg_num(CMD, argc, argv, &i, num, CLI_POOL_NOPT)) != 0 ||

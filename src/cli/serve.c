@@ -310,6 +310,7 @@ int cli_serve_main(int argc, char **argv)
   }
   cfg.seal = (unsigned)opt.seal;
   cfg.handler = pl.handler;
+  cfg.arg = (void *)opt.handler_arg; /* argv lives as long as we do */
   cfg.worker_init = pl.init;
   cfg.worker_fini = pl.fini;
   r = fp_config_validate(&cfg);

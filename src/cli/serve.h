@@ -15,6 +15,7 @@
 struct serve_opts {
   const char *name;      /* valid pool name, points into argv */
   const char *handler;   /* LIB.so[:SYMBOL], points into argv */
+  const char *handler_arg; /* --handler-arg: the plugin's arg, or NULL */
   const char *pidfile;   /* NULL: none */
   struct cli_pool_opts pool; /* --workers, --queue, --timeout, ... */
   int grace_ms;          /* default 10000 */

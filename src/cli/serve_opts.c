@@ -26,6 +26,8 @@ void cli_serve_usage(int to_stderr)
 "  --handler LIB.so[:SYMBOL]  plugin and handler symbol (default symbol\n"
 "                     forkpool_handler; hooks forkpool_init and\n"
 "                     forkpool_fini are used when present)\n"
+"  --handler-arg STRING  the plugin's arg: its handler and hooks get a\n"
+"                     pointer to STRING (NUL-terminated; without it, NULL)\n"
 "  --workers N        worker processes (default: online CPUs, max %u)\n"
 "  --queue SLOTS      task slots in the queue (default 256, max %u)\n"
 "  --max-input BYTES  longest task input (default 65536)\n"
@@ -121,6 +123,8 @@ int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
     if ((r = cli_arg_value(CMD, argc, argv, &i, "--name", &o->name)) != 0 ||
         (r = cli_arg_string(CMD, argc, argv, &i, "--handler",
                             &o->handler)) != 0 ||
+        (r = cli_arg_value(CMD, argc, argv, &i, "--handler-arg",
+                           &o->handler_arg)) != 0 ||
         (r = cli_arg_string(CMD, argc, argv, &i, "--pidfile",
                             &o->pidfile)) != 0) {
       if (r < 0)
