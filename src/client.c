@@ -110,7 +110,7 @@ static uint32_t reuse_slot(struct fp_pool *p) {
  * the CPU meanwhile (ring_wait): workers that were only preempted get to
  * take. A ring is full only when cap entries wait (stale ones included).
  */
-#define NOWAIT_LOCK_NS 1000000u /* 1 ms */
+#define NOWAIT_ROOM_NS 1000000u /* 1 ms */
 
 /*
  * Give back our FILLING slot i, never published (mu held): COLLECTED, on
@@ -225,7 +225,7 @@ void fp__rings_join(struct fp_pool *p) {
 static int ring_wait(struct fp_pool *p, int timeout_ms, uint64_t *deadline) {
   uint64_t now = fp__now_ns();
   if (*deadline == 0)
-    *deadline = timeout_ms == FP_NOWAIT ? now + NOWAIT_LOCK_NS
+    *deadline = timeout_ms == FP_NOWAIT ? now + NOWAIT_ROOM_NS
                                         : fp__deadline_ns(now, timeout_ms);
   if (now >= *deadline) return timeout_ms == FP_NOWAIT ? -EAGAIN : -ETIMEDOUT;
   if (atomic_load(&p->seg.hdr->state) > FP__POOL_RUNNING) return -ESHUTDOWN;
@@ -688,7 +688,6 @@ FP_EXTERN int fp_cancel(fp_pool *p, uint64_t id) {
    * (one wins), from the READY word of this very task: a later task in
    * the same slot carries another generation and is left alone.
    */
-  uint32_t owner = sl->owner;
   int err;
   uint32_t w = fp__slot_word(sl), st = w & FP__SLOT_STATE_MASK;
   if (atomic_load(&sl->id) != id || st == FP__SLOT_FREE ||
@@ -698,8 +697,7 @@ FP_EXTERN int fp_cancel(fp_pool *p, uint64_t id) {
     if (fp__slot_claim_end(sl, fp__slot_ready_word(id), p->client + 1)) {
       /* Counted first: killed before the end, the supervisor ends it. */
       atomic_fetch_add(&s->hdr->c.cancelled, 1);
-      fp__slot_end(s, sl, FP_CANCELLED, 0, 0, -1, 0, 0);
-      fp__wake_owner(s, owner);
+      fp__slot_end_cancelled(s, sl);
       err = 0;
     } else {
       /* Taken meanwhile: look again (it is RUNNING, or it ended). */

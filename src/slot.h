@@ -169,4 +169,11 @@ FP__HIDDEN void fp__slot_end(const struct fp__seg *s, struct fp__slot *sl,
                              int32_t exit_code, uint32_t out_len,
                              uint64_t run_us);
 
+/*
+ * End a task unrun or cut off as FP_CANCELLED (no output, not counted:
+ * the caller counts), then wake its producer.
+ */
+FP__HIDDEN void fp__slot_end_cancelled(const struct fp__seg *s,
+                                       struct fp__slot *sl);
+
 #endif /* FP_SLOT_H */

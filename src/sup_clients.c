@@ -41,9 +41,7 @@ static uint64_t end_cancels_of(struct fp__sup *sp, uint32_t r) {
   for (uint32_t i = 0; i < s->nslots; i++) {
     struct fp__slot *sl = fp__slot_at(s, i);
     if (fp__slot_word(sl) != mine) continue;
-    uint32_t owner = sl->owner;
-    fp__slot_end(s, sl, FP_CANCELLED, 0, 0, -1, 0, 0);
-    fp__wake_owner(s, owner);
+    fp__slot_end_cancelled(s, sl);
     n++;
   }
   return n;

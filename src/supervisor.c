@@ -271,6 +271,14 @@ static uint64_t cancel_queued(struct fp__sup *sp, uint64_t now) {
   return n;
 }
 
+/* Slots some canceller claimed and has not ended yet. */
+static uint32_t count_ending(const struct fp__seg *s) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < s->nslots; i++)
+    n += fp__slot_state(fp__slot_at(s, i)) == FP__SLOT_ENDING;
+  return n;
+}
+
 /* How long a canceller may take between its claim and its end at stop. */
 #define STOP_CANCELLER_NS 100000000ull /* 100 ms */
 
@@ -310,26 +318,16 @@ static void stop_now(struct fp__sup *sp) {
    */
   uint64_t now = fp__now_ns();
   cancelled += cancel_queued(sp, now);
-  int ending = 0;
   for (uint32_t i = 0; i < s->nslots; i++) {
     struct fp__slot *sl = fp__slot_at(s, i);
-    uint32_t st = fp__slot_state(sl);
-    if (st == FP__SLOT_RUNNING) end_task(sp, sl, FP_CANCELLED, 0, -1, now);
-    ending += st == FP__SLOT_ENDING;
+    if (fp__slot_state(sl) == FP__SLOT_RUNNING)
+      end_task(sp, sl, FP_CANCELLED, 0, -1, now);
   }
-  for (uint64_t t0 = now; ending > 0 && fp__now_ns() - t0 < STOP_CANCELLER_NS;)
-    {
+  while (count_ending(s) > 0 && fp__now_ns() - now < STOP_CANCELLER_NS)
     usleep(1000);
-    ending = 0;
-    for (uint32_t i = 0; i < s->nslots; i++)
-      ending += fp__slot_state(fp__slot_at(s, i)) == FP__SLOT_ENDING;
-  }
-  for (uint32_t i = 0; ending > 0 && i < s->nslots; i++) {
+  for (uint32_t i = 0; i < s->nslots; i++) {
     struct fp__slot *sl = fp__slot_at(s, i);
-    if (fp__slot_state(sl) != FP__SLOT_ENDING) continue;
-    uint32_t owner = sl->owner;
-    fp__slot_end(s, sl, FP_CANCELLED, 0, 0, -1, 0, 0);
-    fp__wake_owner(s, owner);
+    if (fp__slot_state(sl) == FP__SLOT_ENDING) fp__slot_end_cancelled(s, sl);
   }
   if (cancelled + (uint64_t)killed > 0)
     fp__sup_log(sp, FP_LOG_WARN,
