@@ -394,6 +394,47 @@ FP_EXTERN int fp_submit(fp_pool *pool, const void *in, size_t len,
 FP_EXTERN int fp_spawn(const void *in, size_t len);
 
 /*
+ * For a handler whose real work runs in a process of its own (as `forkpool
+ * run --exec` and `--coproc` do), so the task can end as that process did.
+ *
+ * fp_task_crashed() ends the running task FP_CRASHED exactly as if its
+ * worker had died of `signal` (1..64, a signal whose default action ends
+ * a process) or, with signal 0, exited with status `exit_code` (0..255):
+ * result.signal / result.exit_code say so, `report` (len bytes, at most
+ * about 4000 are kept; may be NULL with len 0) is the result's output in
+ * place of a crash report, max_attempts retries the task, and the worker
+ * really exits that way (no core dump) and is replaced as after any crash,
+ * the crash-loop backoff included. Does not return. Returns -EPERM when
+ * called outside a handler (or in a process it forked) and -EINVAL for a
+ * bad signal or exit code, and then changes nothing.
+ *
+ * fp_task_decline() gives the running task back unrun, for a handler that
+ * finds, before doing anything, that it cannot run tasks any more (a
+ * coprocess it keeps died between tasks): the task goes back to the queue
+ * as if never taken (its attempts unchanged; another worker runs it), and
+ * this worker exits (status FP_EXIT_DECLINED) and is replaced; a worker
+ * that declines before finishing any task counts toward the crash-loop
+ * backoff, so a handler that always declines cannot spin the pool. Does
+ * not return. Returns -EPERM outside a handler. A task must not be
+ * declined once work on it may have had an effect: end it instead.
+ */
+FP_EXTERN int fp_task_crashed(int signal, int exit_code, const void *report,
+                              size_t len);
+FP_EXTERN int fp_task_decline(void);
+#define FP_EXIT_DECLINED 122
+
+/*
+ * FP_FAILED codes of forkpool's command handlers (`forkpool run|serve
+ * --exec` and `--coproc`), above every exit status (0..255) a command can
+ * give, so the two never mix; the task's output says more.
+ */
+#define FP_CODE_EXEC 256      /* the command could not be started (not
+                                 found, E2BIG, a NUL byte for {}...) */
+#define FP_CODE_OUTPUT 257    /* more than max_output bytes of output */
+#define FP_CODE_BAD_REPLY 258 /* a coprocess broke the reply framing; it
+                                 is killed and started again */
+
+/*
  * Collect the next result of the tree rooted at task `root`: the root, or
  * any task it spawned, transitively; the producer submits spawned tasks as
  * slots allow meanwhile. res->root and res->parent say where a result
@@ -618,6 +659,15 @@ typedef struct fp_serve_config {
   void *log_ctx;
   void (*on_ready)(void *ctx); /* optional: once producers can submit */
   void *ready_ctx;
+  /* optional: called in the serving process on SIGHUP, before any worker
+     is replaced. It may change the handler, arg, worker_init and
+     worker_fini of the fp_config given to fp_serve() (nothing else:
+     workers forked from then on run them). Returns 0 to replace the
+     workers, one at a time, between tasks; a negative errno keeps the
+     running workers and their code (it is logged; the hook should log
+     why, and must leave the fp_config as it was) */
+  int (*on_reload)(void *ctx);
+  void *reload_ctx;
 } fp_serve_config;
 
 /*
@@ -662,7 +712,8 @@ FP_EXTERN int fp_name_validate(const char *name);
  * the segment, forks the workers and supervises them until SIGTERM or SIGINT,
  * then drains (refusing new tasks, finishing queued and running ones within
  * grace_ms, cancelling or killing what is left), removes the segment and
- * returns 0. SIGHUP replaces every worker, one at a time, between tasks;
+ * returns 0. SIGHUP replaces every worker, one at a time, between tasks
+ * (after sc->on_reload, when set, loaded new code);
  * SIGTTIN / SIGTTOU add / remove one worker (never below one). Those signals
  * are blocked in the calling thread while it runs, and restored after.
  *

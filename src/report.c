@@ -144,7 +144,7 @@ static void put_frames(struct buf *b, void **pcs, int n) {
 
 /*
  * Write a report for the current task: kind 'S' (signal), 'H' (hang) or
- * 'L' (late). The first line is "KIND SIG ADDR", for a signal followed by
+ * 'L' (late); kind 'T' (text given by the handler) is fp__report_text's. The first line is "KIND SIG ADDR", for a signal followed by
  * "SENT PID UID SELF" (SENT 1: si_code <= 0, PID and UID the sender's,
  * SELF our pid); then, when frames != 0, one "F" line per frame down to the
  * handler. si may be NULL. A hang dump that finds the worker outside the
@@ -233,6 +233,19 @@ void fp__report_late(uint64_t task, uint64_t ran_ns, unsigned limit_ms) {
   parked = 1; /* first: a dump from now on leaves the report alone */
   if (my_report == NULL || atomic_load(&my_report->task_id) == task) return;
   write_report('L', (long)(ran_ns / 1000u), limit_ms, NULL, 0);
+}
+
+void fp__report_text(const void *text, size_t len) {
+  struct fp__report *r = my_report;
+  if (r == NULL || getpid() != my_pid) return;
+  if (fp__sealed()) fp__seal(my_seg, 0);
+  uint64_t task = atomic_load(my_task);
+  atomic_store(&r->task_id, 0); /* invalid while we write */
+  struct buf b = {r->text, 0, sizeof(r->text)};
+  puts_(&b, "T 0 0\n");
+  put(&b, text, len);
+  atomic_store(&r->len, (uint32_t)b.len);
+  atomic_store(&r->task_id, task);
 }
 
 void fp__report_cut_at(const void *ret) { cut_pc = ret; }

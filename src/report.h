@@ -38,6 +38,13 @@ FP__HIDDEN void fp__report_late(uint64_t task, uint64_t ran_ns,
                                 unsigned limit_ms);
 
 /*
+ * Worker, in a handler: make the current task's report the text `text`
+ * (len bytes, truncated to what the report area holds), for
+ * fp_task_crashed(). Rendered verbatim. Cannot fail.
+ */
+FP__HIDDEN void fp__report_text(const void *text, size_t len);
+
+/*
  * Worker: `ret` is the return address of the worker's one call into the
  * handler (worker.c finds it by calling a probe through the same call).
  * A report's backtrace ends at the frame with that pc: the handler's

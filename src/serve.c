@@ -166,7 +166,9 @@ FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc) {
                            .log = sc->log ? sc->log : cfg->log,
                            .log_ctx = sc->log ? sc->log_ctx : cfg->log_ctx,
                            .on_ready = sc->on_ready,
-                           .ready_ctx = sc->ready_ctx};
+                           .ready_ctx = sc->ready_ctx,
+                           .on_reload = sc->on_reload,
+                           .reload_ctx = sc->reload_ctx};
   /* fp__sup_run restores the mask it found: ours, with the set blocked. */
   err = fp__sup_run(&o);
 

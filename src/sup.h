@@ -23,6 +23,8 @@ struct fp__sup_opts {
   void *log_ctx;
   void (*on_ready)(void *ctx);
   void *ready_ctx;
+  int (*on_reload)(void *ctx); /* fp_serve_config.on_reload */
+  void *reload_ctx;
 };
 
 enum {

@@ -513,6 +513,11 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
                 "(%s), had just finished",
                 (int)pid, (unsigned long long)sp->rc[r].kill_task,
                 reason == FP__KILL_TIMEOUT ? "timeout" : "cancel");
+  else if (!had_task && WIFEXITED(ws) && code == FP_EXIT_DECLINED)
+    /* fp_task_decline(): its task went back to the queue above. */
+    fp__sup_log(sp, FP_LOG_WARN, "worker %d declined its task (the handler "
+                "could not run it) and exited; the task is queued again",
+                (int)pid);
   else if (!had_task)
     fp__sup_log(sp, FP_LOG_WARN, "worker %d died while idle: %s", (int)pid,
                 what);
@@ -604,8 +609,17 @@ static void read_signals(struct fp__sup *sp) {
         stop_now(sp);
       }
     } else if (sig == SIGHUP && sp->o->serve) {
-      fp__sup_log(sp, FP_LOG_INFO, "SIGHUP: replacing workers one at a time");
-      sp->hup_next = 0;
+      /* The hook loads the new code (it logs why when it cannot). */
+      int rr = sp->o->on_reload != NULL ? sp->o->on_reload(sp->o->reload_ctx)
+                                        : 0;
+      if (rr < 0) {
+        fp__sup_log(sp, FP_LOG_ERROR, "SIGHUP: reload failed (%s); the "
+                    "workers keep the code they run", fp_strerror(rr));
+      } else {
+        fp__sup_log(sp, FP_LOG_INFO,
+                    "SIGHUP: replacing workers one at a time");
+        sp->hup_next = 0;
+      }
     } else if (sig == SIGTTIN && sp->o->serve) {
       fp__sup_resize(sp, +1, "SIGTTIN");
     } else if (sig == SIGTTOU && sp->o->serve) {

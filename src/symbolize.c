@@ -180,6 +180,13 @@ size_t fp__report_render(const struct fp__report *rep, uint64_t task_id,
   char raw[sizeof(rep->text) + 1];
   memcpy(raw, rep->text, len);
   raw[len] = '\0';
+  if (len >= 6 && memcmp(raw, "T 0 0\n", 6) == 0) {
+    /* A handler's own text (fp_task_crashed): verbatim. */
+    size_t n = len - 6 < cap - 1 ? len - 6 : cap - 1;
+    memcpy(out, raw + 6, n);
+    out[n] = '\0';
+    return n;
+  }
   struct frame fr[48];
   int nf = 0;
   size_t o = 0;

@@ -340,6 +340,65 @@ FP_EXTERN int fp_spawn(const void *in, size_t len) {
   return 0;
 }
 
+/* This worker's row, for the calls a handler makes (set before any task). */
+static struct fp__row *my_row;
+
+/* Signals whose default action does not end a process: no child died of
+ * one, so no task can be said to have. */
+static int ends_process(int sig) {
+  switch (sig) {
+  case SIGCHLD: case SIGCONT: case SIGSTOP: case SIGTSTP: case SIGTTIN:
+  case SIGTTOU: case SIGURG: case SIGWINCH:
+    return 0;
+  default:
+    return sig >= 1 && sig <= SIGRTMAX;
+  }
+}
+
+/*
+ * See forkpool.h. The worker dies the way the task's process did, so the
+ * supervisor's one path for a dead worker settles the task (status,
+ * retries, quarantine, backoff, log): the report area holds the handler's
+ * text for this task, rendered in place of a crash report. Killed between
+ * the report and the exit, the task ends crashed by SIGKILL with that text:
+ * as the handler meant, but for the signal.
+ */
+FP_EXTERN int fp_task_crashed(int signal, int exit_code, const void *report,
+                              size_t len) {
+  if (!spawned.active || in_child || my_row == NULL) return -EPERM;
+  if (signal != 0 ? !ends_process(signal) : exit_code < 0 || exit_code > 255)
+    return -EINVAL;
+  if (report == NULL && len > 0) return -EINVAL;
+  fp__report_text(report, len);
+  if (signal == 0) _exit(exit_code);
+  struct rlimit none = {0, 0};
+  setrlimit(RLIMIT_CORE, &none); /* the crash was not this process's */
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(signal, &dfl, NULL); /* EINVAL for SIGKILL: fine */
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, signal);
+  sigprocmask(SIG_UNBLOCK, &one, NULL);
+  raise(signal);
+  _exit(128 + signal); /* not reached: its default action ends us */
+}
+
+/*
+ * See forkpool.h. task_id = 0 with the slot still RUNNING under our row is
+ * what a worker killed between its claim and the handler's start leaves:
+ * the supervisor puts such a task back in the queue, unrun (supervisor.c,
+ * on a worker's death). Killed before the store, the task ends crashed
+ * (SIGKILL), as any task whose worker was killed.
+ */
+FP_EXTERN int fp_task_decline(void) {
+  if (!spawned.active || in_child || my_row == NULL) return -EPERM;
+  atomic_store(&my_row->task_id, 0);
+  _exit(FP_EXIT_DECLINED);
+}
+
 /*
  * Children this worker had when worker_init returned: they are the hook's,
  * not a task's, and are left alone (their pids stay ours until we reap
@@ -655,6 +714,7 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
   for (int k = 0; k < nfds; k++)
     if (fds[k] >= 0) close(fds[k]);
   struct fp__row *row = fp__row_at(s, r);
+  my_row = row;
   /* The sealed room: see above. The host's stdio bytes are not ours. */
   fp__seg_dontfork(s);
   fp__purge_stdio();

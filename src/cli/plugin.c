@@ -2,9 +2,12 @@
  * dlopen()-based handler plugins.
  */
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "plugin.h"
 
@@ -44,6 +47,52 @@ static void *lookup(void *dl, const char *name, const char **why)
   return sym;
 }
 
+/*
+ * dlopen() the file at `path` under the name "/proc/self/fd/N", N a
+ * descriptor of it we keep open while it is loaded (*fd). The loader
+ * returns an object already loaded under the same name, or from the same
+ * file (device and inode), instead of loading it again: a name no loaded
+ * object has is what makes a reload read a new build of the file, and
+ * the same file is still loaded once. Where /proc is not mounted, the
+ * path itself is the name (a reload then finds the old object). Returns
+ * the handle, or NULL with the reason in err (*fd then -1).
+ */
+static void *open_by_fd(const char *path, int *fd, char *err, size_t errlen)
+{
+  char name[64];
+  void *dl;
+  const char *e;
+  size_t nlen;
+
+  do
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+  while (*fd < 0 && errno == EINTR);
+  if (*fd < 0) {
+    snprintf(err, errlen, "cannot load '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  snprintf(name, sizeof name, "/proc/self/fd/%d", *fd);
+  if (access(name, F_OK) != 0) {
+    close(*fd);
+    *fd = -1;
+    snprintf(name, sizeof name, "%s", "");
+  }
+  (void)dlerror();
+  dl = dlopen(name[0] ? name : path, RTLD_NOW | RTLD_LOCAL);
+  if (dl)
+    return dl;
+  /* The loader's text starts with the name it was given: say the path. */
+  e = dl_reason();
+  nlen = strlen(name);
+  if (nlen && !strncmp(e, name, nlen) && !strncmp(e + nlen, ": ", 2))
+    e += nlen + 2;
+  snprintf(err, errlen, "cannot load '%s': %s", path, e);
+  if (*fd >= 0)
+    close(*fd);
+  *fd = -1;
+  return NULL;
+}
+
 int cli_plugin_load(struct cli_plugin *p, const char *spec, char *err,
                     size_t errlen)
 {
@@ -54,6 +103,7 @@ int cli_plugin_load(struct cli_plugin *p, const char *spec, char *err,
   size_t plen = strlen(spec);
   void *dl = NULL, *h;
 
+  p->fd = -1;
   if (colon && colon[1] == '\0') {
     snprintf(err, errlen, "'%s': empty symbol name after ':'", spec);
     return -1;
@@ -81,12 +131,9 @@ int cli_plugin_load(struct cli_plugin *p, const char *spec, char *err,
     path[plen + 2] = '\0';
   }
 
-  (void)dlerror();
-  dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  if (!dl) {
-    snprintf(err, errlen, "cannot load '%s': %s", path, dl_reason());
+  dl = open_by_fd(path, &p->fd, err, errlen);
+  if (!dl)
     goto fail;
-  }
   h = lookup(dl, sym, &why);
   if (!h) {
     snprintf(err, errlen, "no handler symbol '%s' in '%s': %s", sym, path,
@@ -105,6 +152,9 @@ int cli_plugin_load(struct cli_plugin *p, const char *spec, char *err,
 fail:
   if (dl)
     dlclose(dl);
+  if (p->fd >= 0)
+    close(p->fd);
+  p->fd = -1;
   free(path);
   return -1;
 }
@@ -113,5 +163,8 @@ void cli_plugin_unload(struct cli_plugin *p)
 {
   if (p->dl)
     dlclose(p->dl);
+  if (p->fd >= 0)
+    close(p->fd);
   memset(p, 0, sizeof *p);
+  p->fd = -1;
 }

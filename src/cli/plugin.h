@@ -20,6 +20,7 @@
 
 struct cli_plugin {
   void *dl;              /* dlopen() handle */
+  int fd;                /* the file, open while loaded; -1: none */
   fp_handler_fn handler;
   fp_init_fn init;       /* NULL when the plugin has none */
   fp_fini_fn fini;       /* NULL when the plugin has none */

@@ -36,25 +36,19 @@ struct run_state {
   struct cli_progress prog;
 };
 
-static int start_pool(struct run_state *s, const struct cli_plugin *pl)
+static int start_pool(struct run_state *s, fp_config *cfg_in)
 {
   const struct run_opts *o = s->opt;
   fp_config cfg;
   int r;
 
-  fp_config_init(&cfg);
+  cfg = *cfg_in; /* the handler's fields (cli_handler_open) */
   cli_pool_config(&o->pool, &cfg);
   cfg.seal = (unsigned)o->seal;
   /* Called in the supervisor, a fork of this process: cli_log() only
    * formats and writes to fd 2, with settings copied at the fork. */
   cfg.log = cli_log_fn;
   cfg.log_ctx = NULL;
-  cfg.handler = pl->handler;
-  /* The plugin's string, in this process's memory: every worker, forked
-   * from it, has the same copy. */
-  cfg.arg = (void *)o->handler_arg;
-  cfg.worker_init = pl->init;
-  cfg.worker_fini = pl->fini;
   r = fp_config_validate(&cfg);
   if (r < 0) {
     fprintf(stderr, CMD ": invalid configuration (is --queue x "
@@ -81,7 +75,7 @@ int cli_run_main(int argc, char **argv)
 {
   struct run_opts opt;
   struct run_state s;
-  struct cli_plugin pl;
+  fp_config hcfg;
   char err[1024];
   int rc, r;
 
@@ -89,10 +83,12 @@ int cli_run_main(int argc, char **argv)
   if (rc >= 0)
     return rc;
   memset(&s, 0, sizeof s);
-  memset(&pl, 0, sizeof pl);
   s.opt = &opt;
-  if (cli_plugin_load(&pl, opt.handler, err, sizeof err) < 0) {
-    fprintf(stderr, CMD ": --handler: %s\n", err);
+  fp_config_init(&hcfg);
+  if (cli_handler_open(&opt.handler, &hcfg, err, sizeof err) < 0) {
+    fprintf(stderr, CMD ": %s: %s\n", opt.handler.cmd.argv ?
+            (opt.handler.cmd.coproc ? "--coproc" : "--exec") : "--handler",
+            err);
     return CLI_EXIT_USAGE;
   }
   rc = CLI_EXIT_USAGE;
@@ -118,7 +114,7 @@ int cli_run_main(int argc, char **argv)
       s.st.out.before_ctx = &s.prog;
     }
   }
-  if (start_pool(&s, &pl) < 0)
+  if (start_pool(&s, &hcfg) < 0)
     goto out;
   s.st.pool = s.pool;
   /* After fp_pool_start(): its children keep default dispositions. */
@@ -149,7 +145,7 @@ int cli_run_main(int argc, char **argv)
 
 out:
   fp_pool_free(s.pool);
-  cli_plugin_unload(&pl);
+  cli_handler_close(&opt.handler);
   cli_stream_free(&s.st);
   cli_input_free(&s.in);
   return rc;

@@ -7,14 +7,14 @@
 
 #include <stddef.h>
 
+#include "handler.h"
 #include "log.h"
 #include "pool_opts.h"
 
 #define CLI_RUN_CMD "forkpool run"
 
 struct run_opts {
-  const char *handler;   /* LIB.so[:SYMBOL], points into argv */
-  const char *handler_arg; /* --handler-arg: the plugin's arg, or NULL */
+  struct cli_handler handler; /* --handler, --exec or --coproc */
   struct cli_pool_opts pool; /* --workers, --queue, --timeout, ... */
   int seal;              /* --seal */
   int json;              /* --json */

@@ -19,15 +19,13 @@ void cli_run_usage(int to_stderr)
 {
   fprintf(to_stderr ? stderr : stdout,
 "Usage: forkpool run --handler LIB.so[:SYMBOL] [options] < tasks\n"
+"       forkpool run [options] --exec CMD [ARG...] < tasks\n"
+"       forkpool run [options] --coproc CMD [ARG...] < tasks\n"
 "\n"
 "Run each line of stdin as one task through a crash-isolating worker pool\n"
 "and print one result line per task, in input order.\n"
 "\n"
-"  --handler LIB.so[:SYMBOL]  plugin and handler symbol (default symbol\n"
-"                             forkpool_handler; hooks forkpool_init and\n"
-"                             forkpool_fini are used when present)\n"
-"  --handler-arg STRING  the plugin's arg: its handler and hooks get a\n"
-"                     pointer to STRING (NUL-terminated; without it, NULL)\n"
+CLI_HANDLER_USAGE
 "  --workers N        worker processes (default: online CPUs, max %u)\n"
 "  --timeout MS       per-task time limit, 0 = none (default 0)\n"
 "  --max-input BYTES  longest task input (default 65536)\n"
@@ -95,7 +93,7 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o)
   o->delim = '\n';
   o->log.level = FP_LOG_ERROR;
   for (i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = NULL;
+    const char *a = argv[i];
 
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       cli_run_usage(0);
@@ -114,15 +112,7 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o)
         goto usage;
       continue;
     }
-    if ((r = cli_arg_string(CMD, argc, argv, &i, "--handler", &v)) != 0) {
-      if (r < 0)
-        goto usage;
-      o->handler = v;
-      continue;
-    }
-    /* Any string, the empty one too: it is the plugin's to read. */
-    if ((r = cli_arg_value(CMD, argc, argv, &i, "--handler-arg",
-                           &o->handler_arg)) != 0) {
+    if ((r = cli_handler_arg(CMD, argc, argv, &i, &o->handler)) != 0) {
       if (r < 0)
         goto usage;
       continue;
@@ -136,10 +126,8 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o)
     cli_arg_reject(CMD, a);
     goto usage;
   }
-  if (!o->handler) {
-    fprintf(stderr, CMD ": --handler is required\n");
+  if (cli_handler_check(CMD, &o->handler) < 0)
     goto usage;
-  }
   cli_pool_num_get(num, &o->pool);
   return -1;
 

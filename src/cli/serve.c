@@ -27,7 +27,8 @@
 #define CMD CLI_SERVE_CMD
 
 struct serve_state {
-  const struct serve_opts *o;
+  struct serve_opts *o;
+  fp_config *cfg;       /* the pool's: a reload points it at new code */
   int pid_written;    /* the pidfile holds our pid */
   int pid_failed;     /* it could not be written: stop, then exit 1 */
 };
@@ -132,6 +133,26 @@ static void pidfile_remove(const char *path)
   buf[n] = '\0';
   if (strtol(buf, NULL, 10) == (long)getpid())
     unlink(path);
+}
+
+/*
+ * fp_serve_config.on_reload (SIGHUP): load the plugin again, or check the
+ * command again. Returns 0, or -ENOEXEC with the reason logged (the
+ * library then logs that the old code keeps running).
+ */
+static int on_reload(void *ctx)
+{
+  struct serve_state *s = ctx;
+  char err[1024];
+
+  if (cli_handler_reload(&s->o->handler, s->cfg, err, sizeof err) < 0) {
+    cli_logf(FP_LOG_ERROR, "reload of %s failed: %s",
+             cli_handler_name(&s->o->handler), err);
+    return -ENOEXEC;
+  }
+  cli_logf(FP_LOG_INFO, "reload: %s loaded again",
+           cli_handler_name(&s->o->handler));
+  return 0;
 }
 
 /* fp_serve_config.on_ready: producers can submit from now on. */
@@ -281,7 +302,6 @@ int cli_serve_main(int argc, char **argv)
 {
   struct serve_opts opt;
   struct serve_state s;
-  struct cli_plugin pl;
   fp_config cfg;
   fp_serve_config sc;
   char err[1024];
@@ -292,13 +312,15 @@ int cli_serve_main(int argc, char **argv)
   if (rc >= 0)
     return rc;
   memset(&s, 0, sizeof s);
-  memset(&pl, 0, sizeof pl);
   s.o = &opt;
-  if (cli_plugin_load(&pl, opt.handler, err, sizeof err) < 0) {
-    fprintf(stderr, CMD ": --handler: %s\n", err);
+  s.cfg = &cfg;
+  fp_config_init(&cfg);
+  if (cli_handler_open(&opt.handler, &cfg, err, sizeof err) < 0) {
+    fprintf(stderr, CMD ": %s: %s\n", opt.handler.cmd.argv ?
+            (opt.handler.cmd.coproc ? "--coproc" : "--exec") : "--handler",
+            err);
     return CLI_EXIT_USAGE;
   }
-  fp_config_init(&cfg);
   cli_pool_config(&opt.pool, &cfg);
   if (opt.min_workers) {
     /* Resizing between --min-workers and --max-workers (or its default). */
@@ -309,10 +331,6 @@ int cli_serve_main(int argc, char **argv)
     cfg.idle_ms = opt.idle_ms;
   }
   cfg.seal = (unsigned)opt.seal;
-  cfg.handler = pl.handler;
-  cfg.arg = (void *)opt.handler_arg; /* argv lives as long as we do */
-  cfg.worker_init = pl.init;
-  cfg.worker_fini = pl.fini;
   r = fp_config_validate(&cfg);
   if (r < 0) {
     fprintf(stderr, CMD ": invalid configuration (is --queue x "
@@ -329,6 +347,8 @@ int cli_serve_main(int argc, char **argv)
   sc.log = cli_log_fn;
   sc.on_ready = on_ready;
   sc.ready_ctx = &s;
+  sc.on_reload = on_reload;
+  sc.reload_ctx = &s;
   cli_log_setup(&opt.log);
 
   if (opt.pidfile) {
@@ -354,7 +374,8 @@ int cli_serve_main(int argc, char **argv)
   sigprocmask(SIG_BLOCK, &stop_set, NULL);
   cli_logf(FP_LOG_INFO, "starting pool '%s': %u worker%s, handler %s, "
            "version %s", opt.name, opt.pool.workers,
-           opt.pool.workers == 1 ? "" : "s", opt.handler, fp_version());
+           opt.pool.workers == 1 ? "" : "s", cli_handler_name(&opt.handler),
+           fp_version());
   r = fp_serve(&cfg, &sc);
   if (r < 0) {
     rc = serve_failed(&opt, r);
@@ -368,6 +389,6 @@ int cli_serve_main(int argc, char **argv)
     pidfile_remove(opt.pidfile);
 
 out:
-  cli_plugin_unload(&pl); /* every worker is reaped by now */
+  cli_handler_close(&opt.handler); /* every worker is reaped by now */
   return rc;
 }

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "handler.h"
 #include "log.h"
 #include "pool_opts.h"
 
@@ -14,8 +15,7 @@
 
 struct serve_opts {
   const char *name;      /* valid pool name, points into argv */
-  const char *handler;   /* LIB.so[:SYMBOL], points into argv */
-  const char *handler_arg; /* --handler-arg: the plugin's arg, or NULL */
+  struct cli_handler handler; /* --handler, --exec or --coproc */
   const char *pidfile;   /* NULL: none */
   struct cli_pool_opts pool; /* --workers, --queue, --timeout, ... */
   int grace_ms;          /* default 10000 */

@@ -16,6 +16,8 @@ void cli_serve_usage(int to_stderr)
 {
   fprintf(to_stderr ? stderr : stdout,
 "Usage: forkpool serve --name NAME --handler LIB.so[:SYMBOL] [options]\n"
+"       forkpool serve --name NAME [options] --exec CMD [ARG...]\n"
+"       forkpool serve --name NAME [options] --coproc CMD [ARG...]\n"
 "\n"
 "Run the named pool NAME in the foreground: this process becomes its\n"
 "supervisor; other processes send it tasks with 'forkpool submit' or the\n"
@@ -23,11 +25,7 @@ void cli_serve_usage(int to_stderr)
 "Events are logged on stderr, one line each.\n"
 "\n"
 "  --name NAME        pool name: " CLI_NAME_RULES "\n"
-"  --handler LIB.so[:SYMBOL]  plugin and handler symbol (default symbol\n"
-"                     forkpool_handler; hooks forkpool_init and\n"
-"                     forkpool_fini are used when present)\n"
-"  --handler-arg STRING  the plugin's arg: its handler and hooks get a\n"
-"                     pointer to STRING (NUL-terminated; without it, NULL)\n"
+CLI_HANDLER_USAGE
 "  --workers N        worker processes (default: online CPUs, max %u)\n"
 "  --queue SLOTS      task slots in the queue (default 256, max %u)\n"
 "  --max-input BYTES  longest task input (default 65536)\n"
@@ -60,7 +58,9 @@ CLI_LOG_USAGE("info")
 "\n"
 "Signals: SIGTERM or SIGINT drains (no new tasks; queued and running ones\n"
 "finish within --grace), a second one stops at once. SIGHUP replaces every\n"
-"worker, one at a time, between tasks. SIGTTIN / SIGTTOU add / remove one\n"
+"worker, one at a time, between tasks, with the plugin loaded again from\n"
+"its file (a plugin that fails to load keeps the old code running) or the\n"
+"command checked again and restarted. SIGTTIN / SIGTTOU add / remove one\n"
 "worker (never below one).\n"
 "\n"
 "Exit status: 0 after a clean stop, 1 when the pool could not be served\n"
@@ -121,10 +121,7 @@ int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
     }
     /* An empty name gets the naming rules from cli_name_check() below. */
     if ((r = cli_arg_value(CMD, argc, argv, &i, "--name", &o->name)) != 0 ||
-        (r = cli_arg_string(CMD, argc, argv, &i, "--handler",
-                            &o->handler)) != 0 ||
-        (r = cli_arg_value(CMD, argc, argv, &i, "--handler-arg",
-                           &o->handler_arg)) != 0 ||
+        (r = cli_handler_arg(CMD, argc, argv, &i, &o->handler)) != 0 ||
         (r = cli_arg_string(CMD, argc, argv, &i, "--pidfile",
                             &o->pidfile)) != 0) {
       if (r < 0)
@@ -152,10 +149,8 @@ int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
   }
   if (cli_name_check(CMD, o->name) < 0)
     goto usage;
-  if (!o->handler) {
-    fprintf(stderr, CMD ": --handler is required\n");
+  if (cli_handler_check(CMD, &o->handler) < 0)
     goto usage;
-  }
   o->mode = 0600;
   if (mode && cli_parse_octal(CMD, "--mode", mode, 0777, &o->mode) < 0)
     goto usage;
