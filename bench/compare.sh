@@ -53,6 +53,8 @@ BIG_TASKS_1048576=$(sc 1200) # forkpool 1 MiB tasks (~1.5k tasks/s)
 MEMCPY_BYTES=$(sc 4000000000) # per memcpy_floor run (~0.1-0.5 s)
 LAT_TASKS=$(sc 50000)    # inflight 1 runs, both
 CRASH_TASKS=$(sc 50000)  # forkpool --crash-every 10
+COPROC_TASKS=$(sc 100000) # forkpool --coproc (~100k tasks/s)
+EXEC_TASKS=$(sc 4000)    # forkpool --exec and xargs -P (~2-3k tasks/s)
 PING_ROUNDS=$(sc 20000)
 FORKS=$(sc 4000)
 FORKS_RSS=$(sc 300)
@@ -211,7 +213,8 @@ FAILS=$FAILS0
 fp() { # fp VAR DESC ARGS...: a forkpool bench run, or "" when unavailable
   _v=$1 _d=$2
   shift 2
-  if [ "$FP_OK" = 1 ]; then run "$_v" "$_d" "$FP" bench "$@" --json
+  # --json first: --exec and --coproc take the rest of the line.
+  if [ "$FP_OK" = 1 ]; then run "$_v" "$_d" "$FP" bench --json "$@"
   else eval "$_v="; fi
 }
 
@@ -239,6 +242,28 @@ best_of 3 SHM_RING tasks_per_sec "shm SPSC rings (ceiling)" \
 fp FP_CRASH "forkpool crash every $CRASH_EVERY" --workers $W \
   --tasks "$CRASH_TASKS" --inflight $DEEP --payload $PAYLOAD \
   --crash-every $CRASH_EVERY
+# Handlers in any language: the same echo as a program (bench/echo_cmd.c).
+fp FP_COPROC "forkpool --coproc" --workers $W --tasks "$COPROC_TASKS" \
+  --inflight $DEEP --payload $PAYLOAD --coproc "$BB/echo_cmd" --coproc
+fp FP_COPROC_CRASH "forkpool --coproc, crash every $CRASH_EVERY" \
+  --workers $W --tasks "$EXEC_TASKS" --inflight $DEEP --payload $PAYLOAD \
+  --crash-every $CRASH_EVERY --coproc "$BB/echo_cmd" --coproc
+fp FP_EXEC "forkpool --exec" --workers $W --tasks "$EXEC_TASKS" \
+  --inflight $DEEP --payload $PAYLOAD --exec "$BB/echo_cmd"
+fp FP_EXEC_CRASH "forkpool --exec, crash every $CRASH_EVERY" --workers $W \
+  --tasks "$EXEC_TASKS" --inflight $DEEP --payload $PAYLOAD \
+  --crash-every $CRASH_EVERY --exec "$BB/echo_cmd"
+# xargs -P: one process per task, no isolation, the same program.
+log "xargs -P $W -n 1 echo_cmd: $EXEC_TASKS tasks"
+_t0=$(date +%s%N)
+if seq "$EXEC_TASKS" | bounded xargs -P $W -n 1 "$BB/echo_cmd" >/dev/null; then
+  _t1=$(date +%s%N)
+  XARGS_TPS=$(awk -v n="$EXEC_TASKS" -v a="$_t0" -v b="$_t1" \
+    'BEGIN { printf "%.1f", n / ((b - a) / 1e9) }')
+else
+  XARGS_TPS=""
+  note "xargs -P baseline failed"
+fi
 run FR "fork+exit+waitpid" "$BB/fork_reap" --count "$FORKS" --json
 run FR_RSS "fork+exit+waitpid, ${RSS_MB} MiB parent" "$BB/fork_reap" \
   --count "$FORKS_RSS" --rss $RSS_MB --json
@@ -456,6 +481,27 @@ echo "  (bounds of this machine in this run: bare SPSC rings / Boost pool =" \
   "p50 (same CPU) = $(ratio "$(jnum p50_us "$SHM_PP")" "$(jnum p50_us "$PING_SAME")");" \
   "memcpy of 1 MiB over 64 MiB / warm = $(ratio "$(jnum bytes_per_sec "$MC_MEM_1048576")" "$MC1M"))"
 echo
+# --- (e) handlers in any language ---------------------------------------------
+tps_of() { jnum tasks_per_sec "$1"; }
+# us_over A B: microseconds per task of A's rate over B's (both tasks/s).
+us_over() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a + 0 == 0 ||
+  b + 0 == 0) print "n/a"; else printf "%.1f us", 1e6 / a - 1e6 / b }'; }
+echo "(e) handlers in any language ($W workers, $PAYLOAD B echo tasks, inflight $DEEP)"
+printf '  %-40s %14s %14s %16s\n' "handler" "tasks/s" "crash every $CRASH_EVERY" "cost over plugin"
+printf '  %-40s %14s %14s %16s\n' "plugin (a C function in the worker)" \
+  "$(fmt "$(tps_of "$FP_TP")")" "$(fmt "$(tps_of "$FP_CRASH")")" "-"
+printf '  %-40s %14s %14s %16s\n' "--coproc echo_cmd (2 pipes, one process)" \
+  "$(fmt "$(tps_of "$FP_COPROC")")" "$(fmt "$(tps_of "$FP_COPROC_CRASH")")" \
+  "$(us_over "$(tps_of "$FP_COPROC")" "$(tps_of "$FP_TP")")"
+printf '  %-40s %14s %14s %16s\n' "--exec echo_cmd (a process per task)" \
+  "$(fmt "$(tps_of "$FP_EXEC")")" "$(fmt "$(tps_of "$FP_EXEC_CRASH")")" \
+  "$(us_over "$(tps_of "$FP_EXEC")" "$(tps_of "$FP_TP")")"
+printf '  %-40s %14s %14s %16s\n' "xargs -P $W -n 1 echo_cmd (no isolation)" \
+  "$(fmt "$XARGS_TPS")" "-" "$(us_over "$XARGS_TPS" "$(tps_of "$FP_TP")")"
+echo "  --exec / xargs -P: $(ratio "$(tps_of "$FP_EXEC")" "$XARGS_TPS");" \
+  "cost is wall time per task over the pool ($W workers), not CPU"
+echo
+
 echo "notes:"
 echo "  - mq_pool queue depth is capped by /proc/sys/fs/mqueue/msg_max, so at"
 echo "    most 2 x depth + workers of its $DEEP tasks are really in flight."

@@ -30,6 +30,7 @@
 #include "bench.h"
 #include "bench_map.h"
 #include "forkpool.h"
+#include "handler.h"
 
 #define CMD "forkpool bench"
 #define GUARD_MS 30000
@@ -38,6 +39,7 @@ struct bench_opts {
   unsigned workers, producers, inflight, payload, queue;
   unsigned long long tasks, crash_every, idle_ms, lat_every;
   int json, seal, zero_copy;
+  struct cli_handler handler; /* --handler, --exec, --coproc: else ours */
 };
 
 /* What producers report back, in shared memory. */
@@ -235,14 +237,22 @@ static double idle_cpu_pct(fp_pool *pool, unsigned long long ms) {
          ((double)ms / 1000.0);
 }
 
-static void config_for(fp_config *cfg, const struct bench_opts *o) {
+/* 0, or -1 after a message: a --exec or --coproc command not found. */
+static int config_for(fp_config *cfg, struct bench_opts *o) {
+  char err[1024];
   fp_config_init(cfg);
   cfg->handler = bench_handler;
+  if ((o->handler.plugin || o->handler.cmd.argv) &&
+      cli_handler_open(&o->handler, cfg, err, sizeof(err)) < 0) {
+    fprintf(stderr, CMD ": %s\n", err);
+    return -1;
+  }
   cfg->workers = o->workers;
   cfg->slots = o->queue;
   cfg->max_input = o->payload;
   cfg->max_output = o->payload;
   cfg->seal = (unsigned)o->seal;
+  return 0;
 }
 
 static int parse(int argc, char **argv, struct bench_opts *o) {
@@ -275,6 +285,9 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
       o->seal = 1;
       continue;
     }
+    if ((r = cli_handler_arg(CMD, argc, argv, &i, &o->handler)) < 0)
+      return -1;
+    if (r > 0) continue;
     if ((r = cli_arg_flag(CMD, argv, i, "--zero-copy")) < 0) return -1;
     if (r > 0) {
       o->zero_copy = 1;
@@ -307,15 +320,21 @@ void cli_bench_usage(int to_stderr) {
           "                      [--payload BYTES] [--crash-every N]\n"
           "                      [--producers P] [--queue SLOTS] [--seal]\n"
           "                      [--idle MS] [--lat-every N] [--zero-copy]\n"
-          "                      [--json]\n"
-          "Runs M echo tasks through a pool with a built-in handler and\n"
+          "                      [--json] [--exec CMD [ARG...] |\n"
+          "                      --coproc CMD [ARG...] | --handler LIB.so]\n"
+          "Runs M echo tasks through a pool with a built-in handler (or\n"
+          "the plugin or command given, last, as to 'forkpool run') and\n"
           "reports throughput, bytes per second each way (input submitted,\n"
           "output collected), round-trip latency percentiles, CPU per task,\n"
           "crashes and restarts. Defaults: 2 workers, 200000 tasks, 256 in\n"
           "flight per producer, 16-byte payload, 1 producer. --idle MS then\n"
           "leaves the pool idle for MS ms and reports the CPU its processes\n"
           "used meanwhile (percent of one CPU). --lat-every N times only\n"
-          "every Nth task (latency percentiles of that sample; default 1).\n");
+          "every Nth task (latency percentiles of that sample; default 1).\n"
+          "A task is 8 bytes of sequence number, then '.' ('S' for every\n"
+          "--crash-every Nth: the handler must then die of SIGSEGV), then\n"
+          "zeros; the handler echoes it. bench/echo_cmd.c is such a command\n"
+          "for --exec, and with --coproc as its argument, for --coproc.\n");
 }
 
 int cli_bench_main(int argc, char **argv) {
@@ -337,7 +356,10 @@ int cli_bench_main(int argc, char **argv) {
     return 1;
   }
   fp_config cfg;
-  config_for(&cfg, &o);
+  if (config_for(&cfg, &o) < 0) {
+    munmap(sh, shared_len);
+    return 2;
+  }
   struct bench_run run;
   int err = bench_start(&run, &cfg, o.producers > 1);
   if (err < 0) {
