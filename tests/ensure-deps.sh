@@ -1,8 +1,9 @@
 #!/bin/sh
 # Make sure what `make check` needs is installed:
 #   - libcheck, found with pkg-config, for the C tests (required);
-#   - python3, with which tests/cli.sh also checks its JSON output (optional:
-#     without it that one check is skipped).
+#   - python3, with which tests/cli.sh also checks its JSON output and
+#     tests/python.sh tests the Python client (optional: without it those
+#     checks are skipped).
 # As root with apt-get it installs what is missing; otherwise it prints the
 # command to run, and fails when something required is missing.
 # Exit status: 0 when everything required is there, 1 otherwise.
