@@ -15,7 +15,8 @@
  * stdout carries replies and nothing else, so main() moves the real stdout
  * to a private descriptor and points fd 1 at stderr: a printf in task code
  * lands in the log instead of corrupting the stream. A malformed request
- * (forkpool never sends one) makes the program exit 2 without a reply.
+ * (forkpool never sends one), or a task over 1 GiB, makes the program exit
+ * 2 without a reply.
  *
  * The task is a command (the same in handler.py and handler.sh, checked by
  * tests/coproc_proto.sh):

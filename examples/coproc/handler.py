@@ -26,6 +26,8 @@ THE PROTOCOL (forkpool coproc protocol, version 1)
 
   Anything malformed (a header line over 32 bytes, a non-number, a status
   over 255, a short reply) makes forkpool fail the task and restart us.
+  The other way round, a malformed request (forkpool never sends one) or a
+  task over 1 GiB makes this program exit 2 without a reply.
 
 THE DEMO TASKS handle() understands (what tests/coproc_proto.sh checks):
   abort        os.abort(): the process dies of SIGABRT
@@ -50,6 +52,10 @@ import time
 
 # A header line is at most this many bytes, not counting its "\n".
 MAX_HEADER = 32
+
+# Largest task accepted (1 GiB): read(n) allocates n bytes up front, so a
+# length beyond what we would ever be sent is refused, not tried.
+MAX_TASK = 1 << 30
 
 # Exit status for a request that breaks the protocol (forkpool never sends
 # one; this is for people typing at the program by hand).
@@ -84,6 +90,8 @@ def read_request(inp):
     if not re.fullmatch(rb"0|[1-9][0-9]*", digits):
         raise BadRequest("task length is not a decimal number: %r" % digits)
     n = int(digits)
+    if n > MAX_TASK:
+        raise BadRequest("task length %d is too large" % n)
     # BufferedReader.read(n) returns fewer than n bytes only at EOF.
     data = inp.read(n)
     if len(data) != n:

@@ -33,7 +33,8 @@
 # stderr TEXT, pid; anything else is echoed with a-z made A-Z. A number is
 # decimal without sign or leading zeros, 9 digits at most; a command with
 # any other argument counts as "anything else". A malformed request
-# (forkpool never sends one) makes the handler exit 2 without a reply.
+# (forkpool never sends one), or a task over 1 GiB, makes the handler exit 2
+# without a reply.
 
 LC_ALL=C # byte semantics for tr, wc and ${#var}
 export LC_ALL
@@ -155,8 +156,11 @@ while :; do
     bad_request "stream ended inside the header"
   fi
   [ ${#hdr} -le 32 ] || bad_request "header line longer than 32 bytes"
-  # The shell's arithmetic is 64-bit: 18 digits always fit.
-  [ ${#hdr} -le 18 ] || bad_request "task length $hdr is too large"
+  # At most 1 GiB, as in handler.c and handler.py. (The shell's numbers
+  # are 64-bit: 18 digits always fit, so test the digit count first.)
+  if [ ${#hdr} -gt 18 ] || [ "$hdr" -gt 1073741824 ]; then
+    bad_request "task length $hdr is too large"
+  fi
   case $hdr in
     0) ;;
     '' | 0* | *[!0-9]*) bad_request "task length is not a number: $hdr" ;;
