@@ -44,11 +44,14 @@ BIN := $(BUILD)/bin/forkpool
 PLUGINS := $(BUILD)/examples/crashy.so $(BUILD)/examples/hostile.so
 EXAMPLES := $(BUILD)/examples/minimal $(BUILD)/examples/producer $(BUILD)/examples/tree \
   $(BUILD)/examples/zerocopy
+# A coprocess handler (forkpool run/serve --coproc): a plain program that
+# links libc only.
+COPROC_EXAMPLES := $(BUILD)/examples/coproc-handler
 TESTBIN := $(BUILD)/tests/check_forkpool
 
 .PHONY: all check demo clean bench install uninstall
 
-all: $(STATIC) $(SHARED) $(BIN) $(PLUGINS) $(EXAMPLES) $(BRIDGE_BIN) $(BRIDGE_EXAMPLES)
+all: $(STATIC) $(SHARED) $(BIN) $(PLUGINS) $(EXAMPLES) $(COPROC_EXAMPLES) $(BRIDGE_BIN) $(BRIDGE_EXAMPLES)
 
 $(BUILD)/obj/src $(BUILD)/obj/src/cli $(BUILD)/obj/src/bridge $(BUILD)/obj/tests $(BUILD)/bin $(BUILD)/examples $(BUILD)/tests:
 	mkdir -p $@
@@ -85,6 +88,10 @@ $(BUILD)/examples/%.so: examples/%.c include/forkpool.h | $(BUILD)/examples
 $(BUILD)/examples/%: examples/%.c $(STATIC) | $(BUILD)/examples
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS_LIB)
 
+# The coprocess handler links nothing of ours (no $(STATIC), no -I needed).
+$(BUILD)/examples/coproc-handler: examples/coproc/handler.c | $(BUILD)/examples
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
 # The hiredis example links hiredis and nothing of ours; this explicit rule
 # wins over the pattern rule above.
 $(BUILD)/examples/redis_producer: examples/redis_producer.c | $(BUILD)/examples
@@ -110,6 +117,7 @@ check: check-deps
 	sh tests/serve.sh $(BUILD)
 	sh tests/bridge.sh $(BUILD)
 	sh tests/python.sh $(BUILD)
+	sh tests/coproc_proto.sh $(BUILD)
 
 demo: all
 	sh examples/demo.sh $(BUILD)
