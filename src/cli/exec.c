@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "command.h"
+#include "output.h"
 
 /* Bytes of stderr a failed or crashed task's output keeps. */
 #define ERR_HEAD 1024
@@ -39,23 +40,6 @@ struct exec_io {
   char head[ERR_HEAD];  /* the start of stderr */
   size_t head_len;
 };
-
-/* Write all of buf to fd (blocking), for the log; errors are dropped. */
-static void put_all(int fd, const void *buf, size_t len)
-{
-  const char *p = buf;
-
-  while (len > 0) {
-    ssize_t w = write(fd, p, len);
-
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return;
-    p += w;
-    len -= (size_t)w;
-  }
-}
 
 /* Read what *fd has. Returns 1 when it may have more, 0 at end of file
  * (then *fd is closed), -1 when nothing is there now. */
@@ -93,7 +77,7 @@ static int read_err(int *fd, struct exec_io *io)
       keep = (size_t)n;
     memcpy(io->head + io->head_len, buf, keep);
     io->head_len += keep;
-    put_all(2, buf, (size_t)n);
+    (void)cli_write_all(2, buf, (size_t)n); /* the log */
     return 1;
   }
   if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -270,7 +254,7 @@ static int exec_handler(void *arg, const void *in, size_t in_len, void *out,
     return fail_with(FP_CODE_OUTPUT, why, (size_t)r, out, out_cap, out_len);
   }
   /* Not ok: stdout goes to the log, the start of stderr into the result. */
-  put_all(1, io.out, io.len);
+  (void)cli_write_all(1, io.out, io.len);
   if (WIFEXITED(ws))
     return fail_with(WEXITSTATUS(ws), io.head, io.head_len, out, out_cap,
                      out_len);

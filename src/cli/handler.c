@@ -77,12 +77,22 @@ static void plugin_config(const struct cli_handler *h, fp_config *cfg)
   cfg->worker_fini = h->pl.fini;
 }
 
+/* The option that named the handler, for messages. */
+static const char *option(const struct cli_handler *h)
+{
+  return !h->cmd.argv ? "--handler" : h->cmd.coproc ? "--coproc" : "--exec";
+}
+
 int cli_handler_open(struct cli_handler *h, fp_config *cfg, char *err,
                      size_t errlen)
 {
+  size_t n = (size_t)snprintf(err, errlen, "%s: ", option(h));
+
+  if (n >= errlen)
+    n = 0;
   h->pl.fd = h->old.fd = -1;
   if (h->cmd.argv) {
-    if (cli_command_check(&h->cmd, err, errlen) < 0)
+    if (cli_command_check(&h->cmd, err + n, errlen - n) < 0)
       return -1;
     if (h->cmd.coproc)
       cli_coproc_config(&h->cmd, cfg);
@@ -90,7 +100,7 @@ int cli_handler_open(struct cli_handler *h, fp_config *cfg, char *err,
       cli_exec_config(&h->cmd, cfg);
     return 0;
   }
-  if (cli_plugin_load(&h->pl, h->plugin, err, errlen) < 0)
+  if (cli_plugin_load(&h->pl, h->plugin, err + n, errlen - n) < 0)
     return -1;
   plugin_config(h, cfg);
   return 0;
@@ -195,8 +205,8 @@ const char *cli_handler_name(const struct cli_handler *h)
   if (!h->cmd.argv)
     snprintf(buf, sizeof buf, "plugin %s", h->plugin);
   else
-    snprintf(buf, sizeof buf, "%s %s%s", h->cmd.coproc ? "--coproc"
-             : "--exec", h->cmd.argv[0], h->cmd.argc > 1 ? " ..." : "");
+    snprintf(buf, sizeof buf, "%s %s%s", option(h), h->cmd.argv[0],
+             h->cmd.argc > 1 ? " ..." : "");
   return buf;
 }
 

@@ -58,7 +58,8 @@ int cli_handler_check(const char *cmd, const struct cli_handler *h);
 /*
  * Load the plugin or check the command, and fill cfg->handler, arg,
  * worker_init and worker_fini. Returns 0, or -1 with a one-line reason in
- * err (nothing loaded).
+ * err that starts with the option ("--exec: 'x' not found on PATH"),
+ * nothing loaded.
  */
 int cli_handler_open(struct cli_handler *h, fp_config *cfg, char *err,
                      size_t errlen);

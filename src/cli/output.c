@@ -105,3 +105,22 @@ void cli_out_printf(struct cli_out *o, const char *fmt, ...)
     n = (int)sizeof tmp - 1; /* callers format short fields only */
   cli_out_write(o, tmp, (size_t)n);
 }
+
+int cli_write_all(int fd, const void *buf, size_t n)
+{
+  const char *p = buf;
+
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0)
+      return -errno;
+    if (w == 0)
+      return -EIO;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}

@@ -44,6 +44,13 @@ void cli_out_printf(struct cli_out *o, const char *fmt, ...)
 /* Write everything buffered. Returns 0 or the latched negative errno. */
 int cli_out_flush(struct cli_out *o);
 
+/*
+ * Write all n bytes of buf to fd, retrying after EINTR and short writes.
+ * Returns 0, or -errno of the write that failed (what was written before
+ * stays written). For a terminal or a log, where callers drop the error.
+ */
+int cli_write_all(int fd, const void *buf, size_t n);
+
 /* Bytes waiting in the buffer. */
 static inline size_t cli_out_pending(const struct cli_out *o)
 {

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "output.h"
 #include "progress.h"
 
 static uint64_t now_ns(void)
@@ -18,22 +19,6 @@ static uint64_t now_ns(void)
 
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Write all of buf, ignoring errors: a terminal that went away must not
- * end the run, whose results go elsewhere. */
-static void put(int fd, const char *buf, size_t n)
-{
-  while (n > 0) {
-    ssize_t w = write(fd, buf, n);
-
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return;
-    buf += w;
-    n -= (size_t)w;
-  }
 }
 
 int cli_progress_start(struct cli_progress *p, int fd, const char *label)
@@ -111,7 +96,9 @@ void cli_progress_update(struct cli_progress *p, uint64_t done,
   if ((unsigned)n > cols)
     n = (int)cols; /* "\r" plus cols - 1 characters */
   memcpy(line + n, "\033[K", 3);
-  put(p->fd, line, (size_t)n + 3);
+  /* Errors dropped: a terminal that went away must not end the run,
+   * whose results go elsewhere. */
+  (void)cli_write_all(p->fd, line, (size_t)n + 3);
   p->shown = 1;
 }
 
@@ -119,7 +106,7 @@ void cli_progress_clear(struct cli_progress *p)
 {
   if (!p || p->fd < 0 || !p->shown)
     return;
-  put(p->fd, "\r\033[K", 4);
+  (void)cli_write_all(p->fd, "\r\033[K", 4);
   p->shown = 0;
 }
 

@@ -86,9 +86,7 @@ int cli_run_main(int argc, char **argv)
   s.opt = &opt;
   fp_config_init(&hcfg);
   if (cli_handler_open(&opt.handler, &hcfg, err, sizeof err) < 0) {
-    fprintf(stderr, CMD ": %s: %s\n", opt.handler.cmd.argv ?
-            (opt.handler.cmd.coproc ? "--coproc" : "--exec") : "--handler",
-            err);
+    fprintf(stderr, CMD ": %s\n", err);
     return CLI_EXIT_USAGE;
   }
   rc = CLI_EXIT_USAGE;

@@ -316,9 +316,7 @@ int cli_serve_main(int argc, char **argv)
   s.cfg = &cfg;
   fp_config_init(&cfg);
   if (cli_handler_open(&opt.handler, &cfg, err, sizeof err) < 0) {
-    fprintf(stderr, CMD ": %s: %s\n", opt.handler.cmd.argv ?
-            (opt.handler.cmd.coproc ? "--coproc" : "--exec") : "--handler",
-            err);
+    fprintf(stderr, CMD ": %s\n", err);
     return CLI_EXIT_USAGE;
   }
   cli_pool_config(&opt.pool, &cfg);
