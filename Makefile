@@ -109,6 +109,7 @@ check: check-deps
 	sh tests/cli.sh $(BUILD)
 	sh tests/serve.sh $(BUILD)
 	sh tests/bridge.sh $(BUILD)
+	sh tests/anylang.sh $(BUILD)
 
 demo: all
 	sh examples/demo.sh $(BUILD)
