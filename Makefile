@@ -118,6 +118,7 @@ check: check-deps
 	sh tests/bridge.sh $(BUILD)
 	sh tests/python.sh $(BUILD)
 	sh tests/coproc_proto.sh $(BUILD)
+	sh tests/anylang.sh $(BUILD)
 
 demo: all
 	sh examples/demo.sh $(BUILD)
