@@ -14,13 +14,18 @@
  *   - dies during a task (a signal, an exit): the task ends FP_CRASHED
  *     with that signal or exit status (fp_task_crashed), the worker dies
  *     with it, and the supervisor starts a new one, with its crash-loop
- *     backoff; unless it died before it read a byte of the request (the
- *     pipe still holds all of it): the task never reached it, and is
- *     declined (fp_task_decline), queued again for another worker;
- *   - died between tasks, or wrote bytes between tasks: the next task is
- *     declined the same way, and the worker replaced;
+ *     backoff; unless it had replied before and died before it read a
+ *     byte of this request (the pipe still holds all of it): the task
+ *     never reached it, and is declined (fp_task_decline), queued again
+ *     for another worker;
+ *   - died between tasks after a reply: the next task is declined the
+ *     same way, and the worker replaced. One that dies before its first
+ *     reply cannot start (a script with an error): declining would pass
+ *     the task from new worker to new worker for ever, so the task ends
+ *     crashed as it died, and the backoff slows the restarts;
  *   - a malformed reply (not "S M\n", S over 255, a second record, a reply
- *     before it read the whole request, its stdout closed): the task
+ *     while bytes of the request are still unread in the pipe, its stdout
+ *     closed, bytes on its stdout before the request was sent): the task
  *     fails with FP_CODE_BAD_REPLY, and the coprocess is killed, so the
  *     next task goes to a new worker (declined as above);
  *   - a reply over max_output bytes: read and dropped (the stream stays
@@ -28,6 +33,8 @@
  *   - hangs: the pool's timeout kills the worker and its process group,
  *     the coprocess with it (or, if it left the group, the supervisor,
  *     whose orphan it becomes).
+ * A new coprocess's start-up time counts in its first task's time (and
+ * against --timeout): the protocol has no "ready" message.
  * When the worker exits cleanly (--max-tasks, a reload, a stop) its
  * coprocess gets end of file on stdin and EXIT_GRACE_MS to exit, then
  * SIGKILL.
@@ -52,17 +59,20 @@
 /* This worker's coprocess (one per worker process). */
 static struct cli_child cp;
 static pid_t cp_pid; /* its pid, kept for messages after it is reaped */
+static unsigned long cp_done; /* replies it gave: 0 until its first one */
 static const struct cli_command *cp_cmd;
 
-/* Has the coprocess exited? Without a pidfd, waitpid tells (and reaps:
- * *ws then holds its status). */
-static int gone(int wait_ms, int *ws, int *reaped)
+/* Without a pidfd: the status waitpid took when gone() reaped it. */
+static int cp_reaped, cp_status;
+
+/* Has the coprocess exited (within wait_ms)? Without a pidfd, waitpid
+ * tells, and reaps it (reap_status() then returns that status). */
+static int gone(int wait_ms)
 {
   struct pollfd pf = { .fd = cp.pidfd, .events = POLLIN };
   int r;
 
-  *reaped = 0;
-  if (cp.pid <= 0)
+  if (cp.pid <= 0 || cp_reaped)
     return 1;
   if (cp.pidfd >= 0) {
     do
@@ -71,10 +81,12 @@ static int gone(int wait_ms, int *ws, int *reaped)
     return r > 0;
   }
   for (int k = 0;; k++) {
-    pid_t p = waitpid(cp.pid, ws, WNOHANG);
+    int ws = 0;
+    pid_t p = waitpid(cp.pid, &ws, WNOHANG);
 
     if (p == cp.pid || (p < 0 && errno == ECHILD)) {
-      *reaped = 1;
+      cp_reaped = 1;
+      cp_status = p == cp.pid ? ws : 0;
       return 1;
     }
     if (k * 10 >= wait_ms)
@@ -86,14 +98,13 @@ static int gone(int wait_ms, int *ws, int *reaped)
 /* Reap the exited coprocess (closing our ends) and say how it ended. */
 static int reap_status(void)
 {
-  int ws = 0, reaped, dummy;
+  int ws = 0;
 
-  if (cp.pid <= 0)
-    return 0;
-  if (gone(0, &ws, &reaped) && reaped) {
-    cp.pid = 0; /* waitpid reaped it: only the pipes are left */
-    cli_child_reap(&cp, &dummy);
-    return ws;
+  if (cp_reaped) {
+    cp.pid = 0; /* reaped by gone(): only the pipes are left */
+    cli_child_reap(&cp, &ws);
+    cp_reaped = 0;
+    return cp_status;
   }
   cli_child_reap(&cp, &ws);
   return ws;
@@ -262,7 +273,10 @@ static int died(size_t written, const struct reply *r)
   if (cp.in >= 0 && ioctl(cp.in, FIONREAD, &unread) != 0)
     unread = -1;
   ws = reap_status();
-  if (r->hlen == 0 && written > 0 && unread >= 0 &&
+  /* A new one that dies unread never served a task: it cannot start (a
+   * script with an error), and declining would hand the task from one
+   * new worker to the next for ever. Its task ends as it did. */
+  if (cp_done > 0 && r->hlen == 0 && written > 0 && unread >= 0 &&
       (size_t)unread == written) {
     fprintf(stderr, "coprocess %ld (%s) %s before it read the task; the "
             "task goes to another worker\n", (long)pid, cp_cmd->argv[0],
@@ -270,8 +284,10 @@ static int died(size_t written, const struct reply *r)
     fflush(stderr);
     fp_task_decline();
   }
-  n = snprintf(rep, sizeof rep, "coprocess %ld (%s) %s during the task",
-               (long)pid, cp_cmd->argv[0], cli_wait_text(ws, st, sizeof st));
+  n = snprintf(rep, sizeof rep, "coprocess %ld (%s) %s %s", (long)pid,
+               cp_cmd->argv[0], cli_wait_text(ws, st, sizeof st),
+               cp_done ? "during the task"
+                       : "before its first reply (can it start?)");
   if (n < 0)
     n = 0;
   if ((size_t)n >= sizeof rep)
@@ -288,26 +304,30 @@ static int coproc_handler(void *arg, const void *in, size_t in_len,
   struct reply r = { .out = out, .cap = out_cap };
   char head[24];
   size_t hl, sent = 0, total;
-  int ws, reaped, closed = 0;
+  int ws, closed = 0;
 
   (void)arg;
   *out_len = 0;
   if (cp.pid <= 0)
     return decline("coprocess %ld (%s) %s; a new one will start\n",
                    "was killed after a bad reply");
-  if (gone(0, &ws, &reaped)) {
+  if (gone(0)) {
     char st[64];
 
-    ws = reaped ? ws : reap_status();
+    if (cp_done == 0)
+      return died(0, &r); /* before its first task: it cannot start */
+    ws = reap_status();
     return decline("coprocess %ld (%s) %s between tasks; a new one will "
                    "start\n", cli_wait_text(ws, st, sizeof st));
   }
   {
     struct pollfd pf = { .fd = cp.out, .events = POLLIN };
 
+    /* Not a reply to anything: the stream is out of step. */
     if (poll(&pf, 1, 0) > 0)
-      return decline("coprocess %ld (%s) %s; a new one will start\n",
-                     "wrote to its stdout between tasks (out of step)");
+      return fail(FP_CODE_BAD_REPLY, 1, out, out_cap, out_len,
+                  "wrote to its stdout outside a reply (before the task "
+                  "was sent)");
   }
   hl = (size_t)snprintf(head, sizeof head, "%zu\n", in_len);
   total = hl + in_len;
@@ -351,12 +371,12 @@ static int coproc_handler(void *arg, const void *in, size_t in_len,
                       printable(r.hdr, r.hlen, shown));
         }
         if (rr == 0) {
-          if (!gone(EOF_EXIT_MS, &ws, &reaped))
+          if (!gone(EOF_EXIT_MS))
             return fail(FP_CODE_BAD_REPLY, 1, out, out_cap, out_len,
                         "closed its stdout");
           return died(sent, &r);
         }
-      } else if (gone(0, &ws, &reaped)) {
+      } else if (gone(0)) {
         /* What it wrote before it died may be a whole reply. */
         while (!done(&r) && read_reply(&r) > 0) {
         }
@@ -364,15 +384,21 @@ static int coproc_handler(void *arg, const void *in, size_t in_len,
           return died(sent, &r);
       }
     }
-    if (cp.pidfd < 0 && !done(&r) && gone(0, &ws, &reaped))
+    if (cp.pidfd < 0 && !done(&r) && gone(0))
       return died(sent, &r);
     if (r.extra)
       return fail(FP_CODE_BAD_REPLY, 1, out, out_cap, out_len,
                   "wrote more than one reply record");
     if (done(&r)) {
-      if (sent < total)
+      int unread = 0;
+
+      /* A reply to this task comes after it read all of it: bytes still
+       * in the pipe mean the reply was to something else. */
+      if (sent < total ||
+          (ioctl(cp.in, FIONREAD, &unread) == 0 && unread > 0))
         return fail(FP_CODE_BAD_REPLY, 1, out, out_cap, out_len,
                     "replied before it read the whole task");
+      cp_done++;
       break;
     }
   }
@@ -392,6 +418,7 @@ static int coproc_init(void *arg)
   signal(SIGPIPE, SIG_IGN); /* a dead coprocess's stdin: EPIPE */
   r = cli_child_start(&cp, cp_cmd->argv, 1, 0);
   cp_pid = cp.pid;
+  cp_done = 0;
   if (r < 0) {
     fprintf(stderr, "coprocess %s: cannot start: %s\n", cp_cmd->argv[0],
             strerror(-r));
@@ -403,18 +430,14 @@ static int coproc_init(void *arg)
 /* Clean exit: end of file first, then EXIT_GRACE_MS, then SIGKILL. */
 static void coproc_fini(void *arg)
 {
-  int ws, reaped;
-
   (void)arg;
   if (cp.pid <= 0)
     return;
   cli_fd_close(&cp.in);
-  if (gone(EXIT_GRACE_MS, &ws, &reaped) && reaped) {
-    cp.pid = 0;
-    cli_child_reap(&cp, &ws);
-    return;
-  }
-  cli_child_kill(&cp);
+  if (gone(EXIT_GRACE_MS))
+    (void)reap_status();
+  else
+    cli_child_kill(&cp);
 }
 
 void cli_coproc_config(const struct cli_command *c, fp_config *cfg)
