@@ -160,6 +160,14 @@ out=$($TMO "$P/bin/forkpool" --version 2>&1)
 [ "$out" = "forkpool $VERSION" ] || why="'$out'"
 check "installed forkpool --version says forkpool $VERSION"
 
+# The man pages are installed from build/man, where make filled in the
+# version of their sources' @VERSION@ placeholder.
+for m in man1/forkpool.1 man3/forkpool.3; do
+  th=$(sed -n 's/^\.TH .*"forkpool \([^"]*\)".*/\1/p' "$P/share/man/$m")
+  [ "$th" = "$VERSION" ] || why="${why:+$why; }$m .TH says '$th'"
+done
+check "installed man pages' title lines say forkpool $VERSION"
+
 # --- pkg-config ----------------------------------------------------------
 # Only our file: PKG_CONFIG_LIBDIR replaces the default search path, so a
 # forkpool.pc installed on this machine cannot answer instead.
