@@ -54,10 +54,7 @@ finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
 if ! have pkg-config && [ "$(id -u)" = 0 ] && have apt-get; then
-  info "installing pkg-config with apt-get"
-  apt-get update -qq >/dev/null 2>&1 || true
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config \
-    >/dev/null 2>&1 || true
+  sh "$(dirname "$0")/apt-install.sh" tests/install.sh pkg-config || true
 fi
 for tool in pkg-config "$CC" readelf timeout; do
   if ! have "$tool"; then

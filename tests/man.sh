@@ -21,8 +21,9 @@
 # The parts that need the built tool are skipped, with a note, without it.
 #
 # man-db and groff-base are Debian's packages for man and groff; as root
-# with apt-get the script installs what is missing, as tests/ensure-deps.sh
-# does for libcheck, and otherwise says what to install.
+# with apt-get the script installs what is missing (tests/apt-install.sh),
+# as tests/ensure-deps.sh does for libcheck, and otherwise says what to
+# install.
 #
 # Prints "ok - NAME" or "not ok - NAME: WHY" per check, "# ..." notes,
 # then "N passed, M failed"; exit status 0 only when nothing failed.
@@ -56,11 +57,9 @@ have_groff() { command -v groff >/dev/null 2>&1; }
 
 if ! have_man || ! have_groff; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    info "installing man-db groff-base with apt-get"
-    apt-get update -qq >/dev/null 2>&1 ||
-      info "apt-get update failed; trying the install anyway"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq man-db groff-base \
-      >/dev/null 2>&1 || info "apt-get install man-db groff-base failed"
+    # (apt-install.sh disables again the man-db.timer the install enables.)
+    sh "$(dirname "$0")/apt-install.sh" tests/man.sh man-db groff-base ||
+      info "apt-get install man-db groff-base failed"
   fi
 fi
 if ! have_man && ! have_groff; then
