@@ -182,17 +182,18 @@ if [ -z "${missing_sig:-}" ]; then
 else
   nok "forkpool.1 SIGNALS covers the serve signals" "missing:$missing_sig"
 fi
-# Exit statuses of src/cli/cli.h.
+# Exit statuses of src/cli/cli.h and of the bridge (src/bridge/bridge.h).
 if [ -f src/cli/cli.h ]; then
-  codes=$(sed -n 's/^#define CLI_EXIT_[A-Z]* \([0-9][0-9]*\).*/\1/p' src/cli/cli.h)
+  codes=$(sed -n 's/^#define \(CLI\|BRIDGE\)_EXIT_[A-Z]* \([0-9][0-9]*\).*/\2/p' \
+    src/cli/cli.h src/bridge/bridge.h 2>/dev/null | sort -nu)
   missing=""
   for n in $codes; do
     section "$M1" "EXIT STATUS" | grep -q "^\.B $n\$" || missing="$missing $n"
   done
   if [ -n "$codes" ] && [ -z "$missing" ]; then
-    ok "forkpool.1 EXIT STATUS lists every CLI_EXIT_* code ($(echo $codes))"
+    ok "forkpool.1 EXIT STATUS lists every CLI_EXIT_* and BRIDGE_EXIT_* code ($(echo $codes))"
   else
-    nok "forkpool.1 EXIT STATUS lists every CLI_EXIT_* code" \
+    nok "forkpool.1 EXIT STATUS lists every CLI_EXIT_* and BRIDGE_EXIT_* code" \
       "missing:${missing:- (none parsed from src/cli/cli.h)}"
   fi
 fi
