@@ -5,8 +5,22 @@ PREFIX ?= /usr/local
 CC ?= cc
 BUILD ?= build
 
-VERSION_MAJOR := 0
-VERSION := 0.1.0
+# The version is written in one place only: the FP_VERSION_MAJOR, _MINOR
+# and _PATCH lines of include/forkpool.h. It is read from there for the
+# soname and the installed file names, forkpool.pc and the man pages'
+# title lines ($(BUILD)/man); the header makes FP_VERSION_STRING (what
+# `forkpool --version` prints) from the same three numbers. `make
+# version-check` (mk/install.mk) checks that all of them agree.
+# (A '#' inside $(shell) would start a comment in make before 4.3.)
+FP_HASH := \#
+fp_hdr_num = $(shell sed -n 's/^$(FP_HASH)define FP_VERSION_$(1)[[:space:]][[:space:]]*\([0-9][0-9]*\)[[:space:]]*$$/\1/p' include/forkpool.h)
+VERSION_MAJOR := $(call fp_hdr_num,MAJOR)
+VERSION_MINOR := $(call fp_hdr_num,MINOR)
+VERSION_PATCH := $(call fp_hdr_num,PATCH)
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+ifneq ($(words $(VERSION_MAJOR) $(VERSION_MINOR) $(VERSION_PATCH)),3)
+$(error include/forkpool.h: want one line "$(FP_HASH)define FP_VERSION_X N" for each of MAJOR, MINOR and PATCH (N decimal); read the version as '$(VERSION)')
+endif
 
 CSTD := -std=gnu11
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes

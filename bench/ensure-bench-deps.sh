@@ -25,15 +25,11 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   exit 0
 fi
 
-echo "ensure-bench-deps: installing $pkgs with apt-get" >&2
-# A failed update is not fatal on its own: the lists may be recent enough.
-apt-get update -qq >/dev/null 2>&1 ||
-  echo "ensure-bench-deps: apt-get update failed; trying the install" \
-    "anyway" >&2
 # --no-install-recommends: the headers are all the baseline needs.
+# (tests/apt-install.sh installs every package the project's targets need.)
 # shellcheck disable=SC2086 # $pkgs is a list of words on purpose
-if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-  --no-install-recommends $pkgs >/dev/null 2>&1; then
+if ! sh "$(dirname "$0")/../tests/apt-install.sh" ensure-bench-deps \
+  --no-install-recommends $pkgs; then
   echo "ensure-bench-deps: apt-get install -y $pkgs failed; make bench" \
     "skips the Boost rows" >&2
   exit 0

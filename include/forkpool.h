@@ -27,12 +27,26 @@
 extern "C" {
 #endif
 
+/*
+ * The version: these three lines are the one place it is written. The
+ * Makefile reads them (the soname and installed file names, forkpool.pc,
+ * the man pages' title lines), FP_VERSION_HEX and FP_VERSION_STRING are
+ * made from them here, and `forkpool --version` prints fp_version(), that
+ * is FP_VERSION_STRING. Keep each a plain "#define FP_VERSION_X <decimal>"
+ * line: the Makefile stops with an error otherwise, and `make
+ * version-check` checks that everything agrees.
+ */
 #define FP_VERSION_MAJOR 0
 #define FP_VERSION_MINOR 1
 #define FP_VERSION_PATCH 0
 #define FP_VERSION_HEX \
   ((FP_VERSION_MAJOR << 16) | (FP_VERSION_MINOR << 8) | FP_VERSION_PATCH)
-#define FP_VERSION_STRING "0.1.0"
+#define FP__VERSION_STR(x) #x
+#define FP__VERSION_XSTR(x) FP__VERSION_STR(x)
+/* "MAJOR.MINOR.PATCH", a string literal made from the three numbers. */
+#define FP_VERSION_STRING \
+  FP__VERSION_XSTR(FP_VERSION_MAJOR) "." FP__VERSION_XSTR(FP_VERSION_MINOR) \
+  "." FP__VERSION_XSTR(FP_VERSION_PATCH)
 
 #if defined(__GNUC__)
 #define FP_EXTERN __attribute__((visibility("default")))

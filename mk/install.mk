@@ -18,7 +18,8 @@
 #   $(LIBDIR)/libforkpool.so (for -lforkpool), both to the real file
 #   $(INCLUDEDIR)/forkpool.h
 #   $(PKGCONFIGDIR)/forkpool.pc
-#   $(MANDIR)/man1/forkpool.1, $(MANDIR)/man3/forkpool.3
+#   $(MANDIR)/man1/forkpool.1, $(MANDIR)/man3/forkpool.3 (from
+#   $(BUILD)/man, made from man/ with the version filled in)
 
 EXEC_PREFIX ?= $(PREFIX)
 BINDIR ?= $(EXEC_PREFIX)/bin
@@ -33,7 +34,8 @@ LDCONFIG ?= ldconfig
 FP_SO_REAL := libforkpool.so.$(VERSION)
 FP_SO_NAME := libforkpool.so.$(VERSION_MAJOR)
 FP_PC := $(BUILD)/forkpool.pc
-FP_MAN := man/forkpool.1 man/forkpool.3
+FP_MAN_SRC := man/forkpool.1 man/forkpool.3
+FP_MAN := $(addprefix $(BUILD)/,$(FP_MAN_SRC))
 
 # The bridge binary is installed when this build has it (hiredis found),
 # and removed by uninstall in any case.
@@ -47,43 +49,64 @@ fp_pc_rel = $(if $(filter $(2),$(1)),$${$(3)},$(if $(filter $(2)/%,$(1)),$${$(3)
 
 .PHONY: install uninstall version-check
 
-# --- version-check ---------------------------------------------------------
-# The version lives in three places that must agree: the Makefile
-# (VERSION, VERSION_MAJOR: the soname and the installed file names), the
-# header (FP_VERSION_MAJOR/MINOR/PATCH and FP_VERSION_STRING), and what
-# the built tool says (`forkpool --version`, i.e. fp_version()). The man
-# pages name it in their title line too.
-# (A '#' inside $(shell) would start a comment in make before 4.3.)
-FP_HASH := \#
-fp_hdr_num = $(shell sed -n 's/^$(FP_HASH)define FP_VERSION_$(1)  *\([0-9][0-9]*\).*/\1/p' include/forkpool.h)
-FP_HDR_VERSION = $(call fp_hdr_num,MAJOR).$(call fp_hdr_num,MINOR).$(call fp_hdr_num,PATCH)
-FP_HDR_STRING = $(shell sed -n 's/^$(FP_HASH)define FP_VERSION_STRING  *"\([^"]*\)".*/\1/p' include/forkpool.h)
+# --- generated files ---------------------------------------------------------
+# The man pages and forkpool.pc carry the version (read from the header by
+# the Makefile), never a copy of it: their sources say @VERSION@ (and the
+# man pages @VERSION_MAJOR@) and are filled in here. The man pages are
+# built by `all`; forkpool.pc, which also names the install paths, is made
+# afresh by every `install` (and rewritten only when it changed).
+$(BUILD)/man:
+	mkdir -p $@
 
-version-check: $(BIN)
+$(FP_MAN): $(BUILD)/man/%: man/% include/forkpool.h | $(BUILD)/man
+	sed -e 's/@VERSION@/$(VERSION)/g' -e 's/@VERSION_MAJOR@/$(VERSION_MAJOR)/g' \
+	    $< > $@.tmp
+	mv -f $@.tmp $@
+
+all: $(FP_MAN)
+
+.PHONY: fp-force
+$(FP_PC): forkpool.pc.in include/forkpool.h fp-force | $(BUILD)/bin
+	@sed -e 's|@prefix@|$(PREFIX)|' \
+	    -e 's|@exec_prefix@|$(call fp_pc_rel,$(EXEC_PREFIX),$(PREFIX),prefix)|' \
+	    -e 's|@libdir@|$(call fp_pc_rel,$(LIBDIR),$(EXEC_PREFIX),exec_prefix)|' \
+	    -e 's|@includedir@|$(call fp_pc_rel,$(INCLUDEDIR),$(PREFIX),prefix)|' \
+	    -e 's|@VERSION@|$(VERSION)|' forkpool.pc.in > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+# --- version-check ---------------------------------------------------------
+# The version is written once, in include/forkpool.h (see the Makefile).
+# This checks that everything made from it says the same, so that no copy
+# can drift: the header's numbers as the Makefile read them, what the
+# built tool says (`forkpool --version`, i.e. fp_version(), i.e. the
+# header's FP_VERSION_STRING as compiled), the shared library's soname,
+# the Version of forkpool.pc, and the title lines of the built man pages;
+# and that the sources of the generated files hold the placeholder, not a
+# version of their own.
+version-check: $(BIN) $(SHARED) $(FP_MAN) $(FP_PC)
 	@fail=0; \
-	bin=$$($(BIN) --version 2>&1); \
 	check() { \
 	  if [ "$$2" = "$$3" ]; then echo "version-check: $$1: $$2"; \
 	  else echo "version-check: $$1 says '$$2', expected '$$3'" >&2; fail=1; fi; \
 	}; \
-	check "header FP_VERSION_MAJOR.MINOR.PATCH" "$(FP_HDR_VERSION)" "$(VERSION)"; \
-	check "header FP_VERSION_STRING" "$(FP_HDR_STRING)" "$(VERSION)"; \
-	check "Makefile VERSION_MAJOR" "$(VERSION_MAJOR)" "$(firstword $(subst ., ,$(VERSION)))"; \
-	check "$(BIN) --version" "$$bin" "forkpool $(VERSION)"; \
-	for m in $(FP_MAN); do \
+	echo "version-check: include/forkpool.h FP_VERSION_MAJOR.MINOR.PATCH: $(VERSION)"; \
+	check "$(BIN) --version" "$$($(BIN) --version 2>&1)" "forkpool $(VERSION)"; \
+	if command -v readelf >/dev/null 2>&1; then \
+	  so=$$(readelf -d $(SHARED) | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p'); \
+	  check "$(SHARED) soname" "$$so" "$(FP_SO_NAME)"; \
+	else echo "version-check: no readelf: soname not checked"; fi; \
+	check "$(FP_PC) Version" "$$(sed -n 's/^Version: //p' $(FP_PC))" "$(VERSION)"; \
+	check "forkpool.pc.in Version" "$$(sed -n 's/^Version: //p' forkpool.pc.in)" "@VERSION@"; \
+	for m in $(FP_MAN_SRC); do \
 	  th=$$(sed -n 's/^\.TH .*"forkpool \([^"]*\)".*/\1/p' $$m); \
-	  check "$$m .TH" "$$th" "$(VERSION)"; \
+	  check "$$m .TH (source)" "$$th" "@VERSION@"; \
+	  th=$$(sed -n 's/^\.TH .*"forkpool \([^"]*\)".*/\1/p' $(BUILD)/$$m); \
+	  check "$(BUILD)/$$m .TH" "$$th" "$(VERSION)"; \
 	done; \
 	exit $$fail
 
 # --- install ---------------------------------------------------------------
-install: $(STATIC) $(SHARED) $(FP_INSTALL_BINS) version-check
-	sed -e 's|@prefix@|$(PREFIX)|' \
-	    -e 's|@exec_prefix@|$(call fp_pc_rel,$(EXEC_PREFIX),$(PREFIX),prefix)|' \
-	    -e 's|@libdir@|$(call fp_pc_rel,$(LIBDIR),$(EXEC_PREFIX),exec_prefix)|' \
-	    -e 's|@includedir@|$(call fp_pc_rel,$(INCLUDEDIR),$(PREFIX),prefix)|' \
-	    -e 's|@VERSION@|$(VERSION)|' forkpool.pc.in > $(FP_PC).tmp
-	mv -f $(FP_PC).tmp $(FP_PC)
+install: $(STATIC) $(SHARED) $(FP_INSTALL_BINS) $(FP_MAN) $(FP_PC) version-check
 	$(INSTALL) -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/forkpool
 	$(if $(BRIDGE_BIN),$(INSTALL) -D -m 0755 $(BRIDGE_BIN) $(DESTDIR)$(BINDIR)/forkpool-bridge)
 	$(INSTALL) -D -m 0644 $(STATIC) $(DESTDIR)$(LIBDIR)/libforkpool.a
@@ -92,8 +115,8 @@ install: $(STATIC) $(SHARED) $(FP_INSTALL_BINS) version-check
 	ln -sf $(FP_SO_REAL) $(DESTDIR)$(LIBDIR)/libforkpool.so
 	$(INSTALL) -D -m 0644 include/forkpool.h $(DESTDIR)$(INCLUDEDIR)/forkpool.h
 	$(INSTALL) -D -m 0644 $(FP_PC) $(DESTDIR)$(PKGCONFIGDIR)/forkpool.pc
-	$(INSTALL) -D -m 0644 man/forkpool.1 $(DESTDIR)$(MANDIR)/man1/forkpool.1
-	$(INSTALL) -D -m 0644 man/forkpool.3 $(DESTDIR)$(MANDIR)/man3/forkpool.3
+	$(INSTALL) -D -m 0644 $(BUILD)/man/forkpool.1 $(DESTDIR)$(MANDIR)/man1/forkpool.1
+	$(INSTALL) -D -m 0644 $(BUILD)/man/forkpool.3 $(DESTDIR)$(MANDIR)/man3/forkpool.3
 	@# A real install (no DESTDIR) refreshes the loader's cache, as zlib's
 	@# does: /usr/local/lib is found through it, not by default.
 	@if [ -z "$(DESTDIR)" ]; then $(LDCONFIG) >/dev/null 2>&1 || true; fi

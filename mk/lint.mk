@@ -5,9 +5,9 @@
 #                     version-check (mk/install.mk)
 #
 # Both install what they need with apt-get when run as root on Debian
-# (cppcheck, clang-tidy; man-db, groff-base, pkg-config), as
-# tests/ensure-deps.sh does for `make check`, and otherwise say what to
-# install. Style is .clang-format's (clang-format -i FILE); lint does not
+# (cppcheck, clang-tidy; man-db, groff-base, pkg-config), through
+# tests/apt-install.sh as tests/ensure-deps.sh does for `make check`, and
+# otherwise say what to install. Style is .clang-format's (clang-format -i FILE); lint does not
 # check formatting: existing files are not reformatted wholesale.
 
 CPPCHECK ?= cppcheck
@@ -63,10 +63,7 @@ lint-deps:
 	command -v $(CLANG_TIDY) >/dev/null 2>&1 || missing="$$missing clang-tidy"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "lint: installing$$missing with apt-get" >&2; \
-	    apt-get update -qq >/dev/null 2>&1 || true; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing \
-	      >/dev/null || { echo "lint: apt-get install$$missing failed" >&2; exit 1; }; \
+	    sh tests/apt-install.sh lint $$missing || exit 1; \
 	  else \
 	    echo "lint: missing$$missing; install with: sudo apt-get install -y$$missing" >&2; \
 	    exit 1; \

@@ -420,7 +420,7 @@ for c in $SUBCMDS; do
 
   # Flags that take no value, given one.
   for f in $(flags "$c" none); do
-    case $f in --verbose | --json | --null | --seal | --quiet | --backtrace | --prometheus) ;;
+    case $f in --verbose | --json | --null | --seal | --quiet | --backtrace | --prometheus | --retry-connect) ;;
       *) continue ;;
     esac
     # shellcheck disable=SC2046
@@ -749,6 +749,14 @@ for c in submit stat; do
   clear_msg "$c"
   check "$c: no such pool: exit 3"
 done
+# The bridge too, before it tries Redis (nothing listens on port 1).
+case " $SUBCMDS " in *" bridge "*)
+  # shellcheck disable=SC2046 # base is a list of words
+  x 3 "$FP" bridge $(base bridge)
+  says "pool '$NOPOOL': no pool of that name"
+  clear_msg bridge
+  check "bridge: no such pool: exit 3"
+esac
 
 # Modes that would lock the owner out, or let every user in: usage errors
 # that say why (the owner needs rw; sharing goes through the group).
@@ -793,8 +801,13 @@ name=$(newname)
 head -c 4096 /dev/urandom >"/dev/shm/forkpool.$name"
 chmod 600 "/dev/shm/forkpool.$name"
 srv_name=$name # expected in /dev/shm for these two cases
-for c in submit stat; do
-  x 3 "$FP" "$c" --name "$name"
+for c in submit stat bridge; do
+  case $c in
+    bridge)
+      case " $SUBCMDS " in *" bridge "*) ;; *) continue ;; esac
+      x 3 "$FP" bridge --name "$name" --redis 127.0.0.1:1 --stream s --group g ;;
+    *) x 3 "$FP" "$c" --name "$name" ;;
+  esac
   says "$name"
   clear_msg "$c"
   [ -e "/dev/shm/forkpool.$name" ] || fails "$c removed the segment"

@@ -9,6 +9,11 @@
 # or Redis is not installed (tests/ensure-bridge-deps.sh installs both),
 # printing one "# SKIP" line.
 #
+# First the start: usage errors exit 2; a missing pool exits 3 (as for
+# submit, stat and cancel); a Redis that cannot be reached exits 4 at once,
+# naming HOST:PORT and the error; with --retry-connect the bridge instead
+# retries until a redis-server comes up on that port, then runs a task.
+#
 # The main test plays two hosts on this machine: two pools, each fed by
 # its own bridge (consumers host-a and host-b of one group), and
 # FORKPOOL_BRIDGE_TASKS (default 20000) tasks, some crashing, added in
@@ -241,16 +246,85 @@ stop_holding() {
 rc1=$?
 "$FPB" --name x --redis 127.0.0.1:99999 --stream s --group g >"$T/u2" 2>&1
 rc2=$?
-"$FPB" --name "no-such-pool-$RUN" --redis 127.0.0.1:1 --stream s \
-  --group g >"$T/u3" 2>&1
+"$FPB" --name x --redis 127.0.0.1:1 --stream s --group g --retry-connect=yes \
+  >"$T/u3" 2>&1
 rc3=$?
 [ $rc1 = 2 ] && grep -q -- '--redis is required' "$T/u1" ||
   addwhy "missing --redis: status $rc1: $(head -n 1 "$T/u1")"
 [ $rc2 = 2 ] && grep -q 'out of range' "$T/u2" ||
   addwhy "bad port: status $rc2: $(head -n 1 "$T/u2")"
-[ $rc3 = 2 ] && grep -q 'no pool of that name' "$T/u3" ||
-  addwhy "no pool: status $rc3: $(head -n 1 "$T/u3")"
-check "usage errors and a missing pool exit 2 with a message"
+[ $rc3 = 2 ] && grep -q -- '--retry-connect' "$T/u3" ||
+  addwhy "--retry-connect=yes: status $rc3: $(head -n 1 "$T/u3")"
+check "usage errors exit 2 with a message"
+
+# A missing pool is exit status 3, as for submit, stat and cancel, also
+# through `forkpool bridge`, and before Redis is tried.
+"$FPB" --name "no-such-pool-$RUN" --redis 127.0.0.1:1 --stream s \
+  --group g >"$T/p1" 2>&1
+rc1=$?
+"$FP" bridge --name "no-such-pool-$RUN" --redis 127.0.0.1:1 --stream s \
+  --group g >"$T/p2" 2>&1
+rc2=$?
+[ $rc1 = 3 ] && grep -q "pool 'no-such-pool-$RUN': no pool of that name" "$T/p1" ||
+  addwhy "forkpool-bridge: status $rc1: $(head -n 1 "$T/p1")"
+[ $rc2 = 3 ] && grep -q 'no pool of that name' "$T/p2" ||
+  addwhy "forkpool bridge: status $rc2: $(head -n 1 "$T/p2")"
+check "a missing pool: exit status 3 with a message"
+
+# Redis unreachable at start: an error at once (exit status 4, naming
+# HOST:PORT and the reason), not endless retries; with --retry-connect the
+# bridge waits for Redis and works once it is there.
+PS="$RUN-s"
+serve "$PS" || addwhy "pool $PS did not start: $(tail -n 2 "$T/$PS.serve.log")"
+SPS=$SPID
+t0=$(date +%s)
+timeout 15 "$FPB" --name "$PS" --redis 127.0.0.1:1 --stream s --group g \
+  >"$T/n1" 2>&1
+rc1=$?
+t1=$(date +%s)
+[ $rc1 = 4 ] || addwhy "status $rc1, want 4 (after $((t1 - t0)) s)"
+[ $((t1 - t0)) -le 5 ] || addwhy "took $((t1 - t0)) s"
+grep -q 'cannot reach Redis at 127.0.0.1:1: connect: Connection refused' "$T/n1" ||
+  addwhy "message: $(tail -n 1 "$T/n1")"
+check "Redis unreachable at start: exit status 4 at once, with host:port and the error"
+
+if start_redis "retry-connect" "$T/r0"; then
+  kill -9 "$RPID"
+  wait_for 5 dead "$RPID"
+  { wait "$RPID"; } 2>/dev/null
+  bridge "$PS" host-s --stream s --group g --retry-connect
+  BS=$BPID
+  # Backoff 100, 200, 400 ms...: three failed attempts within 2 s.
+  wait_for 10 sh -c "[ \$(grep -cs 'connect: Connection refused; retrying in' '$T/host-s.log') -ge 3 ]" ||
+    addwhy "no retries logged: $(tail -n 1 "$T/host-s.log")"
+  alive "$BS" || addwhy "the bridge exited: $(tail -n 1 "$T/host-s.log")"
+  redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --daemonize no --dir "$T/r0" >>"$T/r0/redis.log" 2>&1 &
+  RPID=$!
+  wait_for 10 sh -c "redis-cli -p $PORT ping 2>/dev/null | grep -q PONG" ||
+    addwhy "redis-server did not start again on port $PORT"
+  wait_for 15 grep -q 'connected after [0-9]* failed attempts' "$T/host-s.log" ||
+    addwhy "no 'connected' line: $(tail -n 1 "$T/host-s.log")"
+  R XADD s '*' data late >/dev/null
+  wait_for 15 sh -c "[ \"\$(timeout 20 redis-cli -p $PORT XLEN s:results)\" = 1 ]" ||
+    addwhy "$(xlen s:results) results, want 1"
+  out=$(R --raw EVAL "$DUMP_RESULTS" 1 s:results | cut -f2,3)
+  [ "$out" = "ok${TAB}LATE" ] || addwhy "result '$out'"
+  kill -TERM "$BS" 2>/dev/null
+  wait_for 15 dead "$BS" || addwhy "bridge still running after SIGTERM"
+  wait "$BS"
+  rc1=$?
+  [ $rc1 = 0 ] || addwhy "bridge exit status $rc1 after SIGTERM"
+  kill -9 "$RPID" 2>/dev/null
+  wait_for 5 dead "$RPID"
+  { wait "$RPID"; } 2>/dev/null
+else
+  addwhy "no free port for redis-server"
+fi
+check "--retry-connect: retries until Redis is up, then runs the task"
+kill -TERM "$SPS"
+wait_for 15 dead "$SPS" || addwhy "pool $PS still running after SIGTERM"
+check "pool $PS stopped"
 
 # ---------------------------------------------------------------------------
 # Two hosts.

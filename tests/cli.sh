@@ -332,7 +332,9 @@ expect_usage "no subcommand" "Usage"
 
 "$FP" --version >"$T/ver.out" 2>&1
 rc=$?
-expect_lines "$T/ver.out" "forkpool 0.1.0"
+# The version is written once, in include/forkpool.h: read it from there.
+hver() { sed -n "s/^#define FP_VERSION_$1[[:space:]]*\([0-9]*\)[[:space:]]*\$/\1/p" include/forkpool.h; }
+expect_lines "$T/ver.out" "forkpool $(hver MAJOR).$(hver MINOR).$(hver PATCH)"
 expect_rc $rc 0
 check "--version"
 

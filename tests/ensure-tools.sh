@@ -53,12 +53,8 @@ done
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "ensure-tools: installing$pkgs with apt-get" >&2
-  apt-get update -qq >/dev/null 2>&1 ||
-    echo "ensure-tools: apt-get update failed; trying the install anyway" >&2
   # shellcheck disable=SC2086 # $pkgs is a list of words on purpose
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null ||
-    { echo "ensure-tools: apt-get install -y$pkgs failed" >&2; exit 1; }
+  sh "$(dirname "$0")/apt-install.sh" ensure-tools $pkgs || exit 1
   for t in $missing; do
     works "$t" || { echo "ensure-tools: $t still does not work" >&2; exit 1; }
   done

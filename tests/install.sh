@@ -54,10 +54,7 @@ finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
 if ! have pkg-config && [ "$(id -u)" = 0 ] && have apt-get; then
-  info "installing pkg-config with apt-get"
-  apt-get update -qq >/dev/null 2>&1 || true
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config \
-    >/dev/null 2>&1 || true
+  sh "$(dirname "$0")/apt-install.sh" tests/install.sh pkg-config || true
 fi
 for tool in pkg-config "$CC" readelf timeout; do
   if ! have "$tool"; then
@@ -159,6 +156,14 @@ fi
 out=$($TMO "$P/bin/forkpool" --version 2>&1)
 [ "$out" = "forkpool $VERSION" ] || why="'$out'"
 check "installed forkpool --version says forkpool $VERSION"
+
+# The man pages are installed from build/man, where make filled in the
+# version of their sources' @VERSION@ placeholder.
+for m in man1/forkpool.1 man3/forkpool.3; do
+  th=$(sed -n 's/^\.TH .*"forkpool \([^"]*\)".*/\1/p' "$P/share/man/$m")
+  [ "$th" = "$VERSION" ] || why="${why:+$why; }$m .TH says '$th'"
+done
+check "installed man pages' title lines say forkpool $VERSION"
 
 # --- pkg-config ----------------------------------------------------------
 # Only our file: PKG_CONFIG_LIBDIR replaces the default search path, so a

@@ -21,8 +21,9 @@
 # The parts that need the built tool are skipped, with a note, without it.
 #
 # man-db and groff-base are Debian's packages for man and groff; as root
-# with apt-get the script installs what is missing, as tests/ensure-deps.sh
-# does for libcheck, and otherwise says what to install.
+# with apt-get the script installs what is missing (tests/apt-install.sh),
+# as tests/ensure-deps.sh does for libcheck, and otherwise says what to
+# install.
 #
 # Prints "ok - NAME" or "not ok - NAME: WHY" per check, "# ..." notes,
 # then "N passed, M failed"; exit status 0 only when nothing failed.
@@ -56,11 +57,9 @@ have_groff() { command -v groff >/dev/null 2>&1; }
 
 if ! have_man || ! have_groff; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    info "installing man-db groff-base with apt-get"
-    apt-get update -qq >/dev/null 2>&1 ||
-      info "apt-get update failed; trying the install anyway"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq man-db groff-base \
-      >/dev/null 2>&1 || info "apt-get install man-db groff-base failed"
+    # (apt-install.sh disables again the man-db.timer the install enables.)
+    sh "$(dirname "$0")/apt-install.sh" tests/man.sh man-db groff-base ||
+      info "apt-get install man-db groff-base failed"
   fi
 fi
 if ! have_man && ! have_groff; then
@@ -183,17 +182,18 @@ if [ -z "${missing_sig:-}" ]; then
 else
   nok "forkpool.1 SIGNALS covers the serve signals" "missing:$missing_sig"
 fi
-# Exit statuses of src/cli/cli.h.
+# Exit statuses of src/cli/cli.h and of the bridge (src/bridge/bridge.h).
 if [ -f src/cli/cli.h ]; then
-  codes=$(sed -n 's/^#define CLI_EXIT_[A-Z]* \([0-9][0-9]*\).*/\1/p' src/cli/cli.h)
+  codes=$(sed -n 's/^#define \(CLI\|BRIDGE\)_EXIT_[A-Z]* \([0-9][0-9]*\).*/\2/p' \
+    src/cli/cli.h src/bridge/bridge.h 2>/dev/null | sort -nu)
   missing=""
   for n in $codes; do
     section "$M1" "EXIT STATUS" | grep -q "^\.B $n\$" || missing="$missing $n"
   done
   if [ -n "$codes" ] && [ -z "$missing" ]; then
-    ok "forkpool.1 EXIT STATUS lists every CLI_EXIT_* code ($(echo $codes))"
+    ok "forkpool.1 EXIT STATUS lists every CLI_EXIT_* and BRIDGE_EXIT_* code ($(echo $codes))"
   else
-    nok "forkpool.1 EXIT STATUS lists every CLI_EXIT_* code" \
+    nok "forkpool.1 EXIT STATUS lists every CLI_EXIT_* and BRIDGE_EXIT_* code" \
       "missing:${missing:- (none parsed from src/cli/cli.h)}"
   fi
 fi

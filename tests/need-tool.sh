@@ -1,6 +1,7 @@
 #!/bin/sh
 # Make sure an optional test tool is installed, the way ensure-deps.sh does
-# libcheck: as root with apt-get, install its Debian package when missing.
+# libcheck: as root with apt-get, install its Debian package when missing
+# (with tests/apt-install.sh, which leaves no service of it enabled).
 #
 # Usage: sh tests/need-tool.sh COMMAND PACKAGE
 #   e.g. sh tests/need-tool.sh promtool prometheus
@@ -18,15 +19,11 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "need-tool: $cmd is missing; install it with: sudo apt-get install -y $pkg" >&2
   exit 2
 fi
-echo "need-tool: installing $pkg with apt-get (for $cmd)" >&2
-# A failed update is not fatal on its own: the lists may be recent enough.
-apt-get update -qq >/dev/null 2>&1 ||
-  echo "need-tool: apt-get update failed; trying the install anyway" >&2
 # --no-install-recommends: a server package (prometheus) would otherwise
-# pull in much more than the one command the tests need.
-if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-  --no-install-recommends "$pkg" >/dev/null 2>&1; then
-  echo "need-tool: apt-get install -y $pkg failed" >&2
+# pull in much more than the one command the tests need. apt-install.sh
+# keeps its service from starting and disables it again.
+if ! sh "$(dirname "$0")/apt-install.sh" "need-tool ($cmd)" \
+  --no-install-recommends "$pkg"; then
   exit 1
 fi
 command -v "$cmd" >/dev/null 2>&1 && exit 0

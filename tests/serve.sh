@@ -88,7 +88,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # wait_until SECONDS COMMAND...: run COMMAND every 50 ms until it succeeds
-# or SECONDS passed. Returns its last status.
+# or SECONDS passed. Returns its last status. A grep polling a server's log
+# takes -s: the first try may come before the server's shell made the file,
+# and "not there yet" is not worth a line.
 wait_until() {
   _end=$(awk -v n="$(now)" -v s="$1" 'BEGIN { printf "%.3f", n + s }')
   shift
@@ -110,7 +112,7 @@ serve() {
   wrap=$!
   servers="$servers $wrap"
   spid=""
-  if wait_until 10 grep -q ' INFO ready: ' "$_log"; then
+  if wait_until 10 grep -qs ' INFO ready: ' "$_log"; then
     spid=$(sed -n 's/.* INFO ready: .*supervisor pid \([0-9]*\)$/\1/p' "$_log")
   else
     fails "no ready line from serve $_name: $(tail -n 1 "$_log")"
@@ -386,7 +388,13 @@ $TMO "$FP" submit --name "$Bq" "sleep 300" "sleep 300" "sleep 300" "sleep 300" "
 job=$!
 sleep 0.1
 for s in $(ps -o pid= --ppid $job); do kill -KILL "$s"; done
-wait $job
+# The shell reports a job killed by a signal with a bare "Killed" line on
+# its stderr when it is waited for; braces around the wait send that
+# report (only that: the job's own stderr was set when it started) to
+# /dev/null, and its status is checked instead: `timeout` dies of the
+# signal that killed its command, so 128 + 9.
+{ wait $job; } 2>/dev/null
+expect_rc $? 137 "killed submit: exit status (SIGKILL)"
 wait_until 3 stat_is "$Bq" abandoned $((ab0 + 6)) queued 0 running 0 clients 0 ||
   fails "after the kill: $(cat "$T/st.top"), want abandoned $((ab0 + 6))"
 # A lone producer may hold 6 of the 8 slots (its share: 8 - 8/4): all of it.
@@ -508,7 +516,7 @@ else
 fi
 f_wrap=$!
 servers="$servers $f_wrap"
-wait_until 10 grep -q ' INFO ready: ' "$T/f.log" || fails "no ready line"
+wait_until 10 grep -qs ' INFO ready: ' "$T/f.log" || fails "no ready line"
 f_pid=$(sed -n 's/.* INFO ready: .*supervisor pid \([0-9]*\)$/\1/p' "$T/f.log")
 ign=$(sed -n 's/^SigIgn:[[:space:]]*//p' /proc/"$f_pid"/status 2>/dev/null)
 [ $(( 0x${ign:-0} & 2 )) -ne 0 ] || fails "the test setup failed: SIGINT is not ignored in the server"
@@ -545,7 +553,7 @@ $STMO "$FP" serve --name "$H" --handler "$CRASHY" --workers 1 --queue 8 \
   --log-format json --log-level debug 2>"$T/h.log" &
 h_wrap=$!
 servers="$servers $h_wrap"
-wait_until 10 grep -q '"level":"info","msg":"ready: ' "$T/h.log" || fails "no JSON ready line: $(tail -n 1 "$T/h.log")"
+wait_until 10 grep -qs '"level":"info","msg":"ready: ' "$T/h.log" || fails "no JSON ready line: $(tail -n 1 "$T/h.log")"
 $TMO "$FP" submit --name "$H" --json --backtrace hello segv >"$T/h1.json" 2>"$T/h1.err"
 expect_rc $? 1
 expect_lines "$T/h1.json" '{"seq":0,"id":[1-9]*,"status":"ok","output":"HELLO","attempts":1,*}' \
@@ -746,7 +754,7 @@ HOSTILE_PIDS=$HP $STMO "$FP" serve --name "$K" --handler "$HOSTILE" --workers 1 
   --timeout 300 --grace 200 2>"$T/k.log" &
 k_wrap=$!
 servers="$servers $k_wrap"
-wait_until 10 grep -q ' INFO ready: ' "$T/k.log" || fails "no ready line: $(tail -n 1 "$T/k.log")"
+wait_until 10 grep -qs ' INFO ready: ' "$T/k.log" || fails "no ready line: $(tail -n 1 "$T/k.log")"
 $TMO "$FP" submit --name "$K" "setsidhang 30" >"$T/k.out" 2>"$T/k.err" &
 job=$!
 wait_until 5 test -s "$HP" || fails "no pid recorded"
@@ -780,7 +788,7 @@ printf 'secret' | $STMO "$FP" serve --name "$R" --handler "$HOSTILE" \
   --workers 1 >"$T/r.out" 2>"$T/r.log" &
 r_wrap=$!
 servers="$servers $r_wrap"
-wait_until 10 grep -q ' INFO ready: ' "$T/r.log" || fails "no ready line: $(tail -n 1 "$T/r.log")"
+wait_until 10 grep -qs ' INFO ready: ' "$T/r.log" || fails "no ready line: $(tail -n 1 "$T/r.log")"
 $TMO "$FP" submit --name "$R" readstdin 'stdout EVIL' 'stderr BAD' >"$T/r.sub" 2>&1 ||
   fails "submit: $(cat "$T/r.sub")"
 printf 'ok\tread 0\nok\twrote\nok\twrote\n' | cmp -s - "$T/r.sub" ||
@@ -956,7 +964,7 @@ else
   $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 1 2>"$T/u1.log" &
   u_wrap=$!
   servers="$servers $u_wrap"
-  wait_until 10 grep -q ' INFO ready: ' "$T/u1.log" || fails "no ready line from $UA's server: $(tail -n 1 "$T/u1.log")"
+  wait_until 10 grep -qs ' INFO ready: ' "$T/u1.log" || fails "no ready line from $UA's server: $(tail -n 1 "$T/u1.log")"
   $TMO "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 1 2>"$T/u0.log"
   expect_rc $? 1 "root's serve"
   grep -q "ERROR cannot serve ${P}u: /dev/shm/forkpool.${P}u belongs to user $UA (uid $(id -u "$UA")), group $GS" "$T/u0.log" ||
@@ -971,7 +979,7 @@ else
   $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 2 --mode 0660 2>"$T/u2.log" &
   u_wrap=$!
   servers="$servers $u_wrap"
-  wait_until 10 grep -q ' INFO ready: ' "$T/u2.log" || fails "no ready line (0660): $(tail -n 1 "$T/u2.log")"
+  wait_until 10 grep -qs ' INFO ready: ' "$T/u2.log" || fails "no ready line (0660): $(tail -n 1 "$T/u2.log")"
   [ "$(stat -c %U:%G:%a /dev/shm/forkpool."${P}u")" = "$UA:$GS:660" ] ||
     fails "segment is $(stat -c %U:%G:%a /dev/shm/forkpool."${P}u")"
   $TMO $(asu "$UB") "$FP" submit --name "${P}u" hello 'sleep 50' >"$T/ub.out" 2>&1
@@ -987,7 +995,7 @@ else
     sh "$(asu "$UB")" "$FP" "${P}u" || fails "$UB's task never ran"
   for p in $(ps -o pid= --ppid "$bwrap"); do kill -KILL "$p"; done
   { wait "$bwrap"; } 2>/dev/null
-  wait_until 10 grep -q 'INFO a producer of row [0-9]* is gone' "$T/u2.log" ||
+  wait_until 10 grep -qs 'INFO a producer of row [0-9]* is gone' "$T/u2.log" ||
     fails "the killed group producer's row was not reclaimed"
   $TMO $(asu "$UC") "$FP" submit --name "${P}u" hello >"$T/uc.out" 2>"$T/uc.err"
   expect_rc $? 3 "$UC's submit"
@@ -999,7 +1007,7 @@ else
   $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 1 --mode 0640 2>"$T/u3.log" &
   u_wrap=$!
   servers="$servers $u_wrap"
-  wait_until 10 grep -q ' INFO ready: ' "$T/u3.log" || fails "no ready line (0640): $(tail -n 1 "$T/u3.log")"
+  wait_until 10 grep -qs ' INFO ready: ' "$T/u3.log" || fails "no ready line (0640): $(tail -n 1 "$T/u3.log")"
   $TMO $(asu "$UB") "$FP" stat --name "${P}u" >"$T/ub.st" 2>&1 || fails "$UB's stat of a 0640 pool: $(head -n 1 "$T/ub.st")"
   $TMO $(asu "$UB") "$FP" submit --name "${P}u" hello >/dev/null 2>"$T/ub.err"
   expect_rc $? 3 "$UB's submit to a 0640 pool"
@@ -1015,7 +1023,7 @@ else
   $STMO $(asu "$UA") "$FP" serve --name "${P}u" --handler "$CRASHY" --workers 2 --mode 0660 2>"$T/u4.log" &
   u_wrap=$!
   servers="$servers $u_wrap"
-  wait_until 10 grep -q ' INFO ready: ' "$T/u4.log" || fails "no ready line (0660): $(tail -n 1 "$T/u4.log")"
+  wait_until 10 grep -qs ' INFO ready: ' "$T/u4.log" || fails "no ready line (0660): $(tail -n 1 "$T/u4.log")"
   usrv=$(ps -o pid= --ppid "$u_wrap" | tr -d ' ')
   $TMO $(asu "$UB") truncate -s 0 /dev/shm/forkpool."${P}u" || fails "$UB cannot truncate the segment"
   wait_until 10 sh -c '! kill -0 "$1" 2>/dev/null' sh "$usrv" || fails "serve still runs 10 s after the truncation"
@@ -1055,11 +1063,11 @@ else
   $STMO prlimit --nproc=3 $(asu "$UA") "$FP" serve --name "${P}n" --handler "$CRASHY" --workers 2 2>"$T/n.log" &
   n_wrap=$!
   servers="$servers $n_wrap"
-  wait_until 10 grep -q ' INFO ready: ' "$T/n.log" || fails "no ready line under ulimit -u 3: $(tail -n 1 "$T/n.log")"
+  wait_until 10 grep -qs ' INFO ready: ' "$T/n.log" || fails "no ready line under ulimit -u 3: $(tail -n 1 "$T/n.log")"
   # This producer is the user's 4th process: the crashed worker's
   # replacement cannot be forked while it lives (2 s).
   $TMO $(asu "$UA") "$FP" submit --name "${P}n" segv 'sleep 2000' >"$T/n.out" 2>&1
-  wait_until 5 grep -q 'fork works again' "$T/n.log" || fails "no 'fork works again' line"
+  wait_until 5 grep -qs 'fork works again' "$T/n.log" || fails "no 'fork works again' line"
   nfail=$(grep -c 'fork for worker row' "$T/n.log")
   [ "$nfail" = 1 ] || fails "$nfail 'fork for worker row' lines in 2 s, want 1"
   stop "$n_wrap"

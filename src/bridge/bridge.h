@@ -27,10 +27,15 @@
 
 #define BRIDGE_CMD "forkpool bridge"
 
-/* Exit statuses, as for the forkpool tool (src/cli/cli.h). */
+/* Exit statuses, as for the forkpool tool (src/cli/cli.h): 0 after a
+ * stop by signal, 2 usage error, 3 the pool cannot be attached at start
+ * (as for submit, stat and cancel); and the bridge's own 4: Redis cannot
+ * be reached or set up at start (without --retry-connect). */
 #define BRIDGE_EXIT_OK 0
 #define BRIDGE_EXIT_FAIL 1
 #define BRIDGE_EXIT_USAGE 2
+#define BRIDGE_EXIT_NOPOOL 3
+#define BRIDGE_EXIT_NOREDIS 4
 
 /* A stream id is "<ms>-<seq>", two 64-bit numbers: at most 41 bytes. */
 #define BRIDGE_ID_MAX 48
@@ -53,10 +58,12 @@ struct bridge_opts {
   unsigned claim_idle_ms;
   unsigned inflight;
   int verbose;
+  int retry_connect;      /* --retry-connect: wait for Redis at start */
   /* Filled by bridge_parse(). */
   char host[BRIDGE_HOST_MAX]; /* gethostname(), for result entries */
   char redis_host[256];       /* empty for a unix socket */
   int redis_port;
+  char redis_addr[272];       /* for messages: HOST:PORT, [V6]:PORT, path */
   char *owned[3];             /* defaults built with malloc, freed at exit */
 };
 
@@ -134,6 +141,7 @@ struct bridge_redis {
   uint64_t retry_at_ms;        /* next connection attempt */
   unsigned backoff_ms;
   unsigned failures;           /* consecutive failed attempts */
+  int connected_once;          /* set up at least once since the start */
 };
 
 /* Script slots. */
@@ -143,6 +151,17 @@ extern const char *const bridge_scripts[SCRIPT_COUNT];
 extern const char *const bridge_script_names[SCRIPT_COUNT];
 
 void bridge_redis_init(struct bridge_redis *r, const struct bridge_opts *o);
+/*
+ * The first connection, at start: connect and set up as
+ * bridge_redis_ensure() does. Returns 0 when connected, or when it failed
+ * and --retry-connect was given (the failure is logged and a retry
+ * scheduled, as after a lost connection). Returns -1 when it failed
+ * without --retry-connect: nothing is logged or scheduled, the error is in
+ * err ("connect: Connection refused", "AUTH: WRONGPASS ...") and *connect
+ * says whether it was the connection itself that failed.
+ */
+int bridge_redis_start(struct bridge_redis *r, char *err, size_t len,
+                       int *connect);
 /*
  * Connect when disconnected and the backoff allows: connect, AUTH (when
  * $REDISCLI_AUTH is set), load the scripts, create the group (from id 0,

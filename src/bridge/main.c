@@ -313,7 +313,8 @@ int main(int argc, char **argv)
   struct bridge *b = &L.b;
   struct bridge_opts o;
   uint64_t next_hb = 0, next_claim = 0;
-  int stopping = 0, rc, err;
+  char why[256];
+  int stopping = 0, rc, err, connect = 0;
 
   rc = bridge_parse(argc, argv, &o);
   if (rc >= 0)
@@ -331,15 +332,28 @@ int main(int argc, char **argv)
   bridge_redis_init(&b->r, &o);
   install_signals();
   L.pool_backoff = POOL_BACKOFF_MIN_MS;
+  /* The pool first: it is local, and without it there is nothing to do.
+   * Exit status 3, as submit, stat and cancel say it. */
   err = pool_attach(&L, 1);
   if (err < 0) {
     fprintf(stderr, BRIDGE_CMD ": pool '%s': %s%s\n", o.name,
             pool_error(err),
             err == -ENOENT || err == -ECONNREFUSED
                 ? " (start it first: forkpool serve --name NAME ...)" : "");
-    held_free(&b->held);
-    bridge_opts_free(&o);
-    return BRIDGE_EXIT_USAGE;
+    rc = BRIDGE_EXIT_NOPOOL;
+    goto out;
+  }
+  /* Then Redis, once: a bridge that cannot reach it at start says so and
+   * exits (a wrong --redis must not look like a bridge waiting for work),
+   * unless --retry-connect asked it to wait. */
+  if (bridge_redis_start(&b->r, why, sizeof why, &connect) < 0) {
+    if (connect)
+      fprintf(stderr, BRIDGE_CMD ": cannot reach Redis at %s: %s "
+              "(--retry-connect waits for it)\n", o.redis_addr, why);
+    else
+      fprintf(stderr, BRIDGE_CMD ": Redis at %s: %s\n", o.redis_addr, why);
+    rc = BRIDGE_EXIT_NOREDIS;
+    goto out;
   }
   bridge_log(FP_LOG_INFO, "bridge '%s' on %s: stream '%s', group '%s', "
              "results '%s', dead letters '%s', inflight %u, claim-idle %u "
@@ -377,10 +391,12 @@ int main(int argc, char **argv)
              (unsigned long long)b->n.written, (unsigned long long)b->n.dead,
              (unsigned long long)b->n.dropped,
              (unsigned long long)b->n.released);
+  rc = BRIDGE_EXIT_OK;
+out:
   bridge_redis_close(&b->r);
   fp_pool_free(L.pool);
   fp_result_release(&L.scratch);
   held_free(&b->held);
   bridge_opts_free(&o);
-  return BRIDGE_EXIT_OK;
+  return rc;
 }

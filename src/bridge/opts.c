@@ -49,6 +49,11 @@ void bridge_usage(int to_stderr)
 "                         without a sign of life for MS ms (XCLAIM);\n"
 "                         default 30000, 100..86400000\n"
 "  --inflight K           most entries held at once (default 64, 1..%u)\n"
+"  --retry-connect        when Redis cannot be reached (or set up) at\n"
+"                         start, keep trying, 100 ms, 200 ms, ... up to 5 s\n"
+"                         apart, instead of exiting 4: for a bridge that\n"
+"                         may start before Redis. (Once connected, a lost\n"
+"                         connection is always retried.)\n"
 "  -v, --verbose          also log DEBUG events\n"
 "  -h, --help             show this help\n"
 "\n"
@@ -61,8 +66,10 @@ void bridge_usage(int to_stderr)
 "pending for another bridge); a second one exits at once, leaving what is\n"
 "held pending.\n"
 "\n"
-"Exit status: 0 after a stop by signal, 2 usage error or a pool that\n"
-"cannot be attached at start.\n",
+"Exit status: 0 after a stop by signal, 2 usage error (or forkpool-bridge\n"
+"is not installed), 3 no pool NAME runs or it cannot be attached to at\n"
+"start, 4 Redis cannot be reached or set up at start (connect, AUTH,\n"
+"SCRIPT LOAD or XGROUP CREATE failed) and --retry-connect was not given.\n",
           BRIDGE_INFLIGHT_MAX);
 }
 
@@ -88,6 +95,7 @@ static int parse_redis(struct bridge_opts *o)
   if (s[0] == '/') {
     o->redis_host[0] = '\0';
     o->redis_port = 0;
+    snprintf(o->redis_addr, sizeof o->redis_addr, "%s", s);
     return 0;
   }
   if (s[0] == '[') {
@@ -112,6 +120,9 @@ static int parse_redis(struct bridge_opts *o)
   memcpy(o->redis_host, host, hlen);
   o->redis_host[hlen] = '\0';
   o->redis_port = (int)port;
+  /* Names the port even when it was left to its default. */
+  snprintf(o->redis_addr, sizeof o->redis_addr,
+           memchr(host, ':', hlen) ? "[%s]:%u" : "%s:%u", o->redis_host, port);
   return 0;
 bad:
   fprintf(stderr, CMD ": --redis: '%s' is not HOST:PORT, [IPV6]:PORT or "
@@ -182,6 +193,12 @@ int bridge_parse(int argc, char **argv, struct bridge_opts *o)
     }
     if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
       o->verbose = 1;
+      continue;
+    }
+    if ((r = cli_arg_flag(CMD, argv, i, "--retry-connect")) != 0) {
+      if (r < 0)
+        goto usage;
+      o->retry_connect = 1;
       continue;
     }
     for (k = 0; k < nstrs && r == 0; k++)

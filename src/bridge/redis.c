@@ -8,6 +8,11 @@
  * and the next attempt waits 100 ms, 200 ms, ... up to 5 s. Dropping the
  * connection is always safe: the bridge acknowledges nothing outside the
  * write script, and every script is idempotent when retried (scripts.c).
+ *
+ * The one exception is the first attempt at start (bridge_redis_start):
+ * a Redis that cannot be reached or set up then is most likely a wrong
+ * --redis or password, so the bridge says so and exits, unless
+ * --retry-connect asks it to wait for Redis.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -63,8 +68,8 @@ void bridge_redis_fail(struct bridge_redis *r, const char *what,
     err = buf;
   }
   bridge_redis_close(r);
-  bridge_log(FP_LOG_WARN, "redis %s: %s: %s; retrying in %u ms", o->redis,
-             what, err, r->backoff_ms);
+  bridge_log(FP_LOG_WARN, "redis %s: %s: %s; retrying in %u ms",
+             o->redis_addr, what, err, r->backoff_ms);
   schedule_retry(r);
 }
 
@@ -134,7 +139,13 @@ static int create_group(struct bridge_redis *r, char *buf, size_t len)
   return -1;
 }
 
-int bridge_redis_ensure(struct bridge_redis *r, uint64_t now_ms)
+/*
+ * Connect and set up: connect, AUTH (when $REDISCLI_AUTH is set), load the
+ * scripts, create the group. Returns 0 connected, or -1 with the context
+ * freed, *step naming what failed and the error text in err.
+ */
+static int connect_setup(struct bridge_redis *r, const char **step, char *err,
+                         size_t len)
 {
   const struct bridge_opts *o = r->o;
   struct timeval ct = { CONNECT_TIMEOUT_MS / 1000,
@@ -142,27 +153,22 @@ int bridge_redis_ensure(struct bridge_redis *r, uint64_t now_ms)
   struct timeval rt = { REPLY_TIMEOUT_MS / 1000,
                         (REPLY_TIMEOUT_MS % 1000) * 1000 };
   const char *pass = getenv("REDISCLI_AUTH");
-  char err[256];
-  const char *step = "connect";
 
-  if (r->c)
-    return 1;
-  if (now_ms < r->retry_at_ms)
-    return 0;
+  *step = "connect";
   if (o->redis_host[0])
     r->c = redisConnectWithTimeout(o->redis_host, o->redis_port, ct);
   else
     r->c = redisConnectUnixWithTimeout(o->redis, ct);
   if (r->c == NULL) {
-    snprintf(err, sizeof err, "out of memory");
+    snprintf(err, len, "out of memory");
     goto fail;
   }
   if (r->c->err) {
-    snprintf(err, sizeof err, "%s", r->c->errstr);
+    snprintf(err, len, "%s", r->c->errstr);
     goto fail;
   }
   if (redisSetTimeout(r->c, rt) != REDIS_OK) {
-    snprintf(err, sizeof err, "cannot set the reply timeout");
+    snprintf(err, len, "cannot set the reply timeout");
     goto fail;
   }
   if (o->redis_host[0])
@@ -170,26 +176,71 @@ int bridge_redis_ensure(struct bridge_redis *r, uint64_t now_ms)
   if (pass && *pass) {
     const char *argv[2] = { "AUTH", pass };
 
-    step = "AUTH";
-    if (simple(r, 2, argv, err, sizeof err) < 0)
+    *step = "AUTH";
+    if (simple(r, 2, argv, err, len) < 0)
       goto fail;
   }
-  step = "setup";
-  if (load_scripts(r, err, sizeof err) < 0)
+  *step = "setup";
+  if (load_scripts(r, err, len) < 0)
     goto fail;
-  step = "XGROUP CREATE";
-  if (create_group(r, err, sizeof err) < 0)
+  *step = "XGROUP CREATE";
+  if (create_group(r, err, len) < 0)
     goto fail;
-  if (r->failures > 0)
-    bridge_log(FP_LOG_INFO, "redis %s: connected again after %u failed "
-               "attempts", o->redis, r->failures);
-  else
-    bridge_log(FP_LOG_INFO, "redis %s: connected", o->redis);
-  r->failures = 0;
-  r->backoff_ms = BACKOFF_MIN_MS;
-  return 1;
+  return 0;
 
 fail:
-  bridge_redis_fail(r, step, err);
+  bridge_redis_close(r);
+  return -1;
+}
+
+/* Log the connection that connect_setup() made; reset the backoff. */
+static void connected(struct bridge_redis *r)
+{
+  const struct bridge_opts *o = r->o;
+
+  if (r->failures > 0)
+    bridge_log(FP_LOG_INFO, "redis %s: connected%s after %u failed "
+               "attempts", o->redis_addr, r->connected_once ? " again" : "",
+               r->failures);
+  else
+    bridge_log(FP_LOG_INFO, "redis %s: connected", o->redis_addr);
+  r->connected_once = 1;
+  r->failures = 0;
+  r->backoff_ms = BACKOFF_MIN_MS;
+}
+
+int bridge_redis_start(struct bridge_redis *r, char *err, size_t len,
+                       int *connect)
+{
+  char text[256];
+  const char *step;
+
+  if (connect_setup(r, &step, text, sizeof text) == 0) {
+    connected(r);
+    return 0;
+  }
+  *connect = !strcmp(step, "connect");
+  if (!r->o->retry_connect) {
+    snprintf(err, len, "%s: %s", step, text);
+    return -1;
+  }
+  bridge_redis_fail(r, step, text);
   return 0;
+}
+
+int bridge_redis_ensure(struct bridge_redis *r, uint64_t now_ms)
+{
+  char err[256];
+  const char *step;
+
+  if (r->c)
+    return 1;
+  if (now_ms < r->retry_at_ms)
+    return 0;
+  if (connect_setup(r, &step, err, sizeof err) < 0) {
+    bridge_redis_fail(r, step, err);
+    return 0;
+  }
+  connected(r);
+  return 1;
 }
