@@ -10,6 +10,13 @@
 
 #include "queue.h"
 
+/*
+ * Time in the supervisor is in nanoseconds (fp__now_ns()); fp_config, the
+ * command channel and the log speak milliseconds, reports microseconds.
+ */
+#define FP__NS_PER_MS 1000000ull
+#define FP__NS_PER_US 1000ull
+
 /* How to run a supervisor. */
 struct fp__sup_opts {
   struct fp__seg *seg;

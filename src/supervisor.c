@@ -27,9 +27,83 @@
 #include "sum.h"
 #include "sup.h"
 
-#define BACKOFF_BASE_NS 10000000ull  /* 10 ms */
-#define SWEEP_EVERY_NS 100000000ull  /* the ready rings' sweep: 100 ms */
-#define BACKOFF_MAX_NS 1000000000ull /* 1 s */
+/*
+ * Crash-loop backoff (DESIGN.md, invariant 6): the second death in a row
+ * without a finished task delays its row's restart by BACKOFF_BASE_NS, each
+ * further one doubles the delay, up to BACKOFF_MAX_NS. The base is short
+ * enough that a pool hit by two unlucky crashes hardly notices it; the cap
+ * bounds a crash loop to about one fork per row per second while a fixed
+ * handler (or a reload) is still picked up within a second. The README
+ * promises "10 ms, 20 ms, ... up to 1 s".
+ */
+#define BACKOFF_BASE_NS (10 * FP__NS_PER_MS)
+#define BACKOFF_MAX_NS (1000 * FP__NS_PER_MS)
+
+/*
+ * How often the ready rings are swept (fp__sup_sweep with tick set): a
+ * READY task that no ring held at two sweeps in a row is requeued, so a
+ * lost or half-published task is late by at most about two sweeps. A
+ * sweep reads every slot: 100 ms keeps that cheap on big pools.
+ */
+#define SWEEP_EVERY_NS (100 * FP__NS_PER_MS)
+
+/*
+ * A failed fork (RLIMIT_NPROC, ENOMEM) leaves its row BACKOFF and is tried
+ * again this much later: soon enough that a limit lifted costs little,
+ * seldom enough that a lasting one does not keep the supervisor forking.
+ */
+#define FORK_RETRY_NS (100 * FP__NS_PER_MS)
+
+/*
+ * While the workers start, the loop looks this often whether all are
+ * ready, so the pool turns RUNNING (and on_ready runs) at most 2 ms after
+ * the last one is; start-up is short, so the polling costs nothing.
+ */
+#define STARTUP_POLL_NS (2 * FP__NS_PER_MS)
+
+/*
+ * A sweep for strays that ran out of its budget (a fork bomb) is tried
+ * again this soon: strays are killed at a steady pace while the loop keeps
+ * serving between sweeps.
+ */
+#define STRAYS_RETRY_NS (10 * FP__NS_PER_MS)
+
+/*
+ * The wake-up policy's safety net (turn()): queued tasks with workers
+ * asleep get a worker within this long, whatever the producers decided.
+ * Short next to any task worth a pool, long enough that the turns it adds
+ * cost the supervisor nothing to speak of.
+ */
+#define WAKE_NET_NS (10 * FP__NS_PER_MS)
+
+/*
+ * The loop's tick: the longest it sleeps in poll() with nothing to do, so
+ * how late it can notice what no descriptor announces (a task that began,
+ * a cancel request, a dead producer, a dead owner without a pidfd).
+ *   TICK_IDLE_NS      no task timeout: a second, owner_gone()'s getppid()
+ *                     fallback (a dead owner stops its pool within a
+ *                     second, DESIGN.md invariant 4)
+ *   TICK_TIMEOUT_NS   timeouts of a second or more
+ *   TICK_TIMEOUT_DIV  shorter timeouts: a tenth of the timeout, plus
+ *   TICK_FLOOR_NS     so that tiny timeouts do not make the loop spin
+ * A task that begins between two turns is first seen at the next one:
+ * ticking well inside the timeout lets its deadline be planned before it
+ * passes (fp__sup_check_timeouts).
+ *   TICK_SERVE_NS     named pools: dead producers' slots are reclaimed
+ *                     and the producers' shares recounted within 100 ms
+ *                     (README, "A producer")
+ *   TICK_SCALE_NS     autoscaling: a backlog is measured against
+ *                     SCALE_BACKLOG_NS (20 ms, sup_resize.c)
+ */
+#define TICK_IDLE_NS (1000 * FP__NS_PER_MS)
+#define TICK_TIMEOUT_NS (100 * FP__NS_PER_MS)
+#define TICK_TIMEOUT_DIV 10u
+#define TICK_FLOOR_NS (1 * FP__NS_PER_MS)
+#define TICK_SERVE_NS (100 * FP__NS_PER_MS)
+#define TICK_SCALE_NS (10 * FP__NS_PER_MS)
+
+/* poll() failing (it cannot, bar a bug): pause this long, never spin. */
+#define POLL_ERROR_PAUSE_US 10000 /* 10 ms */
 
 void fp__sup_log(struct fp__sup *sp, fp_log_level lvl, const char *fmt, ...) {
   if (sp->o->log == NULL) return;
@@ -74,7 +148,7 @@ static void end_task_report(struct fp__sup *sp, struct fp__slot *sl,
   uint32_t owner = sl->owner;
   fp__slot_end(sp->s, sl, st, 0, sig, exit_code, (uint32_t)rlen,
                sl->started_ns != 0 && now > sl->started_ns
-                   ? (now - sl->started_ns) / 1000u
+                   ? (now - sl->started_ns) / FP__NS_PER_US
                    : 0);
   _Atomic uint64_t *ctr = st == FP_CRASHED   ? &h->c.crashed
                           : st == FP_TIMEOUT ? &h->c.timeout
@@ -134,12 +208,12 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
   if (pid < 0) {
     int err = errno;
     atomic_store(&row->state, FP__ROW_BACKOFF);
-    sp->rc[r].spawn_at = fp__now_ns() + 100000000u;
+    sp->rc[r].spawn_at = fp__now_ns() + FORK_RETRY_NS;
     /* Retried every 100 ms: say it once per burst, not once per try. */
     if (sp->fork_failures++ == 0)
       fp__sup_log(sp, FP_LOG_ERROR, "fork for worker row %u failed: %s "
-                  "(retrying every 100 ms; logged again once a fork works)",
-                  r, strerror(err));
+                  "(retrying every %llu ms; logged again once a fork works)",
+                  r, strerror(err), FORK_RETRY_NS / FP__NS_PER_MS);
     return -err;
   }
   if (sp->fork_failures > 0)
@@ -216,9 +290,15 @@ static int is_worker(void *arg, pid_t pid) {
   return fp__sup_find_row(arg, pid) >= 0;
 }
 
-/* How long one sweep for strays may take: in the loop, and at stop. */
-#define SWEEP_TURN_NS 100000000ull  /* 100 ms */
-#define SWEEP_STOP_NS 2000000000ull /* 2 s */
+/*
+ * How long one sweep for strays may take: in the loop (on a turn, or when
+ * a worker died), and at stop. In the loop the rest of the pool must go on
+ * being served while a fork bomb is killed: 100 ms a sweep, the rest on
+ * later turns (STRAYS_RETRY_NS). At stop nothing else is left to do, but
+ * the stop must still end on time: 2 s, then it gives up and says so.
+ */
+#define SWEEP_TURN_NS (100 * FP__NS_PER_MS)
+#define SWEEP_STOP_NS (2000 * FP__NS_PER_MS)
 
 /*
  * Kill and reap every child of ours that is not a worker row's: the
@@ -279,8 +359,14 @@ static uint32_t count_ending(const struct fp__seg *s) {
   return n;
 }
 
-/* How long a canceller may take between its claim and its end at stop. */
-#define STOP_CANCELLER_NS 100000000ull /* 100 ms */
+/*
+ * How long a canceller may take between its claim and its end at stop
+ * (fp_cancel makes them back to back: a live one takes microseconds),
+ * looked at every STOP_POLL_US. One still there after 100 ms is dead or
+ * stopped, and the stop must not wait on it.
+ */
+#define STOP_CANCELLER_NS (100 * FP__NS_PER_MS)
+#define STOP_POLL_US 1000 /* 1 ms */
 
 /*
  * Settle everything and mark the pool STOPPED; the loop then ends. Bounded
@@ -307,7 +393,7 @@ static void stop_now(struct fp__sup *sp) {
   sweep_strays(sp, SWEEP_STOP_NS);
   if (sp->strays_left)
     fp__sup_log(sp, FP_LOG_ERROR, "stopping with processes left by workers "
-                "that would not die in %llu ms", SWEEP_STOP_NS / 1000000u);
+                "that would not die in %llu ms", SWEEP_STOP_NS / FP__NS_PER_MS);
   /*
    * Belt and braces: with every worker reaped, nothing may stay pending.
    * READY: published while we stopped (its producer takes it back unless
@@ -324,7 +410,7 @@ static void stop_now(struct fp__sup *sp) {
       end_task(sp, sl, FP_CANCELLED, 0, -1, now);
   }
   while (count_ending(s) > 0 && fp__now_ns() - now < STOP_CANCELLER_NS)
-    usleep(1000);
+    usleep(STOP_POLL_US);
   for (uint32_t i = 0; i < s->nslots; i++) {
     struct fp__slot *sl = fp__slot_at(s, i);
     if (fp__slot_state(sl) == FP__SLOT_ENDING) fp__slot_end_cancelled(s, sl);
@@ -438,7 +524,8 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
       size_t rlen = st == FP_CANCELLED ? 0
                     : fp__report_render(fp__report_at(sp->s, r), task_id, rep,
                                         sizeof(rep));
-      ran_us = now > sl->started_ns ? (now - sl->started_ns) / 1000u : 0;
+      ran_us = now > sl->started_ns ? (now - sl->started_ns) / FP__NS_PER_US
+                                    : 0;
       had_task = 1;
       if (st != FP_CANCELLED) fp__row_duration(row, ran_us);
       log_death(sp, pid, task_id, sig, code, ran_us, st, sl, rep, rlen);
@@ -541,7 +628,7 @@ static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
     if (!sp->backoff_logged) {
       fp__sup_log(sp, FP_LOG_WARN, "crash loop: workers keep dying without "
                   "finishing a task; restarts back off up to %llu ms",
-                  BACKOFF_MAX_NS / 1000000u);
+                  BACKOFF_MAX_NS / FP__NS_PER_MS);
       sp->backoff_logged = 1;
     }
   }
@@ -563,7 +650,7 @@ static void begin_drain(struct fp__sup *sp, int grace_ms) {
   if (atomic_load(&sp->s->hdr->state) != FP__POOL_RUNNING) return;
   sp->drain_deadline =
       grace_ms < 0 ? UINT64_MAX
-                   : fp__now_ns() + (uint64_t)grace_ms * 1000000u;
+                   : fp__now_ns() + (uint64_t)grace_ms * FP__NS_PER_MS;
   set_state(sp, FP__POOL_DRAINING);
   fp__sup_log(sp, FP_LOG_INFO, "draining: refusing new tasks, finishing %u "
               "queued (grace %d ms)",
@@ -720,7 +807,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
       set_state(sp, FP__POOL_RUNNING);
       if (sp->o->on_ready != NULL) sp->o->on_ready(sp->o->ready_ctx);
     } else {
-      wake = now + 2000000u;
+      wake = now + STARTUP_POLL_NS;
     }
   }
   uint64_t done = finished(sp);
@@ -734,7 +821,8 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   if (t < wake) wake = t;
   if (sp->strays_left) {
     sweep_strays(sp, SWEEP_TURN_NS);
-    if (sp->strays_left && now + 10000000u < wake) wake = now + 10000000u;
+    if (sp->strays_left && now + STRAYS_RETRY_NS < wake)
+      wake = now + STRAYS_RETRY_NS;
   }
   t = respawn(sp, now);
   if (t < wake) wake = t;
@@ -756,7 +844,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
     sp->last_sweep_ns = now;
     if (fp__sup_sweep(sp, 1) > 0)
       fp__sup_log(sp, FP_LOG_WARN, "requeued queued task(s) that no ready "
-                  "ring held for %llu ms", SWEEP_EVERY_NS / 1000000u);
+                  "ring held for %llu ms", SWEEP_EVERY_NS / FP__NS_PER_MS);
   }
   fp__sup_autoscale(sp, now);
   /*
@@ -766,7 +854,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   if (fp__q_queued(sp->s) > 0 &&
       fp__pcount(&h->w_asleep, sp->s->nrows) > 0) {
     fp__wake_workers(sp->s, 1);
-    if (now + 10000000u < wake) wake = now + 10000000u;
+    if (now + WAKE_NET_NS < wake) wake = now + WAKE_NET_NS;
   }
   if (sp->o->serve) {
     fp__sup_count_producers(sp);
@@ -786,7 +874,8 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
       stop_now(sp);
     if (sp->drain_deadline < wake) wake = sp->drain_deadline;
   }
-  return wake <= now ? 0 : (int)((wake - now + 999999u) / 1000000u);
+  return wake <= now ? 0
+                     : (int)((wake - now + FP__NS_PER_MS - 1) / FP__NS_PER_MS);
 }
 
 static int count_child(void *arg, pid_t pid) {
@@ -863,11 +952,13 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   for (uint32_t r = 0; r < cfg->workers && !sp.stopped; r++)
     if ((err = spawn(&sp, r)) < 0) fail_start(&sp, -err);
 
-  uint64_t tick = cfg->timeout_ms == 0 ? 1000000000ull
-                  : cfg->timeout_ms >= 1000 ? 100000000ull
-                  : (uint64_t)cfg->timeout_ms * 100000u + 1000000u;
-  if (o->serve && tick > 100000000ull) tick = 100000000ull;
-  if (h->max_workers != 0 && tick > 10000000ull) tick = 10000000ull;
+  uint64_t tick = cfg->timeout_ms == 0 ? TICK_IDLE_NS
+                  : cfg->timeout_ms >= 1000 ? TICK_TIMEOUT_NS
+                  : (uint64_t)cfg->timeout_ms *
+                            (FP__NS_PER_MS / TICK_TIMEOUT_DIV) +
+                        TICK_FLOOR_NS;
+  if (o->serve && tick > TICK_SERVE_NS) tick = TICK_SERVE_NS;
+  if (h->max_workers != 0 && tick > TICK_SCALE_NS) tick = TICK_SCALE_NS;
   while (!sp.stopped) {
     int ms = turn(&sp, tick);
     if (sp.stopped) break;
@@ -882,7 +973,8 @@ int fp__sup_run(const struct fp__sup_opts *o) {
     pf[2] = (struct pollfd){.fd = sp.owner_fd, .events = POLLIN};
     nfds_t np = fp__out_pollset(&sp, pf, 3);
     int n = poll(pf, np, ms);
-    if (n < 0 && errno != EINTR) usleep(10000); /* cannot happen: no spin */
+    if (n < 0 && errno != EINTR)
+      usleep(POLL_ERROR_PAUSE_US); /* cannot happen: no spin */
     if (n > 0) fp__out_drain(&sp, pf, 3, np); /* before reap closes any */
     read_signals(&sp);
     reap(&sp, 0);
