@@ -108,6 +108,61 @@ struct fp__sup {
 /* The row of our worker `pid`, or -1 (supervisor.c). */
 FP__HIDDEN int fp__sup_find_row(struct fp__sup *sp, pid_t pid);
 
+/* "SEGV" for SIGSEGV, "?" for a number with no name; never NULL. */
+FP__HIDDEN const char *fp__sup_signame(int sig);
+
+/*
+ * How long one sweep for strays may take: in the loop (on a turn, or when
+ * a worker died), and at stop. In the loop the rest of the pool must go on
+ * being served while a fork bomb is killed: 100 ms a sweep, the rest on
+ * later turns (STRAYS_RETRY_NS, supervisor.c). At stop nothing else is
+ * left to do, but the stop must still end on time: 2 s, then it gives up
+ * and says so.
+ */
+#define FP__SWEEP_TURN_NS (100 * FP__NS_PER_MS)
+#define FP__SWEEP_STOP_NS (2000 * FP__NS_PER_MS)
+
+/*
+ * supervisor.c. Kill and reap every child of ours that is not a worker's
+ * (dead workers' descendants, reparented to us), for budget_ns at most;
+ * sets sp->strays_left when some are left for a later turn. No-op unless
+ * we are a subreaper (sp->sweep). Cannot fail.
+ */
+FP__HIDDEN void fp__sup_sweep_strays(struct fp__sup *sp, uint64_t budget_ns);
+
+/*
+ * sup_death.c. Row r's worker was reaped with wait status ws (and only
+ * then: invariant 2): kill what it left, settle its task (ended, retried
+ * or requeued unrun, exactly once), empty the row, and plan its restart
+ * (sp->rc[r].spawn_at, with the crash-loop backoff), or fail the pool's
+ * start if it was starting. Cannot fail.
+ */
+FP__HIDDEN void fp__sup_on_death(struct fp__sup *sp, uint32_t r, int ws);
+
+/*
+ * End a task that will not finish normally with status st (FP_CRASHED,
+ * FP_TIMEOUT or FP_CANCELLED, counted as such), waking its producer. The
+ * caller holds the slot (slot.h, fp__slot_end): RUNNING under a worker it
+ * reaped, or claimed READY -> ENDING. `report` (may be NULL) becomes its
+ * output, truncated to max_output.
+ */
+FP__HIDDEN void fp__sup_end_task(struct fp__sup *sp, struct fp__slot *sl,
+                                 fp_status st, int sig, int exit_code,
+                                 uint64_t now, const char *report,
+                                 size_t rlen);
+
+/*
+ * Every turn: a task finished anywhere in the pool since the last call
+ * ends a crash loop (resets the streak that fp__sup_on_death grows).
+ */
+FP__HIDDEN void fp__sup_note_progress(struct fp__sup *sp);
+
+/*
+ * The pool could not start (err > 0, an errno): record it, kill and reap
+ * every worker, mark the pool FAILED, end the loop.
+ */
+FP__HIDDEN void fp__sup_fail_start(struct fp__sup *sp, int err);
+
 /*
  * sup_kill.c. Kill row r's worker with its process group, recording why
  * (the first reason stands until it is reaped) and for which task. No-op

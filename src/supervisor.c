@@ -28,18 +28,6 @@
 #include "sup.h"
 
 /*
- * Crash-loop backoff (DESIGN.md, invariant 6): the second death in a row
- * without a finished task delays its row's restart by BACKOFF_BASE_NS, each
- * further one doubles the delay, up to BACKOFF_MAX_NS. The base is short
- * enough that a pool hit by two unlucky crashes hardly notices it; the cap
- * bounds a crash loop to about one fork per row per second while a fixed
- * handler (or a reload) is still picked up within a second. The README
- * promises "10 ms, 20 ms, ... up to 1 s".
- */
-#define BACKOFF_BASE_NS (10 * FP__NS_PER_MS)
-#define BACKOFF_MAX_NS (1000 * FP__NS_PER_MS)
-
-/*
  * How often the ready rings are swept (fp__sup_sweep with tick set): a
  * READY task that no ring held at two sweeps in a row is requeued, so a
  * lost or half-published task is late by at most about two sweeps. A
@@ -132,55 +120,6 @@ static void wake_all(struct fp__sup *sp) {
 }
 
 /*
- * End a task that will not finish normally. Slot must be READY or RUNNING.
- * `report` (may be NULL) becomes its output, truncated to max_output.
- */
-static void end_task_report(struct fp__sup *sp, struct fp__slot *sl,
-                            fp_status st, int sig, int exit_code, uint64_t now,
-                            const char *report, size_t rlen) {
-  struct fp__hdr *h = sp->s->hdr;
-  if (report != NULL && rlen > 0) {
-    if (rlen > sp->s->max_output) rlen = sp->s->max_output;
-    memcpy(fp__slot_out(sp->s, sl), report, rlen);
-  } else {
-    rlen = 0;
-  }
-  uint32_t owner = sl->owner;
-  fp__slot_end(sp->s, sl, st, 0, sig, exit_code, (uint32_t)rlen,
-               sl->started_ns != 0 && now > sl->started_ns
-                   ? (now - sl->started_ns) / FP__NS_PER_US
-                   : 0);
-  _Atomic uint64_t *ctr = st == FP_CRASHED   ? &h->c.crashed
-                          : st == FP_TIMEOUT ? &h->c.timeout
-                                             : &h->c.cancelled;
-  atomic_fetch_add(ctr, 1);
-  fp__wake_owner(sp->s, owner);
-}
-
-static void end_task(struct fp__sup *sp, struct fp__slot *sl, fp_status st,
-                     int sig, int exit_code, uint64_t now) {
-  end_task_report(sp, sl, st, sig, exit_code, now, NULL, 0);
-}
-
-/* Up to 32 bytes of a task's input, escaped, for a log line. */
-static void input_excerpt(struct fp__sup *sp, struct fp__slot *sl, char *out,
-                          size_t cap) {
-  uint32_t n = sl->in_len;
-  if (n > sp->s->max_input) n = 0;
-  const unsigned char *in = fp__slot_in(sl);
-  size_t o = 0;
-  for (uint32_t k = 0; k < n && k < 32 && o + 5 < cap; k++) {
-    unsigned char c = in[k];
-    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'')
-      out[o++] = (char)c;
-    else
-      o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
-  }
-  if (n > 32 && o + 4 < cap) o += (size_t)snprintf(out + o, cap - o, "...");
-  out[o] = '\0';
-}
-
-/*
  * Fork the worker of row r, its stdin /dev/null and its stdout and stderr
  * pipes to us (sup_output.c). Returns 0, or -errno when fork failed: the
  * row is then BACKOFF, retried in 100 ms, and no descriptor is left open.
@@ -231,46 +170,9 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
   return 0;
 }
 
-static const char *signame(int sig) {
+const char *fp__sup_signame(int sig) {
   const char *n = sigabbrev_np(sig);
   return n != NULL ? n : "?";
-}
-
-static void on_death(struct fp__sup *sp, uint32_t r, int ws);
-
-/* "SIGSEGV" or "exit=3" (static buffer: the supervisor is one thread). */
-static const char *death_name(int sig, int code) {
-  static char buf[48];
-  if (sig) snprintf(buf, sizeof(buf), "SIG%s", signame(sig));
-  else snprintf(buf, sizeof(buf), "exit=%d", code);
-  return buf;
-}
-
-/* One log line per worker death with a task, plus its report if any. */
-static void log_death(struct fp__sup *sp, pid_t pid, uint64_t task_id,
-                      int sig, int code, uint64_t ran_us, fp_status st,
-                      struct fp__slot *sl, const char *rep, size_t rlen) {
-  if (sp->o->log == NULL) return;
-  /* One line per event: the report's lines joined with " | ". */
-  char flat[600];
-  size_t o = 0;
-  for (size_t k = 0; k < rlen && o + 4 < sizeof(flat); k++) {
-    if (rep[k] == '\n') {
-      memcpy(flat + o, " | ", 3);
-      o += 3;
-    } else {
-      flat[o++] = rep[k];
-    }
-  }
-  flat[o] = '\0';
-  fp__sup_log(sp, FP_LOG_WARN, "worker %d died running task %llu (attempt "
-              "%u): %s after %llu.%03llu ms (%s)%s%s", (int)pid,
-              (unsigned long long)task_id, sl->attempts,
-              st == FP_TIMEOUT ? "timeout, killed by SIGKILL"
-                               : death_name(sig, code),
-              (unsigned long long)(ran_us / 1000),
-              (unsigned long long)(ran_us % 1000), fp_status_name(st),
-              o ? ": " : "", flat);
 }
 
 int fp__sup_find_row(struct fp__sup *sp, pid_t pid) {
@@ -291,23 +193,13 @@ static int is_worker(void *arg, pid_t pid) {
 }
 
 /*
- * How long one sweep for strays may take: in the loop (on a turn, or when
- * a worker died), and at stop. In the loop the rest of the pool must go on
- * being served while a fork bomb is killed: 100 ms a sweep, the rest on
- * later turns (STRAYS_RETRY_NS). At stop nothing else is left to do, but
- * the stop must still end on time: 2 s, then it gives up and says so.
- */
-#define SWEEP_TURN_NS (100 * FP__NS_PER_MS)
-#define SWEEP_STOP_NS (2000 * FP__NS_PER_MS)
-
-/*
  * Kill and reap every child of ours that is not a worker row's: the
  * descendants of dead workers, reparented to us (a subreaper) whatever
  * group or session they moved to. Spends at most budget_ns; what is left
  * then is tried again on the next turn (strays_left). Nothing to do when
  * sweeping is off (see fp__sup_run).
  */
-static void sweep_strays(struct fp__sup *sp, uint64_t budget_ns) {
+void fp__sup_sweep_strays(struct fp__sup *sp, uint64_t budget_ns) {
   if (!sp->sweep) return;
   unsigned n = 0;
   int rc = fp__reap_children(is_worker, sp, fp__now_ns() + budget_ns, &n);
@@ -328,7 +220,7 @@ static void reap(struct fp__sup *sp, int block) {
     if (pid < 0 && errno == EINTR) continue;
     if (pid <= 0) return; /* none ready, or ECHILD: nothing left */
     int r = fp__sup_find_row(sp, pid);
-    if (r >= 0) on_death(sp, (uint32_t)r, ws);
+    if (r >= 0) fp__sup_on_death(sp, (uint32_t)r, ws);
   }
 }
 
@@ -345,7 +237,7 @@ static uint64_t cancel_queued(struct fp__sup *sp, uint64_t now) {
     if ((w & FP__SLOT_STATE_MASK) != FP__SLOT_READY ||
         !fp__slot_claim_end(sl, w, FP__END_BY_SUP))
       continue;
-    end_task(sp, sl, FP_CANCELLED, 0, -1, now);
+    fp__sup_end_task(sp, sl, FP_CANCELLED, 0, -1, now, NULL, 0);
     n++;
   }
   return n;
@@ -390,10 +282,11 @@ static void stop_now(struct fp__sup *sp) {
     }
   }
   reap(sp, 1);
-  sweep_strays(sp, SWEEP_STOP_NS);
+  fp__sup_sweep_strays(sp, FP__SWEEP_STOP_NS);
   if (sp->strays_left)
     fp__sup_log(sp, FP_LOG_ERROR, "stopping with processes left by workers "
-                "that would not die in %llu ms", SWEEP_STOP_NS / FP__NS_PER_MS);
+                "that would not die in %llu ms",
+                FP__SWEEP_STOP_NS / FP__NS_PER_MS);
   /*
    * Belt and braces: with every worker reaped, nothing may stay pending.
    * READY: published while we stopped (its producer takes it back unless
@@ -407,7 +300,7 @@ static void stop_now(struct fp__sup *sp) {
   for (uint32_t i = 0; i < s->nslots; i++) {
     struct fp__slot *sl = fp__slot_at(s, i);
     if (fp__slot_state(sl) == FP__SLOT_RUNNING)
-      end_task(sp, sl, FP_CANCELLED, 0, -1, now);
+      fp__sup_end_task(sp, sl, FP_CANCELLED, 0, -1, now, NULL, 0);
   }
   while (count_ending(s) > 0 && fp__now_ns() - now < STOP_CANCELLER_NS)
     usleep(STOP_POLL_US);
@@ -425,225 +318,13 @@ static void stop_now(struct fp__sup *sp) {
   sp->stopped = 1;
 }
 
-static void fail_start(struct fp__sup *sp, int err) {
+void fp__sup_fail_start(struct fp__sup *sp, int err) {
   atomic_store(&sp->s->hdr->start_error, err);
   for (uint32_t r = 0; r < sp->nrows; r++)
     fp__sup_kill_worker(sp, r, FP__KILL_STOP, 0);
   set_state(sp, FP__POOL_FAILED);
   reap(sp, 1);
   sp->stopped = 1;
-}
-
-/*
- * Put slot i, RUNNING under a worker we reaped, back in the queue: READY
- * again, then on the retry ring (which we alone write). 0, or -ENOSPC with
- * the slot left RUNNING (the caller ends it).
- */
-static int requeue(struct fp__sup *sp, uint32_t i) {
-  struct fp__seg *s = sp->s;
-  struct fp__slot *sl = fp__slot_at(s, i);
-  atomic_store(&sl->worker, 0);
-  /* Its generation stays: the READY word of the same task (slot.h). */
-  return fp__q_push(s, FP__RING_RETRY(s), &sp->retry, i);
-}
-
-/* A worker in row r exited with wait status ws: settle its task, plan. */
-static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
-  struct fp__hdr *h = sp->s->hdr;
-  struct fp__row *row = fp__row_at(sp->s, r);
-  pid_t pid = sp->rc[r].pid;
-  uint64_t now = fp__now_ns();
-  int sig = WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
-  int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-  int had_task = 0;
-  fp_status st = FP_CRASHED;
-  uint64_t task_id = 0, ran_us = 0;
-
-  fp__out_reap(sp, r); /* its last output, under the task it ran */
-  /*
-   * Its orphans became ours before it could be reaped: end them before its
-   * task does, so that a crashed, timed-out or cancelled task's result
-   * arrives with its processes gone, as an ok one's does (worker.c).
-   */
-  kill(-pid, SIGKILL); /* leftovers in its process group, if any */
-  sweep_strays(sp, SWEEP_TURN_NS);
-  /* The worker is reaped: it can no longer touch its slot or row. */
-  if (WIFSIGNALED(ws) && atomic_load(&h->state) < FP__POOL_STOPPING)
-    fp__sup_verify(sp);
-  uint32_t i = atomic_load(&row->slot);
-  uint64_t tid = atomic_load(&row->task_id);
-  if (i < sp->s->nslots && tid != 0 && atomic_load(&row->fin_task) == tid) {
-    /*
-     * It died after committing its result: the handler finished and every
-     * result field is written. Publish it if it did not, count it if it
-     * did not (see struct fp__row): the task ends as the handler said.
-     */
-    struct fp__slot *sl = fp__slot_at(sp->s, i);
-    if (fp__slot_running_by(fp__slot_word(sl), r) &&
-        atomic_load(&sl->id) == tid) {
-      uint32_t owner = sl->owner;
-      fp__slot_set(sl, FP__SLOT_DONE);
-      fp__wake_owner(sp->s, owner);
-    }
-    if (atomic_load(&row->ok) == atomic_load(&row->ok_snap) &&
-        atomic_load(&row->failed) == atomic_load(&row->failed_snap)) {
-      if (atomic_load(&row->fin_status) == FP_OK)
-        atomic_fetch_add(&row->ok, 1);
-      else
-        atomic_fetch_add(&row->failed, 1);
-    }
-  } else if (i < sp->s->nslots) {
-    /*
-     * The task is ours to end only if it is still RUNNING under this row
-     * (the row pointer is a hint; the slot's own state word decides: the
-     * worker's claim wrote our row into it).
-     */
-    struct fp__slot *sl = fp__slot_at(sp->s, i);
-    if (fp__slot_running_by(fp__slot_word(sl), r) &&
-        atomic_load(&row->task_id) != atomic_load(&sl->id) &&
-        sp->rc[r].kill_reason != FP__KILL_STOP &&
-        atomic_load(&h->state) < FP__POOL_STOPPING && requeue(sp, i) == 0) {
-      /*
-       * Claimed, but killed before it named the task in its row: the
-       * handler never began (worker.c sets task_id first). Not a run: back
-       * in the queue as if never taken (no retry counted, attempts as
-       * they were).
-       */
-      fp__wake_workers(sp->s, 1);
-    } else if (fp__slot_running_by(fp__slot_word(sl), r)) {
-      task_id = atomic_load(&sl->id);
-      sl->attempts++; /* this run: see struct fp__slot */
-      if (sp->rc[r].kill_reason == FP__KILL_STOP) st = FP_CANCELLED;
-      else if (sp->rc[r].kill_reason == FP__KILL_CANCEL &&
-               sp->rc[r].kill_task == task_id)
-        st = FP_CANCELLED;
-      else if (sp->rc[r].kill_reason == FP__KILL_TIMEOUT &&
-               sp->rc[r].kill_task == task_id)
-        st = FP_TIMEOUT;
-      char rep[FP__REPORT_BYTES];
-      size_t rlen = st == FP_CANCELLED ? 0
-                    : fp__report_render(fp__report_at(sp->s, r), task_id, rep,
-                                        sizeof(rep));
-      ran_us = now > sl->started_ns ? (now - sl->started_ns) / FP__NS_PER_US
-                                    : 0;
-      had_task = 1;
-      if (st != FP_CANCELLED) fp__row_duration(row, ran_us);
-      log_death(sp, pid, task_id, sig, code, ran_us, st, sl, rep, rlen);
-      unsigned max = sp->cfg->max_attempts > 1 ? sp->cfg->max_attempts : 1;
-      if (st != FP_CANCELLED && sl->attempts < max &&
-          atomic_load(&h->state) < FP__POOL_STOPPING &&
-          requeue(sp, i) == 0) {
-        /* At-least-once: run it again, only now that the worker is reaped. */
-        atomic_fetch_add(&h->c.retried, 1);
-        fp__wake_workers(sp->s, 1);
-      } else {
-        /* (Not for a retry refused because the retry ring was full.) */
-        if (st != FP_CANCELLED && max > 1 && sl->attempts >= max) {
-          char ex[160];
-          input_excerpt(sp, sl, ex, sizeof(ex));
-          atomic_fetch_add(&h->c.quarantined, 1);
-          fp__sup_log(sp, FP_LOG_ERROR, "task %llu quarantined as poison: it "
-                      "killed %u worker(s), last by %s; input '%s'",
-                      (unsigned long long)task_id, sl->attempts,
-                      st == FP_TIMEOUT ? "timeout" : death_name(sig, code),
-                      ex);
-        }
-        end_task_report(sp, sl, st, sig, code, now, rep, rlen);
-      }
-    }
-  }
-  sp->rc[r].pid = 0;
-  atomic_store(&row->pid, 0);
-  atomic_fetch_sub(&h->workers_alive, 1);
-  /* It cannot clear its own presence bits any more (killed asleep...). */
-  fp__pclr(&h->w_idle, r);
-  fp__pclr(&h->w_asleep, r);
-  fp__pclr(&h->w_spin, r);
-  atomic_store(&row->slot, FP__NONE);
-  atomic_store(&row->task_id, 0);
-  atomic_store(&row->state, FP__ROW_EMPTY);
-
-  uint32_t pst = atomic_load(&h->state);
-  if (pst == FP__POOL_STARTING && !sp->stopped) {
-    uint32_t ie = atomic_load(&row->init_error);
-    if (code == FP__EXIT_INIT && ie != 0)
-      fp__sup_log(sp, FP_LOG_ERROR, "worker %d: init hook failed with %u",
-                  (int)pid, ie);
-    else
-      fp__sup_log(sp, FP_LOG_ERROR, "worker %d died during start-up (%s%s)",
-                  (int)pid, sig ? "signal " : "exit ",
-                  sig ? signame(sig) : (code == 0 ? "0" : "non-zero"));
-    fail_start(sp, ECHILD);
-    return;
-  }
-  if (pst >= FP__POOL_STOPPING) return;
-
-  const char *what = death_name(sig, code);
-
-  int clean = !had_task && WIFEXITED(ws) && code == 0;
-  uint32_t rss_kb = clean ? atomic_load(&row->rss_exit_kb) : 0;
-  if (rss_kb != 0)
-    fp__sup_log(sp, FP_LOG_WARN, "worker %d recycled: resident set %u.%u MiB "
-                "above the limit of %u MiB", (int)pid, rss_kb / 1024u,
-                (rss_kb % 1024u) * 10u / 1024u, sp->cfg->max_rss_mb);
-  if (clean) {
-    sp->rc[r].spawn_at = now; /* recycled, retired or reloaded */
-    return;
-  }
-  int reason = sp->rc[r].kill_reason;
-  /* Our own kill: a cancel, a stop, or one aimed at a task (timeout). */
-  int ours = sig == SIGKILL && reason != FP__KILL_NONE;
-  if (!had_task && ours)
-    /* The task it was aimed at had just finished in time (worker.c). */
-    fp__sup_log(sp, FP_LOG_INFO,
-                "worker %d killed idle: task %llu, which it was to end "
-                "(%s), had just finished",
-                (int)pid, (unsigned long long)sp->rc[r].kill_task,
-                reason == FP__KILL_TIMEOUT ? "timeout" : "cancel");
-  else if (!had_task && WIFEXITED(ws) && code == FP_EXIT_DECLINED)
-    /* fp_task_decline(): its task went back to the queue above. */
-    fp__sup_log(sp, FP_LOG_WARN, "worker %d declined its task (the handler "
-                "could not run it) and exited; the task is queued again",
-                (int)pid);
-  else if (!had_task)
-    fp__sup_log(sp, FP_LOG_WARN, "worker %d died while idle: %s", (int)pid,
-                what);
-  /*
-   * A crash loop is workers that die without finishing a task: a task
-   * killed its worker (crash or timeout), or the worker died by itself
-   * before its first one (init). A SIGKILL from outside to an idle or
-   * starting worker is not the work's doing and does not count, nor is
-   * our own kill for a cancel or a stop. Any task finished anywhere in the
-   * pool ends the loop (turn() resets the streak).
-   */
-  int blameless = ours && (reason == FP__KILL_CANCEL ||
-                           reason == FP__KILL_STOP || !had_task);
-  if (atomic_load(&row->done) > 0) sp->streak = 0, sp->backoff_logged = 0;
-  else if (!blameless && (had_task || sig != SIGKILL)) sp->streak++;
-  uint64_t delay = 0;
-  if (sp->streak >= 2) {
-    uint32_t e = sp->streak - 2 < 20 ? sp->streak - 2 : 20;
-    delay = BACKOFF_BASE_NS << e;
-    if (delay > BACKOFF_MAX_NS) delay = BACKOFF_MAX_NS;
-    if (!sp->backoff_logged) {
-      fp__sup_log(sp, FP_LOG_WARN, "crash loop: workers keep dying without "
-                  "finishing a task; restarts back off up to %llu ms",
-                  BACKOFF_MAX_NS / FP__NS_PER_MS);
-      sp->backoff_logged = 1;
-    }
-  }
-  sp->rc[r].spawn_at = now + delay;
-  if (delay > 0) atomic_store(&row->state, FP__ROW_BACKOFF);
-}
-
-/* Tasks finished in the whole pool (ok or failed). */
-static uint64_t finished(struct fp__sup *sp) {
-  uint64_t n = 0;
-  for (uint32_t r = 0; r < sp->nrows; r++) {
-    struct fp__row *row = fp__row_at(sp->s, r);
-    n += atomic_load(&row->ok) + atomic_load(&row->failed);
-  }
-  return n;
 }
 
 static void begin_drain(struct fp__sup *sp, int grace_ms) {
@@ -688,11 +369,11 @@ static void read_signals(struct fp__sup *sp) {
       if (!sp->o->serve) {
         stop_now(sp);
       } else if (atomic_load(&sp->s->hdr->state) == FP__POOL_RUNNING) {
-        fp__sup_log(sp, FP_LOG_INFO, "SIG%s received", signame(sig));
+        fp__sup_log(sp, FP_LOG_INFO, "SIG%s received", fp__sup_signame(sig));
         begin_drain(sp, sp->o->grace_ms);
       } else {
         fp__sup_log(sp, FP_LOG_WARN, "SIG%s again: stopping now",
-                    signame(sig));
+                    fp__sup_signame(sig));
         stop_now(sp);
       }
     } else if (sig == SIGHUP && sp->o->serve) {
@@ -810,17 +491,12 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
       wake = now + STARTUP_POLL_NS;
     }
   }
-  uint64_t done = finished(sp);
-  if (done != sp->last_finished) {
-    sp->last_finished = done;
-    sp->streak = 0; /* work gets done: no crash loop, whatever died */
-    sp->backoff_logged = 0;
-  }
+  fp__sup_note_progress(sp);
   fp__out_tick(sp);
   uint64_t t = fp__sup_check_timeouts(sp, now);
   if (t < wake) wake = t;
   if (sp->strays_left) {
-    sweep_strays(sp, SWEEP_TURN_NS);
+    fp__sup_sweep_strays(sp, FP__SWEEP_TURN_NS);
     if (sp->strays_left && now + STRAYS_RETRY_NS < wake)
       wake = now + STRAYS_RETRY_NS;
   }
@@ -886,7 +562,7 @@ static int count_child(void *arg, pid_t pid) {
 
 /*
  * Become a child subreaper, so that a dead worker's descendants become ours
- * and sweep_strays() can end them. Only when we have no child yet (a
+ * and fp__sup_sweep_strays() can end them. Only when we have no child yet (a
  * private pool's supervisor, forkpool serve): a program that calls
  * fp_serve() with children of its own keeps them, and its descendants
  * orphaned later must not become ours to kill; its pool's strays then
@@ -950,7 +626,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   /* Shares are in force before a producer can submit. */
   if (o->serve) fp__sup_count_producers(&sp);
   for (uint32_t r = 0; r < cfg->workers && !sp.stopped; r++)
-    if ((err = spawn(&sp, r)) < 0) fail_start(&sp, -err);
+    if ((err = spawn(&sp, r)) < 0) fp__sup_fail_start(&sp, -err);
 
   uint64_t tick = cfg->timeout_ms == 0 ? TICK_IDLE_NS
                   : cfg->timeout_ms >= 1000 ? TICK_TIMEOUT_NS
