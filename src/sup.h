@@ -108,6 +108,16 @@ struct fp__sup {
 /* The row of our worker `pid`, or -1 (supervisor.c). */
 FP__HIDDEN int fp__sup_find_row(struct fp__sup *sp, pid_t pid);
 
+/* supervisor.c. Store the pool's state and wake its futex watchers. */
+FP__HIDDEN void fp__sup_set_state(struct fp__sup *sp, uint32_t st);
+
+/*
+ * Reap dead children, settling each worker's death (fp__sup_on_death):
+ * block 0, those already dead; block 1, wait until no worker is left
+ * (after killing them all). Other children are reaped and ignored.
+ */
+FP__HIDDEN void fp__sup_reap(struct fp__sup *sp, int block);
+
 /* "SEGV" for SIGSEGV, "?" for a number with no name; never NULL. */
 FP__HIDDEN const char *fp__sup_signame(int sig);
 
@@ -158,12 +168,6 @@ FP__HIDDEN void fp__sup_end_task(struct fp__sup *sp, struct fp__slot *sl,
 FP__HIDDEN void fp__sup_note_progress(struct fp__sup *sp);
 
 /*
- * The pool could not start (err > 0, an errno): record it, kill and reap
- * every worker, mark the pool FAILED, end the loop.
- */
-FP__HIDDEN void fp__sup_fail_start(struct fp__sup *sp, int err);
-
-/*
  * sup_kill.c. Kill row r's worker with its process group, recording why
  * (the first reason stands until it is reaped) and for which task. No-op
  * for an empty row. Cannot fail: a worker that died already is reaped.
@@ -177,6 +181,27 @@ FP__HIDDEN uint64_t fp__sup_check_timeouts(struct fp__sup *sp, uint64_t now);
 
 /* Kill the workers of running tasks fp_cancel() asked to end. */
 FP__HIDDEN void fp__sup_check_cancels(struct fp__sup *sp);
+
+/*
+ * sup_stop.c. Stop now: cancel the queued tasks, kill and reap every
+ * worker, end what is left as cancelled, mark the pool STOPPED and wake
+ * everyone; sets sp->stopped (the loop ends). Bounded in time whatever
+ * other processes do. No-op once stopped.
+ */
+FP__HIDDEN void fp__sup_stop_now(struct fp__sup *sp);
+
+/*
+ * Drain: mark the pool DRAINING (new tasks are refused) and wake everyone;
+ * the loop stops the pool once the queue is empty and the workers are gone,
+ * or grace_ms from now (< 0: no limit). Only from RUNNING, else a no-op.
+ */
+FP__HIDDEN void fp__sup_begin_drain(struct fp__sup *sp, int grace_ms);
+
+/*
+ * The pool could not start (err > 0, an errno): record it, kill and reap
+ * every worker, mark the pool FAILED, end the loop.
+ */
+FP__HIDDEN void fp__sup_fail_start(struct fp__sup *sp, int err);
 
 /* sup_resize.c. Ask row r's worker to exit before its next task. */
 FP__HIDDEN void fp__sup_retire(struct fp__sup *sp, uint32_t r);

@@ -103,20 +103,9 @@ void fp__sup_log(struct fp__sup *sp, fp_log_level lvl, const char *fmt, ...) {
   sp->o->log(sp->o->log_ctx, lvl, buf);
 }
 
-static void set_state(struct fp__sup *sp, uint32_t st) {
+void fp__sup_set_state(struct fp__sup *sp, uint32_t st) {
   atomic_store(&sp->s->hdr->state, st);
   fp__futex_wake(&sp->s->hdr->state);
-}
-
-/* Wake everyone who might sleep on the pool: workers, producers. */
-static void wake_all(struct fp__sup *sp) {
-  struct fp__hdr *h = sp->s->hdr;
-  for (uint32_t k = fp__pcount(&h->w_asleep, sp->s->nrows); k > 0; k--)
-    fp__hint_post(&h->q.work_hint);
-  for (uint32_t k = fp__pcount(&h->p_asleep, sp->s->nclients); k > 0; k--)
-    fp__hint_post(&h->q.space_hint);
-  for (uint32_t c = 0; c < sp->s->nclients; c++) fp__wake_owner(sp->s, c);
-  fp__futex_wake(&h->state);
 }
 
 /*
@@ -212,7 +201,7 @@ void fp__sup_sweep_strays(struct fp__sup *sp, uint64_t budget_ns) {
   sp->strays_left = rc == -ETIMEDOUT;
 }
 
-static void reap(struct fp__sup *sp, int block) {
+void fp__sup_reap(struct fp__sup *sp, int block) {
   for (;;) {
     if (block && workers_alive(sp) == 0) return;
     int ws;
@@ -224,121 +213,6 @@ static void reap(struct fp__sup *sp, int block) {
   }
 }
 
-/*
- * End every READY task as cancelled, each claimed READY -> ENDING first
- * (against workers and fp_cancel: one wins). Returns how many.
- */
-static uint64_t cancel_queued(struct fp__sup *sp, uint64_t now) {
-  struct fp__seg *s = sp->s;
-  uint64_t n = 0;
-  for (uint32_t i = 0; i < s->nslots; i++) {
-    struct fp__slot *sl = fp__slot_at(s, i);
-    uint32_t w = fp__slot_word(sl);
-    if ((w & FP__SLOT_STATE_MASK) != FP__SLOT_READY ||
-        !fp__slot_claim_end(sl, w, FP__END_BY_SUP))
-      continue;
-    fp__sup_end_task(sp, sl, FP_CANCELLED, 0, -1, now, NULL, 0);
-    n++;
-  }
-  return n;
-}
-
-/* Slots some canceller claimed and has not ended yet. */
-static uint32_t count_ending(const struct fp__seg *s) {
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < s->nslots; i++)
-    n += fp__slot_state(fp__slot_at(s, i)) == FP__SLOT_ENDING;
-  return n;
-}
-
-/*
- * How long a canceller may take between its claim and its end at stop
- * (fp_cancel makes them back to back: a live one takes microseconds),
- * looked at every STOP_POLL_US. One still there after 100 ms is dead or
- * stopped, and the stop must not wait on it.
- */
-#define STOP_CANCELLER_NS (100 * FP__NS_PER_MS)
-#define STOP_POLL_US 1000 /* 1 ms */
-
-/*
- * Settle everything and mark the pool STOPPED; the loop then ends. Bounded
- * whatever another process does: no lock is needed (slot states decide,
- * slot.h), and a canceller stopped between its claim and its end is
- * waited for 100 ms at most.
- */
-static void stop_now(struct fp__sup *sp) {
-  struct fp__seg *s = sp->s;
-  if (sp->stopped) return;
-  /* seq_cst: a producer publishing now sees it or is seen (client.c). */
-  if (atomic_load(&s->hdr->state) < FP__POOL_STOPPING)
-    set_state(sp, FP__POOL_STOPPING);
-  uint64_t cancelled = cancel_queued(sp, fp__now_ns());
-  int killed = 0;
-  for (uint32_t r = 0; r < sp->nrows; r++) {
-    struct fp__row *row = fp__row_at(s, r);
-    if (sp->rc[r].pid > 0) {
-      killed += atomic_load(&row->slot) != FP__NONE;
-      fp__sup_kill_worker(sp, r, FP__KILL_STOP, 0);
-    }
-  }
-  reap(sp, 1);
-  fp__sup_sweep_strays(sp, FP__SWEEP_STOP_NS);
-  if (sp->strays_left)
-    fp__sup_log(sp, FP_LOG_ERROR, "stopping with processes left by workers "
-                "that would not die in %llu ms",
-                FP__SWEEP_STOP_NS / FP__NS_PER_MS);
-  /*
-   * Belt and braces: with every worker reaped, nothing may stay pending.
-   * READY: published while we stopped (its producer takes it back unless
-   * we claim it first). RUNNING: ours alone, its worker is reaped.
-   * ENDING: a canceller between its claim and its end; one still there
-   * after 100 ms is dead or stopped, and the task ends all the same (it
-   * was counted at its claim; nothing reuses the slot after a stop).
-   */
-  uint64_t now = fp__now_ns();
-  cancelled += cancel_queued(sp, now);
-  for (uint32_t i = 0; i < s->nslots; i++) {
-    struct fp__slot *sl = fp__slot_at(s, i);
-    if (fp__slot_state(sl) == FP__SLOT_RUNNING)
-      fp__sup_end_task(sp, sl, FP_CANCELLED, 0, -1, now, NULL, 0);
-  }
-  while (count_ending(s) > 0 && fp__now_ns() - now < STOP_CANCELLER_NS)
-    usleep(STOP_POLL_US);
-  for (uint32_t i = 0; i < s->nslots; i++) {
-    struct fp__slot *sl = fp__slot_at(s, i);
-    if (fp__slot_state(sl) == FP__SLOT_ENDING) fp__slot_end_cancelled(s, sl);
-  }
-  if (cancelled + (uint64_t)killed > 0)
-    fp__sup_log(sp, FP_LOG_WARN,
-                "stopped with %llu queued task(s) cancelled and %d running "
-                "task(s) killed",
-                (unsigned long long)cancelled, killed);
-  set_state(sp, FP__POOL_STOPPED);
-  wake_all(sp);
-  sp->stopped = 1;
-}
-
-void fp__sup_fail_start(struct fp__sup *sp, int err) {
-  atomic_store(&sp->s->hdr->start_error, err);
-  for (uint32_t r = 0; r < sp->nrows; r++)
-    fp__sup_kill_worker(sp, r, FP__KILL_STOP, 0);
-  set_state(sp, FP__POOL_FAILED);
-  reap(sp, 1);
-  sp->stopped = 1;
-}
-
-static void begin_drain(struct fp__sup *sp, int grace_ms) {
-  if (atomic_load(&sp->s->hdr->state) != FP__POOL_RUNNING) return;
-  sp->drain_deadline =
-      grace_ms < 0 ? UINT64_MAX
-                   : fp__now_ns() + (uint64_t)grace_ms * FP__NS_PER_MS;
-  set_state(sp, FP__POOL_DRAINING);
-  fp__sup_log(sp, FP_LOG_INFO, "draining: refusing new tasks, finishing %u "
-              "queued (grace %d ms)",
-              fp__q_queued(sp->s), grace_ms);
-  wake_all(sp);
-}
-
 /* Drain the command pipe. EOF means the owner is gone: stop now. */
 static void read_cmds(struct fp__sup *sp) {
   struct fp__cmd cmd;
@@ -348,12 +222,12 @@ static void read_cmds(struct fp__sup *sp) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return; /* EAGAIN: nothing more */
     if (n == 0) {
-      stop_now(sp);
+      fp__sup_stop_now(sp);
       return;
     }
     if (n != (ssize_t)sizeof(cmd)) continue;
-    if (cmd.op == 'N') stop_now(sp);
-    if (cmd.op == 'D') begin_drain(sp, cmd.grace_ms);
+    if (cmd.op == 'N') fp__sup_stop_now(sp);
+    if (cmd.op == 'D') fp__sup_begin_drain(sp, cmd.grace_ms);
     /* 'C': a cancel request; the loop's turn looks for it. */
   }
 }
@@ -367,14 +241,14 @@ static void read_signals(struct fp__sup *sp) {
     int sig = (int)si.ssi_signo;
     if (sig == SIGTERM || sig == SIGINT) {
       if (!sp->o->serve) {
-        stop_now(sp);
+        fp__sup_stop_now(sp);
       } else if (atomic_load(&sp->s->hdr->state) == FP__POOL_RUNNING) {
         fp__sup_log(sp, FP_LOG_INFO, "SIG%s received", fp__sup_signame(sig));
-        begin_drain(sp, sp->o->grace_ms);
+        fp__sup_begin_drain(sp, sp->o->grace_ms);
       } else {
         fp__sup_log(sp, FP_LOG_WARN, "SIG%s again: stopping now",
                     fp__sup_signame(sig));
-        stop_now(sp);
+        fp__sup_stop_now(sp);
       }
     } else if (sig == SIGHUP && sp->o->serve) {
       /* The hook loads the new code (it logs why when it cannot). */
@@ -417,7 +291,7 @@ static void watch_owner(struct fp__sup *sp) {
   long fd = syscall(SYS_pidfd_open, sp->o->owner, 0); /* O_CLOEXEC */
   sp->owner_fd = fd >= 0 ? (int)fd : -1;
   /* The pidfd may name a reused pid if the owner is gone already. */
-  if (getppid() != sp->o->owner) stop_now(sp);
+  if (getppid() != sp->o->owner) fp__sup_stop_now(sp);
 }
 
 /* Fork into empty rows whose restart is due; return the next due time. */
@@ -485,7 +359,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   uint64_t wake = now + tick;
   if (st == FP__POOL_STARTING) {
     if (all_ready(sp)) {
-      set_state(sp, FP__POOL_RUNNING);
+      fp__sup_set_state(sp, FP__POOL_RUNNING);
       if (sp->o->on_ready != NULL) sp->o->on_ready(sp->o->ready_ctx);
     } else {
       wake = now + STARTUP_POLL_NS;
@@ -545,9 +419,9 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   }
   if (st == FP__POOL_DRAINING) {
     if (workers_alive(sp) == 0 && fp__q_queued(sp->s) == 0)
-      stop_now(sp); /* drained: stop_now only settles */
+      fp__sup_stop_now(sp); /* drained: stop_now only settles */
     else if (now >= sp->drain_deadline)
-      stop_now(sp);
+      fp__sup_stop_now(sp);
     if (sp->drain_deadline < wake) wake = sp->drain_deadline;
   }
   return wake <= now ? 0
@@ -607,7 +481,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
     err = -errno;
   if (err < 0) {
     atomic_store(&h->start_error, -err);
-    set_state(&sp, FP__POOL_FAILED);
+    fp__sup_set_state(&sp, FP__POOL_FAILED);
     if (sp.sfd >= 0) {
       close(sp.sfd);
       sigprocmask(SIG_SETMASK, &old, NULL);
@@ -653,12 +527,12 @@ int fp__sup_run(const struct fp__sup_opts *o) {
       usleep(POLL_ERROR_PAUSE_US); /* cannot happen: no spin */
     if (n > 0) fp__out_drain(&sp, pf, 3, np); /* before reap closes any */
     read_signals(&sp);
-    reap(&sp, 0);
+    fp__sup_reap(&sp, 0);
     if (o->cmd_fd >= 0 && n > 0 && pf[1].revents != 0) read_cmds(&sp);
     if (!sp.stopped && owner_gone(&sp)) {
       fp__sup_log(&sp, FP_LOG_WARN, "the pool's owner (pid %d) died without "
                   "stopping it: stopping now", (int)o->owner);
-      stop_now(&sp);
+      fp__sup_stop_now(&sp);
     }
   }
   err = atomic_load(&h->state) == FP__POOL_FAILED
