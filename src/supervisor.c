@@ -351,33 +351,21 @@ static int setup_signals(struct fp__sup *sp, sigset_t *old) {
   return 0;
 }
 
-/* One turn of the loop: returns the poll timeout in ms. */
-static int turn(struct fp__sup *sp, uint64_t tick) {
+/* Starting: the pool runs once every worker is ready; until then, look
+ * again soon. Returns when to wake (wake, or sooner). */
+static uint64_t check_started(struct fp__sup *sp, uint64_t now,
+                              uint64_t wake) {
+  if (all_ready(sp)) {
+    fp__sup_set_state(sp, FP__POOL_RUNNING);
+    if (sp->o->on_ready != NULL) sp->o->on_ready(sp->o->ready_ctx);
+    return wake;
+  }
+  return now + STARTUP_POLL_NS;
+}
+
+/* Every turn: repair a damaged ready ring; every SWEEP_EVERY_NS, sweep. */
+static void check_rings(struct fp__sup *sp, uint64_t now) {
   struct fp__hdr *h = sp->s->hdr;
-  uint64_t now = fp__now_ns();
-  uint32_t st = atomic_load(&h->state);
-  uint64_t wake = now + tick;
-  if (st == FP__POOL_STARTING) {
-    if (all_ready(sp)) {
-      fp__sup_set_state(sp, FP__POOL_RUNNING);
-      if (sp->o->on_ready != NULL) sp->o->on_ready(sp->o->ready_ctx);
-    } else {
-      wake = now + STARTUP_POLL_NS;
-    }
-  }
-  fp__sup_note_progress(sp);
-  fp__out_tick(sp);
-  uint64_t t = fp__sup_check_timeouts(sp, now);
-  if (t < wake) wake = t;
-  if (sp->strays_left) {
-    fp__sup_sweep_strays(sp, FP__SWEEP_TURN_NS);
-    if (sp->strays_left && now + STRAYS_RETRY_NS < wake)
-      wake = now + STRAYS_RETRY_NS;
-  }
-  t = respawn(sp, now);
-  if (t < wake) wake = t;
-  fp__sup_free_collected(sp);
-  fp__sup_check_cancels(sp);
   if (atomic_load(&h->q.sweep) != 0) {
     /* Someone met a damaged ring (queue.h): requeue what it held. */
     int n = fp__sup_sweep(sp, 0);
@@ -396,6 +384,42 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
       fp__sup_log(sp, FP_LOG_WARN, "requeued queued task(s) that no ready "
                   "ring held for %llu ms", SWEEP_EVERY_NS / FP__NS_PER_MS);
   }
+}
+
+/* Named pools, every turn: producers, reload, rows above the target. */
+static void serve_turn(struct fp__sup *sp) {
+  fp__sup_count_producers(sp);
+  fp__sup_reclaim_clients(sp);
+  fp__sup_reload_step(sp);
+  /* Rows above the target retire; idle sleepers are woken by fp__sup_retire(). */
+  uint32_t target = atomic_load(&sp->s->hdr->workers_target);
+  for (uint32_t r = target; r < sp->nrows; r++)
+    if (sp->rc[r].pid > 0 &&
+        !atomic_load(&fp__row_at(sp->s, r)->retire))
+      fp__sup_retire(sp, r);
+}
+
+/* One turn of the loop: returns the poll timeout in ms. */
+static int turn(struct fp__sup *sp, uint64_t tick) {
+  struct fp__hdr *h = sp->s->hdr;
+  uint64_t now = fp__now_ns();
+  uint32_t st = atomic_load(&h->state);
+  uint64_t wake = now + tick;
+  if (st == FP__POOL_STARTING) wake = check_started(sp, now, wake);
+  fp__sup_note_progress(sp);
+  fp__out_tick(sp);
+  uint64_t t = fp__sup_check_timeouts(sp, now);
+  if (t < wake) wake = t;
+  if (sp->strays_left) {
+    fp__sup_sweep_strays(sp, FP__SWEEP_TURN_NS);
+    if (sp->strays_left && now + STRAYS_RETRY_NS < wake)
+      wake = now + STRAYS_RETRY_NS;
+  }
+  t = respawn(sp, now);
+  if (t < wake) wake = t;
+  fp__sup_free_collected(sp);
+  fp__sup_check_cancels(sp);
+  check_rings(sp, now);
   fp__sup_autoscale(sp, now);
   /*
    * Safety net for the wake-up policy: tasks waiting while workers sleep
@@ -406,17 +430,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
     fp__wake_workers(sp->s, 1);
     if (now + WAKE_NET_NS < wake) wake = now + WAKE_NET_NS;
   }
-  if (sp->o->serve) {
-    fp__sup_count_producers(sp);
-    fp__sup_reclaim_clients(sp);
-    fp__sup_reload_step(sp);
-    /* Rows above the target retire; idle sleepers are woken by fp__sup_retire(). */
-    uint32_t target = atomic_load(&h->workers_target);
-    for (uint32_t r = target; r < sp->nrows; r++)
-      if (sp->rc[r].pid > 0 &&
-          !atomic_load(&fp__row_at(sp->s, r)->retire))
-        fp__sup_retire(sp, r);
-  }
+  if (sp->o->serve) serve_turn(sp);
   if (st == FP__POOL_DRAINING) {
     if (workers_alive(sp) == 0 && fp__q_queued(sp->s) == 0)
       fp__sup_stop_now(sp); /* drained: stop_now only settles */
@@ -451,6 +465,102 @@ static void start_sweeping(struct fp__sup *sp) {
   sp->sweep = 1;
 }
 
+static void free_tables(struct fp__sup *sp) {
+  free(sp->rc);
+  free(sp->settled_gen);
+  free(sp->suspect);
+  free(sp->pf);
+}
+
+/*
+ * Publish who supervises the pool and its sizes in the header, allocate
+ * sp's tables, open the workers' stdin, block our signals (old: the mask
+ * before) behind a signalfd and make the command channel non-blocking.
+ * 0, or -errno: the pool is then FAILED with start_error set, and nothing
+ * is left allocated, open or blocked.
+ */
+static int sup_open(struct fp__sup *sp, sigset_t *old) {
+  const struct fp__sup_opts *o = sp->o;
+  struct fp__seg *s = sp->s;
+  struct fp__hdr *h = s->hdr;
+  const fp_config *cfg = sp->cfg;
+  atomic_store(&h->sup_pid, sp->self);
+  atomic_store(&h->sup_start_ns, fp__now_ns());
+  atomic_store(&h->workers_target, cfg->workers);
+  h->min_workers = cfg->max_workers ? (cfg->min_workers ? cfg->min_workers : 1)
+                                    : 0;
+  h->max_workers = cfg->max_workers;
+  sp->rc = calloc(sp->nrows, sizeof(*sp->rc));
+  sp->settled_gen = calloc(s->nclients, sizeof(*sp->settled_gen));
+  sp->suspect = calloc(s->nslots, sizeof(*sp->suspect));
+  sp->retry.tail = atomic_load(&s->hdr->q.retry.tail);
+  sp->retry.head_seen = atomic_load(&s->hdr->q.retry.head);
+  sp->pf = calloc(3 + 2 * (size_t)sp->nrows, sizeof(*sp->pf));
+  int err = sp->rc == NULL || sp->settled_gen == NULL || sp->pf == NULL ||
+                    sp->suspect == NULL
+                ? -ENOMEM
+                : fp__out_init(sp);
+  if (err == 0 && (err = setup_signals(sp, old)) < 0) fp__out_fini(sp);
+  if (err == 0 && o->cmd_fd >= 0 &&
+      fcntl(o->cmd_fd, F_SETFL, fcntl(o->cmd_fd, F_GETFL) | O_NONBLOCK) != 0)
+    err = -errno;
+  if (err < 0) {
+    atomic_store(&h->start_error, -err);
+    fp__sup_set_state(sp, FP__POOL_FAILED);
+    if (sp->sfd >= 0) {
+      close(sp->sfd);
+      sigprocmask(SIG_SETMASK, old, NULL);
+    }
+    fp__out_fini(sp);
+    free_tables(sp);
+  }
+  return err;
+}
+
+/* The loop's tick for this pool (see TICK_IDLE_NS). */
+static uint64_t pick_tick(const struct fp__sup *sp) {
+  const fp_config *cfg = sp->cfg;
+  uint64_t tick = cfg->timeout_ms == 0 ? TICK_IDLE_NS
+                  : cfg->timeout_ms >= 1000 ? TICK_TIMEOUT_NS
+                  : (uint64_t)cfg->timeout_ms *
+                            (FP__NS_PER_MS / TICK_TIMEOUT_DIV) +
+                        TICK_FLOOR_NS;
+  if (sp->o->serve && tick > TICK_SERVE_NS) tick = TICK_SERVE_NS;
+  if (sp->s->hdr->max_workers != 0 && tick > TICK_SCALE_NS)
+    tick = TICK_SCALE_NS;
+  return tick;
+}
+
+/*
+ * Sleep in poll() for up to ms, then take what woke us: the workers'
+ * output, our signals, dead children, commands, the owner's death.
+ */
+static void wait_turn(struct fp__sup *sp, int ms) {
+  const struct fp__sup_opts *o = sp->o;
+  /*
+   * The signalfd, the command channel and the owner's pidfd (-1:
+   * ignored), the workers' output. A tick is at most a second:
+   * owner_gone()'s getppid() fallback.
+   */
+  struct pollfd *pf = sp->pf;
+  pf[0] = (struct pollfd){.fd = sp->sfd, .events = POLLIN};
+  pf[1] = (struct pollfd){.fd = o->cmd_fd, .events = POLLIN};
+  pf[2] = (struct pollfd){.fd = sp->owner_fd, .events = POLLIN};
+  nfds_t np = fp__out_pollset(sp, pf, 3);
+  int n = poll(pf, np, ms);
+  if (n < 0 && errno != EINTR)
+    usleep(POLL_ERROR_PAUSE_US); /* cannot happen: no spin */
+  if (n > 0) fp__out_drain(sp, pf, 3, np); /* before reap closes any */
+  read_signals(sp);
+  fp__sup_reap(sp, 0);
+  if (o->cmd_fd >= 0 && n > 0 && pf[1].revents != 0) read_cmds(sp);
+  if (!sp->stopped && owner_gone(sp)) {
+    fp__sup_log(sp, FP_LOG_WARN, "the pool's owner (pid %d) died without "
+                "stopping it: stopping now", (int)o->owner);
+    fp__sup_stop_now(sp);
+  }
+}
+
 int fp__sup_run(const struct fp__sup_opts *o) {
   struct fp__seg *s = o->seg;
   struct fp__hdr *h = s->hdr;
@@ -459,40 +569,8 @@ int fp__sup_run(const struct fp__sup_opts *o) {
                        .nrows = s->nrows, .drain_deadline = UINT64_MAX,
                        .hup_next = -1, .self = getpid(), .devnull = -1};
   sigset_t old;
-  atomic_store(&h->sup_pid, sp.self);
-  atomic_store(&h->sup_start_ns, fp__now_ns());
-  atomic_store(&h->workers_target, cfg->workers);
-  h->min_workers = cfg->max_workers ? (cfg->min_workers ? cfg->min_workers : 1)
-                                    : 0;
-  h->max_workers = cfg->max_workers;
-  sp.rc = calloc(sp.nrows, sizeof(*sp.rc));
-  sp.settled_gen = calloc(s->nclients, sizeof(*sp.settled_gen));
-  sp.suspect = calloc(s->nslots, sizeof(*sp.suspect));
-  sp.retry.tail = atomic_load(&s->hdr->q.retry.tail);
-  sp.retry.head_seen = atomic_load(&s->hdr->q.retry.head);
-  sp.pf = calloc(3 + 2 * (size_t)sp.nrows, sizeof(*sp.pf));
-  int err = sp.rc == NULL || sp.settled_gen == NULL || sp.pf == NULL ||
-                    sp.suspect == NULL
-                ? -ENOMEM
-                : fp__out_init(&sp);
-  if (err == 0 && (err = setup_signals(&sp, &old)) < 0) fp__out_fini(&sp);
-  if (err == 0 && o->cmd_fd >= 0 &&
-      fcntl(o->cmd_fd, F_SETFL, fcntl(o->cmd_fd, F_GETFL) | O_NONBLOCK) != 0)
-    err = -errno;
-  if (err < 0) {
-    atomic_store(&h->start_error, -err);
-    fp__sup_set_state(&sp, FP__POOL_FAILED);
-    if (sp.sfd >= 0) {
-      close(sp.sfd);
-      sigprocmask(SIG_SETMASK, &old, NULL);
-    }
-    fp__out_fini(&sp);
-    free(sp.rc);
-    free(sp.settled_gen);
-    free(sp.suspect);
-    free(sp.pf);
-    return err;
-  }
+  int err = sup_open(&sp, &old);
+  if (err < 0) return err;
   fp__report_warm();
   fp__sup_save_header(&sp);
   watch_owner(&sp);
@@ -502,38 +580,11 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   for (uint32_t r = 0; r < cfg->workers && !sp.stopped; r++)
     if ((err = spawn(&sp, r)) < 0) fp__sup_fail_start(&sp, -err);
 
-  uint64_t tick = cfg->timeout_ms == 0 ? TICK_IDLE_NS
-                  : cfg->timeout_ms >= 1000 ? TICK_TIMEOUT_NS
-                  : (uint64_t)cfg->timeout_ms *
-                            (FP__NS_PER_MS / TICK_TIMEOUT_DIV) +
-                        TICK_FLOOR_NS;
-  if (o->serve && tick > TICK_SERVE_NS) tick = TICK_SERVE_NS;
-  if (h->max_workers != 0 && tick > TICK_SCALE_NS) tick = TICK_SCALE_NS;
+  uint64_t tick = pick_tick(&sp);
   while (!sp.stopped) {
     int ms = turn(&sp, tick);
     if (sp.stopped) break;
-    /*
-     * The signalfd, the command channel and the owner's pidfd (-1:
-     * ignored), the workers' output. A tick is at most a second:
-     * owner_gone()'s getppid() fallback.
-     */
-    struct pollfd *pf = sp.pf;
-    pf[0] = (struct pollfd){.fd = sp.sfd, .events = POLLIN};
-    pf[1] = (struct pollfd){.fd = o->cmd_fd, .events = POLLIN};
-    pf[2] = (struct pollfd){.fd = sp.owner_fd, .events = POLLIN};
-    nfds_t np = fp__out_pollset(&sp, pf, 3);
-    int n = poll(pf, np, ms);
-    if (n < 0 && errno != EINTR)
-      usleep(POLL_ERROR_PAUSE_US); /* cannot happen: no spin */
-    if (n > 0) fp__out_drain(&sp, pf, 3, np); /* before reap closes any */
-    read_signals(&sp);
-    fp__sup_reap(&sp, 0);
-    if (o->cmd_fd >= 0 && n > 0 && pf[1].revents != 0) read_cmds(&sp);
-    if (!sp.stopped && owner_gone(&sp)) {
-      fp__sup_log(&sp, FP_LOG_WARN, "the pool's owner (pid %d) died without "
-                  "stopping it: stopping now", (int)o->owner);
-      fp__sup_stop_now(&sp);
-    }
+    wait_turn(&sp, ms);
   }
   err = atomic_load(&h->state) == FP__POOL_FAILED
             ? -atomic_load(&h->start_error)
@@ -545,10 +596,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   if (sp.owner_fd >= 0) close(sp.owner_fd);
   sigprocmask(SIG_SETMASK, &old, NULL);
   fp__out_fini(&sp);
-  free(sp.rc);
-  free(sp.settled_gen);
-  free(sp.suspect);
-  free(sp.pf);
+  free_tables(&sp);
   return err;
 }
 
