@@ -1,7 +1,12 @@
 /*
- * The supervisor's private state, shared by supervisor.c (processes, tasks,
- * the loop), sup_clients.c (reclaiming what dead producers held) and the two
+ * The supervisor's private state, shared by supervisor.c (the loop,
+ * forking, signals), its sup_*.c files (sup_death.c: a worker's death and
+ * its task; sup_kill.c: timeouts and cancels; sup_stop.c: drain and stop;
+ * sup_strays.c: what dead workers left; sup_clients.c: reclaiming what dead
+ * producers held; sup_output.c, sup_resize.c, sup_verify.c) and the two
  * ways to run one: a private pool's forked child (pool.c) and fp_serve().
+ * All of it runs in the supervisor, on its one thread (fp__out_child: in
+ * a worker just forked, before it runs anything else).
  */
 #ifndef FP_SUP_H
 #define FP_SUP_H
@@ -133,12 +138,22 @@ FP__HIDDEN const char *fp__sup_signame(int sig);
 #define FP__SWEEP_STOP_NS (2000 * FP__NS_PER_MS)
 
 /*
- * supervisor.c. Kill and reap every child of ours that is not a worker's
+ * sup_strays.c. Kill and reap every child of ours that is not a worker's
  * (dead workers' descendants, reparented to us), for budget_ns at most;
  * sets sp->strays_left when some are left for a later turn. No-op unless
  * we are a subreaper (sp->sweep). Cannot fail.
  */
 FP__HIDDEN void fp__sup_sweep_strays(struct fp__sup *sp, uint64_t budget_ns);
+
+/*
+ * At start: become a child subreaper if we have no child yet, and set
+ * sp->sweep if we did (sp->old_subreaper: what we were before). A failure
+ * leaves sweeping off: strays then escape to init.
+ */
+FP__HIDDEN void fp__sup_start_sweeping(struct fp__sup *sp);
+
+/* At the end: stop being a subreaper, unless we were one before. */
+FP__HIDDEN void fp__sup_stop_sweeping(struct fp__sup *sp);
 
 /*
  * sup_death.c. Row r's worker was reaped with wait status ws (and only

@@ -7,6 +7,15 @@
  * It is single-threaded and sleeps in poll() on a signalfd and (private
  * pools) the owner's command pipe, waking at least once per tick to check
  * task deadlines, due restarts and (named pools) dead producers.
+ *
+ * This file is the loop and what it owns directly: start-up and the end of
+ * the run, forking (and reforking) workers, waitpid, our signals, the
+ * owner's command channel and its death. Each decision has its own file:
+ * a worker's death, its task and its row's restart in sup_death.c; kills
+ * (timeouts with hang dumps, cancels) in sup_kill.c; drain and stop in
+ * sup_stop.c; strays in sup_strays.c; output in sup_output.c; resizing and
+ * reload in sup_resize.c; dead producers in sup_clients.c; repairs after a
+ * crash in sup_verify.c. They share struct fp__sup (sup.h).
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -15,13 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 
 #include "proc.h"
 #include "queue.h"
-#include "reap.h"
 #include "report.h"
 #include "shm.h"
 #include "sum.h"
@@ -175,30 +182,6 @@ static int workers_alive(struct fp__sup *sp) {
   for (uint32_t r = 0; r < sp->nrows; r++)
     n += sp->rc[r].pid > 0;
   return n;
-}
-
-static int is_worker(void *arg, pid_t pid) {
-  return fp__sup_find_row(arg, pid) >= 0;
-}
-
-/*
- * Kill and reap every child of ours that is not a worker row's: the
- * descendants of dead workers, reparented to us (a subreaper) whatever
- * group or session they moved to. Spends at most budget_ns; what is left
- * then is tried again on the next turn (strays_left). Nothing to do when
- * sweeping is off (see fp__sup_run).
- */
-void fp__sup_sweep_strays(struct fp__sup *sp, uint64_t budget_ns) {
-  if (!sp->sweep) return;
-  unsigned n = 0;
-  int rc = fp__reap_children(is_worker, sp, fp__now_ns() + budget_ns, &n);
-  if (n > 0)
-    fp__sup_log(sp, FP_LOG_DEBUG, "ended %u process(es) left by dead "
-                "workers", n);
-  if (rc == -ETIMEDOUT && !sp->strays_left)
-    fp__sup_log(sp, FP_LOG_WARN, "processes left by dead workers do not "
-                "die (a fork bomb?): still killing them");
-  sp->strays_left = rc == -ETIMEDOUT;
 }
 
 void fp__sup_reap(struct fp__sup *sp, int block) {
@@ -442,29 +425,6 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
                      : (int)((wake - now + FP__NS_PER_MS - 1) / FP__NS_PER_MS);
 }
 
-static int count_child(void *arg, pid_t pid) {
-  (void)pid;
-  ++*(int *)arg;
-  return 1; /* one is enough */
-}
-
-/*
- * Become a child subreaper, so that a dead worker's descendants become ours
- * and fp__sup_sweep_strays() can end them. Only when we have no child yet (a
- * private pool's supervisor, forkpool serve): a program that calls
- * fp_serve() with children of its own keeps them, and its descendants
- * orphaned later must not become ours to kill; its pool's strays then
- * escape to init as before. Sets sp->sweep.
- */
-static void start_sweeping(struct fp__sup *sp) {
-  int kids = 0;
-  if (fp__list_children(count_child, &kids) < 0 || kids > 0) return;
-  if (prctl(PR_GET_CHILD_SUBREAPER, &sp->old_subreaper) != 0)
-    sp->old_subreaper = 0;
-  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return; /* before Linux 3.4 */
-  sp->sweep = 1;
-}
-
 static void free_tables(struct fp__sup *sp) {
   free(sp->rc);
   free(sp->settled_gen);
@@ -574,7 +534,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   fp__report_warm();
   fp__sup_save_header(&sp);
   watch_owner(&sp);
-  start_sweeping(&sp);
+  fp__sup_start_sweeping(&sp);
   /* Shares are in force before a producer can submit. */
   if (o->serve) fp__sup_count_producers(&sp);
   for (uint32_t r = 0; r < cfg->workers && !sp.stopped; r++)
@@ -591,7 +551,7 @@ int fp__sup_run(const struct fp__sup_opts *o) {
             : 0;
   /* Consume what is pending of our signals before unblocking them. */
   read_signals(&sp);
-  if (sp.sweep && !sp.old_subreaper) prctl(PR_SET_CHILD_SUBREAPER, 0);
+  fp__sup_stop_sweeping(&sp);
   close(sp.sfd);
   if (sp.owner_fd >= 0) close(sp.owner_fd);
   sigprocmask(SIG_SETMASK, &old, NULL);
