@@ -74,7 +74,8 @@
 /*
  * The loop's tick: the longest it sleeps in poll() with nothing to do, so
  * how late it can notice what no descriptor announces (a task that began,
- * a cancel request, a dead producer, a dead owner without a pidfd).
+ * a named pool's cancel request, a dead producer, a dead owner without a
+ * pidfd).
  *   TICK_IDLE_NS      no task timeout: a second, owner_gone()'s getppid()
  *                     fallback (a dead owner stops its pool within a
  *                     second, DESIGN.md invariant 4)
