@@ -34,7 +34,12 @@ void fp__sup_kill_worker(struct fp__sup *sp, uint32_t r, int reason,
   kill(pid, SIGKILL);
 }
 
-/* How long a worker may take to publish a result it committed in time. */
+/*
+ * How long a worker may take to publish a result it committed in time.
+ * Publishing is a few stores: a running worker needs microseconds, so only
+ * a stopped one runs out of it, and a kill it spares is late by 100 ms at
+ * most (then its reaping publishes the result, see aim_kill).
+ */
 #define PUBLISH_GRACE_NS (100 * FP__NS_PER_MS)
 
 /*
@@ -69,7 +74,12 @@ static int aim_kill(struct fp__sup *sp, uint32_t r, uint64_t id,
   return 0;
 }
 
-/* How long a stuck worker gets to write its stack before SIGKILL. */
+/*
+ * How long a stuck worker gets to write its stack before SIGKILL. Its
+ * handler walks the stack and reads /proc/self/maps, well inside 100 ms
+ * unless the worker is stopped or starved; the README promises "waits up
+ * to 100 ms for it", which bounds how late a hung task's timeout ends.
+ */
 #define DUMP_GRACE_NS (100 * FP__NS_PER_MS)
 
 /*
