@@ -27,7 +27,8 @@
  *   producer after the entry, before tail: the same (tail is the commit).
  *   worker after the claim, before head: head still names an entry whose
  *       slot is not READY any more; the next taker skips it. The claimed
- *       task is the reaped worker's (RUNNING|row): settled by on_death.
+ *       task is the reaped worker's (RUNNING|row): settled by
+ *       fp__sup_on_death (sup_death.c).
  *   worker reading, before the claim: nothing changed.
  * A stopped process stops only its own steps: nobody waits for a store of
  * another (a taker that finds head behind helps it on).

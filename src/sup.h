@@ -1,7 +1,12 @@
 /*
- * The supervisor's private state, shared by supervisor.c (processes, tasks,
- * the loop), sup_clients.c (reclaiming what dead producers held) and the two
+ * The supervisor's private state, shared by supervisor.c (the loop,
+ * forking, signals), its sup_*.c files (sup_death.c: a worker's death and
+ * its task; sup_kill.c: timeouts and cancels; sup_stop.c: drain and stop;
+ * sup_strays.c: what dead workers left; sup_clients.c: reclaiming what dead
+ * producers held; sup_output.c, sup_resize.c, sup_verify.c) and the two
  * ways to run one: a private pool's forked child (pool.c) and fp_serve().
+ * All of it runs in the supervisor, on its one thread (fp__out_child: in
+ * a worker just forked, before it runs anything else).
  */
 #ifndef FP_SUP_H
 #define FP_SUP_H
@@ -9,6 +14,13 @@
 #include <poll.h>
 
 #include "queue.h"
+
+/*
+ * Time in the supervisor is in nanoseconds (fp__now_ns()); fp_config, the
+ * command channel and the log speak milliseconds, reports microseconds.
+ */
+#define FP__NS_PER_MS 1000000ull
+#define FP__NS_PER_US 1000ull
 
 /* How to run a supervisor. */
 struct fp__sup_opts {
@@ -101,6 +113,75 @@ struct fp__sup {
 /* The row of our worker `pid`, or -1 (supervisor.c). */
 FP__HIDDEN int fp__sup_find_row(struct fp__sup *sp, pid_t pid);
 
+/* supervisor.c. Store the pool's state and wake its futex watchers. */
+FP__HIDDEN void fp__sup_set_state(struct fp__sup *sp, uint32_t st);
+
+/*
+ * Reap dead children, settling each worker's death (fp__sup_on_death):
+ * block 0, those already dead; block 1, wait until no worker is left
+ * (after killing them all). Other children are reaped and ignored.
+ */
+FP__HIDDEN void fp__sup_reap(struct fp__sup *sp, int block);
+
+/* "SEGV" for SIGSEGV, "?" for a number with no name; never NULL. */
+FP__HIDDEN const char *fp__sup_signame(int sig);
+
+/*
+ * How long one sweep for strays may take: in the loop (on a turn, or when
+ * a worker died), and at stop. In the loop the rest of the pool must go on
+ * being served while a fork bomb is killed: 100 ms a sweep, the rest on
+ * later turns (STRAYS_RETRY_NS, supervisor.c). At stop nothing else is
+ * left to do, but the stop must still end on time: 2 s, then it gives up
+ * and says so.
+ */
+#define FP__SWEEP_TURN_NS (100 * FP__NS_PER_MS)
+#define FP__SWEEP_STOP_NS (2000 * FP__NS_PER_MS)
+
+/*
+ * sup_strays.c. Kill and reap every child of ours that is not a worker's
+ * (dead workers' descendants, reparented to us), for budget_ns at most;
+ * sets sp->strays_left when some are left for a later turn. No-op unless
+ * we are a subreaper (sp->sweep). Cannot fail.
+ */
+FP__HIDDEN void fp__sup_sweep_strays(struct fp__sup *sp, uint64_t budget_ns);
+
+/*
+ * At start: become a child subreaper if we have no child yet, and set
+ * sp->sweep if we did (sp->old_subreaper: what we were before). A failure
+ * leaves sweeping off: strays then escape to init.
+ */
+FP__HIDDEN void fp__sup_start_sweeping(struct fp__sup *sp);
+
+/* At the end: stop being a subreaper, unless we were one before. */
+FP__HIDDEN void fp__sup_stop_sweeping(struct fp__sup *sp);
+
+/*
+ * sup_death.c. Row r's worker was reaped with wait status ws (and only
+ * then: invariant 2): kill what it left, settle its task (ended, retried
+ * or requeued unrun, exactly once), empty the row, and plan its restart
+ * (sp->rc[r].spawn_at, with the crash-loop backoff), or fail the pool's
+ * start if it was starting. Cannot fail.
+ */
+FP__HIDDEN void fp__sup_on_death(struct fp__sup *sp, uint32_t r, int ws);
+
+/*
+ * End a task that will not finish normally with status st (FP_CRASHED,
+ * FP_TIMEOUT or FP_CANCELLED, counted as such), waking its producer. The
+ * caller holds the slot (slot.h, fp__slot_end): RUNNING under a worker it
+ * reaped, or claimed READY -> ENDING. `report` (may be NULL) becomes its
+ * output, truncated to max_output.
+ */
+FP__HIDDEN void fp__sup_end_task(struct fp__sup *sp, struct fp__slot *sl,
+                                 fp_status st, int sig, int exit_code,
+                                 uint64_t now, const char *report,
+                                 size_t rlen);
+
+/*
+ * Every turn: a task finished anywhere in the pool since the last call
+ * ends a crash loop (resets the streak that fp__sup_on_death grows).
+ */
+FP__HIDDEN void fp__sup_note_progress(struct fp__sup *sp);
+
 /*
  * sup_kill.c. Kill row r's worker with its process group, recording why
  * (the first reason stands until it is reaped) and for which task. No-op
@@ -115,6 +196,27 @@ FP__HIDDEN uint64_t fp__sup_check_timeouts(struct fp__sup *sp, uint64_t now);
 
 /* Kill the workers of running tasks fp_cancel() asked to end. */
 FP__HIDDEN void fp__sup_check_cancels(struct fp__sup *sp);
+
+/*
+ * sup_stop.c. Stop now: cancel the queued tasks, kill and reap every
+ * worker, end what is left as cancelled, mark the pool STOPPED and wake
+ * everyone; sets sp->stopped (the loop ends). Bounded in time whatever
+ * other processes do. No-op once stopped.
+ */
+FP__HIDDEN void fp__sup_stop_now(struct fp__sup *sp);
+
+/*
+ * Drain: mark the pool DRAINING (new tasks are refused) and wake everyone;
+ * the loop stops the pool once the queue is empty and the workers are gone,
+ * or grace_ms from now (< 0: no limit). Only from RUNNING, else a no-op.
+ */
+FP__HIDDEN void fp__sup_begin_drain(struct fp__sup *sp, int grace_ms);
+
+/*
+ * The pool could not start (err > 0, an errno): record it, kill and reap
+ * every worker, mark the pool FAILED, end the loop.
+ */
+FP__HIDDEN void fp__sup_fail_start(struct fp__sup *sp, int err);
 
 /* sup_resize.c. Ask row r's worker to exit before its next task. */
 FP__HIDDEN void fp__sup_retire(struct fp__sup *sp, uint32_t r);

@@ -76,76 +76,100 @@ int fp__sup_sweep(struct fp__sup *sp, int tick) {
   return n;
 }
 
-void fp__sup_reclaim_clients(struct fp__sup *sp) {
+/* What one scan of the slots found of a gone producer's. */
+struct reclaimed {
+  uint64_t freed;     /* unfinished submissions and collected slots freed */
+  uint64_t abandoned; /* uncollected results freed */
+  int outstanding;    /* some of its tasks are still unfinished */
+  int ready;          /* ...and some of those READY */
+};
+
+/*
+ * Free the slots of row r's gone producers, those of gens up to limit
+ * (gen: the row's gen; held: whether a live producer holds it now).
+ */
+static void scan_slots(struct fp__sup *sp, uint32_t r, uint32_t gen,
+                       int held, uint32_t limit, struct reclaimed *got) {
+  struct fp__seg *s = sp->s;
+  for (uint32_t i = 0; i < s->nslots; i++) {
+    struct fp__slot *sl = fp__slot_at(s, i);
+    uint32_t w = fp__slot_word(sl), st = w & FP__SLOT_STATE_MASK;
+    if (st == FP__SLOT_FILLING) {
+      /*
+       * Ours if it names row r, and no live holder's gen: with the row
+       * held, its holder has gen or (bumping it now) gen + 1.
+       */
+      if (fp__slot_filler(w) == r &&
+          (!held || (!fp__slot_filled_at(w, gen) &&
+                     !fp__slot_filled_at(w, gen + 1))) &&
+          fp__slot_cas(sl, w, FP__SLOT_FILLING)) {
+        fp__q_put_free(s, i);
+        got->freed++;
+      }
+      continue;
+    }
+    if (sl->owner != r || sl->owner_gen > limit) continue;
+    if (st == FP__SLOT_COLLECTED) {
+      fp__q_put_free(s, i);
+      got->freed++;
+    } else if (st == FP__SLOT_DONE ||
+               w == fp__slot_make(FP__SLOT_ENDING, r + 1)) {
+      /* (Its own cancel, ended or not: nobody will collect it.) */
+      fp__q_put_free(s, i);
+      got->abandoned++;
+    } else if (fp__slot_unfinished(st)) {
+      got->outstanding = 1;
+      got->ready |= st == FP__SLOT_READY;
+    }
+  }
+}
+
+/*
+ * Client row r: reclaim what its gone producers left, if anything is
+ * outstanding. Returns 1 when READY tasks of theirs were seen.
+ */
+static int reclaim_row(struct fp__sup *sp, uint32_t r) {
   struct fp__seg *s = sp->s;
   struct fp__hdr *h = s->hdr;
-  int orphans = 0; /* READY tasks of a gone producer seen */
-  for (uint32_t r = 0; r < s->nclients; r++) {
-    struct fp__client *c = fp__client_at(s, r);
-    uint32_t gen = atomic_load(&c->gen);
-    if (gen == sp->settled_gen[r]) continue; /* nothing of it outstanding */
-    int held = fp__ofd_held(s->fd, FP__CLIENT_LOCK_BYTE(r));
-    if (held < 0) continue; /* cannot tell: never on suspicion */
-    /*
-     * Free row: every gen up to `gen` is gone. Held row: its holder has
-     * `gen` (or is about to bump to gen + 1); every earlier gen is gone,
-     * as the holder could lock only after the last one let go. A new
-     * producer taking the row of a dead one must not shield its leftovers.
-     */
-    uint32_t limit = held ? gen - 1 : gen;
-    if (!held) {
-      /* Gone: it cannot clear its own presence bits any more. */
-      fp__pclr(&h->p_asleep, r);
-      fp__pclr(&h->p_spin, r);
-      end_cancels_of(sp, r);
-    }
-    if (limit == sp->settled_gen[r] || limit == UINT32_MAX) continue;
-
-    int outstanding = 0, ready = 0;
-    uint64_t freed = 0, abandoned = 0;
-    for (uint32_t i = 0; i < s->nslots; i++) {
-      struct fp__slot *sl = fp__slot_at(s, i);
-      uint32_t w = fp__slot_word(sl), st = w & FP__SLOT_STATE_MASK;
-      if (st == FP__SLOT_FILLING) {
-        /*
-         * Ours if it names row r, and no live holder's gen: with the row
-         * held, its holder has gen or (bumping it now) gen + 1.
-         */
-        if (fp__slot_filler(w) == r &&
-            (!held || (!fp__slot_filled_at(w, gen) &&
-                       !fp__slot_filled_at(w, gen + 1))) &&
-            fp__slot_cas(sl, w, FP__SLOT_FILLING)) {
-          fp__q_put_free(s, i);
-          freed++;
-        }
-        continue;
-      }
-      if (sl->owner != r || sl->owner_gen > limit) continue;
-      if (st == FP__SLOT_COLLECTED) {
-        fp__q_put_free(s, i);
-        freed++;
-      } else if (st == FP__SLOT_DONE ||
-                 w == fp__slot_make(FP__SLOT_ENDING, r + 1)) {
-        /* (Its own cancel, ended or not: nobody will collect it.) */
-        fp__q_put_free(s, i);
-        abandoned++;
-      } else if (fp__slot_unfinished(st)) {
-        outstanding = 1;
-        ready |= st == FP__SLOT_READY;
-      }
-    }
-    orphans |= ready;
-    if (abandoned > 0) atomic_fetch_add(&h->c.abandoned, abandoned);
-    if (freed + abandoned > 0) {
-      fp__wake_space(s);
-      fp__sup_log(sp, FP_LOG_INFO,
-                  "a producer of row %u is gone: reclaimed %llu unfinished "
-                  "submission(s), %llu uncollected result(s)",
-                  r, (unsigned long long)freed,
-                  (unsigned long long)abandoned);
-    }
-    if (!outstanding) sp->settled_gen[r] = limit;
+  struct fp__client *c = fp__client_at(s, r);
+  uint32_t gen = atomic_load(&c->gen);
+  if (gen == sp->settled_gen[r]) return 0; /* nothing of it outstanding */
+  int held = fp__ofd_held(s->fd, FP__CLIENT_LOCK_BYTE(r));
+  if (held < 0) return 0; /* cannot tell: never on suspicion */
+  /*
+   * Free row: every gen up to `gen` is gone. Held row: its holder has
+   * `gen` (or is about to bump to gen + 1); every earlier gen is gone,
+   * as the holder could lock only after the last one let go. A new
+   * producer taking the row of a dead one must not shield its leftovers.
+   */
+  uint32_t limit = held ? gen - 1 : gen;
+  if (!held) {
+    /* Gone: it cannot clear its own presence bits any more. */
+    fp__pclr(&h->p_asleep, r);
+    fp__pclr(&h->p_spin, r);
+    end_cancels_of(sp, r);
   }
+  if (limit == sp->settled_gen[r] || limit == UINT32_MAX) return 0;
+
+  struct reclaimed got = {0};
+  scan_slots(sp, r, gen, held, limit, &got);
+  if (got.abandoned > 0) atomic_fetch_add(&h->c.abandoned, got.abandoned);
+  if (got.freed + got.abandoned > 0) {
+    fp__wake_space(s);
+    fp__sup_log(sp, FP_LOG_INFO,
+                "a producer of row %u is gone: reclaimed %llu unfinished "
+                "submission(s), %llu uncollected result(s)",
+                r, (unsigned long long)got.freed,
+                (unsigned long long)got.abandoned);
+  }
+  if (!got.outstanding) sp->settled_gen[r] = limit;
+  return got.ready;
+}
+
+void fp__sup_reclaim_clients(struct fp__sup *sp) {
+  int orphans = 0; /* READY tasks of a gone producer seen */
+  for (uint32_t r = 0; r < sp->s->nclients; r++)
+    orphans |= reclaim_row(sp, r);
   /*
    * READY tasks of gone producers: queue those no ring holds (their
    * producer died between the slot's READY and its tail), counted

@@ -34,8 +34,13 @@ void fp__sup_kill_worker(struct fp__sup *sp, uint32_t r, int reason,
   kill(pid, SIGKILL);
 }
 
-/* How long a worker may take to publish a result it committed in time. */
-#define PUBLISH_GRACE_NS 100000000ull /* 100 ms */
+/*
+ * How long a worker may take to publish a result it committed in time.
+ * Publishing is a few stores: a running worker needs microseconds, so only
+ * a stopped one runs out of it, and a kill it spares is late by 100 ms at
+ * most (then its reaping publishes the result, see aim_kill).
+ */
+#define PUBLISH_GRACE_NS (100 * FP__NS_PER_MS)
 
 /*
  * Aim a kill at task `id` of row r (the handshake of worker.c, "Ending a
@@ -69,8 +74,20 @@ static int aim_kill(struct fp__sup *sp, uint32_t r, uint64_t id,
   return 0;
 }
 
-/* How long a stuck worker gets to write its stack before SIGKILL. */
-#define DUMP_GRACE_NS 100000000ull /* 100 ms */
+/*
+ * How long a stuck worker gets to write its stack before SIGKILL. Its
+ * handler walks the stack and reads /proc/self/maps, well inside 100 ms
+ * unless the worker is stopped or starved; the README promises "waits up
+ * to 100 ms for it", which bounds how late a hung task's timeout ends.
+ */
+#define DUMP_GRACE_NS (100 * FP__NS_PER_MS)
+
+/*
+ * While a hang dump is pending, look this often whether it is written: the
+ * worker is killed at most 2 ms after its stack is in its report, so the
+ * dump adds little to a timeout's lateness beyond the time it takes.
+ */
+#define DUMP_POLL_NS (2 * FP__NS_PER_MS)
 
 /*
  * Tasks past their deadline: first ask the worker for the stack it is stuck
@@ -79,7 +96,7 @@ static int aim_kill(struct fp__sup *sp, uint32_t r, uint64_t id,
  */
 uint64_t fp__sup_check_timeouts(struct fp__sup *sp, uint64_t now) {
   uint64_t next = UINT64_MAX;
-  uint64_t limit = (uint64_t)sp->cfg->timeout_ms * 1000000u;
+  uint64_t limit = (uint64_t)sp->cfg->timeout_ms * FP__NS_PER_MS;
   if (limit == 0) return next;
   for (uint32_t r = 0; r < sp->nrows; r++) {
     struct fp__row *row = fp__row_at(sp->s, r);
@@ -94,7 +111,7 @@ uint64_t fp__sup_check_timeouts(struct fp__sup *sp, uint64_t now) {
         kill(-pid, SIGKILL);
         kill(pid, SIGKILL);
       } else if (rc->dump_at + DUMP_GRACE_NS < next) {
-        next = now + 2000000u; /* poll for the dump every 2 ms */
+        next = now + DUMP_POLL_NS; /* poll for the dump every 2 ms */
       }
       continue;
     }
@@ -114,7 +131,7 @@ uint64_t fp__sup_check_timeouts(struct fp__sup *sp, uint64_t now) {
       union sigval v = {.sival_ptr = (void *)(uintptr_t)id};
       if (sigqueue(pid, fp__dump_signal(), v) != 0)
         rc->dump_at = now - DUMP_GRACE_NS; /* no dump: kill on the next look */
-      if (now + 2000000u < next) next = now + 2000000u;
+      if (now + DUMP_POLL_NS < next) next = now + DUMP_POLL_NS;
     } else if (t0 + limit < next) {
       next = t0 + limit;
     }

@@ -40,6 +40,15 @@ void fp__sup_resize(struct fp__sup *sp, int delta, const char *why) {
 }
 
 /*
+ * How long tasks must have waited with every worker busy before the pool
+ * grows by one: long enough that a burst the busy workers absorb at once
+ * forks nothing, short next to the cost of queueing behind a busy pool.
+ * The loop ticks at half of it (TICK_SCALE_NS, supervisor.c).
+ */
+#define SCALE_BACKLOG_NS (20 * FP__NS_PER_MS)
+#define SCALE_IDLE_MS 5000 /* fp_config.idle_ms when 0 (forkpool.h) */
+
+/*
  * min/max workers: grow by one when tasks have waited 20 ms with no worker
  * idle; shrink by one after idle_ms with a worker asleep and nothing
  * queued. One step per decision keeps it calm.
@@ -54,14 +63,15 @@ void fp__sup_autoscale(struct fp__sup *sp, uint64_t now) {
   if (queued > 0 && asleep == 0 && idle == 0) {
     sp->idle_since = 0;
     if (sp->backlog_since == 0) sp->backlog_since = now;
-    if (now - sp->backlog_since >= 20000000u) {
+    if (now - sp->backlog_since >= SCALE_BACKLOG_NS) {
       fp__sup_resize(sp, +1, "tasks waiting, every worker busy");
       sp->backlog_since = now;
     }
   } else if (queued == 0 && asleep > 0) {
     sp->backlog_since = 0;
-    uint64_t idle_ns = (uint64_t)(sp->cfg->idle_ms ? sp->cfg->idle_ms : 5000) *
-                       1000000u;
+    uint64_t idle_ns =
+        (uint64_t)(sp->cfg->idle_ms ? sp->cfg->idle_ms : SCALE_IDLE_MS) *
+        FP__NS_PER_MS;
     if (sp->idle_since == 0) sp->idle_since = now;
     if (now - sp->idle_since >= idle_ns &&
         atomic_load(&h->workers_target) > (h->min_workers ? h->min_workers : 1)) {

@@ -49,12 +49,14 @@ static int valid_word(const struct fp__sup *sp, uint32_t w) {
   }
 }
 
-void fp__sup_verify(struct fp__sup *sp) {
+/*
+ * Wake-up hints: a count no sleeper set could reach is damage, reset.
+ * Returns 1 when one was.
+ */
+static int check_hints(struct fp__sup *sp) {
   struct fp__seg *s = sp->s;
-  int hdr = check_header(sp);
-  /* Wake-up hints: a count no sleeper set could reach is damage. */
-  int hints = 0;
   struct fp__queue *q = &s->hdr->q;
+  int hints = 0;
   if (fp__hint_value(&q->work_hint) > 4096 + s->nrows) {
     atomic_store(&q->work_hint.v, 0);
     hints = 1;
@@ -63,6 +65,12 @@ void fp__sup_verify(struct fp__sup *sp) {
     atomic_store(&q->space_hint.v, 0);
     hints = 1;
   }
+  return hints;
+}
+
+/* End as FP_CORRUPT every slot whose state is no state; returns how many. */
+static int end_invalid_slots(struct fp__sup *sp) {
+  struct fp__seg *s = sp->s;
   int ended = 0;
   for (uint32_t i = 0; i < s->nslots; i++) {
     struct fp__slot *sl = fp__slot_at(s, i);
@@ -90,6 +98,15 @@ void fp__sup_verify(struct fp__sup *sp) {
     atomic_fetch_add(&s->hdr->c.corrupt, 1);
     ended++;
   }
+  return ended;
+}
+
+void fp__sup_verify(struct fp__sup *sp) {
+  struct fp__seg *s = sp->s;
+  int hdr = check_header(sp);
+  int hints = check_hints(sp);
+  struct fp__queue *q = &s->hdr->q;
+  int ended = end_invalid_slots(sp);
   fp__q_recount(s);
   /*
    * The rings: every READY slot reachable again. A producer publishing

@@ -7,6 +7,15 @@
  * It is single-threaded and sleeps in poll() on a signalfd and (private
  * pools) the owner's command pipe, waking at least once per tick to check
  * task deadlines, due restarts and (named pools) dead producers.
+ *
+ * This file is the loop and what it owns directly: start-up and the end of
+ * the run, forking (and reforking) workers, waitpid, our signals, the
+ * owner's command channel and its death. Each decision has its own file:
+ * a worker's death, its task and its row's restart in sup_death.c; kills
+ * (timeouts with hang dumps, cancels) in sup_kill.c; drain and stop in
+ * sup_stop.c; strays in sup_strays.c; output in sup_output.c; resizing and
+ * reload in sup_resize.c; dead producers in sup_clients.c; repairs after a
+ * crash in sup_verify.c. They share struct fp__sup (sup.h).
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -15,21 +24,82 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 
 #include "proc.h"
 #include "queue.h"
-#include "reap.h"
 #include "report.h"
 #include "shm.h"
 #include "sum.h"
 #include "sup.h"
 
-#define BACKOFF_BASE_NS 10000000ull  /* 10 ms */
-#define SWEEP_EVERY_NS 100000000ull  /* the ready rings' sweep: 100 ms */
-#define BACKOFF_MAX_NS 1000000000ull /* 1 s */
+/*
+ * How often the ready rings are swept (fp__sup_sweep with tick set): a
+ * READY task that no ring held at two sweeps in a row is requeued, so a
+ * lost or half-published task is late by at most about two sweeps. A
+ * sweep reads every slot: 100 ms keeps that cheap on big pools.
+ */
+#define SWEEP_EVERY_NS (100 * FP__NS_PER_MS)
+
+/*
+ * A failed fork (RLIMIT_NPROC, ENOMEM) leaves its row BACKOFF and is tried
+ * again this much later: soon enough that a limit lifted costs little,
+ * seldom enough that a lasting one does not keep the supervisor forking.
+ */
+#define FORK_RETRY_NS (100 * FP__NS_PER_MS)
+
+/*
+ * While the workers start, the loop looks this often whether all are
+ * ready, so the pool turns RUNNING (and on_ready runs) at most 2 ms after
+ * the last one is; start-up is short, so the polling costs nothing.
+ */
+#define STARTUP_POLL_NS (2 * FP__NS_PER_MS)
+
+/*
+ * A sweep for strays that ran out of its budget (a fork bomb) is tried
+ * again this soon: strays are killed at a steady pace while the loop keeps
+ * serving between sweeps.
+ */
+#define STRAYS_RETRY_NS (10 * FP__NS_PER_MS)
+
+/*
+ * The wake-up policy's safety net (turn()): queued tasks with workers
+ * asleep get a worker within this long, whatever the producers decided.
+ * Short next to any task worth a pool, long enough that the turns it adds
+ * cost the supervisor nothing to speak of.
+ */
+#define WAKE_NET_NS (10 * FP__NS_PER_MS)
+
+/*
+ * The loop's tick: the longest it sleeps in poll() with nothing to do, so
+ * how late it can notice what no descriptor announces (a task that began,
+ * a named pool's cancel request, a dead producer, a dead owner without a
+ * pidfd).
+ *   TICK_IDLE_NS      no task timeout: a second, owner_gone()'s getppid()
+ *                     fallback (a dead owner stops its pool within a
+ *                     second, DESIGN.md invariant 4)
+ *   TICK_TIMEOUT_NS   timeouts of a second or more
+ *   TICK_TIMEOUT_DIV  shorter timeouts: a tenth of the timeout, plus
+ *   TICK_FLOOR_NS     so that tiny timeouts do not make the loop spin
+ * A task that begins between two turns is first seen at the next one:
+ * ticking well inside the timeout lets its deadline be planned before it
+ * passes (fp__sup_check_timeouts).
+ *   TICK_SERVE_NS     named pools: dead producers' slots are reclaimed
+ *                     and the producers' shares recounted within 100 ms
+ *                     (README, "A producer")
+ *   TICK_SCALE_NS     autoscaling: a backlog is measured against
+ *                     SCALE_BACKLOG_NS (20 ms, sup_resize.c)
+ */
+#define TICK_IDLE_NS (1000 * FP__NS_PER_MS)
+#define TICK_TIMEOUT_NS (100 * FP__NS_PER_MS)
+#define TICK_TIMEOUT_DIV 10u
+#define TICK_FLOOR_NS (1 * FP__NS_PER_MS)
+#define TICK_SERVE_NS (100 * FP__NS_PER_MS)
+#define TICK_SCALE_NS (10 * FP__NS_PER_MS)
+
+/* poll() failing (it cannot, bar a bug): pause this long, never spin. */
+#define POLL_ERROR_PAUSE_US 10000 /* 10 ms */
 
 void fp__sup_log(struct fp__sup *sp, fp_log_level lvl, const char *fmt, ...) {
   if (sp->o->log == NULL) return;
@@ -41,69 +111,9 @@ void fp__sup_log(struct fp__sup *sp, fp_log_level lvl, const char *fmt, ...) {
   sp->o->log(sp->o->log_ctx, lvl, buf);
 }
 
-static void set_state(struct fp__sup *sp, uint32_t st) {
+void fp__sup_set_state(struct fp__sup *sp, uint32_t st) {
   atomic_store(&sp->s->hdr->state, st);
   fp__futex_wake(&sp->s->hdr->state);
-}
-
-/* Wake everyone who might sleep on the pool: workers, producers. */
-static void wake_all(struct fp__sup *sp) {
-  struct fp__hdr *h = sp->s->hdr;
-  for (uint32_t k = fp__pcount(&h->w_asleep, sp->s->nrows); k > 0; k--)
-    fp__hint_post(&h->q.work_hint);
-  for (uint32_t k = fp__pcount(&h->p_asleep, sp->s->nclients); k > 0; k--)
-    fp__hint_post(&h->q.space_hint);
-  for (uint32_t c = 0; c < sp->s->nclients; c++) fp__wake_owner(sp->s, c);
-  fp__futex_wake(&h->state);
-}
-
-/*
- * End a task that will not finish normally. Slot must be READY or RUNNING.
- * `report` (may be NULL) becomes its output, truncated to max_output.
- */
-static void end_task_report(struct fp__sup *sp, struct fp__slot *sl,
-                            fp_status st, int sig, int exit_code, uint64_t now,
-                            const char *report, size_t rlen) {
-  struct fp__hdr *h = sp->s->hdr;
-  if (report != NULL && rlen > 0) {
-    if (rlen > sp->s->max_output) rlen = sp->s->max_output;
-    memcpy(fp__slot_out(sp->s, sl), report, rlen);
-  } else {
-    rlen = 0;
-  }
-  uint32_t owner = sl->owner;
-  fp__slot_end(sp->s, sl, st, 0, sig, exit_code, (uint32_t)rlen,
-               sl->started_ns != 0 && now > sl->started_ns
-                   ? (now - sl->started_ns) / 1000u
-                   : 0);
-  _Atomic uint64_t *ctr = st == FP_CRASHED   ? &h->c.crashed
-                          : st == FP_TIMEOUT ? &h->c.timeout
-                                             : &h->c.cancelled;
-  atomic_fetch_add(ctr, 1);
-  fp__wake_owner(sp->s, owner);
-}
-
-static void end_task(struct fp__sup *sp, struct fp__slot *sl, fp_status st,
-                     int sig, int exit_code, uint64_t now) {
-  end_task_report(sp, sl, st, sig, exit_code, now, NULL, 0);
-}
-
-/* Up to 32 bytes of a task's input, escaped, for a log line. */
-static void input_excerpt(struct fp__sup *sp, struct fp__slot *sl, char *out,
-                          size_t cap) {
-  uint32_t n = sl->in_len;
-  if (n > sp->s->max_input) n = 0;
-  const unsigned char *in = fp__slot_in(sl);
-  size_t o = 0;
-  for (uint32_t k = 0; k < n && k < 32 && o + 5 < cap; k++) {
-    unsigned char c = in[k];
-    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'')
-      out[o++] = (char)c;
-    else
-      o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
-  }
-  if (n > 32 && o + 4 < cap) o += (size_t)snprintf(out + o, cap - o, "...");
-  out[o] = '\0';
 }
 
 /*
@@ -134,12 +144,12 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
   if (pid < 0) {
     int err = errno;
     atomic_store(&row->state, FP__ROW_BACKOFF);
-    sp->rc[r].spawn_at = fp__now_ns() + 100000000u;
+    sp->rc[r].spawn_at = fp__now_ns() + FORK_RETRY_NS;
     /* Retried every 100 ms: say it once per burst, not once per try. */
     if (sp->fork_failures++ == 0)
       fp__sup_log(sp, FP_LOG_ERROR, "fork for worker row %u failed: %s "
-                  "(retrying every 100 ms; logged again once a fork works)",
-                  r, strerror(err));
+                  "(retrying every %llu ms; logged again once a fork works)",
+                  r, strerror(err), FORK_RETRY_NS / FP__NS_PER_MS);
     return -err;
   }
   if (sp->fork_failures > 0)
@@ -157,46 +167,9 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
   return 0;
 }
 
-static const char *signame(int sig) {
+const char *fp__sup_signame(int sig) {
   const char *n = sigabbrev_np(sig);
   return n != NULL ? n : "?";
-}
-
-static void on_death(struct fp__sup *sp, uint32_t r, int ws);
-
-/* "SIGSEGV" or "exit=3" (static buffer: the supervisor is one thread). */
-static const char *death_name(int sig, int code) {
-  static char buf[48];
-  if (sig) snprintf(buf, sizeof(buf), "SIG%s", signame(sig));
-  else snprintf(buf, sizeof(buf), "exit=%d", code);
-  return buf;
-}
-
-/* One log line per worker death with a task, plus its report if any. */
-static void log_death(struct fp__sup *sp, pid_t pid, uint64_t task_id,
-                      int sig, int code, uint64_t ran_us, fp_status st,
-                      struct fp__slot *sl, const char *rep, size_t rlen) {
-  if (sp->o->log == NULL) return;
-  /* One line per event: the report's lines joined with " | ". */
-  char flat[600];
-  size_t o = 0;
-  for (size_t k = 0; k < rlen && o + 4 < sizeof(flat); k++) {
-    if (rep[k] == '\n') {
-      memcpy(flat + o, " | ", 3);
-      o += 3;
-    } else {
-      flat[o++] = rep[k];
-    }
-  }
-  flat[o] = '\0';
-  fp__sup_log(sp, FP_LOG_WARN, "worker %d died running task %llu (attempt "
-              "%u): %s after %llu.%03llu ms (%s)%s%s", (int)pid,
-              (unsigned long long)task_id, sl->attempts,
-              st == FP_TIMEOUT ? "timeout, killed by SIGKILL"
-                               : death_name(sig, code),
-              (unsigned long long)(ran_us / 1000),
-              (unsigned long long)(ran_us % 1000), fp_status_name(st),
-              o ? ": " : "", flat);
 }
 
 int fp__sup_find_row(struct fp__sup *sp, pid_t pid) {
@@ -212,35 +185,7 @@ static int workers_alive(struct fp__sup *sp) {
   return n;
 }
 
-static int is_worker(void *arg, pid_t pid) {
-  return fp__sup_find_row(arg, pid) >= 0;
-}
-
-/* How long one sweep for strays may take: in the loop, and at stop. */
-#define SWEEP_TURN_NS 100000000ull  /* 100 ms */
-#define SWEEP_STOP_NS 2000000000ull /* 2 s */
-
-/*
- * Kill and reap every child of ours that is not a worker row's: the
- * descendants of dead workers, reparented to us (a subreaper) whatever
- * group or session they moved to. Spends at most budget_ns; what is left
- * then is tried again on the next turn (strays_left). Nothing to do when
- * sweeping is off (see fp__sup_run).
- */
-static void sweep_strays(struct fp__sup *sp, uint64_t budget_ns) {
-  if (!sp->sweep) return;
-  unsigned n = 0;
-  int rc = fp__reap_children(is_worker, sp, fp__now_ns() + budget_ns, &n);
-  if (n > 0)
-    fp__sup_log(sp, FP_LOG_DEBUG, "ended %u process(es) left by dead "
-                "workers", n);
-  if (rc == -ETIMEDOUT && !sp->strays_left)
-    fp__sup_log(sp, FP_LOG_WARN, "processes left by dead workers do not "
-                "die (a fork bomb?): still killing them");
-  sp->strays_left = rc == -ETIMEDOUT;
-}
-
-static void reap(struct fp__sup *sp, int block) {
+void fp__sup_reap(struct fp__sup *sp, int block) {
   for (;;) {
     if (block && workers_alive(sp) == 0) return;
     int ws;
@@ -248,327 +193,8 @@ static void reap(struct fp__sup *sp, int block) {
     if (pid < 0 && errno == EINTR) continue;
     if (pid <= 0) return; /* none ready, or ECHILD: nothing left */
     int r = fp__sup_find_row(sp, pid);
-    if (r >= 0) on_death(sp, (uint32_t)r, ws);
+    if (r >= 0) fp__sup_on_death(sp, (uint32_t)r, ws);
   }
-}
-
-/*
- * End every READY task as cancelled, each claimed READY -> ENDING first
- * (against workers and fp_cancel: one wins). Returns how many.
- */
-static uint64_t cancel_queued(struct fp__sup *sp, uint64_t now) {
-  struct fp__seg *s = sp->s;
-  uint64_t n = 0;
-  for (uint32_t i = 0; i < s->nslots; i++) {
-    struct fp__slot *sl = fp__slot_at(s, i);
-    uint32_t w = fp__slot_word(sl);
-    if ((w & FP__SLOT_STATE_MASK) != FP__SLOT_READY ||
-        !fp__slot_claim_end(sl, w, FP__END_BY_SUP))
-      continue;
-    end_task(sp, sl, FP_CANCELLED, 0, -1, now);
-    n++;
-  }
-  return n;
-}
-
-/* Slots some canceller claimed and has not ended yet. */
-static uint32_t count_ending(const struct fp__seg *s) {
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < s->nslots; i++)
-    n += fp__slot_state(fp__slot_at(s, i)) == FP__SLOT_ENDING;
-  return n;
-}
-
-/* How long a canceller may take between its claim and its end at stop. */
-#define STOP_CANCELLER_NS 100000000ull /* 100 ms */
-
-/*
- * Settle everything and mark the pool STOPPED; the loop then ends. Bounded
- * whatever another process does: no lock is needed (slot states decide,
- * slot.h), and a canceller stopped between its claim and its end is
- * waited for 100 ms at most.
- */
-static void stop_now(struct fp__sup *sp) {
-  struct fp__seg *s = sp->s;
-  if (sp->stopped) return;
-  /* seq_cst: a producer publishing now sees it or is seen (client.c). */
-  if (atomic_load(&s->hdr->state) < FP__POOL_STOPPING)
-    set_state(sp, FP__POOL_STOPPING);
-  uint64_t cancelled = cancel_queued(sp, fp__now_ns());
-  int killed = 0;
-  for (uint32_t r = 0; r < sp->nrows; r++) {
-    struct fp__row *row = fp__row_at(s, r);
-    if (sp->rc[r].pid > 0) {
-      killed += atomic_load(&row->slot) != FP__NONE;
-      fp__sup_kill_worker(sp, r, FP__KILL_STOP, 0);
-    }
-  }
-  reap(sp, 1);
-  sweep_strays(sp, SWEEP_STOP_NS);
-  if (sp->strays_left)
-    fp__sup_log(sp, FP_LOG_ERROR, "stopping with processes left by workers "
-                "that would not die in %llu ms", SWEEP_STOP_NS / 1000000u);
-  /*
-   * Belt and braces: with every worker reaped, nothing may stay pending.
-   * READY: published while we stopped (its producer takes it back unless
-   * we claim it first). RUNNING: ours alone, its worker is reaped.
-   * ENDING: a canceller between its claim and its end; one still there
-   * after 100 ms is dead or stopped, and the task ends all the same (it
-   * was counted at its claim; nothing reuses the slot after a stop).
-   */
-  uint64_t now = fp__now_ns();
-  cancelled += cancel_queued(sp, now);
-  for (uint32_t i = 0; i < s->nslots; i++) {
-    struct fp__slot *sl = fp__slot_at(s, i);
-    if (fp__slot_state(sl) == FP__SLOT_RUNNING)
-      end_task(sp, sl, FP_CANCELLED, 0, -1, now);
-  }
-  while (count_ending(s) > 0 && fp__now_ns() - now < STOP_CANCELLER_NS)
-    usleep(1000);
-  for (uint32_t i = 0; i < s->nslots; i++) {
-    struct fp__slot *sl = fp__slot_at(s, i);
-    if (fp__slot_state(sl) == FP__SLOT_ENDING) fp__slot_end_cancelled(s, sl);
-  }
-  if (cancelled + (uint64_t)killed > 0)
-    fp__sup_log(sp, FP_LOG_WARN,
-                "stopped with %llu queued task(s) cancelled and %d running "
-                "task(s) killed",
-                (unsigned long long)cancelled, killed);
-  set_state(sp, FP__POOL_STOPPED);
-  wake_all(sp);
-  sp->stopped = 1;
-}
-
-static void fail_start(struct fp__sup *sp, int err) {
-  atomic_store(&sp->s->hdr->start_error, err);
-  for (uint32_t r = 0; r < sp->nrows; r++)
-    fp__sup_kill_worker(sp, r, FP__KILL_STOP, 0);
-  set_state(sp, FP__POOL_FAILED);
-  reap(sp, 1);
-  sp->stopped = 1;
-}
-
-/*
- * Put slot i, RUNNING under a worker we reaped, back in the queue: READY
- * again, then on the retry ring (which we alone write). 0, or -ENOSPC with
- * the slot left RUNNING (the caller ends it).
- */
-static int requeue(struct fp__sup *sp, uint32_t i) {
-  struct fp__seg *s = sp->s;
-  struct fp__slot *sl = fp__slot_at(s, i);
-  atomic_store(&sl->worker, 0);
-  /* Its generation stays: the READY word of the same task (slot.h). */
-  return fp__q_push(s, FP__RING_RETRY(s), &sp->retry, i);
-}
-
-/* A worker in row r exited with wait status ws: settle its task, plan. */
-static void on_death(struct fp__sup *sp, uint32_t r, int ws) {
-  struct fp__hdr *h = sp->s->hdr;
-  struct fp__row *row = fp__row_at(sp->s, r);
-  pid_t pid = sp->rc[r].pid;
-  uint64_t now = fp__now_ns();
-  int sig = WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
-  int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-  int had_task = 0;
-  fp_status st = FP_CRASHED;
-  uint64_t task_id = 0, ran_us = 0;
-
-  fp__out_reap(sp, r); /* its last output, under the task it ran */
-  /*
-   * Its orphans became ours before it could be reaped: end them before its
-   * task does, so that a crashed, timed-out or cancelled task's result
-   * arrives with its processes gone, as an ok one's does (worker.c).
-   */
-  kill(-pid, SIGKILL); /* leftovers in its process group, if any */
-  sweep_strays(sp, SWEEP_TURN_NS);
-  /* The worker is reaped: it can no longer touch its slot or row. */
-  if (WIFSIGNALED(ws) && atomic_load(&h->state) < FP__POOL_STOPPING)
-    fp__sup_verify(sp);
-  uint32_t i = atomic_load(&row->slot);
-  uint64_t tid = atomic_load(&row->task_id);
-  if (i < sp->s->nslots && tid != 0 && atomic_load(&row->fin_task) == tid) {
-    /*
-     * It died after committing its result: the handler finished and every
-     * result field is written. Publish it if it did not, count it if it
-     * did not (see struct fp__row): the task ends as the handler said.
-     */
-    struct fp__slot *sl = fp__slot_at(sp->s, i);
-    if (fp__slot_running_by(fp__slot_word(sl), r) &&
-        atomic_load(&sl->id) == tid) {
-      uint32_t owner = sl->owner;
-      fp__slot_set(sl, FP__SLOT_DONE);
-      fp__wake_owner(sp->s, owner);
-    }
-    if (atomic_load(&row->ok) == atomic_load(&row->ok_snap) &&
-        atomic_load(&row->failed) == atomic_load(&row->failed_snap)) {
-      if (atomic_load(&row->fin_status) == FP_OK)
-        atomic_fetch_add(&row->ok, 1);
-      else
-        atomic_fetch_add(&row->failed, 1);
-    }
-  } else if (i < sp->s->nslots) {
-    /*
-     * The task is ours to end only if it is still RUNNING under this row
-     * (the row pointer is a hint; the slot's own state word decides: the
-     * worker's claim wrote our row into it).
-     */
-    struct fp__slot *sl = fp__slot_at(sp->s, i);
-    if (fp__slot_running_by(fp__slot_word(sl), r) &&
-        atomic_load(&row->task_id) != atomic_load(&sl->id) &&
-        sp->rc[r].kill_reason != FP__KILL_STOP &&
-        atomic_load(&h->state) < FP__POOL_STOPPING && requeue(sp, i) == 0) {
-      /*
-       * Claimed, but killed before it named the task in its row: the
-       * handler never began (worker.c sets task_id first). Not a run: back
-       * in the queue as if never taken (no retry counted, attempts as
-       * they were).
-       */
-      fp__wake_workers(sp->s, 1);
-    } else if (fp__slot_running_by(fp__slot_word(sl), r)) {
-      task_id = atomic_load(&sl->id);
-      sl->attempts++; /* this run: see struct fp__slot */
-      if (sp->rc[r].kill_reason == FP__KILL_STOP) st = FP_CANCELLED;
-      else if (sp->rc[r].kill_reason == FP__KILL_CANCEL &&
-               sp->rc[r].kill_task == task_id)
-        st = FP_CANCELLED;
-      else if (sp->rc[r].kill_reason == FP__KILL_TIMEOUT &&
-               sp->rc[r].kill_task == task_id)
-        st = FP_TIMEOUT;
-      char rep[FP__REPORT_BYTES];
-      size_t rlen = st == FP_CANCELLED ? 0
-                    : fp__report_render(fp__report_at(sp->s, r), task_id, rep,
-                                        sizeof(rep));
-      ran_us = now > sl->started_ns ? (now - sl->started_ns) / 1000u : 0;
-      had_task = 1;
-      if (st != FP_CANCELLED) fp__row_duration(row, ran_us);
-      log_death(sp, pid, task_id, sig, code, ran_us, st, sl, rep, rlen);
-      unsigned max = sp->cfg->max_attempts > 1 ? sp->cfg->max_attempts : 1;
-      if (st != FP_CANCELLED && sl->attempts < max &&
-          atomic_load(&h->state) < FP__POOL_STOPPING &&
-          requeue(sp, i) == 0) {
-        /* At-least-once: run it again, only now that the worker is reaped. */
-        atomic_fetch_add(&h->c.retried, 1);
-        fp__wake_workers(sp->s, 1);
-      } else {
-        /* (Not for a retry refused because the retry ring was full.) */
-        if (st != FP_CANCELLED && max > 1 && sl->attempts >= max) {
-          char ex[160];
-          input_excerpt(sp, sl, ex, sizeof(ex));
-          atomic_fetch_add(&h->c.quarantined, 1);
-          fp__sup_log(sp, FP_LOG_ERROR, "task %llu quarantined as poison: it "
-                      "killed %u worker(s), last by %s; input '%s'",
-                      (unsigned long long)task_id, sl->attempts,
-                      st == FP_TIMEOUT ? "timeout" : death_name(sig, code),
-                      ex);
-        }
-        end_task_report(sp, sl, st, sig, code, now, rep, rlen);
-      }
-    }
-  }
-  sp->rc[r].pid = 0;
-  atomic_store(&row->pid, 0);
-  atomic_fetch_sub(&h->workers_alive, 1);
-  /* It cannot clear its own presence bits any more (killed asleep...). */
-  fp__pclr(&h->w_idle, r);
-  fp__pclr(&h->w_asleep, r);
-  fp__pclr(&h->w_spin, r);
-  atomic_store(&row->slot, FP__NONE);
-  atomic_store(&row->task_id, 0);
-  atomic_store(&row->state, FP__ROW_EMPTY);
-
-  uint32_t pst = atomic_load(&h->state);
-  if (pst == FP__POOL_STARTING && !sp->stopped) {
-    uint32_t ie = atomic_load(&row->init_error);
-    if (code == FP__EXIT_INIT && ie != 0)
-      fp__sup_log(sp, FP_LOG_ERROR, "worker %d: init hook failed with %u",
-                  (int)pid, ie);
-    else
-      fp__sup_log(sp, FP_LOG_ERROR, "worker %d died during start-up (%s%s)",
-                  (int)pid, sig ? "signal " : "exit ",
-                  sig ? signame(sig) : (code == 0 ? "0" : "non-zero"));
-    fail_start(sp, ECHILD);
-    return;
-  }
-  if (pst >= FP__POOL_STOPPING) return;
-
-  const char *what = death_name(sig, code);
-
-  int clean = !had_task && WIFEXITED(ws) && code == 0;
-  uint32_t rss_kb = clean ? atomic_load(&row->rss_exit_kb) : 0;
-  if (rss_kb != 0)
-    fp__sup_log(sp, FP_LOG_WARN, "worker %d recycled: resident set %u.%u MiB "
-                "above the limit of %u MiB", (int)pid, rss_kb / 1024u,
-                (rss_kb % 1024u) * 10u / 1024u, sp->cfg->max_rss_mb);
-  if (clean) {
-    sp->rc[r].spawn_at = now; /* recycled, retired or reloaded */
-    return;
-  }
-  int reason = sp->rc[r].kill_reason;
-  /* Our own kill: a cancel, a stop, or one aimed at a task (timeout). */
-  int ours = sig == SIGKILL && reason != FP__KILL_NONE;
-  if (!had_task && ours)
-    /* The task it was aimed at had just finished in time (worker.c). */
-    fp__sup_log(sp, FP_LOG_INFO,
-                "worker %d killed idle: task %llu, which it was to end "
-                "(%s), had just finished",
-                (int)pid, (unsigned long long)sp->rc[r].kill_task,
-                reason == FP__KILL_TIMEOUT ? "timeout" : "cancel");
-  else if (!had_task && WIFEXITED(ws) && code == FP_EXIT_DECLINED)
-    /* fp_task_decline(): its task went back to the queue above. */
-    fp__sup_log(sp, FP_LOG_WARN, "worker %d declined its task (the handler "
-                "could not run it) and exited; the task is queued again",
-                (int)pid);
-  else if (!had_task)
-    fp__sup_log(sp, FP_LOG_WARN, "worker %d died while idle: %s", (int)pid,
-                what);
-  /*
-   * A crash loop is workers that die without finishing a task: a task
-   * killed its worker (crash or timeout), or the worker died by itself
-   * before its first one (init). A SIGKILL from outside to an idle or
-   * starting worker is not the work's doing and does not count, nor is
-   * our own kill for a cancel or a stop. Any task finished anywhere in the
-   * pool ends the loop (turn() resets the streak).
-   */
-  int blameless = ours && (reason == FP__KILL_CANCEL ||
-                           reason == FP__KILL_STOP || !had_task);
-  if (atomic_load(&row->done) > 0) sp->streak = 0, sp->backoff_logged = 0;
-  else if (!blameless && (had_task || sig != SIGKILL)) sp->streak++;
-  uint64_t delay = 0;
-  if (sp->streak >= 2) {
-    uint32_t e = sp->streak - 2 < 20 ? sp->streak - 2 : 20;
-    delay = BACKOFF_BASE_NS << e;
-    if (delay > BACKOFF_MAX_NS) delay = BACKOFF_MAX_NS;
-    if (!sp->backoff_logged) {
-      fp__sup_log(sp, FP_LOG_WARN, "crash loop: workers keep dying without "
-                  "finishing a task; restarts back off up to %llu ms",
-                  BACKOFF_MAX_NS / 1000000u);
-      sp->backoff_logged = 1;
-    }
-  }
-  sp->rc[r].spawn_at = now + delay;
-  if (delay > 0) atomic_store(&row->state, FP__ROW_BACKOFF);
-}
-
-/* Tasks finished in the whole pool (ok or failed). */
-static uint64_t finished(struct fp__sup *sp) {
-  uint64_t n = 0;
-  for (uint32_t r = 0; r < sp->nrows; r++) {
-    struct fp__row *row = fp__row_at(sp->s, r);
-    n += atomic_load(&row->ok) + atomic_load(&row->failed);
-  }
-  return n;
-}
-
-static void begin_drain(struct fp__sup *sp, int grace_ms) {
-  if (atomic_load(&sp->s->hdr->state) != FP__POOL_RUNNING) return;
-  sp->drain_deadline =
-      grace_ms < 0 ? UINT64_MAX
-                   : fp__now_ns() + (uint64_t)grace_ms * 1000000u;
-  set_state(sp, FP__POOL_DRAINING);
-  fp__sup_log(sp, FP_LOG_INFO, "draining: refusing new tasks, finishing %u "
-              "queued (grace %d ms)",
-              fp__q_queued(sp->s), grace_ms);
-  wake_all(sp);
 }
 
 /* Drain the command pipe. EOF means the owner is gone: stop now. */
@@ -580,12 +206,12 @@ static void read_cmds(struct fp__sup *sp) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return; /* EAGAIN: nothing more */
     if (n == 0) {
-      stop_now(sp);
+      fp__sup_stop_now(sp);
       return;
     }
     if (n != (ssize_t)sizeof(cmd)) continue;
-    if (cmd.op == 'N') stop_now(sp);
-    if (cmd.op == 'D') begin_drain(sp, cmd.grace_ms);
+    if (cmd.op == 'N') fp__sup_stop_now(sp);
+    if (cmd.op == 'D') fp__sup_begin_drain(sp, cmd.grace_ms);
     /* 'C': a cancel request; the loop's turn looks for it. */
   }
 }
@@ -599,14 +225,14 @@ static void read_signals(struct fp__sup *sp) {
     int sig = (int)si.ssi_signo;
     if (sig == SIGTERM || sig == SIGINT) {
       if (!sp->o->serve) {
-        stop_now(sp);
+        fp__sup_stop_now(sp);
       } else if (atomic_load(&sp->s->hdr->state) == FP__POOL_RUNNING) {
-        fp__sup_log(sp, FP_LOG_INFO, "SIG%s received", signame(sig));
-        begin_drain(sp, sp->o->grace_ms);
+        fp__sup_log(sp, FP_LOG_INFO, "SIG%s received", fp__sup_signame(sig));
+        fp__sup_begin_drain(sp, sp->o->grace_ms);
       } else {
         fp__sup_log(sp, FP_LOG_WARN, "SIG%s again: stopping now",
-                    signame(sig));
-        stop_now(sp);
+                    fp__sup_signame(sig));
+        fp__sup_stop_now(sp);
       }
     } else if (sig == SIGHUP && sp->o->serve) {
       /* The hook loads the new code (it logs why when it cannot). */
@@ -649,7 +275,7 @@ static void watch_owner(struct fp__sup *sp) {
   long fd = syscall(SYS_pidfd_open, sp->o->owner, 0); /* O_CLOEXEC */
   sp->owner_fd = fd >= 0 ? (int)fd : -1;
   /* The pidfd may name a reused pid if the owner is gone already. */
-  if (getppid() != sp->o->owner) stop_now(sp);
+  if (getppid() != sp->o->owner) fp__sup_stop_now(sp);
 }
 
 /* Fork into empty rows whose restart is due; return the next due time. */
@@ -709,37 +335,21 @@ static int setup_signals(struct fp__sup *sp, sigset_t *old) {
   return 0;
 }
 
-/* One turn of the loop: returns the poll timeout in ms. */
-static int turn(struct fp__sup *sp, uint64_t tick) {
+/* Starting: the pool runs once every worker is ready; until then, look
+ * again soon. Returns when to wake (wake, or sooner). */
+static uint64_t check_started(struct fp__sup *sp, uint64_t now,
+                              uint64_t wake) {
+  if (all_ready(sp)) {
+    fp__sup_set_state(sp, FP__POOL_RUNNING);
+    if (sp->o->on_ready != NULL) sp->o->on_ready(sp->o->ready_ctx);
+    return wake;
+  }
+  return now + STARTUP_POLL_NS;
+}
+
+/* Every turn: repair a damaged ready ring; every SWEEP_EVERY_NS, sweep. */
+static void check_rings(struct fp__sup *sp, uint64_t now) {
   struct fp__hdr *h = sp->s->hdr;
-  uint64_t now = fp__now_ns();
-  uint32_t st = atomic_load(&h->state);
-  uint64_t wake = now + tick;
-  if (st == FP__POOL_STARTING) {
-    if (all_ready(sp)) {
-      set_state(sp, FP__POOL_RUNNING);
-      if (sp->o->on_ready != NULL) sp->o->on_ready(sp->o->ready_ctx);
-    } else {
-      wake = now + 2000000u;
-    }
-  }
-  uint64_t done = finished(sp);
-  if (done != sp->last_finished) {
-    sp->last_finished = done;
-    sp->streak = 0; /* work gets done: no crash loop, whatever died */
-    sp->backoff_logged = 0;
-  }
-  fp__out_tick(sp);
-  uint64_t t = fp__sup_check_timeouts(sp, now);
-  if (t < wake) wake = t;
-  if (sp->strays_left) {
-    sweep_strays(sp, SWEEP_TURN_NS);
-    if (sp->strays_left && now + 10000000u < wake) wake = now + 10000000u;
-  }
-  t = respawn(sp, now);
-  if (t < wake) wake = t;
-  fp__sup_free_collected(sp);
-  fp__sup_check_cancels(sp);
   if (atomic_load(&h->q.sweep) != 0) {
     /* Someone met a damaged ring (queue.h): requeue what it held. */
     int n = fp__sup_sweep(sp, 0);
@@ -756,8 +366,44 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
     sp->last_sweep_ns = now;
     if (fp__sup_sweep(sp, 1) > 0)
       fp__sup_log(sp, FP_LOG_WARN, "requeued queued task(s) that no ready "
-                  "ring held for %llu ms", SWEEP_EVERY_NS / 1000000u);
+                  "ring held for %llu ms", SWEEP_EVERY_NS / FP__NS_PER_MS);
   }
+}
+
+/* Named pools, every turn: producers, reload, rows above the target. */
+static void serve_turn(struct fp__sup *sp) {
+  fp__sup_count_producers(sp);
+  fp__sup_reclaim_clients(sp);
+  fp__sup_reload_step(sp);
+  /* Rows above the target retire; idle sleepers are woken by fp__sup_retire(). */
+  uint32_t target = atomic_load(&sp->s->hdr->workers_target);
+  for (uint32_t r = target; r < sp->nrows; r++)
+    if (sp->rc[r].pid > 0 &&
+        !atomic_load(&fp__row_at(sp->s, r)->retire))
+      fp__sup_retire(sp, r);
+}
+
+/* One turn of the loop: returns the poll timeout in ms. */
+static int turn(struct fp__sup *sp, uint64_t tick) {
+  struct fp__hdr *h = sp->s->hdr;
+  uint64_t now = fp__now_ns();
+  uint32_t st = atomic_load(&h->state);
+  uint64_t wake = now + tick;
+  if (st == FP__POOL_STARTING) wake = check_started(sp, now, wake);
+  fp__sup_note_progress(sp);
+  fp__out_tick(sp);
+  uint64_t t = fp__sup_check_timeouts(sp, now);
+  if (t < wake) wake = t;
+  if (sp->strays_left) {
+    fp__sup_sweep_strays(sp, FP__SWEEP_TURN_NS);
+    if (sp->strays_left && now + STRAYS_RETRY_NS < wake)
+      wake = now + STRAYS_RETRY_NS;
+  }
+  t = respawn(sp, now);
+  if (t < wake) wake = t;
+  fp__sup_free_collected(sp);
+  fp__sup_check_cancels(sp);
+  check_rings(sp, now);
   fp__sup_autoscale(sp, now);
   /*
    * Safety net for the wake-up policy: tasks waiting while workers sleep
@@ -766,50 +412,114 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   if (fp__q_queued(sp->s) > 0 &&
       fp__pcount(&h->w_asleep, sp->s->nrows) > 0) {
     fp__wake_workers(sp->s, 1);
-    if (now + 10000000u < wake) wake = now + 10000000u;
+    if (now + WAKE_NET_NS < wake) wake = now + WAKE_NET_NS;
   }
-  if (sp->o->serve) {
-    fp__sup_count_producers(sp);
-    fp__sup_reclaim_clients(sp);
-    fp__sup_reload_step(sp);
-    /* Rows above the target retire; idle sleepers are woken by fp__sup_retire(). */
-    uint32_t target = atomic_load(&h->workers_target);
-    for (uint32_t r = target; r < sp->nrows; r++)
-      if (sp->rc[r].pid > 0 &&
-          !atomic_load(&fp__row_at(sp->s, r)->retire))
-        fp__sup_retire(sp, r);
-  }
+  if (sp->o->serve) serve_turn(sp);
   if (st == FP__POOL_DRAINING) {
     if (workers_alive(sp) == 0 && fp__q_queued(sp->s) == 0)
-      stop_now(sp); /* drained: stop_now only settles */
+      fp__sup_stop_now(sp); /* drained: stop_now only settles */
     else if (now >= sp->drain_deadline)
-      stop_now(sp);
+      fp__sup_stop_now(sp);
     if (sp->drain_deadline < wake) wake = sp->drain_deadline;
   }
-  return wake <= now ? 0 : (int)((wake - now + 999999u) / 1000000u);
+  return wake <= now ? 0
+                     : (int)((wake - now + FP__NS_PER_MS - 1) / FP__NS_PER_MS);
 }
 
-static int count_child(void *arg, pid_t pid) {
-  (void)pid;
-  ++*(int *)arg;
-  return 1; /* one is enough */
+static void free_tables(struct fp__sup *sp) {
+  free(sp->rc);
+  free(sp->settled_gen);
+  free(sp->suspect);
+  free(sp->pf);
 }
 
 /*
- * Become a child subreaper, so that a dead worker's descendants become ours
- * and sweep_strays() can end them. Only when we have no child yet (a
- * private pool's supervisor, forkpool serve): a program that calls
- * fp_serve() with children of its own keeps them, and its descendants
- * orphaned later must not become ours to kill; its pool's strays then
- * escape to init as before. Sets sp->sweep.
+ * Publish who supervises the pool and its sizes in the header, allocate
+ * sp's tables, open the workers' stdin, block our signals (old: the mask
+ * before) behind a signalfd and make the command channel non-blocking.
+ * 0, or -errno: the pool is then FAILED with start_error set, and nothing
+ * is left allocated, open or blocked.
  */
-static void start_sweeping(struct fp__sup *sp) {
-  int kids = 0;
-  if (fp__list_children(count_child, &kids) < 0 || kids > 0) return;
-  if (prctl(PR_GET_CHILD_SUBREAPER, &sp->old_subreaper) != 0)
-    sp->old_subreaper = 0;
-  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return; /* before Linux 3.4 */
-  sp->sweep = 1;
+static int sup_open(struct fp__sup *sp, sigset_t *old) {
+  const struct fp__sup_opts *o = sp->o;
+  struct fp__seg *s = sp->s;
+  struct fp__hdr *h = s->hdr;
+  const fp_config *cfg = sp->cfg;
+  atomic_store(&h->sup_pid, sp->self);
+  atomic_store(&h->sup_start_ns, fp__now_ns());
+  atomic_store(&h->workers_target, cfg->workers);
+  h->min_workers = cfg->max_workers ? (cfg->min_workers ? cfg->min_workers : 1)
+                                    : 0;
+  h->max_workers = cfg->max_workers;
+  sp->rc = calloc(sp->nrows, sizeof(*sp->rc));
+  sp->settled_gen = calloc(s->nclients, sizeof(*sp->settled_gen));
+  sp->suspect = calloc(s->nslots, sizeof(*sp->suspect));
+  sp->retry.tail = atomic_load(&s->hdr->q.retry.tail);
+  sp->retry.head_seen = atomic_load(&s->hdr->q.retry.head);
+  sp->pf = calloc(3 + 2 * (size_t)sp->nrows, sizeof(*sp->pf));
+  int err = sp->rc == NULL || sp->settled_gen == NULL || sp->pf == NULL ||
+                    sp->suspect == NULL
+                ? -ENOMEM
+                : fp__out_init(sp);
+  if (err == 0 && (err = setup_signals(sp, old)) < 0) fp__out_fini(sp);
+  if (err == 0 && o->cmd_fd >= 0 &&
+      fcntl(o->cmd_fd, F_SETFL, fcntl(o->cmd_fd, F_GETFL) | O_NONBLOCK) != 0)
+    err = -errno;
+  if (err < 0) {
+    atomic_store(&h->start_error, -err);
+    fp__sup_set_state(sp, FP__POOL_FAILED);
+    if (sp->sfd >= 0) {
+      close(sp->sfd);
+      sigprocmask(SIG_SETMASK, old, NULL);
+    }
+    fp__out_fini(sp);
+    free_tables(sp);
+  }
+  return err;
+}
+
+/* The loop's tick for this pool (see TICK_IDLE_NS). */
+static uint64_t pick_tick(const struct fp__sup *sp) {
+  const fp_config *cfg = sp->cfg;
+  uint64_t tick = cfg->timeout_ms == 0 ? TICK_IDLE_NS
+                  : cfg->timeout_ms >= 1000 ? TICK_TIMEOUT_NS
+                  : (uint64_t)cfg->timeout_ms *
+                            (FP__NS_PER_MS / TICK_TIMEOUT_DIV) +
+                        TICK_FLOOR_NS;
+  if (sp->o->serve && tick > TICK_SERVE_NS) tick = TICK_SERVE_NS;
+  if (sp->s->hdr->max_workers != 0 && tick > TICK_SCALE_NS)
+    tick = TICK_SCALE_NS;
+  return tick;
+}
+
+/*
+ * Sleep in poll() for up to ms, then take what woke us: the workers'
+ * output, our signals, dead children, commands, the owner's death.
+ */
+static void wait_turn(struct fp__sup *sp, int ms) {
+  const struct fp__sup_opts *o = sp->o;
+  /*
+   * The signalfd, the command channel and the owner's pidfd (-1:
+   * ignored), the workers' output. A tick is at most a second:
+   * owner_gone()'s getppid() fallback.
+   */
+  struct pollfd *pf = sp->pf;
+  pf[0] = (struct pollfd){.fd = sp->sfd, .events = POLLIN};
+  pf[1] = (struct pollfd){.fd = o->cmd_fd, .events = POLLIN};
+  pf[2] = (struct pollfd){.fd = sp->owner_fd, .events = POLLIN};
+  nfds_t np = fp__out_pollset(sp, pf, 3);
+  int n = poll(pf, np, ms);
+  if (n < 0 && errno != EINTR)
+    usleep(POLL_ERROR_PAUSE_US); /* cannot happen: no spin */
+  if (n > 0) fp__out_drain(sp, pf, 3, np); /* before reap closes any */
+  read_signals(sp);
+  fp__sup_reap(sp, 0);
+  if (o->cmd_fd >= 0 && n > 0 && pf[1].revents != 0) read_cmds(sp);
+  if (!sp->stopped && owner_gone(sp)) {
+    fp__sup_log(sp, FP_LOG_WARN, "the pool's owner (pid %d) died without "
+                "stopping it: stopping now", (int)o->owner);
+    fp__sup_stop_now(sp);
+  }
 }
 
 int fp__sup_run(const struct fp__sup_opts *o) {
@@ -820,93 +530,34 @@ int fp__sup_run(const struct fp__sup_opts *o) {
                        .nrows = s->nrows, .drain_deadline = UINT64_MAX,
                        .hup_next = -1, .self = getpid(), .devnull = -1};
   sigset_t old;
-  atomic_store(&h->sup_pid, sp.self);
-  atomic_store(&h->sup_start_ns, fp__now_ns());
-  atomic_store(&h->workers_target, cfg->workers);
-  h->min_workers = cfg->max_workers ? (cfg->min_workers ? cfg->min_workers : 1)
-                                    : 0;
-  h->max_workers = cfg->max_workers;
-  sp.rc = calloc(sp.nrows, sizeof(*sp.rc));
-  sp.settled_gen = calloc(s->nclients, sizeof(*sp.settled_gen));
-  sp.suspect = calloc(s->nslots, sizeof(*sp.suspect));
-  sp.retry.tail = atomic_load(&s->hdr->q.retry.tail);
-  sp.retry.head_seen = atomic_load(&s->hdr->q.retry.head);
-  sp.pf = calloc(3 + 2 * (size_t)sp.nrows, sizeof(*sp.pf));
-  int err = sp.rc == NULL || sp.settled_gen == NULL || sp.pf == NULL ||
-                    sp.suspect == NULL
-                ? -ENOMEM
-                : fp__out_init(&sp);
-  if (err == 0 && (err = setup_signals(&sp, &old)) < 0) fp__out_fini(&sp);
-  if (err == 0 && o->cmd_fd >= 0 &&
-      fcntl(o->cmd_fd, F_SETFL, fcntl(o->cmd_fd, F_GETFL) | O_NONBLOCK) != 0)
-    err = -errno;
-  if (err < 0) {
-    atomic_store(&h->start_error, -err);
-    set_state(&sp, FP__POOL_FAILED);
-    if (sp.sfd >= 0) {
-      close(sp.sfd);
-      sigprocmask(SIG_SETMASK, &old, NULL);
-    }
-    fp__out_fini(&sp);
-    free(sp.rc);
-    free(sp.settled_gen);
-    free(sp.suspect);
-    free(sp.pf);
-    return err;
-  }
+  int err = sup_open(&sp, &old);
+  if (err < 0) return err;
   fp__report_warm();
   fp__sup_save_header(&sp);
   watch_owner(&sp);
-  start_sweeping(&sp);
+  fp__sup_start_sweeping(&sp);
   /* Shares are in force before a producer can submit. */
   if (o->serve) fp__sup_count_producers(&sp);
   for (uint32_t r = 0; r < cfg->workers && !sp.stopped; r++)
-    if ((err = spawn(&sp, r)) < 0) fail_start(&sp, -err);
+    if ((err = spawn(&sp, r)) < 0) fp__sup_fail_start(&sp, -err);
 
-  uint64_t tick = cfg->timeout_ms == 0 ? 1000000000ull
-                  : cfg->timeout_ms >= 1000 ? 100000000ull
-                  : (uint64_t)cfg->timeout_ms * 100000u + 1000000u;
-  if (o->serve && tick > 100000000ull) tick = 100000000ull;
-  if (h->max_workers != 0 && tick > 10000000ull) tick = 10000000ull;
+  uint64_t tick = pick_tick(&sp);
   while (!sp.stopped) {
     int ms = turn(&sp, tick);
     if (sp.stopped) break;
-    /*
-     * The signalfd, the command channel and the owner's pidfd (-1:
-     * ignored), the workers' output. A tick is at most a second:
-     * owner_gone()'s getppid() fallback.
-     */
-    struct pollfd *pf = sp.pf;
-    pf[0] = (struct pollfd){.fd = sp.sfd, .events = POLLIN};
-    pf[1] = (struct pollfd){.fd = o->cmd_fd, .events = POLLIN};
-    pf[2] = (struct pollfd){.fd = sp.owner_fd, .events = POLLIN};
-    nfds_t np = fp__out_pollset(&sp, pf, 3);
-    int n = poll(pf, np, ms);
-    if (n < 0 && errno != EINTR) usleep(10000); /* cannot happen: no spin */
-    if (n > 0) fp__out_drain(&sp, pf, 3, np); /* before reap closes any */
-    read_signals(&sp);
-    reap(&sp, 0);
-    if (o->cmd_fd >= 0 && n > 0 && pf[1].revents != 0) read_cmds(&sp);
-    if (!sp.stopped && owner_gone(&sp)) {
-      fp__sup_log(&sp, FP_LOG_WARN, "the pool's owner (pid %d) died without "
-                  "stopping it: stopping now", (int)o->owner);
-      stop_now(&sp);
-    }
+    wait_turn(&sp, ms);
   }
   err = atomic_load(&h->state) == FP__POOL_FAILED
             ? -atomic_load(&h->start_error)
             : 0;
   /* Consume what is pending of our signals before unblocking them. */
   read_signals(&sp);
-  if (sp.sweep && !sp.old_subreaper) prctl(PR_SET_CHILD_SUBREAPER, 0);
+  fp__sup_stop_sweeping(&sp);
   close(sp.sfd);
   if (sp.owner_fd >= 0) close(sp.owner_fd);
   sigprocmask(SIG_SETMASK, &old, NULL);
   fp__out_fini(&sp);
-  free(sp.rc);
-  free(sp.settled_gen);
-  free(sp.suspect);
-  free(sp.pf);
+  free_tables(&sp);
   return err;
 }
 
