@@ -389,7 +389,7 @@ FP_EXTERN int fp_task_crashed(int signal, int exit_code, const void *report,
 /*
  * See forkpool.h. task_id = 0 with the slot still RUNNING under our row is
  * what a worker killed between its claim and the handler's start leaves:
- * the supervisor puts such a task back in the queue, unrun (supervisor.c,
+ * the supervisor puts such a task back in the queue, unrun (sup_death.c,
  * on a worker's death). Killed before the store, the task ends crashed
  * (SIGKILL), as any task whose worker was killed.
  */
