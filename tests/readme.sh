@@ -37,9 +37,13 @@
 #          background; its output is not compared. A pool that a block
 #          serves (`forkpool serve --name NAME`) gets a name of its own,
 #          NAME-readme-PID, in every command of that block (and back to
-#          NAME in the output compared); what the block left running is
-#          stopped by pid when it ends, and its /dev/shm entry must be
-#          gone. Markers:
+#          NAME in the output compared); a server the block left running
+#          is stopped by pid when it ends (a note, not a failure), and its
+#          /dev/shm entry must be gone. Any other process the block started
+#          (each carries a tag in its environment) must be gone within
+#          3 s, or the block fails and it is killed. The environment adds
+#          LC_ALL=C, a private TMPDIR and PYTHONDONTWRITEBYTECODE=1 (no
+#          __pycache__ in python/). Markers:
 #            <!-- readme-test: output-varies -->  pids, times and offsets
 #              differ from run to run: every hexadecimal 0x... and every
 #              run of digits stands for any, runs of blanks for one, and
@@ -56,14 +60,14 @@
 #
 # Prints "ok - NAME" or "not ok - NAME: WHY" per check, "# ..." notes,
 # then "N passed, M failed"; exit status 0 only when nothing failed.
-# Every block runs under `timeout`.
+# Every block runs under `timeout` (120 s, or $FORKPOOL_README_TIMEOUT).
 
 set -u
 
 B=${1:-build}
 FP=$B/bin/forkpool
 README=README.md
-BLOCK_TMO=120
+BLOCK_TMO=${FORKPOOL_README_TIMEOUT:-120}
 CC=${CC:-cc}
 
 pass=0
@@ -90,8 +94,8 @@ mkdir -p "$D" "$SB" "$T/bin" "$T/tmp"
 # Pids of every server a block started, for the cleanup at exit.
 : >"$T/allbg"
 stop_pids() {
-  # stop_pids FILE WAIT_S: wait up to WAIT_S s for each pid in FILE that is
-  # still a forkpool process to end by itself, then TERM, then KILL.
+  # stop_pids FILE WAIT_S: wait up to WAIT_S s for each pid in FILE that
+  # still runs and carries the tag to end by itself, then TERM, then KILL.
   for _p in $(cat "$1"); do
     _i=0
     while is_ours "$_p" && [ $_i -lt $(($2 * 10)) ]; do
@@ -110,11 +114,22 @@ stop_pids() {
     fi
   done
 }
-# is_ours PID: PID still runs forkpool (a pid that was reused is left alone).
+# Every process a block starts inherits this variable, so what outlives its
+# block is found even after it was reparented, and a pid that was reused
+# by someone else's process is never signalled.
+TAG="forkpool-readme-test-$$-$(date +%s%N)"
+# is_ours PID: PID runs and carries the tag.
 is_ours() {
-  kill -0 "$1" 2>/dev/null && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q forkpool
+  kill -0 "$1" 2>/dev/null && grep -qaF "$TAG" "/proc/$1/environ" 2>/dev/null
 }
-trap 'stop_pids "$T/allbg" 0; rm -rf "$T"' EXIT
+# tagged: pids of live processes that carry the tag (grep runs without it,
+# and writes to a file, so that it does not find itself).
+tagged() {
+  env -u FORKPOOL_README_TEST_TAG grep -laF "$TAG" /proc/[0-9]*/environ \
+    >"$T/tagged" 2>/dev/null
+  sed 's,^/proc/,,; s,/environ$,,' "$T/tagged" | tr '\n' ' '
+}
+trap 'stop_pids "$T/allbg" 0; for p in $(tagged); do kill -KILL "$p"; done; rm -rf "$T"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -256,7 +271,6 @@ known_markers() {
   printf '%s\n' "$1" | tr '|' '\n' | awk '
     NF && $1 !~ /^(program|plugin|fragment|skip|output-varies|needs)$/ { print $1 }'
 }
-# shape FILE: the lines of FILE as output-varies compares them.
 # compare_varies WANT GOT: sets $why when GOT does not have WANT's shape.
 compare_varies() {
   why=$(awk '
@@ -282,6 +296,7 @@ compare_varies() {
       }
     }' "$1" "$2")
 }
+# compare_exact WANT GOT: sets $why unless the files are the same bytes.
 compare_exact() {
   why=""
   cmp -s "$1" "$2" && return
@@ -437,22 +452,38 @@ while IFS="$(printf '\t')" read -r id kind line markers; do
   (
     cd "$SB" &&
       env PATH="$T/bin:$PATH" TMPDIR="$T/tmp" LC_ALL=C PYTHONDONTWRITEBYTECODE=1 \
+        FORKPOOL_README_TEST_TAG="$TAG" \
         timeout "$BLOCK_TMO" sh "$W/script.sh" "$SB" "$W" </dev/null >"$W/script.out" 2>&1
   )
   rc=$?
   cat "$W/bgpids" >>"$T/allbg"
   : >"$T/left"
   stop_pids "$W/bgpids" 3
+  leftwhy=""
+  # Anything else the block started (workers, a background child of a
+  # pipeline) must be gone too: give it a moment, then kill it.
+  i=0
+  while [ -n "$(tagged)" ] && [ $i -lt 30 ]; do
+    sleep 0.1
+    i=$((i + 1))
+  done
+  left=$(tagged)
+  if [ -n "$left" ]; then
+    leftwhy="processes left running: $(for p in $left; do
+      printf '%s(%s) ' "$p" "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-60)"
+    done)"
+    for p in $left; do kill -KILL "$p" 2>/dev/null; done
+  fi
   name="sh block at line $line ($n command$([ "$n" = 1 ] || echo s))"
   if [ "$rc" = 124 ]; then
-    nok "$name" "did not finish within $BLOCK_TMO s"
+    nok "$name" "did not finish within $BLOCK_TMO s${leftwhy:+; $leftwhy}"
     continue
   fi
   if [ -s "$W/script.out" ]; then
     nok "$name" "the block's shell said: $(head -c 400 "$W/script.out" | tr '\n' '|')"
     continue
   fi
-  why=""
+  why=$leftwhy
   k=1
   while [ "$k" -le "$n" ] && [ -z "$why" ]; do
     if ! grep -qx "$k" "$W/background" 2>/dev/null; then
