@@ -133,6 +133,8 @@ check: check-deps
 	sh tests/python.sh $(BUILD)
 	sh tests/coproc_proto.sh $(BUILD)
 	sh tests/anylang.sh $(BUILD)
+	sh tests/readme.sh $(BUILD)
+	sh tests/synopsis.sh $(BUILD)
 
 demo: all
 	sh examples/demo.sh $(BUILD)

@@ -13,7 +13,8 @@
 #   - forkpool.1 has a section for every subcommand that
 #     `BUILD_DIR/bin/forkpool --help` lists (and for bridge when
 #     BUILD_DIR/bin/forkpool-bridge exists), and each section names every
-#     flag that the subcommand's own usage text shows;
+#     flag that the subcommand's own usage text defines (its usage lines
+#     and option list: tests/lib/flags.sh);
 #   - forkpool.3 documents every FP_EXTERN function of include/forkpool.h
 #     (a ".SS name()" section and an entry in NAME), every public type (a
 #     .SS section) and every field of the public structs (named in its
@@ -103,16 +104,10 @@ for page in "$M1" "$M3"; do
   fi
 done
 
-# section PAGE TITLE: the roff source of the subsection ".SS TITLE" (with
-# or without quotes), up to the next .SS or .SH.
-section() {
-  awk -v t="$2" '
-    /^\.S[SH] / {
-      h = $0; sub(/^\.S[SH] +/, "", h); gsub(/"/, "", h)
-      on = (h == t); next
-    }
-    on { print }' "$1"
-}
+# man_section, usage_flags, roff_missing_flags: shared with
+# tests/synopsis.sh.
+. "$(dirname "$0")/lib/flags.sh"
+section() { man_section "$@"; }
 
 # --- forkpool(1) against the tool -------------------------------------
 if [ -x "$FP" ]; then
@@ -145,16 +140,11 @@ if [ -x "$FP" ]; then
       nok "usage text of 'forkpool $c'" "forkpool help $c printed nothing"
       continue
     fi
-    # Long flags anywhere in the text; short ones where options are listed
-    # ("  -0, --null").
-    flags=$( (grep -o -- '--[a-z][a-z0-9-]*' "$T/usage"
-      sed -n 's/^ *\(-[A-Za-z0-9]\),.*/\1/p' "$T/usage") | sort -u)
-    missing=""
-    for f in $flags; do
-      # In roff source a flag's hyphens are written \- .
-      pat=$(printf '%s' "$f" | sed 's/-/\\\\-/g')
-      grep -q -- "$pat\([^a-z0-9-]\|\$\)" "$T/sec" || missing="$missing $f"
-    done
+    # The flags of its usage lines and option list (every spelling).
+    flags=$(usage_flags "$T/usage")
+    # shellcheck disable=SC2086 # one argument per flag
+    missing=$(roff_missing_flags "$T/sec" $flags)
+    [ -z "$missing" ] || missing=" $missing"
     if [ -z "$missing" ]; then
       ok "forkpool.1 'forkpool $c' names all its flags ($(echo $flags | wc -w))"
     else
