@@ -53,39 +53,20 @@
  * the supervisor withdraws its doom and kills nothing, and a stopped idle
  * worker holds no task.
  */
-#include <pthread.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
-#include <stdio.h>
-#include <stdio_ext.h>
 #include <stdlib.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <time.h>
 
 #include "proc.h"
+#include "room.h"
 #include "queue.h"
-#include "reap.h"
 #include "report.h"
 #include "spin.h"
 #include "sum.h"
 
-void fp__reset_signals(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = SIG_DFL;
-  sigemptyset(&sa.sa_mask);
-  for (int sig = 1; sig < NSIG; sig++) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;
-    sigaction(sig, &sa, NULL); /* EINVAL for glibc-reserved ones: fine */
-  }
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-}
+/* A worker that could not end a task's descendants exits after it. */
+static int must_exit;
 
 /* When the current task started, in our own memory (see run_task). */
 static uint64_t task_t0;
@@ -98,70 +79,6 @@ static uint64_t task_t0;
  * timeout fire that much sooner. 0: read the clock.
  */
 static uint64_t went_on_ns;
-void fp__purge_stdio(void) {
-  __fpurge(stdin);
-  __fpurge(stdout);
-  __fpurge(stderr);
-}
-
-/*
- * The sealed room (DESIGN.md, invariant 8), worker side:
- *   - fd 0 is /dev/null and fd 1 and 2 are pipes to the supervisor
- *     (sup_output.c), set up before fp__worker_main;
- *   - the segment is mapped MADV_DONTFORK, so a process the handler forks
- *     has no mapping of it at all; and a fork() child that returns from the
- *     handler (a failed exec) ends at once (in_child, set by an atfork
- *     hook, costs no system call per task);
- *   - exit() in user code runs our on_exit hook first (handlers run LIFO,
- *     and ours is registered after everything the host registered), which
- *     _exits with the status: no atexit handler of the host runs, and no
- *     stdio buffer is flushed but the worker's own stdout and stderr, which
- *     hold only what user code printed (the host's bytes were purged).
- */
-static volatile sig_atomic_t in_child;   /* a fork() child of the worker */
-static volatile sig_atomic_t out_written; /* SIGURG: fd 1 or 2 written */
-
-static void atfork_child(void) { in_child = 1; }
-
-static void on_out_written(int sig) {
-  (void)sig;
-  out_written = 1;
-}
-
-static void exit_hook(int status, void *arg) {
-  (void)arg;
-  /* What the handler printed before exit() is logged, as exit() would. */
-  fflush(stdout);
-  fflush(stderr);
-  _exit(status);
-}
-
-/*
- * After a task that wrote to fd 1 or 2: wait until the supervisor has read
- * the pipes empty, so that it logs those bytes under this task. 200 ms at
- * most: a leftover child that keeps writing must not hold every task that
- * long. FIONREAD fails (ENOTTY, EBADF) when user code redirected or closed
- * the descriptor: nothing to wait for then.
- */
-static void settle_output(void) {
-  out_written = 0;
-  for (int k = 0; k < 400; k++) {
-    int a = 0, b = 0;
-    if ((ioctl(1, FIONREAD, &a) != 0 || a == 0) &&
-        (ioctl(2, FIONREAD, &b) != 0 || b == 0))
-      return;
-    struct timespec ts = {0, 500000};
-    nanosleep(&ts, NULL);
-  }
-}
-
-/* Right after user code returned (the handler), before the segment is
- * touched again. Returns only in the worker itself. */
-static void after_user_code(void) {
-  if (in_child) _exit(127); /* a second worker must never exist */
-  if (out_written) settle_output();
-}
-
 struct take_ctx {
   struct fp__seg *s;
   struct fp__row *row;
@@ -300,202 +217,10 @@ static int call_sealed(const struct fp__seg *s, const fp_config *cfg,
   unsigned char *out = fp__slot_out(s, sl);
   fp__seal(s, 1);
   int rc = call_handler(cfg, seal_in, in_len, seal_out, s->max_output, out_len);
-  after_user_code(); /* a child must not unseal (its mprotect would fail
+  fp__room_after_user_code(); /* a child must not unseal (its mprotect would fail
                         anyway: it has no mapping) */
   fp__seal(s, 0);
   if (*out_len <= s->max_output) memcpy(out, seal_out, *out_len);
-  return rc;
-}
-
-/*
- * Tasks the running handler spawned (fp_spawn), kept in this worker's own
- * memory until the handler returns: records of a 4-byte length and bytes.
- * They go after the output in the slot only if the task finishes (ok or
- * failed); a crash spawns nothing.
- */
-static struct {
-  int active;
-  uint32_t max_input;
-  unsigned char *buf;
-  size_t used, cap;
-} spawned;
-
-FP_EXTERN int fp_spawn(const void *in, size_t len) {
-  if (!spawned.active) return -EPERM;
-  if (in == NULL && len > 0) return -EINVAL;
-  if (len > spawned.max_input) return -EMSGSIZE;
-  size_t need = spawned.used + 4 + len;
-  if (need > spawned.cap) {
-    size_t cap = spawned.cap ? spawned.cap : 256;
-    while (cap < need) cap *= 2;
-    unsigned char *b = realloc(spawned.buf, cap);
-    if (b == NULL) return -ENOMEM;
-    spawned.buf = b;
-    spawned.cap = cap;
-  }
-  uint32_t l = (uint32_t)len;
-  memcpy(spawned.buf + spawned.used, &l, 4);
-  if (len > 0) memcpy(spawned.buf + spawned.used + 4, in, len);
-  spawned.used = need;
-  return 0;
-}
-
-/* This worker's row, for the calls a handler makes (set before any task). */
-static struct fp__row *my_row;
-
-/* Signals whose default action does not end a process: no child died of
- * one, so no task can be said to have. */
-static int ends_process(int sig) {
-  switch (sig) {
-  case SIGCHLD: case SIGCONT: case SIGSTOP: case SIGTSTP: case SIGTTIN:
-  case SIGTTOU: case SIGURG: case SIGWINCH:
-    return 0;
-  default:
-    return sig >= 1 && sig <= SIGRTMAX;
-  }
-}
-
-/*
- * See forkpool.h. The worker dies the way the task's process did, so the
- * supervisor's one path for a dead worker settles the task (status,
- * retries, quarantine, backoff, log): the report area holds the handler's
- * text for this task, rendered in place of a crash report. Killed between
- * the report and the exit, the task ends crashed by SIGKILL with that text:
- * as the handler meant, but for the signal.
- */
-FP_EXTERN int fp_task_crashed(int signal, int exit_code, const void *report,
-                              size_t len) {
-  if (!spawned.active || in_child || my_row == NULL) return -EPERM;
-  if (signal != 0 ? !ends_process(signal) : exit_code < 0 || exit_code > 255)
-    return -EINVAL;
-  if (report == NULL && len > 0) return -EINVAL;
-  fp__report_text(report, len);
-  if (signal == 0) _exit(exit_code);
-  struct rlimit none = {0, 0};
-  setrlimit(RLIMIT_CORE, &none); /* the crash was not this process's */
-  struct sigaction dfl;
-  memset(&dfl, 0, sizeof(dfl));
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  sigaction(signal, &dfl, NULL); /* EINVAL for SIGKILL: fine */
-  sigset_t one;
-  sigemptyset(&one);
-  sigaddset(&one, signal);
-  sigprocmask(SIG_UNBLOCK, &one, NULL);
-  raise(signal);
-  _exit(128 + signal); /* not reached: its default action ends us */
-}
-
-/*
- * See forkpool.h. task_id = 0 with the slot still RUNNING under our row is
- * what a worker killed between its claim and the handler's start leaves:
- * the supervisor puts such a task back in the queue, unrun (sup_death.c,
- * on a worker's death). Killed before the store, the task ends crashed
- * (SIGKILL), as any task whose worker was killed.
- */
-FP_EXTERN int fp_task_decline(void) {
-  if (!spawned.active || in_child || my_row == NULL) return -EPERM;
-  atomic_store(&my_row->task_id, 0);
-  _exit(FP_EXIT_DECLINED);
-}
-
-/*
- * Children this worker had when worker_init returned: they are the hook's,
- * not a task's, and are left alone (their pids stay ours until we reap
- * them, so the list cannot come to name another process).
- */
-static struct {
-  pid_t *pid;
-  unsigned n, cap;
-} init_kids;
-
-/* A worker that could not end a task's descendants exits after it. */
-static int must_exit;
-
-static int note_init_kid(void *arg, pid_t pid) {
-  (void)arg;
-  if (init_kids.n == init_kids.cap) {
-    unsigned cap = init_kids.cap ? init_kids.cap * 2 : 8;
-    pid_t *p = realloc(init_kids.pid, cap * sizeof(*p));
-    if (p == NULL) return 1; /* the rest are not kept: ended with task 1 */
-    init_kids.pid = p;
-    init_kids.cap = cap;
-  }
-  init_kids.pid[init_kids.n++] = pid;
-  return 0;
-}
-
-static int is_init_kid(void *arg, pid_t pid) {
-  (void)arg;
-  for (unsigned k = 0; k < init_kids.n; k++)
-    if (init_kids.pid[k] == pid) return 1;
-  return 0;
-}
-
-/* An init child was reaped: its pid may be reused, drop it from the list. */
-static void forget_init_kid(pid_t pid) {
-  for (unsigned k = 0; k < init_kids.n; k++)
-    if (init_kids.pid[k] == pid) init_kids.pid[k] = init_kids.pid[--init_kids.n];
-}
-
-/* How long a worker tries to end a task's descendants before it gives up
- * and exits, leaving them to the supervisor (a subreaper too). */
-#define END_DESCENDANTS_NS 1000000000ull /* 1 s */
-
-/*
- * No kernel creates a process in less than this: clone() copies or shares
- * the mm, allocates a task, a pid and signal state and wakes the child
- * before it returns, thousands of instructions and several allocations.
- * Measured on the development VM: fork 39 us, vfork 16 us, a bare
- * clone(CLONE_VM) 11 us at best; a fast bare-metal CPU does it in a few us.
- * A handler that returned sooner than this since its task started forked
- * nothing, so the check below (a system call, ~0.4 us, a third of a
- * trivial task's cost) is skipped for it.
- */
-#define MIN_SPAWN_NS 1000u
-
-/*
- * After the handler returned, `ran_ns` after its task started: SIGKILL and
- * reap every process the task started, whatever group or session it moved
- * to (we are a subreaper, so the orphans of dead ones are our children),
- * children of worker_init excepted. Fast paths: none when the handler ran
- * under MIN_SPAWN_NS (it cannot have forked, and the previous task left no
- * child); else one waitpid that says ECHILD when there is no child at all.
- * Returns 0 when none is left, or -ETIMEDOUT / -errno when some may be (the
- * caller then exits after publishing, see must_exit).
- *
- * Not covered: a thread or an asynchronous signal handler the handler left
- * running, which may fork at any instant, even after this check; what it
- * leaves is ended after a later task, or by the supervisor when this worker
- * exits.
- */
-static int end_descendants(uint64_t ran_ns) {
-  if (ran_ns < MIN_SPAWN_NS && init_kids.n == 0) return 0;
-  int ws;
-  pid_t r;
-  do r = waitpid(-1, &ws, WNOHANG | __WALL);
-  while (r < 0 && errno == EINTR);
-  if (r < 0) {
-    if (errno != ECHILD) return -errno; /* cannot happen */
-    init_kids.n = 0; /* no child at all: the hook's are gone too */
-    return 0;
-  }
-  if (r > 0) forget_init_kid(r);
-  /*
-   * A handler may have set SIGCHLD to SIG_IGN or SA_NOCLDWAIT: the kernel
-   * would then reap children itself, and a listed pid could be reused
-   * before our kill. With SIG_DFL no child is reaped but by us (a SIGCHLD
-   * handler it installed could reap one too: SIG_DFL replaces it while we
-   * sweep, and it comes back after).
-   */
-  struct sigaction dfl, old;
-  memset(&dfl, 0, sizeof(dfl));
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  int restore = sigaction(SIGCHLD, &dfl, &old) == 0;
-  int rc = fp__reap_children(is_init_kid, NULL,
-                             fp__now_ns() + END_DESCENDANTS_NS, NULL);
-  if (restore) sigaction(SIGCHLD, &old, NULL);
   return rc;
 }
 
@@ -525,7 +250,8 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   struct fp__hdr *h = s->hdr;
   struct fp__slot *sl = fp__slot_at(s, i);
   struct fp__row *row = fp__row_at(s, r);
-  size_t out_len = 0;
+  size_t out_len = 0, spawn_len = 0;
+  const unsigned char *spawn_buf = NULL;
   int rc;
   uint32_t in_len = sl->in_len;
   uint64_t id = atomic_load(&sl->id);
@@ -535,15 +261,13 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
     rc = 0; /* a damaged input never reaches the handler */
     atomic_fetch_add(&h->c.corrupt, 1);
   } else {
-    spawned.active = 1;
-    spawned.used = 0;
-    spawned.max_input = s->max_input;
+    fp__spawn_begin(s->max_input);
     rc = seal_in != NULL
              ? call_sealed(s, cfg, sl, in_len, &out_len)
              : call_handler(cfg, fp__slot_in(sl), in_len, fp__slot_out(s, sl),
                             s->max_output, &out_len);
-    if (seal_in == NULL) after_user_code();
-    spawned.active = 0;
+    if (seal_in == NULL) fp__room_after_user_code();
+    spawn_len = fp__spawn_end(&spawn_buf);
   }
   uint64_t end = fp__now_ns();
   /* Rule 1: past the limit, nothing is published; the timeout kill ends it. */
@@ -555,8 +279,8 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   }
   /* Before the result is published: it arrives with its processes gone. */
   /* task_t0, not the slot's copy, which a stray write could change. */
-  int quick = end - task_t0 < MIN_SPAWN_NS && init_kids.n == 0;
-  if (end_descendants(end - task_t0) < 0) must_exit = 1;
+  int quick = end - task_t0 < FP__MIN_SPAWN_NS && !fp__room_has_init_kids();
+  if (fp__room_end_descendants(end - task_t0) < 0) must_exit = 1;
   /*
    * Moving average (1/8) of run time, for the wake-up policy (wake.h): a
    * line every worker writes, so only every 8th task of a row does.
@@ -582,10 +306,10 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
     sl->code = rc;
   }
   sl->spawn_len = 0;
-  if (!damaged && spawned.used > 0) {
-    if (out_len + spawned.used <= s->max_output) {
-      memcpy(fp__slot_out(s, sl) + out_len, spawned.buf, spawned.used);
-      sl->spawn_len = (uint32_t)spawned.used;
+  if (!damaged && spawn_len > 0) {
+    if (out_len + spawn_len <= s->max_output) {
+      memcpy(fp__slot_out(s, sl) + out_len, spawn_buf, spawn_len);
+      sl->spawn_len = (uint32_t)spawn_len;
     } else {
       /* Output and spawned tasks must fit in max_output together. */
       sl->status = FP_FAILED;
@@ -623,81 +347,6 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   if (FP__NEVER(atomic_load(&row->doom) == id)) park(row, id, 0, sup);
 }
 
-/*
- * No process grows its resident set faster than this: every new page is
- * zeroed or copied first, and a memory bus moves tens of GB/s (one thread
- * zeroes 10-30). 1 MiB per microsecond (about 1 TB/s) leaves a margin of
- * ten or more even for a handler's threads faulting together.
- */
-#define RSS_GROWTH_KIB_PER_US 1024u
-
-/* max_rss_mb: when we last measured, and how far below the limit we were. */
-static uint64_t rss_checked_ns;
-static uint64_t rss_headroom_kib;
-
-/*
- * max_rss_mb: is this worker's resident set above mb MiB? Returns its size
- * in KiB when it is, else 0. Cheap: no system call while the time since
- * the last measurement is too short to have filled the headroom left then
- * (RSS_GROWTH_KIB_PER_US), so a run of short tasks measures once in many;
- * then getrusage's ru_maxrss (the peak, at least the current size) gates
- * the read of /proc/self/statm. A failed call answers 0: the worker lives
- * on, and measures again after the next task.
- */
-static uint32_t rss_over(unsigned mb) {
-  uint64_t lim_kib = (uint64_t)mb * 1024u;
-  uint64_t now = fp__now_ns();
-  uint64_t since_us = (now - rss_checked_ns) / 1000u;
-  if (rss_checked_ns != 0 &&
-      since_us < rss_headroom_kib / RSS_GROWTH_KIB_PER_US)
-    return 0;
-  rss_checked_ns = now;
-  rss_headroom_kib = 0; /* until measured: look again next time */
-  struct rusage ru;
-  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
-  if ((uint64_t)ru.ru_maxrss <= lim_kib) {
-    rss_headroom_kib = lim_kib - (uint64_t)ru.ru_maxrss;
-    return 0;
-  }
-  char buf[128];
-  int fd;
-  do fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  while (fd < 0 && errno == EINTR);
-  if (fd < 0) return 0;
-  ssize_t n;
-  do n = read(fd, buf, sizeof(buf) - 1);
-  while (n < 0 && errno == EINTR);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  unsigned long size, resident;
-  if (sscanf(buf, "%lu %lu", &size, &resident) != 2) return 0;
-  uint64_t kib = (uint64_t)resident * (uint64_t)(sysconf(_SC_PAGESIZE) / 1024);
-  if (kib <= lim_kib) {
-    rss_headroom_kib = lim_kib - kib;
-    return 0;
-  }
-  return kib > UINT32_MAX ? UINT32_MAX : (uint32_t)kib;
-}
-
-/*
- * Bound what this worker may allocate: its address space now (the program
- * image, the shared segment) plus max_memory_mb. Returns 0 or -errno.
- */
-static int limit_memory(unsigned mb) {
-  if (mb == 0) return 0;
-  unsigned long pages = 0;
-  FILE *f = fopen("/proc/self/statm", "re");
-  if (f == NULL) return -errno;
-  int n = fscanf(f, "%lu", &pages);
-  fclose(f);
-  if (n != 1) return -EIO;
-  rlim_t lim = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) +
-               (rlim_t)mb * 1024 * 1024;
-  struct rlimit rl = {lim, lim};
-  return setrlimit(RLIMIT_AS, &rl) == 0 ? 0 : -errno;
-}
-
 void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
                      pid_t sup, const int *fds, int nfds) {
   /* Die with the supervisor; then make sure it did not die already. */
@@ -707,32 +356,19 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
   setpgid(0, 0);
   /*
    * Orphaned descendants of a task become ours, whatever group or session
-   * they moved to, so end_descendants() finds them. Fails only before
+   * they moved to, so fp__room_end_descendants() finds them. Fails only before
    * Linux 3.4: then only our direct children are ended.
    */
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   for (int k = 0; k < nfds; k++)
     if (fds[k] >= 0) close(fds[k]);
   struct fp__row *row = fp__row_at(s, r);
-  my_row = row;
-  /* The sealed room: see above. The host's stdio bytes are not ours. */
-  fp__seg_dontfork(s);
-  fp__purge_stdio();
-  /* A pipe makes stdout fully buffered: lines go out as they are printed. */
-  setvbuf(stdout, NULL, _IOLBF, 0);
-  if (on_exit(exit_hook, NULL) != 0 ||
-      pthread_atfork(NULL, NULL, atfork_child) != 0) {
+  fp__task_api_init(row);
+  /* The sealed room (room.c). */
+  if (fp__room_enter(s) < 0) {
     atomic_store(&row->init_error, ENOMEM);
     _exit(FP__EXIT_INIT);
   }
-  fp__reset_signals();
-  /* SA_RESTART: a write the signal follows is not cut short by it. */
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_out_written;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGURG, &sa, NULL); /* cannot fail for SIGURG */
   /* Crash and hang reports; a worker without them still works. */
   fp__report_arm(s, r);
   fp_config probe;
@@ -748,7 +384,7 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
     seal_out = malloc(s->max_output);
     if (seal_in == NULL || seal_out == NULL) _exit(FP__EXIT_INIT);
   }
-  int lerr = limit_memory(cfg->max_memory_mb);
+  int lerr = fp__room_limit_memory(cfg->max_memory_mb);
   if (lerr < 0) {
     atomic_store(&row->init_error, (uint32_t)-lerr);
     _exit(FP__EXIT_INIT);
@@ -763,7 +399,7 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
   /* Tails seen per ring (queue.h); without the memory, read afresh. */
   taker.tails = calloc(fp__nrings(s->nclients), sizeof(uint64_t));
   /* The hook's children live on; a task's do not (end_descendants). */
-  if (fp__list_children(note_init_kid, NULL) < 0) init_kids.n = 0;
+  fp__room_note_init_kids();
   atomic_store(&row->state, FP__ROW_IDLE);
 
   uint64_t done = 0;
@@ -774,7 +410,7 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
     done++;
     if (must_exit) break; /* the supervisor ends what we could not */
     /* Recycle between tasks: the supervisor logs it and forks anew. */
-    uint32_t kb = cfg->max_rss_mb ? rss_over(cfg->max_rss_mb) : 0;
+    uint32_t kb = cfg->max_rss_mb ? fp__room_rss_over(cfg->max_rss_mb) : 0;
     if (kb != 0) {
       atomic_store(&row->rss_exit_kb, kb);
       break;
