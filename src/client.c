@@ -22,6 +22,7 @@
 #include "queue.h"
 #include "spin.h"
 #include "sum.h"
+#include "tree.h"
 
 /* How long one sleep lasts at most before rechecking the supervisor. */
 #define RECHECK_NS 100000000ull
@@ -293,15 +294,19 @@ FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
   return fp_submit_prio(p, in, len, timeout_ms, FP_PRIO_NORMAL, id);
 }
 
+static int submit_in(struct fp_pool *p, const void *in, size_t len,
+                     int timeout_ms, int prio, uint64_t root, uint64_t parent,
+                     uint64_t *id);
+
 FP_EXTERN int fp_submit_prio(fp_pool *p, const void *in, size_t len,
                              int timeout_ms, int prio, uint64_t *id) {
-  if (p != NULL) fp__tree_pump(p); /* spawned tasks first: they are older */
-  return fp__submit_in(p, in, len, timeout_ms, prio, 0, 0, id);
+  if (p != NULL) fp__submit_spawned(p); /* spawned tasks first: older */
+  return submit_in(p, in, len, timeout_ms, prio, 0, 0, id);
 }
 
 /*
  * Get a FILLING slot for a new task of this producer (split out of
- * fp__submit_in so that fp__slot_begin takes slots the same way), without
+ * submit_in so that fp__slot_begin takes slots the same way), without
  * any lock: one of our collected slots, or a FREE one claimed by
  * compare-and-swap (queue.c). Waits for a free slot within timeout_ms
  * (*deadline set when first needed), honouring the pool state, the
@@ -387,9 +392,10 @@ static int get_slot(struct fp_pool *p, int timeout_ms, uint64_t *deadline,
   }
 }
 
-int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
-                  int timeout_ms, int prio, uint64_t root, uint64_t parent,
-                  uint64_t *id) {
+/* Submit with tree links (root 0: the task is its own root); as fp_submit. */
+static int submit_in(struct fp_pool *p, const void *in, size_t len,
+                     int timeout_ms, int prio, uint64_t root, uint64_t parent,
+                     uint64_t *id) {
   if (p == NULL || id == NULL || (in == NULL && len > 0)) return -EINVAL;
   if (prio != FP_PRIO_NORMAL && prio != FP_PRIO_HIGH) return -EINVAL;
   if (p->monitor) return -EPERM;
@@ -405,6 +411,33 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
   pthread_mutex_unlock(&p->mu);
   if (err == 0) fp__wake_kick(s);
   return err;
+}
+
+void fp__submit_spawned(struct fp_pool *p) {
+  if (p->monitor || !fp__tree_queued(p)) return; /* a hint, rechecked below */
+  for (;;) {
+    pthread_mutex_lock(&p->mu);
+    struct fp__spawn *n = fp__tree_pop(p);
+    pthread_mutex_unlock(&p->mu);
+    if (n == NULL) return;
+    uint64_t id;
+    int r = submit_in(p, n->data, n->len, FP_NOWAIT, FP_PRIO_NORMAL, n->root,
+                      n->parent, &id);
+    pthread_mutex_lock(&p->mu);
+    if (r == -EAGAIN) {
+      /* No free slot: back at the head, to go first next time. */
+      fp__tree_unpop(p, n);
+      pthread_mutex_unlock(&p->mu);
+      return;
+    }
+    /* Submitted (it counts as pending now), or refused for good: the pool
+     * stops, or the task is too big for it. Either way it leaves the
+     * queue; a refused one also leaves its tree. */
+    if (r < 0) fp__tree_add(p, n->root, -1);
+    pthread_mutex_unlock(&p->mu);
+    free(n);
+    if (r < 0) return;
+  }
 }
 
 FP_EXTERN void fp_result_init(fp_result *res) {
@@ -597,7 +630,7 @@ int fp__wait_with(struct fp_pool *p, uint64_t id, fp_result *res,
   if (id == 0 || i >= p->seg.nslots) return -ENOENT;
   uint64_t deadline = 0; /* set when we first have to wait */
   for (;;) {
-    fp__tree_pump(p);
+    fp__submit_spawned(p);
     pthread_mutex_lock(&p->mu);
     if (p->pend_id[i] != id) {
       pthread_mutex_unlock(&p->mu);
@@ -646,7 +679,7 @@ int fp__collect_with(struct fp_pool *p, fp_result *res, int timeout_ms,
   if (p->monitor) return -EPERM;
   uint64_t deadline = 0; /* set when we first have to wait */
   for (;;) {
-    fp__tree_pump(p);
+    fp__submit_spawned(p);
     pthread_mutex_lock(&p->mu);
     if (p->npending == 0 && p->sq_head == NULL) {
       pthread_mutex_unlock(&p->mu);
@@ -733,7 +766,7 @@ FP_EXTERN int fp_collect_tree(fp_pool *p, uint64_t root, fp_result *res,
   uint64_t deadline = 0; /* set when we first have to wait */
   uint32_t ri = (uint32_t)(root & FP__ID_INDEX_MASK);
   for (;;) {
-    fp__tree_pump(p);
+    fp__submit_spawned(p);
     pthread_mutex_lock(&p->mu);
     uint32_t i = find_done(p, root);
     if (i != FP__NONE) {

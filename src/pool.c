@@ -15,6 +15,7 @@
 #include "queue.h"
 #include "shm.h"
 #include "sum.h"
+#include "tree.h"
 
 /*
  * Command-pipe write ends of this process's live pools. A new supervisor

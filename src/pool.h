@@ -76,22 +76,13 @@ struct fp__spawn {
   unsigned char data[];
 };
 
-/* tree.c (mu held unless said otherwise). */
-FP__HIDDEN void fp__tree_add(struct fp_pool *p, uint64_t root, int64_t d);
-FP__HIDDEN int64_t fp__tree_get(const struct fp_pool *p, uint64_t root);
-/* Queue the spawn records buf[0..len) of task `parent` in tree `root`.
- * Returns 0, or -EBADMSG for a malformed record list, -ENOMEM. */
-FP__HIDDEN int fp__tree_take(struct fp_pool *p, uint64_t root,
-                             uint64_t parent, const unsigned char *buf,
-                             size_t len);
-/* Submit queued spawns while slots are free (mu NOT held). */
-FP__HIDDEN void fp__tree_pump(struct fp_pool *p);
-FP__HIDDEN void fp__tree_free(struct fp_pool *p);
-
-/* client.c: submit with tree links (root 0: the task is its own root). */
-FP__HIDDEN int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
-                             int timeout_ms, int prio, uint64_t root,
-                             uint64_t parent, uint64_t *id);
+/*
+ * client.c: submit the spawned tasks queued in tree.c while slots are free
+ * (mu NOT held; FP_NOWAIT each). Never fails: a task refused for good (a
+ * stop began, too big) leaves its tree; one without a free slot goes back
+ * to the head of the queue, for the next call.
+ */
+FP__HIDDEN void fp__submit_spawned(struct fp_pool *p);
 
 /*
  * client.c: a producer just attached to a named pool: count it in the

@@ -31,6 +31,7 @@
 #include "pool.h"
 #include "slot.h"
 #include "sum.h"
+#include "tree.h"
 
 /*
  * Handles that have a hold array, for fp_result_release() on a view.
@@ -104,7 +105,7 @@ FP_EXTERN int fp_submit_begin(fp_pool *p, size_t len, int timeout_ms,
   if (prio != FP_PRIO_NORMAL && prio != FP_PRIO_HIGH) return -EINVAL;
   if (p->monitor) return -EPERM;
   if (len > p->seg.max_input) return -EMSGSIZE;
-  fp__tree_pump(p); /* spawned tasks first, as fp_submit: they are older */
+  fp__submit_spawned(p); /* spawned tasks first, as fp_submit: older */
   pthread_mutex_lock(&p->mu);
   int err = hold_ready(p);
   pthread_mutex_unlock(&p->mu);
