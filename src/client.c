@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alive.h"
 #include "pool.h"
 #include "proc.h"
 #include "queue.h"
@@ -24,8 +25,6 @@
 #include "sum.h"
 #include "tree.h"
 
-/* How long one sleep lasts at most before rechecking the supervisor. */
-#define RECHECK_NS 100000000ull
 /* Sleep while our share of the slots is used up (another thread may
  * collect), and the pause before the -EDEADLK verdict is rechecked. */
 #define SHARE_NAP_NS 10000000ull
@@ -158,13 +157,6 @@ void fp__share_join(struct fp_pool *p) {
   }
 }
 
-/* Is the supervisor still there? A system call at most every 64 calls. */
-static int check_alive(struct fp_pool *p) {
-  if (atomic_load(&p->sup_gone)) return 0;
-  if ((atomic_fetch_add(&p->alive_tick, 1) & 63) != 0) return 1;
-  return fp__sup_alive(p);
-}
-
 /*
  * Fill slot i (ours, FILLING) with the task. `in` may be the slot's own
  * input buffer (fp_submit_commit: written there already), then not copied.
@@ -230,7 +222,7 @@ static int ring_wait(struct fp_pool *p, int timeout_ms, uint64_t *deadline) {
                                         : fp__deadline_ns(now, timeout_ms);
   if (now >= *deadline) return timeout_ms == FP_NOWAIT ? -EAGAIN : -ETIMEDOUT;
   if (atomic_load(&p->seg.hdr->state) > FP__POOL_RUNNING) return -ESHUTDOWN;
-  if (!check_alive(p)) return -EPIPE;
+  if (!fp__check_alive(p)) return -EPIPE;
   fp__wake_workers(&p->seg, 1);
   nap(RING_NAP_NS);
   return 0;
@@ -326,7 +318,7 @@ static int get_slot(struct fp_pool *p, int timeout_ms, uint64_t *deadline,
     /* Tasks may queue while the workers start: they run once ready. */
     if (atomic_load(&h->state) > FP__POOL_RUNNING) return -ESHUTDOWN;
     /* The state word cannot say that the supervisor died: ask now and then. */
-    if (!check_alive(p)) return -EPIPE;
+    if (!fp__check_alive(p)) return -EPIPE;
     pthread_mutex_lock(&p->mu);
     /*
      * Our share of a named pool's slots (0: no share): a producer that stops
@@ -376,7 +368,7 @@ static int get_slot(struct fp_pool *p, int timeout_ms, uint64_t *deadline,
       if (deadlocked) return -EDEADLK;
       deadlocked = 1;
       nap(min_u64(*deadline - now,
-                  capped ? RECHECK_NS + SHARE_NAP_NS : SHARE_NAP_NS));
+                  capped ? FP__RECHECK_NS + SHARE_NAP_NS : SHARE_NAP_NS));
       continue;
     }
     deadlocked = 0;
@@ -387,8 +379,8 @@ static int get_slot(struct fp_pool *p, int timeout_ms, uint64_t *deadline,
       continue;
     }
     fp__wake_sleep(&h->q.space_hint, &h->p_asleep, p->client,
-                   min_u64(*deadline - now, RECHECK_NS), space_or_stopped,
-                   &ctx);
+                   min_u64(*deadline - now, FP__RECHECK_NS),
+                   space_or_stopped, &ctx);
   }
 }
 
@@ -646,7 +638,7 @@ int fp__wait_with(struct fp_pool *p, uint64_t id, fp_result *res,
     if (deadline == 0) deadline = fp__deadline_ns(now, timeout_ms);
     if (now >= deadline) return -ETIMEDOUT;
     if (!fp__sup_alive(p) && !is_done(p, i)) return -EPIPE;
-    wait_done(p, min_u64(deadline - now, RECHECK_NS), is_done, i);
+    wait_done(p, min_u64(deadline - now, FP__RECHECK_NS), is_done, i);
   }
 }
 
@@ -696,7 +688,7 @@ int fp__collect_with(struct fp_pool *p, fp_result *res, int timeout_ms,
     if (deadline == 0) deadline = fp__deadline_ns(now, timeout_ms);
     if (now >= deadline) return -ETIMEDOUT;
     if (!fp__sup_alive(p) && !any_done(p, 0)) return -EPIPE;
-    wait_done(p, min_u64(deadline - now, RECHECK_NS), any_done, 0);
+    wait_done(p, min_u64(deadline - now, FP__RECHECK_NS), any_done, 0);
   }
 }
 
@@ -785,7 +777,8 @@ FP_EXTERN int fp_collect_tree(fp_pool *p, uint64_t root, fp_result *res,
     if (now >= deadline) return -ETIMEDOUT;
     if (!fp__sup_alive(p)) return -EPIPE;
     /* With spawns queued here, look again soon: a slot may free up. */
-    wait_done(p, min_u64(deadline - now, p->sq_head ? 1000000u : RECHECK_NS),
+    wait_done(p,
+              min_u64(deadline - now, p->sq_head ? 1000000u : FP__RECHECK_NS),
               any_done, root);
   }
 }

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "alive.h"
 #include "pool.h"
 #include "proc.h"
 #include "queue.h"
@@ -37,30 +38,6 @@ static void reg_del(int fd) {
   for (int k = 0; k < reg_n; k++)
     if (reg_fds[k] == fd) reg_fds[k] = reg_fds[--reg_n];
   pthread_mutex_unlock(&reg_mu);
-}
-
-int fp__sup_alive(struct fp_pool *p) {
-  if (atomic_load(&p->sup_gone)) return 0;
-  if (p->attached) {
-    /* Not our child: its open of the segment holds the liveness lock. */
-    if (fp__ofd_held(p->seg.fd, FP__SUP_LOCK_BYTE) == 0) {
-      atomic_store(&p->sup_gone, 1);
-      return 0;
-    }
-    return 1;
-  }
-  pid_t r = waitpid(p->sup_pid, NULL, WNOHANG);
-  if (r == 0) return 1;
-  if (r == p->sup_pid) {
-    atomic_store(&p->sup_gone, 1);
-    return 0;
-  }
-  /* ECHILD: someone else reaped it, so it is gone. EINTR: ask later. */
-  if (errno == ECHILD) {
-    atomic_store(&p->sup_gone, 1);
-    return 0;
-  }
-  return 1;
 }
 
 static int alloc_local(struct fp_pool *p, uint32_t n) {

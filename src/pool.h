@@ -145,9 +145,6 @@ FP__HIDDEN void fp__view_forget(fp_result *res);
 /* fp_pool_free: forget this handle's holds (unregister it). */
 FP__HIDDEN void fp__view_free(struct fp_pool *p);
 
-/* 1 while the supervisor process lives; reaps it when it is gone. */
-FP__HIDDEN int fp__sup_alive(struct fp_pool *p);
-
 /* Local pending list (mu held). */
 FP__HIDDEN void fp__pend_add(struct fp_pool *p, uint32_t i, uint64_t id,
                               uint64_t root, uint64_t parent);
