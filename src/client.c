@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "alive.h"
+#include "held.h"
 #include "pool.h"
 #include "proc.h"
 #include "queue.h"
@@ -30,28 +31,6 @@
 #define SHARE_NAP_NS 10000000ull
 /* A full ring: how long one wait for the workers to pass entries lasts. */
 #define RING_NAP_NS 50000ull
-
-void fp__pend_add(struct fp_pool *p, uint32_t i, uint64_t id, uint64_t root,
-                  uint64_t parent) {
-  p->pend_id[i] = id;
-  p->pend_root[i] = root ? root : id;
-  p->pend_parent[i] = parent;
-  p->next[i] = FP__NONE;
-  p->prev[i] = p->tail;
-  if (p->tail != FP__NONE) p->next[p->tail] = i;
-  else p->head = i;
-  p->tail = i;
-  p->npending++;
-}
-
-void fp__pend_del(struct fp_pool *p, uint32_t i) {
-  if (p->prev[i] != FP__NONE) p->next[p->prev[i]] = p->next[i];
-  else p->head = p->next[i];
-  if (p->next[i] != FP__NONE) p->prev[p->next[i]] = p->prev[i];
-  else p->tail = p->prev[i];
-  p->pend_id[i] = 0;
-  p->npending--;
-}
 
 struct space_ctx {
   struct fp__seg *s;
@@ -66,64 +45,11 @@ static int space_or_stopped(void *arg) {
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /*
- * Free our collected slots (mu held). Each entry is a task id: a slot the
- * supervisor freed meanwhile (and maybe reused) no longer carries it, and
- * is left alone. Returns how many were freed.
- */
-static int flush_frees(struct fp_pool *p) {
-  struct fp__seg *s = &p->seg;
-  int n = 0;
-  for (unsigned k = 0; k < p->nfb; k++) {
-    uint32_t i = (uint32_t)(p->fb[k] & FP__ID_INDEX_MASK);
-    struct fp__slot *sl = fp__slot_at(s, i);
-    if (atomic_load(&sl->id) == p->fb[k]) n += fp__q_free_collected(s, i);
-  }
-  p->nfb = 0;
-  return n;
-}
-
-/*
- * Take back the newest of our collected slots for a new task (mu held):
- * COLLECTED -> FILLING naming us, by compare-and-swap, which fails if the
- * supervisor freed it meanwhile (fp__q_free_collected). Then stamped as
- * fp__q_take_free does (fp__slot_stamp). Dying after the swap leaves a
- * FILLING slot that names us: reclaimed with us. NONE when we hold none.
- */
-static uint32_t reuse_slot(struct fp_pool *p) {
-  struct fp__seg *s = &p->seg;
-  while (p->nfb > 0) {
-    uint64_t id = p->fb[--p->nfb];
-    uint32_t i = (uint32_t)(id & FP__ID_INDEX_MASK);
-    struct fp__slot *sl = fp__slot_at(s, i);
-    if (atomic_load(&sl->id) != id ||
-        !fp__slot_cas(sl, FP__SLOT_COLLECTED,
-                      fp__slot_filling_word(p->client, p->client_gen)))
-      continue;
-    fp__slot_stamp(sl, i, p->client, p->client_gen);
-    return i;
-  }
-  return FP__NONE;
-}
-
-/*
  * FP_NOWAIT: how long a submit waits for room on its full ring, yielding
  * the CPU meanwhile (ring_wait): workers that were only preempted get to
  * take. A ring is full only when cap entries wait (stale ones included).
  */
 #define NOWAIT_ROOM_NS 1000000u /* 1 ms */
-
-/*
- * Give back our FILLING slot i, never published (mu held): COLLECTED, on
- * our batch of frees, so our next submit reuses it; with the batch full,
- * the batch is freed first.
- */
-static void give_back(struct fp_pool *p, uint32_t i) {
-  struct fp__slot *sl = fp__slot_at(&p->seg, i);
-  uint64_t id = atomic_load(&sl->id);
-  fp__slot_set(sl, FP__SLOT_COLLECTED);
-  if (p->nfb == FP__FREE_BATCH) flush_frees(p);
-  p->fb[p->nfb++] = id;
-}
 
 /*
  * Would waiting for a slot deadlock (mu held)? 1 when we hold `limit` or
@@ -254,7 +180,7 @@ static int publish_keep(struct fp_pool *p, uint32_t i, int prio,
   }
   if (keep && (err == -EAGAIN || err == -ETIMEDOUT)) return err;
   if (err < 0) {
-    give_back(p, i);
+    fp__slot_give_back(p, i);
     return err;
   }
   /*
@@ -267,7 +193,7 @@ static int publish_keep(struct fp_pool *p, uint32_t i, int prio,
       fp__slot_cas(sl, fp__slot_ready_word(tid),
                    fp__slot_filling_word(p->client, p->client_gen))) {
     atomic_fetch_add(&fp__client_at(s, p->client)->withdrawn, 1);
-    give_back(p, i);
+    fp__slot_give_back(p, i);
     return -ESHUTDOWN;
   }
   fp__pend_add(p, i, tid, root, parent);
@@ -329,7 +255,7 @@ static int get_slot(struct fp_pool *p, int timeout_ms, uint64_t *deadline,
     unsigned held = p->npending + p->nheld;
     int capped = share != 0 && held >= share, reserved = 0;
     if (!capped) {
-      i = reuse_slot(p);
+      i = fp__slot_reuse(p);
       if (i != FP__NONE) {
         *slot = i; /* one of our collected slots */
         return 0;  /* mu held */
@@ -439,38 +365,11 @@ FP_EXTERN void fp_result_init(fp_result *res) {
 
 FP_EXTERN void fp_result_release(fp_result *res) {
   /* A view (view.c) points into a slot: give that back, free nothing. */
-  if (res->output != NULL && res->output_cap == 0) fp__view_forget(res);
+  if (fp__is_view(res)) fp__view_forget(res);
   else free(res->output);
   fp_result_init(res);
 }
 
-/*
- * Our result in slot i (task `id`, DONE, off our pending list: delivered,
- * or a view released) is done with (mu held): split out of deliver() for
- * fp_view_release. Never fails; the slot is COLLECTED after it, maybe
- * freed already.
- */
-void fp__slot_retire(struct fp_pool *p, uint32_t i, uint64_t id) {
-  struct fp__seg *s = &p->seg;
-  struct fp__slot *sl = fp__slot_at(s, i);
-  /*
-   * DONE -> COLLECTED, and the slot goes on our batch of frees, which our
-   * next submits reuse (reuse_slot). Freed for everyone when the batch is
-   * full, when a producer waits for space (the supervisor also frees
-   * COLLECTED slots for those), and, in a named pool, when nothing of ours
-   * is pending: an idle producer holds no capacity other producers could
-   * use. (A private pool has one producer: its batch is capacity only it
-   * can use, kept for its next submit.)
-   */
-  fp__slot_set(sl, FP__SLOT_COLLECTED);
-  if (p->nfb == FP__FREE_BATCH) flush_frees(p);
-  p->fb[p->nfb++] = id;
-  if (p->nfb == FP__FREE_BATCH || (p->npending == 0 && p->attached) ||
-      fp__pcount(&s->hdr->p_asleep, s->nclients) > 0) {
-    flush_frees(p);
-    fp__wake_space(s);
-  }
-}
 
 
 /*
@@ -801,4 +700,3 @@ int fp__slot_commit(struct fp_pool *p, uint32_t i, size_t len, int prio,
   return err;
 }
 
-void fp__slot_give_back(struct fp_pool *p, uint32_t i) { give_back(p, i); }

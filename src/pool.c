@@ -11,12 +11,12 @@
 #include <sys/wait.h>
 
 #include "alive.h"
+#include "held.h"
 #include "pool.h"
 #include "proc.h"
 #include "queue.h"
 #include "shm.h"
 #include "sum.h"
-#include "tree.h"
 
 /*
  * Command-pipe write ends of this process's live pools. A new supervisor
@@ -38,29 +38,6 @@ static void reg_del(int fd) {
   for (int k = 0; k < reg_n; k++)
     if (reg_fds[k] == fd) reg_fds[k] = reg_fds[--reg_n];
   pthread_mutex_unlock(&reg_mu);
-}
-
-static int alloc_local(struct fp_pool *p, uint32_t n) {
-  p->pend_id = calloc(n, sizeof(*p->pend_id));
-  p->pend_root = calloc(n, sizeof(*p->pend_root));
-  p->pend_parent = calloc(n, sizeof(*p->pend_parent));
-  p->next = calloc(n, sizeof(*p->next));
-  p->prev = calloc(n, sizeof(*p->prev));
-  if (p->pend_id == NULL || p->pend_root == NULL || p->pend_parent == NULL ||
-      p->next == NULL || p->prev == NULL)
-    return -ENOMEM; /* free_local() releases what was had */
-  p->head = p->tail = FP__NONE;
-  return 0;
-}
-
-static void free_local(struct fp_pool *p) {
-  fp__view_free(p);
-  fp__tree_free(p);
-  free(p->pend_root);
-  free(p->pend_parent);
-  free(p->pend_id);
-  free(p->next);
-  free(p->prev);
 }
 
 /* Wait for the supervisor to leave STARTING. 0 or -errno (it is reaped). */
@@ -100,7 +77,7 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
                            (uint32_t)cfg->max_input,
                            (uint32_t)cfg->max_output};
   int pfd[2] = {-1, -1};
-  if ((err = alloc_local(p, cfg->slots)) < 0) goto err;
+  if ((err = fp__held_alloc(p, cfg->slots)) < 0) goto err;
   if ((err = fp__seg_create_anon(&p->seg, &g)) < 0) goto err;
   fp__rings_join(p); /* client row 0 is ours */
   p->seg.hdr->timeout_ms = cfg->timeout_ms;
@@ -162,7 +139,7 @@ err:
   if (pfd[0] >= 0) close(pfd[0]);
   if (pfd[1] >= 0 && pfd[1] != p->cmd_fd) close(pfd[1]);
   fp__seg_unmap(&p->seg);
-  free_local(p);
+  fp__held_free(p);
   free(p);
   return err;
 }
@@ -219,7 +196,7 @@ FP_EXTERN void fp_pool_free(fp_pool *p) {
   pthread_mutex_destroy(&p->mu);
   pthread_mutex_destroy(&p->stop_mu);
   fp__seg_unmap(&p->seg);
-  free_local(p);
+  fp__held_free(p);
   free(p);
 }
 
@@ -324,7 +301,7 @@ FP_EXTERN int fp_pool_open(fp_pool **out, const char *name, unsigned flags) {
       err = -ESHUTDOWN;
       goto err;
     }
-    if ((err = alloc_local(p, p->seg.nslots)) < 0) goto err;
+    if ((err = fp__held_alloc(p, p->seg.nslots)) < 0) goto err;
     /* Claim a free producer row: its lock is our liveness token. */
     err = -EUSERS;
     for (uint32_t r = 0; r < p->seg.nclients; r++) {
@@ -353,7 +330,7 @@ err:
   fp__seg_unmap(&p->seg);
   pthread_mutex_destroy(&p->mu);
   pthread_mutex_destroy(&p->stop_mu);
-  free_local(p);
+  fp__held_free(p);
   free(p);
   return err;
 }

@@ -127,27 +127,4 @@ FP__HIDDEN int fp__slot_begin(struct fp_pool *p, int timeout_ms,
  */
 FP__HIDDEN int fp__slot_commit(struct fp_pool *p, uint32_t i, size_t len,
                                int prio, int timeout_ms, uint64_t *id);
-/* Give our unpublished FILLING slot i back (mu held; see give_back()). */
-FP__HIDDEN void fp__slot_give_back(struct fp_pool *p, uint32_t i);
-/* Our DONE slot i, off the pending list, is done with (mu held). */
-FP__HIDDEN void fp__slot_retire(struct fp_pool *p, uint32_t i, uint64_t id);
-
-/*
- * view.c. If *res holds a view of this pool (mu held), give its slot back
- * and reset *res: 0; -ENOENT for a stale one (not held by this handle: a
- * copy of a result released already), *res reset and no slot touched;
- * -EINVAL for another pool's view, *res untouched. 0 and nothing done
- * when *res holds no view.
- */
-FP__HIDDEN int fp__view_drop(struct fp_pool *p, fp_result *res);
-/* fp_result_release() of a view: find its pool, drop it (mu NOT held). */
-FP__HIDDEN void fp__view_forget(fp_result *res);
-/* fp_pool_free: forget this handle's holds (unregister it). */
-FP__HIDDEN void fp__view_free(struct fp_pool *p);
-
-/* Local pending list (mu held). */
-FP__HIDDEN void fp__pend_add(struct fp_pool *p, uint32_t i, uint64_t id,
-                              uint64_t root, uint64_t parent);
-FP__HIDDEN void fp__pend_del(struct fp_pool *p, uint32_t i);
-
 #endif /* FP_POOL_H */

@@ -28,55 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "held.h"
 #include "pool.h"
 #include "slot.h"
 #include "sum.h"
 #include "tree.h"
-
-/*
- * Handles that have a hold array, for fp_result_release() on a view.
- * Lock order: reg_mu, then a handle's mu. hold_ready takes reg_mu under
- * mu, but only for a handle not yet listed, which fp__view_forget cannot
- * be waiting for.
- */
-static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct fp_pool *reg_head;
-
-/*
- * The hold array (mu held), allocated at first use and registered.
- * Returns 0 or -ENOMEM (nothing changed).
- */
-static int hold_ready(struct fp_pool *p) {
-  if (p->hold != NULL) return 0;
-  p->hold = calloc(p->seg.nslots, sizeof(*p->hold));
-  if (p->hold == NULL) return -ENOMEM;
-  pthread_mutex_lock(&reg_mu);
-  p->view_next = reg_head;
-  reg_head = p;
-  pthread_mutex_unlock(&reg_mu);
-  return 0;
-}
-
-void fp__view_free(struct fp_pool *p) {
-  if (p->hold == NULL) return;
-  pthread_mutex_lock(&reg_mu);
-  for (struct fp_pool **q = &reg_head; *q != NULL; q = &(*q)->view_next)
-    if (*q == p) {
-      *q = p->view_next;
-      break;
-    }
-  pthread_mutex_unlock(&reg_mu);
-  free(p->hold);
-  p->hold = NULL;
-  p->nheld = 0;
-}
-
-/* Slot base of this pool's segment, and the byte after the last slot. */
-static int in_slots(const struct fp_pool *p, const void *ptr) {
-  const unsigned char *b = p->seg.base + p->seg.slots_off;
-  const unsigned char *c = ptr;
-  return c >= b && c < b + (uint64_t)p->seg.nslots * p->seg.slot_stride;
-}
 
 /*
  * The slot whose input buffer is buf, begun by this handle (mu held), or
@@ -84,19 +40,12 @@ static int in_slots(const struct fp_pool *p, const void *ptr) {
  * begun submission there.
  */
 static uint32_t begun_slot(const struct fp_pool *p, const void *buf) {
-  if (buf == NULL || p->hold == NULL || !in_slots(p, buf)) return FP__NONE;
+  if (buf == NULL || p->hold == NULL || !fp__in_slots(p, buf)) return FP__NONE;
   uint64_t off = (uint64_t)((const unsigned char *)buf -
                             (p->seg.base + p->seg.slots_off));
   uint32_t i = (uint32_t)(off / p->seg.slot_stride);
   if (off % p->seg.slot_stride != FP__SLOT_HDR_BYTES) return FP__NONE;
   return p->hold[i].kind == FP__HOLD_BEGUN ? i : FP__NONE;
-}
-
-/* End hold i (mu held). */
-static void unhold(struct fp_pool *p, uint32_t i) {
-  p->hold[i].kind = FP__HOLD_NONE;
-  p->hold[i].id = 0;
-  p->nheld--;
 }
 
 FP_EXTERN int fp_submit_begin(fp_pool *p, size_t len, int timeout_ms,
@@ -107,7 +56,7 @@ FP_EXTERN int fp_submit_begin(fp_pool *p, size_t len, int timeout_ms,
   if (len > p->seg.max_input) return -EMSGSIZE;
   fp__submit_spawned(p); /* spawned tasks first, as fp_submit: older */
   pthread_mutex_lock(&p->mu);
-  int err = hold_ready(p);
+  int err = fp__hold_ready(p);
   pthread_mutex_unlock(&p->mu);
   if (err < 0) return err;
   uint32_t i;
@@ -150,12 +99,12 @@ FP_EXTERN int fp_submit_commit(fp_pool *p, void *buf, size_t len,
   } else if (!still_ours(p, i)) {
     /* Damaged: touch nothing; the slot is lost to the damage (sup_verify
      * ends a state no one can own). */
-    unhold(p, i);
+    fp__unhold(p, i);
     atomic_fetch_add(&p->seg.hdr->c.corrupt, 1);
     err = -EBADMSG;
   } else {
     err = fp__slot_commit(p, i, len, (int)p->hold[i].prio, timeout_ms, id);
-    if (err != -EAGAIN && err != -ETIMEDOUT) unhold(p, i);
+    if (err != -EAGAIN && err != -ETIMEDOUT) fp__unhold(p, i);
   }
   pthread_mutex_unlock(&p->mu);
   return err;
@@ -171,55 +120,10 @@ FP_EXTERN int fp_submit_abort(fp_pool *p, void *buf) {
     err = -ENOENT;
   } else {
     if (still_ours(p, i)) fp__slot_give_back(p, i);
-    unhold(p, i);
+    fp__unhold(p, i);
   }
   pthread_mutex_unlock(&p->mu);
   return err;
-}
-
-/* fp_result marks a view as output != NULL with output_cap 0 (a copy
- * always has a capacity of at least 1). */
-static int is_view(const fp_result *res) {
-  return res->output != NULL && res->output_cap == 0;
-}
-
-int fp__view_drop(struct fp_pool *p, fp_result *res) {
-  if (!is_view(res)) return 0;
-  if (!in_slots(p, res->output)) return -EINVAL;
-  uint32_t i = (uint32_t)(res->id & FP__ID_INDEX_MASK);
-  uint64_t id = res->id;
-  fp_result_init(res);
-  if (p->hold == NULL || i >= p->seg.nslots ||
-      p->hold[i].kind != FP__HOLD_VIEW || p->hold[i].id != id)
-    return -ENOENT;
-  unhold(p, i);
-  struct fp__slot *sl = fp__slot_at(&p->seg, i);
-  /*
-   * Still the DONE result we showed? Anything else is damage (a stray
-   * write): touch nothing, as deliver() does, rather than free a slot
-   * that a rebuild may have handed to someone.
-   */
-  if (atomic_load(&sl->id) != id ||
-      fp__slot_word(sl) != FP__SLOT_DONE) {
-    atomic_fetch_add(&p->seg.hdr->c.corrupt, 1);
-    return 0;
-  }
-  fp__slot_retire(p, i, id);
-  return 0;
-}
-
-void fp__view_forget(fp_result *res) {
-  pthread_mutex_lock(&reg_mu);
-  for (struct fp_pool *p = reg_head; p != NULL; p = p->view_next)
-    if (in_slots(p, res->output)) {
-      pthread_mutex_lock(&p->mu);
-      fp__view_drop(p, res);
-      pthread_mutex_unlock(&p->mu);
-      break;
-    }
-  pthread_mutex_unlock(&reg_mu);
-  /* No pool maps it (freed already): nothing to give back. */
-  fp_result_init(res);
 }
 
 /* A result's fields, each read once from the shared slot. */
@@ -316,7 +220,7 @@ static int view_take(struct fp_pool *p, uint32_t i, fp_result *res) {
 static int view_ready(struct fp_pool *p) {
   if (p == NULL) return -EINVAL;
   pthread_mutex_lock(&p->mu);
-  int err = hold_ready(p);
+  int err = fp__hold_ready(p);
   pthread_mutex_unlock(&p->mu);
   return err;
 }
@@ -340,7 +244,7 @@ FP_EXTERN int fp_view_release(fp_pool *p, fp_result *res) {
     fp_result_init(res); /* holds nothing: released already, or corrupt */
     return 0;
   }
-  if (!is_view(res)) return -EINVAL; /* a copy: fp_result_release */
+  if (!fp__is_view(res)) return -EINVAL; /* a copy: fp_result_release */
   pthread_mutex_lock(&p->mu);
   int err = fp__view_drop(p, res);
   pthread_mutex_unlock(&p->mu);
@@ -348,11 +252,11 @@ FP_EXTERN int fp_view_release(fp_pool *p, fp_result *res) {
 }
 
 FP_EXTERN int fp_view_check(fp_pool *p, const fp_result *res) {
-  if (p == NULL || res == NULL || !is_view(res)) return -EINVAL;
+  if (p == NULL || res == NULL || !fp__is_view(res)) return -EINVAL;
   pthread_mutex_lock(&p->mu);
   uint32_t i = (uint32_t)(res->id & FP__ID_INDEX_MASK);
   int err;
-  if (!in_slots(p, res->output)) {
+  if (!fp__in_slots(p, res->output)) {
     err = -EINVAL;
   } else if (p->hold == NULL || i >= p->seg.nslots ||
              p->hold[i].kind != FP__HOLD_VIEW || p->hold[i].id != res->id) {
