@@ -22,6 +22,7 @@
 #include "pool.h"
 #include "proc.h"
 #include "queue.h"
+#include "result.h"
 #include "spin.h"
 #include "sum.h"
 #include "tree.h"
@@ -358,107 +359,10 @@ void fp__submit_spawned(struct fp_pool *p) {
   }
 }
 
-FP_EXTERN void fp_result_init(fp_result *res) {
-  memset(res, 0, sizeof(*res));
-  res->exit_code = -1;
-}
-
-FP_EXTERN void fp_result_release(fp_result *res) {
-  /* A view (view.c) points into a slot: give that back, free nothing. */
-  if (fp__is_view(res)) fp__view_forget(res);
-  else free(res->output);
-  fp_result_init(res);
-}
-
-
-
-/*
- * Move the DONE result of our slot i into *res and free the slot (mu held).
- * Returns 0 or -ENOMEM (the result then stays pending).
- */
-static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
-  struct fp__seg *s = &p->seg;
-  struct fp__slot *sl = fp__slot_at(s, i);
-  /* A view in *res (fp_collect_view): give its slot back first. */
-  if (fp__view_drop(p, res) == -EINVAL) return -EINVAL;
-  uint64_t id = p->pend_id[i];
-  uint64_t root = p->pend_root[i];
-  /* Read every field once: the slot is shared, its bytes may change. */
-  int ours = atomic_load(&sl->id) == id &&
-             fp__slot_word(sl) == FP__SLOT_DONE;
-  uint32_t out_len = sl->out_len, spawn_len = sl->spawn_len;
-  int32_t status = sl->status, code = sl->code, sig = sl->sig,
-          exit_code = sl->exit_code;
-  uint64_t sum = sl->res_sum;
-  if ((uint64_t)out_len + spawn_len > s->max_output) {
-    out_len = spawn_len = 0;
-    ours = 0;
-  }
-  size_t total = (size_t)out_len + spawn_len;
-  if (total + 1 > res->output_cap) {
-    /* One spare byte, so callers may NUL-terminate text output. */
-    unsigned char *o = realloc(res->output, total + 1);
-    if (o == NULL) return -ENOMEM;
-    res->output = o;
-    res->output_cap = total + 1;
-  }
-  memcpy(res->output, fp__slot_out(s, sl), total);
-  res->output_len = out_len;
-  res->id = id;
-  res->root = root;
-  res->parent = p->pend_parent[i];
-  res->status = (fp_status)status;
-  res->code = code;
-  res->signal = sig;
-  res->exit_code = exit_code;
-  res->attempts = sl->attempts;
-  res->worker = atomic_load(&sl->worker);
-  res->run_us = sl->run_us;
-  /*
-   * The check value is computed over our copy: what we hand out is what
-   * was checked. A mismatch, or a slot whose id or state was overwritten,
-   * is reported as FP_CORRUPT, never as the (wrong) result.
-   */
-  int good = ours && status >= FP_OK && status <= FP_CORRUPT &&
-             fp__res_sum_of(id ^ ((uint64_t)spawn_len << 40), status, code,
-                            sig, exit_code, res->output,
-                            (uint32_t)total) == sum;
-  /* Its spawned tasks join its tree; it leaves it (unless it is the root). */
-  if (good && spawn_len > 0 &&
-      fp__tree_take(p, root, id, res->output + out_len, spawn_len) < 0)
-    good = 0;
-  if (root != id) fp__tree_add(p, root, -1);
-  res->output[out_len] = 0;
-  if (!good) {
-    res->status = FP_CORRUPT;
-    res->code = EBADMSG;
-    res->signal = 0;
-    res->exit_code = -1;
-    res->output_len = 0;
-    res->output[0] = 0;
-    atomic_fetch_add(&s->hdr->c.corrupt, 1);
-    uint32_t st = fp__slot_state(sl);
-    if (st == FP__SLOT_FREE || st == FP__SLOT_FILLING) {
-      /*
-       * Its state says free (or another producer's): a rebuild may have
-       * handed it out again. Touch nothing; a slot really lost to damage
-       * is the price, never someone else's task.
-       */
-      fp__pend_del(p, i);
-      return 0;
-    }
-    /* Still ours (pending): give it back our id, so we free it below. */
-    atomic_store(&sl->id, id);
-  }
-  fp__pend_del(p, i);
-  fp__slot_retire(p, i, id);
-  return 0;
-}
-
 /*
  * Our pending task in slot i has a result to deliver: it is DONE, or its
  * state word was damaged (a pending task is only ever READY, RUNNING or
- * DONE): deliver() then reports it FP_CORRUPT rather than wait for ever on
+ * DONE): fp__deliver() then reports it FP_CORRUPT rather than wait for ever on
  * a state nobody will change. A damaged id alone is not a reason: the slot
  * is still ours (nobody reuses a pending slot), and its worker will end it.
  */
@@ -509,7 +413,7 @@ static void wait_done(struct fp_pool *p, uint64_t rel_ns,
 
 FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,
                       int timeout_ms) {
-  return fp__wait_with(p, id, res, timeout_ms, deliver);
+  return fp__wait_with(p, id, res, timeout_ms, fp__deliver);
 }
 
 /* fp_wait(), handing the result over with take() (deliver, or a view). */
@@ -560,7 +464,7 @@ static int any_done(struct fp_pool *p, uint64_t root) {
 }
 
 FP_EXTERN int fp_collect(fp_pool *p, fp_result *res, int timeout_ms) {
-  return fp__collect_with(p, res, timeout_ms, deliver);
+  return fp__collect_with(p, res, timeout_ms, fp__deliver);
 }
 
 /* fp_collect(), handing the result over with take() (deliver, or a view). */
@@ -661,7 +565,7 @@ FP_EXTERN int fp_collect_tree(fp_pool *p, uint64_t root, fp_result *res,
     pthread_mutex_lock(&p->mu);
     uint32_t i = find_done(p, root);
     if (i != FP__NONE) {
-      int err = deliver(p, i, res);
+      int err = fp__deliver(p, i, res);
       pthread_mutex_unlock(&p->mu);
       return err;
     }

@@ -30,9 +30,8 @@
 
 #include "held.h"
 #include "pool.h"
+#include "result.h"
 #include "slot.h"
-#include "sum.h"
-#include "tree.h"
 
 /*
  * The slot whose input buffer is buf, begun by this handle (mu held), or
@@ -126,44 +125,24 @@ FP_EXTERN int fp_submit_abort(fp_pool *p, void *buf) {
   return err;
 }
 
-/* A result's fields, each read once from the shared slot. */
-struct res_fields {
-  uint32_t out_len, spawn_len;
-  int32_t status, code, sig, exit_code;
-  uint64_t sum;
-};
-
 /*
  * Read slot sl's result fields once into *f and check them, over the
  * bytes in the slot (what a view shows), against the check value for task
  * id. 1 when they match and the status and lengths are valid.
  */
 static int check_in_place(struct fp_pool *p, struct fp__slot *sl,
-                          uint64_t id, struct res_fields *f) {
-  struct fp__seg *s = &p->seg;
-  f->out_len = sl->out_len;
-  f->spawn_len = sl->spawn_len;
-  f->status = sl->status;
-  f->code = sl->code;
-  f->sig = sl->sig;
-  f->exit_code = sl->exit_code;
-  f->sum = sl->res_sum;
-  if ((uint64_t)f->out_len + f->spawn_len > s->max_output) {
-    f->out_len = f->spawn_len = 0;
-    return 0;
-  }
-  return f->status >= FP_OK && f->status <= FP_CORRUPT &&
-         fp__res_sum_of(id ^ ((uint64_t)f->spawn_len << 40), f->status,
-                        f->code, f->sig, f->exit_code, fp__slot_out(s, sl),
-                        f->out_len + f->spawn_len) == f->sum;
+                          uint64_t id, struct fp__res_fields *f) {
+  return fp__res_read(&p->seg, sl, f) &&
+         fp__res_good(id, f, fp__slot_out(&p->seg, sl));
 }
 
 /*
- * The take function of the views (mu held): as deliver(), but *res points
- * into slot i, which stays DONE and ours (a hold) until released. The
- * check value is computed over the slot's bytes: what the view shows is
- * what was checked, at this moment (fp_view_check checks again). Returns
- * 0, or -EINVAL when *res holds another pool's view (nothing changed).
+ * The take function of the views (mu held): as fp__deliver(), but *res
+ * points into slot i, which stays DONE and ours (a hold) until released.
+ * The check value is computed over the slot's bytes: what the view shows
+ * is what was checked, at this moment (fp_view_check checks again).
+ * Returns 0, or -EINVAL when *res holds another pool's view (nothing
+ * changed).
  */
 static int view_take(struct fp_pool *p, uint32_t i, fp_result *res) {
   if (fp__view_drop(p, res) == -EINVAL) return -EINVAL;
@@ -171,48 +150,21 @@ static int view_take(struct fp_pool *p, uint32_t i, fp_result *res) {
   fp_result_init(res);
   struct fp__seg *s = &p->seg;
   struct fp__slot *sl = fp__slot_at(s, i);
-  uint64_t id = p->pend_id[i], root = p->pend_root[i];
-  struct res_fields f;
+  uint64_t id = p->pend_id[i];
+  struct fp__res_fields f;
   int ours = atomic_load(&sl->id) == id &&
              fp__slot_word(sl) == FP__SLOT_DONE;
   int good = check_in_place(p, sl, id, &f) && ours;
   unsigned char *out = fp__slot_out(s, sl);
-  res->id = id;
-  res->root = root;
-  res->parent = p->pend_parent[i];
-  res->status = (fp_status)f.status;
-  res->code = f.code;
-  res->signal = f.sig;
-  res->exit_code = f.exit_code;
-  res->attempts = sl->attempts;
-  res->worker = atomic_load(&sl->worker);
-  res->run_us = sl->run_us;
-  /* Its spawned tasks join its tree; it leaves it (unless it is the root). */
-  if (good && f.spawn_len > 0 &&
-      fp__tree_take(p, root, id, out + f.out_len, f.spawn_len) < 0)
-    good = 0;
-  if (root != id) fp__tree_add(p, root, -1);
-  fp__pend_del(p, i);
-  if (good) {
-    res->output = out;
-    res->output_len = f.out_len;
-    res->output_cap = 0; /* a view */
-    p->hold[i].id = id;
-    p->hold[i].kind = FP__HOLD_VIEW;
-    p->nheld++;
-    return 0;
-  }
-  /* As deliver(): reported FP_CORRUPT, with no view to release. */
-  res->status = FP_CORRUPT;
-  res->code = EBADMSG;
-  res->signal = 0;
-  res->exit_code = -1;
-  atomic_fetch_add(&s->hdr->c.corrupt, 1);
-  uint32_t st = fp__slot_state(sl);
-  /* Free, or another producer's: a rebuild may have handed it out. */
-  if (st == FP__SLOT_FREE || st == FP__SLOT_FILLING) return 0;
-  atomic_store(&sl->id, id);
-  fp__slot_retire(p, i, id);
+  fp__res_fill(p, i, &f, res);
+  /* As fp__deliver(): a bad one is FP_CORRUPT, with no view to release. */
+  if (!fp__settle(p, i, good, out + f.out_len, f.spawn_len, 1, res)) return 0;
+  res->output = out;
+  res->output_len = f.out_len;
+  res->output_cap = 0; /* a view */
+  p->hold[i].id = id;
+  p->hold[i].kind = FP__HOLD_VIEW;
+  p->nheld++;
   return 0;
 }
 
@@ -263,7 +215,7 @@ FP_EXTERN int fp_view_check(fp_pool *p, const fp_result *res) {
     err = -ENOENT;
   } else {
     struct fp__slot *sl = fp__slot_at(&p->seg, i);
-    struct res_fields f;
+    struct fp__res_fields f;
     int good = atomic_load(&sl->id) == res->id &&
                fp__slot_word(sl) == FP__SLOT_DONE &&
                check_in_place(p, sl, res->id, &f) &&
