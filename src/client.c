@@ -13,17 +13,15 @@
  * process: a producer holding the queue lock while stopped delays only
  * other producers' takes of fresh slots, within their timeouts.
  */
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alive.h"
+#include "client.h"
 #include "held.h"
 #include "pool.h"
 #include "proc.h"
 #include "queue.h"
-#include "result.h"
-#include "spin.h"
 #include "sum.h"
 #include "tree.h"
 
@@ -359,150 +357,6 @@ void fp__submit_spawned(struct fp_pool *p) {
   }
 }
 
-/*
- * Our pending task in slot i has a result to deliver: it is DONE, or its
- * state word was damaged (a pending task is only ever READY, RUNNING or
- * DONE): fp__deliver() then reports it FP_CORRUPT rather than wait for ever on
- * a state nobody will change. A damaged id alone is not a reason: the slot
- * is still ours (nobody reuses a pending slot), and its worker will end it.
- */
-static int is_done(struct fp_pool *p, uint64_t i) {
-  return !fp__slot_unfinished(fp__slot_state(fp__slot_at(&p->seg, i)));
-}
-
-/*
- * Sleep until one of our tasks may have finished, for at most rel_ns, unless
- * `ready(p, arg)` holds once we are registered as a waiter.
- */
-struct seq_ctx {
-  _Atomic uint32_t *word;
-  uint32_t seen;
-};
-
-static int seq_moved(void *arg) {
-  struct seq_ctx *c = arg;
-  return atomic_load(c->word) != c->seen;
-}
-
-static void wait_done(struct fp_pool *p, uint64_t rel_ns,
-                      int (*ready)(struct fp_pool *, uint64_t), uint64_t arg) {
-  struct fp__client *c = fp__client_at(&p->seg, p->client);
-  /*
-   * Registered first (a read-modify-write: a full barrier), then the look
-   * at our slots: a finisher that stored DONE before it is seen there, one
-   * after it sees us and bumps done_seq (wake.h, fp__wake_owner).
-   */
-  atomic_fetch_add(&c->watchers, 1);
-  uint32_t seq = atomic_load(&c->done_seq);
-  /* A task of ours finishing bumps done_seq: watch it a moment first. */
-  struct seq_ctx sc = {&c->done_seq, seq};
-  if (ready(p, arg) || fp__spin(p->seg.hdr, &p->seg.hdr->p_spin, p->client,
-                                p->seg.nclients, seq_moved, &sc)) {
-    atomic_fetch_sub(&c->watchers, 1);
-    return;
-  }
-  atomic_fetch_add(&c->waiters, 1);
-  /* Clear before the recheck: a finisher after it will wake us again. */
-  atomic_store(&c->woken, 0);
-  if (!ready(p, arg) &&
-      atomic_load(&p->seg.hdr->state) != FP__POOL_STOPPED)
-    fp__futex_wait(&c->done_seq, seq, rel_ns);
-  atomic_fetch_sub(&c->waiters, 1);
-  atomic_fetch_sub(&c->watchers, 1);
-}
-
-FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,
-                      int timeout_ms) {
-  return fp__wait_with(p, id, res, timeout_ms, fp__deliver);
-}
-
-/* fp_wait(), handing the result over with take() (deliver, or a view). */
-int fp__wait_with(struct fp_pool *p, uint64_t id, fp_result *res,
-                  int timeout_ms, fp__take_fn take) {
-  if (p == NULL || res == NULL) return -EINVAL;
-  if (p->monitor) return -EPERM;
-  uint32_t i = (uint32_t)(id & FP__ID_INDEX_MASK);
-  if (id == 0 || i >= p->seg.nslots) return -ENOENT;
-  uint64_t deadline = 0; /* set when we first have to wait */
-  for (;;) {
-    fp__submit_spawned(p);
-    pthread_mutex_lock(&p->mu);
-    if (p->pend_id[i] != id) {
-      pthread_mutex_unlock(&p->mu);
-      return -ENOENT;
-    }
-    if (is_done(p, i)) {
-      int err = take(p, i, res);
-      pthread_mutex_unlock(&p->mu);
-      return err;
-    }
-    pthread_mutex_unlock(&p->mu);
-    uint64_t now = fp__now_ns();
-    if (deadline == 0) deadline = fp__deadline_ns(now, timeout_ms);
-    if (now >= deadline) return -ETIMEDOUT;
-    if (!fp__sup_alive(p) && !is_done(p, i)) return -EPIPE;
-    wait_done(p, min_u64(deadline - now, FP__RECHECK_NS), is_done, i);
-  }
-}
-
-/*
- * Oldest finished pending task (mu held), of tree `root` or, for root 0,
- * of any tree (roots are task ids, never 0); NONE if none.
- */
-static uint32_t find_done(struct fp_pool *p, uint64_t root) {
-  for (uint32_t i = p->head; i != FP__NONE; i = p->next[i])
-    if ((root == 0 || p->pend_root[i] == root) && is_done(p, i)) return i;
-  return FP__NONE;
-}
-
-/* Such a task finished (wait_done's recheck). */
-static int any_done(struct fp_pool *p, uint64_t root) {
-  pthread_mutex_lock(&p->mu);
-  uint32_t i = find_done(p, root);
-  pthread_mutex_unlock(&p->mu);
-  return i != FP__NONE;
-}
-
-FP_EXTERN int fp_collect(fp_pool *p, fp_result *res, int timeout_ms) {
-  return fp__collect_with(p, res, timeout_ms, fp__deliver);
-}
-
-/* fp_collect(), handing the result over with take() (deliver, or a view). */
-int fp__collect_with(struct fp_pool *p, fp_result *res, int timeout_ms,
-                     fp__take_fn take) {
-  if (p == NULL || res == NULL) return -EINVAL;
-  if (p->monitor) return -EPERM;
-  uint64_t deadline = 0; /* set when we first have to wait */
-  for (;;) {
-    fp__submit_spawned(p);
-    pthread_mutex_lock(&p->mu);
-    if (p->npending == 0 && p->sq_head == NULL) {
-      pthread_mutex_unlock(&p->mu);
-      return -ENOENT;
-    }
-    uint32_t i = find_done(p, 0);
-    if (i != FP__NONE) {
-      int err = take(p, i, res);
-      pthread_mutex_unlock(&p->mu);
-      return err;
-    }
-    pthread_mutex_unlock(&p->mu);
-    uint64_t now = fp__now_ns();
-    if (deadline == 0) deadline = fp__deadline_ns(now, timeout_ms);
-    if (now >= deadline) return -ETIMEDOUT;
-    if (!fp__sup_alive(p) && !any_done(p, 0)) return -EPIPE;
-    wait_done(p, min_u64(deadline - now, FP__RECHECK_NS), any_done, 0);
-  }
-}
-
-FP_EXTERN unsigned fp_pending(const fp_pool *p) {
-  if (p == NULL) return 0;
-  pthread_mutex_lock((pthread_mutex_t *)&p->mu);
-  unsigned n = p->npending;
-  pthread_mutex_unlock((pthread_mutex_t *)&p->mu);
-  return n;
-}
-
 FP_EXTERN int fp_cancel(fp_pool *p, uint64_t id) {
   if (p == NULL) return -EINVAL;
   if (p->monitor) return -EPERM;
@@ -552,38 +406,6 @@ FP_EXTERN int fp_cancel(fp_pool *p, uint64_t id) {
     err = -EPIPE;
   }
   return err;
-}
-
-FP_EXTERN int fp_collect_tree(fp_pool *p, uint64_t root, fp_result *res,
-                              int timeout_ms) {
-  if (p == NULL || res == NULL) return -EINVAL;
-  if (p->monitor) return -EPERM;
-  uint64_t deadline = 0; /* set when we first have to wait */
-  uint32_t ri = (uint32_t)(root & FP__ID_INDEX_MASK);
-  for (;;) {
-    fp__submit_spawned(p);
-    pthread_mutex_lock(&p->mu);
-    uint32_t i = find_done(p, root);
-    if (i != FP__NONE) {
-      int err = fp__deliver(p, i, res);
-      pthread_mutex_unlock(&p->mu);
-      return err;
-    }
-    /* Done when the root was collected and nothing it spawned is left. */
-    int root_pending = root != 0 && ri < p->seg.nslots &&
-                       p->pend_id[ri] == root;
-    int64_t left = fp__tree_get(p, root);
-    pthread_mutex_unlock(&p->mu);
-    if (!root_pending && left <= 0) return -ENOENT;
-    uint64_t now = fp__now_ns();
-    if (deadline == 0) deadline = fp__deadline_ns(now, timeout_ms);
-    if (now >= deadline) return -ETIMEDOUT;
-    if (!fp__sup_alive(p)) return -EPIPE;
-    /* With spawns queued here, look again soon: a slot may free up. */
-    wait_done(p,
-              min_u64(deadline - now, p->sq_head ? 1000000u : FP__RECHECK_NS),
-              any_done, root);
-  }
 }
 
 /* ---- Zero-copy submissions (view.c): the slot's part ---------------- */

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "alive.h"
+#include "client.h"
 #include "held.h"
 #include "pool.h"
 #include "proc.h"

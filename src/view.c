@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client.h"
+#include "collect.h"
 #include "held.h"
 #include "pool.h"
 #include "result.h"
@@ -181,13 +183,13 @@ FP_EXTERN int fp_wait_view(fp_pool *p, uint64_t id, fp_result *res,
                            int timeout_ms) {
   int err = view_ready(p);
   if (err < 0) return err;
-  return fp__wait_with(p, id, res, timeout_ms, view_take);
+  return fp__wait_for(p, FP__WANT_TASK, id, res, timeout_ms, view_take);
 }
 
 FP_EXTERN int fp_collect_view(fp_pool *p, fp_result *res, int timeout_ms) {
   int err = view_ready(p);
   if (err < 0) return err;
-  return fp__collect_with(p, res, timeout_ms, view_take);
+  return fp__wait_for(p, FP__WANT_ANY, 0, res, timeout_ms, view_take);
 }
 
 FP_EXTERN int fp_view_release(fp_pool *p, fp_result *res) {
