@@ -1,17 +1,22 @@
 /*
- * Producers: submit, wait, collect.
+ * Producers: submit (fp_submit, fp_submit_prio, spawned tasks, and the
+ * slot half of fp_submit_begin/commit) and cancel (fp_cancel). Waiting
+ * for and collecting results is collect.c's; what a handle holds (its
+ * pending list, its batch of collected slots), held.c's.
  *
- * If a producer is SIGKILLed between any two instructions:
- *   - inside the queue lock (taking or returning free slots): the next
- *     locker rebuilds the free stack;
+ * A submit takes a slot (one of our collected ones, or a FREE one), within
+ * our share of a named pool's slots and the reserve kept for newcomers,
+ * fills it while it is FILLING and ours alone, and publishes it on our
+ * ring. If a producer is SIGKILLed between any two instructions:
+ *   - taking or returning free slots: each move is a compare-and-swap of
+ *     the slot's state word, which names us once taken (queue.h, slot.h);
  *   - publishing (no lock: queue.h says what each of its stores leaves);
  *   - holding a FILLING slot, or a DONE one not yet collected: the slot
  *     stays ours until the pool is stopped (a private pool's owner dying
  *     stops the pool; named pools reclaim per client row).
- * Submitting a task into a slot we collected before, publishing it,
- * waiting for and collecting its result take no lock shared with another
- * process: a producer holding the queue lock while stopped delays only
- * other producers' takes of fresh slots, within their timeouts.
+ * Submitting a task, publishing it, waiting for and collecting its result
+ * take no lock shared with another process: a producer stopped anywhere
+ * keeps only its own slots, within its share, and delays nobody.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +226,49 @@ FP_EXTERN int fp_submit_prio(fp_pool *p, const void *in, size_t len,
   return submit_in(p, in, len, timeout_ms, prio, 0, 0, id);
 }
 
+/* Why try_take() found no slot for us. */
+struct no_slot {
+  uint32_t share; /* our share of a named pool's slots (0: no share) */
+  int capped;     /* we hold our share already */
+  int reserved;   /* only the reserve is left, and we hold too much for it */
+};
+
+/*
+ * One try at a slot for a new task (mu held): one of our collected slots,
+ * or a FREE one, within our share and the reserve. Returns the slot,
+ * FILLING and ours, or NONE with *why saying what stood in the way (or,
+ * neither capped nor reserved, that no slot was free).
+ */
+static uint32_t try_take(struct fp_pool *p, struct no_slot *why) {
+  struct fp__seg *s = &p->seg;
+  struct fp__hdr *h = s->hdr;
+  /*
+   * Our share of a named pool's slots (0: no share): a producer that stops
+   * collecting cannot take the slots other producers need.
+   */
+  uint32_t share =
+      atomic_load_explicit(&h->producer_share, memory_order_relaxed);
+  unsigned held = p->npending + p->nheld;
+  why->share = share;
+  why->capped = share != 0 && held >= share;
+  why->reserved = 0;
+  if (why->capped) return FP__NONE;
+  uint32_t i = fp__slot_reuse(p);
+  if (i != FP__NONE) return i; /* one of our collected slots */
+  /*
+   * The last quarter of the free slots is for producers that hold
+   * little (newcomers): producers that stopped collecting, each within
+   * its share, cannot fill the queue between them.
+   */
+  uint32_t nfree = atomic_load(&h->q.nfree);
+  if (share != 0 && nfree > 0 && nfree <= s->nslots / 4 &&
+      held >= fp__reserve_of(s->nslots, atomic_load(&h->producers))) {
+    why->reserved = 1;
+    return FP__NONE;
+  }
+  return fp__q_take_free(s, p->client, p->client_gen, &p->free_cursor);
+}
+
 /*
  * Get a FILLING slot for a new task of this producer (split out of
  * submit_in so that fp__slot_begin takes slots the same way), without
@@ -237,7 +285,6 @@ static int get_slot(struct fp_pool *p, int timeout_ms, uint64_t *deadline,
   struct fp__seg *s = &p->seg;
   struct fp__hdr *h = s->hdr;
   struct space_ctx ctx = {s};
-  uint32_t i;
   int deadlocked = 0;
   for (;;) {
     /* Tasks may queue while the workers start: they run once ready. */
@@ -245,39 +292,15 @@ static int get_slot(struct fp_pool *p, int timeout_ms, uint64_t *deadline,
     /* The state word cannot say that the supervisor died: ask now and then. */
     if (!fp__check_alive(p)) return -EPIPE;
     pthread_mutex_lock(&p->mu);
-    /*
-     * Our share of a named pool's slots (0: no share): a producer that stops
-     * collecting cannot take the slots other producers need.
-     */
-    uint32_t share =
-        atomic_load_explicit(&h->producer_share, memory_order_relaxed);
-    unsigned held = p->npending + p->nheld;
-    int capped = share != 0 && held >= share, reserved = 0;
-    if (!capped) {
-      i = fp__slot_reuse(p);
-      if (i != FP__NONE) {
-        *slot = i; /* one of our collected slots */
-        return 0;  /* mu held */
-      }
-      /*
-       * The last quarter of the free slots is for producers that hold
-       * little (newcomers): producers that stopped collecting, each within
-       * its share, cannot fill the queue between them.
-       */
-      uint32_t nfree = atomic_load(&h->q.nfree);
-      if (share != 0 && nfree > 0 && nfree <= s->nslots / 4 &&
-          held >= fp__reserve_of(s->nslots, atomic_load(&h->producers))) {
-        reserved = 1;
-      } else {
-        i = fp__q_take_free(s, p->client, p->client_gen, &p->free_cursor);
-        if (i != FP__NONE) {
-          *slot = i;
-          return 0; /* mu held */
-        }
-      }
+    struct no_slot why;
+    uint32_t i = try_take(p, &why);
+    if (i != FP__NONE) {
+      *slot = i;
+      return 0; /* mu held */
     }
     /* No slot for us now. Only our own results may stand in the way. */
-    int stuck = !reserved && only_ours_left(p, capped ? share : s->nslots);
+    int stuck = !why.reserved &&
+                only_ours_left(p, why.capped ? why.share : s->nslots);
     pthread_mutex_unlock(&p->mu);
     if (timeout_ms == FP_NOWAIT) return -EAGAIN;
     uint64_t now = fp__now_ns();
@@ -293,11 +316,11 @@ static int get_slot(struct fp_pool *p, int timeout_ms, uint64_t *deadline,
       if (deadlocked) return -EDEADLK;
       deadlocked = 1;
       nap(min_u64(*deadline - now,
-                  capped ? FP__RECHECK_NS + SHARE_NAP_NS : SHARE_NAP_NS));
+                  why.capped ? FP__RECHECK_NS + SHARE_NAP_NS : SHARE_NAP_NS));
       continue;
     }
     deadlocked = 0;
-    if (capped || reserved) {
+    if (why.capped || why.reserved) {
       /* Until another thread collects, or the share grows (or, reserved,
        * until others free slots). */
       nap(min_u64(*deadline - now, SHARE_NAP_NS));
