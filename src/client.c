@@ -76,17 +76,6 @@ static void nap(uint64_t rel_ns) {
   nanosleep(&ts, NULL);
 }
 
-void fp__share_join(struct fp_pool *p) {
-  struct fp__hdr *h = p->seg.hdr;
-  uint32_t n = atomic_fetch_add(&h->producers, 1) + 1;
-  uint32_t want = fp__share_of(p->seg.nslots, n);
-  uint32_t cur = atomic_load(&h->producer_share);
-  /* Only lower it (0: no share published yet, the supervisor sets it). */
-  while (cur != 0 && cur > want &&
-         !atomic_compare_exchange_weak(&h->producer_share, &cur, want)) {
-  }
-}
-
 /*
  * Fill slot i (ours, FILLING) with the task. `in` may be the slot's own
  * input buffer (fp_submit_commit: written there already), then not copied.

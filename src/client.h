@@ -17,14 +17,6 @@
 FP__HIDDEN void fp__submit_spawned(struct fp_pool *p);
 
 /*
- * A producer just attached to a named pool: count it in the
- * header's producers and lower producer_share to match at once, rather
- * than at the supervisor's next count (which rewrites both): a newcomer
- * must not take slots on a share that did not count it.
- */
-FP__HIDDEN void fp__share_join(struct fp_pool *p);
-
-/*
  * We hold client row p->client now: take over its rings (their
  * tails are ours to write from here on; a damaged pair is restarted empty
  * and the supervisor asked to sweep) and make workers look at them.

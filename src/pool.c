@@ -1,12 +1,17 @@
 /*
  * Library mode: start a private pool from a program (fork the supervisor),
- * stop it, free it.
+ * stop it, free it (any handle: an attached one too). Attaching to a named
+ * pool is attach.c's; reading counters, stats.c's.
+ *
+ * A private pool's supervisor is our child: it lives in an anonymous
+ * shared mapping that later forks of this process do not inherit, talks
+ * to us over a command socket (never a SIGPIPE), and stops the pool when
+ * its owner dies. Every task is terminal before fp_pool_stop returns:
+ * what the supervisor left unfinished (it died) is settled here.
  */
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -16,8 +21,6 @@
 #include "pool.h"
 #include "proc.h"
 #include "queue.h"
-#include "shm.h"
-#include "sum.h"
 
 /*
  * Command-pipe write ends of this process's live pools. A new supervisor
@@ -199,139 +202,4 @@ FP_EXTERN void fp_pool_free(fp_pool *p) {
   fp__seg_unmap(&p->seg);
   fp__held_free(p);
   free(p);
-}
-
-FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
-  if (p == NULL || st == NULL) return -EINVAL;
-  const struct fp__hdr *h = p->seg.hdr;
-  memset(st, 0, sizeof(*st));
-  st->submitted = fp__q_submitted(&p->seg);
-  st->crashed = atomic_load(&h->c.crashed);
-  st->timeout = atomic_load(&h->c.timeout);
-  st->cancelled = atomic_load(&h->c.cancelled);
-  st->restarts = atomic_load(&h->c.restarts);
-  st->abandoned = atomic_load(&h->c.abandoned);
-  st->workers = atomic_load(&h->workers_target);
-  st->slots = p->seg.nslots;
-  /* READY slots, exactly (the rings also hold stale entries). */
-  for (uint32_t i = 0; i < p->seg.nslots; i++)
-    st->queued += fp__slot_state(fp__slot_at(&p->seg, i)) == FP__SLOT_READY;
-  for (uint32_t r = 0; r < p->seg.nrows; r++) {
-    const struct fp__row *row = fp__row_at(&p->seg, r);
-    st->alive += atomic_load(&row->pid) > 0;
-    st->ok += atomic_load(&row->ok);
-    st->failed += atomic_load(&row->failed);
-    for (unsigned k = 0; k < FP_DURATION_BUCKETS; k++) {
-      uint64_t n = atomic_load(&row->dur[k]);
-      st->duration_le[k] += n; /* made cumulative below */
-      st->duration_count += n;
-    }
-    st->duration_sum_us += atomic_load(&row->dur_sum_us);
-    st->running += atomic_load(&row->slot) != FP__NONE;
-  }
-  st->supervisor = fp__sup_alive((struct fp_pool *)p) ? p->sup_pid : 0;
-  uint64_t t0 = atomic_load(&h->sup_start_ns);
-  st->uptime_us = st->supervisor && t0 ? (fp__now_ns() - t0) / 1000u : 0;
-  for (unsigned k = 1; k < FP_DURATION_BUCKETS; k++)
-    st->duration_le[k] += st->duration_le[k - 1];
-  st->rows = p->seg.nrows;
-  st->max_input = p->seg.max_input;
-  st->max_output = p->seg.max_output;
-  st->timeout_ms = h->timeout_ms;
-  st->segment_bytes = h->seg_bytes;
-  st->retried = atomic_load(&h->c.retried);
-  st->min_workers = h->min_workers;
-  st->max_workers = h->max_workers;
-  uint64_t lr = atomic_load(&h->last_resize_ns);
-  st->last_resize_us = lr ? (fp__now_ns() - lr) / 1000u : 0;
-  st->quarantined = atomic_load(&h->c.quarantined);
-  st->corrupt = atomic_load(&h->c.corrupt);
-  st->repairs = atomic_load(&h->c.repairs);
-  static const char *names[] = {"?", "starting", "running", "draining",
-                                "stopping", "stopped", "failed"};
-  uint32_t s = atomic_load(&h->state);
-  st->state = s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
-  if (p->seg.fd >= 0)
-    for (uint32_t c = 0; c < p->seg.nclients; c++)
-      st->clients += fp__ofd_held(p->seg.fd, FP__CLIENT_LOCK_BYTE(c)) == 1;
-  /* Our own lock does not conflict with our own open: count ourselves. */
-  if (p->attached && !p->monitor) st->clients++;
-  return 0;
-}
-
-FP_EXTERN int fp_pool_worker(const fp_pool *p, unsigned r,
-                             fp_worker_info *wi) {
-  if (p == NULL || wi == NULL) return -EINVAL;
-  if (r >= p->seg.nrows) return -ERANGE;
-  static const char *names[] = {"empty", "starting", "idle", "busy",
-                                "backoff"};
-  const struct fp__row *row = fp__row_at(&p->seg, r);
-  memset(wi, 0, sizeof(*wi));
-  wi->pid = atomic_load(&row->pid);
-  uint32_t st = atomic_load(&row->state);
-  wi->state = st < 5 ? names[st] : "?";
-  uint64_t id = atomic_load(&row->task_id);
-  uint64_t t0 = atomic_load(&row->started_ns);
-  if (id != 0 && atomic_load(&row->task_id) == id) {
-    wi->task_id = id;
-    uint64_t now = fp__now_ns();
-    wi->running_us = now > t0 ? (now - t0) / 1000u : 0;
-  }
-  wi->done = atomic_load(&row->total_done);
-  wi->restarts = atomic_load(&row->restarts);
-  return 0;
-}
-
-FP_EXTERN int fp_pool_open(fp_pool **out, const char *name, unsigned flags) {
-  if (out == NULL || (flags & ~FP_OPEN_MONITOR) != 0) return -EINVAL;
-  if (fp_name_validate(name) < 0) return -EINVAL;
-  struct fp_pool *p = calloc(1, sizeof(*p));
-  if (p == NULL) return -ENOMEM;
-  p->cmd_fd = -1;
-  p->attached = 1;
-  p->monitor = (flags & FP_OPEN_MONITOR) != 0;
-  p->stopped = 1; /* nothing for us to stop */
-  pthread_mutex_init(&p->mu, NULL);
-  pthread_mutex_init(&p->stop_mu, NULL);
-  int err = fp__shm_open(&p->seg, name, !p->monitor);
-  if (err < 0) goto err;
-  struct fp__hdr *h = p->seg.hdr;
-  p->sup_pid = atomic_load(&h->sup_pid);
-  if (!p->monitor) {
-    if (atomic_load(&h->state) >= FP__POOL_DRAINING) {
-      err = -ESHUTDOWN;
-      goto err;
-    }
-    if ((err = fp__held_alloc(p, p->seg.nslots)) < 0) goto err;
-    /* Claim a free producer row: its lock is our liveness token. */
-    err = -EUSERS;
-    for (uint32_t r = 0; r < p->seg.nclients; r++) {
-      int lr = fp__ofd_lock(p->seg.fd, FP__CLIENT_LOCK_BYTE(r));
-      if (lr == -EAGAIN) continue;
-      if (lr < 0) {
-        err = lr;
-        break;
-      }
-      struct fp__client *c = fp__client_at(&p->seg, r);
-      /* Lock first, then gen: see sup_clients.c for why the order holds. */
-      p->client = r;
-      p->client_gen = atomic_fetch_add(&c->gen, 1) + 1;
-      atomic_store(&c->pid, getpid());
-      err = 0;
-      break;
-    }
-    if (err < 0) goto err;
-    fp__rings_join(p);
-    fp__share_join(p); /* our share counts us from now on */
-  }
-  *out = p;
-  return 0;
-
-err:
-  fp__seg_unmap(&p->seg);
-  pthread_mutex_destroy(&p->mu);
-  pthread_mutex_destroy(&p->stop_mu);
-  fp__held_free(p);
-  free(p);
-  return err;
 }

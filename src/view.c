@@ -26,7 +26,6 @@
  * and DONE slots where they are.
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include "client.h"
 #include "collect.h"
