@@ -132,7 +132,7 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
       kill(pid, SIGKILL);
       while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
     }
-    p->cmd_fd = -1;
+    p->cmd_fd = pfd[1] = -1; /* closed: not again below */
     goto err;
   }
   reg_add(p->cmd_fd);
