@@ -67,6 +67,47 @@ static pid_t fork_blocked(sigset_t *old) {
   return pid;
 }
 
+/*
+ * Fork the supervisor of p's new segment, with the command socket between
+ * us. Returns 0 with p->cmd_fd and p->sup_pid set (the child never
+ * returns), or -errno with no child and nothing left open.
+ */
+static int fork_supervisor(struct fp_pool *p) {
+  int pfd[2];
+  /*
+   * The command channel: a socket rather than a pipe, so that writing to a
+   * dead supervisor is an error (MSG_NOSIGNAL), never a SIGPIPE.
+   */
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pfd) != 0)
+    return -errno;
+
+  /* Copy the registry before fork: the child must not take reg_mu. */
+  int others[MAX_TRACKED], nothers;
+  pthread_mutex_lock(&reg_mu);
+  nothers = reg_n;
+  memcpy(others, reg_fds, sizeof(int) * (size_t)reg_n);
+  pthread_mutex_unlock(&reg_mu);
+
+  sigset_t old;
+  pid_t owner = getpid();
+  pid_t pid = fork_blocked(&old);
+  if (pid < 0) {
+    int err = -errno;
+    close(pfd[0]);
+    close(pfd[1]);
+    return err;
+  }
+  if (pid == 0) {
+    close(pfd[1]);
+    for (int k = 0; k < nothers; k++) close(others[k]);
+    fp__supervisor_main(&p->seg, &p->cfg, pfd[0], owner);
+  }
+  close(pfd[0]);
+  p->cmd_fd = pfd[1];
+  p->sup_pid = pid;
+  return 0;
+}
+
 FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
   int err = fp_config_validate(cfg);
   if (err < 0 || out == NULL) return err < 0 ? err : -EINVAL;
@@ -80,7 +121,6 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
                            1,
                            (uint32_t)cfg->max_input,
                            (uint32_t)cfg->max_output};
-  int pfd[2] = {-1, -1};
   if ((err = fp__held_alloc(p, cfg->slots)) < 0) goto err;
   if ((err = fp__seg_create_anon(&p->seg, &g)) < 0) goto err;
   fp__rings_join(p); /* client row 0 is ours */
@@ -88,38 +128,7 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
   p->seg.hdr->max_tasks = cfg->max_tasks;
   pthread_mutex_init(&p->mu, NULL);
   pthread_mutex_init(&p->stop_mu, NULL);
-  /*
-   * The command channel: a socket rather than a pipe, so that writing to a
-   * dead supervisor is an error (MSG_NOSIGNAL), never a SIGPIPE.
-   */
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pfd) != 0) {
-    err = -errno;
-    goto err;
-  }
-
-  /* Copy the registry before fork: the child must not take reg_mu. */
-  int others[MAX_TRACKED], nothers;
-  pthread_mutex_lock(&reg_mu);
-  nothers = reg_n;
-  memcpy(others, reg_fds, sizeof(int) * (size_t)reg_n);
-  pthread_mutex_unlock(&reg_mu);
-
-  sigset_t old;
-  pid_t owner = getpid();
-  pid_t pid = fork_blocked(&old);
-  if (pid < 0) {
-    err = -errno;
-    goto err;
-  }
-  if (pid == 0) {
-    close(pfd[1]);
-    for (int k = 0; k < nothers; k++) close(others[k]);
-    fp__supervisor_main(&p->seg, &p->cfg, pfd[0], owner);
-  }
-  close(pfd[0]);
-  pfd[0] = -1;
-  p->cmd_fd = pfd[1];
-  p->sup_pid = pid;
+  if ((err = fork_supervisor(p)) < 0) goto err;
   /*
    * Later forks of this process (other pools, the program's own children)
    * must not inherit this mapping: a stray child could otherwise write into
@@ -129,10 +138,10 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
   if ((err = wait_started(p)) < 0) {
     close(p->cmd_fd);
     if (!atomic_load(&p->sup_gone)) {
-      kill(pid, SIGKILL);
-      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+      kill(p->sup_pid, SIGKILL);
+      while (waitpid(p->sup_pid, NULL, 0) < 0 && errno == EINTR) {}
     }
-    p->cmd_fd = pfd[1] = -1; /* closed: not again below */
+    p->cmd_fd = -1;
     goto err;
   }
   reg_add(p->cmd_fd);
@@ -140,8 +149,6 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
   return 0;
 
 err:
-  if (pfd[0] >= 0) close(pfd[0]);
-  if (pfd[1] >= 0 && pfd[1] != p->cmd_fd) close(pfd[1]);
   fp__seg_unmap(&p->seg);
   fp__held_free(p);
   free(p);
