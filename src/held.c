@@ -18,7 +18,9 @@
  *                 meanwhile (it carries another id) is left alone.
  *   holds         p->hold[i]: a begun submission (FILLING) or a view
  *                 (DONE) outside the pending list (view.c); p->nheld
- *                 counts them against our share.
+ *                 counts them against our share. A result handed out as
+ *                 a view holds its slot until released: fp_result_release
+ *                 gives it back (and frees a copy's buffer).
  *
  * Killed at any instant, a producer leaves only slots stamped with its
  * client row and gen (FILLING, DONE, COLLECTED), which the supervisor
@@ -26,6 +28,7 @@
  * stops with its owner.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "held.h"
 #include "queue.h"
@@ -229,6 +232,20 @@ void fp__view_forget(fp_result *res) {
     }
   pthread_mutex_unlock(&reg_mu);
   /* No pool maps it (freed already): nothing to give back. */
+  fp_result_init(res);
+}
+
+/* ---- fp_result's own memory: a copy, or a view (a hold) ---------------- */
+
+FP_EXTERN void fp_result_init(fp_result *res) {
+  memset(res, 0, sizeof(*res));
+  res->exit_code = -1;
+}
+
+FP_EXTERN void fp_result_release(fp_result *res) {
+  /* A view (view.c) points into a slot: give that back, free nothing. */
+  if (fp__is_view(res)) fp__view_forget(res);
+  else free(res->output);
   fp_result_init(res);
 }
 

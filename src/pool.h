@@ -1,5 +1,13 @@
 /*
- * The pool handle as the owning (producer) process holds it.
+ * The pool handle as the owning (producer) process holds it. The files of
+ * the producer side, each with a header of its own, call only downwards:
+ *   pool.c attach.c stats.c   open and close handles, read counters
+ *   view.c                    zero-copy submissions and result views
+ *   collect.c                 the wait loop: fp_wait, fp_collect, trees
+ *   client.c                  submit (spawned tasks too) and cancel
+ *   result.c                  handing a result over: verify, settle
+ *   held.c tree.c alive.c     what a handle holds, its spawn queue and
+ *                             trees, whether its supervisor lives
  */
 #ifndef FP_POOL_H
 #define FP_POOL_H

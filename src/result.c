@@ -16,8 +16,6 @@
  * never touched: a rebuild may have handed the slot out again, and a slot
  * lost to damage is the price, never someone else's task. Each result is
  * handed over once: it leaves the pending list here, under mu.
- *
- * Also fp_result's own memory: fp_result_init and fp_result_release.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,18 +25,6 @@
 #include "slot.h"
 #include "sum.h"
 #include "tree.h"
-
-FP_EXTERN void fp_result_init(fp_result *res) {
-  memset(res, 0, sizeof(*res));
-  res->exit_code = -1;
-}
-
-FP_EXTERN void fp_result_release(fp_result *res) {
-  /* A view (view.c) points into a slot: give that back, free nothing. */
-  if (fp__is_view(res)) fp__view_forget(res);
-  else free(res->output);
-  fp_result_init(res);
-}
 
 int fp__res_read(const struct fp__seg *s, struct fp__slot *sl,
                  struct fp__res_fields *f) {

@@ -9,7 +9,10 @@
  * What this handle holds outside its pending list is in p->hold[slot]
  * (under p->mu): BEGUN, a FILLING slot taken for a begun submission, or
  * VIEW, a DONE slot whose result a view shows. Both count against the
- * producer's share (p->nheld, read by get_slot in client.c).
+ * producer's share (p->nheld, read by get_slot in client.c). The hold
+ * array, its registry of handles and dropping a view are held.c's; a
+ * view's result is checked and settled as a copy's is (result.c), and
+ * waited for by the same loop (collect.c).
  *
  * Shared memory: nothing new. A begun slot is FILLING and a viewed one
  * DONE, stamped with our client row and gen as every slot we take, so if
