@@ -288,8 +288,8 @@ static int get_slot(struct fp_pool *p, int timeout_ms, uint64_t *deadline,
       return 0; /* mu held */
     }
     /* No slot for us now. Only our own results may stand in the way. */
-    int stuck = !why.reserved &&
-                only_ours_left(p, why.capped ? why.share : s->nslots);
+    int stuck =
+        !why.reserved && only_ours_left(p, why.capped ? why.share : s->nslots);
     pthread_mutex_unlock(&p->mu);
     if (timeout_ms == FP_NOWAIT) return -EAGAIN;
     uint64_t now = fp__now_ns();
@@ -316,8 +316,8 @@ static int get_slot(struct fp_pool *p, int timeout_ms, uint64_t *deadline,
       continue;
     }
     fp__wake_sleep(&h->q.space_hint, &h->p_asleep, p->client,
-                   min_u64(*deadline - now, FP__RECHECK_NS),
-                   space_or_stopped, &ctx);
+                   min_u64(*deadline - now, FP__RECHECK_NS), space_or_stopped,
+                   &ctx);
   }
 }
 
@@ -437,4 +437,3 @@ int fp__slot_commit(struct fp_pool *p, uint32_t i, size_t len, int prio,
   if (err == 0) fp__wake_kick(&p->seg);
   return err;
 }
-

@@ -132,15 +132,12 @@ int fp__wait_for(struct fp_pool *p, enum fp__want want, uint64_t id,
   if (p == NULL || res == NULL) return -EINVAL;
   if (p->monitor) return -EPERM;
   uint32_t ti = (uint32_t)(id & FP__ID_INDEX_MASK);
-  if (want == FP__WANT_TASK && (id == 0 || ti >= p->seg.nslots))
-    return -ENOENT;
+  if (want == FP__WANT_TASK && (id == 0 || ti >= p->seg.nslots)) return -ENOENT;
   /* The recheck in wait_done and before -EPIPE: our task, or such a task
    * (any_done's root: the tree's, or 0 for any). */
   int (*ready)(struct fp_pool *, uint64_t) =
       want == FP__WANT_TASK ? is_done : any_done;
-  uint64_t arg = want == FP__WANT_TASK ? ti
-                 : want == FP__WANT_TREE ? id
-                                         : 0;
+  uint64_t arg = want == FP__WANT_TASK ? ti : want == FP__WANT_TREE ? id : 0;
   uint64_t deadline = 0; /* set when we first have to wait */
   for (;;) {
     fp__submit_spawned(p);
@@ -156,9 +153,8 @@ int fp__wait_for(struct fp_pool *p, enum fp__want want, uint64_t id,
     if (!fp__sup_alive(p) && (want == FP__WANT_TREE || !ready(p, arg)))
       return -EPIPE;
     /* With spawns queued here, look again soon: a slot may free up. */
-    uint64_t nap = want == FP__WANT_TREE && fp__tree_queued(p)
-                       ? 1000000u
-                       : FP__RECHECK_NS;
+    uint64_t nap =
+        want == FP__WANT_TREE && fp__tree_queued(p) ? 1000000u : FP__RECHECK_NS;
     wait_done(p, min_u64(deadline - now, nap), ready, arg);
   }
 }

@@ -31,8 +31,7 @@ typedef int (*fp__take_fn)(struct fp_pool *p, uint32_t i, fp_result *res);
  * is gone). Nothing changes on error but spawned tasks submitted; the
  * awaited results stay pending.
  */
-FP__HIDDEN int fp__wait_for(struct fp_pool *p, enum fp__want want,
-                            uint64_t id, fp_result *res, int timeout_ms,
-                            fp__take_fn take);
+FP__HIDDEN int fp__wait_for(struct fp_pool *p, enum fp__want want, uint64_t id,
+                            fp_result *res, int timeout_ms, fp__take_fn take);
 
 #endif /* FP_COLLECT_H */
