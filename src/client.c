@@ -151,9 +151,9 @@ static int ring_wait(struct fp_pool *p, int timeout_ms, uint64_t *deadline) {
  * Publish our filled FILLING slot i on our ring for `prio` (mu held; no
  * lock: queue.h). Returns 0 with the task pending, or -ESHUTDOWN (a stop
  * began), or ring_wait()'s error; on error the slot goes back to our own
- * batch (give_back) and nothing is queued, except that with `keep`, on
- * -EAGAIN and -ETIMEDOUT (our ring stayed full), it stays ours, FILLING
- * (a begun submission: fp_submit_commit may be called again).
+ * batch (fp__slot_give_back) and nothing is queued, except that with
+ * `keep`, on -EAGAIN and -ETIMEDOUT (our ring stayed full), it stays ours,
+ * FILLING (a begun submission: fp_submit_commit may be called again).
  */
 static int publish_keep(struct fp_pool *p, uint32_t i, int prio,
                         int timeout_ms, uint64_t *deadline, uint64_t root,
