@@ -1,57 +1,40 @@
 /*
- * Producers: submit, wait, collect.
+ * Producers: submit (fp_submit, fp_submit_prio, spawned tasks, and the
+ * slot half of fp_submit_begin/commit) and cancel (fp_cancel). Waiting
+ * for and collecting results is collect.c's; what a handle holds (its
+ * pending list, its batch of collected slots), held.c's.
  *
- * If a producer is SIGKILLed between any two instructions:
- *   - inside the queue lock (taking or returning free slots): the next
- *     locker rebuilds the free stack;
+ * A submit takes a slot (one of our collected ones, or a FREE one), within
+ * our share of a named pool's slots and the reserve kept for newcomers,
+ * fills it while it is FILLING and ours alone, and publishes it on our
+ * ring. If a producer is SIGKILLed between any two instructions:
+ *   - taking or returning free slots: each move is a compare-and-swap of
+ *     the slot's state word, which names us once taken (queue.h, slot.h);
  *   - publishing (no lock: queue.h says what each of its stores leaves);
  *   - holding a FILLING slot, or a DONE one not yet collected: the slot
  *     stays ours until the pool is stopped (a private pool's owner dying
  *     stops the pool; named pools reclaim per client row).
- * Submitting a task into a slot we collected before, publishing it,
- * waiting for and collecting its result take no lock shared with another
- * process: a producer holding the queue lock while stopped delays only
- * other producers' takes of fresh slots, within their timeouts.
+ * Submitting a task, publishing it, waiting for and collecting its result
+ * take no lock shared with another process: a producer stopped anywhere
+ * keeps only its own slots, within its share, and delays nobody.
  */
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alive.h"
+#include "client.h"
+#include "held.h"
 #include "pool.h"
 #include "proc.h"
 #include "queue.h"
-#include "spin.h"
 #include "sum.h"
+#include "tree.h"
 
-/* How long one sleep lasts at most before rechecking the supervisor. */
-#define RECHECK_NS 100000000ull
 /* Sleep while our share of the slots is used up (another thread may
  * collect), and the pause before the -EDEADLK verdict is rechecked. */
 #define SHARE_NAP_NS 10000000ull
 /* A full ring: how long one wait for the workers to pass entries lasts. */
 #define RING_NAP_NS 50000ull
-
-void fp__pend_add(struct fp_pool *p, uint32_t i, uint64_t id, uint64_t root,
-                  uint64_t parent) {
-  p->pend_id[i] = id;
-  p->pend_root[i] = root ? root : id;
-  p->pend_parent[i] = parent;
-  p->next[i] = FP__NONE;
-  p->prev[i] = p->tail;
-  if (p->tail != FP__NONE) p->next[p->tail] = i;
-  else p->head = i;
-  p->tail = i;
-  p->npending++;
-}
-
-void fp__pend_del(struct fp_pool *p, uint32_t i) {
-  if (p->prev[i] != FP__NONE) p->next[p->prev[i]] = p->next[i];
-  else p->head = p->next[i];
-  if (p->next[i] != FP__NONE) p->prev[p->next[i]] = p->prev[i];
-  else p->tail = p->prev[i];
-  p->pend_id[i] = 0;
-  p->npending--;
-}
 
 struct space_ctx {
   struct fp__seg *s;
@@ -66,64 +49,11 @@ static int space_or_stopped(void *arg) {
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /*
- * Free our collected slots (mu held). Each entry is a task id: a slot the
- * supervisor freed meanwhile (and maybe reused) no longer carries it, and
- * is left alone. Returns how many were freed.
- */
-static int flush_frees(struct fp_pool *p) {
-  struct fp__seg *s = &p->seg;
-  int n = 0;
-  for (unsigned k = 0; k < p->nfb; k++) {
-    uint32_t i = (uint32_t)(p->fb[k] & FP__ID_INDEX_MASK);
-    struct fp__slot *sl = fp__slot_at(s, i);
-    if (atomic_load(&sl->id) == p->fb[k]) n += fp__q_free_collected(s, i);
-  }
-  p->nfb = 0;
-  return n;
-}
-
-/*
- * Take back the newest of our collected slots for a new task (mu held):
- * COLLECTED -> FILLING naming us, by compare-and-swap, which fails if the
- * supervisor freed it meanwhile (fp__q_free_collected). Then stamped as
- * fp__q_take_free does (fp__slot_stamp). Dying after the swap leaves a
- * FILLING slot that names us: reclaimed with us. NONE when we hold none.
- */
-static uint32_t reuse_slot(struct fp_pool *p) {
-  struct fp__seg *s = &p->seg;
-  while (p->nfb > 0) {
-    uint64_t id = p->fb[--p->nfb];
-    uint32_t i = (uint32_t)(id & FP__ID_INDEX_MASK);
-    struct fp__slot *sl = fp__slot_at(s, i);
-    if (atomic_load(&sl->id) != id ||
-        !fp__slot_cas(sl, FP__SLOT_COLLECTED,
-                      fp__slot_filling_word(p->client, p->client_gen)))
-      continue;
-    fp__slot_stamp(sl, i, p->client, p->client_gen);
-    return i;
-  }
-  return FP__NONE;
-}
-
-/*
  * FP_NOWAIT: how long a submit waits for room on its full ring, yielding
  * the CPU meanwhile (ring_wait): workers that were only preempted get to
  * take. A ring is full only when cap entries wait (stale ones included).
  */
 #define NOWAIT_ROOM_NS 1000000u /* 1 ms */
-
-/*
- * Give back our FILLING slot i, never published (mu held): COLLECTED, on
- * our batch of frees, so our next submit reuses it; with the batch full,
- * the batch is freed first.
- */
-static void give_back(struct fp_pool *p, uint32_t i) {
-  struct fp__slot *sl = fp__slot_at(&p->seg, i);
-  uint64_t id = atomic_load(&sl->id);
-  fp__slot_set(sl, FP__SLOT_COLLECTED);
-  if (p->nfb == FP__FREE_BATCH) flush_frees(p);
-  p->fb[p->nfb++] = id;
-}
 
 /*
  * Would waiting for a slot deadlock (mu held)? 1 when we hold `limit` or
@@ -146,22 +76,15 @@ static void nap(uint64_t rel_ns) {
   nanosleep(&ts, NULL);
 }
 
-void fp__share_join(struct fp_pool *p) {
-  struct fp__hdr *h = p->seg.hdr;
-  uint32_t n = atomic_fetch_add(&h->producers, 1) + 1;
-  uint32_t want = fp__share_of(p->seg.nslots, n);
-  uint32_t cur = atomic_load(&h->producer_share);
-  /* Only lower it (0: no share published yet, the supervisor sets it). */
-  while (cur != 0 && cur > want &&
-         !atomic_compare_exchange_weak(&h->producer_share, &cur, want)) {
-  }
-}
-
-/* Is the supervisor still there? A system call at most every 64 calls. */
-static int check_alive(struct fp_pool *p) {
-  if (atomic_load(&p->sup_gone)) return 0;
-  if ((atomic_fetch_add(&p->alive_tick, 1) & 63) != 0) return 1;
-  return fp__sup_alive(p);
+/*
+ * The input's check value, kept out of line. Inlined into fill() (as GCC
+ * does once fill is the only caller of fp__sum here), the hash with its
+ * 64-byte lanes made the whole submit path slower: forkpool bench, 16-byte
+ * tasks on the 2-core test machine, 2.4 M/s against 3.0 M/s out of line.
+ */
+static __attribute__((noinline)) uint64_t in_sum(const struct fp__slot *sl,
+                                                 uint64_t id, uint32_t len) {
+  return fp__in_sum(sl, id, len);
 }
 
 /*
@@ -176,7 +99,7 @@ static void fill(struct fp__slot *sl, const void *in, size_t len, int prio) {
   sl->started_ns = 0;
   atomic_store(&sl->worker, 0);
   if (len > 0 && in != fp__slot_in(sl)) memcpy(fp__slot_in(sl), in, len);
-  sl->in_sum = fp__in_sum(sl, atomic_load(&sl->id), (uint32_t)len);
+  sl->in_sum = in_sum(sl, atomic_load(&sl->id), (uint32_t)len);
 }
 
 void fp__rings_join(struct fp_pool *p) {
@@ -229,7 +152,7 @@ static int ring_wait(struct fp_pool *p, int timeout_ms, uint64_t *deadline) {
                                         : fp__deadline_ns(now, timeout_ms);
   if (now >= *deadline) return timeout_ms == FP_NOWAIT ? -EAGAIN : -ETIMEDOUT;
   if (atomic_load(&p->seg.hdr->state) > FP__POOL_RUNNING) return -ESHUTDOWN;
-  if (!check_alive(p)) return -EPIPE;
+  if (!fp__check_alive(p)) return -EPIPE;
   fp__wake_workers(&p->seg, 1);
   nap(RING_NAP_NS);
   return 0;
@@ -239,9 +162,9 @@ static int ring_wait(struct fp_pool *p, int timeout_ms, uint64_t *deadline) {
  * Publish our filled FILLING slot i on our ring for `prio` (mu held; no
  * lock: queue.h). Returns 0 with the task pending, or -ESHUTDOWN (a stop
  * began), or ring_wait()'s error; on error the slot goes back to our own
- * batch (give_back) and nothing is queued, except that with `keep`, on
- * -EAGAIN and -ETIMEDOUT (our ring stayed full), it stays ours, FILLING
- * (a begun submission: fp_submit_commit may be called again).
+ * batch (fp__slot_give_back) and nothing is queued, except that with
+ * `keep`, on -EAGAIN and -ETIMEDOUT (our ring stayed full), it stays ours,
+ * FILLING (a begun submission: fp_submit_commit may be called again).
  */
 static int publish_keep(struct fp_pool *p, uint32_t i, int prio,
                         int timeout_ms, uint64_t *deadline, uint64_t root,
@@ -261,7 +184,7 @@ static int publish_keep(struct fp_pool *p, uint32_t i, int prio,
   }
   if (keep && (err == -EAGAIN || err == -ETIMEDOUT)) return err;
   if (err < 0) {
-    give_back(p, i);
+    fp__slot_give_back(p, i);
     return err;
   }
   /*
@@ -274,7 +197,7 @@ static int publish_keep(struct fp_pool *p, uint32_t i, int prio,
       fp__slot_cas(sl, fp__slot_ready_word(tid),
                    fp__slot_filling_word(p->client, p->client_gen))) {
     atomic_fetch_add(&fp__client_at(s, p->client)->withdrawn, 1);
-    give_back(p, i);
+    fp__slot_give_back(p, i);
     return -ESHUTDOWN;
   }
   fp__pend_add(p, i, tid, root, parent);
@@ -293,15 +216,62 @@ FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
   return fp_submit_prio(p, in, len, timeout_ms, FP_PRIO_NORMAL, id);
 }
 
+static int submit_in(struct fp_pool *p, const void *in, size_t len,
+                     int timeout_ms, int prio, uint64_t root, uint64_t parent,
+                     uint64_t *id);
+
 FP_EXTERN int fp_submit_prio(fp_pool *p, const void *in, size_t len,
                              int timeout_ms, int prio, uint64_t *id) {
-  if (p != NULL) fp__tree_pump(p); /* spawned tasks first: they are older */
-  return fp__submit_in(p, in, len, timeout_ms, prio, 0, 0, id);
+  if (p != NULL) fp__submit_spawned(p); /* spawned tasks first: older */
+  return submit_in(p, in, len, timeout_ms, prio, 0, 0, id);
+}
+
+/* Why try_take() found no slot for us. */
+struct no_slot {
+  uint32_t share; /* our share of a named pool's slots (0: no share) */
+  int capped;     /* we hold our share already */
+  int reserved;   /* only the reserve is left, and we hold too much for it */
+};
+
+/*
+ * One try at a slot for a new task (mu held): one of our collected slots,
+ * or a FREE one, within our share and the reserve. Returns the slot,
+ * FILLING and ours, or NONE with *why saying what stood in the way (or,
+ * neither capped nor reserved, that no slot was free).
+ */
+static uint32_t try_take(struct fp_pool *p, struct no_slot *why) {
+  struct fp__seg *s = &p->seg;
+  struct fp__hdr *h = s->hdr;
+  /*
+   * Our share of a named pool's slots (0: no share): a producer that stops
+   * collecting cannot take the slots other producers need.
+   */
+  uint32_t share =
+      atomic_load_explicit(&h->producer_share, memory_order_relaxed);
+  unsigned held = p->npending + p->nheld;
+  why->share = share;
+  why->capped = share != 0 && held >= share;
+  why->reserved = 0;
+  if (why->capped) return FP__NONE;
+  uint32_t i = fp__slot_reuse(p);
+  if (i != FP__NONE) return i; /* one of our collected slots */
+  /*
+   * The last quarter of the free slots is for producers that hold
+   * little (newcomers): producers that stopped collecting, each within
+   * its share, cannot fill the queue between them.
+   */
+  uint32_t nfree = atomic_load(&h->q.nfree);
+  if (share != 0 && nfree > 0 && nfree <= s->nslots / 4 &&
+      held >= fp__reserve_of(s->nslots, atomic_load(&h->producers))) {
+    why->reserved = 1;
+    return FP__NONE;
+  }
+  return fp__q_take_free(s, p->client, p->client_gen, &p->free_cursor);
 }
 
 /*
  * Get a FILLING slot for a new task of this producer (split out of
- * fp__submit_in so that fp__slot_begin takes slots the same way), without
+ * submit_in so that fp__slot_begin takes slots the same way), without
  * any lock: one of our collected slots, or a FREE one claimed by
  * compare-and-swap (queue.c). Waits for a free slot within timeout_ms
  * (*deadline set when first needed), honouring the pool state, the
@@ -315,47 +285,22 @@ static int get_slot(struct fp_pool *p, int timeout_ms, uint64_t *deadline,
   struct fp__seg *s = &p->seg;
   struct fp__hdr *h = s->hdr;
   struct space_ctx ctx = {s};
-  uint32_t i;
   int deadlocked = 0;
   for (;;) {
     /* Tasks may queue while the workers start: they run once ready. */
     if (atomic_load(&h->state) > FP__POOL_RUNNING) return -ESHUTDOWN;
     /* The state word cannot say that the supervisor died: ask now and then. */
-    if (!check_alive(p)) return -EPIPE;
+    if (!fp__check_alive(p)) return -EPIPE;
     pthread_mutex_lock(&p->mu);
-    /*
-     * Our share of a named pool's slots (0: no share): a producer that stops
-     * collecting cannot take the slots other producers need.
-     */
-    uint32_t share =
-        atomic_load_explicit(&h->producer_share, memory_order_relaxed);
-    unsigned held = p->npending + p->nheld;
-    int capped = share != 0 && held >= share, reserved = 0;
-    if (!capped) {
-      i = reuse_slot(p);
-      if (i != FP__NONE) {
-        *slot = i; /* one of our collected slots */
-        return 0;  /* mu held */
-      }
-      /*
-       * The last quarter of the free slots is for producers that hold
-       * little (newcomers): producers that stopped collecting, each within
-       * its share, cannot fill the queue between them.
-       */
-      uint32_t nfree = atomic_load(&h->q.nfree);
-      if (share != 0 && nfree > 0 && nfree <= s->nslots / 4 &&
-          held >= fp__reserve_of(s->nslots, atomic_load(&h->producers))) {
-        reserved = 1;
-      } else {
-        i = fp__q_take_free(s, p->client, p->client_gen, &p->free_cursor);
-        if (i != FP__NONE) {
-          *slot = i;
-          return 0; /* mu held */
-        }
-      }
+    struct no_slot why;
+    uint32_t i = try_take(p, &why);
+    if (i != FP__NONE) {
+      *slot = i;
+      return 0; /* mu held */
     }
     /* No slot for us now. Only our own results may stand in the way. */
-    int stuck = !reserved && only_ours_left(p, capped ? share : s->nslots);
+    int stuck =
+        !why.reserved && only_ours_left(p, why.capped ? why.share : s->nslots);
     pthread_mutex_unlock(&p->mu);
     if (timeout_ms == FP_NOWAIT) return -EAGAIN;
     uint64_t now = fp__now_ns();
@@ -371,25 +316,26 @@ static int get_slot(struct fp_pool *p, int timeout_ms, uint64_t *deadline,
       if (deadlocked) return -EDEADLK;
       deadlocked = 1;
       nap(min_u64(*deadline - now,
-                  capped ? RECHECK_NS + SHARE_NAP_NS : SHARE_NAP_NS));
+                  why.capped ? FP__RECHECK_NS + SHARE_NAP_NS : SHARE_NAP_NS));
       continue;
     }
     deadlocked = 0;
-    if (capped || reserved) {
+    if (why.capped || why.reserved) {
       /* Until another thread collects, or the share grows (or, reserved,
        * until others free slots). */
       nap(min_u64(*deadline - now, SHARE_NAP_NS));
       continue;
     }
     fp__wake_sleep(&h->q.space_hint, &h->p_asleep, p->client,
-                   min_u64(*deadline - now, RECHECK_NS), space_or_stopped,
+                   min_u64(*deadline - now, FP__RECHECK_NS), space_or_stopped,
                    &ctx);
   }
 }
 
-int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
-                  int timeout_ms, int prio, uint64_t root, uint64_t parent,
-                  uint64_t *id) {
+/* Submit with tree links (root 0: the task is its own root); as fp_submit. */
+static int submit_in(struct fp_pool *p, const void *in, size_t len,
+                     int timeout_ms, int prio, uint64_t root, uint64_t parent,
+                     uint64_t *id) {
   if (p == NULL || id == NULL || (in == NULL && len > 0)) return -EINVAL;
   if (prio != FP_PRIO_NORMAL && prio != FP_PRIO_HIGH) return -EINVAL;
   if (p->monitor) return -EPERM;
@@ -407,272 +353,31 @@ int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
   return err;
 }
 
-FP_EXTERN void fp_result_init(fp_result *res) {
-  memset(res, 0, sizeof(*res));
-  res->exit_code = -1;
-}
-
-FP_EXTERN void fp_result_release(fp_result *res) {
-  /* A view (view.c) points into a slot: give that back, free nothing. */
-  if (res->output != NULL && res->output_cap == 0) fp__view_forget(res);
-  else free(res->output);
-  fp_result_init(res);
-}
-
-/*
- * Our result in slot i (task `id`, DONE, off our pending list: delivered,
- * or a view released) is done with (mu held): split out of deliver() for
- * fp_view_release. Never fails; the slot is COLLECTED after it, maybe
- * freed already.
- */
-void fp__slot_retire(struct fp_pool *p, uint32_t i, uint64_t id) {
-  struct fp__seg *s = &p->seg;
-  struct fp__slot *sl = fp__slot_at(s, i);
-  /*
-   * DONE -> COLLECTED, and the slot goes on our batch of frees, which our
-   * next submits reuse (reuse_slot). Freed for everyone when the batch is
-   * full, when a producer waits for space (the supervisor also frees
-   * COLLECTED slots for those), and, in a named pool, when nothing of ours
-   * is pending: an idle producer holds no capacity other producers could
-   * use. (A private pool has one producer: its batch is capacity only it
-   * can use, kept for its next submit.)
-   */
-  fp__slot_set(sl, FP__SLOT_COLLECTED);
-  if (p->nfb == FP__FREE_BATCH) flush_frees(p);
-  p->fb[p->nfb++] = id;
-  if (p->nfb == FP__FREE_BATCH || (p->npending == 0 && p->attached) ||
-      fp__pcount(&s->hdr->p_asleep, s->nclients) > 0) {
-    flush_frees(p);
-    fp__wake_space(s);
-  }
-}
-
-
-/*
- * Move the DONE result of our slot i into *res and free the slot (mu held).
- * Returns 0 or -ENOMEM (the result then stays pending).
- */
-static int deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
-  struct fp__seg *s = &p->seg;
-  struct fp__slot *sl = fp__slot_at(s, i);
-  /* A view in *res (fp_collect_view): give its slot back first. */
-  if (fp__view_drop(p, res) == -EINVAL) return -EINVAL;
-  uint64_t id = p->pend_id[i];
-  uint64_t root = p->pend_root[i];
-  /* Read every field once: the slot is shared, its bytes may change. */
-  int ours = atomic_load(&sl->id) == id &&
-             fp__slot_word(sl) == FP__SLOT_DONE;
-  uint32_t out_len = sl->out_len, spawn_len = sl->spawn_len;
-  int32_t status = sl->status, code = sl->code, sig = sl->sig,
-          exit_code = sl->exit_code;
-  uint64_t sum = sl->res_sum;
-  if ((uint64_t)out_len + spawn_len > s->max_output) {
-    out_len = spawn_len = 0;
-    ours = 0;
-  }
-  size_t total = (size_t)out_len + spawn_len;
-  if (total + 1 > res->output_cap) {
-    /* One spare byte, so callers may NUL-terminate text output. */
-    unsigned char *o = realloc(res->output, total + 1);
-    if (o == NULL) return -ENOMEM;
-    res->output = o;
-    res->output_cap = total + 1;
-  }
-  memcpy(res->output, fp__slot_out(s, sl), total);
-  res->output_len = out_len;
-  res->id = id;
-  res->root = root;
-  res->parent = p->pend_parent[i];
-  res->status = (fp_status)status;
-  res->code = code;
-  res->signal = sig;
-  res->exit_code = exit_code;
-  res->attempts = sl->attempts;
-  res->worker = atomic_load(&sl->worker);
-  res->run_us = sl->run_us;
-  /*
-   * The check value is computed over our copy: what we hand out is what
-   * was checked. A mismatch, or a slot whose id or state was overwritten,
-   * is reported as FP_CORRUPT, never as the (wrong) result.
-   */
-  int good = ours && status >= FP_OK && status <= FP_CORRUPT &&
-             fp__res_sum_of(id ^ ((uint64_t)spawn_len << 40), status, code,
-                            sig, exit_code, res->output,
-                            (uint32_t)total) == sum;
-  /* Its spawned tasks join its tree; it leaves it (unless it is the root). */
-  if (good && spawn_len > 0 &&
-      fp__tree_take(p, root, id, res->output + out_len, spawn_len) < 0)
-    good = 0;
-  if (root != id) fp__tree_add(p, root, -1);
-  res->output[out_len] = 0;
-  if (!good) {
-    res->status = FP_CORRUPT;
-    res->code = EBADMSG;
-    res->signal = 0;
-    res->exit_code = -1;
-    res->output_len = 0;
-    res->output[0] = 0;
-    atomic_fetch_add(&s->hdr->c.corrupt, 1);
-    uint32_t st = fp__slot_state(sl);
-    if (st == FP__SLOT_FREE || st == FP__SLOT_FILLING) {
-      /*
-       * Its state says free (or another producer's): a rebuild may have
-       * handed it out again. Touch nothing; a slot really lost to damage
-       * is the price, never someone else's task.
-       */
-      fp__pend_del(p, i);
-      return 0;
-    }
-    /* Still ours (pending): give it back our id, so we free it below. */
-    atomic_store(&sl->id, id);
-  }
-  fp__pend_del(p, i);
-  fp__slot_retire(p, i, id);
-  return 0;
-}
-
-/*
- * Our pending task in slot i has a result to deliver: it is DONE, or its
- * state word was damaged (a pending task is only ever READY, RUNNING or
- * DONE): deliver() then reports it FP_CORRUPT rather than wait for ever on
- * a state nobody will change. A damaged id alone is not a reason: the slot
- * is still ours (nobody reuses a pending slot), and its worker will end it.
- */
-static int is_done(struct fp_pool *p, uint64_t i) {
-  return !fp__slot_unfinished(fp__slot_state(fp__slot_at(&p->seg, i)));
-}
-
-/*
- * Sleep until one of our tasks may have finished, for at most rel_ns, unless
- * `ready(p, arg)` holds once we are registered as a waiter.
- */
-struct seq_ctx {
-  _Atomic uint32_t *word;
-  uint32_t seen;
-};
-
-static int seq_moved(void *arg) {
-  struct seq_ctx *c = arg;
-  return atomic_load(c->word) != c->seen;
-}
-
-static void wait_done(struct fp_pool *p, uint64_t rel_ns,
-                      int (*ready)(struct fp_pool *, uint64_t), uint64_t arg) {
-  struct fp__client *c = fp__client_at(&p->seg, p->client);
-  /*
-   * Registered first (a read-modify-write: a full barrier), then the look
-   * at our slots: a finisher that stored DONE before it is seen there, one
-   * after it sees us and bumps done_seq (wake.h, fp__wake_owner).
-   */
-  atomic_fetch_add(&c->watchers, 1);
-  uint32_t seq = atomic_load(&c->done_seq);
-  /* A task of ours finishing bumps done_seq: watch it a moment first. */
-  struct seq_ctx sc = {&c->done_seq, seq};
-  if (ready(p, arg) || fp__spin(p->seg.hdr, &p->seg.hdr->p_spin, p->client,
-                                p->seg.nclients, seq_moved, &sc)) {
-    atomic_fetch_sub(&c->watchers, 1);
-    return;
-  }
-  atomic_fetch_add(&c->waiters, 1);
-  /* Clear before the recheck: a finisher after it will wake us again. */
-  atomic_store(&c->woken, 0);
-  if (!ready(p, arg) &&
-      atomic_load(&p->seg.hdr->state) != FP__POOL_STOPPED)
-    fp__futex_wait(&c->done_seq, seq, rel_ns);
-  atomic_fetch_sub(&c->waiters, 1);
-  atomic_fetch_sub(&c->watchers, 1);
-}
-
-FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,
-                      int timeout_ms) {
-  return fp__wait_with(p, id, res, timeout_ms, deliver);
-}
-
-/* fp_wait(), handing the result over with take() (deliver, or a view). */
-int fp__wait_with(struct fp_pool *p, uint64_t id, fp_result *res,
-                  int timeout_ms, fp__take_fn take) {
-  if (p == NULL || res == NULL) return -EINVAL;
-  if (p->monitor) return -EPERM;
-  uint32_t i = (uint32_t)(id & FP__ID_INDEX_MASK);
-  if (id == 0 || i >= p->seg.nslots) return -ENOENT;
-  uint64_t deadline = 0; /* set when we first have to wait */
+void fp__submit_spawned(struct fp_pool *p) {
+  if (p->monitor || !fp__tree_queued(p)) return; /* a hint, rechecked below */
   for (;;) {
-    fp__tree_pump(p);
     pthread_mutex_lock(&p->mu);
-    if (p->pend_id[i] != id) {
-      pthread_mutex_unlock(&p->mu);
-      return -ENOENT;
-    }
-    if (is_done(p, i)) {
-      int err = take(p, i, res);
-      pthread_mutex_unlock(&p->mu);
-      return err;
-    }
+    struct fp__spawn *n = fp__tree_pop(p);
     pthread_mutex_unlock(&p->mu);
-    uint64_t now = fp__now_ns();
-    if (deadline == 0) deadline = fp__deadline_ns(now, timeout_ms);
-    if (now >= deadline) return -ETIMEDOUT;
-    if (!fp__sup_alive(p) && !is_done(p, i)) return -EPIPE;
-    wait_done(p, min_u64(deadline - now, RECHECK_NS), is_done, i);
-  }
-}
-
-/*
- * Oldest finished pending task (mu held), of tree `root` or, for root 0,
- * of any tree (roots are task ids, never 0); NONE if none.
- */
-static uint32_t find_done(struct fp_pool *p, uint64_t root) {
-  for (uint32_t i = p->head; i != FP__NONE; i = p->next[i])
-    if ((root == 0 || p->pend_root[i] == root) && is_done(p, i)) return i;
-  return FP__NONE;
-}
-
-/* Such a task finished (wait_done's recheck). */
-static int any_done(struct fp_pool *p, uint64_t root) {
-  pthread_mutex_lock(&p->mu);
-  uint32_t i = find_done(p, root);
-  pthread_mutex_unlock(&p->mu);
-  return i != FP__NONE;
-}
-
-FP_EXTERN int fp_collect(fp_pool *p, fp_result *res, int timeout_ms) {
-  return fp__collect_with(p, res, timeout_ms, deliver);
-}
-
-/* fp_collect(), handing the result over with take() (deliver, or a view). */
-int fp__collect_with(struct fp_pool *p, fp_result *res, int timeout_ms,
-                     fp__take_fn take) {
-  if (p == NULL || res == NULL) return -EINVAL;
-  if (p->monitor) return -EPERM;
-  uint64_t deadline = 0; /* set when we first have to wait */
-  for (;;) {
-    fp__tree_pump(p);
+    if (n == NULL) return;
+    uint64_t id;
+    int r = submit_in(p, n->data, n->len, FP_NOWAIT, FP_PRIO_NORMAL, n->root,
+                      n->parent, &id);
     pthread_mutex_lock(&p->mu);
-    if (p->npending == 0 && p->sq_head == NULL) {
+    if (r == -EAGAIN) {
+      /* No free slot: back at the head, to go first next time. */
+      fp__tree_unpop(p, n);
       pthread_mutex_unlock(&p->mu);
-      return -ENOENT;
+      return;
     }
-    uint32_t i = find_done(p, 0);
-    if (i != FP__NONE) {
-      int err = take(p, i, res);
-      pthread_mutex_unlock(&p->mu);
-      return err;
-    }
+    /* Submitted (it counts as pending now), or refused for good: the pool
+     * stops, or the task is too big for it. Either way it leaves the
+     * queue; a refused one also leaves its tree. */
+    if (r < 0) fp__tree_add(p, n->root, -1);
     pthread_mutex_unlock(&p->mu);
-    uint64_t now = fp__now_ns();
-    if (deadline == 0) deadline = fp__deadline_ns(now, timeout_ms);
-    if (now >= deadline) return -ETIMEDOUT;
-    if (!fp__sup_alive(p) && !any_done(p, 0)) return -EPIPE;
-    wait_done(p, min_u64(deadline - now, RECHECK_NS), any_done, 0);
+    free(n);
+    if (r < 0) return;
   }
-}
-
-FP_EXTERN unsigned fp_pending(const fp_pool *p) {
-  if (p == NULL) return 0;
-  pthread_mutex_lock((pthread_mutex_t *)&p->mu);
-  unsigned n = p->npending;
-  pthread_mutex_unlock((pthread_mutex_t *)&p->mu);
-  return n;
 }
 
 FP_EXTERN int fp_cancel(fp_pool *p, uint64_t id) {
@@ -726,37 +431,6 @@ FP_EXTERN int fp_cancel(fp_pool *p, uint64_t id) {
   return err;
 }
 
-FP_EXTERN int fp_collect_tree(fp_pool *p, uint64_t root, fp_result *res,
-                              int timeout_ms) {
-  if (p == NULL || res == NULL) return -EINVAL;
-  if (p->monitor) return -EPERM;
-  uint64_t deadline = 0; /* set when we first have to wait */
-  uint32_t ri = (uint32_t)(root & FP__ID_INDEX_MASK);
-  for (;;) {
-    fp__tree_pump(p);
-    pthread_mutex_lock(&p->mu);
-    uint32_t i = find_done(p, root);
-    if (i != FP__NONE) {
-      int err = deliver(p, i, res);
-      pthread_mutex_unlock(&p->mu);
-      return err;
-    }
-    /* Done when the root was collected and nothing it spawned is left. */
-    int root_pending = root != 0 && ri < p->seg.nslots &&
-                       p->pend_id[ri] == root;
-    int64_t left = fp__tree_get(p, root);
-    pthread_mutex_unlock(&p->mu);
-    if (!root_pending && left <= 0) return -ENOENT;
-    uint64_t now = fp__now_ns();
-    if (deadline == 0) deadline = fp__deadline_ns(now, timeout_ms);
-    if (now >= deadline) return -ETIMEDOUT;
-    if (!fp__sup_alive(p)) return -EPIPE;
-    /* With spawns queued here, look again soon: a slot may free up. */
-    wait_done(p, min_u64(deadline - now, p->sq_head ? 1000000u : RECHECK_NS),
-              any_done, root);
-  }
-}
-
 /* ---- Zero-copy submissions (view.c): the slot's part ---------------- */
 
 int fp__slot_begin(struct fp_pool *p, int timeout_ms, uint32_t *slot) {
@@ -774,5 +448,3 @@ int fp__slot_commit(struct fp_pool *p, uint32_t i, size_t len, int prio,
   if (err == 0) fp__wake_kick(&p->seg);
   return err;
 }
-
-void fp__slot_give_back(struct fp_pool *p, uint32_t i) { give_back(p, i); }

@@ -1,20 +1,26 @@
 /*
  * Library mode: start a private pool from a program (fork the supervisor),
- * stop it, free it.
+ * stop it, free it (any handle: an attached one too). Attaching to a named
+ * pool is attach.c's; reading counters, stats.c's.
+ *
+ * A private pool's supervisor is our child: it lives in an anonymous
+ * shared mapping that later forks of this process do not inherit, talks
+ * to us over a command socket (never a SIGPIPE), and stops the pool when
+ * its owner dies. Every task is terminal before fp_pool_stop returns:
+ * what the supervisor left unfinished (it died) is settled here.
  */
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "alive.h"
+#include "client.h"
+#include "held.h"
 #include "pool.h"
 #include "proc.h"
 #include "queue.h"
-#include "shm.h"
-#include "sum.h"
 
 /*
  * Command-pipe write ends of this process's live pools. A new supervisor
@@ -36,53 +42,6 @@ static void reg_del(int fd) {
   for (int k = 0; k < reg_n; k++)
     if (reg_fds[k] == fd) reg_fds[k] = reg_fds[--reg_n];
   pthread_mutex_unlock(&reg_mu);
-}
-
-int fp__sup_alive(struct fp_pool *p) {
-  if (atomic_load(&p->sup_gone)) return 0;
-  if (p->attached) {
-    /* Not our child: its open of the segment holds the liveness lock. */
-    if (fp__ofd_held(p->seg.fd, FP__SUP_LOCK_BYTE) == 0) {
-      atomic_store(&p->sup_gone, 1);
-      return 0;
-    }
-    return 1;
-  }
-  pid_t r = waitpid(p->sup_pid, NULL, WNOHANG);
-  if (r == 0) return 1;
-  if (r == p->sup_pid) {
-    atomic_store(&p->sup_gone, 1);
-    return 0;
-  }
-  /* ECHILD: someone else reaped it, so it is gone. EINTR: ask later. */
-  if (errno == ECHILD) {
-    atomic_store(&p->sup_gone, 1);
-    return 0;
-  }
-  return 1;
-}
-
-static int alloc_local(struct fp_pool *p, uint32_t n) {
-  p->pend_id = calloc(n, sizeof(*p->pend_id));
-  p->pend_root = calloc(n, sizeof(*p->pend_root));
-  p->pend_parent = calloc(n, sizeof(*p->pend_parent));
-  p->next = calloc(n, sizeof(*p->next));
-  p->prev = calloc(n, sizeof(*p->prev));
-  if (p->pend_id == NULL || p->pend_root == NULL || p->pend_parent == NULL ||
-      p->next == NULL || p->prev == NULL)
-    return -ENOMEM; /* free_local() releases what was had */
-  p->head = p->tail = FP__NONE;
-  return 0;
-}
-
-static void free_local(struct fp_pool *p) {
-  fp__view_free(p);
-  fp__tree_free(p);
-  free(p->pend_root);
-  free(p->pend_parent);
-  free(p->pend_id);
-  free(p->next);
-  free(p->prev);
 }
 
 /* Wait for the supervisor to leave STARTING. 0 or -errno (it is reaped). */
@@ -108,6 +67,47 @@ static pid_t fork_blocked(sigset_t *old) {
   return pid;
 }
 
+/*
+ * Fork the supervisor of p's new segment, with the command socket between
+ * us. Returns 0 with p->cmd_fd and p->sup_pid set (the child never
+ * returns), or -errno with no child and nothing left open.
+ */
+static int fork_supervisor(struct fp_pool *p) {
+  int pfd[2];
+  /*
+   * The command channel: a socket rather than a pipe, so that writing to a
+   * dead supervisor is an error (MSG_NOSIGNAL), never a SIGPIPE.
+   */
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pfd) != 0)
+    return -errno;
+
+  /* Copy the registry before fork: the child must not take reg_mu. */
+  int others[MAX_TRACKED], nothers;
+  pthread_mutex_lock(&reg_mu);
+  nothers = reg_n;
+  memcpy(others, reg_fds, sizeof(int) * (size_t)reg_n);
+  pthread_mutex_unlock(&reg_mu);
+
+  sigset_t old;
+  pid_t owner = getpid();
+  pid_t pid = fork_blocked(&old);
+  if (pid < 0) {
+    int err = -errno;
+    close(pfd[0]);
+    close(pfd[1]);
+    return err;
+  }
+  if (pid == 0) {
+    close(pfd[1]);
+    for (int k = 0; k < nothers; k++) close(others[k]);
+    fp__supervisor_main(&p->seg, &p->cfg, pfd[0], owner);
+  }
+  close(pfd[0]);
+  p->cmd_fd = pfd[1];
+  p->sup_pid = pid;
+  return 0;
+}
+
 FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
   int err = fp_config_validate(cfg);
   if (err < 0 || out == NULL) return err < 0 ? err : -EINVAL;
@@ -121,46 +121,14 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
                            1,
                            (uint32_t)cfg->max_input,
                            (uint32_t)cfg->max_output};
-  int pfd[2] = {-1, -1};
-  if ((err = alloc_local(p, cfg->slots)) < 0) goto err;
+  if ((err = fp__held_alloc(p, cfg->slots)) < 0) goto err;
   if ((err = fp__seg_create_anon(&p->seg, &g)) < 0) goto err;
   fp__rings_join(p); /* client row 0 is ours */
   p->seg.hdr->timeout_ms = cfg->timeout_ms;
   p->seg.hdr->max_tasks = cfg->max_tasks;
   pthread_mutex_init(&p->mu, NULL);
   pthread_mutex_init(&p->stop_mu, NULL);
-  /*
-   * The command channel: a socket rather than a pipe, so that writing to a
-   * dead supervisor is an error (MSG_NOSIGNAL), never a SIGPIPE.
-   */
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pfd) != 0) {
-    err = -errno;
-    goto err;
-  }
-
-  /* Copy the registry before fork: the child must not take reg_mu. */
-  int others[MAX_TRACKED], nothers;
-  pthread_mutex_lock(&reg_mu);
-  nothers = reg_n;
-  memcpy(others, reg_fds, sizeof(int) * (size_t)reg_n);
-  pthread_mutex_unlock(&reg_mu);
-
-  sigset_t old;
-  pid_t owner = getpid();
-  pid_t pid = fork_blocked(&old);
-  if (pid < 0) {
-    err = -errno;
-    goto err;
-  }
-  if (pid == 0) {
-    close(pfd[1]);
-    for (int k = 0; k < nothers; k++) close(others[k]);
-    fp__supervisor_main(&p->seg, &p->cfg, pfd[0], owner);
-  }
-  close(pfd[0]);
-  pfd[0] = -1;
-  p->cmd_fd = pfd[1];
-  p->sup_pid = pid;
+  if ((err = fork_supervisor(p)) < 0) goto err;
   /*
    * Later forks of this process (other pools, the program's own children)
    * must not inherit this mapping: a stray child could otherwise write into
@@ -170,8 +138,8 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
   if ((err = wait_started(p)) < 0) {
     close(p->cmd_fd);
     if (!atomic_load(&p->sup_gone)) {
-      kill(pid, SIGKILL);
-      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+      kill(p->sup_pid, SIGKILL);
+      while (waitpid(p->sup_pid, NULL, 0) < 0 && errno == EINTR) {}
     }
     p->cmd_fd = -1;
     goto err;
@@ -181,10 +149,8 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
   return 0;
 
 err:
-  if (pfd[0] >= 0) close(pfd[0]);
-  if (pfd[1] >= 0 && pfd[1] != p->cmd_fd) close(pfd[1]);
   fp__seg_unmap(&p->seg);
-  free_local(p);
+  fp__held_free(p);
   free(p);
   return err;
 }
@@ -241,141 +207,6 @@ FP_EXTERN void fp_pool_free(fp_pool *p) {
   pthread_mutex_destroy(&p->mu);
   pthread_mutex_destroy(&p->stop_mu);
   fp__seg_unmap(&p->seg);
-  free_local(p);
+  fp__held_free(p);
   free(p);
-}
-
-FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
-  if (p == NULL || st == NULL) return -EINVAL;
-  const struct fp__hdr *h = p->seg.hdr;
-  memset(st, 0, sizeof(*st));
-  st->submitted = fp__q_submitted(&p->seg);
-  st->crashed = atomic_load(&h->c.crashed);
-  st->timeout = atomic_load(&h->c.timeout);
-  st->cancelled = atomic_load(&h->c.cancelled);
-  st->restarts = atomic_load(&h->c.restarts);
-  st->abandoned = atomic_load(&h->c.abandoned);
-  st->workers = atomic_load(&h->workers_target);
-  st->slots = p->seg.nslots;
-  /* READY slots, exactly (the rings also hold stale entries). */
-  for (uint32_t i = 0; i < p->seg.nslots; i++)
-    st->queued += fp__slot_state(fp__slot_at(&p->seg, i)) == FP__SLOT_READY;
-  for (uint32_t r = 0; r < p->seg.nrows; r++) {
-    const struct fp__row *row = fp__row_at(&p->seg, r);
-    st->alive += atomic_load(&row->pid) > 0;
-    st->ok += atomic_load(&row->ok);
-    st->failed += atomic_load(&row->failed);
-    for (unsigned k = 0; k < FP_DURATION_BUCKETS; k++) {
-      uint64_t n = atomic_load(&row->dur[k]);
-      st->duration_le[k] += n; /* made cumulative below */
-      st->duration_count += n;
-    }
-    st->duration_sum_us += atomic_load(&row->dur_sum_us);
-    st->running += atomic_load(&row->slot) != FP__NONE;
-  }
-  st->supervisor = fp__sup_alive((struct fp_pool *)p) ? p->sup_pid : 0;
-  uint64_t t0 = atomic_load(&h->sup_start_ns);
-  st->uptime_us = st->supervisor && t0 ? (fp__now_ns() - t0) / 1000u : 0;
-  for (unsigned k = 1; k < FP_DURATION_BUCKETS; k++)
-    st->duration_le[k] += st->duration_le[k - 1];
-  st->rows = p->seg.nrows;
-  st->max_input = p->seg.max_input;
-  st->max_output = p->seg.max_output;
-  st->timeout_ms = h->timeout_ms;
-  st->segment_bytes = h->seg_bytes;
-  st->retried = atomic_load(&h->c.retried);
-  st->min_workers = h->min_workers;
-  st->max_workers = h->max_workers;
-  uint64_t lr = atomic_load(&h->last_resize_ns);
-  st->last_resize_us = lr ? (fp__now_ns() - lr) / 1000u : 0;
-  st->quarantined = atomic_load(&h->c.quarantined);
-  st->corrupt = atomic_load(&h->c.corrupt);
-  st->repairs = atomic_load(&h->c.repairs);
-  static const char *names[] = {"?", "starting", "running", "draining",
-                                "stopping", "stopped", "failed"};
-  uint32_t s = atomic_load(&h->state);
-  st->state = s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
-  if (p->seg.fd >= 0)
-    for (uint32_t c = 0; c < p->seg.nclients; c++)
-      st->clients += fp__ofd_held(p->seg.fd, FP__CLIENT_LOCK_BYTE(c)) == 1;
-  /* Our own lock does not conflict with our own open: count ourselves. */
-  if (p->attached && !p->monitor) st->clients++;
-  return 0;
-}
-
-FP_EXTERN int fp_pool_worker(const fp_pool *p, unsigned r,
-                             fp_worker_info *wi) {
-  if (p == NULL || wi == NULL) return -EINVAL;
-  if (r >= p->seg.nrows) return -ERANGE;
-  static const char *names[] = {"empty", "starting", "idle", "busy",
-                                "backoff"};
-  const struct fp__row *row = fp__row_at(&p->seg, r);
-  memset(wi, 0, sizeof(*wi));
-  wi->pid = atomic_load(&row->pid);
-  uint32_t st = atomic_load(&row->state);
-  wi->state = st < 5 ? names[st] : "?";
-  uint64_t id = atomic_load(&row->task_id);
-  uint64_t t0 = atomic_load(&row->started_ns);
-  if (id != 0 && atomic_load(&row->task_id) == id) {
-    wi->task_id = id;
-    uint64_t now = fp__now_ns();
-    wi->running_us = now > t0 ? (now - t0) / 1000u : 0;
-  }
-  wi->done = atomic_load(&row->total_done);
-  wi->restarts = atomic_load(&row->restarts);
-  return 0;
-}
-
-FP_EXTERN int fp_pool_open(fp_pool **out, const char *name, unsigned flags) {
-  if (out == NULL || (flags & ~FP_OPEN_MONITOR) != 0) return -EINVAL;
-  if (fp_name_validate(name) < 0) return -EINVAL;
-  struct fp_pool *p = calloc(1, sizeof(*p));
-  if (p == NULL) return -ENOMEM;
-  p->cmd_fd = -1;
-  p->attached = 1;
-  p->monitor = (flags & FP_OPEN_MONITOR) != 0;
-  p->stopped = 1; /* nothing for us to stop */
-  pthread_mutex_init(&p->mu, NULL);
-  pthread_mutex_init(&p->stop_mu, NULL);
-  int err = fp__shm_open(&p->seg, name, !p->monitor);
-  if (err < 0) goto err;
-  struct fp__hdr *h = p->seg.hdr;
-  p->sup_pid = atomic_load(&h->sup_pid);
-  if (!p->monitor) {
-    if (atomic_load(&h->state) >= FP__POOL_DRAINING) {
-      err = -ESHUTDOWN;
-      goto err;
-    }
-    if ((err = alloc_local(p, p->seg.nslots)) < 0) goto err;
-    /* Claim a free producer row: its lock is our liveness token. */
-    err = -EUSERS;
-    for (uint32_t r = 0; r < p->seg.nclients; r++) {
-      int lr = fp__ofd_lock(p->seg.fd, FP__CLIENT_LOCK_BYTE(r));
-      if (lr == -EAGAIN) continue;
-      if (lr < 0) {
-        err = lr;
-        break;
-      }
-      struct fp__client *c = fp__client_at(&p->seg, r);
-      /* Lock first, then gen: see sup_clients.c for why the order holds. */
-      p->client = r;
-      p->client_gen = atomic_fetch_add(&c->gen, 1) + 1;
-      atomic_store(&c->pid, getpid());
-      err = 0;
-      break;
-    }
-    if (err < 0) goto err;
-    fp__rings_join(p);
-    fp__share_join(p); /* our share counts us from now on */
-  }
-  *out = p;
-  return 0;
-
-err:
-  fp__seg_unmap(&p->seg);
-  pthread_mutex_destroy(&p->mu);
-  pthread_mutex_destroy(&p->stop_mu);
-  free_local(p);
-  free(p);
-  return err;
 }

@@ -1,5 +1,13 @@
 /*
- * The pool handle as the owning (producer) process holds it.
+ * The pool handle as the owning (producer) process holds it. The files of
+ * the producer side, each with a header of its own, call only downwards:
+ *   pool.c attach.c stats.c   open and close handles, read counters
+ *   view.c                    zero-copy submissions and result views
+ *   collect.c                 the wait loop: fp_wait, fp_collect, trees
+ *   client.c                  submit (spawned tasks too) and cancel
+ *   result.c                  handing a result over: verify, settle
+ *   held.c tree.c alive.c     what a handle holds, its spawn queue and
+ *                             trees, whether its supervisor lives
  */
 #ifndef FP_POOL_H
 #define FP_POOL_H
@@ -75,91 +83,5 @@ struct fp__spawn {
   uint32_t len;
   unsigned char data[];
 };
-
-/* tree.c (mu held unless said otherwise). */
-FP__HIDDEN void fp__tree_add(struct fp_pool *p, uint64_t root, int64_t d);
-FP__HIDDEN int64_t fp__tree_get(const struct fp_pool *p, uint64_t root);
-/* Queue the spawn records buf[0..len) of task `parent` in tree `root`.
- * Returns 0, or -EBADMSG for a malformed record list, -ENOMEM. */
-FP__HIDDEN int fp__tree_take(struct fp_pool *p, uint64_t root,
-                             uint64_t parent, const unsigned char *buf,
-                             size_t len);
-/* Submit queued spawns while slots are free (mu NOT held). */
-FP__HIDDEN void fp__tree_pump(struct fp_pool *p);
-FP__HIDDEN void fp__tree_free(struct fp_pool *p);
-
-/* client.c: submit with tree links (root 0: the task is its own root). */
-FP__HIDDEN int fp__submit_in(struct fp_pool *p, const void *in, size_t len,
-                             int timeout_ms, int prio, uint64_t root,
-                             uint64_t parent, uint64_t *id);
-
-/*
- * client.c: a producer just attached to a named pool: count it in the
- * header's producers and lower producer_share to match at once, rather
- * than at the supervisor's next count (which rewrites both): a newcomer
- * must not take slots on a share that did not count it.
- */
-FP__HIDDEN void fp__share_join(struct fp_pool *p);
-
-/*
- * client.c: we hold client row p->client now: take over its rings (their
- * tails are ours to write from here on; a damaged pair is restarted empty
- * and the supervisor asked to sweep) and make workers look at them.
- */
-FP__HIDDEN void fp__rings_join(struct fp_pool *p);
-
-/*
- * client.c, for view.c. Hand a finished pending task's result (slot i, mu
- * held) over to *res: deliver() copies it, view.c's take points into the
- * slot. Returns 0 or -errno (the result then stays pending).
- */
-typedef int (*fp__take_fn)(struct fp_pool *p, uint32_t i, fp_result *res);
-/* fp_wait() and fp_collect() with another take function; same returns. */
-FP__HIDDEN int fp__wait_with(struct fp_pool *p, uint64_t id, fp_result *res,
-                             int timeout_ms, fp__take_fn take);
-FP__HIDDEN int fp__collect_with(struct fp_pool *p, fp_result *res,
-                                int timeout_ms, fp__take_fn take);
-/*
- * Reserve a FILLING slot as fp_submit_prio() would (its waits, share and
- * errors; mu NOT held on entry). Returns 0 with *slot set and p->mu held,
- * or a negative errno with nothing held.
- */
-FP__HIDDEN int fp__slot_begin(struct fp_pool *p, int timeout_ms,
-                              uint32_t *slot);
-/*
- * Publish our FILLING slot i whose input (len bytes, len <= max_input) is
- * in place (mu held, and still held after): seal it, queue it on our ring
- * (waiting for room within timeout_ms), kick a worker, and store its id.
- * Returns 0; -EAGAIN or -ETIMEDOUT when our ring stayed full (the slot
- * stays ours, FILLING, unqueued); -ESHUTDOWN (a stop began) or -EPIPE
- * (the slot is given back as by fp__slot_give_back).
- */
-FP__HIDDEN int fp__slot_commit(struct fp_pool *p, uint32_t i, size_t len,
-                               int prio, int timeout_ms, uint64_t *id);
-/* Give our unpublished FILLING slot i back (mu held; see give_back()). */
-FP__HIDDEN void fp__slot_give_back(struct fp_pool *p, uint32_t i);
-/* Our DONE slot i, off the pending list, is done with (mu held). */
-FP__HIDDEN void fp__slot_retire(struct fp_pool *p, uint32_t i, uint64_t id);
-
-/*
- * view.c. If *res holds a view of this pool (mu held), give its slot back
- * and reset *res: 0; -ENOENT for a stale one (not held by this handle: a
- * copy of a result released already), *res reset and no slot touched;
- * -EINVAL for another pool's view, *res untouched. 0 and nothing done
- * when *res holds no view.
- */
-FP__HIDDEN int fp__view_drop(struct fp_pool *p, fp_result *res);
-/* fp_result_release() of a view: find its pool, drop it (mu NOT held). */
-FP__HIDDEN void fp__view_forget(fp_result *res);
-/* fp_pool_free: forget this handle's holds (unregister it). */
-FP__HIDDEN void fp__view_free(struct fp_pool *p);
-
-/* 1 while the supervisor process lives; reaps it when it is gone. */
-FP__HIDDEN int fp__sup_alive(struct fp_pool *p);
-
-/* Local pending list (mu held). */
-FP__HIDDEN void fp__pend_add(struct fp_pool *p, uint32_t i, uint64_t id,
-                              uint64_t root, uint64_t parent);
-FP__HIDDEN void fp__pend_del(struct fp_pool *p, uint32_t i);
 
 #endif /* FP_POOL_H */

@@ -37,7 +37,7 @@
  * used scans the slot states from its own cursor and claims a FREE one by
  * compare-and-swap, FREE -> FILLING naming itself (slot.h); q.nfree says
  * whether a scan is worth it. A producer reuses the slots it collected
- * without any scan (client.c). So no process, whatever it does or
+ * without any scan (held.c). So no process, whatever it does or
  * whenever it stops, holds anything another process must wait for.
  *
  * Damage (a stray write into a ring: head past tail, or more than cap
@@ -85,8 +85,8 @@ FP__HIDDEN void fp__q_put_free(struct fp__seg *s, uint32_t i);
 
 /*
  * Move slot i COLLECTED -> FREE, unless its producer took it back for a
- * new task first (that move is a compare-and-swap too: client.c,
- * reuse_slot). Returns 1 if freed.
+ * new task first (that move is a compare-and-swap too: held.c,
+ * fp__slot_reuse). Returns 1 if freed.
  */
 FP__HIDDEN int fp__q_free_collected(struct fp__seg *s, uint32_t i);
 

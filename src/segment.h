@@ -198,8 +198,8 @@ struct fp__hdr {
   /*
    * Fair shares between the producers of a named pool (sup_clients.c,
    * fp__sup_count_producers). Written by the supervisor once per tick,
-   * each a single store, and by a producer as it attaches (client.c,
-   * fp__share_join: +1 on producers, then a compare-and-swap that only
+   * each a single store, and by a producer as it attaches (attach.c,
+   * share_join: +1 on producers, then a compare-and-swap that only
    * lowers producer_share). Whoever is stopped or killed between the two
    * stores leaves a count off by one for at most a tick (the supervisor's
    * next count rewrites both): a share too small or too large for 100 ms,

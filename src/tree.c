@@ -1,9 +1,15 @@
 /*
  * Recursive pools, producer side: tasks spawned by handlers (fp_spawn) come
  * back with their parent's result; we queue them here, in the producer's
- * memory, and submit them as slots free up. A tree's spawned tasks are
- * counted per root until collected, so fp_collect_tree() knows when the
- * whole tree is done.
+ * memory, and hand them back one at a time (fp__tree_pop) to the submit
+ * path (client.c), which submits them as slots free up. A tree's spawned
+ * tasks are counted per root until collected, so fp_collect_tree() knows
+ * when the whole tree is done.
+ *
+ * This file touches no shared memory and calls nothing of the submit or
+ * collect paths: it owns the spawn queue and the per-root counts, both
+ * under the handle's mu. A spawn record list is checked whole before any
+ * of it is queued (all or nothing): a damaged list queues nothing.
  *
  * Why here and not in the worker: a worker that blocked on a full queue to
  * submit its children would hold a slot and a worker while waiting for
@@ -13,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pool.h"
+#include "tree.h"
 
 static uint64_t mix(uint64_t k) {
   k ^= k >> 33;
@@ -104,38 +110,21 @@ int fp__tree_take(struct fp_pool *p, uint64_t root, uint64_t parent,
   return 0;
 }
 
-void fp__tree_pump(struct fp_pool *p) {
-  if (p->monitor || p->sq_head == NULL) return; /* a hint, rechecked below */
-  for (;;) {
-    pthread_mutex_lock(&p->mu);
-    struct fp__spawn *n = p->sq_head;
-    if (n != NULL) {
-      /* Taken off first: another thread cannot submit it twice. */
-      p->sq_head = n->next;
-      if (p->sq_head == NULL) p->sq_tail = NULL;
-    }
-    pthread_mutex_unlock(&p->mu);
-    if (n == NULL) return;
-    uint64_t id;
-    int r = fp__submit_in(p, n->data, n->len, FP_NOWAIT, FP_PRIO_NORMAL,
-                          n->root, n->parent, &id);
-    pthread_mutex_lock(&p->mu);
-    if (r == -EAGAIN) {
-      /* No free slot: back at the head, to go first next time. */
-      n->next = p->sq_head;
-      p->sq_head = n;
-      if (p->sq_tail == NULL) p->sq_tail = n;
-      pthread_mutex_unlock(&p->mu);
-      return;
-    }
-    /* Submitted (it counts as pending now), or refused for good: the pool
-     * stops, or the task is too big for it. Either way it leaves the
-     * queue; a refused one also leaves its tree. */
-    if (r < 0) fp__tree_add(p, n->root, -1);
-    pthread_mutex_unlock(&p->mu);
-    free(n);
-    if (r < 0) return;
+struct fp__spawn *fp__tree_pop(struct fp_pool *p) {
+  struct fp__spawn *n = p->sq_head;
+  if (n != NULL) {
+    /* Taken off first: another thread cannot submit it twice. */
+    p->sq_head = n->next;
+    if (p->sq_head == NULL) p->sq_tail = NULL;
   }
+  return n;
+}
+
+void fp__tree_unpop(struct fp_pool *p, struct fp__spawn *n) {
+  /* Back at the head, to go first next time. */
+  n->next = p->sq_head;
+  p->sq_head = n;
+  if (p->sq_tail == NULL) p->sq_tail = n;
 }
 
 void fp__tree_free(struct fp_pool *p) {

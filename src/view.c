@@ -9,7 +9,10 @@
  * What this handle holds outside its pending list is in p->hold[slot]
  * (under p->mu): BEGUN, a FILLING slot taken for a begun submission, or
  * VIEW, a DONE slot whose result a view shows. Both count against the
- * producer's share (p->nheld, read by get_slot in client.c).
+ * producer's share (p->nheld, read by get_slot in client.c). The hold
+ * array, its registry of handles and dropping a view are held.c's; a
+ * view's result is checked and settled as a copy's is (result.c), and
+ * waited for by the same loop (collect.c).
  *
  * Shared memory: nothing new. A begun slot is FILLING and a viewed one
  * DONE, stamped with our client row and gen as every slot we take, so if
@@ -26,56 +29,13 @@
  * and DONE slots where they are.
  */
 #include <stdlib.h>
-#include <string.h>
 
+#include "client.h"
+#include "collect.h"
+#include "held.h"
 #include "pool.h"
+#include "result.h"
 #include "slot.h"
-#include "sum.h"
-
-/*
- * Handles that have a hold array, for fp_result_release() on a view.
- * Lock order: reg_mu, then a handle's mu. hold_ready takes reg_mu under
- * mu, but only for a handle not yet listed, which fp__view_forget cannot
- * be waiting for.
- */
-static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct fp_pool *reg_head;
-
-/*
- * The hold array (mu held), allocated at first use and registered.
- * Returns 0 or -ENOMEM (nothing changed).
- */
-static int hold_ready(struct fp_pool *p) {
-  if (p->hold != NULL) return 0;
-  p->hold = calloc(p->seg.nslots, sizeof(*p->hold));
-  if (p->hold == NULL) return -ENOMEM;
-  pthread_mutex_lock(&reg_mu);
-  p->view_next = reg_head;
-  reg_head = p;
-  pthread_mutex_unlock(&reg_mu);
-  return 0;
-}
-
-void fp__view_free(struct fp_pool *p) {
-  if (p->hold == NULL) return;
-  pthread_mutex_lock(&reg_mu);
-  for (struct fp_pool **q = &reg_head; *q != NULL; q = &(*q)->view_next)
-    if (*q == p) {
-      *q = p->view_next;
-      break;
-    }
-  pthread_mutex_unlock(&reg_mu);
-  free(p->hold);
-  p->hold = NULL;
-  p->nheld = 0;
-}
-
-/* Slot base of this pool's segment, and the byte after the last slot. */
-static int in_slots(const struct fp_pool *p, const void *ptr) {
-  const unsigned char *b = p->seg.base + p->seg.slots_off;
-  const unsigned char *c = ptr;
-  return c >= b && c < b + (uint64_t)p->seg.nslots * p->seg.slot_stride;
-}
 
 /*
  * The slot whose input buffer is buf, begun by this handle (mu held), or
@@ -83,19 +43,12 @@ static int in_slots(const struct fp_pool *p, const void *ptr) {
  * begun submission there.
  */
 static uint32_t begun_slot(const struct fp_pool *p, const void *buf) {
-  if (buf == NULL || p->hold == NULL || !in_slots(p, buf)) return FP__NONE;
+  if (buf == NULL || p->hold == NULL || !fp__in_slots(p, buf)) return FP__NONE;
   uint64_t off = (uint64_t)((const unsigned char *)buf -
                             (p->seg.base + p->seg.slots_off));
   uint32_t i = (uint32_t)(off / p->seg.slot_stride);
   if (off % p->seg.slot_stride != FP__SLOT_HDR_BYTES) return FP__NONE;
   return p->hold[i].kind == FP__HOLD_BEGUN ? i : FP__NONE;
-}
-
-/* End hold i (mu held). */
-static void unhold(struct fp_pool *p, uint32_t i) {
-  p->hold[i].kind = FP__HOLD_NONE;
-  p->hold[i].id = 0;
-  p->nheld--;
 }
 
 FP_EXTERN int fp_submit_begin(fp_pool *p, size_t len, int timeout_ms,
@@ -104,9 +57,9 @@ FP_EXTERN int fp_submit_begin(fp_pool *p, size_t len, int timeout_ms,
   if (prio != FP_PRIO_NORMAL && prio != FP_PRIO_HIGH) return -EINVAL;
   if (p->monitor) return -EPERM;
   if (len > p->seg.max_input) return -EMSGSIZE;
-  fp__tree_pump(p); /* spawned tasks first, as fp_submit: they are older */
+  fp__submit_spawned(p); /* spawned tasks first, as fp_submit: older */
   pthread_mutex_lock(&p->mu);
-  int err = hold_ready(p);
+  int err = fp__hold_ready(p);
   pthread_mutex_unlock(&p->mu);
   if (err < 0) return err;
   uint32_t i;
@@ -149,12 +102,12 @@ FP_EXTERN int fp_submit_commit(fp_pool *p, void *buf, size_t len,
   } else if (!still_ours(p, i)) {
     /* Damaged: touch nothing; the slot is lost to the damage (sup_verify
      * ends a state no one can own). */
-    unhold(p, i);
+    fp__unhold(p, i);
     atomic_fetch_add(&p->seg.hdr->c.corrupt, 1);
     err = -EBADMSG;
   } else {
     err = fp__slot_commit(p, i, len, (int)p->hold[i].prio, timeout_ms, id);
-    if (err != -EAGAIN && err != -ETIMEDOUT) unhold(p, i);
+    if (err != -EAGAIN && err != -ETIMEDOUT) fp__unhold(p, i);
   }
   pthread_mutex_unlock(&p->mu);
   return err;
@@ -170,63 +123,11 @@ FP_EXTERN int fp_submit_abort(fp_pool *p, void *buf) {
     err = -ENOENT;
   } else {
     if (still_ours(p, i)) fp__slot_give_back(p, i);
-    unhold(p, i);
+    fp__unhold(p, i);
   }
   pthread_mutex_unlock(&p->mu);
   return err;
 }
-
-/* fp_result marks a view as output != NULL with output_cap 0 (a copy
- * always has a capacity of at least 1). */
-static int is_view(const fp_result *res) {
-  return res->output != NULL && res->output_cap == 0;
-}
-
-int fp__view_drop(struct fp_pool *p, fp_result *res) {
-  if (!is_view(res)) return 0;
-  if (!in_slots(p, res->output)) return -EINVAL;
-  uint32_t i = (uint32_t)(res->id & FP__ID_INDEX_MASK);
-  uint64_t id = res->id;
-  fp_result_init(res);
-  if (p->hold == NULL || i >= p->seg.nslots ||
-      p->hold[i].kind != FP__HOLD_VIEW || p->hold[i].id != id)
-    return -ENOENT;
-  unhold(p, i);
-  struct fp__slot *sl = fp__slot_at(&p->seg, i);
-  /*
-   * Still the DONE result we showed? Anything else is damage (a stray
-   * write): touch nothing, as deliver() does, rather than free a slot
-   * that a rebuild may have handed to someone.
-   */
-  if (atomic_load(&sl->id) != id ||
-      fp__slot_word(sl) != FP__SLOT_DONE) {
-    atomic_fetch_add(&p->seg.hdr->c.corrupt, 1);
-    return 0;
-  }
-  fp__slot_retire(p, i, id);
-  return 0;
-}
-
-void fp__view_forget(fp_result *res) {
-  pthread_mutex_lock(&reg_mu);
-  for (struct fp_pool *p = reg_head; p != NULL; p = p->view_next)
-    if (in_slots(p, res->output)) {
-      pthread_mutex_lock(&p->mu);
-      fp__view_drop(p, res);
-      pthread_mutex_unlock(&p->mu);
-      break;
-    }
-  pthread_mutex_unlock(&reg_mu);
-  /* No pool maps it (freed already): nothing to give back. */
-  fp_result_init(res);
-}
-
-/* A result's fields, each read once from the shared slot. */
-struct res_fields {
-  uint32_t out_len, spawn_len;
-  int32_t status, code, sig, exit_code;
-  uint64_t sum;
-};
 
 /*
  * Read slot sl's result fields once into *f and check them, over the
@@ -234,31 +135,18 @@ struct res_fields {
  * id. 1 when they match and the status and lengths are valid.
  */
 static int check_in_place(struct fp_pool *p, struct fp__slot *sl,
-                          uint64_t id, struct res_fields *f) {
-  struct fp__seg *s = &p->seg;
-  f->out_len = sl->out_len;
-  f->spawn_len = sl->spawn_len;
-  f->status = sl->status;
-  f->code = sl->code;
-  f->sig = sl->sig;
-  f->exit_code = sl->exit_code;
-  f->sum = sl->res_sum;
-  if ((uint64_t)f->out_len + f->spawn_len > s->max_output) {
-    f->out_len = f->spawn_len = 0;
-    return 0;
-  }
-  return f->status >= FP_OK && f->status <= FP_CORRUPT &&
-         fp__res_sum_of(id ^ ((uint64_t)f->spawn_len << 40), f->status,
-                        f->code, f->sig, f->exit_code, fp__slot_out(s, sl),
-                        f->out_len + f->spawn_len) == f->sum;
+                          uint64_t id, struct fp__res_fields *f) {
+  return fp__res_read(&p->seg, sl, f) &&
+         fp__res_good(id, f, fp__slot_out(&p->seg, sl));
 }
 
 /*
- * The take function of the views (mu held): as deliver(), but *res points
- * into slot i, which stays DONE and ours (a hold) until released. The
- * check value is computed over the slot's bytes: what the view shows is
- * what was checked, at this moment (fp_view_check checks again). Returns
- * 0, or -EINVAL when *res holds another pool's view (nothing changed).
+ * The take function of the views (mu held): as fp__deliver(), but *res
+ * points into slot i, which stays DONE and ours (a hold) until released.
+ * The check value is computed over the slot's bytes: what the view shows
+ * is what was checked, at this moment (fp_view_check checks again).
+ * Returns 0, or -EINVAL when *res holds another pool's view (nothing
+ * changed).
  */
 static int view_take(struct fp_pool *p, uint32_t i, fp_result *res) {
   if (fp__view_drop(p, res) == -EINVAL) return -EINVAL;
@@ -266,48 +154,21 @@ static int view_take(struct fp_pool *p, uint32_t i, fp_result *res) {
   fp_result_init(res);
   struct fp__seg *s = &p->seg;
   struct fp__slot *sl = fp__slot_at(s, i);
-  uint64_t id = p->pend_id[i], root = p->pend_root[i];
-  struct res_fields f;
+  uint64_t id = p->pend_id[i];
+  struct fp__res_fields f;
   int ours = atomic_load(&sl->id) == id &&
              fp__slot_word(sl) == FP__SLOT_DONE;
   int good = check_in_place(p, sl, id, &f) && ours;
   unsigned char *out = fp__slot_out(s, sl);
-  res->id = id;
-  res->root = root;
-  res->parent = p->pend_parent[i];
-  res->status = (fp_status)f.status;
-  res->code = f.code;
-  res->signal = f.sig;
-  res->exit_code = f.exit_code;
-  res->attempts = sl->attempts;
-  res->worker = atomic_load(&sl->worker);
-  res->run_us = sl->run_us;
-  /* Its spawned tasks join its tree; it leaves it (unless it is the root). */
-  if (good && f.spawn_len > 0 &&
-      fp__tree_take(p, root, id, out + f.out_len, f.spawn_len) < 0)
-    good = 0;
-  if (root != id) fp__tree_add(p, root, -1);
-  fp__pend_del(p, i);
-  if (good) {
-    res->output = out;
-    res->output_len = f.out_len;
-    res->output_cap = 0; /* a view */
-    p->hold[i].id = id;
-    p->hold[i].kind = FP__HOLD_VIEW;
-    p->nheld++;
-    return 0;
-  }
-  /* As deliver(): reported FP_CORRUPT, with no view to release. */
-  res->status = FP_CORRUPT;
-  res->code = EBADMSG;
-  res->signal = 0;
-  res->exit_code = -1;
-  atomic_fetch_add(&s->hdr->c.corrupt, 1);
-  uint32_t st = fp__slot_state(sl);
-  /* Free, or another producer's: a rebuild may have handed it out. */
-  if (st == FP__SLOT_FREE || st == FP__SLOT_FILLING) return 0;
-  atomic_store(&sl->id, id);
-  fp__slot_retire(p, i, id);
+  fp__res_fill(p, i, &f, res);
+  /* As fp__deliver(): a bad one is FP_CORRUPT, with no view to release. */
+  if (!fp__settle(p, i, good, out + f.out_len, f.spawn_len, 1, res)) return 0;
+  res->output = out;
+  res->output_len = f.out_len;
+  res->output_cap = 0; /* a view */
+  p->hold[i].id = id;
+  p->hold[i].kind = FP__HOLD_VIEW;
+  p->nheld++;
   return 0;
 }
 
@@ -315,7 +176,7 @@ static int view_take(struct fp_pool *p, uint32_t i, fp_result *res) {
 static int view_ready(struct fp_pool *p) {
   if (p == NULL) return -EINVAL;
   pthread_mutex_lock(&p->mu);
-  int err = hold_ready(p);
+  int err = fp__hold_ready(p);
   pthread_mutex_unlock(&p->mu);
   return err;
 }
@@ -324,13 +185,13 @@ FP_EXTERN int fp_wait_view(fp_pool *p, uint64_t id, fp_result *res,
                            int timeout_ms) {
   int err = view_ready(p);
   if (err < 0) return err;
-  return fp__wait_with(p, id, res, timeout_ms, view_take);
+  return fp__wait_for(p, FP__WANT_TASK, id, res, timeout_ms, view_take);
 }
 
 FP_EXTERN int fp_collect_view(fp_pool *p, fp_result *res, int timeout_ms) {
   int err = view_ready(p);
   if (err < 0) return err;
-  return fp__collect_with(p, res, timeout_ms, view_take);
+  return fp__wait_for(p, FP__WANT_ANY, 0, res, timeout_ms, view_take);
 }
 
 FP_EXTERN int fp_view_release(fp_pool *p, fp_result *res) {
@@ -339,7 +200,7 @@ FP_EXTERN int fp_view_release(fp_pool *p, fp_result *res) {
     fp_result_init(res); /* holds nothing: released already, or corrupt */
     return 0;
   }
-  if (!is_view(res)) return -EINVAL; /* a copy: fp_result_release */
+  if (!fp__is_view(res)) return -EINVAL; /* a copy: fp_result_release */
   pthread_mutex_lock(&p->mu);
   int err = fp__view_drop(p, res);
   pthread_mutex_unlock(&p->mu);
@@ -347,18 +208,18 @@ FP_EXTERN int fp_view_release(fp_pool *p, fp_result *res) {
 }
 
 FP_EXTERN int fp_view_check(fp_pool *p, const fp_result *res) {
-  if (p == NULL || res == NULL || !is_view(res)) return -EINVAL;
+  if (p == NULL || res == NULL || !fp__is_view(res)) return -EINVAL;
   pthread_mutex_lock(&p->mu);
   uint32_t i = (uint32_t)(res->id & FP__ID_INDEX_MASK);
   int err;
-  if (!in_slots(p, res->output)) {
+  if (!fp__in_slots(p, res->output)) {
     err = -EINVAL;
   } else if (p->hold == NULL || i >= p->seg.nslots ||
              p->hold[i].kind != FP__HOLD_VIEW || p->hold[i].id != res->id) {
     err = -ENOENT;
   } else {
     struct fp__slot *sl = fp__slot_at(&p->seg, i);
-    struct res_fields f;
+    struct fp__res_fields f;
     int good = atomic_load(&sl->id) == res->id &&
                fp__slot_word(sl) == FP__SLOT_DONE &&
                check_in_place(p, sl, res->id, &f) &&

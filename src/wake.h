@@ -106,7 +106,7 @@ FP__HIDDEN void fp__wake_space(struct fp__seg *s);
  * line every worker would write (measured: the bump was one of the lines
  * crossing cores per task). The fence orders the caller's DONE store
  * before those loads; the producer registers before it looks at its slots
- * (client.c, wait_done): one of the two sees the other.
+ * (collect.c, wait_done): one of the two sees the other.
  */
 static inline void fp__wake_owner(const struct fp__seg *s, uint32_t owner) {
   if (FP__NEVER(owner >= s->nclients)) return;
