@@ -135,6 +135,7 @@ check: check-deps
 	sh tests/anylang.sh $(BUILD)
 	sh tests/readme.sh $(BUILD)
 	sh tests/synopsis.sh $(BUILD)
+	sh tests/abi_old.sh $(BUILD)
 
 demo: all
 	sh examples/demo.sh $(BUILD)

@@ -15,6 +15,37 @@
  *     handle may only be used in that process, never in a forked child
  *     (workers included). A handle may be shared by several threads of the
  *     caller; each call is thread-safe unless stated otherwise.
+ *
+ * Contents, by topic: version and limits; handlers (the plugin ABI, the
+ * calls a handler may make); configuration (fp_config); starting and
+ * stopping a private pool; submitting; results (fp_status, fp_result,
+ * waiting and collecting); zero copy; recursive pools; cancelling; stats
+ * and the scoreboard; named pools (serving, attaching); text of codes.
+ *
+ * ABI policy. The soname carries the major version (libforkpool.so.0):
+ * a program built against this header runs against any later library of
+ * the same major. Before 1.0, a minor release may still change the ABI;
+ * it says so, and removes or renames a symbol rather than change what an
+ * old one means, so an old binary fails to load instead of misbehaving.
+ * Within a major:
+ *   - functions are never removed, and never change their parameters or
+ *     meaning; status, state and flag values and FP_CODE_* are never
+ *     renumbered or reused;
+ *   - every public struct may grow, at its end only. The library learns
+ *     the caller's size of each: fp_config_init(), fp_serve_config_init()
+ *     and fp_result_init() (inline, over their *_sized entry points)
+ *     store sizeof as the caller's header has it in the struct's `size`
+ *     field; fp_pool_stats() and fp_pool_worker() pass it. The library
+ *     reads and writes only that many bytes: a field past the caller's
+ *     size takes its default when read and is never written, so an older
+ *     binary's struct is never overrun. A size below the struct's
+ *     required fields is -EINVAL; one above the library's own (a newer
+ *     header) is accepted when the bytes past the library's fields are
+ *     zero (the newer fields at their defaults), -EINVAL otherwise;
+ *   - fields are never removed, reordered or retyped; a field's 0 means
+ *     its default; yes/no options are bits of a flags field.
+ * tests/abi/old_layout.c (run by tests/abi_old.sh) checks this with a
+ * program built against an older, shorter layout of every struct.
  */
 #ifndef FORKPOOL_H
 #define FORKPOOL_H
@@ -37,7 +68,7 @@ extern "C" {
  * version-check` checks that everything agrees.
  */
 #define FP_VERSION_MAJOR 0
-#define FP_VERSION_MINOR 1
+#define FP_VERSION_MINOR 2
 #define FP_VERSION_PATCH 0
 #define FP_VERSION_HEX \
   ((FP_VERSION_MAJOR << 16) | (FP_VERSION_MINOR << 8) | FP_VERSION_PATCH)
@@ -151,6 +182,9 @@ typedef enum fp_log_level {
 typedef void (*fp_log_fn)(void *ctx, fp_log_level level, const char *msg);
 
 typedef struct fp_config {
+  size_t size;          /* sizeof(fp_config) as the caller compiled it:
+                           set by fp_config_init(), do not change (see the
+                           ABI policy at the top) */
   unsigned workers;     /* worker processes; default: online CPUs */
   unsigned slots;       /* task slots in the queue; default 256 */
   size_t max_input;     /* bytes per task input; default 64 KiB */
@@ -164,16 +198,11 @@ typedef struct fp_config {
   void *arg;            /* passed to handler and hooks */
   fp_init_fn worker_init; /* optional */
   fp_fini_fn worker_fini; /* optional */
-  unsigned flags;       /* reserved: must be 0 */
+  unsigned flags;       /* FP_CONFIG_* bits; others: -EINVAL */
   unsigned max_attempts; /* runs of a task whose worker crashed or timed
                            out, before it ends so; 0 or 1 (default): no
                            retry. At-least-once: a retried task may have
                            run partly before. At most 100 */
-  unsigned seal;         /* 1: make the shared segment inaccessible to the
-                           worker while the handler runs (input and
-                           output go through private copies), so a stray
-                           write faults instead of landing; costs two
-                           mprotect calls per task. 0 (default): off */
   unsigned min_workers; /* with max_workers: the pool grows while tasks
                            wait and every worker is busy, and shrinks
                            after idle_ms with a worker idle, between these
@@ -203,6 +232,13 @@ typedef struct fp_config {
                            limit, and no cost. At most 1048576 (1 TiB) */
 } fp_config;
 
+/* fp_config.flags. */
+#define FP_CONFIG_SEAL 1u /* make the shared segment inaccessible to the
+                             worker while the handler runs (input and
+                             output go through private copies), so a stray
+                             write faults instead of landing; costs two
+                             mprotect calls per task */
+
 /* How a task ended. Exactly one per accepted task. */
 typedef enum fp_status {
   FP_OK = 0,        /* handler returned 0; output is valid */
@@ -217,6 +253,9 @@ typedef enum fp_status {
 } fp_status;
 
 typedef struct fp_result {
+  size_t size;           /* sizeof(fp_result) as the caller compiled it:
+                            set by fp_result_init(); 0 (a zeroed result)
+                            is taken as this header's size */
   uint64_t id;           /* the task id fp_submit() returned */
   fp_status status;      /* FP_CRASHED / FP_TIMEOUT: output holds the
                             crash or hang report when one was written:
@@ -233,19 +272,54 @@ typedef struct fp_result {
   pid_t worker;          /* pid of the worker that ran it last, else 0 */
   uint64_t run_us;       /* time it ran, in microseconds */
   unsigned char *output; /* FP_OK/FP_FAILED: handler output; owned here
-                            (a copy), or in the task's slot until
-                            released (a view: fp_collect_view) */
+                            (a copy, which the library reuses and frees:
+                            never free() it yourself), or in the task's
+                            slot until released (a view: fp_collect_view) */
   size_t output_len;
-  size_t output_cap;     /* private: capacity of output (0: a view) */
   uint64_t root;         /* the tree it belongs to (its own id if none) */
   uint64_t parent;       /* the task that spawned it, 0 for a root */
 } fp_result;
+
+/*
+ * Set up a result before its first use (its size, no output), and reset
+ * it after: fp_result_release() frees a copied output or gives a view's
+ * slot back (as fp_view_release), then resets. A zeroed fp_result works
+ * too, as this header's layout.
+ */
+FP_EXTERN void fp_result_init_sized(fp_result *res, size_t size);
+static inline void fp_result_init(fp_result *res) {
+  fp_result_init_sized(res, sizeof(*res));
+}
+FP_EXTERN void fp_result_release(fp_result *res);
+
+/* "ok", "failed", "crashed", "timeout", "cancelled", "corrupt", or
+ * "unknown". */
+FP_EXTERN const char *fp_status_name(fp_status st);
 
 /* Stop modes for fp_pool_stop(). */
 #define FP_STOP_DRAIN 0 /* finish queued and running tasks (within grace) */
 #define FP_STOP_NOW 1   /* cancel queued tasks, kill running ones */
 
-/* Counters, as seen at one instant. */
+/* A pool's state (fp_stats.state). */
+typedef enum fp_pool_state {
+  FP_POOL_STARTING = 0, /* workers are starting; tasks wait in the queue */
+  FP_POOL_RUNNING = 1,
+  FP_POOL_DRAINING = 2, /* stopping: no new tasks, queued ones finish */
+  FP_POOL_STOPPING = 3, /* killing what is left */
+  FP_POOL_STOPPED = 4,  /* every task ended; the supervisor is gone */
+  FP_POOL_FAILED = 5    /* it could not start */
+} fp_pool_state;
+
+/* A scoreboard row's state (fp_worker_info.state). */
+typedef enum fp_worker_state {
+  FP_WORKER_EMPTY = 0,   /* no process in the row */
+  FP_WORKER_STARTING = 1, /* forked, running its init hook */
+  FP_WORKER_IDLE = 2,
+  FP_WORKER_BUSY = 3,    /* running a task */
+  FP_WORKER_BACKOFF = 4  /* waiting to be forked again (crash loop) */
+} fp_worker_state;
+
+/* Counters, as seen at one instant (fp_pool_stats). */
 typedef struct fp_stats {
   uint64_t submitted, ok, failed, crashed, timeout, cancelled;
   uint64_t restarts;    /* workers forked to replace one that exited */
@@ -259,7 +333,7 @@ typedef struct fp_stats {
   uint64_t uptime_us;   /* since the supervisor started */
   unsigned rows;        /* scoreboard rows (upper bound on workers) */
   unsigned clients;     /* producer processes attached (named pools) */
-  const char *state;    /* "starting", "running", "draining", ... */
+  fp_pool_state state;  /* fp_pool_state_name() names it */
   uint64_t repairs;     /* free stack rebuilt after a process died holding
                            its lock, or a damaged ready ring swept */
   uint64_t segment_bytes; /* size of the shared segment */
@@ -291,7 +365,7 @@ typedef struct fp_stats {
 /* One scoreboard row, for `forkpool stat`. */
 typedef struct fp_worker_info {
   pid_t pid;            /* 0: no process in this row */
-  const char *state;    /* "empty", "starting", "idle", "busy", "backoff" */
+  fp_worker_state state; /* fp_worker_state_name() names it */
   uint64_t task_id;     /* current task, 0 when idle */
   uint64_t running_us;  /* how long the current task has run */
   uint64_t done;        /* tasks finished in this row, all processes */
@@ -299,14 +373,51 @@ typedef struct fp_worker_info {
 } fp_worker_info;
 
 /*
- * Fill *cfg with defaults. Always succeeds. Set at least cfg->handler after.
+ * Read the pool's counters and gauges into *st, `size` bytes of it (the
+ * inline fp_pool_stats() passes sizeof). Returns 0, or -EINVAL (no pool,
+ * or a size below the fields up to `supervisor`). Reads shared memory
+ * only; any handle, a monitor's too.
  */
-FP_EXTERN void fp_config_init(fp_config *cfg);
+FP_EXTERN int fp_pool_stats_sized(const fp_pool *pool, fp_stats *st,
+                                  size_t size);
+static inline int fp_pool_stats(const fp_pool *pool, fp_stats *st) {
+  return fp_pool_stats_sized(pool, st, sizeof(*st));
+}
+
+/*
+ * Scoreboard row `row` (0 <= row < fp_stats.rows) into *wi, `size` bytes
+ * of it (the inline fp_pool_worker() passes sizeof). Returns 0, -EINVAL
+ * (a size below the fields up to `state`), or -ERANGE past the last row.
+ * Reads shared memory only.
+ */
+FP_EXTERN int fp_pool_worker_sized(const fp_pool *pool, unsigned row,
+                                   fp_worker_info *wi, size_t size);
+static inline int fp_pool_worker(const fp_pool *pool, unsigned row,
+                                 fp_worker_info *wi) {
+  return fp_pool_worker_sized(pool, row, wi, sizeof(*wi));
+}
+
+/* "starting", "running", "draining", "stopping", "stopped", "failed";
+ * and "empty",
+ * "starting", "idle", "busy", "backoff"; "unknown" for another value. */
+FP_EXTERN const char *fp_pool_state_name(fp_pool_state st);
+FP_EXTERN const char *fp_worker_state_name(fp_worker_state st);
+
+/*
+ * Fill *cfg with defaults, `size` bytes of it, and record that size in
+ * cfg->size (the inline fp_config_init() passes sizeof). Always succeeds.
+ * Set at least cfg->handler after.
+ */
+FP_EXTERN void fp_config_init_sized(fp_config *cfg, size_t size);
+static inline void fp_config_init(fp_config *cfg) {
+  fp_config_init_sized(cfg, sizeof(*cfg));
+}
 
 /*
  * Check a config without starting anything. Returns 0, or -EINVAL when a
  * value is out of range (zero workers or slots, limits above FP_MAX_*, a
- * segment over FP_MAX_SEGMENT_BYTES, no handler, unknown flags).
+ * segment over FP_MAX_SEGMENT_BYTES, no handler, unknown flags) or its
+ * size is not one this library can read (see the ABI policy).
  */
 FP_EXTERN int fp_config_validate(const fp_config *cfg);
 
@@ -643,15 +754,6 @@ FP_EXTERN int fp_view_check(fp_pool *pool, const fp_result *res);
 /* Number of submitted tasks of this handle not yet collected. */
 FP_EXTERN unsigned fp_pending(const fp_pool *pool);
 
-/* Read the pool's counters and gauges. Returns 0, or -EINVAL. */
-FP_EXTERN int fp_pool_stats(const fp_pool *pool, fp_stats *st);
-
-/*
- * Scoreboard row `row` (0 <= row < fp_stats.rows). Returns 0, -EINVAL, or
- * -ERANGE past the last row. Reads shared memory only.
- */
-FP_EXTERN int fp_pool_worker(const fp_pool *pool, unsigned row,
-                             fp_worker_info *wi);
 
 /* ---- Named pools: a supervisor process others attach to ------------- */
 
@@ -664,6 +766,8 @@ FP_EXTERN int fp_pool_worker(const fp_pool *pool, unsigned row,
 
 
 typedef struct fp_serve_config {
+  size_t size;          /* sizeof as the caller compiled it: set by
+                           fp_serve_config_init() */
   const char *name;     /* required */
   unsigned mode;        /* segment permissions; default 0600; see below */
   int grace_ms;         /* SIGTERM/SIGINT drain limit; default 10000; <0: none */
@@ -715,8 +819,12 @@ typedef struct fp_serve_config {
  * a group whose members you would let stop it.
  */
 
-/* Fill *sc with defaults (name NULL). */
-FP_EXTERN void fp_serve_config_init(fp_serve_config *sc);
+/* Fill *sc with defaults (name NULL), `size` bytes of it, and record the
+ * size (the inline fp_serve_config_init() passes sizeof). */
+FP_EXTERN void fp_serve_config_init_sized(fp_serve_config *sc, size_t size);
+static inline void fp_serve_config_init(fp_serve_config *sc) {
+  fp_serve_config_init_sized(sc, sizeof(*sc));
+}
 
 /* 0 when name is a valid pool name, else -EINVAL. */
 FP_EXTERN int fp_name_validate(const char *name);
@@ -797,14 +905,6 @@ FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc);
  */
 FP_EXTERN int fp_pool_open(fp_pool **out, const char *name, unsigned flags);
 
-/* Set up a result for reuse, and release its output buffer (a view:
- * give its slot back, as fp_view_release). */
-FP_EXTERN void fp_result_init(fp_result *res);
-FP_EXTERN void fp_result_release(fp_result *res);
-
-/* "ok", "failed", "crashed", "timeout", "cancelled", "corrupt", or
- * "unknown". */
-FP_EXTERN const char *fp_status_name(fp_status st);
 
 /*
  * Text for a negative errno returned by this library (positive values are

@@ -52,12 +52,14 @@ refuses every call, and closing it there leaves the parent's attachment
 alone.
 
 ABI: the ctypes mirrors of ``fp_result`` and ``fp_stats`` below follow
-``include/forkpool.h`` of forkpool 0.1.0 (no size or version field yet), and
-are the one place to update when that header changes. At load, the size of
-``fp_result`` the library really uses is measured (``fp_result_init`` on a
-guarded buffer) and compared with the mirror's, and every ``stats()`` call
-checks that the library wrote neither past nor short of the mirror of
-``fp_stats``: a mismatch is a :class:`LibraryError` or :class:`Error`
+``include/forkpool.h`` of forkpool 0.2.0 and are the one place to update
+when that header changes. Each is passed with its own size (the header's
+ABI policy: the library reads and writes only that many bytes, so a
+library newer than this module never writes past the mirror). At load,
+the size of ``fp_result`` is measured too (``fp_result_init_sized`` on a
+guarded buffer) and compared with the mirror's, and every ``stats()``
+call checks that the library wrote neither past nor short of the mirror
+of ``fp_stats``: a mismatch is a :class:`LibraryError` or :class:`Error`
 (``EPROTO``), never memory corruption passed off as a result.
 """
 
@@ -94,8 +96,11 @@ _status_t = ctypes.c_int  # enum fp_status: 0..5, int-sized
 
 
 class _FpResult(ctypes.Structure):
-    """struct fp_result (forkpool.h, 0.1.0)."""
+    """struct fp_result (forkpool.h, 0.2.0). The library reads and writes
+    only its ``size`` bytes (forkpool.h, ABI policy), set by
+    fp_result_init_sized(ctypes.sizeof(_FpResult))."""
     _fields_ = [
+        ("size", ctypes.c_size_t),
         ("id", _u64),
         ("status", _status_t),
         ("code", _int),
@@ -106,14 +111,14 @@ class _FpResult(ctypes.Structure):
         ("run_us", _u64),
         ("output", ctypes.c_void_p),
         ("output_len", ctypes.c_size_t),
-        ("output_cap", ctypes.c_size_t),
         ("root", _u64),
         ("parent", _u64),
     ]
 
 
 class _FpStats(ctypes.Structure):
-    """struct fp_stats (forkpool.h, 0.1.0)."""
+    """struct fp_stats (forkpool.h, 0.2.0); passed with its size to
+    fp_pool_stats_sized."""
     _fields_ = (
         [(n, _u64) for n in ("submitted", "ok", "failed", "crashed",
                              "timeout", "cancelled", "restarts",
@@ -124,7 +129,7 @@ class _FpStats(ctypes.Structure):
          ("uptime_us", _u64),
          ("rows", _uint),
          ("clients", _uint),
-         ("state", ctypes.c_char_p),
+         ("state", _int),  # enum fp_pool_state
          ("repairs", _u64),
          ("segment_bytes", _u64),
          ("retried", _u64),
@@ -166,8 +171,9 @@ _SIGNATURES = {
     "fp_collect": (_int, [_vp, ctypes.POINTER(_FpResult), _int]),
     "fp_cancel": (_int, [_vp, _u64]),
     "fp_pending": (_uint, [_vp]),
-    "fp_pool_stats": (_int, [_vp, _vp]),
-    "fp_result_init": (None, [_vp]),
+    "fp_pool_stats_sized": (_int, [_vp, _vp, ctypes.c_size_t]),
+    "fp_result_init_sized": (None, [_vp, ctypes.c_size_t]),
+    "fp_pool_state_name": (ctypes.c_char_p, [_int]),
     "fp_result_release": (None, [ctypes.POINTER(_FpResult)]),
     "fp_status_name": (ctypes.c_char_p, [_status_t]),
     "fp_strerror": (ctypes.c_char_p, [_int]),
@@ -253,13 +259,14 @@ class _Lib:
 
 
 def _result_size_probe(lib):
-    """(bytes fp_result_init writes, offset of the -1 it stores): the size
-    of fp_result and the offset of exit_code as the library sees them.
-    fp_result_init zeroes the whole struct and sets exit_code to -1, so the
-    written bytes are 0x00 or 0xff and the guard bytes keep their fill."""
+    """(bytes fp_result_init_sized writes, offset of the -1 it stores): the
+    size of fp_result and the offset of exit_code as the library sees them.
+    It zeroes the struct (our size of it), stores the size and sets
+    exit_code to -1: the written bytes are the size, 0x00 or 0xff, and the
+    guard bytes keep their fill."""
     n = ctypes.sizeof(_FpResult) + _GUARD
     buf = (ctypes.c_ubyte * n)(*([_FILL] * n))
-    lib.fp_result_init(buf)
+    lib.fp_result_init_sized(buf, ctypes.sizeof(_FpResult))
     written = max((i + 1 for i in range(n) if buf[i] != _FILL), default=0)
     ff = [i for i in range(written) if buf[i] == 0xFF]
     return written, (ff[0] if ff else -1)
@@ -282,7 +289,7 @@ def _check_layout(lib):
     if size != have[0] or exit_off != _FpResult.exit_code.offset:
         raise LibraryError(_errno.EPROTO, "%s: its fp_result is %d bytes with "
                            "exit_code at %d; this module mirrors forkpool.h "
-                           "0.1.0 (%d bytes, exit_code at %d): update "
+                           "0.2.0 (%d bytes, exit_code at %d): update "
                            "_FpResult" % (where, size, exit_off, have[0],
                                           _FpResult.exit_code.offset))
 
@@ -666,7 +673,7 @@ class Pool:
         Result. The output buffer is released whatever happens."""
         res = _FpResult()
         lib = self._lib
-        lib.fp_result_init(ctypes.byref(res))
+        lib.fp_result_init_sized(ctypes.byref(res), ctypes.sizeof(res))
         try:
             rc = self._sliced(call, lambda h, ms: fn(h, res, ms), deadline,
                               timeout)
@@ -758,24 +765,26 @@ class Pool:
         ctypes.memset(buf, _FILL, len(buf))
         h = self._enter(call)
         try:
-            rc = self._lib.fp_pool_stats(h, buf)
+            rc = self._lib.fp_pool_stats_sized(h, buf, size)
             if rc < 0:
                 raise self._error(rc, call)
             st = _FpStats.from_buffer(buf)
-            # fp_pool_stats zeroes all of its struct first: a guard byte
-            # changed means the library's struct is longer than ours, a
-            # last field still all fill bytes that it is shorter.
+            # fp_pool_stats_sized writes all of its struct: a guard byte
+            # changed means the library ignored the size we passed, a last
+            # field still all fill bytes that it is older than the mirror.
+            last = _FpStats._fields_[-1][0]
             if (any(b != _FILL for b in buf[size:]) or
-                    st.duration_sum_us == int.from_bytes(
+                    getattr(st, last) == int.from_bytes(
                         bytes([_FILL]) * 8, "little")):
                 raise Error(_errno.EPROTO, "%s: the library's fp_stats is "
-                            "not this module's mirror of forkpool.h 0.1.0 "
+                            "not this module's mirror of forkpool.h 0.2.0 "
                             "(library %s)" % (call, self._lib.version),
                             call=call, pool=self._name)
             out = {}
             for fname, _ in _FpStats._fields_:
                 v = getattr(st, fname)
                 if fname == "state":
+                    v = self._lib.fp_pool_state_name(v)
                     v = v.decode("utf-8", "replace") if v else ""
                 elif fname == "duration_le":
                     v = list(v)

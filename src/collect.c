@@ -24,6 +24,7 @@
 #include "alive.h"
 #include "client.h"
 #include "collect.h"
+#include "held.h"
 #include "result.h"
 #include "slot.h"
 #include "spin.h"
@@ -127,9 +128,9 @@ static int look(struct fp_pool *p, enum fp__want want, uint64_t id,
   }
 }
 
-int fp__wait_for(struct fp_pool *p, enum fp__want want, uint64_t id,
-                 fp_result *res, int timeout_ms, fp__take_fn take) {
-  if (p == NULL || res == NULL) return -EINVAL;
+/* fp__wait_for on a result of our own layout. */
+static int wait_loop(struct fp_pool *p, enum fp__want want, uint64_t id,
+                     fp_result *res, int timeout_ms, fp__take_fn take) {
   if (p->monitor) return -EPERM;
   uint32_t ti = (uint32_t)(id & FP__ID_INDEX_MASK);
   if (want == FP__WANT_TASK && (id == 0 || ti >= p->seg.nslots)) return -ENOENT;
@@ -157,6 +158,16 @@ int fp__wait_for(struct fp_pool *p, enum fp__want want, uint64_t id,
         want == FP__WANT_TREE && fp__tree_queued(p) ? 1000000u : FP__RECHECK_NS;
     wait_done(p, min_u64(deadline - now, nap), ready, arg);
   }
+}
+
+int fp__wait_for(struct fp_pool *p, enum fp__want want, uint64_t id,
+                 fp_result *user, int timeout_ms, fp__take_fn take) {
+  /* The caller's layout (ABI policy): ours, or a full copy of ours. */
+  fp_result tmp, *res = user ? fp__res_adopt(user, &tmp) : NULL;
+  if (p == NULL || res == NULL) return -EINVAL;
+  int err = wait_loop(p, want, id, res, timeout_ms, take);
+  fp__res_done(user, res);
+  return err;
 }
 
 FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,

@@ -27,8 +27,13 @@
  * reclaims once the row's lock is free (sup_clients.c); a private pool
  * stops with its owner.
  */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "held.h"
 #include "queue.h"
@@ -237,16 +242,75 @@ void fp__view_forget(fp_result *res) {
 
 /* ---- fp_result's own memory: a copy, or a view (a hold) ---------------- */
 
-FP_EXTERN void fp_result_init(fp_result *res) {
-  memset(res, 0, sizeof(*res));
-  res->exit_code = -1;
+FP_EXTERN void fp_result_init_sized(fp_result *res, size_t size) {
+  fp_result d;
+  memset(&d, 0, sizeof(d));
+  d.exit_code = -1;
+  if (size < sizeof(size_t)) return; /* no room even for its size */
+  fp__sized_out(res, size, &d, sizeof(d));
+  res->size = size;
 }
 
-FP_EXTERN void fp_result_release(fp_result *res) {
+FP_EXTERN void fp_result_release(fp_result *user) {
+  fp_result tmp, *res = user ? fp__res_adopt(user, &tmp) : NULL;
+  if (res == NULL) return; /* NULL, or no layout of ours: nothing to do */
   /* A view (view.c) points into a slot: give that back, free nothing. */
   if (fp__is_view(res)) fp__view_forget(res);
-  else free(res->output);
+  else fp__outbuf_free(res->output);
   fp_result_init(res);
+  fp__res_done(user, res);
+}
+
+/* ---- Copied outputs (struct fp__outbuf) -------------------------------- */
+
+static uintptr_t outbuf_secret;
+static pthread_once_t outbuf_once = PTHREAD_ONCE_INIT;
+
+static void outbuf_draw(void) {
+  uintptr_t v = 0;
+  ssize_t n;
+  do n = getrandom(&v, sizeof(v), GRND_NONBLOCK);
+  while (n < 0 && errno == EINTR);
+  /* No entropy yet (early boot): something no other process knows in
+   * advance either, our address space layout and the time. */
+  if (n != (ssize_t)sizeof(v))
+    v = (uintptr_t)&v ^ (uintptr_t)fp__now_ns() ^ ((uintptr_t)getpid() << 20);
+  outbuf_secret = v | 1; /* never 0: a zeroed header is no tag */
+}
+
+static uintptr_t outbuf_tag(const unsigned char *data) {
+  pthread_once(&outbuf_once, outbuf_draw);
+  return (uintptr_t)data ^ outbuf_secret;
+}
+
+size_t fp__outbuf_cap(const unsigned char *out) {
+  if (out == NULL) return 0;
+  struct fp__outbuf h;
+  memcpy(&h, out - sizeof(h), sizeof(h));
+  return h.tag == outbuf_tag(out) ? h.cap : 0;
+}
+
+int fp__outbuf_room(fp_result *res, size_t n) {
+  size_t cap = fp__outbuf_cap(res->output);
+  if (n + 1 <= cap) return 0;
+  if (n > SIZE_MAX - sizeof(struct fp__outbuf) - 1) return -ENOMEM;
+  unsigned char *old = res->output ? res->output - sizeof(struct fp__outbuf)
+                                   : NULL;
+  unsigned char *b = realloc(old, sizeof(struct fp__outbuf) + n + 1);
+  if (b == NULL) return -ENOMEM;
+  unsigned char *data = b + sizeof(struct fp__outbuf);
+  struct fp__outbuf h = {n + 1, outbuf_tag(data)};
+  memcpy(b, &h, sizeof(h));
+  res->output = data;
+  return 0;
+}
+
+void fp__outbuf_free(unsigned char *out) {
+  if (fp__outbuf_cap(out) == 0) return; /* NULL, or not ours */
+  unsigned char *b = out - sizeof(struct fp__outbuf);
+  struct fp__outbuf h = {0, 0};
+  memcpy(b, &h, sizeof(h)); /* a stale pointer is no copy any more */
+  free(b);
 }
 
 /* ---- The handle's local memory ---------------------------------------- */

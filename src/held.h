@@ -47,11 +47,56 @@ FP__HIDDEN void fp__unhold(struct fp_pool *p, uint32_t i);
 /* 1 when ptr points into this pool's slots (mu not needed). */
 FP__HIDDEN int fp__in_slots(const struct fp_pool *p, const void *ptr);
 /*
- * fp_result marks a view as output != NULL with output_cap 0 (a copy
- * always has a capacity of at least 1).
+ * A copied output (fp_wait's) is a malloc'ed block that starts with this
+ * header; res->output points just after it. Its tag is the data's address
+ * XOR a secret of this process (random, drawn once): what tells a copy,
+ * whose capacity we may use and which we may free, from a view, which
+ * points into a slot (preceded there by the slot's own bytes). Only a
+ * writer that knows the secret could make a slot's bytes pass for a copy;
+ * the segment's other users cannot read it. The struct keeps no private
+ * field for it (forkpool.h, ABI policy).
  */
+struct fp__outbuf {
+  size_t cap;     /* bytes of data after the header */
+  uintptr_t tag;
+};
+/* The capacity of a copied output, or 0 when out is NULL or no copy. */
+FP__HIDDEN size_t fp__outbuf_cap(const unsigned char *out);
+/*
+ * Room for n bytes (and a spare one, so callers may NUL-terminate text)
+ * in res->output, a copy of ours or NULL (never a view). Returns 0, or
+ * -ENOMEM with *res unchanged.
+ */
+FP__HIDDEN int fp__outbuf_room(fp_result *res, size_t n);
+/* Free a copied output (NULL: nothing). */
+FP__HIDDEN void fp__outbuf_free(unsigned char *out);
+/* A view: output that is not a copy of ours. */
 static inline int fp__is_view(const fp_result *res) {
-  return res->output != NULL && res->output_cap == 0;
+  return res->output != NULL && fp__outbuf_cap(res->output) == 0;
+}
+
+/*
+ * A caller's fp_result, of the layout its header has (res->size; 0: ours;
+ * forkpool.h, ABI policy), as a full one of ours: the caller's itself
+ * when the layouts agree, else a copy in *tmp, its fields past the
+ * caller's zero. NULL for a size below the fields every layout has.
+ * fp__res_done() writes a copy back, only the caller's size of it (bytes
+ * past ours zeroed), and keeps the caller's size field.
+ */
+#define FP__RES_MIN FP__END_OF(fp_result, output_len)
+static inline fp_result *fp__res_adopt(fp_result *user, fp_result *tmp) {
+  size_t size = user->size ? user->size : sizeof(*user);
+  if (size == sizeof(*user)) return user;
+  if (size < FP__RES_MIN) return NULL;
+  __builtin_memset(tmp, 0, sizeof(*tmp));
+  __builtin_memcpy(tmp, user, size < sizeof(*tmp) ? size : sizeof(*tmp));
+  return tmp;
+}
+static inline void fp__res_done(fp_result *user, fp_result *r) {
+  if (r == user) return;
+  size_t size = user->size;
+  fp__sized_out(user, size, r, sizeof(*r));
+  user->size = size;
 }
 /*
  * If *res holds a view of this pool, give its slot back and reset *res:

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -23,6 +24,43 @@
 
 /* Exit status a worker uses when its init hook failed. */
 #define FP__EXIT_INIT 121
+
+/*
+ * Public structs that grow (forkpool.h, "ABI policy"). fp__sized_in reads
+ * a caller's struct of `size` bytes into ours (`len` bytes, holding our
+ * defaults): the caller's bytes up to the shorter of the two. Returns 0, or
+ * -EINVAL when size is below `min` (the required fields) or the caller's
+ * bytes past ours are not all zero (fields this library does not know,
+ * set). fp__sized_out writes ours into the caller's `size` bytes, zeroing
+ * any past ours. Both copy nothing on error.
+ */
+static inline int fp__sized_in(void *ours, size_t len, const void *theirs,
+                               size_t size, size_t min) {
+  if (size < min) return -EINVAL;
+  const unsigned char *t = (const unsigned char *)theirs;
+  for (size_t k = len; k < size; k++)
+    if (t[k] != 0) return -EINVAL;
+  __builtin_memcpy(ours, theirs, size < len ? size : len);
+  return 0;
+}
+
+static inline void fp__sized_out(void *theirs, size_t size, const void *ours,
+                                 size_t len) {
+  __builtin_memcpy(theirs, ours, size < len ? size : len);
+  if (size > len)
+    __builtin_memset((unsigned char *)theirs + len, 0, size - len);
+}
+
+/* The end of field f of struct type T: the smallest size holding it. */
+#define FP__END_OF(T, f) (offsetof(T, f) + sizeof(((T *)0)->f))
+
+/*
+ * Read a caller's fp_config, of any layout the ABI policy accepts (its
+ * size field), into a full one of ours: fields past the caller's layout
+ * at their defaults. Returns 0, or -EINVAL (NULL, a size too small, or
+ * fields unknown to us set); *out is then not to be used. config.c.
+ */
+FP__HIDDEN int fp__config_load(const fp_config *in, fp_config *out);
 
 /* Defensive branches: conditions that only a corrupt segment can make. */
 #define FP__NEVER(x) __builtin_expect(!!(x), 0)

@@ -108,9 +108,12 @@ static int fork_supervisor(struct fp_pool *p) {
   return 0;
 }
 
-FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg) {
-  int err = fp_config_validate(cfg);
-  if (err < 0 || out == NULL) return err < 0 ? err : -EINVAL;
+FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *user) {
+  fp_config full;
+  int err = fp_config_validate(user);
+  if (err < 0) return err;
+  if (out == NULL || fp__config_load(user, &full) < 0) return -EINVAL;
+  const fp_config *cfg = &full;
   struct fp_pool *p = calloc(1, sizeof(*p));
   if (p == NULL) return -ENOMEM;
   p->cfg = *cfg;

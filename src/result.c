@@ -102,19 +102,6 @@ int fp__settle(struct fp_pool *p, uint32_t i, int good,
   return 0;
 }
 
-/*
- * Room for n bytes in res->output, and one spare byte, so callers may
- * NUL-terminate text output. Returns 0, or -ENOMEM with *res unchanged.
- */
-static int room_for(fp_result *res, size_t n) {
-  if (n + 1 <= res->output_cap) return 0;
-  unsigned char *o = realloc(res->output, n + 1);
-  if (o == NULL) return -ENOMEM;
-  res->output = o;
-  res->output_cap = n + 1;
-  return 0;
-}
-
 int fp__deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
   struct fp__seg *s = &p->seg;
   struct fp__slot *sl = fp__slot_at(s, i);
@@ -127,7 +114,7 @@ int fp__deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
   struct fp__res_fields f;
   if (!fp__res_read(s, sl, &f)) ours = 0;
   size_t total = (size_t)f.out_len + f.spawn_len;
-  if (room_for(res, total) < 0) return -ENOMEM;
+  if (fp__outbuf_room(res, total) < 0) return -ENOMEM;
   memcpy(res->output, fp__slot_out(s, sl), total);
   res->output_len = f.out_len;
   fp__res_fill(p, i, &f, res);

@@ -11,11 +11,32 @@
 #include "shm.h"
 #include "sup.h"
 
-FP_EXTERN void fp_serve_config_init(fp_serve_config *sc) {
+static void serve_defaults(fp_serve_config *sc) {
   memset(sc, 0, sizeof(*sc));
+  sc->size = sizeof(*sc);
   sc->mode = 0600;
   sc->grace_ms = 10000;
   sc->max_clients = 64;
+}
+
+FP_EXTERN void fp_serve_config_init_sized(fp_serve_config *sc, size_t size) {
+  fp_serve_config d;
+  serve_defaults(&d);
+  if (size < sizeof(size_t)) return; /* no room even for its size */
+  fp__sized_out(sc, size, &d, sizeof(d));
+  sc->size = size;
+}
+
+/* The fields every layout has: up to the log function and its context.
+ * Past the caller's layout: defaults (every later field's is 0). */
+#define SERVE_MIN FP__END_OF(fp_serve_config, log_ctx)
+
+static int serve_config_load(const fp_serve_config *in, fp_serve_config *out) {
+  if (in == NULL) return -EINVAL;
+  memset(out, 0, sizeof(*out));
+  int err = fp__sized_in(out, sizeof(*out), in, in->size, SERVE_MIN);
+  out->size = sizeof(*out);
+  return err;
 }
 
 /*
@@ -111,12 +132,21 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc) {
   sigaction(sig, &dfl, NULL);
 }
 
-FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc) {
-  int err = fp_config_validate(cfg);
+FP_EXTERN int fp_serve(const fp_config *user_cfg,
+                       const fp_serve_config *user_sc) {
+  /* Full copies of ours, whatever layout the caller's header has. */
+  fp_config full;
+  fp_serve_config scfull;
+  int err = fp_config_validate(user_cfg);
   if (err < 0) return err;
+  if (fp__config_load(user_cfg, &full) < 0 ||
+      serve_config_load(user_sc, &scfull) < 0)
+    return -EINVAL;
+  const fp_config *cfg = &full;
+  const fp_serve_config *sc = &scfull;
   /* The owner must be able to use its own pool; others never may: the
    * group is the only way to share it (see fp_serve_config.mode). */
-  if (sc == NULL || fp_name_validate(sc->name) < 0 || (sc->mode & ~0777u) ||
+  if (fp_name_validate(sc->name) < 0 || (sc->mode & ~0777u) ||
       (sc->mode & 0600u) != 0600u || (sc->mode & 0007u) ||
       sc->max_clients == 0 || sc->max_clients > 4096 ||
       sc->max_workers > FP_MAX_WORKERS)
@@ -168,7 +198,9 @@ FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc) {
                            .on_ready = sc->on_ready,
                            .ready_ctx = sc->ready_ctx,
                            .on_reload = sc->on_reload,
-                           .reload_ctx = sc->reload_ctx};
+                           .reload_ctx = sc->reload_ctx,
+                           .user_cfg = user_cfg,
+                           .reload_cfg = &full};
   /* fp__sup_run restores the mask it found: ours, with the set blocked. */
   err = fp__sup_run(&o);
 

@@ -34,9 +34,24 @@ static void add_rows(const struct fp__seg *s, fp_stats *st) {
   }
 }
 
-FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
-  if (p == NULL || st == NULL) return -EINVAL;
+/* The fields every layout of fp_stats and fp_worker_info has (forkpool.h,
+ * ABI policy). */
+#define STATS_MIN FP__END_OF(fp_stats, supervisor)
+#define WORKER_MIN FP__END_OF(fp_worker_info, state)
+
+/* The segment's pool state (FP__POOL_*, 0 before the first is set) as
+ * ours; a value no supervisor writes (damage) as one no name has. */
+static fp_pool_state pool_state(uint32_t s) {
+  if (s <= FP__POOL_STARTING) return FP_POOL_STARTING;
+  if (s <= FP__POOL_FAILED) return (fp_pool_state)(s - 1);
+  return (fp_pool_state)255;
+}
+
+FP_EXTERN int fp_pool_stats_sized(const fp_pool *p, fp_stats *user,
+                                  size_t size) {
+  if (p == NULL || user == NULL || size < STATS_MIN) return -EINVAL;
   const struct fp__hdr *h = p->seg.hdr;
+  fp_stats full, *st = &full;
   memset(st, 0, sizeof(*st));
   st->submitted = fp__q_submitted(&p->seg);
   st->crashed = atomic_load(&h->c.crashed);
@@ -68,29 +83,27 @@ FP_EXTERN int fp_pool_stats(const fp_pool *p, fp_stats *st) {
   st->quarantined = atomic_load(&h->c.quarantined);
   st->corrupt = atomic_load(&h->c.corrupt);
   st->repairs = atomic_load(&h->c.repairs);
-  static const char *names[] = {"?", "starting", "running", "draining",
-                                "stopping", "stopped", "failed"};
-  uint32_t s = atomic_load(&h->state);
-  st->state = s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+  st->state = pool_state(atomic_load(&h->state));
   if (p->seg.fd >= 0)
     for (uint32_t c = 0; c < p->seg.nclients; c++)
       st->clients += fp__ofd_held(p->seg.fd, FP__CLIENT_LOCK_BYTE(c)) == 1;
   /* Our own lock does not conflict with our own open: count ourselves. */
   if (p->attached && !p->monitor) st->clients++;
+  fp__sized_out(user, size, st, sizeof(*st));
   return 0;
 }
 
-FP_EXTERN int fp_pool_worker(const fp_pool *p, unsigned r,
-                             fp_worker_info *wi) {
-  if (p == NULL || wi == NULL) return -EINVAL;
+FP_EXTERN int fp_pool_worker_sized(const fp_pool *p, unsigned r,
+                                   fp_worker_info *user, size_t size) {
+  if (p == NULL || user == NULL || size < WORKER_MIN) return -EINVAL;
   if (r >= p->seg.nrows) return -ERANGE;
-  static const char *names[] = {"empty", "starting", "idle", "busy",
-                                "backoff"};
   const struct fp__row *row = fp__row_at(&p->seg, r);
+  fp_worker_info full, *wi = &full;
   memset(wi, 0, sizeof(*wi));
   wi->pid = atomic_load(&row->pid);
-  uint32_t st = atomic_load(&row->state);
-  wi->state = st < 5 ? names[st] : "?";
+  /* FP__ROW_* are numbered as fp_worker_state; damage shows as itself,
+   * a value no name has. */
+  wi->state = (fp_worker_state)atomic_load(&row->state);
   uint64_t id = atomic_load(&row->task_id);
   uint64_t t0 = atomic_load(&row->started_ns);
   if (id != 0 && atomic_load(&row->task_id) == id) {
@@ -100,5 +113,6 @@ FP_EXTERN int fp_pool_worker(const fp_pool *p, unsigned r,
   }
   wi->done = atomic_load(&row->total_done);
   wi->restarts = atomic_load(&row->restarts);
+  fp__sized_out(user, size, wi, sizeof(*wi));
   return 0;
 }

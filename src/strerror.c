@@ -17,6 +17,29 @@ FP_EXTERN const char *fp_status_name(fp_status st) {
   return "unknown";
 }
 
+FP_EXTERN const char *fp_pool_state_name(fp_pool_state st) {
+  switch (st) {
+  case FP_POOL_STARTING: return "starting";
+  case FP_POOL_RUNNING: return "running";
+  case FP_POOL_DRAINING: return "draining";
+  case FP_POOL_STOPPING: return "stopping";
+  case FP_POOL_STOPPED: return "stopped";
+  case FP_POOL_FAILED: return "failed";
+  }
+  return "unknown";
+}
+
+FP_EXTERN const char *fp_worker_state_name(fp_worker_state st) {
+  switch (st) {
+  case FP_WORKER_EMPTY: return "empty";
+  case FP_WORKER_STARTING: return "starting";
+  case FP_WORKER_IDLE: return "idle";
+  case FP_WORKER_BUSY: return "busy";
+  case FP_WORKER_BACKOFF: return "backoff";
+  }
+  return "unknown";
+}
+
 FP_EXTERN const char *fp_strerror(int err) {
   if (err < 0) err = -err;
   /* Our own wording where the libc text would mislead a pool user. */

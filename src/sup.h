@@ -37,6 +37,10 @@ struct fp__sup_opts {
   void *ready_ctx;
   int (*on_reload)(void *ctx); /* fp_serve_config.on_reload */
   void *reload_ctx;
+  /* fp_serve: the caller's config, which on_reload may change, and our
+   * full copy of it (cfg), whose handler fields a reload refreshes. */
+  const fp_config *user_cfg;
+  fp_config *reload_cfg;
 };
 
 enum {

@@ -150,7 +150,7 @@ static int check_in_place(struct fp_pool *p, struct fp__slot *sl,
  */
 static int view_take(struct fp_pool *p, uint32_t i, fp_result *res) {
   if (fp__view_drop(p, res) == -EINVAL) return -EINVAL;
-  if (res->output_cap > 0) free(res->output); /* a copy: ours to free */
+  fp__outbuf_free(res->output); /* a copy: ours to free (a view: no-op) */
   fp_result_init(res);
   struct fp__seg *s = &p->seg;
   struct fp__slot *sl = fp__slot_at(s, i);
@@ -165,7 +165,6 @@ static int view_take(struct fp_pool *p, uint32_t i, fp_result *res) {
   if (!fp__settle(p, i, good, out + f.out_len, f.spawn_len, 1, res)) return 0;
   res->output = out;
   res->output_len = f.out_len;
-  res->output_cap = 0; /* a view */
   p->hold[i].id = id;
   p->hold[i].kind = FP__HOLD_VIEW;
   p->nheld++;
@@ -194,20 +193,26 @@ FP_EXTERN int fp_collect_view(fp_pool *p, fp_result *res, int timeout_ms) {
   return fp__wait_for(p, FP__WANT_ANY, 0, res, timeout_ms, view_take);
 }
 
-FP_EXTERN int fp_view_release(fp_pool *p, fp_result *res) {
+FP_EXTERN int fp_view_release(fp_pool *p, fp_result *user) {
+  fp_result tmp, *res = user ? fp__res_adopt(user, &tmp) : NULL;
   if (p == NULL || res == NULL) return -EINVAL;
+  int err = 0;
   if (res->output == NULL) {
     fp_result_init(res); /* holds nothing: released already, or corrupt */
-    return 0;
+  } else if (!fp__is_view(res)) {
+    return -EINVAL; /* a copy: fp_result_release; nothing changed */
+  } else {
+    pthread_mutex_lock(&p->mu);
+    err = fp__view_drop(p, res);
+    pthread_mutex_unlock(&p->mu);
   }
-  if (!fp__is_view(res)) return -EINVAL; /* a copy: fp_result_release */
-  pthread_mutex_lock(&p->mu);
-  int err = fp__view_drop(p, res);
-  pthread_mutex_unlock(&p->mu);
+  fp__res_done(user, res);
   return err;
 }
 
-FP_EXTERN int fp_view_check(fp_pool *p, const fp_result *res) {
+FP_EXTERN int fp_view_check(fp_pool *p, const fp_result *user) {
+  fp_result tmp;
+  const fp_result *res = user ? fp__res_adopt((fp_result *)user, &tmp) : NULL;
   if (p == NULL || res == NULL || !fp__is_view(res)) return -EINVAL;
   pthread_mutex_lock(&p->mu);
   uint32_t i = (uint32_t)(res->id & FP__ID_INDEX_MASK);

@@ -379,7 +379,7 @@ void fp__worker_main(struct fp__seg *s, uint32_t r, const fp_config *cfg,
   fp__report_cut_at(call_ret);
 
   pid_t self = getpid();
-  if (cfg->seal) {
+  if (cfg->flags & FP_CONFIG_SEAL) {
     seal_in = malloc(s->max_input ? s->max_input : 1);
     seal_out = malloc(s->max_output);
     if (seal_in == NULL || seal_out == NULL) _exit(FP__EXIT_INIT);

@@ -72,7 +72,8 @@ static const char *const bad_names[] = {
     "zero max_input",     "max_input above FP_MAX_IO_BYTES",
     "zero max_output",    "max_output above FP_MAX_IO_BYTES",
     "segment too big",    "no handler",
-    "flags bit 0",        "flags bit 31",
+    "flags bit 1 (unknown)", "flags bit 31",
+    "size 0 (no fp_config_init)", "size below the required fields",
 };
 #define N_BAD ((int)(sizeof bad_names / sizeof bad_names[0]))
 
@@ -95,8 +96,10 @@ static void bad_config(fp_config *cfg, int i) {
     cfg->max_output = FP_MAX_IO_BYTES;
     break;
   case 9: cfg->handler = NULL; break;
-  case 10: cfg->flags = 1u; break;
+  case 10: cfg->flags = 2u; break; /* FP_CONFIG_SEAL is bit 0 */
   case 11: cfg->flags = 1u << 31; break;
+  case 12: cfg->size = 0; break;
+  case 13: cfg->size = sizeof(size_t); break;
   default: ck_abort_msg("no bad config %d", i);
   }
 }

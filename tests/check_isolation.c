@@ -168,7 +168,7 @@ END_TEST
 START_TEST(test_sealed_crash_report_ends_at_the_handler) {
   fp_config cfg;
   tu_config(&cfg, 1, 8);
-  cfg.seal = 1;
+  cfg.flags |= FP_CONFIG_SEAL;
   cfg.handler = iso_handler;
   fp_pool *p = tu_start(&cfg);
   fp_result res;
@@ -330,8 +330,8 @@ START_TEST(test_cancel_is_no_crash_loop) {
       for (unsigned r = 0; r < 2; r++) {
         fp_worker_info wi;
         ck_assert_int_eq(fp_pool_worker(p, r, &wi), 0);
-        backoff_seen |= strcmp(wi.state, "backoff") == 0;
-        idle += strcmp(wi.state, "idle") == 0;
+        backoff_seen |= wi.state == FP_WORKER_BACKOFF;
+        idle += wi.state == FP_WORKER_IDLE;
       }
       tu_sleep_ms(1);
     }

@@ -71,7 +71,7 @@ static pid_t serve(unsigned workers, unsigned slots, unsigned timeout_ms,
     if (fp_pool_open(&p, name, FP_OPEN_MONITOR) == 0) {
       fp_stats st;
       fp_pool_stats(p, &st);
-      int running = strcmp(st.state, "running") == 0;
+      int running = st.state == FP_POOL_RUNNING;
       fp_pool_free(p);
       if (running) return pid;
     }

@@ -199,7 +199,7 @@ END_TEST
 static void forkreturn_round(unsigned seal) {
   fp_config cfg;
   room_config(&cfg, 2);
-  cfg.seal = seal;
+  cfg.flags = seal ? FP_CONFIG_SEAL : 0;
   fp_pool *p = tu_start(&cfg);
   enum { N = 300, W = 8 }; /* W in flight: fewer than the 16 slots */
   uint64_t ids[N];

@@ -182,7 +182,7 @@ int cli_attach(const char *cmd, const char *name, unsigned flags,
    * workers cannot start).
    */
   while ((flags & FP_OPEN_MONITOR) == 0 && fp_pool_stats(p, &st) == 0 &&
-         strcmp(st.state, "starting") == 0) {
+         st.state == FP_POOL_STARTING) {
     if (st.supervisor == 0) {
       fp_pool_free(p);
       cli_pool_error(cmd, name, -EPIPE);

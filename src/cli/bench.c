@@ -251,7 +251,7 @@ static int config_for(fp_config *cfg, struct bench_opts *o) {
   cfg->slots = o->queue;
   cfg->max_input = o->payload;
   cfg->max_output = o->payload;
-  cfg->seal = (unsigned)o->seal;
+  if (o->seal) cfg->flags |= FP_CONFIG_SEAL;
   return 0;
 }
 

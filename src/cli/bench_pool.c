@@ -29,7 +29,7 @@ int bench_start(struct bench_run *run, const fp_config *cfg, int named) {
     fp_stats st;
     if (fp_pool_open(&run->pool, run->name, FP_OPEN_MONITOR) == 0) {
       if (fp_pool_stats(run->pool, &st) == 0 &&
-          strcmp(st.state, "running") == 0)
+          st.state == FP_POOL_RUNNING)
         return 0;
       fp_pool_free(run->pool);
       run->pool = NULL;

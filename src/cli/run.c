@@ -44,7 +44,8 @@ static int start_pool(struct run_state *s, fp_config *cfg_in)
 
   cfg = *cfg_in; /* the handler's fields (cli_handler_open) */
   cli_pool_config(&o->pool, &cfg);
-  cfg.seal = (unsigned)o->seal;
+  if (o->seal)
+    cfg.flags |= FP_CONFIG_SEAL;
   /* Called in the supervisor, a fork of this process: cli_log() only
    * formats and writes to fd 2, with settings copied at the fork. */
   cfg.log = cli_log_fn;

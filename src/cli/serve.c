@@ -328,7 +328,8 @@ int cli_serve_main(int argc, char **argv)
                                               : 64;
     cfg.idle_ms = opt.idle_ms;
   }
-  cfg.seal = (unsigned)opt.seal;
+  if (opt.seal)
+    cfg.flags |= FP_CONFIG_SEAL;
   r = fp_config_validate(&cfg);
   if (r < 0) {
     fprintf(stderr, CMD ": invalid configuration (is --queue x "

@@ -71,7 +71,7 @@ static void print_text(struct cli_out *o, const char *name, fp_pool *p,
   int header = 0;
 
   cli_out_printf(o, "pool        %s (/dev/shm/forkpool.%s)\n", name, name);
-  cli_out_printf(o, "state       %s\n", st->state);
+  cli_out_printf(o, "state       %s\n", fp_pool_state_name(st->state));
   if (st->supervisor > 0)
     cli_out_printf(o, "supervisor  pid %ld, up %llu.%03llu s\n",
                    (long)st->supervisor, ull(st->uptime_us / 1000000u),
@@ -115,7 +115,8 @@ static void print_text(struct cli_out *o, const char *name, fp_pool *p,
                      "restarts");
       header = 1;
     }
-    cli_out_printf(o, "%-5u %-8ld %-8s ", r, (long)wi.pid, wi.state);
+    cli_out_printf(o, "%-5u %-8ld %-8s ", r, (long)wi.pid,
+                   fp_worker_state_name(wi.state));
     if (wi.task_id)
       cli_out_printf(o, "%-10llu %-12.3f ", ull(wi.task_id),
                      (double)wi.running_us / 1000.0);
@@ -135,7 +136,7 @@ static void print_json(struct cli_out *o, const char *name, fp_pool *p,
   cli_out_puts(o, "{\"name\":");
   cli_json_string(o, name);
   cli_out_puts(o, ",\"state\":");
-  cli_json_string(o, st->state);
+  cli_json_string(o, fp_pool_state_name(st->state));
   cli_out_printf(o, ",\"supervisor\":%ld,\"uptime_s\":%.3f",
                  (long)st->supervisor, (double)st->uptime_us / 1e6);
   cli_out_printf(o, ",\"workers\":%u,\"alive\":%u,\"queued\":%u,"
@@ -162,7 +163,7 @@ static void print_json(struct cli_out *o, const char *name, fp_pool *p,
       continue;
     cli_out_printf(o, "%s{\"row\":%u,\"pid\":%ld,\"state\":", first ? "" : ",",
                    r, (long)wi.pid);
-    cli_json_string(o, wi.state);
+    cli_json_string(o, fp_worker_state_name(wi.state));
     cli_out_printf(o, ",\"task\":%llu,\"running_ms\":%.3f,\"done\":%llu,"
                    "\"restarts\":%u}", ull(wi.task_id),
                    (double)wi.running_us / 1000.0, ull(wi.done), wi.restarts);
@@ -186,8 +187,8 @@ static void print_prometheus(struct cli_out *o, const char *name, fp_pool *p,
   for (r = 0; r < st->rows; r++) {
     if (fp_pool_worker(p, r, &wi) < 0 || wi.pid <= 0)
       continue;
-    pp.busy += !strcmp(wi.state, "busy");
-    pp.idle += !strcmp(wi.state, "idle");
+    pp.busy += wi.state == FP_WORKER_BUSY;
+    pp.idle += wi.state == FP_WORKER_IDLE;
   }
   cli_prom_hist_from_stats(&pp.dur, st);
   cli_prom_write(o, &pp);
