@@ -98,6 +98,8 @@ extern "C" {
 /* Opaque pool handle, owned by the process that started it. */
 typedef struct fp_pool fp_pool;
 
+/* ---- Handlers: the function, the plugin ABI, a handler's calls ------ */
+
 /*
  * The handler, the same for an in-process function and a plugin.
  *
@@ -171,6 +173,62 @@ FP_PLUGIN_EXPORT int forkpool_handler(void *arg, const void *in,
 FP_PLUGIN_EXPORT int forkpool_init(void *arg);
 FP_PLUGIN_EXPORT void forkpool_fini(void *arg);
 
+/*
+ * Recursive pools. Called by a handler (in a worker), fp_spawn() queues a
+ * follow-up task of the task it runs, for the same producer. Spawned tasks
+ * are not submitted while the handler runs: they travel back with its
+ * result (after its output: together they must fit in max_output, else
+ * the task ends FP_FAILED with ENOSPC) and the producer's library submits
+ * them as slots free up. So submitting from a worker never blocks and can
+ * never deadlock the pool, however full the queue or busy the workers; a
+ * task that crashes or times out spawns nothing (a retry may spawn).
+ * Returns 0, -EPERM outside a handler, -EMSGSIZE above max_input, -ENOMEM.
+ */
+FP_EXTERN int fp_spawn(const void *in, size_t len);
+
+/*
+ * For a handler whose real work runs in a process of its own (as `forkpool
+ * run --exec` and `--coproc` do), so the task can end as that process did.
+ *
+ * fp_task_crashed() ends the running task FP_CRASHED exactly as if its
+ * worker had died of `signal` (1..64, a signal whose default action ends
+ * a process) or, with signal 0, exited with status `exit_code` (0..255):
+ * result.signal / result.exit_code say so, `report` (len bytes, at most
+ * about 4000 are kept; may be NULL with len 0) is the result's output in
+ * place of a crash report, max_attempts retries the task, and the worker
+ * really exits that way (no core dump) and is replaced as after any crash,
+ * the crash-loop backoff included. Does not return. Returns -EPERM when
+ * called outside a handler (or in a process it forked) and -EINVAL for a
+ * bad signal or exit code, and then changes nothing.
+ *
+ * fp_task_decline() gives the running task back unrun, for a handler that
+ * finds, before doing anything, that it cannot run tasks any more (a
+ * coprocess it keeps died between tasks): the task goes back to the queue
+ * as if never taken (its attempts unchanged; another worker runs it), and
+ * this worker exits (status FP_EXIT_DECLINED) and is replaced; a worker
+ * that declines before finishing any task counts toward the crash-loop
+ * backoff, so a handler that always declines cannot spin the pool. Does
+ * not return. Returns -EPERM outside a handler. A task must not be
+ * declined once work on it may have had an effect: end it instead.
+ */
+FP_EXTERN int fp_task_crashed(int signal, int exit_code, const void *report,
+                              size_t len);
+FP_EXTERN int fp_task_decline(void);
+#define FP_EXIT_DECLINED 122
+
+/*
+ * FP_FAILED codes of forkpool's command handlers (`forkpool run|serve
+ * --exec` and `--coproc`), above every exit status (0..255) a command can
+ * give, so the two never mix; the task's output says more.
+ */
+#define FP_CODE_EXEC 256      /* the command could not be started (not
+                                 found, E2BIG, a NUL byte for {}...) */
+#define FP_CODE_OUTPUT 257    /* more than max_output bytes of output */
+#define FP_CODE_BAD_REPLY 258 /* a coprocess broke the reply framing; it
+                                 is killed and started again */
+
+/* ---- Configuration ----------------------------------------------- */
+
 typedef enum fp_log_level {
   FP_LOG_DEBUG = 0,
   FP_LOG_INFO = 1,
@@ -239,6 +297,133 @@ typedef struct fp_config {
                              write faults instead of landing; costs two
                              mprotect calls per task */
 
+/*
+ * Fill *cfg with defaults, `size` bytes of it, and record that size in
+ * cfg->size (the inline fp_config_init() passes sizeof). Always succeeds.
+ * Set at least cfg->handler after.
+ */
+FP_EXTERN void fp_config_init_sized(fp_config *cfg, size_t size);
+static inline void fp_config_init(fp_config *cfg) {
+  fp_config_init_sized(cfg, sizeof(*cfg));
+}
+
+/*
+ * Check a config without starting anything. Returns 0, or -EINVAL when a
+ * value is out of range (zero workers or slots, limits above FP_MAX_*, a
+ * segment over FP_MAX_SEGMENT_BYTES, no handler, unknown flags) or its
+ * size is not one this library can read (see the ABI policy).
+ */
+FP_EXTERN int fp_config_validate(const fp_config *cfg);
+
+/* ---- A private pool: start and stop ------------------------------ */
+
+/* Stop modes for fp_pool_stop(). */
+#define FP_STOP_DRAIN 0 /* finish queued and running tasks (within grace) */
+#define FP_STOP_NOW 1   /* cancel queued tasks, kill running ones */
+
+/*
+ * Start a private pool: map the shared segment, fork the supervisor, which
+ * forks cfg->workers workers and runs worker_init in each. Returns once every
+ * worker is ready. The caller becomes the pool's only producer.
+ *
+ * Returns 0 and stores the handle in *out; -EINVAL for a bad config; -ENOMEM,
+ * -EAGAIN (a fork failed: process limit; not a full queue), -EMFILE... from
+ * the system; -ECHILD when the workers could
+ * not start (worker_init failed in every attempt). On error nothing is left
+ * behind: no process, no mapping, *out untouched.
+ *
+ * Call before creating threads where you can: the supervisor is forked from
+ * the caller (it never runs user code; glibc keeps malloc usable after fork).
+ */
+FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg);
+
+/*
+ * Stop the pool (only the process that started it: -EPERM for a handle from
+ * fp_pool_open). FP_STOP_DRAIN stops accepting tasks, lets queued and running
+ * tasks finish for up to grace_ms (negative: no limit), then kills what is
+ * left; FP_STOP_NOW cancels queued tasks and kills running ones at once.
+ * Tasks that could not finish end FP_CANCELLED. Returns when the supervisor
+ * and every worker are gone; idempotent (later calls return 0 at once).
+ *
+ * Submitters blocked on a full queue return -ESHUTDOWN. Results of finished
+ * tasks stay collectable until fp_pool_free(). Returns 0, or -EINVAL for a
+ * bad mode.
+ */
+FP_EXTERN int fp_pool_stop(fp_pool *pool, int mode, int grace_ms);
+
+/*
+ * Stop the pool at once if it runs (FP_STOP_NOW), then release the handle and
+ * its mapping. The handle must not be in use by another thread. NULL is a
+ * no-op. Safe after the supervisor died: no SIGPIPE, whatever the caller's
+ * disposition.
+ *
+ * If the caller dies without calling it, the supervisor notices within a
+ * second (even while children the caller forked keep its descriptors open),
+ * stops the pool and kills its workers.
+ */
+FP_EXTERN void fp_pool_free(fp_pool *pool);
+
+/* ---- Submitting -------------------------------------------------- */
+
+/*
+ * Submit one task: copy `len` bytes of `in` into a free slot and queue it.
+ * timeout_ms: FP_NOWAIT, a positive number of milliseconds, or FP_FOREVER.
+ * Stores the task id in *id (never 0).
+ *
+ * Fair shares (named pools): a producer may hold at most
+ *   max(1, (slots - slots / 4) / producers)
+ * uncollected tasks (fp_pending()), where producers is the number of
+ * producer handles attached (counted as one attaches, and recounted by the
+ * supervisor every 100 ms); and it takes one of the last quarter of the
+ * free slots only while it holds fewer than max(1, (slots / 4) /
+ * producers). So producers that stop collecting cannot starve the others:
+ * a newcomer finds a free slot. A share shrinks as producers attach, but
+ * no slot already held is taken back. A private pool (fp_pool_start) has
+ * one producer and no share: every slot.
+ *
+ * Bounded waits: a submit takes no lock shared with another process (a
+ * slot this producer collected before is taken back, a free one claimed,
+ * the task queued, each by compare-and-swap), so no process, stopped or
+ * hostile, can make it wait for that process. It waits only for room: a
+ * free slot within its share, or (rarely: a full ring of tasks not yet
+ * taken) for the workers to take some; FP_NOWAIT never sleeps (a full
+ * ring is retried for 1 ms at most, yielding the CPU), and a positive
+ * timeout_ms bounds the whole call.
+ *
+ * Returns 0; -EAGAIN when no slot could be had at once and timeout_ms is
+ * FP_NOWAIT (queue full, this producer's share used up, or the free-slot
+ * lock busy); -ETIMEDOUT when that lasted timeout_ms; -EDEADLK when waiting could
+ * never succeed: every slot this producer may use (its share, or in a
+ * private pool every slot) holds its own finished, uncollected results, and
+ * still did after a short recheck (another thread collecting in time is not
+ * refused): collect first (fp_collect), then submit again; -EMSGSIZE when
+ * len is above max_input; -ESHUTDOWN when the pool is stopping or stopped
+ * (also for a submitter blocked when stop began); -EPIPE when the
+ * supervisor died. Tasks submitted to a named pool whose workers are still
+ * starting wait in the queue.
+ * On error no task was queued and nothing is held.
+ */
+FP_EXTERN int fp_submit(fp_pool *pool, const void *in, size_t len,
+                        int timeout_ms, uint64_t *id);
+
+
+/* Task priorities for fp_submit_prio(). */
+#define FP_PRIO_NORMAL 0
+#define FP_PRIO_HIGH 1
+
+/*
+ * fp_submit() with a priority. High-priority tasks start before normal
+ * ones, except that after 4 high tasks in a row a waiting normal task goes
+ * next, so normal tasks are delayed, never starved. Between producers of a
+ * named pool, workers take tasks in turn (one producer's backlog does not
+ * hold another's tasks back). Returns as fp_submit(), and -EINVAL for an
+ * unknown priority.
+ */
+FP_EXTERN int fp_submit_prio(fp_pool *pool, const void *in, size_t len,
+                             int timeout_ms, int priority, uint64_t *id);
+
+/* ---- Results: waiting and collecting ----------------------------- */
+
 /* How a task ended. Exactly one per accepted task. */
 typedef enum fp_status {
   FP_OK = 0,        /* handler returned 0; output is valid */
@@ -296,309 +481,6 @@ FP_EXTERN void fp_result_release(fp_result *res);
  * "unknown". */
 FP_EXTERN const char *fp_status_name(fp_status st);
 
-/* Stop modes for fp_pool_stop(). */
-#define FP_STOP_DRAIN 0 /* finish queued and running tasks (within grace) */
-#define FP_STOP_NOW 1   /* cancel queued tasks, kill running ones */
-
-/* A pool's state (fp_stats.state). */
-typedef enum fp_pool_state {
-  FP_POOL_STARTING = 0, /* workers are starting; tasks wait in the queue */
-  FP_POOL_RUNNING = 1,
-  FP_POOL_DRAINING = 2, /* stopping: no new tasks, queued ones finish */
-  FP_POOL_STOPPING = 3, /* killing what is left */
-  FP_POOL_STOPPED = 4,  /* every task ended; the supervisor is gone */
-  FP_POOL_FAILED = 5    /* it could not start */
-} fp_pool_state;
-
-/* A scoreboard row's state (fp_worker_info.state). */
-typedef enum fp_worker_state {
-  FP_WORKER_EMPTY = 0,   /* no process in the row */
-  FP_WORKER_STARTING = 1, /* forked, running its init hook */
-  FP_WORKER_IDLE = 2,
-  FP_WORKER_BUSY = 3,    /* running a task */
-  FP_WORKER_BACKOFF = 4  /* waiting to be forked again (crash loop) */
-} fp_worker_state;
-
-/* Counters, as seen at one instant (fp_pool_stats). */
-typedef struct fp_stats {
-  uint64_t submitted, ok, failed, crashed, timeout, cancelled;
-  uint64_t restarts;    /* workers forked to replace one that exited */
-  uint64_t abandoned;   /* results nobody collected (producer gone) */
-  unsigned workers;     /* configured */
-  unsigned alive;       /* worker processes currently alive */
-  unsigned queued;      /* tasks waiting for a worker */
-  unsigned running;     /* tasks in a worker right now */
-  unsigned slots;       /* capacity */
-  pid_t supervisor;     /* 0 when it is gone */
-  uint64_t uptime_us;   /* since the supervisor started */
-  unsigned rows;        /* scoreboard rows (upper bound on workers) */
-  unsigned clients;     /* producer processes attached (named pools) */
-  fp_pool_state state;  /* fp_pool_state_name() names it */
-  uint64_t repairs;     /* free stack rebuilt after a process died holding
-                           its lock, or a damaged ready ring swept */
-  uint64_t segment_bytes; /* size of the shared segment */
-  uint64_t retried;     /* runs repeated after a crash or timeout */
-  uint64_t quarantined; /* tasks that used up max_attempts (> 1): poison */
-  unsigned min_workers, max_workers; /* resizing bounds (0, 0: fixed) */
-  uint64_t last_resize_us; /* time since the last resize; 0 if none */
-  size_t max_input;     /* the pool's limits */
-  size_t max_output;
-  unsigned timeout_ms;
-  uint64_t corrupt;     /* damaged slots found: a task that did not run
-                           (counted in failed) or a result not delivered
-                           (counted where its worker counted it) */
-  /*
-   * Run time of finished tasks (every terminal status but cancelled), as a
-   * histogram: duration_le[k] counts tasks that ran at most
-   * FP_DURATION_BOUNDS_US[k] microseconds (cumulative, like Prometheus'
-   * "le" buckets); the last bucket is +Inf (every task).
-   */
-  uint64_t duration_le[8];
-  uint64_t duration_count, duration_sum_us;
-} fp_stats;
-
-/* Upper bounds of fp_stats.duration_le buckets, in microseconds. */
-#define FP_DURATION_BUCKETS 8
-#define FP_DURATION_BOUNDS_US \
-  { 100, 1000, 10000, 100000, 1000000, 10000000, 60000000, UINT64_MAX }
-
-/* One scoreboard row, for `forkpool stat`. */
-typedef struct fp_worker_info {
-  pid_t pid;            /* 0: no process in this row */
-  fp_worker_state state; /* fp_worker_state_name() names it */
-  uint64_t task_id;     /* current task, 0 when idle */
-  uint64_t running_us;  /* how long the current task has run */
-  uint64_t done;        /* tasks finished in this row, all processes */
-  unsigned restarts;    /* processes forked into this row after the first */
-} fp_worker_info;
-
-/*
- * Read the pool's counters and gauges into *st, `size` bytes of it (the
- * inline fp_pool_stats() passes sizeof). Returns 0, or -EINVAL (no pool,
- * or a size below the fields up to `supervisor`). Reads shared memory
- * only; any handle, a monitor's too.
- */
-FP_EXTERN int fp_pool_stats_sized(const fp_pool *pool, fp_stats *st,
-                                  size_t size);
-static inline int fp_pool_stats(const fp_pool *pool, fp_stats *st) {
-  return fp_pool_stats_sized(pool, st, sizeof(*st));
-}
-
-/*
- * Scoreboard row `row` (0 <= row < fp_stats.rows) into *wi, `size` bytes
- * of it (the inline fp_pool_worker() passes sizeof). Returns 0, -EINVAL
- * (a size below the fields up to `state`), or -ERANGE past the last row.
- * Reads shared memory only.
- */
-FP_EXTERN int fp_pool_worker_sized(const fp_pool *pool, unsigned row,
-                                   fp_worker_info *wi, size_t size);
-static inline int fp_pool_worker(const fp_pool *pool, unsigned row,
-                                 fp_worker_info *wi) {
-  return fp_pool_worker_sized(pool, row, wi, sizeof(*wi));
-}
-
-/* "starting", "running", "draining", "stopping", "stopped", "failed";
- * and "empty",
- * "starting", "idle", "busy", "backoff"; "unknown" for another value. */
-FP_EXTERN const char *fp_pool_state_name(fp_pool_state st);
-FP_EXTERN const char *fp_worker_state_name(fp_worker_state st);
-
-/*
- * Fill *cfg with defaults, `size` bytes of it, and record that size in
- * cfg->size (the inline fp_config_init() passes sizeof). Always succeeds.
- * Set at least cfg->handler after.
- */
-FP_EXTERN void fp_config_init_sized(fp_config *cfg, size_t size);
-static inline void fp_config_init(fp_config *cfg) {
-  fp_config_init_sized(cfg, sizeof(*cfg));
-}
-
-/*
- * Check a config without starting anything. Returns 0, or -EINVAL when a
- * value is out of range (zero workers or slots, limits above FP_MAX_*, a
- * segment over FP_MAX_SEGMENT_BYTES, no handler, unknown flags) or its
- * size is not one this library can read (see the ABI policy).
- */
-FP_EXTERN int fp_config_validate(const fp_config *cfg);
-
-/*
- * Start a private pool: map the shared segment, fork the supervisor, which
- * forks cfg->workers workers and runs worker_init in each. Returns once every
- * worker is ready. The caller becomes the pool's only producer.
- *
- * Returns 0 and stores the handle in *out; -EINVAL for a bad config; -ENOMEM,
- * -EAGAIN (a fork failed: process limit; not a full queue), -EMFILE... from
- * the system; -ECHILD when the workers could
- * not start (worker_init failed in every attempt). On error nothing is left
- * behind: no process, no mapping, *out untouched.
- *
- * Call before creating threads where you can: the supervisor is forked from
- * the caller (it never runs user code; glibc keeps malloc usable after fork).
- */
-FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *cfg);
-
-/*
- * Stop the pool (only the process that started it: -EPERM for a handle from
- * fp_pool_open). FP_STOP_DRAIN stops accepting tasks, lets queued and running
- * tasks finish for up to grace_ms (negative: no limit), then kills what is
- * left; FP_STOP_NOW cancels queued tasks and kills running ones at once.
- * Tasks that could not finish end FP_CANCELLED. Returns when the supervisor
- * and every worker are gone; idempotent (later calls return 0 at once).
- *
- * Submitters blocked on a full queue return -ESHUTDOWN. Results of finished
- * tasks stay collectable until fp_pool_free(). Returns 0, or -EINVAL for a
- * bad mode.
- */
-FP_EXTERN int fp_pool_stop(fp_pool *pool, int mode, int grace_ms);
-
-/*
- * Stop the pool at once if it runs (FP_STOP_NOW), then release the handle and
- * its mapping. The handle must not be in use by another thread. NULL is a
- * no-op. Safe after the supervisor died: no SIGPIPE, whatever the caller's
- * disposition.
- *
- * If the caller dies without calling it, the supervisor notices within a
- * second (even while children the caller forked keep its descriptors open),
- * stops the pool and kills its workers.
- */
-FP_EXTERN void fp_pool_free(fp_pool *pool);
-
-/*
- * Submit one task: copy `len` bytes of `in` into a free slot and queue it.
- * timeout_ms: FP_NOWAIT, a positive number of milliseconds, or FP_FOREVER.
- * Stores the task id in *id (never 0).
- *
- * Fair shares (named pools): a producer may hold at most
- *   max(1, (slots - slots / 4) / producers)
- * uncollected tasks (fp_pending()), where producers is the number of
- * producer handles attached (counted as one attaches, and recounted by the
- * supervisor every 100 ms); and it takes one of the last quarter of the
- * free slots only while it holds fewer than max(1, (slots / 4) /
- * producers). So producers that stop collecting cannot starve the others:
- * a newcomer finds a free slot. A share shrinks as producers attach, but
- * no slot already held is taken back. A private pool (fp_pool_start) has
- * one producer and no share: every slot.
- *
- * Bounded waits: a submit takes no lock shared with another process (a
- * slot this producer collected before is taken back, a free one claimed,
- * the task queued, each by compare-and-swap), so no process, stopped or
- * hostile, can make it wait for that process. It waits only for room: a
- * free slot within its share, or (rarely: a full ring of tasks not yet
- * taken) for the workers to take some; FP_NOWAIT never sleeps (a full
- * ring is retried for 1 ms at most, yielding the CPU), and a positive
- * timeout_ms bounds the whole call.
- *
- * Returns 0; -EAGAIN when no slot could be had at once and timeout_ms is
- * FP_NOWAIT (queue full, this producer's share used up, or the free-slot
- * lock busy); -ETIMEDOUT when that lasted timeout_ms; -EDEADLK when waiting could
- * never succeed: every slot this producer may use (its share, or in a
- * private pool every slot) holds its own finished, uncollected results, and
- * still did after a short recheck (another thread collecting in time is not
- * refused): collect first (fp_collect), then submit again; -EMSGSIZE when
- * len is above max_input; -ESHUTDOWN when the pool is stopping or stopped
- * (also for a submitter blocked when stop began); -EPIPE when the
- * supervisor died. Tasks submitted to a named pool whose workers are still
- * starting wait in the queue.
- * On error no task was queued and nothing is held.
- */
-FP_EXTERN int fp_submit(fp_pool *pool, const void *in, size_t len,
-                        int timeout_ms, uint64_t *id);
-
-
-/*
- * Recursive pools. Called by a handler (in a worker), fp_spawn() queues a
- * follow-up task of the task it runs, for the same producer. Spawned tasks
- * are not submitted while the handler runs: they travel back with its
- * result (after its output: together they must fit in max_output, else
- * the task ends FP_FAILED with ENOSPC) and the producer's library submits
- * them as slots free up. So submitting from a worker never blocks and can
- * never deadlock the pool, however full the queue or busy the workers; a
- * task that crashes or times out spawns nothing (a retry may spawn).
- * Returns 0, -EPERM outside a handler, -EMSGSIZE above max_input, -ENOMEM.
- */
-FP_EXTERN int fp_spawn(const void *in, size_t len);
-
-/*
- * For a handler whose real work runs in a process of its own (as `forkpool
- * run --exec` and `--coproc` do), so the task can end as that process did.
- *
- * fp_task_crashed() ends the running task FP_CRASHED exactly as if its
- * worker had died of `signal` (1..64, a signal whose default action ends
- * a process) or, with signal 0, exited with status `exit_code` (0..255):
- * result.signal / result.exit_code say so, `report` (len bytes, at most
- * about 4000 are kept; may be NULL with len 0) is the result's output in
- * place of a crash report, max_attempts retries the task, and the worker
- * really exits that way (no core dump) and is replaced as after any crash,
- * the crash-loop backoff included. Does not return. Returns -EPERM when
- * called outside a handler (or in a process it forked) and -EINVAL for a
- * bad signal or exit code, and then changes nothing.
- *
- * fp_task_decline() gives the running task back unrun, for a handler that
- * finds, before doing anything, that it cannot run tasks any more (a
- * coprocess it keeps died between tasks): the task goes back to the queue
- * as if never taken (its attempts unchanged; another worker runs it), and
- * this worker exits (status FP_EXIT_DECLINED) and is replaced; a worker
- * that declines before finishing any task counts toward the crash-loop
- * backoff, so a handler that always declines cannot spin the pool. Does
- * not return. Returns -EPERM outside a handler. A task must not be
- * declined once work on it may have had an effect: end it instead.
- */
-FP_EXTERN int fp_task_crashed(int signal, int exit_code, const void *report,
-                              size_t len);
-FP_EXTERN int fp_task_decline(void);
-#define FP_EXIT_DECLINED 122
-
-/*
- * FP_FAILED codes of forkpool's command handlers (`forkpool run|serve
- * --exec` and `--coproc`), above every exit status (0..255) a command can
- * give, so the two never mix; the task's output says more.
- */
-#define FP_CODE_EXEC 256      /* the command could not be started (not
-                                 found, E2BIG, a NUL byte for {}...) */
-#define FP_CODE_OUTPUT 257    /* more than max_output bytes of output */
-#define FP_CODE_BAD_REPLY 258 /* a coprocess broke the reply framing; it
-                                 is killed and started again */
-
-/*
- * Collect the next result of the tree rooted at task `root`: the root, or
- * any task it spawned, transitively; the producer submits spawned tasks as
- * slots allow meanwhile. res->root and res->parent say where a result
- * belongs. Returns 0; -ENOENT once every task of the tree was collected (or
- * for an unknown root); -ETIMEDOUT; -EPIPE. Results of other tasks of this
- * handle stay pending: collect them too, or they hold slots.
- */
-FP_EXTERN int fp_collect_tree(fp_pool *pool, uint64_t root, fp_result *res,
-                              int timeout_ms);
-
-/* Task priorities for fp_submit_prio(). */
-#define FP_PRIO_NORMAL 0
-#define FP_PRIO_HIGH 1
-
-/*
- * fp_submit() with a priority. High-priority tasks start before normal
- * ones, except that after 4 high tasks in a row a waiting normal task goes
- * next, so normal tasks are delayed, never starved. Between producers of a
- * named pool, workers take tasks in turn (one producer's backlog does not
- * hold another's tasks back). Returns as fp_submit(), and -EINVAL for an
- * unknown priority.
- */
-FP_EXTERN int fp_submit_prio(fp_pool *pool, const void *in, size_t len,
-                             int timeout_ms, int priority, uint64_t *id);
-
-/*
- * Cancel task `id` of this pool (any producer's, in a named pool). A queued
- * task ends FP_CANCELLED at once and never runs: returns 0. A running one:
- * its worker is killed (with its process group) and replaced, and the task
- * ends FP_CANCELLED unless it finished first: returns -EINPROGRESS. Returns
- * -EALREADY when it had finished already, -ENOENT for no such task, -EPERM
- * on a monitor handle, -EPIPE when the supervisor died (nothing is left to
- * kill the worker; fp_wait() reports how the task ended). Takes no lock:
- * the task's state word decides, so it returns at once whatever another
- * process does (a queued task that another call is cancelling at the same
- * moment: 0). Never raises SIGPIPE, whatever the caller's disposition.
- */
-FP_EXTERN int fp_cancel(fp_pool *pool, uint64_t id);
-
 /*
  * Wait for the task `id` to end and move its result into *res (output bytes
  * are copied into res->output, which is reused and grown as needed). The
@@ -622,6 +504,10 @@ FP_EXTERN int fp_wait(fp_pool *pool, uint64_t id, fp_result *res,
  * pending at all; -EPIPE when the supervisor died.
  */
 FP_EXTERN int fp_collect(fp_pool *pool, fp_result *res, int timeout_ms);
+
+/* Number of submitted tasks of this handle not yet collected. */
+FP_EXTERN unsigned fp_pending(const fp_pool *pool);
+
 
 /* ---- Zero copy: write inputs and read results in the slot ---------- */
 
@@ -751,9 +637,137 @@ FP_EXTERN int fp_view_release(fp_pool *pool, fp_result *res);
  */
 FP_EXTERN int fp_view_check(fp_pool *pool, const fp_result *res);
 
-/* Number of submitted tasks of this handle not yet collected. */
-FP_EXTERN unsigned fp_pending(const fp_pool *pool);
+/* ---- Recursive pools and cancelling ------------------------------ */
 
+/*
+ * Collect the next result of the tree rooted at task `root`: the root, or
+ * any task it spawned, transitively; the producer submits spawned tasks as
+ * slots allow meanwhile. res->root and res->parent say where a result
+ * belongs. Returns 0; -ENOENT once every task of the tree was collected (or
+ * for an unknown root); -ETIMEDOUT; -EPIPE. Results of other tasks of this
+ * handle stay pending: collect them too, or they hold slots.
+ */
+FP_EXTERN int fp_collect_tree(fp_pool *pool, uint64_t root, fp_result *res,
+                              int timeout_ms);
+
+/*
+ * Cancel task `id` of this pool (any producer's, in a named pool). A queued
+ * task ends FP_CANCELLED at once and never runs: returns 0. A running one:
+ * its worker is killed (with its process group) and replaced, and the task
+ * ends FP_CANCELLED unless it finished first: returns -EINPROGRESS. Returns
+ * -EALREADY when it had finished already, -ENOENT for no such task, -EPERM
+ * on a monitor handle, -EPIPE when the supervisor died (nothing is left to
+ * kill the worker; fp_wait() reports how the task ended). Takes no lock:
+ * the task's state word decides, so it returns at once whatever another
+ * process does (a queued task that another call is cancelling at the same
+ * moment: 0). Never raises SIGPIPE, whatever the caller's disposition.
+ */
+FP_EXTERN int fp_cancel(fp_pool *pool, uint64_t id);
+
+/* ---- Stats and the scoreboard ------------------------------------ */
+
+/* A pool's state (fp_stats.state). */
+typedef enum fp_pool_state {
+  FP_POOL_STARTING = 0, /* workers are starting; tasks wait in the queue */
+  FP_POOL_RUNNING = 1,
+  FP_POOL_DRAINING = 2, /* stopping: no new tasks, queued ones finish */
+  FP_POOL_STOPPING = 3, /* killing what is left */
+  FP_POOL_STOPPED = 4,  /* every task ended; the supervisor is gone */
+  FP_POOL_FAILED = 5    /* it could not start */
+} fp_pool_state;
+
+/* A scoreboard row's state (fp_worker_info.state). */
+typedef enum fp_worker_state {
+  FP_WORKER_EMPTY = 0,   /* no process in the row */
+  FP_WORKER_STARTING = 1, /* forked, running its init hook */
+  FP_WORKER_IDLE = 2,
+  FP_WORKER_BUSY = 3,    /* running a task */
+  FP_WORKER_BACKOFF = 4  /* waiting to be forked again (crash loop) */
+} fp_worker_state;
+
+/* Counters, as seen at one instant (fp_pool_stats). */
+typedef struct fp_stats {
+  uint64_t submitted, ok, failed, crashed, timeout, cancelled;
+  uint64_t restarts;    /* workers forked to replace one that exited */
+  uint64_t abandoned;   /* results nobody collected (producer gone) */
+  unsigned workers;     /* configured */
+  unsigned alive;       /* worker processes currently alive */
+  unsigned queued;      /* tasks waiting for a worker */
+  unsigned running;     /* tasks in a worker right now */
+  unsigned slots;       /* capacity */
+  pid_t supervisor;     /* 0 when it is gone */
+  uint64_t uptime_us;   /* since the supervisor started */
+  unsigned rows;        /* scoreboard rows (upper bound on workers) */
+  unsigned clients;     /* producer processes attached (named pools) */
+  fp_pool_state state;  /* fp_pool_state_name() names it */
+  uint64_t repairs;     /* free stack rebuilt after a process died holding
+                           its lock, or a damaged ready ring swept */
+  uint64_t segment_bytes; /* size of the shared segment */
+  uint64_t retried;     /* runs repeated after a crash or timeout */
+  uint64_t quarantined; /* tasks that used up max_attempts (> 1): poison */
+  unsigned min_workers, max_workers; /* resizing bounds (0, 0: fixed) */
+  uint64_t last_resize_us; /* time since the last resize; 0 if none */
+  size_t max_input;     /* the pool's limits */
+  size_t max_output;
+  unsigned timeout_ms;
+  uint64_t corrupt;     /* damaged slots found: a task that did not run
+                           (counted in failed) or a result not delivered
+                           (counted where its worker counted it) */
+  /*
+   * Run time of finished tasks (every terminal status but cancelled), as a
+   * histogram: duration_le[k] counts tasks that ran at most
+   * FP_DURATION_BOUNDS_US[k] microseconds (cumulative, like Prometheus'
+   * "le" buckets); the last bucket is +Inf (every task).
+   */
+  uint64_t duration_le[8];
+  uint64_t duration_count, duration_sum_us;
+} fp_stats;
+
+/* Upper bounds of fp_stats.duration_le buckets, in microseconds. */
+#define FP_DURATION_BUCKETS 8
+#define FP_DURATION_BOUNDS_US \
+  { 100, 1000, 10000, 100000, 1000000, 10000000, 60000000, UINT64_MAX }
+
+/* One scoreboard row, for `forkpool stat`. */
+typedef struct fp_worker_info {
+  pid_t pid;            /* 0: no process in this row */
+  fp_worker_state state; /* fp_worker_state_name() names it */
+  uint64_t task_id;     /* current task, 0 when idle */
+  uint64_t running_us;  /* how long the current task has run */
+  uint64_t done;        /* tasks finished in this row, all processes */
+  unsigned restarts;    /* processes forked into this row after the first */
+} fp_worker_info;
+
+/*
+ * Read the pool's counters and gauges into *st, `size` bytes of it (the
+ * inline fp_pool_stats() passes sizeof). Returns 0, or -EINVAL (no pool,
+ * or a size below the fields up to `supervisor`). Reads shared memory
+ * only; any handle, a monitor's too.
+ */
+FP_EXTERN int fp_pool_stats_sized(const fp_pool *pool, fp_stats *st,
+                                  size_t size);
+static inline int fp_pool_stats(const fp_pool *pool, fp_stats *st) {
+  return fp_pool_stats_sized(pool, st, sizeof(*st));
+}
+
+/*
+ * Scoreboard row `row` (0 <= row < fp_stats.rows) into *wi, `size` bytes
+ * of it (the inline fp_pool_worker() passes sizeof). Returns 0, -EINVAL
+ * (a size below the fields up to `state`), or -ERANGE past the last row.
+ * Reads shared memory only.
+ */
+FP_EXTERN int fp_pool_worker_sized(const fp_pool *pool, unsigned row,
+                                   fp_worker_info *wi, size_t size);
+static inline int fp_pool_worker(const fp_pool *pool, unsigned row,
+                                 fp_worker_info *wi) {
+  return fp_pool_worker_sized(pool, row, wi, sizeof(*wi));
+}
+
+/* "starting", "running", "draining", "stopping", "stopped", "failed";
+ * and "empty",
+ * "starting", "idle", "busy", "backoff"; "unknown" for another value. */
+FP_EXTERN const char *fp_pool_state_name(fp_pool_state st);
+FP_EXTERN const char *fp_worker_state_name(fp_worker_state st);
 
 /* ---- Named pools: a supervisor process others attach to ------------- */
 
@@ -905,6 +919,8 @@ FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc);
  */
 FP_EXTERN int fp_pool_open(fp_pool **out, const char *name, unsigned flags);
 
+
+/* ---- Text -------------------------------------------------------- */
 
 /*
  * Text for a negative errno returned by this library (positive values are
