@@ -13,7 +13,7 @@
 CPPCHECK ?= cppcheck
 CLANG_TIDY ?= clang-tidy
 
-LINT_SRC := $(sort $(LIB_SRC) $(CLI_SRC) $(BRIDGE_SRC))
+LINT_SRC := $(sort $(LIB_SRC) $(CLI_SRC) $(TOOL_SRC) $(BRIDGE_SRC))
 LINT_CPPFLAGS := -Iinclude -Isrc -D_GNU_SOURCE
 
 # --- cppcheck --------------------------------------------------------------
@@ -45,7 +45,7 @@ LINT_CPPCHECK_FLAGS := --enable=warning,performance,portability \
 #                    pointers (struct held **) reads to the check as
 #                    "sizeof(A*), pointer to aggregate"; clang-tidy 14 has no
 #                    option to turn that warning off alone
-LINT_TIDY_SRC := $(sort $(LIB_SRC) $(CLI_SRC) $(if $(HIREDIS),$(BRIDGE_SRC)))
+LINT_TIDY_SRC := $(sort $(LIB_SRC) $(CLI_SRC) $(TOOL_SRC) $(if $(HIREDIS),$(BRIDGE_SRC)))
 LINT_TIDY_EXTRA.src/cli/bench.c := --checks=-clang-analyzer-core.NullDereference
 LINT_TIDY_EXTRA.src/bridge/stream.c := --checks=-bugprone-sizeof-expression
 LINT_TIDY_FLAGS = -std=gnu11 $(LINT_CPPFLAGS) \

@@ -23,7 +23,12 @@
 #include <stdint.h>
 
 #include "forkpool.h"
-#include "cli/signame.h" /* cli_signal_name(), shared with forkpool */
+/* The tool layer shared with forkpool (src/tool/): tool_logf() writes the
+ * event lines ("2026-01-31T12:00:00.123Z INFO msg", as `forkpool serve`
+ * does), tool_now_ms() and tool_sleep_ms() keep the main loop's time. */
+#include "tool/clock.h"
+#include "tool/log.h"
+#include "tool/signame.h"
 
 #define BRIDGE_CMD "forkpool bridge"
 
@@ -75,16 +80,6 @@ struct bridge_opts {
 int bridge_parse(int argc, char **argv, struct bridge_opts *o);
 void bridge_usage(int to_stderr);
 void bridge_opts_free(struct bridge_opts *o);
-
-/* ---- log.c ------------------------------------------------------------- */
-
-/* One line on stderr: "2026-01-31T12:00:00.123Z INFO msg", in one write. */
-void bridge_log(fp_log_level lvl, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void bridge_log_set_level(fp_log_level min);
-/* Monotonic milliseconds. */
-uint64_t bridge_now_ms(void);
-void bridge_sleep_ms(unsigned ms);
 
 /* ---- held.c ------------------------------------------------------------ */
 

@@ -90,8 +90,8 @@ static void pool_lost(struct loop *L, const char *why)
   fp_pool_free(L->pool);
   L->pool = NULL;
   L->pool_closing = 0;
-  L->pool_retry_at = bridge_now_ms() + L->pool_backoff;
-  bridge_log(FP_LOG_WARN, "pool '%s': %s; %u unfinished entries left "
+  L->pool_retry_at = tool_now_ms() + L->pool_backoff;
+  tool_logf(FP_LOG_WARN, "pool '%s': %s; %u unfinished entries left "
              "pending for a claim; attaching again in %u ms", L->b.o->name,
              why, n, L->pool_backoff);
   L->pool_backoff = min_u(L->pool_backoff * 2, POOL_BACKOFF_MAX_MS);
@@ -112,14 +112,14 @@ static int pool_attach(struct loop *L, int quiet)
   if (err == 0) {
     L->pool_backoff = POOL_BACKOFF_MIN_MS;
     L->pool_closing = 0;
-    bridge_log(FP_LOG_INFO, "pool '%s': attached", L->b.o->name);
+    tool_logf(FP_LOG_INFO, "pool '%s': attached", L->b.o->name);
     return 0;
   }
   L->pool = NULL;
   if (!quiet)
-    bridge_log(FP_LOG_WARN, "pool '%s': cannot attach: %s; retrying in %u "
+    tool_logf(FP_LOG_WARN, "pool '%s': cannot attach: %s; retrying in %u "
                "ms", L->b.o->name, pool_error(err), L->pool_backoff);
-  L->pool_retry_at = bridge_now_ms() + L->pool_backoff;
+  L->pool_retry_at = tool_now_ms() + L->pool_backoff;
   L->pool_backoff = min_u(L->pool_backoff * 2, POOL_BACKOFF_MAX_MS);
   return err;
 }
@@ -156,7 +156,7 @@ static unsigned submit_backlog(struct loop *L)
     } else if (err == -ESHUTDOWN) {
       /* Draining: what already runs still finishes; the rest goes back. */
       L->pool_closing = 1;
-      bridge_log(FP_LOG_WARN, "pool '%s' is stopping: %u entries not "
+      tool_logf(FP_LOG_WARN, "pool '%s' is stopping: %u entries not "
                  "submitted are left for a claim", L->b.o->name,
                  release_all(L, HELD_BACKLOG));
       break;
@@ -192,7 +192,7 @@ static unsigned collect(struct loop *L, unsigned wait_ms)
     if (h == NULL)
       continue; /* NEVER: every task of this handle is a held entry */
     if (L->scratch.status == FP_CANCELLED) {
-      bridge_log(FP_LOG_INFO, "entry %s: cancelled by the stopping pool; "
+      tool_logf(FP_LOG_INFO, "entry %s: cancelled by the stopping pool; "
                  "left for a claim", h->id);
       held_drop(t, h);
       L->b.n.released++;
@@ -208,8 +208,8 @@ static unsigned collect(struct loop *L, unsigned wait_ms)
     fp_pool_free(L->pool);
     L->pool = NULL;
     L->pool_closing = 0;
-    L->pool_retry_at = bridge_now_ms() + L->pool_backoff;
-    bridge_log(FP_LOG_INFO, "pool '%s' stopped; attaching again when it "
+    L->pool_retry_at = tool_now_ms() + L->pool_backoff;
+    tool_logf(FP_LOG_INFO, "pool '%s' stopped; attaching again when it "
                "is back", L->b.o->name);
   }
   return n;
@@ -238,7 +238,7 @@ static void turn(struct loop *L, int stopping, uint64_t *next_hb,
   struct bridge *b = &L->b;
   const struct bridge_opts *o = b->o;
   struct held_table *t = &b->held;
-  uint64_t now = bridge_now_ms();
+  uint64_t now = tool_now_ms();
   unsigned hb_every = o->claim_idle_ms / 3;
   unsigned claim_every = min_u(o->claim_idle_ms / 4, 5000u);
   unsigned progress = 0, room;
@@ -303,7 +303,7 @@ static void turn(struct loop *L, int stopping, uint64_t *next_hb,
       next = L->pool_retry_at;
     if (t->n[HELD_BACKLOG] > 0 && now + 5 < next)
       next = now + 5;
-    bridge_sleep_ms(until(next, bridge_now_ms()) + 1);
+    tool_sleep_ms(until(next, tool_now_ms()) + 1);
   }
 }
 
@@ -320,7 +320,7 @@ int main(int argc, char **argv)
   if (rc >= 0)
     return rc;
   if (o.verbose)
-    bridge_log_set_level(FP_LOG_DEBUG);
+    tool_log_set_level(FP_LOG_DEBUG);
   b->o = &o;
   strcpy(b->claim_cursor, "-");
   fp_result_init(&L.scratch);
@@ -355,7 +355,7 @@ int main(int argc, char **argv)
     rc = BRIDGE_EXIT_NOREDIS;
     goto out;
   }
-  bridge_log(FP_LOG_INFO, "bridge '%s' on %s: stream '%s', group '%s', "
+  tool_logf(FP_LOG_INFO, "bridge '%s' on %s: stream '%s', group '%s', "
              "results '%s', dead letters '%s', inflight %u, claim-idle %u "
              "ms, max-deliveries %u", o.consumer, o.host, o.stream, o.group,
              o.results, o.dead, o.inflight, o.claim_idle_ms,
@@ -365,7 +365,7 @@ int main(int argc, char **argv)
     struct held_table *t = &b->held;
 
     if (stop_signals >= 2) {
-      bridge_log(FP_LOG_WARN, "second signal: exiting now; %u held entries "
+      tool_logf(FP_LOG_WARN, "second signal: exiting now; %u held entries "
                  "stay pending for a claim", held_count(t));
       break;
     }
@@ -373,7 +373,7 @@ int main(int argc, char **argv)
       unsigned left = release_all(&L, HELD_BACKLOG);
 
       stopping = 1;
-      bridge_log(FP_LOG_INFO, "stopping: no more reading; %u entries not "
+      tool_logf(FP_LOG_INFO, "stopping: no more reading; %u entries not "
                  "yet in the pool left for a claim; finishing %u", left,
                  t->n[HELD_RUNNING] + t->n[HELD_DONE]);
     }
@@ -384,7 +384,7 @@ int main(int argc, char **argv)
 
   if (held_count(&b->held) == 0)
     bridge_retire(b);
-  bridge_log(FP_LOG_INFO, "stopped: %llu entries read, %llu claimed, %llu "
+  tool_logf(FP_LOG_INFO, "stopped: %llu entries read, %llu claimed, %llu "
              "results written, %llu dead-lettered, %llu results not "
              "written (entry no longer ours), %llu entries released",
              (unsigned long long)b->n.read, (unsigned long long)b->n.claimed,

@@ -1,11 +1,10 @@
 /*
  * forkpool bridge: options and usage.
  *
- * The same strict rules as the forkpool tool's flags (src/cli/args.c):
- * "--flag VALUE" or "--flag=VALUE", decimal numbers of ASCII digits only
- * (no sign, blank, base prefix or trailing byte), ranges checked, one
- * message naming the flag and the value. The bridge is a binary of its own
- * (it links hiredis; `forkpool` links libc alone), hence its own copy.
+ * The same strict rules as the forkpool tool's flags, from the same code
+ * (src/tool/args.c): "--flag VALUE" or "--flag=VALUE", decimal numbers of
+ * ASCII digits only (no sign, blank, base prefix or trailing byte), ranges
+ * checked, one message naming the flag and the value.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +12,7 @@
 #include <unistd.h>
 
 #include "bridge.h"
-#include "cli/args.h"
+#include "tool/args.h"
 
 #define CMD BRIDGE_CMD
 
@@ -79,7 +78,7 @@ static int parse_num(const char *flag, const char *s, unsigned long min,
 {
   uint64_t v;
 
-  if (cli_parse_u64(CMD, flag, s, min, max, &v) < 0)
+  if (tool_parse_u64(CMD, flag, s, min, max, &v) < 0)
     return -1;
   *out = (unsigned)v;
   return 0;
@@ -195,14 +194,14 @@ int bridge_parse(int argc, char **argv, struct bridge_opts *o)
       o->verbose = 1;
       continue;
     }
-    if ((r = cli_arg_flag(CMD, argv, i, "--retry-connect")) != 0) {
+    if ((r = tool_arg_flag(CMD, argv, i, "--retry-connect")) != 0) {
       if (r < 0)
         goto usage;
       o->retry_connect = 1;
       continue;
     }
     for (k = 0; k < nstrs && r == 0; k++)
-      if ((r = cli_arg_value(CMD, argc, argv, &i, strs[k].flag, &v)) > 0) {
+      if ((r = tool_arg_value(CMD, argc, argv, &i, strs[k].flag, &v)) > 0) {
         if (*v == '\0') {
           fprintf(stderr, CMD ": %s: empty value\n", strs[k].flag);
           goto usage;
@@ -210,7 +209,7 @@ int bridge_parse(int argc, char **argv, struct bridge_opts *o)
         *strs[k].dst = v;
       }
     for (k = 0; k < nnums && r == 0; k++)
-      if ((r = cli_arg_value(CMD, argc, argv, &i, nums[k].flag, &v)) > 0 &&
+      if ((r = tool_arg_value(CMD, argc, argv, &i, nums[k].flag, &v)) > 0 &&
           parse_num(nums[k].flag, v, nums[k].min, nums[k].max,
                     nums[k].dst) < 0)
         goto usage;
@@ -218,7 +217,7 @@ int bridge_parse(int argc, char **argv, struct bridge_opts *o)
       goto usage;
     if (r > 0)
       continue;
-    cli_arg_reject(CMD, a);
+    tool_arg_reject(CMD, a);
     goto usage;
   }
   for (k = 0; k < 4; k++)

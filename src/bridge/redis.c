@@ -48,7 +48,7 @@ void bridge_redis_close(struct bridge_redis *r)
 
 static void schedule_retry(struct bridge_redis *r)
 {
-  r->retry_at_ms = bridge_now_ms() + r->backoff_ms;
+  r->retry_at_ms = tool_now_ms() + r->backoff_ms;
   r->backoff_ms = r->backoff_ms >= BACKOFF_MAX_MS / 2 ? BACKOFF_MAX_MS
                                                       : r->backoff_ms * 2;
   r->failures++;
@@ -68,7 +68,7 @@ void bridge_redis_fail(struct bridge_redis *r, const char *what,
     err = buf;
   }
   bridge_redis_close(r);
-  bridge_log(FP_LOG_WARN, "redis %s: %s: %s; retrying in %u ms",
+  tool_logf(FP_LOG_WARN, "redis %s: %s: %s; retrying in %u ms",
              o->redis_addr, what, err, r->backoff_ms);
   schedule_retry(r);
 }
@@ -130,7 +130,7 @@ static int create_group(struct bridge_redis *r, char *buf, size_t len)
                           "MKSTREAM" };
 
   if (simple(r, 6, argv, buf, len) == 0) {
-    bridge_log(FP_LOG_INFO, "created consumer group '%s' on stream '%s'",
+    tool_logf(FP_LOG_INFO, "created consumer group '%s' on stream '%s'",
                o->group, o->stream);
     return 0;
   }
@@ -199,11 +199,11 @@ static void connected(struct bridge_redis *r)
   const struct bridge_opts *o = r->o;
 
   if (r->failures > 0)
-    bridge_log(FP_LOG_INFO, "redis %s: connected%s after %u failed "
+    tool_logf(FP_LOG_INFO, "redis %s: connected%s after %u failed "
                "attempts", o->redis_addr, r->connected_once ? " again" : "",
                r->failures);
   else
-    bridge_log(FP_LOG_INFO, "redis %s: connected", o->redis_addr);
+    tool_logf(FP_LOG_INFO, "redis %s: connected", o->redis_addr);
   r->connected_once = 1;
   r->failures = 0;
   r->backoff_ms = BACKOFF_MIN_MS;

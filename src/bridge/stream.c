@@ -78,7 +78,7 @@ static int take_entry(struct bridge *b, const redisReply *id,
                 data ? data->len : 0, data != NULL, deliveries)) {
     /* Full or out of memory: the entry stays pending for us without a
      * heartbeat, so a claim (ours or another bridge's) brings it back. */
-    bridge_log(FP_LOG_ERROR, "entry %s: cannot hold it (out of memory?); "
+    tool_logf(FP_LOG_ERROR, "entry %s: cannot hold it (out of memory?); "
                "left pending", id->str);
     return 0;
   }
@@ -169,7 +169,7 @@ int bridge_claim(struct bridge *b, unsigned count, unsigned min_idle_ms,
     if (!is_string(dead->element[k]))
       continue;
     b->n.dead++;
-    bridge_log(FP_LOG_WARN, "entry %s was delivered %u times without a "
+    tool_logf(FP_LOG_WARN, "entry %s was delivered %u times without a "
                "result: moved to dead-letter stream '%s'",
                dead->element[k]->str, o->max_deliveries, o->dead);
   }
@@ -203,7 +203,7 @@ int bridge_claim(struct bridge *b, unsigned count, unsigned min_idle_ms,
     if (r == 0)
       continue;
     added++;
-    bridge_log(FP_LOG_DEBUG, "claimed %s from %s (idle %lld ms, delivery "
+    tool_logf(FP_LOG_DEBUG, "claimed %s from %s (idle %lld ms, delivery "
                "%lld)", e->element[0]->str, e->element[2]->str,
                e->element[3]->integer, e->element[1]->integer);
   }
@@ -211,15 +211,15 @@ int bridge_claim(struct bridge *b, unsigned count, unsigned min_idle_ms,
     const redisReply *first = list->element[0];
 
     if (own)
-      bridge_log(FP_LOG_INFO, "took back %u entries left pending by a "
+      tool_logf(FP_LOG_INFO, "took back %u entries left pending by a "
                  "previous run as '%s'", added, o->consumer);
     else
-      bridge_log(FP_LOG_INFO, "claimed %u entries idle over %u ms (the "
+      tool_logf(FP_LOG_INFO, "claimed %u entries idle over %u ms (the "
                  "first from '%s')", added, min_idle_ms,
                  first->element[2]->str);
   }
   if (again > 0)
-    bridge_log(FP_LOG_WARN, "claimed back %u entries we were still "
+    tool_logf(FP_LOG_WARN, "claimed back %u entries we were still "
                "holding (a stall of over %u ms?)", again, min_idle_ms);
   b->n.claimed += added;
   if (rep->element[0]->len == 0 ||
@@ -282,7 +282,7 @@ int bridge_heartbeat(struct bridge *b)
     }
   }
   if (lost > 0)
-    bridge_log(FP_LOG_WARN, "%u held entries are no longer ours (another "
+    tool_logf(FP_LOG_WARN, "%u held entries are no longer ours (another "
                "bridge claimed them after --claim-idle, or they were "
                "acknowledged): their results will not be written", lost);
   freeReplyObject(rep);
@@ -344,7 +344,7 @@ static void build_fields(struct fields *f, const struct bridge_opts *o,
       put(f, r->output ? (const char *)r->output : "", r->output_len);
     }
     if (r->signal) {
-      sig = cli_signal_name(r->signal, f->sig, sizeof f->sig);
+      sig = tool_signal_name(r->signal, f->sig, sizeof f->sig);
       puts_(f, "signal");
       puts_(f, sig);
     } else if ((r->status == FP_CRASHED || r->status == FP_TIMEOUT) &&
@@ -455,7 +455,7 @@ int bridge_write(struct bridge *b)
         b->n.written++;
     } else {
       b->n.dropped++;
-      bridge_log(FP_LOG_INFO, "entry %s: result not written: no longer "
+      tool_logf(FP_LOG_INFO, "entry %s: result not written: no longer "
                  "pending for us (claimed by another bridge, or already "
                  "acknowledged)", h->id);
     }
@@ -483,7 +483,7 @@ void bridge_retire(struct bridge *b)
     return;
   rep = redisCommandArgv(b->r.c, 6, argv, NULL);
   if (ISTYPE(rep, REDIS_REPLY_INTEGER) && rep->integer == 1)
-    bridge_log(FP_LOG_DEBUG, "consumer '%s' removed from group '%s'",
+    tool_logf(FP_LOG_DEBUG, "consumer '%s' removed from group '%s'",
                o->consumer, o->group);
   if (rep)
     freeReplyObject(rep);

@@ -12,6 +12,7 @@
 
 #include "attach.h"
 #include "cli.h"
+#include "tool/clock.h"
 
 _Static_assert(FP_NAME_MAX == 64, "CLI_NAME_RULES quotes FP_NAME_MAX");
 
@@ -157,13 +158,6 @@ void cli_pool_error(const char *cmd, const char *name, int err)
   }
 }
 
-static void sleep_ms(long ms)
-{
-  struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-  nanosleep(&ts, NULL);
-}
-
 int cli_attach(const char *cmd, const char *name, unsigned flags,
                fp_pool **out)
 {
@@ -188,7 +182,7 @@ int cli_attach(const char *cmd, const char *name, unsigned flags,
       cli_pool_error(cmd, name, -EPIPE);
       return CLI_EXIT_NOPOOL;
     }
-    sleep_ms(ATTACH_START_POLL_MS);
+    tool_sleep_ms(ATTACH_START_POLL_MS);
   }
   *out = p;
   return 0;

@@ -26,11 +26,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "args.h"
 #include "bench.h"
-#include "bench_map.h"
 #include "forkpool.h"
 #include "handler.h"
+#include "tool/args.h"
+#include "tool/clock.h"
+#include "tool/hmap.h"
 
 #define CMD "forkpool bench"
 #define GUARD_MS 30000
@@ -68,12 +69,6 @@ static int bench_handler(void *arg, const void *in, size_t n, void *out,
   return 0;
 }
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Run `n` tasks (global sequence numbers from `first`) through `pool`,
  * writing the latency of each timed task (seq a multiple of o->lat_every)
@@ -86,14 +81,14 @@ static int produce(fp_pool *pool, const struct bench_opts *o,
                    uint32_t *lat, unsigned long long every,
                    unsigned long long *ok, unsigned long long *crashed,
                    unsigned long long *other, unsigned long long *out_bytes) {
-  struct bench_map map;
+  struct tool_hmap map;
   unsigned char *buf = calloc(1, o->payload);
   uint64_t *t0 = calloc(n ? n : 1, sizeof(*t0));
-  int err = bench_map_init(&map, o->inflight);
+  int err = tool_hmap_init(&map, o->inflight);
   if (buf == NULL || t0 == NULL || err < 0) {
     free(buf);
     free(t0);
-    bench_map_free(&map);
+    tool_hmap_free(&map);
     return -ENOMEM;
   }
   fp_result res;
@@ -106,7 +101,7 @@ static int produce(fp_pool *pool, const struct bench_opts *o,
       memcpy(buf, &seq, sizeof(seq));
       buf[8] = every && (seq % every) == every - 1 ? 'S' : '.';
       uint64_t id = 0;
-      t0[sent] = seq % o->lat_every == 0 ? now_ns() : 0;
+      t0[sent] = seq % o->lat_every == 0 ? tool_now_ns() : 0;
       /*
        * Without a task out, collecting could only fail (-ENOENT): then wait
        * for the slot. FP_NOWAIT's -EAGAIN need not mean "window full": it
@@ -130,7 +125,7 @@ static int produce(fp_pool *pool, const struct bench_opts *o,
       }
       if (err == -EAGAIN) break;
       if (err < 0) goto out;
-      bench_map_put(&map, id, sent);
+      tool_hmap_put(&map, id, sent);
       sent++;
       inflight++;
     }
@@ -139,12 +134,12 @@ static int produce(fp_pool *pool, const struct bench_opts *o,
                        : fp_collect(pool, &res, GUARD_MS);
     if (err < 0) goto out;
     uint64_t k;
-    if (!bench_map_take(&map, res.id, &k)) {
+    if (!tool_hmap_take(&map, res.id, &k)) {
       err = -EPROTO;
       goto out;
     }
     if ((first + k) % o->lat_every == 0) {
-      uint64_t d = now_ns() - t0[k];
+      uint64_t d = tool_now_ns() - t0[k];
       lat[k] = d > UINT32_MAX ? UINT32_MAX : d < 1 ? 1 : (uint32_t)d;
     }
     if (res.status == FP_OK) {
@@ -159,7 +154,7 @@ static int produce(fp_pool *pool, const struct bench_opts *o,
   err = 0;
 out:
   fp_result_release(&res);
-  bench_map_free(&map);
+  tool_hmap_free(&map);
   free(buf);
   free(t0);
   return err;
@@ -258,7 +253,7 @@ static int config_for(fp_config *cfg, struct bench_opts *o) {
 static int parse(int argc, char **argv, struct bench_opts *o) {
   enum { WORKERS, PRODUCERS, INFLIGHT, PAYLOAD, QUEUE, TASKS, CRASH, IDLE,
          LAT_EVERY, NOPT };
-  struct cli_num_opt opts[NOPT] = {
+  struct tool_num_opt opts[NOPT] = {
       [WORKERS] = {"--workers", 1, FP_MAX_WORKERS, 2, 0},
       [PRODUCERS] = {"--producers", 1, BENCH_MAX_PRODUCERS, 1, 0},
       [INFLIGHT] = {"--inflight", 1, FP_MAX_SLOTS, 256, 0},
@@ -272,15 +267,15 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
   memset(o, 0, sizeof(*o));
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
-    int r = cli_arg_num(CMD, argc, argv, &i, opts, NOPT);
+    int r = tool_arg_num(CMD, argc, argv, &i, opts, NOPT);
     if (r < 0) return -1;
     if (r > 0) continue;
-    if ((r = cli_arg_flag(CMD, argv, i, "--json")) < 0) return -1;
+    if ((r = tool_arg_flag(CMD, argv, i, "--json")) < 0) return -1;
     if (r > 0) {
       o->json = 1;
       continue;
     }
-    if ((r = cli_arg_flag(CMD, argv, i, "--seal")) < 0) return -1;
+    if ((r = tool_arg_flag(CMD, argv, i, "--seal")) < 0) return -1;
     if (r > 0) {
       o->seal = 1;
       continue;
@@ -288,7 +283,7 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
     if ((r = cli_handler_arg(CMD, argc, argv, &i, &o->handler)) < 0)
       return -1;
     if (r > 0) continue;
-    if ((r = cli_arg_flag(CMD, argv, i, "--zero-copy")) < 0) return -1;
+    if ((r = tool_arg_flag(CMD, argv, i, "--zero-copy")) < 0) return -1;
     if (r > 0) {
       o->zero_copy = 1;
       continue;
@@ -371,7 +366,7 @@ int cli_bench_main(int argc, char **argv) {
   uint64_t t_start = 0, t_end;
   unsigned long long per = o.tasks / o.producers;
   if (o.producers == 1) {
-    t_start = now_ns();
+    t_start = tool_now_ns();
     err = produce(run.pool, &o, 0, o.tasks, sh->lat_ns, o.crash_every,
                   &sh->prod[0].ok, &sh->prod[0].crashed, &sh->prod[0].other,
                   &sh->prod[0].out_bytes);
@@ -398,12 +393,12 @@ int cli_bench_main(int argc, char **argv) {
       }
     }
     while (atomic_load(&sh->ready) < (int)o.producers) usleep(100);
-    t_start = now_ns();
+    t_start = tool_now_ns();
     atomic_store(&sh->go, 1);
     for (unsigned p = 0; p < o.producers; p++)
       while (waitpid(kids[p], NULL, 0) < 0 && errno == EINTR) {}
   }
-  t_end = now_ns();
+  t_end = tool_now_ns();
 
   unsigned long long rss = sum_pool(run.pool, 0, proc_rss_kb);
   double idle_pct = o.idle_ms ? idle_cpu_pct(run.pool, o.idle_ms) : 0;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "args.h"
+#include "tool/args.h"
 #include "attach.h"
 #include "cli.h"
 
@@ -50,7 +50,7 @@ int cli_cancel_main(int argc, char **argv)
       free(ids);
       return CLI_EXIT_OK;
     }
-    if ((r = cli_arg_value(CMD, argc, argv, &i, "--name", &name)) != 0) {
+    if ((r = tool_arg_value(CMD, argc, argv, &i, "--name", &name)) != 0) {
       if (r < 0)
         goto usage;
       continue;
@@ -59,7 +59,7 @@ int cli_cancel_main(int argc, char **argv)
       fprintf(stderr, CMD ": unknown option '%s'\n", argv[i]);
       goto usage;
     }
-    if (cli_parse_u64(CMD, "ID", argv[i], 1, UINT64_MAX, &ids[nids]) < 0)
+    if (tool_parse_u64(CMD, "ID", argv[i], 1, UINT64_MAX, &ids[nids]) < 0)
       goto usage;
     nids++;
   }

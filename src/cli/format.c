@@ -83,7 +83,7 @@ static void format_plain(struct cli_out *o, const struct cli_format *f,
     break;
   case FP_CRASHED:
     if (r->signal)
-      cli_out_puts(o, cli_signal_name(r->signal, sb, sizeof sb));
+      cli_out_puts(o, tool_signal_name(r->signal, sb, sizeof sb));
     else if (has_exit(r))
       cli_out_printf(o, "exit=%d", r->exit_code);
     else
@@ -92,7 +92,7 @@ static void format_plain(struct cli_out *o, const struct cli_format *f,
   case FP_TIMEOUT:
     /* The signal the supervisor killed it with, as for crashed. */
     if (r->signal)
-      cli_out_puts(o, cli_signal_name(r->signal, sb, sizeof sb));
+      cli_out_puts(o, tool_signal_name(r->signal, sb, sizeof sb));
     else
       cli_out_puts(o, "timeout");
     break;
@@ -146,7 +146,7 @@ static void format_json(struct cli_out *o, const struct cli_format *f,
   }
   if (r->signal) {
     cli_out_puts(o, ",\"signal\":");
-    cli_json_string(o, cli_signal_name(r->signal, sb, sizeof sb));
+    cli_json_string(o, tool_signal_name(r->signal, sb, sizeof sb));
   }
   if (has_exit(r))
     cli_out_printf(o, ",\"exit\":%d", r->exit_code);

@@ -35,7 +35,7 @@
 /* The error code reported for a record over --max-input. */
 #define CLI_CODE_OVERSIZE 90 /* EMSGSIZE on Linux */
 
-#include "signame.h" /* cli_signal_name() */
+#include "tool/signame.h" /* tool_signal_name() */
 
 /* How to print results. */
 struct cli_format {

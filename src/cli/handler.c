@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "args.h"
+#include "tool/args.h"
 #include "handler.h"
 
 /* A plugin whose load has not ended in this long is taken as hung. */
@@ -41,10 +41,10 @@ int cli_handler_arg(const char *cmd, int argc, char **argv, int *i,
     *i = argc - 1;
     return 1;
   }
-  if ((r = cli_arg_string(cmd, argc, argv, i, "--handler", &h->plugin)) != 0)
+  if ((r = tool_arg_string(cmd, argc, argv, i, "--handler", &h->plugin)) != 0)
     return r;
   /* Any string, the empty one too: it is the plugin's to read. */
-  return cli_arg_value(cmd, argc, argv, i, "--handler-arg", &h->arg);
+  return tool_arg_value(cmd, argc, argv, i, "--handler-arg", &h->arg);
 }
 
 int cli_handler_check(const char *cmd, const struct cli_handler *h)

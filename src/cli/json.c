@@ -1,52 +1,14 @@
 /*
- * JSON and plain-text escaping of arbitrary bytes. The UTF-8 check follows
- * the table of well-formed sequences in the Unicode standard (chapter 3,
- * table 3-7), which rules out overlong forms, UTF-16 surrogates and code
- * points above U+10FFFF: a JSON parser must accept every sequence we pass
- * through, so we pass through only what is well formed.
+ * JSON and plain-text escaping of arbitrary bytes. What is valid UTF-8 is
+ * tool_utf8_seq_len()'s judgement (src/tool/utf8.c): a JSON parser must
+ * accept every sequence we pass through, so we pass through only what is
+ * well formed.
  */
 #include <string.h>
 
 #include "json.h"
 
 static const char hex[] = "0123456789abcdef";
-
-size_t cli_utf8_seq_len(const unsigned char *s, size_t n)
-{
-  unsigned char c = s[0];
-  unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the 2nd byte */
-  size_t len, i;
-
-  if (c < 0x80)
-    return 1;
-  if (c < 0xc2)
-    return 0; /* continuation byte, or overlong 2-byte lead */
-  if (c < 0xe0) {
-    len = 2;
-  } else if (c < 0xf0) {
-    len = 3;
-    if (c == 0xe0)
-      lo = 0xa0; /* overlong */
-    else if (c == 0xed)
-      hi = 0x9f; /* surrogates */
-  } else if (c < 0xf5) {
-    len = 4;
-    if (c == 0xf0)
-      lo = 0x90; /* overlong */
-    else if (c == 0xf4)
-      hi = 0x8f; /* above U+10FFFF */
-  } else {
-    return 0;
-  }
-  if (n < len)
-    return 0;
-  if (s[1] < lo || s[1] > hi)
-    return 0;
-  for (i = 2; i < len; i++)
-    if (s[i] < 0x80 || s[i] > 0xbf)
-      return 0;
-  return len;
-}
 
 static void put_u00(struct cli_out *o, unsigned char c)
 {
@@ -91,7 +53,7 @@ void cli_json_escape(struct cli_out *o, const void *s, size_t n)
       i++;
       continue;
     }
-    len = cli_utf8_seq_len(p + i, n - i);
+    len = tool_utf8_seq_len(p + i, n - i);
     if (len == 0) {
       /* Escape this byte alone and look at the next one afresh, so every
        * byte of a broken sequence is escaped and a valid sequence that
@@ -111,7 +73,7 @@ int cli_utf8_valid(const void *s, size_t n)
   size_t i = 0;
 
   while (i < n) {
-    size_t len = cli_utf8_seq_len(p + i, n - i);
+    size_t len = tool_utf8_seq_len(p + i, n - i);
 
     if (len == 0)
       return 0;
@@ -174,7 +136,7 @@ void cli_plain_escape(struct cli_out *o, const void *s, size_t n)
     case '\r': cli_out_write(o, "\\r", 2); i++; continue;
     default: break;
     }
-    len = c < 0x80 ? 0 : cli_utf8_seq_len(p + i, n - i);
+    len = c < 0x80 ? 0 : tool_utf8_seq_len(p + i, n - i);
     if (len == 0) {
       put_x(o, c);
       i++;

@@ -3,9 +3,9 @@
  */
 #include "pool_opts.h"
 
-void cli_pool_num_init(struct cli_num_opt *num)
+void cli_pool_num_init(struct tool_num_opt *num)
 {
-  static const struct cli_num_opt table[CLI_POOL_NOPT] = {
+  static const struct tool_num_opt table[CLI_POOL_NOPT] = {
     [CLI_POOL_WORKERS] = { "--workers", 1, FP_MAX_WORKERS, 0, 0 },
     [CLI_POOL_QUEUE] = { "--queue", 1, FP_MAX_SLOTS, 256, 0 },
     [CLI_POOL_MAX_INPUT] = { "--max-input", 1, FP_MAX_IO_BYTES, 65536, 0 },
@@ -19,10 +19,10 @@ void cli_pool_num_init(struct cli_num_opt *num)
 
   for (int k = 0; k < CLI_POOL_NOPT; k++)
     num[k] = table[k];
-  num[CLI_POOL_WORKERS].value = cli_online_cpus();
+  num[CLI_POOL_WORKERS].value = tool_online_cpus();
 }
 
-void cli_pool_num_get(const struct cli_num_opt *num, struct cli_pool_opts *o)
+void cli_pool_num_get(const struct tool_num_opt *num, struct cli_pool_opts *o)
 {
   /* Each range above fits the destination type. */
   o->workers = (unsigned)num[CLI_POOL_WORKERS].value;

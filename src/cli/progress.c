@@ -12,20 +12,13 @@
 
 #include "output.h"
 #include "progress.h"
-
-static uint64_t now_ns(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#include "tool/clock.h"
 
 int cli_progress_start(struct cli_progress *p, int fd, const char *label)
 {
   p->fd = fd >= 0 && isatty(fd) ? fd : -1;
   p->shown = 0;
-  p->t0_ns = p->last_ns = now_ns();
+  p->t0_ns = p->last_ns = tool_now_ns();
   p->label = label;
   return p->fd >= 0;
 }
@@ -63,7 +56,7 @@ void cli_progress_update(struct cli_progress *p, uint64_t done,
 
   if (!p || p->fd < 0)
     return;
-  now = now_ns();
+  now = tool_now_ns();
   if (now - p->last_ns < (uint64_t)CLI_PROGRESS_EVERY_MS * 1000000u)
     return;
   p->last_ns = now;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "forkpool.h"
+#include "tool/hmap.h"
 
 enum cli_entry_state {
   CLI_ENTRY_RUNNING = 0, /* submitted, result not collected yet */
@@ -38,10 +39,7 @@ struct cli_window {
   uint64_t head;         /* seq of the oldest entry */
   size_t count;          /* entries in the window */
   size_t running;        /* of which CLI_ENTRY_RUNNING */
-  uint64_t *map_id;      /* open addressing, linear probing; 0 = empty */
-  size_t *map_pos;
-  size_t map_mask;
-  unsigned map_shift;
+  struct tool_hmap map;   /* running task id -> index in e */
 };
 
 /* Set up an empty window of cap (>= 1) entries. Returns 0 or -ENOMEM. */

@@ -17,7 +17,7 @@
 
 #include "cli.h"
 #include "input.h"
-#include "log.h"
+#include "tool/log.h"
 #include "plugin.h"
 #include "progress.h"
 #include "run.h"
@@ -46,9 +46,9 @@ static int start_pool(struct run_state *s, fp_config *cfg_in)
   cli_pool_config(&o->pool, &cfg);
   if (o->seal)
     cfg.flags |= FP_CONFIG_SEAL;
-  /* Called in the supervisor, a fork of this process: cli_log() only
+  /* Called in the supervisor, a fork of this process: tool_log() only
    * formats and writes to fd 2, with settings copied at the fork. */
-  cfg.log = cli_log_fn;
+  cfg.log = tool_log_fn;
   cfg.log_ctx = NULL;
   r = fp_config_validate(&cfg);
   if (r < 0) {
@@ -100,14 +100,14 @@ int cli_run_main(int argc, char **argv)
   s.st.fmt.json = opt.json;
   s.st.fmt.max_input = opt.pool.max_input;
   s.st.fmt.backtrace = opt.backtrace;
-  cli_log_setup(&opt.log);
+  tool_log_setup(&opt.log);
   /* Decided before the pool starts, so its supervisor knows to erase the
    * progress line before a log line. Not when the tasks are typed on the
    * terminal: redrawing would wipe the line being typed. */
   if (!opt.quiet && !isatty(STDIN_FILENO) &&
       cli_progress_start(&s.prog, STDERR_FILENO, CMD)) {
     s.st.progress = &s.prog;
-    cli_log_set_erase(1);
+    tool_log_set_erase(1);
     if (isatty(STDOUT_FILENO)) {
       s.st.out.before_write = cli_progress_clear_hook;
       s.st.out.before_ctx = &s.prog;

@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 #include "handler.h"
-#include "log.h"
+#include "tool/log.h"
 #include "pool_opts.h"
 
 #define CLI_RUN_CMD "forkpool run"
@@ -21,7 +21,7 @@ struct run_opts {
   int backtrace;         /* --backtrace */
   int quiet;             /* --quiet: no progress line */
   int delim;             /* '\n', or '\0' with -0 */
-  struct cli_log_opts log; /* default: error, text */
+  struct tool_log_opts log; /* default: error, text */
 };
 
 /*

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "args.h"
+#include "tool/args.h"
 #include "cli.h"
 #include "forkpool.h"
 #include "run.h"
@@ -48,7 +48,7 @@ CLI_HANDLER_USAGE
 "  -0, --null         tasks are NUL-terminated instead of newline-terminated\n"
 "  -q, --quiet        no progress line (it is shown on stderr only when\n"
 "                     stderr is a terminal and stdin is not)\n"
-CLI_LOG_USAGE("error")
+TOOL_LOG_USAGE("error")
 "  -h, --help         show this help\n"
 "\n"
 "Plain output: STATUS<TAB>DETAIL, where STATUS is ok, failed, crashed,\n"
@@ -77,7 +77,7 @@ struct flag_opt {
  */
 int cli_run_parse(int argc, char **argv, struct run_opts *o)
 {
-  struct cli_num_opt num[CLI_POOL_NOPT];
+  struct tool_num_opt num[CLI_POOL_NOPT];
   const struct flag_opt flags[] = {
     { "--null", "-0", &o->delim, '\0' },
     { "--json", NULL, &o->json, 1 },
@@ -103,7 +103,7 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o)
       if (flags[k].short_name && !strcmp(a, flags[k].short_name))
         r = 1;
       else
-        r = cli_arg_flag(CMD, argv, i, flags[k].name);
+        r = tool_arg_flag(CMD, argv, i, flags[k].name);
       if (r > 0)
         *flags[k].dst = flags[k].value;
     }
@@ -117,13 +117,13 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o)
         goto usage;
       continue;
     }
-    if ((r = cli_arg_num(CMD, argc, argv, &i, num, CLI_POOL_NOPT)) != 0 ||
-        (r = cli_log_arg(CMD, argc, argv, &i, &o->log)) != 0) {
+    if ((r = tool_arg_num(CMD, argc, argv, &i, num, CLI_POOL_NOPT)) != 0 ||
+        (r = tool_log_arg(CMD, argc, argv, &i, &o->log)) != 0) {
       if (r < 0)
         goto usage;
       continue;
     }
-    cli_arg_reject(CMD, a);
+    tool_arg_reject(CMD, a);
     goto usage;
   }
   if (cli_handler_check(CMD, &o->handler) < 0)

@@ -20,7 +20,7 @@
 
 #include "attach.h"
 #include "cli.h"
-#include "log.h"
+#include "tool/log.h"
 #include "plugin.h"
 #include "serve.h"
 
@@ -146,11 +146,11 @@ static int on_reload(void *ctx)
   char err[1024];
 
   if (cli_handler_reload(&s->o->handler, s->cfg, err, sizeof err) < 0) {
-    cli_logf(FP_LOG_ERROR, "reload of %s failed: %s",
+    tool_logf(FP_LOG_ERROR, "reload of %s failed: %s",
              cli_handler_name(&s->o->handler), err);
     return -ENOEXEC;
   }
-  cli_logf(FP_LOG_INFO, "reload: %s loaded again",
+  tool_logf(FP_LOG_INFO, "reload: %s loaded again",
            cli_handler_name(&s->o->handler));
   return 0;
 }
@@ -162,7 +162,7 @@ static void on_ready(void *ctx)
   const struct serve_opts *o = s->o;
   int r;
 
-  cli_logf(FP_LOG_INFO, "ready: pool '%s' (segment /dev/shm/forkpool.%s), "
+  tool_logf(FP_LOG_INFO, "ready: pool '%s' (segment /dev/shm/forkpool.%s), "
            "%u worker%s, %u slots, supervisor pid %ld", o->name, o->name,
            o->pool.workers, o->pool.workers == 1 ? "" : "s", o->pool.slots,
            (long)getpid());
@@ -171,12 +171,12 @@ static void on_ready(void *ctx)
   r = pidfile_write(o->pidfile);
   if (r == 0) {
     s->pid_written = 1;
-    cli_logf(FP_LOG_INFO, "pidfile %s written", o->pidfile);
+    tool_logf(FP_LOG_INFO, "pidfile %s written", o->pidfile);
     return;
   }
   /* Stop the way an operator would: SIGTERM reaches fp_serve()'s signalfd
    * and drains the pool (nothing can be queued yet but our own tasks). */
-  cli_logf(FP_LOG_ERROR, "cannot write pidfile %s: %s; stopping", o->pidfile,
+  tool_logf(FP_LOG_ERROR, "cannot write pidfile %s: %s; stopping", o->pidfile,
            strerror(-r));
   s->pid_failed = 1;
   kill(getpid(), SIGTERM);
@@ -245,54 +245,54 @@ static int serve_failed(const struct serve_opts *o, int err)
     /* Ask the live pool who serves it; it may be gone by now. */
     r = fp_pool_open(&p, o->name, FP_OPEN_MONITOR);
     if (r == 0 && fp_pool_stats(p, &st) == 0 && st.supervisor > 0)
-      cli_logf(FP_LOG_ERROR, "a live forkpool already serves %s (pid %ld)",
+      tool_logf(FP_LOG_ERROR, "a live forkpool already serves %s (pid %ld)",
                o->name, (long)st.supervisor);
     else if (r == 0 || r == -ECONNREFUSED)
-      cli_logf(FP_LOG_ERROR, "a live forkpool already serves %s", o->name);
+      tool_logf(FP_LOG_ERROR, "a live forkpool already serves %s", o->name);
     else
       /* Locked by a process of ours that is no pool we can read. */
-      cli_logf(FP_LOG_ERROR, "cannot serve %s: /dev/shm/forkpool.%s is held "
+      tool_logf(FP_LOG_ERROR, "cannot serve %s: /dev/shm/forkpool.%s is held "
                "(locked) by a live process and is no forkpool segment we can "
                "read (%s); it is left alone", o->name, o->name,
                fp_strerror(r));
     fp_pool_free(p);
     return CLI_EXIT_FAIL;
   case ECHILD:
-    cli_log(FP_LOG_ERROR, "workers could not start (init hook failed)");
+    tool_log(FP_LOG_ERROR, "workers could not start (init hook failed)");
     return CLI_EXIT_FAIL;
   case EACCES:
   case ELOOP:
     what = cli_shm_describe(o->name, desc, sizeof desc);
     if (what == CLI_SHM_FOREIGN || what == CLI_SHM_LINK)
-      cli_logf(FP_LOG_ERROR, "cannot serve %s: %s; it is left alone: remove "
+      tool_logf(FP_LOG_ERROR, "cannot serve %s: %s; it is left alone: remove "
                "it or choose another --name", o->name, desc);
     else
-      cli_logf(FP_LOG_ERROR, "cannot serve %s: %s (%s)", o->name, desc,
+      tool_logf(FP_LOG_ERROR, "cannot serve %s: %s (%s)", o->name, desc,
                fp_strerror(err));
     return CLI_EXIT_FAIL;
   case ENOSPC:
-    cli_logf(FP_LOG_ERROR, "cannot serve %s: no room in /dev/shm for its "
+    tool_logf(FP_LOG_ERROR, "cannot serve %s: no room in /dev/shm for its "
              "segment: lower --queue, --max-input or --max-output, or free "
              "or enlarge /dev/shm", o->name);
     return CLI_EXIT_FAIL;
   case EAGAIN:
     /* The one EAGAIN of fp_serve(): fork() of a worker at start. */
     nproc_desc(desc, sizeof desc);
-    cli_logf(FP_LOG_ERROR, "cannot serve %s: fork of a worker failed: the "
+    tool_logf(FP_LOG_ERROR, "cannot serve %s: fork of a worker failed: the "
              "process limit of uid %ld is reached (%s) or the system "
              "is out of processes", o->name, (long)getuid(), desc);
     return CLI_EXIT_FAIL;
   case EIO:
     /* fp_serve() logged the truncation; this is how the pool ended. */
-    cli_logf(FP_LOG_ERROR, "pool %s stopped: its segment was cut under it",
+    tool_logf(FP_LOG_ERROR, "pool %s stopped: its segment was cut under it",
              o->name);
     return CLI_EXIT_FAIL;
   case EINVAL:
-    cli_logf(FP_LOG_ERROR, "cannot serve %s: invalid configuration",
+    tool_logf(FP_LOG_ERROR, "cannot serve %s: invalid configuration",
              o->name);
     return CLI_EXIT_USAGE;
   default:
-    cli_logf(FP_LOG_ERROR, "cannot serve %s (/dev/shm/forkpool.%s): %s",
+    tool_logf(FP_LOG_ERROR, "cannot serve %s (/dev/shm/forkpool.%s): %s",
              o->name, o->name, fp_strerror(err));
     return CLI_EXIT_FAIL;
   }
@@ -343,17 +343,17 @@ int cli_serve_main(int argc, char **argv)
   sc.grace_ms = opt.grace_ms;
   sc.max_workers = opt.max_workers;
   sc.max_clients = opt.max_clients;
-  sc.log = cli_log_fn;
+  sc.log = tool_log_fn;
   sc.on_ready = on_ready;
   sc.ready_ctx = &s;
   sc.on_reload = on_reload;
   sc.reload_ctx = &s;
-  cli_log_setup(&opt.log);
+  tool_log_setup(&opt.log);
 
   if (opt.pidfile) {
     r = pidfile_probe(opt.pidfile);
     if (r < 0) {
-      cli_logf(FP_LOG_ERROR, "cannot write pidfile %s: %s", opt.pidfile,
+      tool_logf(FP_LOG_ERROR, "cannot write pidfile %s: %s", opt.pidfile,
                strerror(-r));
       rc = CLI_EXIT_FAIL;
       goto out;
@@ -371,7 +371,7 @@ int cli_serve_main(int argc, char **argv)
   sigaddset(&stop_set, SIGINT);
   sigaddset(&stop_set, SIGHUP);
   sigprocmask(SIG_BLOCK, &stop_set, NULL);
-  cli_logf(FP_LOG_INFO, "starting pool '%s': %u worker%s, handler %s, "
+  tool_logf(FP_LOG_INFO, "starting pool '%s': %u worker%s, handler %s, "
            "version %s", opt.name, opt.pool.workers,
            opt.pool.workers == 1 ? "" : "s", cli_handler_name(&opt.handler),
            fp_version());
@@ -381,7 +381,7 @@ int cli_serve_main(int argc, char **argv)
   } else if (s.pid_failed) {
     rc = CLI_EXIT_FAIL;
   } else {
-    cli_logf(FP_LOG_INFO, "stopped: pool '%s' removed", opt.name);
+    tool_logf(FP_LOG_INFO, "stopped: pool '%s' removed", opt.name);
     rc = CLI_EXIT_OK;
   }
   if (s.pid_written)

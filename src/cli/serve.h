@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 #include "handler.h"
-#include "log.h"
+#include "tool/log.h"
 #include "pool_opts.h"
 
 #define CLI_SERVE_CMD "forkpool serve"
@@ -25,7 +25,7 @@ struct serve_opts {
   unsigned idle_ms;
   unsigned max_clients;  /* default 64 */
   int seal;              /* --seal */
-  struct cli_log_opts log; /* --log-level (-v: debug), --log-format */
+  struct tool_log_opts log; /* --log-level (-v: debug), --log-format */
 };
 
 /*

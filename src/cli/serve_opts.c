@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "args.h"
+#include "tool/args.h"
 #include "attach.h"
 #include "cli.h"
 #include "serve.h"
@@ -52,7 +52,7 @@ CLI_HANDLER_USAGE
 "                     after --idle-ms idle (default: a fixed size)\n"
 "  --idle-ms MS       idle time before shrinking by one (default 5000)\n"
 "  --max-clients N    producer processes attached at once (default 64)\n"
-CLI_LOG_USAGE("info")
+TOOL_LOG_USAGE("info")
 "  -v, --verbose      the same as --log-level debug (every worker start)\n"
 "  -h, --help         show this help\n"
 "\n"
@@ -76,15 +76,15 @@ enum { OPT_GRACE, OPT_MAX_WORKERS, OPT_MAX_CLIENTS, OPT_MIN_WORKERS,
 /* See serve.h. */
 int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
 {
-  struct cli_num_opt pool[CLI_POOL_NOPT];
-  struct cli_num_opt num[OPT_COUNT] = {
+  struct tool_num_opt pool[CLI_POOL_NOPT];
+  struct tool_num_opt num[OPT_COUNT] = {
     [OPT_GRACE] = { "--grace", 0, 2147483647u, 10000, 0 },
     [OPT_MAX_WORKERS] = { "--max-workers", 1, FP_MAX_WORKERS, 0, 0 },
     [OPT_MAX_CLIENTS] = { "--max-clients", 1, 4096, 64, 0 },
     [OPT_MIN_WORKERS] = { "--min-workers", 1, FP_MAX_WORKERS, 0, 0 },
     [OPT_IDLE] = { "--idle-ms", 1, 86400000u, 5000, 0 },
   };
-  const struct cli_num_opt *workers = &pool[CLI_POOL_WORKERS];
+  const struct tool_num_opt *workers = &pool[CLI_POOL_WORKERS];
   const char *mode = NULL, *v = NULL;
   int i, r;
 
@@ -102,45 +102,45 @@ int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
       o->log.level = FP_LOG_DEBUG;
       continue;
     }
-    if ((r = cli_arg_flag(CMD, argv, i, "--verbose")) != 0) {
+    if ((r = tool_arg_flag(CMD, argv, i, "--verbose")) != 0) {
       if (r < 0)
         goto usage;
       o->log.level = FP_LOG_DEBUG;
       continue;
     }
-    if ((r = cli_arg_flag(CMD, argv, i, "--seal")) != 0) {
+    if ((r = tool_arg_flag(CMD, argv, i, "--seal")) != 0) {
       if (r < 0)
         goto usage;
       o->seal = 1;
       continue;
     }
-    if ((r = cli_log_arg(CMD, argc, argv, &i, &o->log)) != 0) {
+    if ((r = tool_log_arg(CMD, argc, argv, &i, &o->log)) != 0) {
       if (r < 0)
         goto usage;
       continue;
     }
     /* An empty name gets the naming rules from cli_name_check() below. */
-    if ((r = cli_arg_value(CMD, argc, argv, &i, "--name", &o->name)) != 0 ||
+    if ((r = tool_arg_value(CMD, argc, argv, &i, "--name", &o->name)) != 0 ||
         (r = cli_handler_arg(CMD, argc, argv, &i, &o->handler)) != 0 ||
-        (r = cli_arg_string(CMD, argc, argv, &i, "--pidfile",
+        (r = tool_arg_string(CMD, argc, argv, &i, "--pidfile",
                             &o->pidfile)) != 0) {
       if (r < 0)
         goto usage;
       continue;
     }
-    if ((r = cli_arg_value(CMD, argc, argv, &i, "--mode", &v)) != 0) {
+    if ((r = tool_arg_value(CMD, argc, argv, &i, "--mode", &v)) != 0) {
       if (r < 0)
         goto usage;
       mode = v;
       continue;
     }
-    if ((r = cli_arg_num(CMD, argc, argv, &i, pool, CLI_POOL_NOPT)) != 0 ||
-        (r = cli_arg_num(CMD, argc, argv, &i, num, OPT_COUNT)) != 0) {
+    if ((r = tool_arg_num(CMD, argc, argv, &i, pool, CLI_POOL_NOPT)) != 0 ||
+        (r = tool_arg_num(CMD, argc, argv, &i, num, OPT_COUNT)) != 0) {
       if (r < 0)
         goto usage;
       continue;
     }
-    cli_arg_reject(CMD, a);
+    tool_arg_reject(CMD, a);
     goto usage;
   }
   if (!o->name) {
@@ -152,7 +152,7 @@ int cli_serve_parse(int argc, char **argv, struct serve_opts *o)
   if (cli_handler_check(CMD, &o->handler) < 0)
     goto usage;
   o->mode = 0600;
-  if (mode && cli_parse_octal(CMD, "--mode", mode, 0777, &o->mode) < 0)
+  if (mode && tool_parse_octal(CMD, "--mode", mode, 0777, &o->mode) < 0)
     goto usage;
   /* fp_serve()'s rule, said here with the reason. */
   if ((o->mode & 0600) != 0600) {

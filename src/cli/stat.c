@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "args.h"
+#include "tool/args.h"
 #include "attach.h"
 #include "cli.h"
 #include "json.h"
@@ -209,24 +209,24 @@ int cli_stat_main(int argc, char **argv)
       cli_stat_usage(0);
       return CLI_EXIT_OK;
     }
-    if ((r = cli_arg_flag(CMD, argv, i, "--json")) != 0) {
+    if ((r = tool_arg_flag(CMD, argv, i, "--json")) != 0) {
       if (r < 0)
         goto usage;
       json = 1;
       continue;
     }
-    if ((r = cli_arg_flag(CMD, argv, i, "--prometheus")) != 0) {
+    if ((r = tool_arg_flag(CMD, argv, i, "--prometheus")) != 0) {
       if (r < 0)
         goto usage;
       prom = 1;
       continue;
     }
-    if ((r = cli_arg_value(CMD, argc, argv, &i, "--name", &name)) != 0) {
+    if ((r = tool_arg_value(CMD, argc, argv, &i, "--name", &name)) != 0) {
       if (r < 0)
         goto usage;
       continue;
     }
-    cli_arg_reject(CMD, a);
+    tool_arg_reject(CMD, a);
     goto usage;
   }
   if (!name) {

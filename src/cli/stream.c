@@ -10,14 +10,7 @@
 #include <unistd.h>
 
 #include "stream.h"
-
-static uint64_t now_ns(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#include "tool/clock.h"
 
 int cli_stream_init(struct cli_stream *s, struct cli_input *in,
                     size_t window, size_t out_cap)
@@ -70,7 +63,7 @@ static int expire_overdue(struct cli_stream *s)
 
   if (limit == 0)
     return 0;
-  now = now_ns();
+  now = tool_now_ns();
   while ((e = cli_window_head(&s->win)) != NULL &&
          e->state == CLI_ENTRY_RUNNING && now - e->t_ns >= limit) {
     cli_window_expire_head(&s->win);
@@ -89,7 +82,7 @@ static int until_head_due(struct cli_stream *s, int ms)
 
   if (limit == 0 || !e || e->state != CLI_ENTRY_RUNNING)
     return ms;
-  now = now_ns();
+  now = tool_now_ns();
   if (now - e->t_ns >= limit)
     return 0;
   left = (e->t_ns + limit - now + 999999u) / 1000000u;
@@ -189,8 +182,8 @@ static int feed(struct cli_stream *s, const char *cmd, int *queue_full,
       /* --timeout bounds the wait for a slot too (other producers' tasks,
        * or a process that holds the queue lock, may keep it from us). */
       if (s->slot_wait_ns == 0) {
-        s->slot_wait_ns = now_ns();
-      } else if (now_ns() - s->slot_wait_ns >=
+        s->slot_wait_ns = tool_now_ns();
+      } else if (tool_now_ns() - s->slot_wait_ns >=
                  (uint64_t)s->fmt.wait_ms * 1000000u) {
         s->err = -ETIMEDOUT;
         s->err_what = "waiting for a free slot";
@@ -216,7 +209,7 @@ static int feed(struct cli_stream *s, const char *cmd, int *queue_full,
       return -1;
     }
     seq = cli_window_push_task(&s->win, id);
-    cli_window_at(&s->win, seq)->t_ns = now_ns();
+    cli_window_at(&s->win, seq)->t_ns = tool_now_ns();
     cli_input_consume(s->in);
   }
   return 0;

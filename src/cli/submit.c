@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "args.h"
+#include "tool/args.h"
 #include "attach.h"
 #include "cli.h"
 #include "input.h"
@@ -71,7 +71,7 @@ void cli_submit_usage(int to_stderr)
 /* Returns -1 to go on, or the exit status to end with. */
 static int parse(int argc, char **argv, struct submit_opts *o)
 {
-  struct cli_num_opt num[1] = { { "--timeout", 0, 2147483647u, 0, 0 } };
+  struct tool_num_opt num[1] = { { "--timeout", 0, 2147483647u, 0, 0 } };
   const char *v = NULL;
   int i, r, only_data = 0;
 
@@ -101,25 +101,25 @@ static int parse(int argc, char **argv, struct submit_opts *o)
       o->delim = '\0';
       continue;
     }
-    if ((r = cli_arg_flag(CMD, argv, i, "--null")) != 0) {
+    if ((r = tool_arg_flag(CMD, argv, i, "--null")) != 0) {
       if (r < 0)
         goto usage;
       o->delim = '\0';
       continue;
     }
-    if ((r = cli_arg_flag(CMD, argv, i, "--json")) != 0) {
+    if ((r = tool_arg_flag(CMD, argv, i, "--json")) != 0) {
       if (r < 0)
         goto usage;
       o->json = 1;
       continue;
     }
-    if ((r = cli_arg_flag(CMD, argv, i, "--backtrace")) != 0) {
+    if ((r = tool_arg_flag(CMD, argv, i, "--backtrace")) != 0) {
       if (r < 0)
         goto usage;
       o->backtrace = 1;
       continue;
     }
-    if ((r = cli_arg_value(CMD, argc, argv, &i, "--priority", &v)) != 0) {
+    if ((r = tool_arg_value(CMD, argc, argv, &i, "--priority", &v)) != 0) {
       if (r < 0)
         goto usage;
       if (!strcmp(v, "high")) {
@@ -132,13 +132,13 @@ static int parse(int argc, char **argv, struct submit_opts *o)
       }
       continue;
     }
-    if ((r = cli_arg_value(CMD, argc, argv, &i, "--name", &v)) != 0) {
+    if ((r = tool_arg_value(CMD, argc, argv, &i, "--name", &v)) != 0) {
       if (r < 0)
         goto usage;
       o->name = v;
       continue;
     }
-    if ((r = cli_arg_num(CMD, argc, argv, &i, num, 1)) != 0) {
+    if ((r = tool_arg_num(CMD, argc, argv, &i, num, 1)) != 0) {
       if (r < 0)
         goto usage;
       continue;

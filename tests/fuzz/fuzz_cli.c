@@ -9,7 +9,7 @@
  *      delimiter, none at all for empty input), each longer than the limit
  *      reported as oversized with its full length, and the reader's buffer
  *      must stay within max_len plus one read. The argument-list mode too.
- *   2. Option parsing (src/cli/args.c): the payload split at NULs is an
+ *   2. Option parsing (src/tool/args.c): the payload split at NULs is an
  *      argv; "--flag VALUE" / "--flag=VALUE" matching, strict decimal and
  *      octal parsing, against a model of what each must accept.
  *   3. Escaping (src/cli/json.c): the JSON escape of any bytes, quoted,
@@ -35,7 +35,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "args.h"
+#include "tool/args.h"
 #include "format.h"
 #include "input.h"
 #include "json.h"
@@ -456,7 +456,7 @@ static int split_args(const uint8_t *p, size_t n, char **argv) {
   return argc;
 }
 
-/* Model of cli_parse_u64: digits only, not empty, in [min, max]. */
+/* Model of tool_parse_u64: digits only, not empty, in [min, max]. */
 static int model_u64(const char *s, uint64_t min, uint64_t max, uint64_t *v) {
   unsigned __int128 x = 0;
   if (*s == 0) return -1;
@@ -495,19 +495,19 @@ static void check_args(const uint8_t *data, size_t size) {
 
   for (int a = 0; a < argc; a++) {
     uint64_t v = 12345, mv;
-    int r = cli_parse_u64("fuzz", "--x", argv[a], min, max, &v);
+    int r = tool_parse_u64("fuzz", "--x", argv[a], min, max, &v);
     int m = model_u64(argv[a], min, max, &mv);
     REQUIRE(r == m);
     REQUIRE(r == 0 ? v == mv : v == 12345); /* untouched on error */
     unsigned o = 7, mo;
-    r = cli_parse_octal("fuzz", "--mode", argv[a], omax, &o);
+    r = tool_parse_octal("fuzz", "--mode", argv[a], omax, &o);
     m = model_octal(argv[a], omax, &mo);
     REQUIRE(r == m);
     REQUIRE(r == 0 ? o == mo : o == 7);
   }
 
   /* A table like forkpool run's, over the whole argv. */
-  struct cli_num_opt opts[3] = {
+  struct tool_num_opt opts[3] = {
       {"--workers", 1, 1024, 4, 0},
       {"--max-input", 1, 64u << 20, 65536, 0},
       {"--timeout", 0, 2147483647u, 0, 0},
@@ -515,7 +515,7 @@ static void check_args(const uint8_t *data, size_t size) {
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     int before = i;
-    int r = cli_arg_num("fuzz", argc, argv, &i, opts, 3);
+    int r = tool_arg_num("fuzz", argc, argv, &i, opts, 3);
     REQUIRE(r >= -1 && r <= 1);
     REQUIRE(i >= before && i < argc);
     if (r == 1) {
@@ -541,7 +541,7 @@ static void check_args(const uint8_t *data, size_t size) {
                   (a[l] == 0 || a[l] == '=')));
       }
     }
-    int f = cli_arg_flag("fuzz", argv, i, "--json");
+    int f = tool_arg_flag("fuzz", argv, i, "--json");
     REQUIRE(f == (strcmp(argv[i], "--json") == 0   ? 1
                   : strncmp(argv[i], "--json=", 7) == 0 ? -1
                                                         : 0));

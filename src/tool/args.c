@@ -12,7 +12,7 @@
 #include "args.h"
 #include "forkpool.h"
 
-int cli_arg_value(const char *cmd, int argc, char **argv, int *i,
+int tool_arg_value(const char *cmd, int argc, char **argv, int *i,
                   const char *name, const char **val)
 {
   const char *a = argv[*i];
@@ -35,7 +35,7 @@ int cli_arg_value(const char *cmd, int argc, char **argv, int *i,
   return 1;
 }
 
-int cli_arg_flag(const char *cmd, char **argv, int i, const char *name)
+int tool_arg_flag(const char *cmd, char **argv, int i, const char *name)
 {
   const char *a = argv[i];
   size_t n = strlen(name);
@@ -51,7 +51,7 @@ int cli_arg_flag(const char *cmd, char **argv, int i, const char *name)
   return 0;
 }
 
-int cli_parse_u64(const char *cmd, const char *flag, const char *s,
+int tool_parse_u64(const char *cmd, const char *flag, const char *s,
                   uint64_t min, uint64_t max, uint64_t *out)
 {
   const char *p = s;
@@ -91,7 +91,7 @@ int cli_parse_u64(const char *cmd, const char *flag, const char *s,
   return 0;
 }
 
-int cli_parse_octal(const char *cmd, const char *flag, const char *s,
+int tool_parse_octal(const char *cmd, const char *flag, const char *s,
                     unsigned max, unsigned *out)
 {
   const char *p = s;
@@ -118,19 +118,19 @@ int cli_parse_octal(const char *cmd, const char *flag, const char *s,
   return 0;
 }
 
-int cli_arg_num(const char *cmd, int argc, char **argv, int *i,
-                struct cli_num_opt *opts, int n)
+int tool_arg_num(const char *cmd, int argc, char **argv, int *i,
+                struct tool_num_opt *opts, int n)
 {
   const char *v = NULL;
   int k, r;
 
   for (k = 0; k < n; k++) {
-    r = cli_arg_value(cmd, argc, argv, i, opts[k].name, &v);
+    r = tool_arg_value(cmd, argc, argv, i, opts[k].name, &v);
     if (r < 0)
       return -1;
     if (r == 0)
       continue;
-    if (cli_parse_u64(cmd, opts[k].name, v, opts[k].min, opts[k].max,
+    if (tool_parse_u64(cmd, opts[k].name, v, opts[k].min, opts[k].max,
                       &opts[k].value) < 0)
       return -1;
     opts[k].set = 1;
@@ -139,12 +139,12 @@ int cli_arg_num(const char *cmd, int argc, char **argv, int *i,
   return 0;
 }
 
-int cli_arg_choice(const char *cmd, int argc, char **argv, int *i,
+int tool_arg_choice(const char *cmd, int argc, char **argv, int *i,
                    const char *name, const char *const *choices, int n,
                    int *idx)
 {
   const char *v = NULL;
-  int r = cli_arg_value(cmd, argc, argv, i, name, &v), k;
+  int r = tool_arg_value(cmd, argc, argv, i, name, &v), k;
 
   if (r <= 0)
     return r;
@@ -161,7 +161,7 @@ int cli_arg_choice(const char *cmd, int argc, char **argv, int *i,
   return -1;
 }
 
-unsigned cli_online_cpus(void)
+unsigned tool_online_cpus(void)
 {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -170,10 +170,10 @@ unsigned cli_online_cpus(void)
   return n > (long)FP_MAX_WORKERS ? FP_MAX_WORKERS : (unsigned)n;
 }
 
-int cli_arg_string(const char *cmd, int argc, char **argv, int *i,
+int tool_arg_string(const char *cmd, int argc, char **argv, int *i,
                    const char *name, const char **val)
 {
-  int r = cli_arg_value(cmd, argc, argv, i, name, val);
+  int r = tool_arg_value(cmd, argc, argv, i, name, val);
 
   if (r <= 0)
     return r;
@@ -184,7 +184,7 @@ int cli_arg_string(const char *cmd, int argc, char **argv, int *i,
   return 1;
 }
 
-void cli_arg_reject(const char *cmd, const char *arg)
+void tool_arg_reject(const char *cmd, const char *arg)
 {
   if (arg[0] == '-')
     fprintf(stderr, "%s: unknown option '%s'\n", cmd, arg);
