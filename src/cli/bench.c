@@ -52,8 +52,10 @@ struct shared_out {
     unsigned long long out_bytes; /* output bytes of the FP_OK results */
     int err;
   } prod[BENCH_MAX_PRODUCERS];
+  /* clang-format off */
   uint32_t lat_ns[]; /* one per task, capped at UINT32_MAX, at least 1;
                         0 for a task not timed (--lat-every) */
+  /* clang-format on */
 };
 
 static int bench_handler(void *arg, const void *in, size_t n, void *out,
@@ -196,8 +198,10 @@ static unsigned long long proc_ticks(pid_t pid) {
   /* Fields after the command name, which may hold spaces: from the last ')'. */
   const char *p = strrchr(buf, ')');
   unsigned long long ut = 0, st = 0;
-  if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
-                                 "%*u %llu %llu", &ut, &st) != 2)
+  if (p == NULL || sscanf(p + 2,
+                          "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+                          "%*u %llu %llu",
+                          &ut, &st) != 2)
     return 0;
   return ut + st;
 }
@@ -225,7 +229,8 @@ static double idle_cpu_pct(fp_pool *pool, unsigned long long ms) {
   long hz = sysconf(_SC_CLK_TCK);
   unsigned long long t0 = sum_pool(pool, 1, proc_ticks);
   struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
-  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+  }
   unsigned long long t1 = sum_pool(pool, 1, proc_ticks);
   if (hz <= 0 || ms == 0) return 0;
   return 100.0 * (double)(t1 > t0 ? t1 - t0 : 0) / (double)hz /
@@ -251,8 +256,18 @@ static int config_for(fp_config *cfg, struct bench_opts *o) {
 }
 
 static int parse(int argc, char **argv, struct bench_opts *o) {
-  enum { WORKERS, PRODUCERS, INFLIGHT, PAYLOAD, QUEUE, TASKS, CRASH, IDLE,
-         LAT_EVERY, NOPT };
+  enum {
+    WORKERS,
+    PRODUCERS,
+    INFLIGHT,
+    PAYLOAD,
+    QUEUE,
+    TASKS,
+    CRASH,
+    IDLE,
+    LAT_EVERY,
+    NOPT
+  };
   struct tool_num_opt opts[NOPT] = {
       [WORKERS] = {"--workers", 1, FP_MAX_WORKERS, 2, 0},
       [PRODUCERS] = {"--producers", 1, BENCH_MAX_PRODUCERS, 1, 0},
@@ -280,8 +295,7 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
       o->seal = 1;
       continue;
     }
-    if ((r = cli_handler_arg(CMD, argc, argv, &i, &o->handler)) < 0)
-      return -1;
+    if ((r = cli_handler_arg(CMD, argc, argv, &i, &o->handler)) < 0) return -1;
     if (r > 0) continue;
     if ((r = tool_arg_flag(CMD, argv, i, "--zero-copy")) < 0) return -1;
     if (r > 0) {
@@ -384,8 +398,8 @@ int cli_bench_main(int argc, char **argv) {
         while (!atomic_load(&sh->go)) usleep(100);
         if (e == 0) {
           e = produce(q, &o, first, n, sh->lat_ns + first, o.crash_every,
-                      &sh->prod[p].ok, &sh->prod[p].crashed,
-                      &sh->prod[p].other, &sh->prod[p].out_bytes);
+                      &sh->prod[p].ok, &sh->prod[p].crashed, &sh->prod[p].other,
+                      &sh->prod[p].out_bytes);
           fp_pool_free(q);
         }
         sh->prod[p].err = e;
@@ -396,7 +410,8 @@ int cli_bench_main(int argc, char **argv) {
     t_start = tool_now_ns();
     atomic_store(&sh->go, 1);
     for (unsigned p = 0; p < o.producers; p++)
-      while (waitpid(kids[p], NULL, 0) < 0 && errno == EINTR) {}
+      while (waitpid(kids[p], NULL, 0) < 0 && errno == EINTR) {
+      }
   }
   t_end = tool_now_ns();
 
@@ -426,7 +441,8 @@ int cli_bench_main(int argc, char **argv) {
   double cpu_s = self.ru_utime.tv_sec + self.ru_stime.tv_sec +
                  kids.ru_utime.tv_sec + kids.ru_stime.tv_sec +
                  (self.ru_utime.tv_usec + self.ru_stime.tv_usec +
-                  kids.ru_utime.tv_usec + kids.ru_stime.tv_usec) / 1e6;
+                  kids.ru_utime.tv_usec + kids.ru_stime.tv_usec) /
+                     1e6;
   qsort(sh->lat_ns, o.tasks, sizeof(uint32_t), cmp_u32);
   /* The tasks not timed (--lat-every) sort first, as 0: skip them. */
   unsigned long long untimed = 0;
@@ -453,21 +469,24 @@ int cli_bench_main(int argc, char **argv) {
            "\"in_bytes_per_sec\":%.0f,\"out_bytes_per_sec\":%.0f,"
            "\"lat_every\":%llu,\"lat_samples\":%llu,\"zero_copy\":%d}\n",
            o.tasks, secs, tps, p50, p99, p999, cpu_us, ok, crashed, other,
-           (unsigned long long)st.restarts, o.workers, o.producers,
-           o.inflight, o.payload, o.queue,
-           (unsigned long long)st.segment_bytes, rss, o.seal, o.idle_ms,
-           idle_pct, in_bps, out_bps, o.lat_every, nlat, o.zero_copy);
+           (unsigned long long)st.restarts, o.workers, o.producers, o.inflight,
+           o.payload, o.queue, (unsigned long long)st.segment_bytes, rss,
+           o.seal, o.idle_ms, idle_pct, in_bps, out_bps, o.lat_every, nlat,
+           o.zero_copy);
   } else {
     printf("tasks        %llu (%llu ok, %llu crashed, %llu other)\n", o.tasks,
            ok, crashed, other);
-    printf("workers      %u, producers %u, in flight %u each, payload %u B%s%s\n",
-           o.workers, o.producers, o.inflight, o.payload,
-           o.seal ? ", sealed" : "", o.zero_copy ? ", zero-copy" : "");
+    printf(
+        "workers      %u, producers %u, in flight %u each, payload %u B%s%s\n",
+        o.workers, o.producers, o.inflight, o.payload, o.seal ? ", sealed" : "",
+        o.zero_copy ? ", zero-copy" : "");
     printf("throughput   %.0f tasks/s (%.3f s)\n", tps, secs);
     printf("bytes        %.1f MB/s in (submitted), %.1f MB/s out "
-           "(collected)\n", in_bps / 1e6, out_bps / 1e6);
+           "(collected)\n",
+           in_bps / 1e6, out_bps / 1e6);
     printf("round trip   p50 %.1f us, p99 %.1f us, p99.9 %.1f us (%llu tasks "
-           "timed)\n", p50, p99, p999, nlat);
+           "timed)\n",
+           p50, p99, p999, nlat);
     printf("cpu          %.2f us per task (all processes)\n", cpu_us);
     printf("restarts     %llu\n", (unsigned long long)st.restarts);
     printf("segment      %llu bytes (%u slots); workers' RSS %llu KiB\n",

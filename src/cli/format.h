@@ -39,11 +39,11 @@
 
 /* How to print results. */
 struct cli_format {
-  int json;           /* JSON lines instead of tab-separated text */
-  size_t max_input;   /* quoted for an oversize entry; 0: not known */
-  unsigned wait_ms;   /* quoted for an expired entry */
-  int backtrace;      /* --backtrace: print crash and hang reports */
-  int show_id;        /* JSON: the task id (submit) */
+  int json;         /* JSON lines instead of tab-separated text */
+  size_t max_input; /* quoted for an oversize entry; 0: not known */
+  unsigned wait_ms; /* quoted for an expired entry */
+  int backtrace;    /* --backtrace: print crash and hang reports */
+  int show_id;      /* JSON: the task id (submit) */
 };
 
 /*

@@ -23,10 +23,18 @@ struct cli_pool_opts {
   unsigned max_rss_mb;    /* --max-rss, 0 = no limit */
 };
 
-enum { CLI_POOL_WORKERS, CLI_POOL_QUEUE, CLI_POOL_MAX_INPUT,
-       CLI_POOL_MAX_OUTPUT, CLI_POOL_TIMEOUT, CLI_POOL_MAX_TASKS,
-       CLI_POOL_MAX_ATTEMPTS, CLI_POOL_MAX_MEMORY, CLI_POOL_MAX_RSS,
-       CLI_POOL_NOPT };
+enum {
+  CLI_POOL_WORKERS,
+  CLI_POOL_QUEUE,
+  CLI_POOL_MAX_INPUT,
+  CLI_POOL_MAX_OUTPUT,
+  CLI_POOL_TIMEOUT,
+  CLI_POOL_MAX_TASKS,
+  CLI_POOL_MAX_ATTEMPTS,
+  CLI_POOL_MAX_MEMORY,
+  CLI_POOL_MAX_RSS,
+  CLI_POOL_NOPT
+};
 
 /*
  * Fill num[0..CLI_POOL_NOPT) with the pool options and their defaults

@@ -21,7 +21,7 @@
  * value parser rejects it.
  */
 int tool_arg_value(const char *cmd, int argc, char **argv, int *i,
-                  const char *name, const char **val);
+                   const char *name, const char **val);
 
 /*
  * Match argv[*i] against the boolean flag `name`. Returns 1 when it
@@ -36,14 +36,14 @@ int tool_arg_flag(const char *cmd, char **argv, int i, const char *name);
  * a message naming `flag` and `s`; *out is untouched on error.
  */
 int tool_parse_u64(const char *cmd, const char *flag, const char *s,
-                  uint64_t min, uint64_t max, uint64_t *out);
+                   uint64_t min, uint64_t max, uint64_t *out);
 
 /*
  * Parse `s` as an octal number in [0, max] (digits 0-7 only, no prefix, no
  * sign, not empty) into *out. Returns 0, or -1 with a message.
  */
 int tool_parse_octal(const char *cmd, const char *flag, const char *s,
-                    unsigned max, unsigned *out);
+                     unsigned max, unsigned *out);
 
 /* A numeric option of a table: its flag, its range, and its value. */
 struct tool_num_opt {
@@ -59,7 +59,7 @@ struct tool_num_opt {
  * separate value), 0 when none did, -1 after a message.
  */
 int tool_arg_num(const char *cmd, int argc, char **argv, int *i,
-                struct tool_num_opt *opts, int n);
+                 struct tool_num_opt *opts, int n);
 
 /*
  * Match argv[*i] against the valued flag `name`, whose value must be one
@@ -68,15 +68,15 @@ int tool_arg_num(const char *cmd, int argc, char **argv, int *i,
  * is not this flag, -1 after a message that lists the choices.
  */
 int tool_arg_choice(const char *cmd, int argc, char **argv, int *i,
-                   const char *name, const char *const *choices, int n,
-                   int *idx);
+                    const char *name, const char *const *choices, int n,
+                    int *idx);
 
 /*
  * tool_arg_value() for a string option that may not be empty: returns as it
  * does, and -1 (message printed) for an empty value.
  */
 int tool_arg_string(const char *cmd, int argc, char **argv, int *i,
-                   const char *name, const char **val);
+                    const char *name, const char **val);
 
 /* Say that arg is an unknown option or an unexpected argument. */
 void tool_arg_reject(const char *cmd, const char *arg);

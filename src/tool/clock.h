@@ -10,8 +10,7 @@
 #include <time.h>
 
 /* CLOCK_MONOTONIC in nanoseconds. */
-static inline uint64_t tool_now_ns(void)
-{
+static inline uint64_t tool_now_ns(void) {
   struct timespec ts;
 
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -19,17 +18,13 @@ static inline uint64_t tool_now_ns(void)
 }
 
 /* CLOCK_MONOTONIC in milliseconds. */
-static inline uint64_t tool_now_ms(void)
-{
-  return tool_now_ns() / 1000000u;
-}
+static inline uint64_t tool_now_ms(void) { return tool_now_ns() / 1000000u; }
 
 /* Sleep up to ms; a signal ends it early, which is what the callers want
  * (they recheck their stop flag or their deadline). */
-static inline void tool_sleep_ms(unsigned long ms)
-{
-  struct timespec ts = { .tv_sec = (time_t)(ms / 1000),
-                         .tv_nsec = (long)(ms % 1000) * 1000000L };
+static inline void tool_sleep_ms(unsigned long ms) {
+  struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
+                        .tv_nsec = (long)(ms % 1000) * 1000000L};
 
   nanosleep(&ts, NULL);
 }

@@ -8,8 +8,7 @@
 
 #include "hmap.h"
 
-int tool_hmap_init(struct tool_hmap *m, size_t cap)
-{
+int tool_hmap_init(struct tool_hmap *m, size_t cap) {
   size_t rows = 16;
   unsigned bits = 4;
 
@@ -29,8 +28,7 @@ int tool_hmap_init(struct tool_hmap *m, size_t cap)
   return 0;
 }
 
-void tool_hmap_free(struct tool_hmap *m)
-{
+void tool_hmap_free(struct tool_hmap *m) {
   free(m->keys);
   free(m->vals);
   memset(m, 0, sizeof *m);

@@ -33,30 +33,25 @@ int tool_hmap_init(struct tool_hmap *m, size_t cap);
 /* Release the table; the map is empty and unusable until init. */
 void tool_hmap_free(struct tool_hmap *m);
 
-static inline size_t tool_hmap_home(const struct tool_hmap *m, uint64_t k)
-{
+static inline size_t tool_hmap_home(const struct tool_hmap *m, uint64_t k) {
   return (size_t)((k * 0x9e3779b97f4a7c15ull) >> m->shift);
 }
 
 /* Insert k (not 0, not in the map; fewer than cap keys held). */
-static inline void tool_hmap_put(struct tool_hmap *m, uint64_t k, uint64_t v)
-{
+static inline void tool_hmap_put(struct tool_hmap *m, uint64_t k, uint64_t v) {
   size_t i = tool_hmap_home(m, k);
 
-  while (m->keys[i] != 0)
-    i = (i + 1) & m->mask;
+  while (m->keys[i] != 0) i = (i + 1) & m->mask;
   m->keys[i] = k;
   m->vals[i] = v;
 }
 
 /* The row holding k, or TOOL_HMAP_NONE. */
-static inline size_t tool_hmap_find(const struct tool_hmap *m, uint64_t k)
-{
+static inline size_t tool_hmap_find(const struct tool_hmap *m, uint64_t k) {
   size_t i = tool_hmap_home(m, k);
 
   while (m->keys[i] != 0) {
-    if (m->keys[i] == k)
-      return i;
+    if (m->keys[i] == k) return i;
     i = (i + 1) & m->mask;
   }
   return TOOL_HMAP_NONE;
@@ -64,16 +59,14 @@ static inline size_t tool_hmap_find(const struct tool_hmap *m, uint64_t k)
 
 /* Remove row i (from tool_hmap_find()), shifting back later members of its
  * probe run so that no lookup ever stops early at the hole. */
-static inline void tool_hmap_del_at(struct tool_hmap *m, size_t i)
-{
+static inline void tool_hmap_del_at(struct tool_hmap *m, size_t i) {
   size_t j = i;
 
   for (;;) {
     size_t home;
 
     j = (j + 1) & m->mask;
-    if (m->keys[j] == 0)
-      break;
+    if (m->keys[j] == 0) break;
     home = tool_hmap_home(m, m->keys[j]);
     /* Row j may move to the hole i unless its home lies cyclically in
      * (i, j]: then i is before where its probe starts. */
@@ -89,12 +82,10 @@ static inline void tool_hmap_del_at(struct tool_hmap *m, size_t i)
 
 /* Remove k, storing its value in *v. Returns 1, or 0 when k is absent
  * (nothing changed). */
-static inline int tool_hmap_take(struct tool_hmap *m, uint64_t k, uint64_t *v)
-{
+static inline int tool_hmap_take(struct tool_hmap *m, uint64_t k, uint64_t *v) {
   size_t i = tool_hmap_find(m, k);
 
-  if (i == TOOL_HMAP_NONE)
-    return 0;
+  if (i == TOOL_HMAP_NONE) return 0;
   *v = m->vals[i];
   tool_hmap_del_at(m, i);
   return 1;

@@ -35,14 +35,14 @@ struct tool_log_opts {
  * a message naming the flag and the accepted values.
  */
 int tool_log_arg(const char *cmd, int argc, char **argv, int *i,
-                struct tool_log_opts *lo);
+                 struct tool_log_opts *lo);
 
 /* Usage lines for the two flags, with the default level named. */
-#define TOOL_LOG_USAGE(deflt) \
-"  --log-level LEVEL  least severe event logged on stderr: debug, info,\n" \
-"                     warn or error (default " deflt ")\n" \
-"  --log-format FMT   text (default) or json: one JSON object per line,\n" \
-"                     {\"ts\":...,\"level\":...,\"msg\":...}\n"
+#define TOOL_LOG_USAGE(deflt)                                                \
+  "  --log-level LEVEL  least severe event logged on stderr: debug, info,\n" \
+  "                     warn or error (default " deflt ")\n"                 \
+  "  --log-format FMT   text (default) or json: one JSON object per line,\n" \
+  "                     {\"ts\":...,\"level\":...,\"msg\":...}\n"
 
 /* Use these options from now on (default: info, text). */
 void tool_log_setup(const struct tool_log_opts *lo);
