@@ -36,10 +36,12 @@ endif
 
 LIB_SRC := $(wildcard src/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
+TOOL_SRC := $(wildcard src/tool/*.c)
 TEST_SRC := $(wildcard tests/*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
 # The Redis bridge is the one part with a dependency (hiredis): a separate
@@ -47,12 +49,15 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 # libc alone. `forkpool bridge` runs build/bin/forkpool-bridge.
 HIREDIS := $(shell pkg-config --exists hiredis 2>/dev/null && echo yes)
 BRIDGE_SRC := $(wildcard src/bridge/*.c)
-BRIDGE_OBJ := $(BRIDGE_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/src/cli/signame.o \
-              $(BUILD)/obj/src/cli/args.o
+BRIDGE_OBJ := $(BRIDGE_SRC:%.c=$(BUILD)/obj/%.o)
 BRIDGE_BIN := $(if $(and $(HIREDIS),$(BRIDGE_SRC)),$(BUILD)/bin/forkpool-bridge)
 BRIDGE_EXAMPLES := $(if $(HIREDIS),$(BUILD)/examples/redis_producer)
 
 STATIC := $(BUILD)/libforkpool.a
+# The tool layer (src/tool/: options, log lines, clock, hash map, signal
+# names) that the forkpool CLI and forkpool-bridge share; internal, never
+# installed, and the library does not link it.
+TOOL_LIB := $(BUILD)/libfptool.a
 SHARED := $(BUILD)/libforkpool.so
 BIN := $(BUILD)/bin/forkpool
 PLUGINS := $(BUILD)/examples/crashy.so $(BUILD)/examples/hostile.so
@@ -67,7 +72,7 @@ TESTBIN := $(BUILD)/tests/check_forkpool
 
 all: $(STATIC) $(SHARED) $(BIN) $(PLUGINS) $(EXAMPLES) $(COPROC_EXAMPLES) $(BRIDGE_BIN) $(BRIDGE_EXAMPLES)
 
-$(BUILD)/obj/src $(BUILD)/obj/src/cli $(BUILD)/obj/src/bridge $(BUILD)/obj/tests $(BUILD)/bin $(BUILD)/examples $(BUILD)/tests:
+$(BUILD)/obj/src $(BUILD)/obj/src/cli $(BUILD)/obj/src/tool $(BUILD)/obj/src/bridge $(BUILD)/obj/tests $(BUILD)/bin $(BUILD)/examples $(BUILD)/tests:
 	mkdir -p $@
 
 $(BUILD)/obj/src/%.o: src/%.c | $(BUILD)/obj/src
@@ -76,11 +81,14 @@ $(BUILD)/obj/src/%.o: src/%.c | $(BUILD)/obj/src
 $(BUILD)/obj/src/cli/%.o: src/cli/%.c | $(BUILD)/obj/src/cli
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/obj/src/tool/%.o: src/tool/%.c | $(BUILD)/obj/src/tool
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
 $(BUILD)/obj/src/bridge/%.o: src/bridge/%.c | $(BUILD)/obj/src/bridge
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags hiredis) -c $< -o $@
 
-$(BRIDGE_BIN): $(BRIDGE_OBJ) $(STATIC) | $(BUILD)/bin
-	$(CC) $(LDFLAGS) -o $@ $(BRIDGE_OBJ) $(STATIC) $(shell pkg-config --libs hiredis) $(LDLIBS_LIB)
+$(BRIDGE_BIN): $(BRIDGE_OBJ) $(TOOL_LIB) $(STATIC) | $(BUILD)/bin
+	$(CC) $(LDFLAGS) -o $@ $(BRIDGE_OBJ) $(TOOL_LIB) $(STATIC) $(shell pkg-config --libs hiredis) $(LDLIBS_LIB)
 
 $(BUILD)/obj/tests/%.o: tests/%.c | $(BUILD)/obj/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
@@ -89,12 +97,16 @@ $(STATIC): $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
+$(TOOL_LIB): $(TOOL_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
 $(SHARED): $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libforkpool.so.$(VERSION_MAJOR) $(LDFLAGS) -o $@ $^ $(LDLIBS_LIB)
 	ln -sf libforkpool.so $(BUILD)/libforkpool.so.$(VERSION_MAJOR)
 
-$(BIN): $(CLI_OBJ) $(STATIC) | $(BUILD)/bin
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(LDLIBS_LIB)
+$(BIN): $(CLI_OBJ) $(TOOL_LIB) $(STATIC) | $(BUILD)/bin
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(TOOL_LIB) $(STATIC) $(LDLIBS_LIB)
 
 $(BUILD)/examples/%.so: examples/%.c include/forkpool.h | $(BUILD)/examples
 	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -shared -o $@ $<
@@ -181,4 +193,4 @@ clean:
 # ABI, man page and install tests (lint.mk).
 -include $(wildcard mk/*.mk)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BRIDGE_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BRIDGE_OBJ:.o=.d)

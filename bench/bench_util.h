@@ -19,8 +19,7 @@
 #include <unistd.h>
 
 /* Monotonic time in nanoseconds; vDSO, so cheap enough to call per task. */
-static inline uint64_t bench_now_ns(void)
-{
+static inline uint64_t bench_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -30,19 +29,18 @@ static inline uint64_t bench_now_ns(void)
  * CPU time, user + system, of this process and its reaped children, in
  * microseconds: the same sum `forkpool bench` reports as cpu_us_per_task.
  */
-static inline double bench_cpu_us(void)
-{
+static inline double bench_cpu_us(void) {
   struct rusage s, c;
   getrusage(RUSAGE_SELF, &s);
   getrusage(RUSAGE_CHILDREN, &c);
   return (double)(s.ru_utime.tv_sec + s.ru_stime.tv_sec + c.ru_utime.tv_sec +
-                  c.ru_stime.tv_sec) * 1e6 +
-         (double)(s.ru_utime.tv_usec + s.ru_stime.tv_usec +
-                  c.ru_utime.tv_usec + c.ru_stime.tv_usec);
+                  c.ru_stime.tv_sec) *
+             1e6 +
+         (double)(s.ru_utime.tv_usec + s.ru_stime.tv_usec + c.ru_utime.tv_usec +
+                  c.ru_stime.tv_usec);
 }
 
-static inline int bench_cmp_u64(const void *a, const void *b)
-{
+static inline int bench_cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return (x > y) - (x < y);
 }
@@ -51,20 +49,15 @@ static inline int bench_cmp_u64(const void *a, const void *b)
  * Nearest-rank percentile `p` (0..100) of n sorted nanosecond samples, in
  * microseconds. Returns 0 when n is 0.
  */
-static inline double bench_pct_us(const uint64_t *sorted, size_t n, double p)
-{
-  if (n == 0)
-    return 0.0;
+static inline double bench_pct_us(const uint64_t *sorted, size_t n, double p) {
+  if (n == 0) return 0.0;
   size_t rank = (size_t)((p / 100.0) * (double)n + 0.999999);
-  if (rank < 1)
-    rank = 1;
-  if (rank > n)
-    rank = n;
+  if (rank < 1) rank = 1;
+  if (rank > n) rank = n;
   return (double)sorted[rank - 1] / 1000.0;
 }
 
-static inline void bench_sort(uint64_t *v, size_t n)
-{
+static inline void bench_sort(uint64_t *v, size_t n) {
   qsort(v, n, sizeof *v, bench_cmp_u64);
 }
 
@@ -74,10 +67,8 @@ static inline void bench_sort(uint64_t *v, size_t n)
  * another option. Exits with status 2 (usage) on a missing or bad value.
  */
 static inline int bench_opt_u64(int argc, char **argv, int *i, const char *name,
-                                uint64_t min, uint64_t max, uint64_t *out)
-{
-  if (strcmp(argv[*i], name) != 0)
-    return 0;
+                                uint64_t min, uint64_t max, uint64_t *out) {
+  if (strcmp(argv[*i], name) != 0) return 0;
   if (*i + 1 >= argc) {
     fprintf(stderr, "%s: %s needs a value\n", argv[0], name);
     exit(2);
@@ -106,26 +97,22 @@ static pid_t *bench_kids;
 static unsigned bench_nkids;
 
 /* SIGKILL then reap each child pid in kids[0..n) that is > 0. */
-static inline void bench_kill_reap(const pid_t *kids, unsigned n)
-{
+static inline void bench_kill_reap(const pid_t *kids, unsigned n) {
   for (unsigned i = 0; i < n; i++)
-    if (kids[i] > 0)
-      kill(kids[i], SIGKILL);
+    if (kids[i] > 0) kill(kids[i], SIGKILL);
   for (unsigned i = 0; i < n; i++)
     if (kids[i] > 0)
       while (waitpid(kids[i], NULL, 0) < 0 && errno == EINTR)
         ;
 }
 
-static inline void bench_on_term(int sig)
-{
+static inline void bench_on_term(int sig) {
   bench_kill_reap(bench_kids, bench_nkids);
   signal(sig, SIG_DFL);
   raise(sig); /* die of the signal, as the caller expects */
 }
 
-static inline void bench_reap_kids_on_term(pid_t *kids, unsigned n)
-{
+static inline void bench_reap_kids_on_term(pid_t *kids, unsigned n) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = bench_on_term;
@@ -144,8 +131,7 @@ static inline void bench_reap_kids_on_term(pid_t *kids, unsigned n)
  * dies with the parent: PR_SET_PDEATHSIG, and the getppid() check closes the
  * race where the parent died before prctl() ran. Returns fork()'s value.
  */
-static inline pid_t bench_fork_child(void)
-{
+static inline pid_t bench_fork_child(void) {
   sigset_t all, old;
   pid_t parent = getpid();
   sigfillset(&all);

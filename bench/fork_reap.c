@@ -19,8 +19,7 @@
 
 #include "bench_util.h" /* libc headers, helpers */
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
   uint64_t count = 2000, rss_mb = 0;
   int json = 0;
   for (int i = 1; i < argc; i++) {
@@ -57,8 +56,7 @@ int main(int argc, char **argv)
   bench_reap_kids_on_term(&child, 1);
   uint64_t warm = count / 10 < 100 ? count / 10 : 100, t0 = 0;
   for (uint64_t i = 0; i < warm + count; i++) {
-    if (i == warm)
-      t0 = bench_now_ns();
+    if (i == warm) t0 = bench_now_ns();
     uint64_t a = bench_now_ns();
     /*
      * Plain fork(), no signal blocking: the child's only act is _exit(0),
@@ -66,16 +64,14 @@ int main(int argc, char **argv)
      * `child` == 0 in the child's copy and just dies.
      */
     child = fork();
-    if (child == 0)
-      _exit(0);
+    if (child == 0) _exit(0);
     if (child < 0) {
       perror("fork_reap: fork");
       return 1;
     }
     int st = -1;
     pid_t w;
-    do
-      w = waitpid(child, &st, 0);
+    do w = waitpid(child, &st, 0);
     while (w < 0 && errno == EINTR);
     uint64_t b = bench_now_ns();
     child = 0;
@@ -83,8 +79,7 @@ int main(int argc, char **argv)
       fprintf(stderr, "fork_reap: child ended with status 0x%x\n", st);
       return 1;
     }
-    if (i >= warm)
-      lat[i - warm] = b - a;
+    if (i >= warm) lat[i - warm] = b - a;
   }
   double secs = (double)(bench_now_ns() - t0) / 1e9;
 

@@ -22,8 +22,7 @@
  */
 #include "bench_util.h" /* libc headers, helpers */
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
   uint64_t size = 1 << 20, total = 4ull << 30, span = 0;
   int json = 0;
   for (int i = 1; i < argc; i++) {
@@ -35,8 +34,10 @@ int main(int argc, char **argv)
       json = 1;
       continue;
     }
-    fprintf(stderr, "usage: %s --size BYTES [--bytes TOTAL] [--span BYTES] "
-            "[--json]\n", argv[0]);
+    fprintf(stderr,
+            "usage: %s --size BYTES [--bytes TOTAL] [--span BYTES] "
+            "[--json]\n",
+            argv[0]);
     return 2;
   }
   uint64_t nbuf = span > size ? span / size : 1; /* pairs of buffers */
@@ -51,8 +52,7 @@ int main(int argc, char **argv)
   memset(src, 0x5a, len); /* fault all in: no page fault is measured */
   memset(dst, 0, len);
   uint64_t copies = total / size;
-  if (copies == 0)
-    copies = 1;
+  if (copies == 0) copies = 1;
   uint64_t warm = copies / 10 + 1;
   unsigned char *s = src, *d = dst;
   for (uint64_t k = 0, b = 0; k < warm; k++, b = b + 1 == nbuf ? 0 : b + 1) {
@@ -73,8 +73,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "memcpy_floor: the copy did not arrive\n");
     return 1;
   }
-  if (secs <= 0)
-    secs = 1e-9;
+  if (secs <= 0) secs = 1e-9;
   double bps = (double)copies * (double)size / secs;
   if (json)
     printf("{\"name\":\"memcpy_floor\",\"size\":%llu,\"span\":%zu,"
@@ -83,7 +82,8 @@ int main(int argc, char **argv)
            bps);
   else
     printf("memcpy_floor: %llu copies of %llu bytes over %zu in %.3f s: "
-           "%.2f GB/s\n", (unsigned long long)copies,
-           (unsigned long long)size, len, secs, bps / 1e9);
+           "%.2f GB/s\n",
+           (unsigned long long)copies, (unsigned long long)size, len, secs,
+           bps / 1e9);
   return 0;
 }

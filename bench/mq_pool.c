@@ -38,13 +38,11 @@ struct msg_hdr {
 #define RECV_TIMEOUT_S 10 /* a result this late means a worker is gone */
 
 /* Read one unsigned number from a /proc file; `dflt` when unreadable. */
-static long read_proc_long(const char *path, long dflt)
-{
+static long read_proc_long(const char *path, long dflt) {
   FILE *f = fopen(path, "re");
   long v = dflt;
   if (f != NULL) {
-    if (fscanf(f, "%ld", &v) != 1 || v <= 0)
-      v = dflt;
+    if (fscanf(f, "%ld", &v) != 1 || v <= 0) v = dflt;
     fclose(f);
   }
   return v;
@@ -52,34 +50,27 @@ static long read_proc_long(const char *path, long dflt)
 
 /* Worker loop: echo tasks until STOP. Never returns; only _exit. */
 static void worker_main(mqd_t tq, mqd_t rq, char *buf, size_t msgsize,
-                        int ready_fd)
-{
+                        int ready_fd) {
   ssize_t w;
-  do
-    w = write(ready_fd, "r", 1);
+  do w = write(ready_fd, "r", 1);
   while (w < 0 && errno == EINTR);
   close(ready_fd);
   for (;;) {
     ssize_t n = mq_receive(tq, buf, msgsize, NULL);
     if (n < 0) {
-      if (errno == EINTR)
-        continue;
+      if (errno == EINTR) continue;
       _exit(3);
     }
     struct msg_hdr h;
-    if ((size_t)n < sizeof h)
-      _exit(4);
+    if ((size_t)n < sizeof h) _exit(4);
     memcpy(&h, buf, sizeof h);
-    if (h.kind == KIND_STOP)
-      _exit(0);
+    if (h.kind == KIND_STOP) _exit(0);
     while (mq_send(rq, buf, (size_t)n, 0) != 0)
-      if (errno != EINTR)
-        _exit(5);
+      if (errno != EINTR) _exit(5);
   }
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
   uint64_t workers = 2, tasks = 100000, inflight = 64, payload = 64;
   int json = 0;
   for (int i = 1; i < argc; i++) {
@@ -92,8 +83,10 @@ int main(int argc, char **argv)
       json = 1;
       continue;
     }
-    fprintf(stderr, "usage: %s --workers N --tasks M --inflight K "
-                    "--payload BYTES [--json]\n", argv[0]);
+    fprintf(stderr,
+            "usage: %s --workers N --tasks M --inflight K "
+            "--payload BYTES [--json]\n",
+            argv[0]);
     return 2;
   }
 
@@ -101,7 +94,8 @@ int main(int argc, char **argv)
   long size_max = read_proc_long("/proc/sys/fs/mqueue/msgsize_max", 8192);
   size_t msgsize = sizeof(struct msg_hdr) + payload;
   if ((long)msgsize > size_max) {
-    fprintf(stderr, "mq_pool: payload %llu too large: message of %zu bytes "
+    fprintf(stderr,
+            "mq_pool: payload %llu too large: message of %zu bytes "
             "above /proc/sys/fs/mqueue/msgsize_max (%ld)\n",
             (unsigned long long)payload, msgsize, size_max);
     return 2;
@@ -175,8 +169,7 @@ int main(int argc, char **argv)
   for (unsigned got = 0; got < nw;) {
     char c[64];
     ssize_t n = read(ready[0], c, sizeof c);
-    if (n < 0 && errno == EINTR)
-      continue;
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       fprintf(stderr, "mq_pool: a worker failed to start\n");
       goto out;
@@ -185,8 +178,7 @@ int main(int argc, char **argv)
   }
 
   struct msg_hdr h = {.seq = 0, .kind = KIND_TASK, .len = (uint32_t)payload};
-  for (size_t b = 0; b < payload; b++)
-    sbuf[sizeof h + b] = (char)(b * 7 + 1);
+  for (size_t b = 0; b < payload; b++) sbuf[sizeof h + b] = (char)(b * 7 + 1);
   uint64_t sent = 0, done = 0, t0 = bench_now_ns();
   while (done < tasks) {
     while (sent < tasks && sent - done < inflight) {
@@ -197,8 +189,7 @@ int main(int argc, char **argv)
         sent++;
         continue;
       }
-      if (errno == EINTR)
-        continue;
+      if (errno == EINTR) continue;
       if (errno == EAGAIN) /* task queue full: collect a result first */
         break;
       perror("mq_pool: mq_send");
@@ -210,8 +201,7 @@ int main(int argc, char **argv)
     ssize_t n = mq_timedreceive(rq, rbuf, msgsize, NULL, &dl);
     uint64_t t = bench_now_ns();
     if (n < 0) {
-      if (errno == EINTR)
-        continue;
+      if (errno == EINTR) continue;
       fprintf(stderr, "mq_pool: waiting for result %llu of %llu: %s\n",
               (unsigned long long)done + 1, (unsigned long long)tasks,
               strerror(errno));
@@ -246,8 +236,7 @@ int main(int argc, char **argv)
   for (unsigned i = 0; i < nw; i++) {
     int st = -1;
     pid_t w;
-    do
-      w = waitpid(pids[i], &st, 0);
+    do w = waitpid(pids[i], &st, 0);
     while (w < 0 && errno == EINTR);
     if (w < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
       fprintf(stderr, "mq_pool: worker %ld ended with status 0x%x\n",

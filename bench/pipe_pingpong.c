@@ -26,16 +26,12 @@
 #include "bench_util.h" /* libc headers, helpers */
 
 /* One byte each way; a 1-byte pipe write or read is never partial. */
-static int xfer(int fd, int writing, char *c)
-{
+static int xfer(int fd, int writing, char *c) {
   for (;;) {
     ssize_t n = writing ? write(fd, c, 1) : read(fd, c, 1);
-    if (n == 1)
-      return 1;
-    if (n == 0)
-      return 0; /* EOF */
-    if (errno != EINTR)
-      return -1;
+    if (n == 1) return 1;
+    if (n == 0) return 0; /* EOF */
+    if (errno != EINTR) return -1;
   }
 }
 
@@ -44,15 +40,12 @@ static int xfer(int fd, int writing, char *c)
  * two allowed CPUs, the current one and the next ("split"). Returns 0, or
  * -1 when split needs two CPUs and fewer are allowed.
  */
-static int pick_cpus(int split, int *pcpu, int *ccpu)
-{
+static int pick_cpus(int split, int *pcpu, int *ccpu) {
   cpu_set_t set;
   int cur = sched_getcpu();
-  if (sched_getaffinity(0, sizeof set, &set) != 0 || cur < 0)
-    return -1;
+  if (sched_getaffinity(0, sizeof set, &set) != 0 || cur < 0) return -1;
   *pcpu = *ccpu = cur;
-  if (!split)
-    return 0;
+  if (!split) return 0;
   for (int k = 1; k < CPU_SETSIZE; k++) {
     int c = (cur + k) % CPU_SETSIZE;
     if (CPU_ISSET(c, &set)) {
@@ -63,16 +56,14 @@ static int pick_cpus(int split, int *pcpu, int *ccpu)
   return -1;
 }
 
-static void pin_to(int cpu)
-{
+static void pin_to(int cpu) {
   cpu_set_t one;
   CPU_ZERO(&one);
   CPU_SET(cpu, &one);
   sched_setaffinity(0, sizeof one, &one); /* best effort */
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
   uint64_t rounds = 100000;
   int json = 0, pin = 0, pcpu = -1, ccpu = -1; /* pin: 1 same, 2 split */
   for (int i = 1; i < argc; i++) {
@@ -115,29 +106,25 @@ int main(int argc, char **argv)
     return 1;
   }
   if (child == 0) {
-    if (pin)
-      pin_to(ccpu);
+    if (pin) pin_to(ccpu);
     close(ping[1]);
     close(pong[0]);
     char c;
     int r;
     while ((r = xfer(ping[0], 0, &c)) == 1)
-      if (xfer(pong[1], 1, &c) != 1)
-        _exit(3);
+      if (xfer(pong[1], 1, &c) != 1) _exit(3);
     _exit(r == 0 ? 0 : 4);
   }
   close(ping[0]);
   close(pong[1]);
-  if (pin)
-    pin_to(pcpu);
+  if (pin) pin_to(pcpu);
 
   int rc = 1;
   uint64_t warm = rounds / 10 < 1000 ? rounds / 10 : 1000;
   uint64_t t0 = 0;
   for (uint64_t i = 0; i < warm + rounds; i++) {
     char out = (char)i, in = 0;
-    if (i == warm)
-      t0 = bench_now_ns();
+    if (i == warm) t0 = bench_now_ns();
     uint64_t a = bench_now_ns();
     if (xfer(ping[1], 1, &out) != 1 || xfer(pong[0], 0, &in) != 1) {
       perror("pipe_pingpong: round trip");
@@ -148,8 +135,7 @@ int main(int argc, char **argv)
       fprintf(stderr, "pipe_pingpong: got byte %d, sent %d\n", in, out);
       goto reap;
     }
-    if (i >= warm)
-      lat[i - warm] = b - a;
+    if (i >= warm) lat[i - warm] = b - a;
   }
   double secs = (double)(bench_now_ns() - t0) / 1e9;
   rc = 0;
@@ -159,8 +145,7 @@ reap:
   close(pong[0]);
   int st = -1;
   pid_t w;
-  do
-    w = waitpid(child, &st, 0);
+  do w = waitpid(child, &st, 0);
   while (w < 0 && errno == EINTR);
   child = 0;
   if (w < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {

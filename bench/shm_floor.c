@@ -31,8 +31,7 @@
 #define LINE 64
 #define RING 1024 /* entries per ring; a power of two */
 
-static inline void relax(void)
-{
+static inline void relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #endif
@@ -51,24 +50,20 @@ struct shared {
   struct ring req, rep;
 };
 
-static void ring_put(struct ring *r, uint64_t *tail, const void *p, size_t n)
-{
+static void ring_put(struct ring *r, uint64_t *tail, const void *p, size_t n) {
   while (*tail - atomic_load_explicit(&r->head, memory_order_acquire) >= RING)
     relax();
   memcpy(r->e[*tail % RING], p, n);
   atomic_store_explicit(&r->tail, ++*tail, memory_order_release);
 }
 
-static void ring_get(struct ring *r, uint64_t *head, void *p, size_t n)
-{
-  while (atomic_load_explicit(&r->tail, memory_order_acquire) == *head)
-    relax();
+static void ring_get(struct ring *r, uint64_t *head, void *p, size_t n) {
+  while (atomic_load_explicit(&r->tail, memory_order_acquire) == *head) relax();
   memcpy(p, r->e[*head % RING], n);
   atomic_store_explicit(&r->head, ++*head, memory_order_release);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
   uint64_t rounds = 200000, tasks = 2000000, inflight = 256, payload = 64;
   int json = 0, ring = -1;
   for (int i = 1; i < argc; i++) {
@@ -81,10 +76,8 @@ int main(int argc, char **argv)
       json = 1;
     } else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
       i++;
-      if (strcmp(argv[i], "pingpong") == 0)
-        ring = 0;
-      else if (strcmp(argv[i], "ring") == 0)
-        ring = 1;
+      if (strcmp(argv[i], "pingpong") == 0) ring = 0;
+      else if (strcmp(argv[i], "ring") == 0) ring = 1;
       else {
         fprintf(stderr, "%s: --mode wants pingpong or ring, got '%s'\n",
                 argv[0], argv[i]);
@@ -93,7 +86,8 @@ int main(int argc, char **argv)
     } else {
       fprintf(stderr,
               "usage: %s --mode pingpong|ring [--rounds M] [--tasks M] "
-              "[--inflight K] [--payload B] [--json]\n", argv[0]);
+              "[--inflight K] [--payload B] [--json]\n",
+              argv[0]);
       return 2;
     }
   }
@@ -142,14 +136,12 @@ int main(int argc, char **argv)
   uint64_t t0 = 0, t1;
   if (!ring) {
     for (uint64_t k = 1; k <= total; k++) {
-      if (k == warm + 1)
-        t0 = bench_now_ns();
+      if (k == warm + 1) t0 = bench_now_ns();
       uint64_t a = bench_now_ns();
       atomic_store_explicit(&sh->ping, k, memory_order_release);
       while (atomic_load_explicit(&sh->pong, memory_order_acquire) != k)
         relax();
-      if (k > warm)
-        lat[k - warm - 1] = bench_now_ns() - a;
+      if (k > warm) lat[k - warm - 1] = bench_now_ns() - a;
     }
   } else {
     unsigned char t[LINE] = {0}, r[LINE];
@@ -169,8 +161,7 @@ int main(int argc, char **argv)
         bench_kill_reap(kids, 1);
         return 1;
       }
-      if (++got == warm)
-        t0 = bench_now_ns();
+      if (++got == warm) t0 = bench_now_ns();
     }
     if (warm == 0)
       t0 = 0; /* no warm-up for tiny runs: time from the fork (rough) */
@@ -186,12 +177,12 @@ int main(int argc, char **argv)
     if (json)
       printf("{\"mode\":\"pingpong\",\"rounds\":%llu,\"seconds\":%.6f,"
              "\"round_trips_per_sec\":%.0f,\"p50_us\":%.3f,\"p99_us\":%.3f,"
-             "\"p999_us\":%.3f}\n", (unsigned long long)n, secs, n / secs,
-             p50, p99, p999);
+             "\"p999_us\":%.3f}\n",
+             (unsigned long long)n, secs, n / secs, p50, p99, p999);
     else
       printf("shm spin ping-pong: %llu round trips, %.0f/s, p50 %.3f us, "
-             "p99 %.3f us, p99.9 %.3f us\n", (unsigned long long)n, n / secs,
-             p50, p99, p999);
+             "p99 %.3f us, p99.9 %.3f us\n",
+             (unsigned long long)n, n / secs, p50, p99, p999);
     free(lat);
   } else {
     if (json)
@@ -201,7 +192,8 @@ int main(int argc, char **argv)
              (unsigned long long)inflight, (unsigned long long)payload);
     else
       printf("shm SPSC rings: %llu tasks of %llu B, inflight %llu: %.0f "
-             "tasks/s\n", (unsigned long long)n, (unsigned long long)payload,
+             "tasks/s\n",
+             (unsigned long long)n, (unsigned long long)payload,
              (unsigned long long)inflight, n / secs);
   }
   munmap(sh, sizeof *sh);

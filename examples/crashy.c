@@ -67,8 +67,7 @@ static CRASHY_NOINLINE void crashy_exit(int code) { _exit(code); }
  * be assumed to terminate in C11, a volatile read may not. */
 static CRASHY_NOINLINE void crashy_hang(void) {
   volatile unsigned long spin = 0;
-  for (;;)
-    spin++;
+  for (;;) spin++;
 }
 
 /*
@@ -80,9 +79,11 @@ static CRASHY_NOINLINE void crashy_hang(void) {
 static CRASHY_NOINLINE void crashy_scribble(void) {
   FILE *f = fopen("/proc/self/maps", "re");
   char line[512];
-  unsigned long seed = (unsigned long)getpid() * 2654435761u ^
-                       (unsigned long)time(NULL);
-  struct { unsigned long lo, hi; } maps[16];
+  unsigned long seed =
+      (unsigned long)getpid() * 2654435761u ^ (unsigned long)time(NULL);
+  struct {
+    unsigned long lo, hi;
+  } maps[16];
   int n = 0;
   while (f != NULL && n < 16 && fgets(line, sizeof(line), f) != NULL) {
     unsigned long lo, hi;
@@ -114,10 +115,8 @@ static CRASHY_NOINLINE void crashy_scribble(void) {
 static size_t crashy_vm_size(void) {
   FILE *f = fopen("/proc/self/statm", "re");
   unsigned long pages = 0;
-  if (f == NULL)
-    return 0;
-  if (fscanf(f, "%lu", &pages) != 1)
-    pages = 0;
+  if (f == NULL) return 0;
+  if (fscanf(f, "%lu", &pages) != 1) pages = 0;
   fclose(f);
   return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
 }
@@ -130,12 +129,10 @@ static int crashy_parse_long(const char *s, long lo, long hi, long *out) {
   char *end;
   long v;
 
-  if (*s == '\0' || isspace((unsigned char)*s))
-    return -EINVAL;
+  if (*s == '\0' || isspace((unsigned char)*s)) return -EINVAL;
   errno = 0;
   v = strtol(s, &end, 10);
-  if (errno != 0 || *end != '\0' || v < lo || v > hi)
-    return -EINVAL;
+  if (errno != 0 || *end != '\0' || v < lo || v > hi) return -EINVAL;
   *out = v;
   return 0;
 }
@@ -168,13 +165,10 @@ static CRASHY_NOINLINE void crashy_oom(void) {
   if (vm == 0)
     abort(); /* cannot bound ourselves: refuse to eat memory unbounded */
   cap = (rlim_t)vm + crashy_oom_headroom();
-  if (getrlimit(RLIMIT_AS, &rl) != 0)
-    abort();
-  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < cap)
-    cap = rl.rlim_max;
+  if (getrlimit(RLIMIT_AS, &rl) != 0) abort();
+  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < cap) cap = rl.rlim_max;
   rl.rlim_cur = cap;
-  if (setrlimit(RLIMIT_AS, &rl) != 0)
-    abort();
+  if (setrlimit(RLIMIT_AS, &rl) != 0) abort();
 
   for (;;) {
     unsigned char *p = malloc(CRASHY_OOM_CHUNK);
@@ -199,8 +193,7 @@ static int crashy_echo_upper(const unsigned char *in, size_t in_len,
                              unsigned char *out, size_t out_cap,
                              size_t *out_len) {
   size_t n = in_len < out_cap ? in_len : out_cap;
-  for (size_t i = 0; i < n; i++)
-    out[i] = (unsigned char)toupper(in[i]);
+  for (size_t i = 0; i < n; i++) out[i] = (unsigned char)toupper(in[i]);
   *out_len = n;
   return 0;
 }
@@ -208,8 +201,7 @@ static int crashy_echo_upper(const unsigned char *in, size_t in_len,
 /* If cmd starts with word followed by one space, returns what follows. */
 static const char *crashy_arg(const char *cmd, const char *word) {
   size_t n = strlen(word);
-  if (strncmp(cmd, word, n) == 0 && cmd[n] == ' ')
-    return cmd + n + 1;
+  if (strncmp(cmd, word, n) == 0 && cmd[n] == ' ') return cmd + n + 1;
   return NULL;
 }
 
@@ -260,32 +252,24 @@ int forkpool_handler(void *arg, const void *in, size_t in_len, void *out,
     crashy_segv();
     return EFAULT; /* not reached unless NULL is mapped */
   }
-  if (strcmp(cmd, "scribble") == 0)
-    crashy_scribble();
-  if (strcmp(cmd, "abort") == 0)
-    crashy_abort();
-  if (strcmp(cmd, "hang") == 0)
-    crashy_hang();
-  if (strcmp(cmd, "oom") == 0)
-    crashy_oom();
+  if (strcmp(cmd, "scribble") == 0) crashy_scribble();
+  if (strcmp(cmd, "abort") == 0) crashy_abort();
+  if (strcmp(cmd, "hang") == 0) crashy_hang();
+  if (strcmp(cmd, "oom") == 0) crashy_oom();
   if ((a = crashy_arg(cmd, "exit")) != NULL) {
-    if (crashy_parse_long(a, 0, 255, &n) != 0)
-      return EINVAL;
+    if (crashy_parse_long(a, 0, 255, &n) != 0) return EINVAL;
     crashy_exit((int)n);
   }
   if ((a = crashy_arg(cmd, "fail")) != NULL) {
-    if (crashy_parse_long(a, 1, 255, &n) != 0)
-      return EINVAL;
+    if (crashy_parse_long(a, 1, 255, &n) != 0) return EINVAL;
     return (int)n;
   }
   if ((a = crashy_arg(cmd, "sleep")) != NULL) {
     int len;
-    if (crashy_parse_long(a, 0, 24L * 3600 * 1000, &n) != 0)
-      return EINVAL;
+    if (crashy_parse_long(a, 0, 24L * 3600 * 1000, &n) != 0) return EINVAL;
     crashy_sleep(n);
     len = snprintf(out, out_cap, "slept %ld", n);
-    if (len < 0)
-      return EIO;
+    if (len < 0) return EIO;
     *out_len = (size_t)len < out_cap ? (size_t)len : out_cap;
     return 0;
   }
@@ -302,10 +286,8 @@ int forkpool_init(void *arg) {
   long n;
 
   crashy_init_arg = arg; /* for the "arg" command */
-  if (v == NULL)
-    return 0;
-  if (crashy_parse_long(v, 0, 255, &n) != 0)
-    return EINVAL;
+  if (v == NULL) return 0;
+  if (crashy_parse_long(v, 0, 255, &n) != 0) return EINVAL;
   return (int)n;
 }
 

@@ -80,7 +80,8 @@ static void ready_wait(int n) {
   while (n > 0) {
     struct pollfd pf = {ready_rfd, POLLIN, 0};
     if (poll(&pf, 1, 5000) <= 0) break;
-    ssize_t got = read(ready_rfd, b, (size_t)n < sizeof(b) ? (size_t)n : sizeof(b));
+    ssize_t got =
+        read(ready_rfd, b, (size_t)n < sizeof(b) ? (size_t)n : sizeof(b));
     if (got <= 0) break;
     n -= (int)got;
   }
@@ -253,8 +254,7 @@ __attribute__((visibility("default"))) int forkpool_handler(
   if ((v = arg_num(cmd, "setpgid")) >= 0)
     return put(out, out_cap, out_len, "%ld", (long)fork_child(SETPGID, v));
   if ((v = arg_num(cmd, "ignoreterm")) >= 0)
-    return put(out, out_cap, out_len, "%ld",
-               (long)fork_child(IGNORE_TERM, v));
+    return put(out, out_cap, out_len, "%ld", (long)fork_child(IGNORE_TERM, v));
   if ((v = arg_num(cmd, "double")) >= 0) {
     ready_begin();
     pid_t pid = fork();

@@ -21,8 +21,7 @@ static int reverse(void *arg, const void *in, size_t in_len, void *out,
   (void)arg;
   if (in_len > out_cap)
     return ENOBUFS; /* the task ends FP_FAILED with this code */
-  for (size_t i = 0; i < in_len; i++)
-    dst[i] = src[in_len - 1 - i];
+  for (size_t i = 0; i < in_len; i++) dst[i] = src[in_len - 1 - i];
   *out_len = in_len;
   return 0;
 }

@@ -30,8 +30,8 @@
 
 #include "forkpool.h"
 
-static const char *default_batch[] = { "hello", "segv", "sleep 100",
-                                       "fail 7", "world" };
+static const char *default_batch[] = {"hello", "segv", "sleep 100", "fail 7",
+                                      "world"};
 
 struct task {
   const char *input;
@@ -41,8 +41,7 @@ struct task {
 };
 
 /* Print a result; returns 1 when it is ok. */
-static int print_result(size_t i, const struct task *t)
-{
+static int print_result(size_t i, const struct task *t) {
   const fp_result *r = &t->res;
 
   printf("[%zu] %s -> %s", i, t->input, fp_status_name(r->status));
@@ -52,19 +51,15 @@ static int print_result(size_t i, const struct task *t)
     printf(": %.*s", (int)r->output_len,
            r->output ? (const char *)r->output : "");
     break;
-  case FP_FAILED:
-    printf(": code %d", r->code);
-    break;
+  case FP_FAILED: printf(": code %d", r->code); break;
   case FP_CRASHED:
   case FP_TIMEOUT:
     if (r->signal) /* sigabbrev_np: glibc 2.32 and later */
       printf(": SIG%s",
              sigabbrev_np(r->signal) ? sigabbrev_np(r->signal) : "?");
-    else
-      printf(": exit %d", r->exit_code);
+    else printf(": exit %d", r->exit_code);
     break;
-  default:
-    break;
+  default: break;
   }
   printf(" (worker %ld, %.3f ms)\n", (long)r->worker, r->run_us / 1000.0);
   return r->status == FP_OK;
@@ -73,13 +68,11 @@ static int print_result(size_t i, const struct task *t)
 /* Collect one result (waiting as long as it takes) into its task.
  * Returns 0 or a negative errno. */
 static int collect_one(fp_pool *pool, struct task *tasks, size_t n,
-                       fp_result *scratch)
-{
+                       fp_result *scratch) {
   int err = fp_collect(pool, scratch, FP_FOREVER);
   size_t i;
 
-  if (err < 0)
-    return err;
+  if (err < 0) return err;
   for (i = 0; i < n; i++) {
     if (!tasks[i].done && tasks[i].id == scratch->id) {
       fp_result spare = tasks[i].res;
@@ -93,8 +86,7 @@ static int collect_one(fp_pool *pool, struct task *tasks, size_t n,
   return -EPROTO; /* not one of ours: cannot happen */
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
   const char **inputs = default_batch;
   size_t n = sizeof default_batch / sizeof default_batch[0];
   size_t i, submitted = 0, collected = 0;
@@ -155,16 +147,13 @@ int main(int argc, char **argv)
 
   /* Print what came back, in submission order. */
   for (i = 0; i < n; i++) {
-    if (tasks[i].done)
-      all_ok &= print_result(i, &tasks[i]);
-    else
-      all_ok = 0;
+    if (tasks[i].done) all_ok &= print_result(i, &tasks[i]);
+    else all_ok = 0;
     fp_result_release(&tasks[i].res);
   }
   fp_result_release(&scratch);
   free(tasks);
   fp_pool_free(pool); /* detach; the pool runs on */
-  if (err == -EPIPE || err == -ESHUTDOWN)
-    return 3;
+  if (err == -EPIPE || err == -ESHUTDOWN) return 3;
   return err < 0 || !all_ok ? 1 : 0;
 }

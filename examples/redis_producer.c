@@ -33,18 +33,16 @@
 
 struct task {
   const char *data;
-  char id[64];       /* stream id XADD returned */
-  char line[512];    /* the result, once seen */
+  char id[64];    /* stream id XADD returned */
+  char line[512]; /* the result, once seen */
   int done;
 };
 
 /* Value of field `name` in a [field, value, ...] reply, or NULL. */
-static const redisReply *field(const redisReply *fields, const char *name)
-{
+static const redisReply *field(const redisReply *fields, const char *name) {
   size_t i;
 
-  if (fields == NULL || fields->type != REDIS_REPLY_ARRAY)
-    return NULL;
+  if (fields == NULL || fields->type != REDIS_REPLY_ARRAY) return NULL;
   for (i = 0; i + 1 < fields->elements; i += 2)
     if (fields->element[i]->type == REDIS_REPLY_STRING &&
         strcmp(fields->element[i]->str, name) == 0)
@@ -53,8 +51,7 @@ static const redisReply *field(const redisReply *fields, const char *name)
 }
 
 /* "ok\tOUTPUT", "crashed\tSIGSEGV", "failed\tcode=7", ... */
-static void describe(const redisReply *fields, char *buf, size_t len)
-{
+static void describe(const redisReply *fields, char *buf, size_t len) {
   const redisReply *st = field(fields, "status");
   const redisReply *out = field(fields, "output");
   const redisReply *sig = field(fields, "signal");
@@ -64,45 +61,35 @@ static void describe(const redisReply *fields, char *buf, size_t len)
 
   if (out && strcmp(status, "ok") == 0)
     snprintf(buf, len, "%s\t%.*s", status, (int)out->len, out->str);
-  else if (sig)
-    snprintf(buf, len, "%s\t%s", status, sig->str);
-  else if (ex)
-    snprintf(buf, len, "%s\texit=%s", status, ex->str);
-  else if (code)
-    snprintf(buf, len, "%s\tcode=%s", status, code->str);
-  else
-    snprintf(buf, len, "%s", status);
+  else if (sig) snprintf(buf, len, "%s\t%s", status, sig->str);
+  else if (ex) snprintf(buf, len, "%s\texit=%s", status, ex->str);
+  else if (code) snprintf(buf, len, "%s\tcode=%s", status, code->str);
+  else snprintf(buf, len, "%s", status);
 }
 
-int main(int argc, char **argv)
-{
-  static const char *defaults[] = { "hello", "segv", "fail 7" };
+int main(int argc, char **argv) {
+  static const char *defaults[] = {"hello", "segv", "fail 7"};
   const char *host = "127.0.0.1", *stream = "jobs";
   int port = 6379, ntasks = 0, left, i, rc = 1;
   struct task tasks[MAX_TASKS];
   char results[256], last[64] = "0-0";
-  struct timeval tv = { 5, 0 };
+  struct timeval tv = {5, 0};
   redisContext *c;
   redisReply *r;
   time_t deadline;
 
   for (i = 1; i < argc; i++) {
-    if (i + 1 < argc && strcmp(argv[i], "-h") == 0)
-      host = argv[++i];
-    else if (i + 1 < argc && strcmp(argv[i], "-p") == 0)
-      port = atoi(argv[++i]);
-    else if (i + 1 < argc && strcmp(argv[i], "-s") == 0)
-      stream = argv[++i];
-    else if (ntasks < MAX_TASKS)
-      tasks[ntasks++].data = argv[i];
+    if (i + 1 < argc && strcmp(argv[i], "-h") == 0) host = argv[++i];
+    else if (i + 1 < argc && strcmp(argv[i], "-p") == 0) port = atoi(argv[++i]);
+    else if (i + 1 < argc && strcmp(argv[i], "-s") == 0) stream = argv[++i];
+    else if (ntasks < MAX_TASKS) tasks[ntasks++].data = argv[i];
     else {
       fprintf(stderr, "redis_producer: at most %d tasks\n", MAX_TASKS);
       return 2;
     }
   }
   if (ntasks == 0)
-    for (; ntasks < 3; ntasks++)
-      tasks[ntasks].data = defaults[ntasks];
+    for (; ntasks < 3; ntasks++) tasks[ntasks].data = defaults[ntasks];
   snprintf(results, sizeof results, "%s:results", stream);
 
   c = redisConnectWithTimeout(host, port, tv);
@@ -124,8 +111,7 @@ int main(int argc, char **argv)
     r = redisCommand(c, "XADD %s * data %b", stream, tasks[i].data,
                      strlen(tasks[i].data));
     if (r == NULL || r->type != REDIS_REPLY_STRING) {
-      fprintf(stderr, "redis_producer: XADD: %s\n",
-              r ? r->str : c->errstr);
+      fprintf(stderr, "redis_producer: XADD: %s\n", r ? r->str : c->errstr);
       goto out;
     }
     snprintf(tasks[i].id, sizeof tasks[i].id, "%s", r->str);
@@ -138,8 +124,8 @@ int main(int argc, char **argv)
   while (left > 0 && time(NULL) < deadline) {
     size_t k;
 
-    r = redisCommand(c, "XREAD COUNT 100 BLOCK 1000 STREAMS %s %s",
-                     results, last);
+    r = redisCommand(c, "XREAD COUNT 100 BLOCK 1000 STREAMS %s %s", results,
+                     last);
     if (r == NULL) {
       fprintf(stderr, "redis_producer: XREAD: %s\n", c->errstr);
       goto out;

@@ -79,8 +79,8 @@ int main(int argc, char **argv) {
   long want_crashed = (leaves - 1) / 101 + 1;
   printf("tree of %ld leaves: %ld tasks: %ld nodes, %ld leaves ok, %ld "
          "crashed, %ld other (expected %ld, %ld, %ld, 0)\n",
-         leaves, nodes + ok_leaves + crashed + other, nodes, ok_leaves,
-         crashed, other, leaves - 1, leaves - want_crashed, want_crashed);
+         leaves, nodes + ok_leaves + crashed + other, nodes, ok_leaves, crashed,
+         other, leaves - 1, leaves - want_crashed, want_crashed);
   fp_result_release(&res);
   fp_pool_stop(pool, FP_STOP_DRAIN, 5000);
   fp_pool_free(pool);

@@ -75,9 +75,11 @@ extern "C" {
 #define FP__VERSION_STR(x) #x
 #define FP__VERSION_XSTR(x) FP__VERSION_STR(x)
 /* "MAJOR.MINOR.PATCH", a string literal made from the three numbers. */
+/* clang-format off */
 #define FP_VERSION_STRING \
   FP__VERSION_XSTR(FP_VERSION_MAJOR) "." FP__VERSION_XSTR(FP_VERSION_MINOR) \
   "." FP__VERSION_XSTR(FP_VERSION_PATCH)
+/* clang-format on */
 
 #if defined(__GNUC__)
 #define FP_EXTERN __attribute__((visibility("default")))
@@ -92,7 +94,7 @@ extern "C" {
 #define FP_MAX_SEGMENT_BYTES (4ull * 1024u * 1024u * 1024u)
 
 /* Timeouts in milliseconds passed to submit, wait and collect. */
-#define FP_NOWAIT 0    /* do not block: -EAGAIN (submit) or -ETIMEDOUT */
+#define FP_NOWAIT 0     /* do not block: -EAGAIN (submit) or -ETIMEDOUT */
 #define FP_FOREVER (-1) /* block until done, or until the pool stops */
 
 /* Opaque pool handle, owned by the process that started it. */
@@ -167,9 +169,9 @@ typedef void (*fp_fini_fn)(void *arg);
  * them; a program that links it may ignore these declarations.
  */
 #define FP_PLUGIN_EXPORT __attribute__((visibility("default")))
-FP_PLUGIN_EXPORT int forkpool_handler(void *arg, const void *in,
-                                      size_t in_len, void *out,
-                                      size_t out_cap, size_t *out_len);
+FP_PLUGIN_EXPORT int forkpool_handler(void *arg, const void *in, size_t in_len,
+                                      void *out, size_t out_cap,
+                                      size_t *out_len);
 FP_PLUGIN_EXPORT int forkpool_init(void *arg);
 FP_PLUGIN_EXPORT void forkpool_fini(void *arg);
 
@@ -221,11 +223,13 @@ FP_EXTERN int fp_task_decline(void);
  * --exec` and `--coproc`), above every exit status (0..255) a command can
  * give, so the two never mix; the task's output says more.
  */
+/* clang-format off */
 #define FP_CODE_EXEC 256      /* the command could not be started (not
                                  found, E2BIG, a NUL byte for {}...) */
 #define FP_CODE_OUTPUT 257    /* more than max_output bytes of output */
 #define FP_CODE_BAD_REPLY 258 /* a coprocess broke the reply framing; it
                                  is killed and started again */
+/* clang-format on */
 
 /* ---- Configuration ----------------------------------------------- */
 
@@ -240,6 +244,7 @@ typedef enum fp_log_level {
 typedef void (*fp_log_fn)(void *ctx, fp_log_level level, const char *msg);
 
 typedef struct fp_config {
+  /* clang-format off */
   size_t size;          /* sizeof(fp_config) as the caller compiled it:
                            set by fp_config_init(), do not change (see the
                            ABI policy at the top) */
@@ -266,7 +271,9 @@ typedef struct fp_config {
                            after idle_ms with a worker idle, between these
                            bounds; workers is the starting size. 0 and 0
                            (default): a fixed size. min 0 means 1 */
+  /* clang-format on */
   unsigned max_workers;
+  /* clang-format off */
   unsigned idle_ms;     /* shrink after this long idle; 0: 5000 */
   fp_log_fn log;        /* optional: the supervisor's events (a worker
                            died, backoff, repairs) and what handlers
@@ -275,7 +282,9 @@ typedef struct fp_config {
                            process: a private pool's is a fork of the
                            caller, so the function may write to the
                            caller's stderr but not touch its state */
+  /* clang-format on */
   void *log_ctx;
+  /* clang-format off */
   unsigned max_memory_mb; /* per worker: address space it may add after
                              fork (RLIMIT_AS); 0 = no limit. A task that
                              needs more gets allocation failures, and ends
@@ -288,14 +297,17 @@ typedef struct fp_config {
                            with the pid, the size and the limit, and
                            fp_stats.restarts counts it. 0 (default): no
                            limit, and no cost. At most 1048576 (1 TiB) */
+  /* clang-format on */
 } fp_config;
 
 /* fp_config.flags. */
+/* clang-format off */
 #define FP_CONFIG_SEAL 1u /* make the shared segment inaccessible to the
                              worker while the handler runs (input and
                              output go through private copies), so a stray
                              write faults instead of landing; costs two
                              mprotect calls per task */
+/* clang-format on */
 
 /*
  * Fill *cfg with defaults, `size` bytes of it, and record that size in
@@ -406,7 +418,6 @@ FP_EXTERN void fp_pool_free(fp_pool *pool);
 FP_EXTERN int fp_submit(fp_pool *pool, const void *in, size_t len,
                         int timeout_ms, uint64_t *id);
 
-
 /* Task priorities for fp_submit_prio(). */
 #define FP_PRIO_NORMAL 0
 #define FP_PRIO_HIGH 1
@@ -426,6 +437,7 @@ FP_EXTERN int fp_submit_prio(fp_pool *pool, const void *in, size_t len,
 
 /* How a task ended. Exactly one per accepted task. */
 typedef enum fp_status {
+  /* clang-format off */
   FP_OK = 0,        /* handler returned 0; output is valid */
   FP_FAILED = 1,    /* handler returned an error code (result.code) */
   FP_CRASHED = 2,   /* worker died running it: result.signal or .exit_code */
@@ -435,9 +447,11 @@ typedef enum fp_status {
                        by some other task): its input or result failed its
                        check value, so it did not run, or its result is not
                        delivered. Never retried automatically */
+  /* clang-format on */
 } fp_status;
 
 typedef struct fp_result {
+  /* clang-format off */
   size_t size;           /* sizeof(fp_result) as the caller compiled it:
                             set by fp_result_init(); 0 (a zeroed result)
                             is taken as this header's size */
@@ -460,9 +474,10 @@ typedef struct fp_result {
                             (a copy, which the library reuses and frees:
                             never free() it yourself), or in the task's
                             slot until released (a view: fp_collect_view) */
+  /* clang-format on */
   size_t output_len;
-  uint64_t root;         /* the tree it belongs to (its own id if none) */
-  uint64_t parent;       /* the task that spawned it, 0 for a root */
+  uint64_t root;   /* the tree it belongs to (its own id if none) */
+  uint64_t parent; /* the task that spawned it, 0 for a root */
 } fp_result;
 
 /*
@@ -507,7 +522,6 @@ FP_EXTERN int fp_collect(fp_pool *pool, fp_result *res, int timeout_ms);
 
 /* Number of submitted tasks of this handle not yet collected. */
 FP_EXTERN unsigned fp_pending(const fp_pool *pool);
-
 
 /* ---- Zero copy: write inputs and read results in the slot ---------- */
 
@@ -678,16 +692,17 @@ typedef enum fp_pool_state {
 
 /* A scoreboard row's state (fp_worker_info.state). */
 typedef enum fp_worker_state {
-  FP_WORKER_EMPTY = 0,   /* no process in the row */
+  FP_WORKER_EMPTY = 0,    /* no process in the row */
   FP_WORKER_STARTING = 1, /* forked, running its init hook */
   FP_WORKER_IDLE = 2,
-  FP_WORKER_BUSY = 3,    /* running a task */
-  FP_WORKER_BACKOFF = 4  /* waiting to be forked again (crash loop) */
+  FP_WORKER_BUSY = 3,   /* running a task */
+  FP_WORKER_BACKOFF = 4 /* waiting to be forked again (crash loop) */
 } fp_worker_state;
 
 /* Counters, as seen at one instant (fp_pool_stats). */
 typedef struct fp_stats {
   uint64_t submitted, ok, failed, crashed, timeout, cancelled;
+  /* clang-format off */
   uint64_t restarts;    /* workers forked to replace one that exited */
   uint64_t abandoned;   /* results nobody collected (producer gone) */
   unsigned workers;     /* configured */
@@ -708,11 +723,14 @@ typedef struct fp_stats {
   unsigned min_workers, max_workers; /* resizing bounds (0, 0: fixed) */
   uint64_t last_resize_us; /* time since the last resize; 0 if none */
   size_t max_input;     /* the pool's limits */
+  /* clang-format on */
   size_t max_output;
   unsigned timeout_ms;
+  /* clang-format off */
   uint64_t corrupt;     /* damaged slots found: a task that did not run
                            (counted in failed) or a result not delivered
                            (counted where its worker counted it) */
+  /* clang-format on */
   /*
    * Run time of finished tasks (every terminal status but cancelled), as a
    * histogram: duration_le[k] counts tasks that ran at most
@@ -730,12 +748,12 @@ typedef struct fp_stats {
 
 /* One scoreboard row, for `forkpool stat`. */
 typedef struct fp_worker_info {
-  pid_t pid;            /* 0: no process in this row */
+  pid_t pid;             /* 0: no process in this row */
   fp_worker_state state; /* fp_worker_state_name() names it */
-  uint64_t task_id;     /* current task, 0 when idle */
-  uint64_t running_us;  /* how long the current task has run */
-  uint64_t done;        /* tasks finished in this row, all processes */
-  unsigned restarts;    /* processes forked into this row after the first */
+  uint64_t task_id;      /* current task, 0 when idle */
+  uint64_t running_us;   /* how long the current task has run */
+  uint64_t done;         /* tasks finished in this row, all processes */
+  unsigned restarts;     /* processes forked into this row after the first */
 } fp_worker_info;
 
 /*
@@ -778,8 +796,8 @@ FP_EXTERN const char *fp_worker_state_name(fp_worker_state st);
  */
 #define FP_NAME_MAX 64
 
-
 typedef struct fp_serve_config {
+  /* clang-format off */
   size_t size;          /* sizeof as the caller compiled it: set by
                            fp_serve_config_init() */
   const char *name;     /* required */
@@ -788,6 +806,7 @@ typedef struct fp_serve_config {
   unsigned max_workers; /* SIGTTIN ceiling; default max(64, workers) */
   unsigned max_clients; /* producer processes attached at once; default 64 */
   fp_log_fn log;        /* optional */
+  /* clang-format on */
   void *log_ctx;
   void (*on_ready)(void *ctx); /* optional: once producers can submit */
   void *ready_ctx;
@@ -918,7 +937,6 @@ FP_EXTERN int fp_serve(const fp_config *cfg, const fp_serve_config *sc);
  * results are freed (counted as abandoned): the pool loses no capacity.
  */
 FP_EXTERN int fp_pool_open(fp_pool **out, const char *name, unsigned flags);
-
 
 /* ---- Text -------------------------------------------------------- */
 

@@ -1,19 +1,22 @@
 # lint and check-extra: included by the Makefile.
 #
-#   make lint         cppcheck, then clang-tidy (.clang-tidy), on src/
+#   make lint         cppcheck, clang-tidy (.clang-tidy) on src/, and
+#                     clang-format (.clang-format) on every C file
 #   make check-extra  tests/abi.sh, tests/man.sh, tests/install.sh and
 #                     version-check (mk/install.mk)
 #
 # Both install what they need with apt-get when run as root on Debian
-# (cppcheck, clang-tidy; man-db, groff-base, pkg-config), through
+# (cppcheck, clang-tidy, clang-format; man-db, groff-base, pkg-config), through
 # tests/apt-install.sh as tests/ensure-deps.sh does for `make check`, and
-# otherwise say what to install. Style is .clang-format's (clang-format -i FILE); lint does not
-# check formatting: existing files are not reformatted wholesale.
+# otherwise say what to install. lint-format checks that every C file of
+# src/, include/, tests/, examples/ and bench/ is as .clang-format says
+# (fix one with clang-format -i FILE).
 
 CPPCHECK ?= cppcheck
 CLANG_TIDY ?= clang-tidy
+CLANG_FORMAT ?= clang-format
 
-LINT_SRC := $(sort $(LIB_SRC) $(CLI_SRC) $(BRIDGE_SRC))
+LINT_SRC := $(sort $(LIB_SRC) $(CLI_SRC) $(TOOL_SRC) $(BRIDGE_SRC))
 LINT_CPPFLAGS := -Iinclude -Isrc -D_GNU_SOURCE
 
 # --- cppcheck --------------------------------------------------------------
@@ -45,22 +48,30 @@ LINT_CPPCHECK_FLAGS := --enable=warning,performance,portability \
 #                    pointers (struct held **) reads to the check as
 #                    "sizeof(A*), pointer to aggregate"; clang-tidy 14 has no
 #                    option to turn that warning off alone
-LINT_TIDY_SRC := $(sort $(LIB_SRC) $(CLI_SRC) $(if $(HIREDIS),$(BRIDGE_SRC)))
+LINT_TIDY_SRC := $(sort $(LIB_SRC) $(CLI_SRC) $(TOOL_SRC) $(if $(HIREDIS),$(BRIDGE_SRC)))
 LINT_TIDY_EXTRA.src/cli/bench.c := --checks=-clang-analyzer-core.NullDereference
 LINT_TIDY_EXTRA.src/bridge/stream.c := --checks=-bugprone-sizeof-expression
 LINT_TIDY_FLAGS = -std=gnu11 $(LINT_CPPFLAGS) \
   $(if $(filter src/bridge/%,$(1)),$(shell pkg-config --cflags hiredis 2>/dev/null))
 LINT_TIDY_TARGETS := $(addprefix lint-tidy/,$(LINT_TIDY_SRC))
 
-.PHONY: lint lint-deps lint-cppcheck lint-tidy $(LINT_TIDY_TARGETS) check-extra
+# --- clang-format ----------------------------------------------------------
+# Every tracked .c and .h of these folders (git ls-files; a file outside a
+# git checkout, or not yet added, is found by wildcard instead).
+LINT_FORMAT_DIRS := src include tests examples bench
+LINT_FORMAT_SRC := $(sort $(shell git ls-files $(foreach d,$(LINT_FORMAT_DIRS),'$(d)/*.c' '$(d)/*.h') 2>/dev/null) \
+  $(wildcard $(foreach d,$(LINT_FORMAT_DIRS),$(d)/*.c $(d)/*.h $(d)/*/*.c $(d)/*/*.h)))
 
-lint: lint-cppcheck lint-tidy
-	@echo "lint: clean ($(words $(LINT_SRC)) files: cppcheck; $(words $(LINT_TIDY_SRC)) files: clang-tidy)"
+.PHONY: lint lint-deps lint-cppcheck lint-tidy lint-format $(LINT_TIDY_TARGETS) check-extra
+
+lint: lint-cppcheck lint-tidy lint-format
+	@echo "lint: clean ($(words $(LINT_SRC)) files: cppcheck; $(words $(LINT_TIDY_SRC)) files: clang-tidy; $(words $(LINT_FORMAT_SRC)) files: clang-format)"
 
 lint-deps:
 	@missing=""; \
 	command -v $(CPPCHECK) >/dev/null 2>&1 || missing="$$missing cppcheck"; \
 	command -v $(CLANG_TIDY) >/dev/null 2>&1 || missing="$$missing clang-tidy"; \
+	command -v $(CLANG_FORMAT) >/dev/null 2>&1 || missing="$$missing clang-format"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    sh tests/apt-install.sh lint $$missing || exit 1; \
@@ -68,6 +79,18 @@ lint-deps:
 	    echo "lint: missing$$missing; install with: sudo apt-get install -y$$missing" >&2; \
 	    exit 1; \
 	  fi; \
+	fi
+
+# Lists every file that differs, then fails.
+lint-format: lint-deps
+	@bad=""; \
+	for f in $(LINT_FORMAT_SRC); do \
+	  $(CLANG_FORMAT) --dry-run -Werror "$$f" >/dev/null 2>&1 || bad="$$bad $$f"; \
+	done; \
+	if [ -n "$$bad" ]; then \
+	  echo "lint: clang-format: not formatted (clang-format -i FILE):" >&2; \
+	  for f in $$bad; do echo "  $$f" >&2; done; \
+	  exit 1; \
 	fi
 
 lint-cppcheck: lint-deps

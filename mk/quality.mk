@@ -95,7 +95,8 @@ FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fno-omit-frame-pointer \
 FUZZ_LIBS := -lpthread -lrt -ldl
 FUZZ_SEGMENT_SRC := tests/fuzz/fuzz_segment.c $(LIB_SRC)
 FUZZ_CLI_SRC := tests/fuzz/fuzz_cli.c src/cli/input.c src/cli/json.c \
-	src/cli/output.c src/cli/format.c src/cli/signame.c src/cli/args.c src/strerror.c
+	src/cli/output.c src/cli/format.c src/tool/signame.c src/tool/args.c \
+	src/tool/utf8.c src/strerror.c
 # Per target: libFuzzer options (a segment seed is 16 KiB).
 FUZZ_OPTS_segment := -max_len=65536
 FUZZ_OPTS_cli := -max_len=8192
@@ -106,7 +107,7 @@ $(FUZZ_BUILD):
 $(FUZZ_BUILD)/fuzz_segment: $(FUZZ_SEGMENT_SRC) $(wildcard src/*.h) include/forkpool.h | $(FUZZ_BUILD)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SEGMENT_SRC) $(FUZZ_LIBS)
 
-$(FUZZ_BUILD)/fuzz_cli: $(FUZZ_CLI_SRC) $(wildcard src/cli/*.h) include/forkpool.h | $(FUZZ_BUILD)
+$(FUZZ_BUILD)/fuzz_cli: $(FUZZ_CLI_SRC) $(wildcard src/cli/*.h src/tool/*.h) include/forkpool.h | $(FUZZ_BUILD)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_CLI_SRC) $(FUZZ_LIBS)
 
 fuzz-build:

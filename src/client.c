@@ -64,8 +64,7 @@ static int only_ours_left(struct fp_pool *p, uint32_t limit) {
   /* Slots held by begun submissions and views are ours alone too. */
   if (p->npending + p->nheld < limit) return 0;
   for (uint32_t i = p->head; i != FP__NONE; i = p->next[i]) {
-    if (fp__slot_unfinished(fp__slot_state(fp__slot_at(&p->seg, i))))
-      return 0;
+    if (fp__slot_unfinished(fp__slot_state(fp__slot_at(&p->seg, i)))) return 0;
   }
   return 1;
 }
@@ -166,9 +165,9 @@ static int ring_wait(struct fp_pool *p, int timeout_ms, uint64_t *deadline) {
  * `keep`, on -EAGAIN and -ETIMEDOUT (our ring stayed full), it stays ours,
  * FILLING (a begun submission: fp_submit_commit may be called again).
  */
-static int publish_keep(struct fp_pool *p, uint32_t i, int prio,
-                        int timeout_ms, uint64_t *deadline, uint64_t root,
-                        uint64_t parent, uint64_t *id, int keep) {
+static int publish_keep(struct fp_pool *p, uint32_t i, int prio, int timeout_ms,
+                        uint64_t *deadline, uint64_t root, uint64_t parent,
+                        uint64_t *id, int keep) {
   struct fp__seg *s = &p->seg;
   struct fp__slot *sl = fp__slot_at(s, i);
   uint32_t pr = prio ? 1 : 0, k = 2 * p->client + pr;
@@ -211,8 +210,8 @@ static int publish(struct fp_pool *p, uint32_t i, int prio, int timeout_ms,
   return publish_keep(p, i, prio, timeout_ms, deadline, root, parent, id, 0);
 }
 
-FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len,
-                        int timeout_ms, uint64_t *id) {
+FP_EXTERN int fp_submit(fp_pool *p, const void *in, size_t len, int timeout_ms,
+                        uint64_t *id) {
   return fp_submit_prio(p, in, len, timeout_ms, FP_PRIO_NORMAL, id);
 }
 

@@ -96,8 +96,7 @@ static void wait_done(struct fp_pool *p, uint64_t rel_ns,
   atomic_fetch_add(&c->waiters, 1);
   /* Clear before the recheck: a finisher after it will wake us again. */
   atomic_store(&c->woken, 0);
-  if (!ready(p, arg) &&
-      atomic_load(&p->seg.hdr->state) != FP__POOL_STOPPED)
+  if (!ready(p, arg) && atomic_load(&p->seg.hdr->state) != FP__POOL_STOPPED)
     fp__futex_wait(&c->done_seq, seq, rel_ns);
   atomic_fetch_sub(&c->waiters, 1);
   atomic_fetch_sub(&c->watchers, 1);
@@ -170,8 +169,7 @@ int fp__wait_for(struct fp_pool *p, enum fp__want want, uint64_t id,
   return err;
 }
 
-FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res,
-                      int timeout_ms) {
+FP_EXTERN int fp_wait(fp_pool *p, uint64_t id, fp_result *res, int timeout_ms) {
   return fp__wait_for(p, FP__WANT_TASK, id, res, timeout_ms, fp__deliver);
 }
 

@@ -50,8 +50,7 @@ FP_EXTERN int fp_config_validate(const fp_config *user) {
   if (cfg->workers == 0 || cfg->workers > FP_MAX_WORKERS) return -EINVAL;
   if (cfg->slots == 0 || cfg->slots > FP_MAX_SLOTS) return -EINVAL;
   if (cfg->max_input == 0 || cfg->max_input > FP_MAX_IO_BYTES) return -EINVAL;
-  if (cfg->max_output == 0 || cfg->max_output > FP_MAX_IO_BYTES)
-    return -EINVAL;
+  if (cfg->max_output == 0 || cfg->max_output > FP_MAX_IO_BYTES) return -EINVAL;
   if (cfg->timeout_ms > INT_MAX) return -EINVAL;
   if (cfg->max_memory_mb > 1024u * 1024u) return -EINVAL; /* 1 TiB */
   if (cfg->max_rss_mb > 1024u * 1024u) return -EINVAL;
@@ -64,12 +63,10 @@ FP_EXTERN int fp_config_validate(const fp_config *user) {
   } else if (cfg->min_workers != 0) {
     return -EINVAL;
   }
-  struct fp__geometry g = {cfg->slots,
-                           cfg->max_workers > cfg->workers ? cfg->max_workers
-                                                           : cfg->workers,
-                           1,
-                           (uint32_t)cfg->max_input,
-                           (uint32_t)cfg->max_output};
+  struct fp__geometry g = {
+      cfg->slots,
+      cfg->max_workers > cfg->workers ? cfg->max_workers : cfg->workers, 1,
+      (uint32_t)cfg->max_input, (uint32_t)cfg->max_output};
   if (fp__seg_bytes(&g) == 0) return -EINVAL;
   return 0;
 }

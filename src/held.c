@@ -217,8 +217,7 @@ int fp__view_drop(struct fp_pool *p, fp_result *res) {
    * write): touch nothing, as fp__deliver() does, rather than free a slot
    * that a rebuild may have handed to someone.
    */
-  if (atomic_load(&sl->id) != id ||
-      fp__slot_word(sl) != FP__SLOT_DONE) {
+  if (atomic_load(&sl->id) != id || fp__slot_word(sl) != FP__SLOT_DONE) {
     atomic_fetch_add(&p->seg.hdr->c.corrupt, 1);
     return 0;
   }
@@ -294,8 +293,8 @@ int fp__outbuf_room(fp_result *res, size_t n) {
   size_t cap = fp__outbuf_cap(res->output);
   if (n + 1 <= cap) return 0;
   if (n > SIZE_MAX - sizeof(struct fp__outbuf) - 1) return -ENOMEM;
-  unsigned char *old = res->output ? res->output - sizeof(struct fp__outbuf)
-                                   : NULL;
+  unsigned char *old =
+      res->output ? res->output - sizeof(struct fp__outbuf) : NULL;
   unsigned char *b = realloc(old, sizeof(struct fp__outbuf) + n + 1);
   if (b == NULL) return -ENOMEM;
   unsigned char *data = b + sizeof(struct fp__outbuf);

@@ -57,7 +57,7 @@ FP__HIDDEN int fp__in_slots(const struct fp_pool *p, const void *ptr);
  * field for it (forkpool.h, ABI policy).
  */
 struct fp__outbuf {
-  size_t cap;     /* bytes of data after the header */
+  size_t cap; /* bytes of data after the header */
   uintptr_t tag;
 };
 /* The capacity of a copied output, or 0 when out is NULL or no copy. */

@@ -99,8 +99,8 @@ static inline struct timespec fp__ts_from_ns(uint64_t ns) {
 static inline int fp__futex_wait(_Atomic uint32_t *word, uint32_t expected,
                                  uint64_t rel_ns) {
   struct timespec ts = fp__ts_from_ns(rel_ns);
-  long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expected, &ts,
-                   NULL, 0);
+  long r =
+      syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expected, &ts, NULL, 0);
   if (r == 0 || errno == EAGAIN) return 0;
   return -errno;
 }

@@ -118,12 +118,10 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *user) {
   if (p == NULL) return -ENOMEM;
   p->cfg = *cfg;
   p->cmd_fd = -1;
-  struct fp__geometry g = {cfg->slots,
-                           cfg->max_workers > cfg->workers ? cfg->max_workers
-                                                           : cfg->workers,
-                           1,
-                           (uint32_t)cfg->max_input,
-                           (uint32_t)cfg->max_output};
+  struct fp__geometry g = {
+      cfg->slots,
+      cfg->max_workers > cfg->workers ? cfg->max_workers : cfg->workers, 1,
+      (uint32_t)cfg->max_input, (uint32_t)cfg->max_output};
   if ((err = fp__held_alloc(p, cfg->slots)) < 0) goto err;
   if ((err = fp__seg_create_anon(&p->seg, &g)) < 0) goto err;
   fp__rings_join(p); /* client row 0 is ours */
@@ -142,7 +140,8 @@ FP_EXTERN int fp_pool_start(fp_pool **out, const fp_config *user) {
     close(p->cmd_fd);
     if (!atomic_load(&p->sup_gone)) {
       kill(p->sup_pid, SIGKILL);
-      while (waitpid(p->sup_pid, NULL, 0) < 0 && errno == EINTR) {}
+      while (waitpid(p->sup_pid, NULL, 0) < 0 && errno == EINTR) {
+      }
     }
     p->cmd_fd = -1;
     goto err;
@@ -187,7 +186,8 @@ FP_EXTERN int fp_pool_stop(fp_pool *p, int mode, int grace_ms) {
   if (!atomic_load(&p->sup_gone)) {
     /* A failed send means the supervisor is gone already: reap it below. */
     (void)fp__cmd_send(p->cmd_fd, &cmd);
-    while (waitpid(p->sup_pid, NULL, 0) < 0 && errno == EINTR) {}
+    while (waitpid(p->sup_pid, NULL, 0) < 0 && errno == EINTR) {
+    }
     atomic_store(&p->sup_gone, 1);
   }
   if (atomic_load(&p->seg.hdr->state) != FP__POOL_STOPPED) settle_orphans(p);

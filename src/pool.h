@@ -22,30 +22,30 @@
 struct fp_pool {
   struct fp__seg seg;
   pid_t sup_pid;
-  int cmd_fd;             /* write end of the command pipe; -1 if none */
-  uint32_t client;        /* our client row */
-  uint32_t client_gen;    /* its gen when we claimed it */
+  int cmd_fd;          /* write end of the command pipe; -1 if none */
+  uint32_t client;     /* our client row */
+  uint32_t client_gen; /* its gen when we claimed it */
   struct fp__ring_writer ring_w[2]; /* our rings (we write them alone), mu */
-  int attached;           /* opened by name: we are not the owner */
-  int monitor;            /* read-only view: no client row, no submit */
+  int attached;                     /* opened by name: we are not the owner */
+  int monitor; /* read-only view: no client row, no submit */
   fp_config cfg;
 
   /* Local bookkeeping, under mu. */
   pthread_mutex_t mu;
-  uint64_t *pend_id;      /* per slot: id of our pending task there, or 0 */
-  uint64_t *pend_root;    /* ...its tree's root (itself for a root) */
-  uint64_t *pend_parent;  /* ...the task that spawned it, or 0 */
-  uint32_t *next, *prev;  /* pending slots in submission order */
+  uint64_t *pend_id;     /* per slot: id of our pending task there, or 0 */
+  uint64_t *pend_root;   /* ...its tree's root (itself for a root) */
+  uint64_t *pend_parent; /* ...the task that spawned it, or 0 */
+  uint32_t *next, *prev; /* pending slots in submission order */
   uint32_t head, tail;
   unsigned npending;
 
   pthread_mutex_t stop_mu; /* serialises fp_pool_stop */
   int stopped;
-  _Atomic int sup_gone;   /* supervisor reaped (by us or someone else) */
+  _Atomic int sup_gone;        /* supervisor reaped (by us or someone else) */
   _Atomic uint32_t alive_tick; /* submits since the last liveness check */
-  uint64_t fb[FP__FREE_BATCH];  /* ids of collected slots to free (mu) */
+  uint64_t fb[FP__FREE_BATCH]; /* ids of collected slots to free (mu) */
   unsigned nfb;
-  uint32_t free_cursor;   /* where our next scan for a FREE slot starts */
+  uint32_t free_cursor; /* where our next scan for a FREE slot starts */
 
   /*
    * Zero-copy submissions and result views (view.c), under mu: per slot,
@@ -61,8 +61,8 @@ struct fp_pool {
 
   /* Recursive pools (tree.c), under mu. */
   struct fp__spawn *sq_head, *sq_tail; /* spawned, not yet submitted */
-  uint64_t *tree_keys;   /* open addressing: root -> spawned tasks */
-  int64_t *tree_vals;    /*   outstanding (queued here or pending) */
+  uint64_t *tree_keys; /* open addressing: root -> spawned tasks */
+  int64_t *tree_vals;  /*   outstanding (queued here or pending) */
   size_t tree_cap, tree_n;
 };
 

@@ -28,9 +28,8 @@ FP__HIDDEN void fp__supervisor_main(struct fp__seg *s, const fp_config *cfg,
  * `fds[0..nfds)` (the supervisor's own descriptors) first.
  */
 FP__HIDDEN void fp__worker_main(struct fp__seg *s, uint32_t row,
-                                const fp_config *cfg, pid_t sup,
-                                const int *fds, int nfds)
-    __attribute__((noreturn));
+                                const fp_config *cfg, pid_t sup, const int *fds,
+                                int nfds) __attribute__((noreturn));
 
 /* Reset every signal disposition to default and unblock all signals. */
 FP__HIDDEN void fp__reset_signals(void);

@@ -16,8 +16,8 @@ static void count_taken(struct fp__queue *q) {
   }
 }
 
-uint32_t fp__q_take_free(struct fp__seg *s, uint32_t owner,
-                         uint32_t owner_gen, uint32_t *cursor) {
+uint32_t fp__q_take_free(struct fp__seg *s, uint32_t owner, uint32_t owner_gen,
+                         uint32_t *cursor) {
   struct fp__queue *q = &s->hdr->q;
   uint32_t n = s->nslots, c = *cursor < n ? *cursor : 0;
   if (atomic_load_explicit(&q->nfree, memory_order_relaxed) == 0)
@@ -210,15 +210,16 @@ static uint32_t take_ring(struct fp__seg *s, uint32_t k, uint32_t row,
 
 /* Client rows whose rings are in use (bounded by nclients). */
 static uint32_t rows_in_use(const struct fp__seg *s) {
-  uint32_t n = atomic_load_explicit(&s->hdr->q.clients_hwm,
-                                    memory_order_acquire);
+  uint32_t n =
+      atomic_load_explicit(&s->hdr->q.clients_hwm, memory_order_acquire);
   return n < s->nclients ? n : s->nclients;
 }
 
 uint32_t fp__q_take(struct fp__seg *s, struct fp__taker *tk, uint32_t row,
                     _Atomic uint32_t *row_slot) {
   uint64_t scratch = 0;
-#define TAIL_SEEN(k) (tk->tails != NULL ? &tk->tails[k] : (scratch = 0, &scratch))
+#define TAIL_SEEN(k) \
+  (tk->tails != NULL ? &tk->tails[k] : (scratch = 0, &scratch))
   uint32_t i = take_ring(s, FP__RING_RETRY(s), row, row_slot,
                          TAIL_SEEN(FP__RING_RETRY(s)));
   if (i != FP__NONE) return i;
@@ -294,8 +295,8 @@ static int mark_held(struct fp__seg *s, uint32_t k,
     return 1;
   }
   for (uint64_t pos = h; pos < t; pos++) {
-    uint32_t x = atomic_load_explicit(&e[pos & (cap - 1)],
-                                      memory_order_acquire);
+    uint32_t x =
+        atomic_load_explicit(&e[pos & (cap - 1)], memory_order_acquire);
     uint32_t j = ent_slot(x);
     if (j < s->nslots && want[j] != 0 && ent_ready(x, want[j])) want[j] = 0;
   }

@@ -99,8 +99,7 @@ FP__HIDDEN uint32_t fp__q_recount(struct fp__seg *s);
 /* The ready rings: no lock. */
 
 /* Ring k (fp__nrings) and its entries. The retry ring is the last. */
-static inline struct fp__ring *fp__q_ring(const struct fp__seg *s,
-                                          uint32_t k) {
+static inline struct fp__ring *fp__q_ring(const struct fp__seg *s, uint32_t k) {
   if (k >= 2 * s->nclients) return &s->hdr->q.retry;
   return &fp__client_at(s, k / 2)->rq[k % 2];
 }

@@ -45,13 +45,13 @@ int fp__res_read(const struct fp__seg *s, struct fp__slot *sl,
 int fp__res_good(uint64_t id, const struct fp__res_fields *f,
                  const unsigned char *bytes) {
   return f->status >= FP_OK && f->status <= FP_CORRUPT &&
-         fp__res_sum_of(id ^ ((uint64_t)f->spawn_len << 40), f->status,
-                        f->code, f->sig, f->exit_code, bytes,
+         fp__res_sum_of(id ^ ((uint64_t)f->spawn_len << 40), f->status, f->code,
+                        f->sig, f->exit_code, bytes,
                         f->out_len + f->spawn_len) == f->sum;
 }
 
-void fp__res_fill(struct fp_pool *p, uint32_t i,
-                  const struct fp__res_fields *f, fp_result *res) {
+void fp__res_fill(struct fp_pool *p, uint32_t i, const struct fp__res_fields *f,
+                  fp_result *res) {
   struct fp__slot *sl = fp__slot_at(&p->seg, i);
   res->id = p->pend_id[i];
   res->root = p->pend_root[i];
@@ -109,8 +109,7 @@ int fp__deliver(struct fp_pool *p, uint32_t i, fp_result *res) {
   if (fp__view_drop(p, res) == -EINVAL) return -EINVAL;
   uint64_t id = p->pend_id[i];
   /* Read every field once: the slot is shared, its bytes may change. */
-  int ours = atomic_load(&sl->id) == id &&
-             fp__slot_word(sl) == FP__SLOT_DONE;
+  int ours = atomic_load(&sl->id) == id && fp__slot_word(sl) == FP__SLOT_DONE;
   struct fp__res_fields f;
   if (!fp__res_read(s, sl, &f)) ours = 0;
   size_t total = (size_t)f.out_len + f.spawn_len;

@@ -55,7 +55,7 @@ void fp__purge_stdio(void) {
  *     stdio buffer is flushed but the worker's own stdout and stderr, which
  *     hold only what user code printed (the host's bytes were purged).
  */
-static volatile sig_atomic_t in_child;   /* a fork() child of the worker */
+static volatile sig_atomic_t in_child;    /* a fork() child of the worker */
 static volatile sig_atomic_t out_written; /* SIGURG: fd 1 or 2 written */
 
 static void atfork_child(void) { in_child = 1; }
@@ -130,7 +130,8 @@ static int is_init_kid(void *arg, pid_t pid) {
 /* An init child was reaped: its pid may be reused, drop it from the list. */
 static void forget_init_kid(pid_t pid) {
   for (unsigned k = 0; k < init_kids.n; k++)
-    if (init_kids.pid[k] == pid) init_kids.pid[k] = init_kids.pid[--init_kids.n];
+    if (init_kids.pid[k] == pid)
+      init_kids.pid[k] = init_kids.pid[--init_kids.n];
 }
 
 /* How long a worker tries to end a task's descendants before it gives up
@@ -251,8 +252,8 @@ int fp__room_limit_memory(unsigned mb) {
   int n = fscanf(f, "%lu", &pages);
   fclose(f);
   if (n != 1) return -EIO;
-  rlim_t lim = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) +
-               (rlim_t)mb * 1024 * 1024;
+  rlim_t lim =
+      (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (rlim_t)mb * 1024 * 1024;
   struct rlimit rl = {lim, lim};
   return setrlimit(RLIMIT_AS, &rl) == 0 ? 0 : -errno;
 }

@@ -40,8 +40,8 @@ uint64_t fp__seg_bytes(const struct fp__geometry *g) {
   uint64_t a, b, c, d, total;
   uint32_t stride;
   if (g->nslots == 0 || g->nslots > FP_MAX_SLOTS || g->nrows == 0 ||
-      g->nclients == 0 || g->nclients > 4096 || g->max_input > FP_MAX_IO_BYTES ||
-      g->max_output > FP_MAX_IO_BYTES)
+      g->nclients == 0 || g->nclients > 4096 ||
+      g->max_input > FP_MAX_IO_BYTES || g->max_output > FP_MAX_IO_BYTES)
     return 0;
   layout(g, &a, &b, &c, &d, &stride, &total);
   return total;

@@ -55,7 +55,7 @@ enum fp__slot_state {
   FP__SLOT_RUNNING = 3, /* holder: the worker row that claimed it */
   FP__SLOT_DONE = 4,
   FP__SLOT_COLLECTED = 5,
-  FP__SLOT_ENDING = 6   /* holder: who ends it unrun (slot.h) */
+  FP__SLOT_ENDING = 6 /* holder: who ends it unrun (slot.h) */
 };
 
 /* Worker row states, for the scoreboard. */
@@ -81,7 +81,7 @@ struct fp__counters {
   _Atomic uint64_t repairs; /* queue rebuilt after a lock holder died */
   _Atomic uint64_t retried;
   _Atomic uint64_t quarantined;
-  _Atomic uint64_t corrupt;     /* damage found (any process); see fp_stats */
+  _Atomic uint64_t corrupt; /* damage found (any process); see fp_stats */
 } FP__ALIGNED;
 
 /*
@@ -174,7 +174,7 @@ struct fp__hdr {
   uint32_t hdr_bytes;
   uint64_t seg_bytes;
   uint32_t nslots;
-  uint32_t nrows;     /* worker rows in the scoreboard */
+  uint32_t nrows; /* worker rows in the scoreboard */
   uint32_t nclients;
   uint32_t max_input;
   uint32_t max_output;
@@ -186,15 +186,15 @@ struct fp__hdr {
   uint32_t flags;
 
   /* Supervisor-written. */
-  _Atomic uint32_t state;       /* enum fp__pool_state; futex word */
+  _Atomic uint32_t state; /* enum fp__pool_state; futex word */
   _Atomic int32_t sup_pid;
-  _Atomic int32_t start_error;  /* positive errno when FAILED */
+  _Atomic int32_t start_error; /* positive errno when FAILED */
   _Atomic uint32_t workers_target;
   _Atomic uint64_t sup_start_ns;
   uint32_t min_workers, max_workers; /* autoscaling bounds (0: fixed) */
   _Atomic uint64_t last_resize_ns;
-  uint32_t spin_max;            /* workers (and producers) spinning at once */
-  uint32_t ncpu;                /* online CPUs when the pool was made */
+  uint32_t spin_max; /* workers (and producers) spinning at once */
+  uint32_t ncpu;     /* online CPUs when the pool was made */
   /*
    * Fair shares between the producers of a named pool (sup_clients.c,
    * fp__sup_count_producers). Written by the supervisor once per tick,
@@ -217,7 +217,7 @@ struct fp__hdr {
   _Atomic uint32_t producer_share;
   /* Scheduling hints, on their own line: written often, by everyone. */
   _Atomic uint32_t avg_task_ns FP__ALIGNED; /* moving average of run time */
-  _Atomic uint32_t workers_alive; /* supervisor-written */
+  _Atomic uint32_t workers_alive;           /* supervisor-written */
   /*
    * Who is idle, asleep or spinning: one bit per worker row (w_*) or
    * producer row (p_*), set and cleared only by its owner. The supervisor
@@ -233,15 +233,15 @@ struct fp__hdr {
 
 struct fp__row {
   _Atomic int32_t pid;
-  _Atomic uint32_t state;       /* enum fp__row_state */
-  _Atomic uint32_t slot;        /* slot index of the current task, or NONE */
-  _Atomic uint32_t init_error;  /* init hook's error code, when it failed */
-  _Atomic uint64_t task_id;     /* current task, 0 when idle */
-  _Atomic uint64_t started_ns;  /* CLOCK_MONOTONIC start of current task */
-  _Atomic uint64_t done;        /* tasks finished by this process */
-  _Atomic uint64_t total_done;  /* tasks finished in this row, all processes */
-  _Atomic uint32_t restarts;    /* processes forked into this row - 1 */
-  _Atomic uint32_t retire;      /* supervisor asks: exit before next task */
+  _Atomic uint32_t state;      /* enum fp__row_state */
+  _Atomic uint32_t slot;       /* slot index of the current task, or NONE */
+  _Atomic uint32_t init_error; /* init hook's error code, when it failed */
+  _Atomic uint64_t task_id;    /* current task, 0 when idle */
+  _Atomic uint64_t started_ns; /* CLOCK_MONOTONIC start of current task */
+  _Atomic uint64_t done;       /* tasks finished by this process */
+  _Atomic uint64_t total_done; /* tasks finished in this row, all processes */
+  _Atomic uint32_t restarts;   /* processes forked into this row - 1 */
+  _Atomic uint32_t retire;     /* supervisor asks: exit before next task */
   /*
    * The kill handshake (worker.c, "Ending a task" explains it): the
    * supervisor stores the id of a task it means to kill (timeout, cancel)
@@ -305,11 +305,11 @@ struct fp__client {
    * clears them: nobody else watches a row whose holder is gone).
    */
   _Atomic uint32_t done_seq FP__ALIGNED;
-  _Atomic uint32_t waiters FP__ALIGNED;  /* threads asleep on done_seq */
-  _Atomic uint32_t watchers;    /* threads spinning on done_seq */
-  _Atomic uint32_t woken;       /* a wake is on its way: skip the syscall */
-  _Atomic int32_t pid;          /* last claimant, for stat; 0 if never */
-  _Atomic uint32_t gen;         /* bumped on each claim */
+  _Atomic uint32_t waiters FP__ALIGNED; /* threads asleep on done_seq */
+  _Atomic uint32_t watchers;            /* threads spinning on done_seq */
+  _Atomic uint32_t woken; /* a wake is on its way: skip the syscall */
+  _Atomic int32_t pid;    /* last claimant, for stat; 0 if never */
+  _Atomic uint32_t gen;   /* bumped on each claim */
   /*
    * Tasks this row's producers published and then took back because a
    * stop began (client.c, publish): fp_stats.submitted subtracts them.
@@ -334,20 +334,22 @@ struct fp__client {
  * result fields on the second line), then the input and output buffers.
  */
 struct fp__slot {
-  _Atomic uint32_t state;   /* enum fp__slot_state | holder << 8 (slot.h) */
-  uint32_t owner;           /* client row */
-  uint32_t owner_gen;       /* that row's gen when the slot was taken */
-  uint32_t prio;            /* 0 normal, 1 high */
+  _Atomic uint32_t state; /* enum fp__slot_state | holder << 8 (slot.h) */
+  uint32_t owner;         /* client row */
+  uint32_t owner_gen;     /* that row's gen when the slot was taken */
+  uint32_t prio;          /* 0 normal, 1 high */
   _Atomic uint64_t id;
-  uint64_t gen;             /* bumped on each FREE -> FILLING */
-  uint64_t seq;             /* submission order */
+  uint64_t gen; /* bumped on each FREE -> FILLING */
+  uint64_t seq; /* submission order */
   uint32_t in_len;
+  /* clang-format off */
   uint32_t attempts;        /* runs ended so far: by its worker at the end
                                of a run, by the supervisor for a run its
                                worker died in (0 at submit) */
   _Atomic int32_t worker;   /* pid running it (set with RUNNING) */
   uint32_t row;             /* scoreboard row of that worker */
   uint64_t in_sum;          /* check value of id, in_len, input (sum.h) */
+  /* clang-format on */
   /*
    * 1: fp_cancel asked the supervisor to kill this RUNNING task's worker
    * (sup_kill.c, check_cancels). Reset to 0 by fill. A queued task is
@@ -361,10 +363,10 @@ struct fp__slot {
   int32_t sig;
   int32_t exit_code;
   uint32_t out_len;
-  uint32_t spawn_len;       /* bytes of spawned tasks after the output */
+  uint32_t spawn_len; /* bytes of spawned tasks after the output */
   uint64_t run_us;
   uint64_t started_ns;
-  uint64_t res_sum;         /* check value of the result (sum.h) */
+  uint64_t res_sum; /* check value of the result (sum.h) */
 };
 
 #define FP__SLOT_HDR_BYTES ((uint32_t)sizeof(struct fp__slot))
@@ -378,9 +380,9 @@ struct fp__geometry {
 struct fp__seg {
   struct fp__hdr *hdr;
   unsigned char *base;
-  size_t len;        /* the layout's size */
-  size_t maplen;     /* bytes mapped, when not len (attached segments) */
-  int fd;            /* the shm object of a named pool, else -1 */
+  size_t len;    /* the layout's size */
+  size_t maplen; /* bytes mapped, when not len (attached segments) */
+  int fd;        /* the shm object of a named pool, else -1 */
   /*
    * Geometry, copied from the header once it was validated (or laid out).
    * Code reads these, never the header's: a buggy worker scribbling over
@@ -388,7 +390,7 @@ struct fp__seg {
    */
   uint32_t nslots, nrows, nclients, max_input, max_output, slot_stride;
   uint64_t ring_off, rows_off, clients_off, slots_off;
-  uint32_t ring_cap;  /* entries per ready ring: fp__ring_cap(nslots) */
+  uint32_t ring_cap; /* entries per ready ring: fp__ring_cap(nslots) */
   /*
    * Ready ring entries: ring c (a client row's normal ring 2c, its high
    * ring 2c + 1; the retry ring 2 * nclients) holds ents + c * ring_cap.
@@ -464,7 +466,8 @@ static inline void fp__row_duration(struct fp__row *row, uint64_t us) {
   /* One writer at a time (the worker, or the supervisor once it is
    * reaped): a load and a store, no locked instruction. */
   atomic_store_explicit(
-      &row->dur[k], atomic_load_explicit(&row->dur[k], memory_order_relaxed) + 1,
+      &row->dur[k],
+      atomic_load_explicit(&row->dur[k], memory_order_relaxed) + 1,
       memory_order_relaxed);
   atomic_store_explicit(
       &row->dur_sum_us,
@@ -488,8 +491,7 @@ static inline unsigned char *fp__slot_out(const struct fp__seg *s,
          ((s->max_input + FP__CACHELINE - 1) & ~(FP__CACHELINE - 1u));
 }
 
-static inline struct fp__row *fp__row_at(const struct fp__seg *s,
-                                         uint32_t i) {
+static inline struct fp__row *fp__row_at(const struct fp__seg *s, uint32_t i) {
   return (struct fp__row *)(s->base + s->rows_off) + i;
 }
 
@@ -514,8 +516,8 @@ struct fp__report {
 
 static inline struct fp__report *fp__report_at(const struct fp__seg *s,
                                                uint32_t r) {
-  uint64_t off = s->clients_off +
-                 (uint64_t)s->nclients * sizeof(struct fp__client);
+  uint64_t off =
+      s->clients_off + (uint64_t)s->nclients * sizeof(struct fp__client);
   off = (off + FP__CACHELINE - 1) & ~(uint64_t)(FP__CACHELINE - 1);
   return (struct fp__report *)(s->base + off) + r;
 }

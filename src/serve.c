@@ -86,7 +86,8 @@ static void log_no_space(const fp_config *cfg, const fp_serve_config *sc,
     snprintf(avail, sizeof(avail), " (%.1f MiB free of %.1f MiB)",
              (double)vs.f_bavail * (double)vs.f_frsize / 1048576.0,
              (double)vs.f_blocks * (double)vs.f_frsize / 1048576.0);
-  snprintf(msg, sizeof(msg), "segment /dev/shm/forkpool.%s needs %llu bytes "
+  snprintf(msg, sizeof(msg),
+           "segment /dev/shm/forkpool.%s needs %llu bytes "
            "(%.1f MiB), which do not fit in /dev/shm%s: nothing was created",
            sc->name, need, (double)need / 1048576.0, avail);
   log(ctx, FP_LOG_ERROR, msg);
@@ -157,8 +158,7 @@ FP_EXTERN int fp_serve(const fp_config *user_cfg,
   if (rows < cfg->max_workers) rows = cfg->max_workers;
   if (rows < cfg->workers) return -EINVAL;
   struct fp__geometry g = {cfg->slots, rows, sc->max_clients,
-                           (uint32_t)cfg->max_input,
-                           (uint32_t)cfg->max_output};
+                           (uint32_t)cfg->max_input, (uint32_t)cfg->max_output};
   sigset_t set, caller_mask;
   serve_signals(&set, 1);
   if (sigprocmask(SIG_BLOCK, &set, &caller_mask) != 0) return -errno;
@@ -191,8 +191,11 @@ FP_EXTERN int fp_serve(const fp_config *user_cfg,
   bus_base = (unsigned char *)seg.base;
   sigaction(SIGBUS, &bus, &saved_bus);
 
-  struct fp__sup_opts o = {.seg = &seg, .cfg = cfg, .cmd_fd = -1,
-                           .serve = 1, .grace_ms = sc->grace_ms,
+  struct fp__sup_opts o = {.seg = &seg,
+                           .cfg = cfg,
+                           .cmd_fd = -1,
+                           .serve = 1,
+                           .grace_ms = sc->grace_ms,
                            .log = sc->log ? sc->log : cfg->log,
                            .log_ctx = sc->log ? sc->log_ctx : cfg->log_ctx,
                            .on_ready = sc->on_ready,
@@ -216,9 +219,11 @@ FP_EXTERN int fp_serve(const fp_config *user_cfg,
   if (bus_lost) {
     if (o.log != NULL) {
       char msg[256];
-      snprintf(msg, sizeof(msg), "segment /dev/shm/forkpool.%s was "
+      snprintf(msg, sizeof(msg),
+               "segment /dev/shm/forkpool.%s was "
                "truncated by another process while serving (a SIGBUS on "
-               "it): the pool was stopped", sc->name);
+               "it): the pool was stopped",
+               sc->name);
       o.log(o.log_ctx, FP_LOG_ERROR, msg);
     }
     err = -EIO;

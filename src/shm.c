@@ -35,15 +35,15 @@ static int ofd_op(int fd, int cmd, struct flock *fl) {
 }
 
 int fp__ofd_lock(int fd, off_t off) {
-  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = off,
-                     .l_len = 1};
+  struct flock fl = {
+      .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = off, .l_len = 1};
   int r = ofd_op(fd, F_OFD_SETLK, &fl);
   return r == -EACCES ? -EAGAIN : r;
 }
 
 int fp__ofd_held(int fd, off_t off) {
-  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = off,
-                     .l_len = 1};
+  struct flock fl = {
+      .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = off, .l_len = 1};
   int r = ofd_op(fd, F_OFD_GETLK, &fl);
   if (r < 0) return r;
   return fl.l_type != F_UNLCK;

@@ -6,9 +6,9 @@
 #include "sum.h"
 #include "wake.h"
 
-void fp__slot_end(const struct fp__seg *s, struct fp__slot *sl,
-                  int32_t status, int32_t code, int32_t sig,
-                  int32_t exit_code, uint32_t out_len, uint64_t run_us) {
+void fp__slot_end(const struct fp__seg *s, struct fp__slot *sl, int32_t status,
+                  int32_t code, int32_t sig, int32_t exit_code,
+                  uint32_t out_len, uint64_t run_us) {
   sl->status = status;
   sl->code = code;
   sl->sig = sig;

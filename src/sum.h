@@ -73,23 +73,22 @@ static inline uint64_t fp__sum(uint64_t seed, const void *p, size_t n) {
 /* Input check value: the task id, its length and its bytes. */
 static inline uint64_t fp__in_sum(const struct fp__slot *sl, uint64_t id,
                                   uint32_t len) {
-  return fp__sum(fp__mix(id, len), (const unsigned char *)sl +
-                                       sizeof(struct fp__slot), len);
+  return fp__sum(fp__mix(id, len),
+                 (const unsigned char *)sl + sizeof(struct fp__slot), len);
 }
 
 /* Result check value: id, status, codes, output length and bytes. */
-static inline uint64_t fp__res_sum_of(uint64_t id, int32_t status,
-                                      int32_t code, int32_t sig,
-                                      int32_t exit_code, const void *out,
-                                      uint32_t n) {
+static inline uint64_t fp__res_sum_of(uint64_t id, int32_t status, int32_t code,
+                                      int32_t sig, int32_t exit_code,
+                                      const void *out, uint32_t n) {
   uint64_t h = fp__mix(id, (uint64_t)(uint32_t)status << 32 | (uint32_t)code);
   h = fp__mix(h, (uint64_t)(uint32_t)sig << 32 | (uint32_t)exit_code);
   return fp__sum(fp__mix(h, n), out, n);
 }
 
 /* Over the output and the spawned tasks after it (out_len + spawn_len). */
-static inline uint64_t fp__res_sum(const struct fp__seg *s,
-                                   struct fp__slot *sl, uint64_t id) {
+static inline uint64_t fp__res_sum(const struct fp__seg *s, struct fp__slot *sl,
+                                   uint64_t id) {
   uint64_t n = (uint64_t)sl->out_len + sl->spawn_len;
   if (n > s->max_output) n = 0;
   return fp__res_sum_of(id ^ ((uint64_t)sl->spawn_len << 40), sl->status,

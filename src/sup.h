@@ -26,11 +26,13 @@
 struct fp__sup_opts {
   struct fp__seg *seg;
   const fp_config *cfg;
+  /* clang-format off */
   int cmd_fd;          /* owner's command channel (private pools), else -1 */
   pid_t owner;         /* the process that started the pool, else 0: when
                           it dies, the pool stops (see owner_gone()) */
   int serve;           /* named pool: signals, logging, client reclaiming */
   int grace_ms;        /* drain limit on SIGTERM/SIGINT (serve) */
+  /* clang-format on */
   fp_log_fn log;
   void *log_ctx;
   void (*on_ready)(void *ctx);
@@ -57,26 +59,30 @@ enum {
 #define FP__OUT_LINE 256      /* a longer line is logged in pieces */
 #define FP__OUT_TASK_CAP 4096 /* bytes logged per task and stream */
 struct fp__outbuf {
-  int active;         /* holds bytes of `task` (len, logged or dropped) */
-  uint64_t task;      /* the task running when they were read; 0: none */
-  pid_t pid;          /* the worker that wrote them */
-  uint32_t len;       /* bytes in line */
-  uint32_t logged;    /* bytes of this task logged or in line */
-  uint64_t dropped;   /* bytes of this task past FP__OUT_TASK_CAP */
+  int active;       /* holds bytes of `task` (len, logged or dropped) */
+  uint64_t task;    /* the task running when they were read; 0: none */
+  pid_t pid;        /* the worker that wrote them */
+  uint32_t len;     /* bytes in line */
+  uint32_t logged;  /* bytes of this task logged or in line */
+  uint64_t dropped; /* bytes of this task past FP__OUT_TASK_CAP */
   char line[FP__OUT_LINE];
 };
 
 struct fp__rowctl {
+  /* clang-format off */
   pid_t pid;          /* the worker in this row (the shared row's copy is
                          for display: a scribbled pid must never be killed) */
   uint64_t spawn_at;  /* when an empty row may be forked again */
   int kill_reason;    /* why we SIGKILLed it, if we did */
+  /* clang-format on */
   uint64_t kill_task;
+  /* clang-format off */
   uint64_t dump_at;   /* hang dump asked for at (timeout), 0 if not */
   uint64_t spare_task;  /* a kill aimed at it was withdrawn: committed */
   uint64_t spare_until; /* ...withdrawn again until then, then made */
   int out_fd[2];      /* read ends of the worker's stdout and stderr
                          pipes (non-blocking), -1 when none */
+  /* clang-format on */
   struct fp__outbuf out[2];
 };
 
@@ -84,11 +90,14 @@ struct fp__sup {
   const struct fp__sup_opts *o;
   struct fp__seg *s;
   const fp_config *cfg;
+  /* clang-format off */
   int sfd;                 /* signalfd */
   int owner_fd;            /* pidfd of o->owner, readable once it died;
                               -1 (no owner, or no pidfd: then getppid()) */
+  /* clang-format on */
   uint32_t nrows;
   struct fp__rowctl *rc;
+  /* clang-format off */
   uint32_t *settled_gen;   /* per client row: gen fully reclaimed */
   struct fp__ring_writer retry; /* the retry ring: we write it alone */
   uint32_t *suspect;       /* per slot: READY word no ring held at the last
@@ -97,12 +106,14 @@ struct fp__sup {
   uint32_t streak;         /* consecutive deaths with no task finished */
   uint64_t last_finished;  /* tasks finished in the pool, at last turn */
   int backoff_logged;      /* once per burst */
+  /* clang-format on */
   uint64_t drain_deadline;
-  int hup_next;            /* next row to replace on SIGHUP; -1: none */
-  uint64_t backlog_since;  /* autoscaling: tasks waiting, all busy, since */
-  uint64_t idle_since;     /* autoscaling: a worker idle, nothing queued */
-  int stopped;             /* loop ends */
+  int hup_next;           /* next row to replace on SIGHUP; -1: none */
+  uint64_t backlog_since; /* autoscaling: tasks waiting, all busy, since */
+  uint64_t idle_since;    /* autoscaling: a worker idle, nothing queued */
+  int stopped;            /* loop ends */
   pid_t self;
+  /* clang-format off */
   struct fp__hdr hdr_copy; /* the header's fixed part, as laid out */
   int sweep;               /* we are a subreaper and end stray children */
   int strays_left;         /* a sweep ran out of time: try again */
@@ -112,6 +123,7 @@ struct fp__sup {
   int out_pipe_failed;     /* a worker got /dev/null for output: logged */
   struct pollfd *pf;       /* the loop's poll set: 2 + 2 per row */
   uint32_t fork_failures;  /* failed forks since the last one that worked */
+  /* clang-format on */
 };
 
 /* The row of our worker `pid`, or -1 (supervisor.c). */
@@ -177,8 +189,7 @@ FP__HIDDEN void fp__sup_on_death(struct fp__sup *sp, uint32_t r, int ws);
  */
 FP__HIDDEN void fp__sup_end_task(struct fp__sup *sp, struct fp__slot *sl,
                                  fp_status st, int sig, int exit_code,
-                                 uint64_t now, const char *report,
-                                 size_t rlen);
+                                 uint64_t now, const char *report, size_t rlen);
 
 /*
  * Every turn: a task finished anywhere in the pool since the last call
@@ -191,8 +202,8 @@ FP__HIDDEN void fp__sup_note_progress(struct fp__sup *sp);
  * (the first reason stands until it is reaped) and for which task. No-op
  * for an empty row. Cannot fail: a worker that died already is reaped.
  */
-FP__HIDDEN void fp__sup_kill_worker(struct fp__sup *sp, uint32_t r,
-                                    int reason, uint64_t id);
+FP__HIDDEN void fp__sup_kill_worker(struct fp__sup *sp, uint32_t r, int reason,
+                                    uint64_t id);
 
 /* Hang-dump, then kill, tasks past their deadline; returns when to look
  * again (UINT64_MAX: no deadline pending). */
@@ -227,8 +238,7 @@ FP__HIDDEN void fp__sup_retire(struct fp__sup *sp, uint32_t r);
 
 /* One worker more (delta > 0) or fewer, within the pool's bounds; logs
  * why, or that it was refused. */
-FP__HIDDEN void fp__sup_resize(struct fp__sup *sp, int delta,
-                               const char *why);
+FP__HIDDEN void fp__sup_resize(struct fp__sup *sp, int delta, const char *why);
 
 /* min/max workers: grow while tasks wait and every worker is busy, shrink
  * after idle_ms with a worker idle. */

@@ -69,8 +69,10 @@ int fp__sup_sweep(struct fp__sup *sp, int tick) {
                       tick ? sp->suspect : NULL, &rescued);
   if (rescued > 0) {
     atomic_fetch_add(&sp->s->hdr->q.rescued, rescued);
-    fp__sup_log(sp, FP_LOG_INFO, "requeued %u task(s) that gone producers "
-                "published halfway", rescued);
+    fp__sup_log(sp, FP_LOG_INFO,
+                "requeued %u task(s) that gone producers "
+                "published halfway",
+                rescued);
   }
   if (n > 0) fp__wake_workers(sp->s, (uint32_t)n);
   return n;
@@ -88,8 +90,8 @@ struct reclaimed {
  * Free the slots of row r's gone producers, those of gens up to limit
  * (gen: the row's gen; held: whether a live producer holds it now).
  */
-static void scan_slots(struct fp__sup *sp, uint32_t r, uint32_t gen,
-                       int held, uint32_t limit, struct reclaimed *got) {
+static void scan_slots(struct fp__sup *sp, uint32_t r, uint32_t gen, int held,
+                       uint32_t limit, struct reclaimed *got) {
   struct fp__seg *s = sp->s;
   for (uint32_t i = 0; i < s->nslots; i++) {
     struct fp__slot *sl = fp__slot_at(s, i);
@@ -100,8 +102,8 @@ static void scan_slots(struct fp__sup *sp, uint32_t r, uint32_t gen,
        * held, its holder has gen or (bumping it now) gen + 1.
        */
       if (fp__slot_filler(w) == r &&
-          (!held || (!fp__slot_filled_at(w, gen) &&
-                     !fp__slot_filled_at(w, gen + 1))) &&
+          (!held ||
+           (!fp__slot_filled_at(w, gen) && !fp__slot_filled_at(w, gen + 1))) &&
           fp__slot_cas(sl, w, FP__SLOT_FILLING)) {
         fp__q_put_free(s, i);
         got->freed++;
@@ -168,8 +170,7 @@ static int reclaim_row(struct fp__sup *sp, uint32_t r) {
 
 void fp__sup_reclaim_clients(struct fp__sup *sp) {
   int orphans = 0; /* READY tasks of a gone producer seen */
-  for (uint32_t r = 0; r < sp->s->nclients; r++)
-    orphans |= reclaim_row(sp, r);
+  for (uint32_t r = 0; r < sp->s->nclients; r++) orphans |= reclaim_row(sp, r);
   /*
    * READY tasks of gone producers: queue those no ring holds (their
    * producer died between the slot's READY and its tail), counted

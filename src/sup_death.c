@@ -48,20 +48,20 @@
 
 /* What one reaping knows of the worker it reaped (fp__sup_on_death). */
 struct death {
-  uint32_t r;   /* its row */
-  pid_t pid;    /* its pid, as we forked it */
-  int ws;       /* its wait status */
-  int sig;      /* the signal that ended it, or 0 */
-  int code;     /* its exit code, or -1 */
-  uint64_t now; /* when it was reaped */
-  int had_task; /* it died running a task (settle_run) */
+  uint32_t r;       /* its row */
+  pid_t pid;        /* its pid, as we forked it */
+  int ws;           /* its wait status */
+  int sig;          /* the signal that ended it, or 0 */
+  int code;         /* its exit code, or -1 */
+  uint64_t now;     /* when it was reaped */
+  int had_task;     /* it died running a task (settle_run) */
   uint64_t task_id; /* ...that task */
   fp_status st;     /* ...and how its run ended */
 };
 
 void fp__sup_end_task(struct fp__sup *sp, struct fp__slot *sl, fp_status st,
-                      int sig, int exit_code, uint64_t now,
-                      const char *report, size_t rlen) {
+                      int sig, int exit_code, uint64_t now, const char *report,
+                      size_t rlen) {
   struct fp__hdr *h = sp->s->hdr;
   if (report != NULL && rlen > 0) {
     if (rlen > sp->s->max_output) rlen = sp->s->max_output;
@@ -90,10 +90,8 @@ static void input_excerpt(struct fp__sup *sp, struct fp__slot *sl, char *out,
   size_t o = 0;
   for (uint32_t k = 0; k < n && k < 32 && o + 5 < cap; k++) {
     unsigned char c = in[k];
-    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'')
-      out[o++] = (char)c;
-    else
-      o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') out[o++] = (char)c;
+    else o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
   }
   if (n > 32 && o + 4 < cap) o += (size_t)snprintf(out + o, cap - o, "...");
   out[o] = '\0';
@@ -108,8 +106,8 @@ static const char *death_name(int sig, int code) {
 }
 
 /* One log line per worker death with a task, plus its report if any. */
-static void log_death(struct fp__sup *sp, pid_t pid, uint64_t task_id,
-                      int sig, int code, uint64_t ran_us, fp_status st,
+static void log_death(struct fp__sup *sp, pid_t pid, uint64_t task_id, int sig,
+                      int code, uint64_t ran_us, fp_status st,
                       struct fp__slot *sl, const char *rep, size_t rlen) {
   if (sp->o->log == NULL) return;
   /* One line per event: the report's lines joined with " | ". */
@@ -124,14 +122,14 @@ static void log_death(struct fp__sup *sp, pid_t pid, uint64_t task_id,
     }
   }
   flat[o] = '\0';
-  fp__sup_log(sp, FP_LOG_WARN, "worker %d died running task %llu (attempt "
-              "%u): %s after %llu.%03llu ms (%s)%s%s", (int)pid,
-              (unsigned long long)task_id, sl->attempts,
-              st == FP_TIMEOUT ? "timeout, killed by SIGKILL"
-                               : death_name(sig, code),
-              (unsigned long long)(ran_us / 1000),
-              (unsigned long long)(ran_us % 1000), fp_status_name(st),
-              o ? ": " : "", flat);
+  fp__sup_log(
+      sp, FP_LOG_WARN,
+      "worker %d died running task %llu (attempt "
+      "%u): %s after %llu.%03llu ms (%s)%s%s",
+      (int)pid, (unsigned long long)task_id, sl->attempts,
+      st == FP_TIMEOUT ? "timeout, killed by SIGKILL" : death_name(sig, code),
+      (unsigned long long)(ran_us / 1000), (unsigned long long)(ran_us % 1000),
+      fp_status_name(st), o ? ": " : "", flat);
 }
 
 /*
@@ -168,10 +166,8 @@ static void settle_committed(struct fp__sup *sp, uint32_t r, uint32_t i,
   }
   if (atomic_load(&row->ok) == atomic_load(&row->ok_snap) &&
       atomic_load(&row->failed) == atomic_load(&row->failed_snap)) {
-    if (atomic_load(&row->fin_status) == FP_OK)
-      atomic_fetch_add(&row->ok, 1);
-    else
-      atomic_fetch_add(&row->failed, 1);
+    if (atomic_load(&row->fin_status) == FP_OK) atomic_fetch_add(&row->ok, 1);
+    else atomic_fetch_add(&row->failed, 1);
   }
 }
 
@@ -191,7 +187,8 @@ static void quarantine(struct fp__sup *sp, const struct death *d,
   char ex[160];
   input_excerpt(sp, sl, ex, sizeof(ex));
   atomic_fetch_add(&sp->s->hdr->c.quarantined, 1);
-  fp__sup_log(sp, FP_LOG_ERROR, "task %llu quarantined as poison: it "
+  fp__sup_log(sp, FP_LOG_ERROR,
+              "task %llu quarantined as poison: it "
               "killed %u worker(s), last by %s; input '%s'",
               (unsigned long long)d->task_id, sl->attempts,
               d->st == FP_TIMEOUT ? "timeout" : death_name(d->sig, d->code),
@@ -202,9 +199,8 @@ static void quarantine(struct fp__sup *sp, const struct death *d,
  * The run of d->task_id in slot i ended as d->st: run it again while
  * attempts remain, else end it with its report (rep, rlen).
  */
-static void retry_or_end(struct fp__sup *sp, const struct death *d,
-                         uint32_t i, struct fp__slot *sl, const char *rep,
-                         size_t rlen) {
+static void retry_or_end(struct fp__sup *sp, const struct death *d, uint32_t i,
+                         struct fp__slot *sl, const char *rep, size_t rlen) {
   struct fp__hdr *h = sp->s->hdr;
   unsigned max = sp->cfg->max_attempts > 1 ? sp->cfg->max_attempts : 1;
   if (d->st != FP_CANCELLED && sl->attempts < max &&
@@ -233,11 +229,10 @@ static void settle_run(struct fp__sup *sp, struct death *d, uint32_t i,
   char rep[FP__REPORT_BYTES];
   size_t rlen = d->st == FP_CANCELLED
                     ? 0
-                    : fp__report_render(fp__report_at(sp->s, d->r),
-                                        d->task_id, rep, sizeof(rep));
-  uint64_t ran_us = d->now > sl->started_ns
-                        ? (d->now - sl->started_ns) / FP__NS_PER_US
-                        : 0;
+                    : fp__report_render(fp__report_at(sp->s, d->r), d->task_id,
+                                        rep, sizeof(rep));
+  uint64_t ran_us =
+      d->now > sl->started_ns ? (d->now - sl->started_ns) / FP__NS_PER_US : 0;
   d->had_task = 1;
   if (d->st != FP_CANCELLED) fp__row_duration(row, ran_us);
   log_death(sp, d->pid, d->task_id, d->sig, d->code, ran_us, d->st, sl, rep,
@@ -301,10 +296,10 @@ static void died_starting(struct fp__sup *sp, const struct death *d) {
     fp__sup_log(sp, FP_LOG_ERROR, "worker %d: init hook failed with %u",
                 (int)d->pid, ie);
   else
-    fp__sup_log(sp, FP_LOG_ERROR, "worker %d died during start-up (%s%s)",
-                (int)d->pid, d->sig ? "signal " : "exit ",
-                d->sig ? fp__sup_signame(d->sig)
-                       : (d->code == 0 ? "0" : "non-zero"));
+    fp__sup_log(
+        sp, FP_LOG_ERROR, "worker %d died during start-up (%s%s)", (int)d->pid,
+        d->sig ? "signal " : "exit ",
+        d->sig ? fp__sup_signame(d->sig) : (d->code == 0 ? "0" : "non-zero"));
   fp__sup_fail_start(sp, ECHILD);
 }
 
@@ -312,8 +307,7 @@ static void died_starting(struct fp__sup *sp, const struct death *d) {
 static void log_idle_death(struct fp__sup *sp, const struct death *d,
                            int reason, int ours) {
   if (d->had_task) return;
-  if (ours)
-    /* The task it was aimed at had just finished in time (worker.c). */
+  if (ours) /* The task it was aimed at had just finished in time (worker.c). */
     fp__sup_log(sp, FP_LOG_INFO,
                 "worker %d killed idle: task %llu, which it was to end "
                 "(%s), had just finished",
@@ -321,12 +315,13 @@ static void log_idle_death(struct fp__sup *sp, const struct death *d,
                 reason == FP__KILL_TIMEOUT ? "timeout" : "cancel");
   else if (WIFEXITED(d->ws) && d->code == FP_EXIT_DECLINED)
     /* fp_task_decline(): its task went back to the queue above. */
-    fp__sup_log(sp, FP_LOG_WARN, "worker %d declined its task (the handler "
+    fp__sup_log(sp, FP_LOG_WARN,
+                "worker %d declined its task (the handler "
                 "could not run it) and exited; the task is queued again",
                 (int)d->pid);
   else
-    fp__sup_log(sp, FP_LOG_WARN, "worker %d died while idle: %s",
-                (int)d->pid, death_name(d->sig, d->code));
+    fp__sup_log(sp, FP_LOG_WARN, "worker %d died while idle: %s", (int)d->pid,
+                death_name(d->sig, d->code));
 }
 
 /*
@@ -339,7 +334,8 @@ static uint64_t backoff_delay(struct fp__sup *sp) {
   uint64_t delay = BACKOFF_BASE_NS << e;
   if (delay > BACKOFF_MAX_NS) delay = BACKOFF_MAX_NS;
   if (!sp->backoff_logged) {
-    fp__sup_log(sp, FP_LOG_WARN, "crash loop: workers keep dying without "
+    fp__sup_log(sp, FP_LOG_WARN,
+                "crash loop: workers keep dying without "
                 "finishing a task; restarts back off up to %llu ms",
                 BACKOFF_MAX_NS / FP__NS_PER_MS);
     sp->backoff_logged = 1;
@@ -354,9 +350,11 @@ static void plan_restart(struct fp__sup *sp, const struct death *d) {
   int clean = !d->had_task && WIFEXITED(d->ws) && d->code == 0;
   uint32_t rss_kb = clean ? atomic_load(&row->rss_exit_kb) : 0;
   if (rss_kb != 0)
-    fp__sup_log(sp, FP_LOG_WARN, "worker %d recycled: resident set %u.%u MiB "
-                "above the limit of %u MiB", (int)d->pid, rss_kb / 1024u,
-                (rss_kb % 1024u) * 10u / 1024u, sp->cfg->max_rss_mb);
+    fp__sup_log(sp, FP_LOG_WARN,
+                "worker %d recycled: resident set %u.%u MiB "
+                "above the limit of %u MiB",
+                (int)d->pid, rss_kb / 1024u, (rss_kb % 1024u) * 10u / 1024u,
+                sp->cfg->max_rss_mb);
   if (clean) {
     sp->rc[r].spawn_at = d->now; /* recycled, retired or reloaded */
     return;

@@ -55,8 +55,7 @@ void fp__sup_kill_worker(struct fp__sup *sp, uint32_t r, int reason,
  * worker still not done after that is stuck (stopped?): 1, and its reaping
  * publishes the committed result. Cannot fail (the wake is a hint).
  */
-static int aim_kill(struct fp__sup *sp, uint32_t r, uint64_t id,
-                    uint64_t now) {
+static int aim_kill(struct fp__sup *sp, uint32_t r, uint64_t id, uint64_t now) {
   struct fp__row *row = fp__row_at(sp->s, r);
   struct fp__rowctl *rc = &sp->rc[r];
   atomic_store(&row->doom, id);
@@ -143,17 +142,17 @@ uint64_t fp__sup_check_timeouts(struct fp__sup *sp, uint64_t now) {
 void fp__sup_check_cancels(struct fp__sup *sp) {
   for (uint32_t r = 0; r < sp->nrows; r++) {
     struct fp__row *row = fp__row_at(sp->s, r);
-    if (sp->rc[r].pid <= 0 || sp->rc[r].kill_reason != FP__KILL_NONE)
-      continue;
+    if (sp->rc[r].pid <= 0 || sp->rc[r].kill_reason != FP__KILL_NONE) continue;
     uint32_t i = atomic_load(&row->slot);
     uint64_t id = atomic_load(&row->task_id);
     if (i >= sp->s->nslots || id == 0) continue;
     struct fp__slot *sl = fp__slot_at(sp->s, i);
     if (atomic_load(&sl->cancel) && atomic_load(&sl->id) == id &&
         aim_kill(sp, r, id, fp__now_ns())) {
-      fp__sup_log(sp, FP_LOG_INFO, "task %llu cancelled while running: "
-                  "killing worker %d", (unsigned long long)id,
-                  (int)sp->rc[r].pid);
+      fp__sup_log(sp, FP_LOG_INFO,
+                  "task %llu cancelled while running: "
+                  "killing worker %d",
+                  (unsigned long long)id, (int)sp->rc[r].pid);
       fp__sup_kill_worker(sp, r, FP__KILL_CANCEL, id);
     }
   }

@@ -108,9 +108,11 @@ void fp__out_prepare(struct fp__sup *sp, uint32_t r, int wfd[2]) {
     sp->out_pipe_failed = 0; /* the burst is over */
   } else if (!sp->out_pipe_failed) {
     sp->out_pipe_failed = 1;
-    fp__sup_log(sp, FP_LOG_WARN, "no pipe for the output of the worker in "
+    fp__sup_log(sp, FP_LOG_WARN,
+                "no pipe for the output of the worker in "
                 "row %u (%s): what it writes to stdout or stderr goes to "
-                "/dev/null", r, strerror(-err));
+                "/dev/null",
+                r, strerror(-err));
   }
 }
 
@@ -182,12 +184,13 @@ static void out_log(struct fp__sup *sp, const char *msg) {
 /* "task N (worker P) stdout: " or "worker P, between tasks, stdout: ". */
 static int out_prefix(const struct fp__outbuf *ob, int k, char *buf,
                       size_t cap) {
-  int n = ob->task != 0
-              ? snprintf(buf, cap, "task %llu (worker %d) %s: ",
-                         (unsigned long long)ob->task, (int)ob->pid,
-                         stream_name[k])
-              : snprintf(buf, cap, "worker %d, between tasks, %s: ",
-                         (int)ob->pid, stream_name[k]);
+  int n =
+      ob->task != 0
+          ? snprintf(buf, cap,
+                     "task %llu (worker %d) %s: ", (unsigned long long)ob->task,
+                     (int)ob->pid, stream_name[k])
+          : snprintf(buf, cap, "worker %d, between tasks, %s: ", (int)ob->pid,
+                     stream_name[k]);
   return n < 0 ? 0 : (size_t)n < cap ? n : (int)cap - 1;
 }
 
@@ -202,8 +205,7 @@ static void emit_line(struct fp__sup *sp, struct fp__outbuf *ob, int k) {
     unsigned char c = (unsigned char)ob->line[i];
     if (c >= 0x20 && c != 0x7f)
       msg[o++] = (char)c; /* UTF-8 stays; the log's writer checks it */
-    else
-      o += (size_t)snprintf(msg + o, sizeof(msg) - o, "\\x%02x", c);
+    else o += (size_t)snprintf(msg + o, sizeof(msg) - o, "\\x%02x", c);
   }
   msg[o] = '\0';
   ob->len = 0;
@@ -217,9 +219,10 @@ static void out_flush(struct fp__sup *sp, struct fp__outbuf *ob, int k) {
   if (ob->dropped > 0) {
     char msg[160];
     size_t o = (size_t)out_prefix(ob, k, msg, sizeof(msg));
-    snprintf(msg + o, sizeof(msg) - o, "... %llu bytes dropped (%u logged "
-             "per task)", (unsigned long long)ob->dropped,
-             (unsigned)FP__OUT_TASK_CAP);
+    snprintf(msg + o, sizeof(msg) - o,
+             "... %llu bytes dropped (%u logged "
+             "per task)",
+             (unsigned long long)ob->dropped, (unsigned)FP__OUT_TASK_CAP);
     out_log(sp, msg);
   }
   ob->active = 0;

@@ -55,8 +55,7 @@ void fp__sup_resize(struct fp__sup *sp, int delta, const char *why) {
  */
 void fp__sup_autoscale(struct fp__sup *sp, uint64_t now) {
   struct fp__hdr *h = sp->s->hdr;
-  if (h->max_workers == 0 || atomic_load(&h->state) != FP__POOL_RUNNING)
-    return;
+  if (h->max_workers == 0 || atomic_load(&h->state) != FP__POOL_RUNNING) return;
   uint32_t queued = fp__q_queued(sp->s);
   uint32_t asleep = fp__pcount(&h->w_asleep, sp->s->nrows);
   uint32_t idle = fp__pcount(&h->w_idle, sp->s->nrows);
@@ -74,7 +73,8 @@ void fp__sup_autoscale(struct fp__sup *sp, uint64_t now) {
         FP__NS_PER_MS;
     if (sp->idle_since == 0) sp->idle_since = now;
     if (now - sp->idle_since >= idle_ns &&
-        atomic_load(&h->workers_target) > (h->min_workers ? h->min_workers : 1)) {
+        atomic_load(&h->workers_target) >
+            (h->min_workers ? h->min_workers : 1)) {
       fp__sup_resize(sp, -1, "idle");
       sp->idle_since = now;
     }
@@ -101,4 +101,3 @@ void fp__sup_reload_step(struct fp__sup *sp) {
   }
   fp__sup_retire(sp, (uint32_t)sp->hup_next++);
 }
-

@@ -124,7 +124,8 @@ void fp__sup_stop_now(struct fp__sup *sp) {
   fp__sup_reap(sp, 1);
   fp__sup_sweep_strays(sp, FP__SWEEP_STOP_NS);
   if (sp->strays_left)
-    fp__sup_log(sp, FP_LOG_ERROR, "stopping with processes left by workers "
+    fp__sup_log(sp, FP_LOG_ERROR,
+                "stopping with processes left by workers "
                 "that would not die in %llu ms",
                 FP__SWEEP_STOP_NS / FP__NS_PER_MS);
   cancelled += settle_left(sp);
@@ -149,11 +150,12 @@ void fp__sup_fail_start(struct fp__sup *sp, int err) {
 
 void fp__sup_begin_drain(struct fp__sup *sp, int grace_ms) {
   if (atomic_load(&sp->s->hdr->state) != FP__POOL_RUNNING) return;
-  sp->drain_deadline =
-      grace_ms < 0 ? UINT64_MAX
-                   : fp__now_ns() + (uint64_t)grace_ms * FP__NS_PER_MS;
+  sp->drain_deadline = grace_ms < 0
+                           ? UINT64_MAX
+                           : fp__now_ns() + (uint64_t)grace_ms * FP__NS_PER_MS;
   fp__sup_set_state(sp, FP__POOL_DRAINING);
-  fp__sup_log(sp, FP_LOG_INFO, "draining: refusing new tasks, finishing %u "
+  fp__sup_log(sp, FP_LOG_INFO,
+              "draining: refusing new tasks, finishing %u "
               "queued (grace %d ms)",
               fp__q_queued(sp->s), grace_ms);
   wake_all(sp);

@@ -30,10 +30,13 @@ void fp__sup_sweep_strays(struct fp__sup *sp, uint64_t budget_ns) {
   unsigned n = 0;
   int rc = fp__reap_children(is_worker, sp, fp__now_ns() + budget_ns, &n);
   if (n > 0)
-    fp__sup_log(sp, FP_LOG_DEBUG, "ended %u process(es) left by dead "
-                "workers", n);
+    fp__sup_log(sp, FP_LOG_DEBUG,
+                "ended %u process(es) left by dead "
+                "workers",
+                n);
   if (rc == -ETIMEDOUT && !sp->strays_left)
-    fp__sup_log(sp, FP_LOG_WARN, "processes left by dead workers do not "
+    fp__sup_log(sp, FP_LOG_WARN,
+                "processes left by dead workers do not "
                 "die (a fork bomb?): still killing them");
   sp->strays_left = rc == -ETIMEDOUT;
 }

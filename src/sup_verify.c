@@ -36,16 +36,11 @@ static int check_header(struct fp__sup *sp) {
 static int valid_word(const struct fp__sup *sp, uint32_t w) {
   uint32_t st = w & FP__SLOT_STATE_MASK, holder = fp__slot_holder(w);
   switch (st) {
-  case FP__SLOT_READY:
-    return 1;
-  case FP__SLOT_RUNNING:
-    return holder < sp->nrows;
-  case FP__SLOT_ENDING:
-    return holder <= sp->s->nclients;
-  case FP__SLOT_FILLING:
-    return fp__slot_filler(w) < sp->s->nclients;
-  default:
-    return st <= FP__SLOT_COLLECTED && holder == 0;
+  case FP__SLOT_READY: return 1;
+  case FP__SLOT_RUNNING: return holder < sp->nrows;
+  case FP__SLOT_ENDING: return holder <= sp->s->nclients;
+  case FP__SLOT_FILLING: return fp__slot_filler(w) < sp->s->nclients;
+  default: return st <= FP__SLOT_COLLECTED && holder == 0;
   }
 }
 
@@ -83,11 +78,10 @@ static int end_invalid_slots(struct fp__sup *sp) {
      * task may end while we look: only a slot still RUNNING after we
      * checked its row is orphaned.
      */
-    if (valid_word(sp, w) &&
-        (w & FP__SLOT_STATE_MASK) == FP__SLOT_RUNNING) {
+    if (valid_word(sp, w) && (w & FP__SLOT_STATE_MASK) == FP__SLOT_RUNNING) {
       uint32_t r = fp__slot_holder(w);
-      int owned = sp->rc[r].pid > 0 &&
-                  atomic_load(&fp__row_at(s, r)->slot) == i;
+      int owned =
+          sp->rc[r].pid > 0 && atomic_load(&fp__row_at(s, r)->slot) == i;
       if (owned || fp__slot_word(sl) != w) continue;
     } else if (valid_word(sp, w)) {
       continue;
@@ -119,12 +113,11 @@ void fp__sup_verify(struct fp__sup *sp) {
   rings |= atomic_exchange(&q->sweep, 0) != 0;
   if (hdr || hints || ended || rings) {
     atomic_fetch_add(&s->hdr->c.repairs, 1);
-    fp__sup_log(sp, FP_LOG_ERROR,
-                "shared segment damaged after a worker crash:%s%s%s%s",
-                hdr ? " header restored;" : "",
-                hints ? " wake-up counts reset;" : "",
-                rings ? " damaged ready rings emptied, their tasks requeued;"
-                      : "",
-                ended ? " slots with no valid state ended corrupt;" : "");
+    fp__sup_log(
+        sp, FP_LOG_ERROR,
+        "shared segment damaged after a worker crash:%s%s%s%s",
+        hdr ? " header restored;" : "", hints ? " wake-up counts reset;" : "",
+        rings ? " damaged ready rings emptied, their tasks requeued;" : "",
+        ended ? " slots with no valid state ended corrupt;" : "");
   }
 }

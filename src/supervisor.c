@@ -147,14 +147,17 @@ static int spawn(struct fp__sup *sp, uint32_t r) {
     sp->rc[r].spawn_at = fp__now_ns() + FORK_RETRY_NS;
     /* Retried every 100 ms: say it once per burst, not once per try. */
     if (sp->fork_failures++ == 0)
-      fp__sup_log(sp, FP_LOG_ERROR, "fork for worker row %u failed: %s "
+      fp__sup_log(sp, FP_LOG_ERROR,
+                  "fork for worker row %u failed: %s "
                   "(retrying every %llu ms; logged again once a fork works)",
                   r, strerror(err), FORK_RETRY_NS / FP__NS_PER_MS);
     return -err;
   }
   if (sp->fork_failures > 0)
-    fp__sup_log(sp, FP_LOG_INFO, "fork works again, after %u failed "
-                "attempt(s)", sp->fork_failures);
+    fp__sup_log(sp, FP_LOG_INFO,
+                "fork works again, after %u failed "
+                "attempt(s)",
+                sp->fork_failures);
   sp->fork_failures = 0;
   /* Also done in the child; doing it here closes the race with a kill. */
   setpgid(pid, pid);
@@ -180,8 +183,7 @@ int fp__sup_find_row(struct fp__sup *sp, pid_t pid) {
 
 static int workers_alive(struct fp__sup *sp) {
   int n = 0;
-  for (uint32_t r = 0; r < sp->nrows; r++)
-    n += sp->rc[r].pid > 0;
+  for (uint32_t r = 0; r < sp->nrows; r++) n += sp->rc[r].pid > 0;
   return n;
 }
 
@@ -253,15 +255,16 @@ static void read_signals(struct fp__sup *sp) {
       }
     } else if (sig == SIGHUP && sp->o->serve) {
       /* The hook loads the new code (it logs why when it cannot). */
-      int rr = sp->o->on_reload != NULL ? sp->o->on_reload(sp->o->reload_ctx)
-                                        : 0;
+      int rr =
+          sp->o->on_reload != NULL ? sp->o->on_reload(sp->o->reload_ctx) : 0;
       if (rr < 0) {
-        fp__sup_log(sp, FP_LOG_ERROR, "SIGHUP: reload failed (%s); the "
-                    "workers keep the code they run", fp_strerror(rr));
+        fp__sup_log(sp, FP_LOG_ERROR,
+                    "SIGHUP: reload failed (%s); the "
+                    "workers keep the code they run",
+                    fp_strerror(rr));
       } else {
         reload_code(sp);
-        fp__sup_log(sp, FP_LOG_INFO,
-                    "SIGHUP: replacing workers one at a time");
+        fp__sup_log(sp, FP_LOG_INFO, "SIGHUP: replacing workers one at a time");
         sp->hup_next = 0;
       }
     } else if (sig == SIGTTIN && sp->o->serve) {
@@ -302,8 +305,7 @@ static uint64_t respawn(struct fp__sup *sp, uint64_t now) {
   uint32_t st = atomic_load(&h->state);
   if (st >= FP__POOL_STOPPING || st == FP__POOL_STARTING) return UINT64_MAX;
   /* Draining: replace a worker only while tasks still wait for one. */
-  if (st == FP__POOL_DRAINING && fp__q_queued(sp->s) == 0)
-    return UINT64_MAX;
+  if (st == FP__POOL_DRAINING && fp__q_queued(sp->s) == 0) return UINT64_MAX;
   uint32_t target = atomic_load(&h->workers_target);
   uint64_t next = UINT64_MAX;
   for (uint32_t r = 0; r < target && r < sp->nrows; r++) {
@@ -355,8 +357,7 @@ static int setup_signals(struct fp__sup *sp, sigset_t *old) {
 
 /* Starting: the pool runs once every worker is ready; until then, look
  * again soon. Returns when to wake (wake, or sooner). */
-static uint64_t check_started(struct fp__sup *sp, uint64_t now,
-                              uint64_t wake) {
+static uint64_t check_started(struct fp__sup *sp, uint64_t now, uint64_t wake) {
   if (all_ready(sp)) {
     fp__sup_set_state(sp, FP__POOL_RUNNING);
     if (sp->o->on_ready != NULL) sp->o->on_ready(sp->o->ready_ctx);
@@ -372,8 +373,10 @@ static void check_rings(struct fp__sup *sp, uint64_t now) {
     /* Someone met a damaged ring (queue.h): requeue what it held. */
     int n = fp__sup_sweep(sp, 0);
     atomic_fetch_add(&h->c.repairs, 1);
-    fp__sup_log(sp, FP_LOG_ERROR, "a ready ring was damaged: emptied, %d "
-                "queued task(s) it held requeued", n > 0 ? n : 0);
+    fp__sup_log(sp, FP_LOG_ERROR,
+                "a ready ring was damaged: emptied, %d "
+                "queued task(s) it held requeued",
+                n > 0 ? n : 0);
   }
   if (now - sp->last_sweep_ns >= SWEEP_EVERY_NS) {
     /*
@@ -383,8 +386,10 @@ static void check_rings(struct fp__sup *sp, uint64_t now) {
      */
     sp->last_sweep_ns = now;
     if (fp__sup_sweep(sp, 1) > 0)
-      fp__sup_log(sp, FP_LOG_WARN, "requeued queued task(s) that no ready "
-                  "ring held for %llu ms", SWEEP_EVERY_NS / FP__NS_PER_MS);
+      fp__sup_log(sp, FP_LOG_WARN,
+                  "requeued queued task(s) that no ready "
+                  "ring held for %llu ms",
+                  SWEEP_EVERY_NS / FP__NS_PER_MS);
   }
 }
 
@@ -396,8 +401,7 @@ static void serve_turn(struct fp__sup *sp) {
   /* Rows above the target retire; idle sleepers are woken by fp__sup_retire(). */
   uint32_t target = atomic_load(&sp->s->hdr->workers_target);
   for (uint32_t r = target; r < sp->nrows; r++)
-    if (sp->rc[r].pid > 0 &&
-        !atomic_load(&fp__row_at(sp->s, r)->retire))
+    if (sp->rc[r].pid > 0 && !atomic_load(&fp__row_at(sp->s, r)->retire))
       fp__sup_retire(sp, r);
 }
 
@@ -427,8 +431,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
    * Safety net for the wake-up policy: tasks waiting while workers sleep
    * get a worker within 10 ms, whatever the producers decided.
    */
-  if (fp__q_queued(sp->s) > 0 &&
-      fp__pcount(&h->w_asleep, sp->s->nrows) > 0) {
+  if (fp__q_queued(sp->s) > 0 && fp__pcount(&h->w_asleep, sp->s->nrows) > 0) {
     fp__wake_workers(sp->s, 1);
     if (now + WAKE_NET_NS < wake) wake = now + WAKE_NET_NS;
   }
@@ -436,8 +439,7 @@ static int turn(struct fp__sup *sp, uint64_t tick) {
   if (st == FP__POOL_DRAINING) {
     if (workers_alive(sp) == 0 && fp__q_queued(sp->s) == 0)
       fp__sup_stop_now(sp); /* drained: stop_now only settles */
-    else if (now >= sp->drain_deadline)
-      fp__sup_stop_now(sp);
+    else if (now >= sp->drain_deadline) fp__sup_stop_now(sp);
     if (sp->drain_deadline < wake) wake = sp->drain_deadline;
   }
   return wake <= now ? 0
@@ -466,8 +468,8 @@ static int sup_open(struct fp__sup *sp, sigset_t *old) {
   atomic_store(&h->sup_pid, sp->self);
   atomic_store(&h->sup_start_ns, fp__now_ns());
   atomic_store(&h->workers_target, cfg->workers);
-  h->min_workers = cfg->max_workers ? (cfg->min_workers ? cfg->min_workers : 1)
-                                    : 0;
+  h->min_workers =
+      cfg->max_workers ? (cfg->min_workers ? cfg->min_workers : 1) : 0;
   h->max_workers = cfg->max_workers;
   sp->rc = calloc(sp->nrows, sizeof(*sp->rc));
   sp->settled_gen = calloc(s->nclients, sizeof(*sp->settled_gen));
@@ -499,11 +501,12 @@ static int sup_open(struct fp__sup *sp, sigset_t *old) {
 /* The loop's tick for this pool (see TICK_IDLE_NS). */
 static uint64_t pick_tick(const struct fp__sup *sp) {
   const fp_config *cfg = sp->cfg;
-  uint64_t tick = cfg->timeout_ms == 0 ? TICK_IDLE_NS
-                  : cfg->timeout_ms >= 1000 ? TICK_TIMEOUT_NS
-                  : (uint64_t)cfg->timeout_ms *
-                            (FP__NS_PER_MS / TICK_TIMEOUT_DIV) +
-                        TICK_FLOOR_NS;
+  uint64_t tick =
+      cfg->timeout_ms == 0 ? TICK_IDLE_NS
+      : cfg->timeout_ms >= 1000
+          ? TICK_TIMEOUT_NS
+          : (uint64_t)cfg->timeout_ms * (FP__NS_PER_MS / TICK_TIMEOUT_DIV) +
+                TICK_FLOOR_NS;
   if (sp->o->serve && tick > TICK_SERVE_NS) tick = TICK_SERVE_NS;
   if (sp->s->hdr->max_workers != 0 && tick > TICK_SCALE_NS)
     tick = TICK_SCALE_NS;
@@ -528,14 +531,16 @@ static void wait_turn(struct fp__sup *sp, int ms) {
   nfds_t np = fp__out_pollset(sp, pf, 3);
   int n = poll(pf, np, ms);
   if (n < 0 && errno != EINTR)
-    usleep(POLL_ERROR_PAUSE_US); /* cannot happen: no spin */
+    usleep(POLL_ERROR_PAUSE_US);           /* cannot happen: no spin */
   if (n > 0) fp__out_drain(sp, pf, 3, np); /* before reap closes any */
   read_signals(sp);
   fp__sup_reap(sp, 0);
   if (o->cmd_fd >= 0 && n > 0 && pf[1].revents != 0) read_cmds(sp);
   if (!sp->stopped && owner_gone(sp)) {
-    fp__sup_log(sp, FP_LOG_WARN, "the pool's owner (pid %d) died without "
-                "stopping it: stopping now", (int)o->owner);
+    fp__sup_log(sp, FP_LOG_WARN,
+                "the pool's owner (pid %d) died without "
+                "stopping it: stopping now",
+                (int)o->owner);
     fp__sup_stop_now(sp);
   }
 }
@@ -544,9 +549,16 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   struct fp__seg *s = o->seg;
   struct fp__hdr *h = s->hdr;
   const fp_config *cfg = o->cfg;
-  struct fp__sup sp = {.o = o, .s = s, .cfg = cfg, .sfd = -1, .owner_fd = -1,
-                       .nrows = s->nrows, .drain_deadline = UINT64_MAX,
-                       .hup_next = -1, .self = getpid(), .devnull = -1};
+  struct fp__sup sp = {.o = o,
+                       .s = s,
+                       .cfg = cfg,
+                       .sfd = -1,
+                       .owner_fd = -1,
+                       .nrows = s->nrows,
+                       .drain_deadline = UINT64_MAX,
+                       .hup_next = -1,
+                       .self = getpid(),
+                       .devnull = -1};
   sigset_t old;
   int err = sup_open(&sp, &old);
   if (err < 0) return err;
@@ -579,8 +591,8 @@ int fp__sup_run(const struct fp__sup_opts *o) {
   return err;
 }
 
-void fp__supervisor_main(struct fp__seg *s, const fp_config *cfg,
-                         int cmd_fd, pid_t owner) {
+void fp__supervisor_main(struct fp__seg *s, const fp_config *cfg, int cmd_fd,
+                         pid_t owner) {
   fp__reset_signals();
   /*
    * What the host's stdio buffers held when it forked us is the host's to
@@ -588,8 +600,11 @@ void fp__supervisor_main(struct fp__seg *s, const fp_config *cfg,
    * host's pending bytes a second time.
    */
   fp__purge_stdio();
-  struct fp__sup_opts o = {.seg = s, .cfg = cfg, .cmd_fd = cmd_fd,
+  struct fp__sup_opts o = {.seg = s,
+                           .cfg = cfg,
+                           .cmd_fd = cmd_fd,
                            .owner = owner,
-                           .log = cfg->log, .log_ctx = cfg->log_ctx};
+                           .log = cfg->log,
+                           .log_ctx = cfg->log_ctx};
   _exit(fp__sup_run(&o) == 0 ? 0 : 1);
 }

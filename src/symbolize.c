@@ -27,10 +27,10 @@ struct sym {
 
 struct symfile {
   char *path;
-  int is_exec;       /* ET_EXEC: addresses are absolute */
-  struct sym *syms;  /* sorted by addr */
+  int is_exec;      /* ET_EXEC: addresses are absolute */
+  struct sym *syms; /* sorted by addr */
   size_t n;
-  char *names;       /* copy of the string table */
+  char *names; /* copy of the string table */
 };
 
 #define MAX_FILES 32
@@ -63,8 +63,9 @@ static int load(struct symfile *f, const char *path) {
   size_t len = (size_t)st.st_size;
   const Elf64_Ehdr *eh = map;
   if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
-      eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_shentsize != sizeof(Elf64_Shdr) ||
-      eh->e_shoff > len || (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > len - eh->e_shoff)
+      eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+      eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shoff > len ||
+      (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > len - eh->e_shoff)
     goto out;
   const Elf64_Shdr *sh = (const Elf64_Shdr *)(base + eh->e_shoff);
   const Elf64_Shdr *symtab = NULL;
@@ -93,8 +94,8 @@ static int load(struct symfile *f, const char *path) {
     if (ELF64_ST_TYPE(sy[k].st_info) != STT_FUNC || sy[k].st_value == 0 ||
         sy[k].st_name >= strtab->sh_size)
       continue;
-    f->syms[f->n++] = (struct sym){sy[k].st_value, sy[k].st_size,
-                                   f->names + sy[k].st_name};
+    f->syms[f->n++] =
+        (struct sym){sy[k].st_value, sy[k].st_size, f->names + sy[k].st_name};
   }
   qsort(f->syms, f->n, sizeof(*f->syms), by_addr);
   f->is_exec = eh->e_type == ET_EXEC;
@@ -157,9 +158,9 @@ struct frame {
 };
 
 static int handler_frame(const struct frame *f) {
-  static const char *const ours[] = {"write_report", "on_fault", "on_dump",
-                                     "backtrace", "__restore_rt",
-                                     "__interceptor_backtrace"};
+  static const char *const ours[] = {"write_report", "on_fault",
+                                     "on_dump",      "backtrace",
+                                     "__restore_rt", "__interceptor_backtrace"};
   if (!f->named) return 0;
   for (size_t k = 0; k < sizeof(ours) / sizeof(ours[0]); k++) {
     size_t n = strlen(ours[k]);
@@ -210,8 +211,8 @@ size_t fp__report_render(const struct fp__report *rep, uint64_t task_id,
        * instruction's function too unless it starts it: close enough.
        */
       f->named = f->path[0] == '/' &&
-                 fp__symbolize(f->path, (uintptr_t)b, (uintptr_t)a - 1,
-                               f->sym, sizeof(f->sym)) == 0;
+                 fp__symbolize(f->path, (uintptr_t)b, (uintptr_t)a - 1, f->sym,
+                               sizeof(f->sym)) == 0;
     } else if (o == 0 && sscanf(line, "%c %ld %lx", &kind, &sig, &a) == 3) {
       /* "S SIG ADDR SENT PID UID SELF" (report.c); without the last four
        * fields, the signal is taken as a fault. */
@@ -233,8 +234,8 @@ size_t fp__report_render(const struct fp__report *rep, uint64_t task_id,
                            spid == self ? ", the worker itself" : "");
         } else if (!sent && (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE ||
                              sig == SIGILL)) {
-          used += snprintf(out + used, cap - (size_t)used, " at address 0x%lx",
-                           a);
+          used +=
+              snprintf(out + used, cap - (size_t)used, " at address 0x%lx", a);
         }
       } else if (kind == 'L') {
         used = snprintf(out, cap,

@@ -67,11 +67,15 @@ size_t fp__spawn_end(const unsigned char **buf) {
  * one, so no task can be said to have. */
 static int ends_process(int sig) {
   switch (sig) {
-  case SIGCHLD: case SIGCONT: case SIGSTOP: case SIGTSTP: case SIGTTIN:
-  case SIGTTOU: case SIGURG: case SIGWINCH:
-    return 0;
-  default:
-    return sig >= 1 && sig <= SIGRTMAX;
+  case SIGCHLD:
+  case SIGCONT:
+  case SIGSTOP:
+  case SIGTSTP:
+  case SIGTTIN:
+  case SIGTTOU:
+  case SIGURG:
+  case SIGWINCH: return 0;
+  default: return sig >= 1 && sig <= SIGRTMAX;
   }
 }
 

@@ -23,9 +23,8 @@ FP__HIDDEN int64_t fp__tree_get(const struct fp_pool *p, uint64_t root);
  * Returns 0, or -EBADMSG for a malformed record list (nothing queued),
  * -ENOMEM (the records before the failing one stay queued and counted).
  */
-FP__HIDDEN int fp__tree_take(struct fp_pool *p, uint64_t root,
-                             uint64_t parent, const unsigned char *buf,
-                             size_t len);
+FP__HIDDEN int fp__tree_take(struct fp_pool *p, uint64_t root, uint64_t parent,
+                             const unsigned char *buf, size_t len);
 /*
  * Take the oldest queued spawn off the queue: the caller owns it now (it
  * submits it, then frees it, or gives it back with fp__tree_unpop). NULL

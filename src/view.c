@@ -44,15 +44,15 @@
  */
 static uint32_t begun_slot(const struct fp_pool *p, const void *buf) {
   if (buf == NULL || p->hold == NULL || !fp__in_slots(p, buf)) return FP__NONE;
-  uint64_t off = (uint64_t)((const unsigned char *)buf -
-                            (p->seg.base + p->seg.slots_off));
+  uint64_t off =
+      (uint64_t)((const unsigned char *)buf - (p->seg.base + p->seg.slots_off));
   uint32_t i = (uint32_t)(off / p->seg.slot_stride);
   if (off % p->seg.slot_stride != FP__SLOT_HDR_BYTES) return FP__NONE;
   return p->hold[i].kind == FP__HOLD_BEGUN ? i : FP__NONE;
 }
 
-FP_EXTERN int fp_submit_begin(fp_pool *p, size_t len, int timeout_ms,
-                              int prio, void **buf) {
+FP_EXTERN int fp_submit_begin(fp_pool *p, size_t len, int timeout_ms, int prio,
+                              void **buf) {
   if (p == NULL || buf == NULL) return -EINVAL;
   if (prio != FP_PRIO_NORMAL && prio != FP_PRIO_HIGH) return -EINVAL;
   if (p->monitor) return -EPERM;
@@ -82,8 +82,7 @@ FP_EXTERN int fp_submit_begin(fp_pool *p, size_t len, int timeout_ms,
  */
 static int still_ours(struct fp_pool *p, uint32_t i) {
   struct fp__slot *sl = fp__slot_at(&p->seg, i);
-  return fp__slot_word(sl) ==
-             fp__slot_filling_word(p->client, p->client_gen) &&
+  return fp__slot_word(sl) == fp__slot_filling_word(p->client, p->client_gen) &&
          sl->owner == p->client && sl->owner_gen == p->client_gen &&
          atomic_load(&sl->id) == p->hold[i].id;
 }
@@ -134,8 +133,8 @@ FP_EXTERN int fp_submit_abort(fp_pool *p, void *buf) {
  * bytes in the slot (what a view shows), against the check value for task
  * id. 1 when they match and the status and lengths are valid.
  */
-static int check_in_place(struct fp_pool *p, struct fp__slot *sl,
-                          uint64_t id, struct fp__res_fields *f) {
+static int check_in_place(struct fp_pool *p, struct fp__slot *sl, uint64_t id,
+                          struct fp__res_fields *f) {
   return fp__res_read(&p->seg, sl, f) &&
          fp__res_good(id, f, fp__slot_out(&p->seg, sl));
 }
@@ -156,8 +155,7 @@ static int view_take(struct fp_pool *p, uint32_t i, fp_result *res) {
   struct fp__slot *sl = fp__slot_at(s, i);
   uint64_t id = p->pend_id[i];
   struct fp__res_fields f;
-  int ours = atomic_load(&sl->id) == id &&
-             fp__slot_word(sl) == FP__SLOT_DONE;
+  int ours = atomic_load(&sl->id) == id && fp__slot_word(sl) == FP__SLOT_DONE;
   int good = check_in_place(p, sl, id, &f) && ours;
   unsigned char *out = fp__slot_out(s, sl);
   fp__res_fill(p, i, &f, res);
@@ -225,12 +223,11 @@ FP_EXTERN int fp_view_check(fp_pool *p, const fp_result *user) {
   } else {
     struct fp__slot *sl = fp__slot_at(&p->seg, i);
     struct fp__res_fields f;
-    int good = atomic_load(&sl->id) == res->id &&
-               fp__slot_word(sl) == FP__SLOT_DONE &&
-               check_in_place(p, sl, res->id, &f) &&
-               f.out_len == res->output_len &&
-               f.status == (int32_t)res->status && f.code == res->code &&
-               f.sig == res->signal && f.exit_code == res->exit_code;
+    int good =
+        atomic_load(&sl->id) == res->id && fp__slot_word(sl) == FP__SLOT_DONE &&
+        check_in_place(p, sl, res->id, &f) && f.out_len == res->output_len &&
+        f.status == (int32_t)res->status && f.code == res->code &&
+        f.sig == res->signal && f.exit_code == res->exit_code;
     err = good ? 0 : -EBADMSG;
   }
   pthread_mutex_unlock(&p->mu);

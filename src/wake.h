@@ -81,9 +81,10 @@ static inline void fp__hint_wait(struct fp__hint *h, uint64_t rel_ns) {
  * when woken, timed out, interrupted, or recheck was true; the caller
  * rechecks.
  */
-FP__HIDDEN void fp__wake_sleep(struct fp__hint *h, struct fp__presence *sleepers,
-                               uint32_t me, uint64_t rel_ns,
-                               int (*recheck)(void *), void *arg);
+FP__HIDDEN void fp__wake_sleep(struct fp__hint *h,
+                               struct fp__presence *sleepers, uint32_t me,
+                               uint64_t rel_ns, int (*recheck)(void *),
+                               void *arg);
 
 /*
  * After tasks became READY (the caller issued a full barrier after making

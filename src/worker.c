@@ -217,8 +217,10 @@ static int call_sealed(const struct fp__seg *s, const fp_config *cfg,
   unsigned char *out = fp__slot_out(s, sl);
   fp__seal(s, 1);
   int rc = call_handler(cfg, seal_in, in_len, seal_out, s->max_output, out_len);
+  /* clang-format off */
   fp__room_after_user_code(); /* a child must not unseal (its mprotect would fail
                         anyway: it has no mapping) */
+  /* clang-format on */
   fp__seal(s, 0);
   if (*out_len <= s->max_output) memcpy(out, seal_out, *out_len);
   return rc;
@@ -255,8 +257,8 @@ static void run_task(struct fp__seg *s, uint32_t r, uint32_t i,
   int rc;
   uint32_t in_len = sl->in_len;
   uint64_t id = atomic_load(&sl->id);
-  int damaged = in_len > s->max_input ||
-                fp__in_sum(sl, id, in_len) != sl->in_sum;
+  int damaged =
+      in_len > s->max_input || fp__in_sum(sl, id, in_len) != sl->in_sum;
   if (damaged) {
     rc = 0; /* a damaged input never reaches the handler */
     atomic_fetch_add(&h->c.corrupt, 1);

@@ -67,13 +67,20 @@ END_TEST
 
 /* One bad value per loop index; see bad_config(). */
 static const char *const bad_names[] = {
-    "zero workers",       "workers above FP_MAX_WORKERS",
-    "zero slots",         "slots above FP_MAX_SLOTS",
-    "zero max_input",     "max_input above FP_MAX_IO_BYTES",
-    "zero max_output",    "max_output above FP_MAX_IO_BYTES",
-    "segment too big",    "no handler",
-    "flags bit 1 (unknown)", "flags bit 31",
-    "size 0 (no fp_config_init)", "size below the required fields",
+    "zero workers",
+    "workers above FP_MAX_WORKERS",
+    "zero slots",
+    "slots above FP_MAX_SLOTS",
+    "zero max_input",
+    "max_input above FP_MAX_IO_BYTES",
+    "zero max_output",
+    "max_output above FP_MAX_IO_BYTES",
+    "segment too big",
+    "no handler",
+    "flags bit 1 (unknown)",
+    "flags bit 31",
+    "size 0 (no fp_config_init)",
+    "size below the required fields",
 };
 #define N_BAD ((int)(sizeof bad_names / sizeof bad_names[0]))
 
@@ -135,8 +142,8 @@ START_TEST(test_status_names) {
 END_TEST
 
 START_TEST(test_strerror) {
-  static const int errs[] = {EINVAL, EAGAIN,   ETIMEDOUT, EMSGSIZE, ESHUTDOWN,
-                             EPIPE,  ENOENT,   ECHILD,    ENOMEM,   EPROTO};
+  static const int errs[] = {EINVAL, EAGAIN, ETIMEDOUT, EMSGSIZE, ESHUTDOWN,
+                             EPIPE,  ENOENT, ECHILD,    ENOMEM,   EPROTO};
   for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
     const char *neg = fp_strerror(-errs[i]);
     const char *pos = fp_strerror(errs[i]);

@@ -75,8 +75,7 @@ START_TEST(test_crash_kind) {
     const char *want = c->signal == SIGSEGV ? "SIGSEGV" : "SIGABRT";
     ck_assert_msg(res.output_len > strlen(want) &&
                       memcmp(res.output, want, strlen(want)) == 0,
-                  "%s: report '%.*s'", c->cmd, (int)res.output_len,
-                  res.output);
+                  "%s: report '%.*s'", c->cmd, (int)res.output_len, res.output);
     ck_assert_ptr_nonnull(strstr((char *)res.output, "tu_handler"));
   } else if (c->status == FP_CRASHED || c->status == FP_OK) {
     /* Killed or exited: no report; ok: echo. */
@@ -87,10 +86,8 @@ START_TEST(test_crash_kind) {
   /* The pool lives on. */
   tu_wait(pool, tu_submit(pool, "after"), &res);
   tu_assert_ok(&res, "after");
-  if (c->worker_survives)
-    ck_assert_int_eq(res.worker, crashed);
-  else
-    ck_assert_int_ne(res.worker, crashed);
+  if (c->worker_survives) ck_assert_int_eq(res.worker, crashed);
+  else ck_assert_int_ne(res.worker, crashed);
   fp_result_release(&res);
 }
 END_TEST
@@ -116,10 +113,8 @@ START_TEST(test_crash_in_batch) {
     int rc;
     if (submitted < N) {
       char cmd[32];
-      if (submitted == BAD)
-        snprintf(cmd, sizeof cmd, "segv");
-      else
-        snprintf(cmd, sizeof cmd, "task %u", submitted);
+      if (submitted == BAD) snprintf(cmd, sizeof cmd, "segv");
+      else snprintf(cmd, sizeof cmd, "task %u", submitted);
       rc = fp_submit(pool, cmd, strlen(cmd), FP_NOWAIT, &ids[submitted]);
       if (rc == 0) {
         submitted++;
@@ -202,12 +197,10 @@ START_TEST(test_timeout_kills_grandchild) {
   close(p[1]);
   pfd.fd = p[0];
   pfd.events = POLLIN;
-  do
-    rc = poll(&pfd, 1, 10000); /* hang guard; the grandchild lives 60 s */
+  do rc = poll(&pfd, 1, 10000); /* hang guard; the grandchild lives 60 s */
   while (rc < 0 && errno == EINTR);
   ck_assert_msg(rc == 1, "the grandchild outlived its worker's timeout");
-  do
-    n = read(p[0], &byte, 1);
+  do n = read(p[0], &byte, 1);
   while (n < 0 && errno == EINTR);
   ck_assert_int_eq(n, 0); /* EOF: every write end is closed */
   close(p[0]);
@@ -237,8 +230,8 @@ START_TEST(test_supervisor_killed) {
 
   fp_result_init(&res);
   rc = fp_wait(pool, id, &res, TU_GUARD_MS);
-  ck_assert_msg(rc == -EPIPE, "fp_wait after the supervisor died: %d (%s)",
-                rc, fp_strerror(rc));
+  ck_assert_msg(rc == -EPIPE, "fp_wait after the supervisor died: %d (%s)", rc,
+                fp_strerror(rc));
   rc = fp_submit(pool, "x", 1, TU_GUARD_MS, &id2);
   ck_assert_msg(rc == -EPIPE, "fp_submit after the supervisor died: %d (%s)",
                 rc, fp_strerror(rc));

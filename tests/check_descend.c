@@ -29,8 +29,8 @@
 #define BOMB_MAX 120 /* processes a "bomb" task may make in all */
 
 struct ds_shared {
-  atomic_int n;      /* records used */
-  atomic_int bomb;   /* processes the bomb made */
+  atomic_int n;        /* records used */
+  atomic_int bomb;     /* processes the bomb made */
   atomic_int recycled; /* log lines about a recycling */
   char last_log[256];
   struct {
@@ -62,8 +62,10 @@ static unsigned long long proc_start(pid_t pid, char *st) {
   char state = 0;
   unsigned long long start = 0;
   /* After "pid (comm)": state, then fields 4..21, then starttime (22). */
-  if (sscanf(p + 1, " %c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
-             "%*s %*s %*s %*s %*s %*s %llu", &state, &start) != 2)
+  if (sscanf(p + 1,
+             " %c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+             "%*s %*s %*s %*s %*s %*s %llu",
+             &state, &start) != 2)
     return 0;
   if (st != NULL) *st = state;
   return start;
@@ -119,8 +121,17 @@ static void sleep_s(long sec) {
 }
 
 /* Child bodies: record ourselves, then live on as asked. */
-enum kind { PLAIN, SETSID, SETPGID, IGNTERM, STOPPED, ZOMBIE, DOUBLE,
-            GRANDZOMBIE, BOMB };
+enum kind {
+  PLAIN,
+  SETSID,
+  SETPGID,
+  IGNTERM,
+  STOPPED,
+  ZOMBIE,
+  DOUBLE,
+  GRANDZOMBIE,
+  BOMB
+};
 
 static void bomb_loop(void) {
   while (atomic_fetch_add(&ds->bomb, 1) < BOMB_MAX) {
@@ -240,7 +251,8 @@ static int ds_handler(void *arg, const void *in, size_t in_len, void *out,
     fclose(f);
     if (n != 2) return EIO;
     char b[32];
-    snprintf(b, sizeof(b), "%lu", res * (unsigned long)(sysconf(_SC_PAGESIZE) / 1024));
+    snprintf(b, sizeof(b), "%lu",
+             res * (unsigned long)(sysconf(_SC_PAGESIZE) / 1024));
     return put(out, out_cap, out_len, b);
   }
   if (strcmp(cmd, "pid") == 0) {
@@ -328,8 +340,8 @@ static void run_ok(fp_pool *p, const char *cmd, const char *want) {
 /* An ok task's children are gone when its result arrives, wherever they
  * went: own session, own group, orphaned, stopped, ignoring SIGTERM. */
 START_TEST(test_ok_task_children_gone) {
-  static const char *const cmds[] = {"plain", "setsid", "setpgid", "double",
-                                     "ignterm", "stopped"};
+  static const char *const cmds[] = {"plain",  "setsid",  "setpgid",
+                                     "double", "ignterm", "stopped"};
   fp_pool *p = start(1, 0);
   for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++) {
     run_ok(p, cmds[k], "forked");
@@ -482,9 +494,9 @@ START_TEST(test_max_rss_recycles) {
   char want[64], lim[32];
   snprintf(want, sizeof(want), "worker %d recycled", (int)first);
   snprintf(lim, sizeof(lim), "limit of %u MiB", limit);
-  ck_assert_msg(strstr(ds->last_log, want) != NULL &&
-                    strstr(ds->last_log, lim) != NULL,
-                "log line: %s", ds->last_log);
+  ck_assert_msg(
+      strstr(ds->last_log, want) != NULL && strstr(ds->last_log, lim) != NULL,
+      "log line: %s", ds->last_log);
 }
 END_TEST
 

@@ -47,8 +47,8 @@ START_TEST(test_cancel_after_supervisor_death_is_epipe) {
   kill_supervisor(p);
   tu_sleep_ms(50);
   int r = fp_cancel(p, id);
-  ck_assert_msg(r == -EPIPE, "fp_cancel after the supervisor died: %d (%s)",
-                r, fp_strerror(r));
+  ck_assert_msg(r == -EPIPE, "fp_cancel after the supervisor died: %d (%s)", r,
+                fp_strerror(r));
   fp_pool_free(p);
   tu_pool = NULL;
 }
@@ -90,8 +90,7 @@ START_TEST(test_owner_death_noticed_despite_its_child) {
   close(fds[0]);
   int ws;
   ck_assert_int_eq(waitpid(owner, &ws, 0), owner);
-  ck_assert_msg(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "owner failed: %d",
-                ws);
+  ck_assert_msg(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "owner failed: %d", ws);
   pid_t sup = msg[0], daemon = msg[1];
   ck_assert_int_gt(sup, 0);
   ck_assert_int_gt(daemon, 0);

@@ -581,9 +581,8 @@ START_TEST(test_concurrent_producers_get_their_own_results) {
         }
         int r = fp_collect(q, &res, TU_GUARD_MS);
         if (r != 0 || res.status != FP_OK) {
-          fprintf(stderr, "producer %d: collect %d (%s) status %s sig %d\n",
-                  c, r, fp_strerror(r), fp_status_name(res.status),
-                  res.signal);
+          fprintf(stderr, "producer %d: collect %d (%s) status %s sig %d\n", c,
+                  r, fp_strerror(r), fp_status_name(res.status), res.signal);
           _exit(12);
         }
         /* Our own marker, never another producer's. */
@@ -615,7 +614,6 @@ START_TEST(test_concurrent_producers_get_their_own_results) {
   fp_pool_free(p);
 }
 END_TEST
-
 
 /* ---- Hostile peers: nobody may freeze the pool (issue 13, items 8-10) - */
 
@@ -737,7 +735,6 @@ static int is_stopped(pid_t pid) {
   return q != NULL && q[1] == ' ' && q[2] == 'T';
 }
 
-
 /*
  * Item 8 (issue 14): workers take no lock, so a worker SIGSTOPped at any
  * instant holds nothing another process needs. With one of two workers
@@ -795,8 +792,7 @@ START_TEST(test_producer_that_stops_collecting_starves_nobody) {
    * free slots either, only its part of them. */
   fp_pool *c = attach();
   unsigned held_c = 0;
-  while (held_c < slots && fp_submit(c, "x", 1, FP_NOWAIT, &id) == 0)
-    held_c++;
+  while (held_c < slots && fp_submit(c, "x", 1, FP_NOWAIT, &id) == 0) held_c++;
   ck_assert_uint_ge(held_c, 1);
   ck_assert_uint_lt(held + held_c, slots);
   fp_pool *b = attach();
@@ -842,7 +838,8 @@ START_TEST(test_submit_beyond_share_is_edeadlk) {
   fp_result_init(&res);
   ck_assert_int_eq(fp_collect(p, &res, TU_GUARD_MS), 0);
   ck_assert_int_eq(fp_submit(p, "y", 1, FP_FOREVER, &ids[0]), 0);
-  while (fp_pending(p) > 0) ck_assert_int_eq(fp_collect(p, &res, TU_GUARD_MS), 0);
+  while (fp_pending(p) > 0)
+    ck_assert_int_eq(fp_collect(p, &res, TU_GUARD_MS), 0);
   fp_result_release(&res);
   fp_pool_free(p);
 }

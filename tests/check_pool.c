@@ -75,8 +75,7 @@ START_TEST(test_many_tasks) {
     collect_square(pool, &res, &ms); /* full: make room */
   }
   ck_assert_uint_eq(fp_pending(pool), MANY - ms.collected);
-  while (ms.collected < MANY)
-    collect_square(pool, &res, &ms);
+  while (ms.collected < MANY) collect_square(pool, &res, &ms);
   ck_assert_uint_eq(fp_pending(pool), 0);
   ck_assert_int_eq(fp_collect(pool, &res, FP_NOWAIT), -ENOENT);
 
@@ -106,11 +105,9 @@ START_TEST(test_wait_by_id) {
 
   tu_config(&cfg, 2, 8);
   pool = tu_start(&cfg);
+  for (int i = 0; i < 4; i++) ids[i] = tu_submit(pool, words[i]);
   for (int i = 0; i < 4; i++)
-    ids[i] = tu_submit(pool, words[i]);
-  for (int i = 0; i < 4; i++)
-    for (int j = 0; j < i; j++)
-      ck_assert_uint_ne(ids[i], ids[j]);
+    for (int j = 0; j < i; j++) ck_assert_uint_ne(ids[i], ids[j]);
   ck_assert_uint_eq(fp_pending(pool), 4);
 
   fp_result_init(&res);
@@ -171,8 +168,7 @@ START_TEST(test_emsgsize) {
   cfg.max_input = 16;
   pool = tu_start(&cfg);
   ck_assert_int_eq(fp_submit(pool, buf, 17, FP_NOWAIT, &id), -EMSGSIZE);
-  ck_assert_int_eq(fp_submit(pool, buf, sizeof buf, FP_NOWAIT, &id),
-                   -EMSGSIZE);
+  ck_assert_int_eq(fp_submit(pool, buf, sizeof buf, FP_NOWAIT, &id), -EMSGSIZE);
   ck_assert_uint_eq(fp_pending(pool), 0);
   /* Timed, not FP_NOWAIT: a worker may hold the queue lock for a moment. */
   ck_assert_int_eq(fp_submit(pool, buf, 16, TU_GUARD_MS, &id), 0);
@@ -196,8 +192,7 @@ START_TEST(test_output_sizes) {
   fp_result res;
   uint64_t id = 0;
 
-  for (size_t i = 0; i < sizeof buf; i++)
-    buf[i] = (char)('a' + i % 26);
+  for (size_t i = 0; i < sizeof buf; i++) buf[i] = (char)('a' + i % 26);
   tu_config(&cfg, 1, 4);
   pool = tu_start(&cfg);
   fp_result_init(&res);
@@ -206,8 +201,7 @@ START_TEST(test_output_sizes) {
     tu_wait(pool, id, &res);
     ck_assert_int_eq(res.status, FP_OK);
     ck_assert_uint_eq(res.output_len, sizes[i]);
-    if (sizes[i] > 0)
-      ck_assert_mem_eq(res.output, buf, sizes[i]);
+    if (sizes[i] > 0) ck_assert_mem_eq(res.output, buf, sizes[i]);
   }
   fp_result_release(&res);
   ck_assert_ptr_null(res.output);
@@ -266,7 +260,6 @@ START_TEST(test_queue_full) {
   fp_result_release(&res);
 }
 END_TEST
-
 
 /*
  * Issue 13, item 10: a caller whose own finished results fill every slot
@@ -462,8 +455,7 @@ START_TEST(test_stop_releases_blocked_submitter) {
   id = tu_submit(s.pool, "block");
   tu_wait_started(1);
   ck_assert_int_eq(pthread_create(&th, NULL, submit_forever, &s), 0);
-  while (!atomic_load(&s.entered))
-    tu_sleep_ms(1);
+  while (!atomic_load(&s.entered)) tu_sleep_ms(1);
   /* Give the thread time to go to sleep in fp_submit. The outcome must be
    * -ESHUTDOWN either way, so the test does not depend on this delay. */
   tu_sleep_ms(100);
@@ -492,8 +484,7 @@ START_TEST(test_drain_finishes_queued) {
 
   tu_config(&cfg, 1, 8);
   pool = tu_start(&cfg);
-  for (int i = 0; i < 6; i++)
-    ids[i] = tu_submit(pool, "sleep 20");
+  for (int i = 0; i < 6; i++) ids[i] = tu_submit(pool, "sleep 20");
   ck_assert_int_eq(fp_pool_stop(pool, FP_STOP_DRAIN, -1), 0);
   ck_assert_uint_eq(fp_pending(pool), 6);
   fp_result_init(&res);
@@ -556,8 +547,8 @@ END_TEST
 
 /* Every accepted task is counted once, in exactly one outcome. */
 START_TEST(test_stats_add_up) {
-  static const char *const cmds[] = {"a",      "fail 9", "exit 4", "hang",
-                                     "b",      "fail 9", "c"};
+  static const char *const cmds[] = {"a", "fail 9", "exit 4", "hang",
+                                     "b", "fail 9", "c"};
   static const fp_status want[] = {FP_OK, FP_FAILED, FP_CRASHED, FP_TIMEOUT,
                                    FP_OK, FP_FAILED, FP_OK};
   uint64_t seen[FP_CANCELLED + 1] = {0};
@@ -620,8 +611,8 @@ START_TEST(test_stats_add_up) {
   ck_assert_uint_eq(st.crashed, seen[FP_CRASHED]);
   ck_assert_uint_eq(st.timeout, seen[FP_TIMEOUT]);
   ck_assert_uint_eq(st.cancelled, seen[FP_CANCELLED]);
-  ck_assert_uint_eq(st.submitted, st.ok + st.failed + st.crashed +
-                                      st.timeout + st.cancelled);
+  ck_assert_uint_eq(st.submitted,
+                    st.ok + st.failed + st.crashed + st.timeout + st.cancelled);
   ck_assert_uint_eq(st.abandoned, 0);
   ck_assert_uint_eq(st.alive, 0);
   ck_assert_uint_eq(st.queued, 0);
@@ -643,8 +634,7 @@ START_TEST(test_recycle_after_max_tasks) {
   cfg.worker_init = tu_init;
   cfg.worker_fini = tu_fini;
   pool = tu_start(&cfg);
-  for (int i = 0; i < 9; i++)
-    ids[i] = tu_submit(pool, "pid");
+  for (int i = 0; i < 9; i++) ids[i] = tu_submit(pool, "pid");
   fp_result_init(&res);
   for (int i = 0; i < 9; i++) {
     char want[32];
@@ -657,8 +647,7 @@ START_TEST(test_recycle_after_max_tasks) {
   ck_assert_int_eq(fp_pool_stop(pool, FP_STOP_DRAIN, TU_GUARD_MS), 0);
   for (int i = 0; i < 9; i++) {
     int j = 0;
-    while (j < i && pids[j] != pids[i])
-      j++;
+    while (j < i && pids[j] != pids[i]) j++;
     distinct += j == i;
   }
   ck_assert_int_ge(distinct, 3);

@@ -137,7 +137,9 @@ START_TEST(test_take_skips_stale_entries) {
   struct fp__slot *sa = fp__slot_at(&seg, a);
   uint64_t id = atomic_load(&sa->id);
   /* A claim from another task's READY word (a later gen) fails. */
-  ck_assert_int_eq(fp__slot_claim_end(sa, fp__slot_ready_word(id + (1ull << FP__ID_SHIFT)), 1), 0);
+  ck_assert_int_eq(fp__slot_claim_end(
+                       sa, fp__slot_ready_word(id + (1ull << FP__ID_SHIFT)), 1),
+                   0);
   ck_assert_int_eq(fp__slot_claim_end(sa, fp__slot_ready_word(id), 1), 1);
   ck_assert_uint_eq(take_one(), b);
   ck_assert_uint_eq(take_one(), FP__NONE);
@@ -150,7 +152,8 @@ START_TEST(test_priorities_and_burst) {
   uint32_t n = submit_prio(0);
   uint32_t hi[6];
   for (int k = 0; k < 6; k++) hi[k] = submit_prio(1);
-  for (unsigned k = 0; k < FP__HI_BURST; k++) ck_assert_uint_eq(take_one(), hi[k]);
+  for (unsigned k = 0; k < FP__HI_BURST; k++)
+    ck_assert_uint_eq(take_one(), hi[k]);
   ck_assert_uint_eq(take_one(), n);
   ck_assert_uint_eq(take_one(), hi[4]);
   ck_assert_uint_eq(take_one(), hi[5]);

@@ -265,7 +265,7 @@ START_TEST(test_output_goes_to_the_log_per_task) {
       if (strstr(got, ") stdout: ") == NULL) continue;
       seen++;
       ck_assert_msg(strlen(got) >= strlen(text) &&
-                    strcmp(got + strlen(got) - strlen(text), text) == 0,
+                        strcmp(got + strlen(got) - strlen(text), text) == 0,
                     "task %d: line '%s', want '...%s'", k, got, text);
     }
     ck_assert_msg(seen == 1, "task %d: %d stdout lines in log:\n%s", k, seen,
@@ -296,12 +296,10 @@ START_TEST(test_output_is_bounded_and_stalls_nobody) {
   tu_pool = NULL;
   char *log = slurp(log_fd);
   char want[128];
-  snprintf(want, sizeof(want), "task %llu (worker ",
-           (unsigned long long)flood);
+  snprintf(want, sizeof(want), "task %llu (worker ", (unsigned long long)flood);
   /* 4096 bytes logged per task: 40 lines of 99 x, one of 96, and a note. */
   ck_assert_uint_eq(count_of(log, want), 42);
-  snprintf(want, sizeof(want), "stdout: ... %d bytes dropped",
-           2000000 - 4096);
+  snprintf(want, sizeof(want), "stdout: ... %d bytes dropped", 2000000 - 4096);
   ck_assert_msg(strstr(log, want) != NULL, "no '%s' in the log", want);
   free(log);
   close(log_fd);

@@ -51,7 +51,8 @@ START_TEST(test_high_priority_starts_first) {
     if (o > worst) worst = o;
   }
   printf("priority: 5 high tasks submitted after 20 normal ones started by "
-         "position %d of 26\n", worst);
+         "position %d of 26\n",
+         worst);
   ck_assert_int_le(worst, 7);
   for (int k = 0; k < 20; k++) order_of(p, normal[k]);
   fp_result_release(&res);
@@ -77,7 +78,8 @@ START_TEST(test_normal_not_starved_by_high_flood) {
     if (o > worst) worst = o;
   }
   printf("starvation: 3 normal tasks behind 60 high ones started by "
-         "position %d of 64\n", worst);
+         "position %d of 64\n",
+         worst);
   ck_assert_int_le(worst, 1 + 3 * 5); /* one normal per 4 high */
   for (int k = 0; k < 60; k++) order_of(p, high[k]);
   fp_result_release(&res);
@@ -186,10 +188,10 @@ START_TEST(test_recursive_tree_with_crashes) {
     else other++;
   }
   ck_assert_int_eq(r, -ENOENT);
-  printf("recursion: tree of depth 8 through 8 slots: %d ok, %d crashed\n",
-         ok, crashed);
+  printf("recursion: tree of depth 8 through 8 slots: %d ok, %d crashed\n", ok,
+         crashed);
   ck_assert_int_eq(roots, 1);
-  ck_assert_int_eq(ok, 511);     /* 2^9 - 1 nodes and leaves */
+  ck_assert_int_eq(ok, 511);      /* 2^9 - 1 nodes and leaves */
   ck_assert_int_eq(crashed, 128); /* one "segv" per depth-1 node */
   ck_assert_int_eq(other, 0);
   ck_assert_int_eq(fp_collect_tree(p, root, &res, 0), -ENOENT);

@@ -487,8 +487,7 @@ START_TEST(test_producer_dies_between_begin_and_commit) {
   uint64_t ids[4];
   for (unsigned k = 0; k < share; k++) {
     memset(bufs[k], 'a' + (int)k, 16);
-    ck_assert_int_eq(fp_submit_commit(p, bufs[k], 16, TU_GUARD_MS, &ids[k]),
-                     0);
+    ck_assert_int_eq(fp_submit_commit(p, bufs[k], 16, TU_GUARD_MS, &ids[k]), 0);
   }
   fp_result res;
   fp_result_init(&res);

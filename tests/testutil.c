@@ -44,14 +44,11 @@ static int proc_stat(pid_t pid, char *state, unsigned long long *start) {
 
   snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
   fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  do
-    n = read(fd, buf, sizeof buf - 1);
+  if (fd < 0) return -1;
+  do n = read(fd, buf, sizeof buf - 1);
   while (n < 0 && errno == EINTR);
   close(fd);
-  if (n <= 0)
-    return -1;
+  if (n <= 0) return -1;
   buf[n] = '\0';
   /* comm may hold spaces and parentheses: fields restart after the last ')'.
    * Then: state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt
@@ -59,8 +56,9 @@ static int proc_stat(pid_t pid, char *state, unsigned long long *start) {
    * starttime(22). */
   p = strrchr(buf, ')');
   if (p == NULL ||
-      sscanf(p + 1, " %c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
-                    "%*s %*s %*s %*s %*s %llu",
+      sscanf(p + 1,
+             " %c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+             "%*s %*s %*s %*s %*s %llu",
              state, start) != 2)
     return -1;
   return 0;
@@ -73,11 +71,9 @@ void tu_note_self(void) {
   unsigned long long start;
   int i;
 
-  if (noted == me || tu_sh == NULL)
-    return;
+  if (noted == me || tu_sh == NULL) return;
   noted = me;
-  if (proc_stat(me, &state, &start) != 0)
-    return;
+  if (proc_stat(me, &state, &start) != 0) return;
   i = atomic_fetch_add(&tu_sh->nprocs, 1);
   if (i < TU_MAX_PROCS) {
     tu_sh->procs[i].pid = me;
@@ -108,8 +104,7 @@ static char **list_shm(size_t *count) {
 
   ck_assert_msg(d != NULL, "opendir /dev/shm: %s", strerror(errno));
   while ((e = readdir(d)) != NULL) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-      continue;
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
     if (n == cap) {
       cap = cap ? cap * 2 : 16;
       v = realloc(v, cap * sizeof *v);
@@ -120,15 +115,13 @@ static char **list_shm(size_t *count) {
     n++;
   }
   closedir(d);
-  if (n > 1)
-    qsort(v, n, sizeof *v, cmp_str);
+  if (n > 1) qsort(v, n, sizeof *v, cmp_str);
   *count = n;
   return v;
 }
 
 static void free_names(char **v, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    free(v[i]);
+  for (size_t i = 0; i < n; i++) free(v[i]);
   free(v);
 }
 
@@ -140,7 +133,9 @@ static void assert_no_children(void) {
 
   ck_assert_msg(r == -1 && err == ECHILD,
                 "a child process is left behind (waitpid: %d, %s)", (int)r,
-                r == -1 ? strerror(err) : r == 0 ? "still running" : "zombie");
+                r == -1  ? strerror(err)
+                : r == 0 ? "still running"
+                         : "zombie");
 }
 
 void tu_setup(void) {
@@ -168,8 +163,7 @@ void tu_teardown(void) {
    * outlive the pool. The 5 s poll only absorbs the last instants of a
    * process that is already exiting. */
   nprocs = atomic_load(&tu_sh->nprocs);
-  if (nprocs > TU_MAX_PROCS)
-    nprocs = TU_MAX_PROCS;
+  if (nprocs > TU_MAX_PROCS) nprocs = TU_MAX_PROCS;
   for (int i = 0; i < nprocs; i++) {
     pid_t pid = tu_sh->procs[i].pid;
     unsigned long long start = tu_sh->procs[i].start;
@@ -180,8 +174,7 @@ void tu_teardown(void) {
     }
     if (proc_alive(pid, start)) {
       kill(pid, SIGKILL); /* tidy up before reporting */
-      ck_abort_msg("process %d that ran test code outlived the pool",
-                   (int)pid);
+      ck_abort_msg("process %d that ran test code outlived the pool", (int)pid);
     }
   }
 
@@ -209,8 +202,7 @@ void tu_teardown(void) {
 /* Parses a whole decimal number. Returns 0, or -1. */
 static int parse_long(const char *s, long *out) {
   char *end;
-  if (*s == '\0')
-    return -1;
+  if (*s == '\0') return -1;
   errno = 0;
   *out = strtol(s, &end, 10);
   return errno != 0 || *end != '\0' ? -1 : 0;
@@ -220,16 +212,14 @@ static int parse_long(const char *s, long *out) {
 static int put_text(void *out, size_t out_cap, size_t *out_len,
                     const char *text) {
   size_t n = strlen(text);
-  if (n > out_cap)
-    return ENOBUFS;
+  if (n > out_cap) return ENOBUFS;
   memcpy(out, text, n);
   *out_len = n;
   return 0;
 }
 
 static void sleep_forever(void) {
-  for (;;)
-    tu_sleep_ms(1000);
+  for (;;) tu_sleep_ms(1000);
 }
 
 /*
@@ -247,15 +237,12 @@ static int fork_and_hang(void) {
   snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)tu_sh->pipe_pid,
            tu_sh->pipe_wfd);
   fd = open(path, O_WRONLY);
-  if (fd < 0)
-    return errno;
+  if (fd < 0) return errno;
   pid = fork();
-  if (pid < 0)
-    return errno;
+  if (pid < 0) return errno;
   if (pid == 0) {
     tu_note_self();
-    for (int i = 0; i < 600; i++)
-      tu_sleep_ms(100);
+    for (int i = 0; i < 600; i++) tu_sleep_ms(100);
     _exit(0);
   }
   tu_sh->gc_pid = pid;
@@ -269,14 +256,12 @@ int tu_handler(void *arg, const void *in, size_t in_len, void *out,
   char cmd[128], text[64];
   long n;
 
-  if (arg != tu_sh)
-    return EBADR;
+  if (arg != tu_sh) return EBADR;
   tu_note_self();
   atomic_fetch_add(&tu_sh->started, 1);
   *out_len = 0;
   if (in_len >= sizeof cmd) {
-    if (in_len > out_cap)
-      return ENOBUFS;
+    if (in_len > out_cap) return ENOBUFS;
     memcpy(out, in, in_len);
     *out_len = in_len;
     return 0;
@@ -303,8 +288,7 @@ int tu_handler(void *arg, const void *in, size_t in_len, void *out,
     snprintf(text, sizeof text, "slept %ld", n);
     return put_text(out, out_cap, out_len, text);
   } else if (strcmp(cmd, "block") == 0) {
-    while (!atomic_load(&tu_sh->gate))
-      tu_sleep_ms(1);
+    while (!atomic_load(&tu_sh->gate)) tu_sleep_ms(1);
     return put_text(out, out_cap, out_len, "open");
   } else if (strncmp(cmd, "tree ", 5) == 0 && parse_long(cmd + 5, &n) == 0) {
     /* A node of depth n spawns two of depth n - 1; depth 1 also a "segv". */
@@ -313,15 +297,13 @@ int tu_handler(void *arg, const void *in, size_t in_len, void *out,
       int l = snprintf(child, sizeof child, "tree %ld", n - 1);
       if (fp_spawn(child, (size_t)l) != 0 || fp_spawn(child, (size_t)l) != 0)
         return EIO;
-      if (n == 1 && fp_spawn("segv", 4) != 0)
-        return EIO;
+      if (n == 1 && fp_spawn("segv", 4) != 0) return EIO;
     }
     return put_text(out, out_cap, out_len, n > 0 ? "node" : "leaf");
   } else if (strncmp(cmd, "spawnmany ", 10) == 0 &&
              parse_long(cmd + 10, &n) == 0) {
     for (long k = 0; k < n; k++)
-      if (fp_spawn("x", 1) != 0)
-        return EIO;
+      if (fp_spawn("x", 1) != 0) return EIO;
     return put_text(out, out_cap, out_len, "spawned");
   } else if (strcmp(cmd, "order") == 0) {
     /* Its place in the order tasks started in (1 = first of the test). */
@@ -358,10 +340,8 @@ int tu_square(void *arg, const void *in, size_t in_len, void *out,
 
   (void)arg;
   tu_note_self();
-  if (in_len != sizeof v[0])
-    return EINVAL;
-  if (out_cap < sizeof v)
-    return ENOBUFS;
+  if (in_len != sizeof v[0]) return EINVAL;
+  if (out_cap < sizeof v) return ENOBUFS;
   memcpy(&v[0], in, sizeof v[0]);
   v[1] = tu_square_of(v[0]);
   memcpy(out, v, sizeof v);
@@ -375,8 +355,7 @@ int tu_init(void *arg) {
   tu_note_self();
   atomic_fetch_add(&tu_sh->inits, 1);
   proc_inits++;
-  if (arg != tu_sh)
-    return EBADR;
+  if (arg != tu_sh) return EBADR;
   fail = atomic_load(&tu_sh->init_fail);
   return fail;
 }
@@ -431,8 +410,7 @@ void tu_assert_ok(const fp_result *res, const char *want) {
                 (unsigned long long)res->id, fp_status_name(res->status),
                 res->code, res->signal, res->exit_code);
   ck_assert_uint_eq(res->output_len, n);
-  if (n > 0)
-    ck_assert_mem_eq(res->output, want, n);
+  if (n > 0) ck_assert_mem_eq(res->output, want, n);
 }
 
 void tu_wait_started(int n) {

@@ -82,11 +82,9 @@ static ssize_t fill(void) {
 static size_t read_exact(char *dst, size_t len) {
   size_t got = 0;
   while (got < len) {
-    if (in.pos == in.len && fill() <= 0)
-      break;
+    if (in.pos == in.len && fill() <= 0) break;
     size_t k = in.len - in.pos;
-    if (k > len - got)
-      k = len - got;
+    if (k > len - got) k = len - got;
     memcpy(dst + got, in.buf + in.pos, k);
     in.pos += k;
     got += k;
@@ -100,8 +98,7 @@ static int write_all(int fd, const char *src, size_t len) {
   while (len > 0) {
     ssize_t n = write(fd, src, len);
     if (n < 0) {
-      if (errno == EINTR)
-        continue;
+      if (errno == EINTR) continue;
       return -1;
     }
     src += n;
@@ -112,13 +109,12 @@ static int write_all(int fd, const char *src, size_t len) {
 
 /* Parse s[0..len) as a protocol number: "0" or digits without a leading
  * zero, at most max_digits of them. Returns 0 and sets *out, or -1. */
-static int parse_number(const char *s, size_t len, size_t max_digits, uint64_t *out) {
-  if (len == 0 || len > max_digits || (s[0] == '0' && len > 1))
-    return -1;
+static int parse_number(const char *s, size_t len, size_t max_digits,
+                        uint64_t *out) {
+  if (len == 0 || len > max_digits || (s[0] == '0' && len > 1)) return -1;
   uint64_t v = 0;
   for (size_t i = 0; i < len; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return -1;
+    if (s[i] < '0' || s[i] > '9') return -1;
     v = v * 10 + (uint64_t)(s[i] - '0');
   }
   *out = v;
@@ -142,30 +138,24 @@ static char *read_request(size_t *len) {
   for (;;) {
     if (in.pos == in.len) {
       ssize_t r = fill();
-      if (r < 0)
-        bad_request(strerror(errno));
+      if (r < 0) bad_request(strerror(errno));
       if (r == 0) {
-        if (n == 0)
-          return NULL;
+        if (n == 0) return NULL;
         bad_request("stream ended inside the header");
       }
     }
     char c = in.buf[in.pos++];
-    if (c == '\n')
-      break;
-    if (n == MAX_HEADER)
-      bad_request("header line longer than 32 bytes");
+    if (c == '\n') break;
+    if (n == MAX_HEADER) bad_request("header line longer than 32 bytes");
     line[n++] = c;
   }
   uint64_t v;
   /* 18 digits: any value fits in 64 bits before the MAX_TASK test. */
   if (parse_number(line, n, 18, &v) < 0)
     bad_request("task length is not a decimal number");
-  if (v > MAX_TASK)
-    bad_request("task too large");
+  if (v > MAX_TASK) bad_request("task too large");
   char *data = malloc((size_t)v + 1);
-  if (!data)
-    bad_request("out of memory");
+  if (!data) bad_request("out of memory");
   if (read_exact(data, (size_t)v) != (size_t)v)
     bad_request("stream ended inside the task");
   *len = (size_t)v;
@@ -180,7 +170,8 @@ static int reply_fd = -1;
 static void write_reply(int status, const char *out, size_t len) {
   char head[MAX_HEADER + 1];
   int h = snprintf(head, sizeof head, "%d %zu\n", status, len);
-  if (write_all(reply_fd, head, (size_t)h) < 0 || write_all(reply_fd, out, len) < 0) {
+  if (write_all(reply_fd, head, (size_t)h) < 0 ||
+      write_all(reply_fd, out, len) < 0) {
     perror("coproc-handler: write reply");
     exit(1);
   }
@@ -194,20 +185,16 @@ static int sleep_seconds(const char *s, size_t len) {
   const char *dot = memchr(s, '.', len);
   size_t ilen = dot ? (size_t)(dot - s) : len;
   uint64_t sec, frac = 0;
-  if (parse_number(s, ilen, 9, &sec) < 0)
-    return -1;
+  if (parse_number(s, ilen, 9, &sec) < 0) return -1;
   if (dot) {
     size_t flen = len - ilen - 1;
-    if (flen == 0 || flen > 9)
-      return -1;
+    if (flen == 0 || flen > 9) return -1;
     for (size_t i = 0; i < flen; i++) {
       char c = dot[1 + i];
-      if (c < '0' || c > '9')
-        return -1;
+      if (c < '0' || c > '9') return -1;
       frac = frac * 10 + (uint64_t)(c - '0');
     }
-    for (size_t i = flen; i < 9; i++)
-      frac *= 10; /* to nanoseconds */
+    for (size_t i = flen; i < 9; i++) frac *= 10; /* to nanoseconds */
   }
   struct timespec ts = {.tv_sec = (time_t)sec, .tv_nsec = (long)frac};
   /* nanosleep leaves the time still to sleep in ts when a signal
@@ -229,12 +216,12 @@ static void handle(char *data, size_t len) {
   uint64_t v;
   char text[64];
 
-  if (len == 5 && memcmp(data, "abort", 5) == 0)
-    abort();
-  if (starts(data, len, "exit ") && parse_number(data + 5, len - 5, 9, &v) == 0 && v <= 255)
+  if (len == 5 && memcmp(data, "abort", 5) == 0) abort();
+  if (starts(data, len, "exit ") &&
+      parse_number(data + 5, len - 5, 9, &v) == 0 && v <= 255)
     exit((int)v);
-  if (starts(data, len, "fail ") && parse_number(data + 5, len - 5, 9, &v) == 0 && v >= 1 &&
-      v <= 255) {
+  if (starts(data, len, "fail ") &&
+      parse_number(data + 5, len - 5, 9, &v) == 0 && v >= 1 && v <= 255) {
     int n = snprintf(text, sizeof text, "failed %d", (int)v);
     write_reply((int)v, text, (size_t)n);
     return;
@@ -244,7 +231,8 @@ static void handle(char *data, size_t len) {
     write_reply(0, text, (size_t)n);
     return;
   }
-  if (starts(data, len, "big ") && parse_number(data + 4, len - 4, 9, &v) == 0) {
+  if (starts(data, len, "big ") &&
+      parse_number(data + 4, len - 4, 9, &v) == 0) {
     char *out = malloc((size_t)v + 1);
     if (!out) {
       const char *msg = "out of memory";
@@ -258,8 +246,7 @@ static void handle(char *data, size_t len) {
   }
   if (len == 7 && memcmp(data, "garbage", 7) == 0) {
     /* Not a reply: forkpool must see it as malformed. */
-    if (write_all(reply_fd, "hello world\n", 12) < 0)
-      exit(1);
+    if (write_all(reply_fd, "hello world\n", 12) < 0) exit(1);
     return;
   }
   if (starts(data, len, "stderr ")) {
@@ -276,8 +263,7 @@ static void handle(char *data, size_t len) {
   }
   /* Upper-case in place, ASCII only (toupper() would follow the locale). */
   for (size_t i = 0; i < len; i++)
-    if (data[i] >= 'a' && data[i] <= 'z')
-      data[i] = (char)(data[i] - 'a' + 'A');
+    if (data[i] >= 'a' && data[i] <= 'z') data[i] = (char)(data[i] - 'a' + 'A');
   write_reply(0, data, len);
 }
 
@@ -298,8 +284,7 @@ int main(void) {
   for (;;) {
     size_t len;
     char *data = read_request(&len);
-    if (!data)
-      return 0;
+    if (!data) return 0;
     handle(data, len);
     free(data);
   }

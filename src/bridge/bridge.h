@@ -23,7 +23,12 @@
 #include <stdint.h>
 
 #include "forkpool.h"
-#include "cli/signame.h" /* cli_signal_name(), shared with forkpool */
+/* The tool layer shared with forkpool (src/tool/): tool_logf() writes the
+ * event lines ("2026-01-31T12:00:00.123Z INFO msg", as `forkpool serve`
+ * does), tool_now_ms() and tool_sleep_ms() keep the main loop's time. */
+#include "tool/clock.h"
+#include "tool/log.h"
+#include "tool/signame.h"
 
 #define BRIDGE_CMD "forkpool bridge"
 
@@ -47,24 +52,24 @@
 #define BRIDGE_CODE_OVERSIZE 90 /* EMSGSIZE on Linux */
 
 struct bridge_opts {
-  const char *name;       /* pool name */
-  const char *redis;      /* HOST:PORT, [V6]:PORT or /unix/socket */
-  const char *stream;     /* task stream key */
-  const char *group;      /* consumer group */
-  const char *consumer;   /* this bridge's consumer name */
-  const char *results;    /* results stream key */
-  const char *dead;       /* dead-letter stream key */
+  const char *name;     /* pool name */
+  const char *redis;    /* HOST:PORT, [V6]:PORT or /unix/socket */
+  const char *stream;   /* task stream key */
+  const char *group;    /* consumer group */
+  const char *consumer; /* this bridge's consumer name */
+  const char *results;  /* results stream key */
+  const char *dead;     /* dead-letter stream key */
   unsigned max_deliveries;
   unsigned claim_idle_ms;
   unsigned inflight;
   int verbose;
-  int retry_connect;      /* --retry-connect: wait for Redis at start */
+  int retry_connect; /* --retry-connect: wait for Redis at start */
   /* Filled by bridge_parse(). */
   char host[BRIDGE_HOST_MAX]; /* gethostname(), for result entries */
   char redis_host[256];       /* empty for a unix socket */
   int redis_port;
-  char redis_addr[272];       /* for messages: HOST:PORT, [V6]:PORT, path */
-  char *owned[3];             /* defaults built with malloc, freed at exit */
+  char redis_addr[272]; /* for messages: HOST:PORT, [V6]:PORT, path */
+  char *owned[3];       /* defaults built with malloc, freed at exit */
 };
 
 /*
@@ -75,16 +80,6 @@ struct bridge_opts {
 int bridge_parse(int argc, char **argv, struct bridge_opts *o);
 void bridge_usage(int to_stderr);
 void bridge_opts_free(struct bridge_opts *o);
-
-/* ---- log.c ------------------------------------------------------------- */
-
-/* One line on stderr: "2026-01-31T12:00:00.123Z INFO msg", in one write. */
-void bridge_log(fp_log_level lvl, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void bridge_log_set_level(fp_log_level min);
-/* Monotonic milliseconds. */
-uint64_t bridge_now_ms(void);
-void bridge_sleep_ms(unsigned ms);
 
 /* ---- held.c ------------------------------------------------------------ */
 
@@ -97,15 +92,15 @@ enum held_state {
 
 struct held {
   enum held_state state;
-  int lost;                /* Redis says it is no longer ours */
-  unsigned deliveries;     /* as counted by Redis when we got it */
-  char id[BRIDGE_ID_MAX];  /* stream entry id */
-  unsigned char *data;     /* the entry's `data` field; NULL if none */
+  int lost;               /* Redis says it is no longer ours */
+  unsigned deliveries;    /* as counted by Redis when we got it */
+  char id[BRIDGE_ID_MAX]; /* stream entry id */
+  unsigned char *data;    /* the entry's `data` field; NULL if none */
   size_t len;
   int has_data;
-  uint64_t task;           /* fp task id (RUNNING) */
-  fp_result res;           /* DONE: the pool's result */
-  int reject;              /* DONE without running: see main.c */
+  uint64_t task; /* fp task id (RUNNING) */
+  fp_result res; /* DONE: the pool's result */
+  int reject;    /* DONE without running: see main.c */
 };
 
 struct held_table {
@@ -121,9 +116,8 @@ void held_free(struct held_table *t);
 unsigned held_count(const struct held_table *t);
 /* A FREE entry, now BACKLOG with a copy of id and data (data may be NULL:
  * no `data` field). Returns NULL when the table is full or on ENOMEM. */
-struct held *held_add(struct held_table *t, const char *id,
-                      const void *data, size_t len, int has_data,
-                      unsigned deliveries);
+struct held *held_add(struct held_table *t, const char *id, const void *data,
+                      size_t len, int has_data, unsigned deliveries);
 void held_set(struct held_table *t, struct held *h, enum held_state st);
 /* Release the entry (its result buffer is kept for reuse). */
 void held_drop(struct held_table *t, struct held *h);
@@ -135,18 +129,23 @@ struct held *held_by_task(struct held_table *t, uint64_t task);
 struct redisContext;
 
 struct bridge_redis {
-  struct redisContext *c;      /* NULL while disconnected */
+  struct redisContext *c; /* NULL while disconnected */
   const struct bridge_opts *o;
-  char sha[4][41];             /* loaded scripts, see scripts.c */
-  uint64_t retry_at_ms;        /* next connection attempt */
+  char sha[4][41];      /* loaded scripts, see scripts.c */
+  uint64_t retry_at_ms; /* next connection attempt */
   unsigned backoff_ms;
-  unsigned failures;           /* consecutive failed attempts */
-  int connected_once;          /* set up at least once since the start */
+  unsigned failures;  /* consecutive failed attempts */
+  int connected_once; /* set up at least once since the start */
 };
 
 /* Script slots. */
-enum { SCRIPT_CLAIM, SCRIPT_HEARTBEAT, SCRIPT_WRITE, SCRIPT_RETIRE,
-       SCRIPT_COUNT };
+enum {
+  SCRIPT_CLAIM,
+  SCRIPT_HEARTBEAT,
+  SCRIPT_WRITE,
+  SCRIPT_RETIRE,
+  SCRIPT_COUNT
+};
 extern const char *const bridge_scripts[SCRIPT_COUNT];
 extern const char *const bridge_script_names[SCRIPT_COUNT];
 
@@ -187,7 +186,7 @@ struct bridge {
   struct held_table held;
   struct bridge_counts n;
   char claim_cursor[BRIDGE_ID_MAX + 1]; /* "-" or "(<id>" */
-  int own_scan_done;                     /* our own PEL re-read at start */
+  int own_scan_done;                    /* our own PEL re-read at start */
 };
 
 /*

@@ -10,23 +10,19 @@
 
 #include "bridge.h"
 
-int held_init(struct held_table *t, unsigned cap)
-{
+int held_init(struct held_table *t, unsigned cap) {
   unsigned i;
 
   memset(t, 0, sizeof *t);
   t->e = calloc(cap, sizeof *t->e);
-  if (t->e == NULL)
-    return -ENOMEM;
+  if (t->e == NULL) return -ENOMEM;
   t->cap = cap;
-  for (i = 0; i < cap; i++)
-    fp_result_init(&t->e[i].res);
+  for (i = 0; i < cap; i++) fp_result_init(&t->e[i].res);
   t->n[HELD_FREE] = cap;
   return 0;
 }
 
-void held_free(struct held_table *t)
-{
+void held_free(struct held_table *t) {
   unsigned i;
 
   for (i = 0; i < t->cap; i++) {
@@ -37,14 +33,12 @@ void held_free(struct held_table *t)
   memset(t, 0, sizeof *t);
 }
 
-unsigned held_count(const struct held_table *t)
-{
+unsigned held_count(const struct held_table *t) {
   return t->cap - t->n[HELD_FREE];
 }
 
 struct held *held_add(struct held_table *t, const char *id, const void *data,
-                      size_t len, int has_data, unsigned deliveries)
-{
+                      size_t len, int has_data, unsigned deliveries) {
   struct held *h = NULL;
   unsigned i;
 
@@ -55,15 +49,13 @@ struct held *held_add(struct held_table *t, const char *id, const void *data,
       h = &t->e[i];
       break;
     }
-  if (h == NULL)
-    return NULL;
+  if (h == NULL) return NULL;
   free(h->data);
   h->data = NULL;
   h->len = 0;
   if (has_data && len > 0) {
     h->data = malloc(len);
-    if (h->data == NULL)
-      return NULL;
+    if (h->data == NULL) return NULL;
     memcpy(h->data, data, len);
     h->len = len;
   }
@@ -77,15 +69,13 @@ struct held *held_add(struct held_table *t, const char *id, const void *data,
   return h;
 }
 
-void held_set(struct held_table *t, struct held *h, enum held_state st)
-{
+void held_set(struct held_table *t, struct held *h, enum held_state st) {
   t->n[h->state]--;
   h->state = st;
   t->n[st]++;
 }
 
-void held_drop(struct held_table *t, struct held *h)
-{
+void held_drop(struct held_table *t, struct held *h) {
   free(h->data);
   h->data = NULL;
   h->len = 0;
@@ -94,22 +84,18 @@ void held_drop(struct held_table *t, struct held *h)
   held_set(t, h, HELD_FREE);
 }
 
-struct held *held_by_id(struct held_table *t, const char *id)
-{
+struct held *held_by_id(struct held_table *t, const char *id) {
   unsigned i;
 
   for (i = 0; i < t->cap; i++)
-    if (t->e[i].state != HELD_FREE && !strcmp(t->e[i].id, id))
-      return &t->e[i];
+    if (t->e[i].state != HELD_FREE && !strcmp(t->e[i].id, id)) return &t->e[i];
   return NULL;
 }
 
-struct held *held_by_task(struct held_table *t, uint64_t task)
-{
+struct held *held_by_task(struct held_table *t, uint64_t task) {
   unsigned i;
 
   for (i = 0; i < t->cap; i++)
-    if (t->e[i].state == HELD_RUNNING && t->e[i].task == task)
-      return &t->e[i];
+    if (t->e[i].state == HELD_RUNNING && t->e[i].task == task) return &t->e[i];
   return NULL;
 }

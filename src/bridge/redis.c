@@ -31,32 +31,28 @@
  * treated as gone. */
 #define REPLY_TIMEOUT_MS 5000
 
-void bridge_redis_init(struct bridge_redis *r, const struct bridge_opts *o)
-{
+void bridge_redis_init(struct bridge_redis *r, const struct bridge_opts *o) {
   memset(r, 0, sizeof *r);
   r->o = o;
   r->backoff_ms = BACKOFF_MIN_MS;
 }
 
-void bridge_redis_close(struct bridge_redis *r)
-{
+void bridge_redis_close(struct bridge_redis *r) {
   if (r->c) {
     redisFree(r->c);
     r->c = NULL;
   }
 }
 
-static void schedule_retry(struct bridge_redis *r)
-{
-  r->retry_at_ms = bridge_now_ms() + r->backoff_ms;
-  r->backoff_ms = r->backoff_ms >= BACKOFF_MAX_MS / 2 ? BACKOFF_MAX_MS
-                                                      : r->backoff_ms * 2;
+static void schedule_retry(struct bridge_redis *r) {
+  r->retry_at_ms = tool_now_ms() + r->backoff_ms;
+  r->backoff_ms =
+      r->backoff_ms >= BACKOFF_MAX_MS / 2 ? BACKOFF_MAX_MS : r->backoff_ms * 2;
   r->failures++;
 }
 
 void bridge_redis_fail(struct bridge_redis *r, const char *what,
-                       const char *err)
-{
+                       const char *err) {
   const struct bridge_opts *o = r->o;
   char buf[160];
 
@@ -68,16 +64,15 @@ void bridge_redis_fail(struct bridge_redis *r, const char *what,
     err = buf;
   }
   bridge_redis_close(r);
-  bridge_log(FP_LOG_WARN, "redis %s: %s: %s; retrying in %u ms",
-             o->redis_addr, what, err, r->backoff_ms);
+  tool_logf(FP_LOG_WARN, "redis %s: %s: %s; retrying in %u ms", o->redis_addr,
+            what, err, r->backoff_ms);
   schedule_retry(r);
 }
 
 /* A command whose reply must not be an error; the reply is freed. Returns
  * 0, or -1 with *err set to a static or reply-owned text copied to buf. */
 static int simple(struct bridge_redis *r, int argc, const char **argv,
-                  char *buf, size_t len)
-{
+                  char *buf, size_t len) {
   redisReply *rep = redisCommandArgv(r->c, argc, argv, NULL);
 
   if (rep == NULL) {
@@ -93,12 +88,11 @@ static int simple(struct bridge_redis *r, int argc, const char **argv,
   return 0;
 }
 
-static int load_scripts(struct bridge_redis *r, char *buf, size_t len)
-{
+static int load_scripts(struct bridge_redis *r, char *buf, size_t len) {
   int k;
 
   for (k = 0; k < SCRIPT_COUNT; k++) {
-    const char *argv[3] = { "SCRIPT", "LOAD", bridge_scripts[k] };
+    const char *argv[3] = {"SCRIPT", "LOAD", bridge_scripts[k]};
     redisReply *rep = redisCommandArgv(r->c, 3, argv, NULL);
 
     if (rep == NULL) {
@@ -123,19 +117,17 @@ static int load_scripts(struct bridge_redis *r, char *buf, size_t len)
  * ever ran are work too. MKSTREAM creates an empty stream if needed.
  * BUSYGROUP (it exists) is the normal case after the first bridge.
  */
-static int create_group(struct bridge_redis *r, char *buf, size_t len)
-{
+static int create_group(struct bridge_redis *r, char *buf, size_t len) {
   const struct bridge_opts *o = r->o;
-  const char *argv[6] = { "XGROUP", "CREATE", o->stream, o->group, "0",
-                          "MKSTREAM" };
+  const char *argv[6] = {"XGROUP", "CREATE", o->stream,
+                         o->group, "0",      "MKSTREAM"};
 
   if (simple(r, 6, argv, buf, len) == 0) {
-    bridge_log(FP_LOG_INFO, "created consumer group '%s' on stream '%s'",
-               o->group, o->stream);
+    tool_logf(FP_LOG_INFO, "created consumer group '%s' on stream '%s'",
+              o->group, o->stream);
     return 0;
   }
-  if (!strncmp(buf, "BUSYGROUP", 9))
-    return 0;
+  if (!strncmp(buf, "BUSYGROUP", 9)) return 0;
   return -1;
 }
 
@@ -145,20 +137,18 @@ static int create_group(struct bridge_redis *r, char *buf, size_t len)
  * freed, *step naming what failed and the error text in err.
  */
 static int connect_setup(struct bridge_redis *r, const char **step, char *err,
-                         size_t len)
-{
+                         size_t len) {
   const struct bridge_opts *o = r->o;
-  struct timeval ct = { CONNECT_TIMEOUT_MS / 1000,
-                        (CONNECT_TIMEOUT_MS % 1000) * 1000 };
-  struct timeval rt = { REPLY_TIMEOUT_MS / 1000,
-                        (REPLY_TIMEOUT_MS % 1000) * 1000 };
+  struct timeval ct = {CONNECT_TIMEOUT_MS / 1000,
+                       (CONNECT_TIMEOUT_MS % 1000) * 1000};
+  struct timeval rt = {REPLY_TIMEOUT_MS / 1000,
+                       (REPLY_TIMEOUT_MS % 1000) * 1000};
   const char *pass = getenv("REDISCLI_AUTH");
 
   *step = "connect";
   if (o->redis_host[0])
     r->c = redisConnectWithTimeout(o->redis_host, o->redis_port, ct);
-  else
-    r->c = redisConnectUnixWithTimeout(o->redis, ct);
+  else r->c = redisConnectUnixWithTimeout(o->redis, ct);
   if (r->c == NULL) {
     snprintf(err, len, "out of memory");
     goto fail;
@@ -171,21 +161,17 @@ static int connect_setup(struct bridge_redis *r, const char **step, char *err,
     snprintf(err, len, "cannot set the reply timeout");
     goto fail;
   }
-  if (o->redis_host[0])
-    redisEnableKeepAlive(r->c);
+  if (o->redis_host[0]) redisEnableKeepAlive(r->c);
   if (pass && *pass) {
-    const char *argv[2] = { "AUTH", pass };
+    const char *argv[2] = {"AUTH", pass};
 
     *step = "AUTH";
-    if (simple(r, 2, argv, err, len) < 0)
-      goto fail;
+    if (simple(r, 2, argv, err, len) < 0) goto fail;
   }
   *step = "setup";
-  if (load_scripts(r, err, len) < 0)
-    goto fail;
+  if (load_scripts(r, err, len) < 0) goto fail;
   *step = "XGROUP CREATE";
-  if (create_group(r, err, len) < 0)
-    goto fail;
+  if (create_group(r, err, len) < 0) goto fail;
   return 0;
 
 fail:
@@ -194,24 +180,22 @@ fail:
 }
 
 /* Log the connection that connect_setup() made; reset the backoff. */
-static void connected(struct bridge_redis *r)
-{
+static void connected(struct bridge_redis *r) {
   const struct bridge_opts *o = r->o;
 
   if (r->failures > 0)
-    bridge_log(FP_LOG_INFO, "redis %s: connected%s after %u failed "
-               "attempts", o->redis_addr, r->connected_once ? " again" : "",
-               r->failures);
-  else
-    bridge_log(FP_LOG_INFO, "redis %s: connected", o->redis_addr);
+    tool_logf(FP_LOG_INFO,
+              "redis %s: connected%s after %u failed "
+              "attempts",
+              o->redis_addr, r->connected_once ? " again" : "", r->failures);
+  else tool_logf(FP_LOG_INFO, "redis %s: connected", o->redis_addr);
   r->connected_once = 1;
   r->failures = 0;
   r->backoff_ms = BACKOFF_MIN_MS;
 }
 
 int bridge_redis_start(struct bridge_redis *r, char *err, size_t len,
-                       int *connect)
-{
+                       int *connect) {
   char text[256];
   const char *step;
 
@@ -228,15 +212,12 @@ int bridge_redis_start(struct bridge_redis *r, char *err, size_t len,
   return 0;
 }
 
-int bridge_redis_ensure(struct bridge_redis *r, uint64_t now_ms)
-{
+int bridge_redis_ensure(struct bridge_redis *r, uint64_t now_ms) {
   char err[256];
   const char *step;
 
-  if (r->c)
-    return 1;
-  if (now_ms < r->retry_at_ms)
-    return 0;
+  if (r->c) return 1;
+  if (now_ms < r->retry_at_ms) return 0;
   if (connect_setup(r, &step, err, sizeof err) < 0) {
     bridge_redis_fail(r, step, err);
     return 0;

@@ -59,43 +59,46 @@
  * else "(<last id>" to continue from.
  */
 static const char claim_lua[] =
-  "local stream, dead = KEYS[1], KEYS[2]\n"
-  "local group, me = ARGV[1], ARGV[2]\n"
-  "local min_idle, start, count = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])\n"
-  "local max_del, host, only = tonumber(ARGV[6]), ARGV[7], ARGV[8]\n"
-  "local pel\n"
-  "if only ~= '' then\n"
-  "  pel = redis.call('XPENDING', stream, group, 'IDLE', min_idle, start, '+', count, only)\n"
-  "else\n"
-  "  pel = redis.call('XPENDING', stream, group, 'IDLE', min_idle, start, '+', count)\n"
-  "end\n"
-  "local cursor = ''\n"
-  "if #pel >= count then cursor = '(' .. pel[#pel][1] end\n"
-  "local dead_ids, out = {}, {}\n"
-  "for _, p in ipairs(pel) do\n"
-  "  local id, owner, idle, n = p[1], p[2], p[3], p[4] + 1\n"
-  "  local got = redis.call('XCLAIM', stream, group, me, min_idle, id)\n"
-  "  local e = got[1]\n"
-  "  if type(e) ~= 'table' or type(e[2]) ~= 'table' then\n"
-  "    redis.call('XACK', stream, group, id)\n"
-  "  elseif n > max_del then\n"
-  "    local f = { dead, '*', 'task', id, 'reason', 'max-deliveries',\n"
-  "                'deliveries', n - 1, 'last_consumer', owner,\n"
-  "                'idle_ms', idle, 'dead_by', me, 'host', host }\n"
-  "    local fields = e[2]\n"
-  "    for i = 1, #fields - 1, 2 do\n"
-  "      if fields[i] == 'data' then\n"
-  "        f[#f + 1] = 'data'; f[#f + 1] = fields[i + 1]\n"
-  "      end\n"
-  "    end\n"
-  "    redis.call('XADD', unpack(f))\n"
-  "    redis.call('XACK', stream, group, id)\n"
-  "    dead_ids[#dead_ids + 1] = id\n"
-  "  else\n"
-  "    out[#out + 1] = { id, n, owner, idle, e[2] }\n"
-  "  end\n"
-  "end\n"
-  "return { cursor, dead_ids, out }\n";
+    "local stream, dead = KEYS[1], KEYS[2]\n"
+    "local group, me = ARGV[1], ARGV[2]\n"
+    "local min_idle, start, count = tonumber(ARGV[3]), ARGV[4], "
+    "tonumber(ARGV[5])\n"
+    "local max_del, host, only = tonumber(ARGV[6]), ARGV[7], ARGV[8]\n"
+    "local pel\n"
+    "if only ~= '' then\n"
+    "  pel = redis.call('XPENDING', stream, group, 'IDLE', min_idle, start, "
+    "'+', count, only)\n"
+    "else\n"
+    "  pel = redis.call('XPENDING', stream, group, 'IDLE', min_idle, start, "
+    "'+', count)\n"
+    "end\n"
+    "local cursor = ''\n"
+    "if #pel >= count then cursor = '(' .. pel[#pel][1] end\n"
+    "local dead_ids, out = {}, {}\n"
+    "for _, p in ipairs(pel) do\n"
+    "  local id, owner, idle, n = p[1], p[2], p[3], p[4] + 1\n"
+    "  local got = redis.call('XCLAIM', stream, group, me, min_idle, id)\n"
+    "  local e = got[1]\n"
+    "  if type(e) ~= 'table' or type(e[2]) ~= 'table' then\n"
+    "    redis.call('XACK', stream, group, id)\n"
+    "  elseif n > max_del then\n"
+    "    local f = { dead, '*', 'task', id, 'reason', 'max-deliveries',\n"
+    "                'deliveries', n - 1, 'last_consumer', owner,\n"
+    "                'idle_ms', idle, 'dead_by', me, 'host', host }\n"
+    "    local fields = e[2]\n"
+    "    for i = 1, #fields - 1, 2 do\n"
+    "      if fields[i] == 'data' then\n"
+    "        f[#f + 1] = 'data'; f[#f + 1] = fields[i + 1]\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('XADD', unpack(f))\n"
+    "    redis.call('XACK', stream, group, id)\n"
+    "    dead_ids[#dead_ids + 1] = id\n"
+    "  else\n"
+    "    out[#out + 1] = { id, n, owner, idle, e[2] }\n"
+    "  end\n"
+    "end\n"
+    "return { cursor, dead_ids, out }\n";
 
 /*
  * heartbeat: KEYS = stream; ARGV = group, me, id...
@@ -103,22 +106,23 @@ static const char claim_lua[] =
  * no delivery counted). Returns the ids that are not (lost).
  */
 static const char heartbeat_lua[] =
-  "local mine, lost = {}, {}\n"
-  "for i = 3, #ARGV do\n"
-  "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)\n"
-  "  if p[1] and p[1][2] == ARGV[2] then\n"
-  "    mine[#mine + 1] = ARGV[i]\n"
-  "  else\n"
-  "    lost[#lost + 1] = ARGV[i]\n"
-  "  end\n"
-  "end\n"
-  "if #mine > 0 then\n"
-  "  local a = { KEYS[1], ARGV[1], ARGV[2], 0 }\n"
-  "  for _, id in ipairs(mine) do a[#a + 1] = id end\n"
-  "  a[#a + 1] = 'JUSTID'\n"
-  "  redis.call('XCLAIM', unpack(a))\n"
-  "end\n"
-  "return lost\n";
+    "local mine, lost = {}, {}\n"
+    "for i = 3, #ARGV do\n"
+    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], "
+    "1)\n"
+    "  if p[1] and p[1][2] == ARGV[2] then\n"
+    "    mine[#mine + 1] = ARGV[i]\n"
+    "  else\n"
+    "    lost[#lost + 1] = ARGV[i]\n"
+    "  end\n"
+    "end\n"
+    "if #mine > 0 then\n"
+    "  local a = { KEYS[1], ARGV[1], ARGV[2], 0 }\n"
+    "  for _, id in ipairs(mine) do a[#a + 1] = id end\n"
+    "  a[#a + 1] = 'JUSTID'\n"
+    "  redis.call('XCLAIM', unpack(a))\n"
+    "end\n"
+    "return lost\n";
 
 /*
  * write: KEYS = stream, target stream (results or dead-letter)
@@ -130,14 +134,14 @@ static const char heartbeat_lua[] =
  * stops with the error before the XACK, and the entry stays pending.
  */
 static const char write_lua[] =
-  "local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)\n"
-  "if not p[1] or p[1][2] ~= ARGV[2] then return 0 end\n"
-  "local f = { KEYS[2], '*', 'task', ARGV[3] }\n"
-  "for i = 4, #ARGV do f[#f + 1] = ARGV[i] end\n"
-  "f[#f + 1] = 'deliveries'; f[#f + 1] = p[1][4]\n"
-  "redis.call('XADD', unpack(f))\n"
-  "redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])\n"
-  "return 1\n";
+    "local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)\n"
+    "if not p[1] or p[1][2] ~= ARGV[2] then return 0 end\n"
+    "local f = { KEYS[2], '*', 'task', ARGV[3] }\n"
+    "for i = 4, #ARGV do f[#f + 1] = ARGV[i] end\n"
+    "f[#f + 1] = 'deliveries'; f[#f + 1] = p[1][4]\n"
+    "redis.call('XADD', unpack(f))\n"
+    "redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])\n"
+    "return 1\n";
 
 /*
  * retire: KEYS = stream; ARGV = group, me
@@ -145,15 +149,21 @@ static const char write_lua[] =
  * otherwise drop its pending entries). Returns 1 when deleted.
  */
 static const char retire_lua[] =
-  "local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])\n"
-  "if #p > 0 then return 0 end\n"
-  "redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])\n"
-  "return 1\n";
+    "local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])\n"
+    "if #p > 0 then return 0 end\n"
+    "redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])\n"
+    "return 1\n";
 
 const char *const bridge_scripts[SCRIPT_COUNT] = {
-  claim_lua, heartbeat_lua, write_lua, retire_lua,
+    claim_lua,
+    heartbeat_lua,
+    write_lua,
+    retire_lua,
 };
 
 const char *const bridge_script_names[SCRIPT_COUNT] = {
-  "claim", "heartbeat", "write", "retire",
+    "claim",
+    "heartbeat",
+    "write",
+    "retire",
 };

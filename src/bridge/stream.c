@@ -17,21 +17,18 @@
 
 #define ISTYPE(rep, t) ((rep) != NULL && (rep)->type == (t))
 
-static int is_array(const redisReply *rep, size_t min)
-{
+static int is_array(const redisReply *rep, size_t min) {
   return ISTYPE(rep, REDIS_REPLY_ARRAY) && rep->elements >= min;
 }
 
-static int is_string(const redisReply *rep)
-{
+static int is_string(const redisReply *rep) {
   return ISTYPE(rep, REDIS_REPLY_STRING) || ISTYPE(rep, REDIS_REPLY_STATUS);
 }
 
 /* The reply to a command, or NULL after a failure (logged, connection
  * dropped). An error reply is a failure too. */
 static redisReply *command(struct bridge *b, const char *what, int argc,
-                           const char **argv, const size_t *lens)
-{
+                           const char **argv, const size_t *lens) {
   redisReply *rep = redisCommandArgv(b->r.c, argc, argv, lens);
 
   if (rep == NULL) {
@@ -49,8 +46,7 @@ static redisReply *command(struct bridge *b, const char *what, int argc,
   return rep;
 }
 
-static void bad_reply(struct bridge *b, const char *what, redisReply *rep)
-{
+static void bad_reply(struct bridge *b, const char *what, redisReply *rep) {
   freeReplyObject(rep);
   bridge_redis_fail(&b->r, what, "unexpected reply");
 }
@@ -58,13 +54,11 @@ static void bad_reply(struct bridge *b, const char *what, redisReply *rep)
 /* Add entry [id, [field, value, ...]] to the held table. Returns 1 added,
  * 0 skipped, -1 malformed. */
 static int take_entry(struct bridge *b, const redisReply *id,
-                      const redisReply *fields, unsigned deliveries)
-{
+                      const redisReply *fields, unsigned deliveries) {
   const redisReply *data = NULL;
   size_t k;
 
-  if (!is_string(id))
-    return -1;
+  if (!is_string(id)) return -1;
   if (is_array(fields, 0)) {
     for (k = 0; k + 1 < fields->elements; k += 2)
       if (is_string(fields->element[k]) && fields->element[k]->len == 4 &&
@@ -78,19 +72,20 @@ static int take_entry(struct bridge *b, const redisReply *id,
                 data ? data->len : 0, data != NULL, deliveries)) {
     /* Full or out of memory: the entry stays pending for us without a
      * heartbeat, so a claim (ours or another bridge's) brings it back. */
-    bridge_log(FP_LOG_ERROR, "entry %s: cannot hold it (out of memory?); "
-               "left pending", id->str);
+    tool_logf(FP_LOG_ERROR,
+              "entry %s: cannot hold it (out of memory?); "
+              "left pending",
+              id->str);
     return 0;
   }
   return 1;
 }
 
-int bridge_read(struct bridge *b, unsigned count, unsigned block_ms)
-{
+int bridge_read(struct bridge *b, unsigned count, unsigned block_ms) {
   const struct bridge_opts *o = b->o;
   char cnt[16], blk[16];
-  const char *argv[11] = { "XREADGROUP", "GROUP", o->group, o->consumer,
-                           "COUNT", cnt };
+  const char *argv[11] = {"XREADGROUP", "GROUP", o->group,
+                          o->consumer,  "COUNT", cnt};
   int argc = 6, added = 0;
   redisReply *rep;
   size_t k;
@@ -105,8 +100,7 @@ int bridge_read(struct bridge *b, unsigned count, unsigned block_ms)
   argv[argc++] = o->stream;
   argv[argc++] = ">";
   rep = command(b, "XREADGROUP", argc, argv, NULL);
-  if (rep == NULL)
-    return -1;
+  if (rep == NULL) return -1;
   if (rep->type == REDIS_REPLY_NIL) { /* nothing new within the block */
     freeReplyObject(rep);
     return 0;
@@ -138,14 +132,22 @@ int bridge_read(struct bridge *b, unsigned count, unsigned block_ms)
 }
 
 int bridge_claim(struct bridge *b, unsigned count, unsigned min_idle_ms,
-                 int own, int *more)
-{
+                 int own, int *more) {
   const struct bridge_opts *o = b->o;
   char idle[16], cnt[16], maxd[16];
-  const char *argv[13] = { "EVALSHA", b->r.sha[SCRIPT_CLAIM], "2", o->stream,
-                           o->dead, o->group, o->consumer, idle,
-                           b->claim_cursor, cnt, maxd, o->host,
-                           own ? o->consumer : "" };
+  const char *argv[13] = {"EVALSHA",
+                          b->r.sha[SCRIPT_CLAIM],
+                          "2",
+                          o->stream,
+                          o->dead,
+                          o->group,
+                          o->consumer,
+                          idle,
+                          b->claim_cursor,
+                          cnt,
+                          maxd,
+                          o->host,
+                          own ? o->consumer : ""};
   const redisReply *dead, *list;
   redisReply *rep;
   unsigned added = 0, again = 0;
@@ -156,8 +158,7 @@ int bridge_claim(struct bridge *b, unsigned count, unsigned min_idle_ms,
   snprintf(cnt, sizeof cnt, "%u", count);
   snprintf(maxd, sizeof maxd, "%u", o->max_deliveries);
   rep = command(b, "claim", 13, argv, NULL);
-  if (rep == NULL)
-    return -1;
+  if (rep == NULL) return -1;
   if (!is_array(rep, 3) || !is_string(rep->element[0]) ||
       !is_array(rep->element[1], 0) || !is_array(rep->element[2], 0)) {
     bad_reply(b, "claim", rep);
@@ -166,12 +167,12 @@ int bridge_claim(struct bridge *b, unsigned count, unsigned min_idle_ms,
   dead = rep->element[1];
   list = rep->element[2];
   for (k = 0; k < dead->elements; k++) {
-    if (!is_string(dead->element[k]))
-      continue;
+    if (!is_string(dead->element[k])) continue;
     b->n.dead++;
-    bridge_log(FP_LOG_WARN, "entry %s was delivered %u times without a "
-               "result: moved to dead-letter stream '%s'",
-               dead->element[k]->str, o->max_deliveries, o->dead);
+    tool_logf(FP_LOG_WARN,
+              "entry %s was delivered %u times without a "
+              "result: moved to dead-letter stream '%s'",
+              dead->element[k]->str, o->max_deliveries, o->dead);
   }
   for (k = 0; k < list->elements; k++) {
     const redisReply *e = list->element[k];
@@ -200,27 +201,33 @@ int bridge_claim(struct bridge *b, unsigned count, unsigned min_idle_ms,
       bad_reply(b, "claim", rep);
       return -1;
     }
-    if (r == 0)
-      continue;
+    if (r == 0) continue;
     added++;
-    bridge_log(FP_LOG_DEBUG, "claimed %s from %s (idle %lld ms, delivery "
-               "%lld)", e->element[0]->str, e->element[2]->str,
-               e->element[3]->integer, e->element[1]->integer);
+    tool_logf(FP_LOG_DEBUG,
+              "claimed %s from %s (idle %lld ms, delivery "
+              "%lld)",
+              e->element[0]->str, e->element[2]->str, e->element[3]->integer,
+              e->element[1]->integer);
   }
   if (added > 0) {
     const redisReply *first = list->element[0];
 
     if (own)
-      bridge_log(FP_LOG_INFO, "took back %u entries left pending by a "
-                 "previous run as '%s'", added, o->consumer);
+      tool_logf(FP_LOG_INFO,
+                "took back %u entries left pending by a "
+                "previous run as '%s'",
+                added, o->consumer);
     else
-      bridge_log(FP_LOG_INFO, "claimed %u entries idle over %u ms (the "
-                 "first from '%s')", added, min_idle_ms,
-                 first->element[2]->str);
+      tool_logf(FP_LOG_INFO,
+                "claimed %u entries idle over %u ms (the "
+                "first from '%s')",
+                added, min_idle_ms, first->element[2]->str);
   }
   if (again > 0)
-    bridge_log(FP_LOG_WARN, "claimed back %u entries we were still "
-               "holding (a stall of over %u ms?)", again, min_idle_ms);
+    tool_logf(FP_LOG_WARN,
+              "claimed back %u entries we were still "
+              "holding (a stall of over %u ms?)",
+              again, min_idle_ms);
   b->n.claimed += added;
   if (rep->element[0]->len == 0 ||
       rep->element[0]->len >= sizeof b->claim_cursor) {
@@ -234,8 +241,7 @@ int bridge_claim(struct bridge *b, unsigned count, unsigned min_idle_ms,
   return (int)added;
 }
 
-int bridge_heartbeat(struct bridge *b)
-{
+int bridge_heartbeat(struct bridge *b) {
   const struct bridge_opts *o = b->o;
   struct held_table *t = &b->held;
   const char **argv;
@@ -244,8 +250,7 @@ int bridge_heartbeat(struct bridge *b)
   size_t k;
 
   argv = malloc((6 + (size_t)t->cap) * sizeof *argv);
-  if (argv == NULL)
-    return 0; /* try again next time; nothing was changed */
+  if (argv == NULL) return 0; /* try again next time; nothing was changed */
   argv[0] = "EVALSHA";
   argv[1] = b->r.sha[SCRIPT_HEARTBEAT];
   argv[2] = "1";
@@ -253,16 +258,14 @@ int bridge_heartbeat(struct bridge *b)
   argv[4] = o->group;
   argv[5] = o->consumer;
   for (i = 0; i < t->cap; i++)
-    if (t->e[i].state != HELD_FREE && !t->e[i].lost)
-      argv[6 + n++] = t->e[i].id;
+    if (t->e[i].state != HELD_FREE && !t->e[i].lost) argv[6 + n++] = t->e[i].id;
   if (n == 0) {
     free(argv);
     return 0;
   }
   rep = command(b, "heartbeat", (int)(6 + n), argv, NULL);
   free(argv);
-  if (rep == NULL)
-    return -1;
+  if (rep == NULL) return -1;
   if (!is_array(rep, 0)) {
     bad_reply(b, "heartbeat", rep);
     return -1;
@@ -282,9 +285,11 @@ int bridge_heartbeat(struct bridge *b)
     }
   }
   if (lost > 0)
-    bridge_log(FP_LOG_WARN, "%u held entries are no longer ours (another "
-               "bridge claimed them after --claim-idle, or they were "
-               "acknowledged): their results will not be written", lost);
+    tool_logf(FP_LOG_WARN,
+              "%u held entries are no longer ours (another "
+              "bridge claimed them after --claim-idle, or they were "
+              "acknowledged): their results will not be written",
+              lost);
   freeReplyObject(rep);
   return 0;
 }
@@ -299,21 +304,16 @@ struct fields {
   char err[96];
 };
 
-static void put(struct fields *f, const char *s, size_t len)
-{
+static void put(struct fields *f, const char *s, size_t len) {
   f->argv[f->n] = s;
   f->lens[f->n] = len;
   f->n++;
 }
 
-static void puts_(struct fields *f, const char *s)
-{
-  put(f, s, strlen(s));
-}
+static void puts_(struct fields *f, const char *s) { put(f, s, strlen(s)); }
 
 static void build_fields(struct fields *f, const struct bridge_opts *o,
-                         const struct held *h)
-{
+                         const struct held *h) {
   const fp_result *r = &h->res;
   const char *sig;
 
@@ -330,8 +330,10 @@ static void build_fields(struct fields *f, const struct bridge_opts *o,
   puts_(f, "status");
   if (h->reject == 1) {
     snprintf(f->num[0], sizeof f->num[0], "%d", BRIDGE_CODE_OVERSIZE);
-    snprintf(f->err, sizeof f->err, "input is %zu bytes, over the pool's "
-             "max input", h->len);
+    snprintf(f->err, sizeof f->err,
+             "input is %zu bytes, over the pool's "
+             "max input",
+             h->len);
     puts_(f, "failed");
     puts_(f, "code");
     puts_(f, f->num[0]);
@@ -344,7 +346,7 @@ static void build_fields(struct fields *f, const struct bridge_opts *o,
       put(f, r->output ? (const char *)r->output : "", r->output_len);
     }
     if (r->signal) {
-      sig = cli_signal_name(r->signal, f->sig, sizeof f->sig);
+      sig = tool_signal_name(r->signal, f->sig, sizeof f->sig);
       puts_(f, "signal");
       puts_(f, sig);
     } else if ((r->status == FP_CRASHED || r->status == FP_TIMEOUT) &&
@@ -376,8 +378,7 @@ static void build_fields(struct fields *f, const struct bridge_opts *o,
   puts_(f, o->consumer);
 }
 
-int bridge_write(struct bridge *b)
-{
+int bridge_write(struct bridge *b) {
   const struct bridge_opts *o = b->o;
   struct held_table *t = &b->held;
   struct held **sent;
@@ -385,11 +386,9 @@ int bridge_write(struct bridge *b)
   unsigned i, n = 0;
   int rc = 0;
 
-  if (t->n[HELD_DONE] == 0)
-    return 0;
+  if (t->n[HELD_DONE] == 0) return 0;
   sent = malloc(t->cap * sizeof *sent);
-  if (sent == NULL)
-    return 0; /* try again next time */
+  if (sent == NULL) return 0; /* try again next time */
   /* One pipeline: every script is sent, then every reply read. */
   for (i = 0; i < t->cap; i++) {
     struct held *h = &t->e[i];
@@ -397,8 +396,7 @@ int bridge_write(struct bridge *b)
     size_t lens[40];
     int argc = 0, k;
 
-    if (h->state != HELD_DONE)
-      continue;
+    if (h->state != HELD_DONE) continue;
     if (h->lost) {
       held_drop(t, h);
       b->n.dropped++;
@@ -413,8 +411,7 @@ int bridge_write(struct bridge *b)
     argv[argc++] = o->group;
     argv[argc++] = o->consumer;
     argv[argc++] = h->id;
-    for (k = 0; k < argc; k++)
-      lens[k] = strlen(argv[k]);
+    for (k = 0; k < argc; k++) lens[k] = strlen(argv[k]);
     for (k = 0; k < f.n; k++) {
       argv[argc] = f.argv[k];
       lens[argc++] = f.lens[k];
@@ -449,15 +446,15 @@ int bridge_write(struct bridge *b)
       return -1;
     }
     if (rep->integer == 1) {
-      if (h->reject == 2)
-        b->n.dead++;
-      else
-        b->n.written++;
+      if (h->reject == 2) b->n.dead++;
+      else b->n.written++;
     } else {
       b->n.dropped++;
-      bridge_log(FP_LOG_INFO, "entry %s: result not written: no longer "
-                 "pending for us (claimed by another bridge, or already "
-                 "acknowledged)", h->id);
+      tool_logf(FP_LOG_INFO,
+                "entry %s: result not written: no longer "
+                "pending for us (claimed by another bridge, or already "
+                "acknowledged)",
+                h->id);
     }
     freeReplyObject(rep);
     held_drop(t, h);
@@ -472,19 +469,17 @@ int bridge_write(struct bridge *b)
   return 0;
 }
 
-void bridge_retire(struct bridge *b)
-{
+void bridge_retire(struct bridge *b) {
   const struct bridge_opts *o = b->o;
-  const char *argv[6] = { "EVALSHA", b->r.sha[SCRIPT_RETIRE], "1",
-                          o->stream, o->group, o->consumer };
+  const char *argv[6] = {"EVALSHA", b->r.sha[SCRIPT_RETIRE],
+                         "1",       o->stream,
+                         o->group,  o->consumer};
   redisReply *rep;
 
-  if (b->r.c == NULL)
-    return;
+  if (b->r.c == NULL) return;
   rep = redisCommandArgv(b->r.c, 6, argv, NULL);
   if (ISTYPE(rep, REDIS_REPLY_INTEGER) && rep->integer == 1)
-    bridge_log(FP_LOG_DEBUG, "consumer '%s' removed from group '%s'",
-               o->consumer, o->group);
-  if (rep)
-    freeReplyObject(rep);
+    tool_logf(FP_LOG_DEBUG, "consumer '%s' removed from group '%s'",
+              o->consumer, o->group);
+  if (rep) freeReplyObject(rep);
 }

@@ -10,7 +10,9 @@
 
 /* The rules of fp_name_validate(), for messages. */
 #define CLI_NAME_RULES \
-  "[A-Za-z0-9_-], 1-" "64" " chars, not starting with '-'"
+  "[A-Za-z0-9_-], 1-"  \
+  "64"                 \
+  " chars, not starting with '-'"
 
 /*
  * Check that name is a valid pool name. Returns 0, or -1 after a message

@@ -26,11 +26,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "args.h"
 #include "bench.h"
-#include "bench_map.h"
 #include "forkpool.h"
 #include "handler.h"
+#include "tool/args.h"
+#include "tool/clock.h"
+#include "tool/hmap.h"
 
 #define CMD "forkpool bench"
 #define GUARD_MS 30000
@@ -51,8 +52,10 @@ struct shared_out {
     unsigned long long out_bytes; /* output bytes of the FP_OK results */
     int err;
   } prod[BENCH_MAX_PRODUCERS];
+  /* clang-format off */
   uint32_t lat_ns[]; /* one per task, capped at UINT32_MAX, at least 1;
                         0 for a task not timed (--lat-every) */
+  /* clang-format on */
 };
 
 static int bench_handler(void *arg, const void *in, size_t n, void *out,
@@ -68,12 +71,6 @@ static int bench_handler(void *arg, const void *in, size_t n, void *out,
   return 0;
 }
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Run `n` tasks (global sequence numbers from `first`) through `pool`,
  * writing the latency of each timed task (seq a multiple of o->lat_every)
@@ -86,14 +83,14 @@ static int produce(fp_pool *pool, const struct bench_opts *o,
                    uint32_t *lat, unsigned long long every,
                    unsigned long long *ok, unsigned long long *crashed,
                    unsigned long long *other, unsigned long long *out_bytes) {
-  struct bench_map map;
+  struct tool_hmap map;
   unsigned char *buf = calloc(1, o->payload);
   uint64_t *t0 = calloc(n ? n : 1, sizeof(*t0));
-  int err = bench_map_init(&map, o->inflight);
+  int err = tool_hmap_init(&map, o->inflight);
   if (buf == NULL || t0 == NULL || err < 0) {
     free(buf);
     free(t0);
-    bench_map_free(&map);
+    tool_hmap_free(&map);
     return -ENOMEM;
   }
   fp_result res;
@@ -106,7 +103,7 @@ static int produce(fp_pool *pool, const struct bench_opts *o,
       memcpy(buf, &seq, sizeof(seq));
       buf[8] = every && (seq % every) == every - 1 ? 'S' : '.';
       uint64_t id = 0;
-      t0[sent] = seq % o->lat_every == 0 ? now_ns() : 0;
+      t0[sent] = seq % o->lat_every == 0 ? tool_now_ns() : 0;
       /*
        * Without a task out, collecting could only fail (-ENOENT): then wait
        * for the slot. FP_NOWAIT's -EAGAIN need not mean "window full": it
@@ -130,7 +127,7 @@ static int produce(fp_pool *pool, const struct bench_opts *o,
       }
       if (err == -EAGAIN) break;
       if (err < 0) goto out;
-      bench_map_put(&map, id, sent);
+      tool_hmap_put(&map, id, sent);
       sent++;
       inflight++;
     }
@@ -139,12 +136,12 @@ static int produce(fp_pool *pool, const struct bench_opts *o,
                        : fp_collect(pool, &res, GUARD_MS);
     if (err < 0) goto out;
     uint64_t k;
-    if (!bench_map_take(&map, res.id, &k)) {
+    if (!tool_hmap_take(&map, res.id, &k)) {
       err = -EPROTO;
       goto out;
     }
     if ((first + k) % o->lat_every == 0) {
-      uint64_t d = now_ns() - t0[k];
+      uint64_t d = tool_now_ns() - t0[k];
       lat[k] = d > UINT32_MAX ? UINT32_MAX : d < 1 ? 1 : (uint32_t)d;
     }
     if (res.status == FP_OK) {
@@ -159,7 +156,7 @@ static int produce(fp_pool *pool, const struct bench_opts *o,
   err = 0;
 out:
   fp_result_release(&res);
-  bench_map_free(&map);
+  tool_hmap_free(&map);
   free(buf);
   free(t0);
   return err;
@@ -201,8 +198,10 @@ static unsigned long long proc_ticks(pid_t pid) {
   /* Fields after the command name, which may hold spaces: from the last ')'. */
   const char *p = strrchr(buf, ')');
   unsigned long long ut = 0, st = 0;
-  if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
-                                 "%*u %llu %llu", &ut, &st) != 2)
+  if (p == NULL || sscanf(p + 2,
+                          "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+                          "%*u %llu %llu",
+                          &ut, &st) != 2)
     return 0;
   return ut + st;
 }
@@ -230,7 +229,8 @@ static double idle_cpu_pct(fp_pool *pool, unsigned long long ms) {
   long hz = sysconf(_SC_CLK_TCK);
   unsigned long long t0 = sum_pool(pool, 1, proc_ticks);
   struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
-  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+  }
   unsigned long long t1 = sum_pool(pool, 1, proc_ticks);
   if (hz <= 0 || ms == 0) return 0;
   return 100.0 * (double)(t1 > t0 ? t1 - t0 : 0) / (double)hz /
@@ -256,9 +256,19 @@ static int config_for(fp_config *cfg, struct bench_opts *o) {
 }
 
 static int parse(int argc, char **argv, struct bench_opts *o) {
-  enum { WORKERS, PRODUCERS, INFLIGHT, PAYLOAD, QUEUE, TASKS, CRASH, IDLE,
-         LAT_EVERY, NOPT };
-  struct cli_num_opt opts[NOPT] = {
+  enum {
+    WORKERS,
+    PRODUCERS,
+    INFLIGHT,
+    PAYLOAD,
+    QUEUE,
+    TASKS,
+    CRASH,
+    IDLE,
+    LAT_EVERY,
+    NOPT
+  };
+  struct tool_num_opt opts[NOPT] = {
       [WORKERS] = {"--workers", 1, FP_MAX_WORKERS, 2, 0},
       [PRODUCERS] = {"--producers", 1, BENCH_MAX_PRODUCERS, 1, 0},
       [INFLIGHT] = {"--inflight", 1, FP_MAX_SLOTS, 256, 0},
@@ -272,23 +282,22 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
   memset(o, 0, sizeof(*o));
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
-    int r = cli_arg_num(CMD, argc, argv, &i, opts, NOPT);
+    int r = tool_arg_num(CMD, argc, argv, &i, opts, NOPT);
     if (r < 0) return -1;
     if (r > 0) continue;
-    if ((r = cli_arg_flag(CMD, argv, i, "--json")) < 0) return -1;
+    if ((r = tool_arg_flag(CMD, argv, i, "--json")) < 0) return -1;
     if (r > 0) {
       o->json = 1;
       continue;
     }
-    if ((r = cli_arg_flag(CMD, argv, i, "--seal")) < 0) return -1;
+    if ((r = tool_arg_flag(CMD, argv, i, "--seal")) < 0) return -1;
     if (r > 0) {
       o->seal = 1;
       continue;
     }
-    if ((r = cli_handler_arg(CMD, argc, argv, &i, &o->handler)) < 0)
-      return -1;
+    if ((r = cli_handler_arg(CMD, argc, argv, &i, &o->handler)) < 0) return -1;
     if (r > 0) continue;
-    if ((r = cli_arg_flag(CMD, argv, i, "--zero-copy")) < 0) return -1;
+    if ((r = tool_arg_flag(CMD, argv, i, "--zero-copy")) < 0) return -1;
     if (r > 0) {
       o->zero_copy = 1;
       continue;
@@ -371,7 +380,7 @@ int cli_bench_main(int argc, char **argv) {
   uint64_t t_start = 0, t_end;
   unsigned long long per = o.tasks / o.producers;
   if (o.producers == 1) {
-    t_start = now_ns();
+    t_start = tool_now_ns();
     err = produce(run.pool, &o, 0, o.tasks, sh->lat_ns, o.crash_every,
                   &sh->prod[0].ok, &sh->prod[0].crashed, &sh->prod[0].other,
                   &sh->prod[0].out_bytes);
@@ -389,8 +398,8 @@ int cli_bench_main(int argc, char **argv) {
         while (!atomic_load(&sh->go)) usleep(100);
         if (e == 0) {
           e = produce(q, &o, first, n, sh->lat_ns + first, o.crash_every,
-                      &sh->prod[p].ok, &sh->prod[p].crashed,
-                      &sh->prod[p].other, &sh->prod[p].out_bytes);
+                      &sh->prod[p].ok, &sh->prod[p].crashed, &sh->prod[p].other,
+                      &sh->prod[p].out_bytes);
           fp_pool_free(q);
         }
         sh->prod[p].err = e;
@@ -398,12 +407,13 @@ int cli_bench_main(int argc, char **argv) {
       }
     }
     while (atomic_load(&sh->ready) < (int)o.producers) usleep(100);
-    t_start = now_ns();
+    t_start = tool_now_ns();
     atomic_store(&sh->go, 1);
     for (unsigned p = 0; p < o.producers; p++)
-      while (waitpid(kids[p], NULL, 0) < 0 && errno == EINTR) {}
+      while (waitpid(kids[p], NULL, 0) < 0 && errno == EINTR) {
+      }
   }
-  t_end = now_ns();
+  t_end = tool_now_ns();
 
   unsigned long long rss = sum_pool(run.pool, 0, proc_rss_kb);
   double idle_pct = o.idle_ms ? idle_cpu_pct(run.pool, o.idle_ms) : 0;
@@ -431,7 +441,8 @@ int cli_bench_main(int argc, char **argv) {
   double cpu_s = self.ru_utime.tv_sec + self.ru_stime.tv_sec +
                  kids.ru_utime.tv_sec + kids.ru_stime.tv_sec +
                  (self.ru_utime.tv_usec + self.ru_stime.tv_usec +
-                  kids.ru_utime.tv_usec + kids.ru_stime.tv_usec) / 1e6;
+                  kids.ru_utime.tv_usec + kids.ru_stime.tv_usec) /
+                     1e6;
   qsort(sh->lat_ns, o.tasks, sizeof(uint32_t), cmp_u32);
   /* The tasks not timed (--lat-every) sort first, as 0: skip them. */
   unsigned long long untimed = 0;
@@ -458,21 +469,24 @@ int cli_bench_main(int argc, char **argv) {
            "\"in_bytes_per_sec\":%.0f,\"out_bytes_per_sec\":%.0f,"
            "\"lat_every\":%llu,\"lat_samples\":%llu,\"zero_copy\":%d}\n",
            o.tasks, secs, tps, p50, p99, p999, cpu_us, ok, crashed, other,
-           (unsigned long long)st.restarts, o.workers, o.producers,
-           o.inflight, o.payload, o.queue,
-           (unsigned long long)st.segment_bytes, rss, o.seal, o.idle_ms,
-           idle_pct, in_bps, out_bps, o.lat_every, nlat, o.zero_copy);
+           (unsigned long long)st.restarts, o.workers, o.producers, o.inflight,
+           o.payload, o.queue, (unsigned long long)st.segment_bytes, rss,
+           o.seal, o.idle_ms, idle_pct, in_bps, out_bps, o.lat_every, nlat,
+           o.zero_copy);
   } else {
     printf("tasks        %llu (%llu ok, %llu crashed, %llu other)\n", o.tasks,
            ok, crashed, other);
-    printf("workers      %u, producers %u, in flight %u each, payload %u B%s%s\n",
-           o.workers, o.producers, o.inflight, o.payload,
-           o.seal ? ", sealed" : "", o.zero_copy ? ", zero-copy" : "");
+    printf(
+        "workers      %u, producers %u, in flight %u each, payload %u B%s%s\n",
+        o.workers, o.producers, o.inflight, o.payload, o.seal ? ", sealed" : "",
+        o.zero_copy ? ", zero-copy" : "");
     printf("throughput   %.0f tasks/s (%.3f s)\n", tps, secs);
     printf("bytes        %.1f MB/s in (submitted), %.1f MB/s out "
-           "(collected)\n", in_bps / 1e6, out_bps / 1e6);
+           "(collected)\n",
+           in_bps / 1e6, out_bps / 1e6);
     printf("round trip   p50 %.1f us, p99 %.1f us, p99.9 %.1f us (%llu tasks "
-           "timed)\n", p50, p99, p999, nlat);
+           "timed)\n",
+           p50, p99, p999, nlat);
     printf("cpu          %.2f us per task (all processes)\n", cpu_us);
     printf("restarts     %llu\n", (unsigned long long)st.restarts);
     printf("segment      %llu bytes (%u slots); workers' RSS %llu KiB\n",

@@ -15,9 +15,9 @@ int cli_bench_main(int argc, char **argv);
 void cli_bench_usage(int to_stderr);
 
 struct bench_run {
-  fp_pool *pool;   /* private pool, or a monitor view of the named one */
-  pid_t server;    /* the serving child, for a named pool; else 0 */
-  char name[32];   /* the named pool's name */
+  fp_pool *pool; /* private pool, or a monitor view of the named one */
+  pid_t server;  /* the serving child, for a named pool; else 0 */
+  char name[32]; /* the named pool's name */
 };
 
 /*

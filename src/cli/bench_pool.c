@@ -28,8 +28,7 @@ int bench_start(struct bench_run *run, const fp_config *cfg, int named) {
   for (int k = 0; k < 3000; k++) {
     fp_stats st;
     if (fp_pool_open(&run->pool, run->name, FP_OPEN_MONITOR) == 0) {
-      if (fp_pool_stats(run->pool, &st) == 0 &&
-          st.state == FP_POOL_RUNNING)
+      if (fp_pool_stats(run->pool, &st) == 0 && st.state == FP_POOL_RUNNING)
         return 0;
       fp_pool_free(run->pool);
       run->pool = NULL;
@@ -51,5 +50,6 @@ void bench_stop(struct bench_run *run) {
   }
   fp_pool_free(run->pool);
   kill(run->server, SIGTERM);
-  while (waitpid(run->server, NULL, 0) < 0 && errno == EINTR) {}
+  while (waitpid(run->server, NULL, 0) < 0 && errno == EINTR) {
+  }
 }

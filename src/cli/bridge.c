@@ -14,8 +14,7 @@
 #define BRIDGE_BIN "forkpool-bridge"
 
 /* exec the bridge with argv (argv[0] is replaced). Returns only on error. */
-static int exec_bridge(char **argv)
-{
+static int exec_bridge(char **argv) {
   char path[PATH_MAX];
   ssize_t n;
 
@@ -37,17 +36,15 @@ static int exec_bridge(char **argv)
   return CLI_EXIT_USAGE;
 }
 
-int cli_bridge_main(int argc, char **argv)
-{
+int cli_bridge_main(int argc, char **argv) {
   (void)argc;
   fflush(NULL);
   return exec_bridge(argv);
 }
 
-void cli_bridge_usage(int to_stderr)
-{
+void cli_bridge_usage(int to_stderr) {
   char help[] = "--help";
-  char *argv[3] = { NULL, help, NULL };
+  char *argv[3] = {NULL, help, NULL};
 
   if (to_stderr) {
     fprintf(stderr, "Try 'forkpool bridge --help'.\n");

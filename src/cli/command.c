@@ -17,29 +17,22 @@
 
 extern char **environ;
 
-void cli_fd_close(int *fd)
-{
-  if (*fd >= 0)
-    close(*fd);
+void cli_fd_close(int *fd) {
+  if (*fd >= 0) close(*fd);
   *fd = -1;
 }
 
 /* Is `path` a regular file we may execute? 0 or -errno. */
-static int executable(const char *path)
-{
+static int executable(const char *path) {
   struct stat st;
 
-  if (stat(path, &st) != 0)
-    return -errno;
-  if (S_ISDIR(st.st_mode))
-    return -EISDIR;
-  if (access(path, X_OK) != 0)
-    return -errno;
+  if (stat(path, &st) != 0) return -errno;
+  if (S_ISDIR(st.st_mode)) return -EISDIR;
+  if (access(path, X_OK) != 0) return -errno;
   return 0;
 }
 
-int cli_command_check(const struct cli_command *c, char *err, size_t errlen)
-{
+int cli_command_check(const struct cli_command *c, char *err, size_t errlen) {
   const char *name = c->argv[0];
   const char *path = getenv("PATH");
   int r = -ENOENT;
@@ -57,47 +50,40 @@ int cli_command_check(const struct cli_command *c, char *err, size_t errlen)
     return 0;
   }
   /* posix_spawnp's search: PATH, or the default when it is unset. */
-  if (!path)
-    path = "/bin:/usr/bin";
+  if (!path) path = "/bin:/usr/bin";
   while (*path) {
     const char *colon = strchr(path, ':');
     size_t dlen = colon ? (size_t)(colon - path) : strlen(path);
     char buf[4096];
 
     /* An empty entry is the current directory. */
-    if (snprintf(buf, sizeof buf, "%.*s%s%s", (int)dlen,
-                 dlen ? path : ".", "/", name) < (int)sizeof buf) {
+    if (snprintf(buf, sizeof buf, "%.*s%s%s", (int)dlen, dlen ? path : ".", "/",
+                 name) < (int)sizeof buf) {
       int e = executable(buf);
 
-      if (e == 0)
-        return 0;
-      if (e == -EACCES)
-        r = e;
+      if (e == 0) return 0;
+      if (e == -EACCES) r = e;
     }
     path += dlen;
-    if (*path == ':')
-      path++;
+    if (*path == ':') path++;
   }
-  snprintf(err, errlen, r == -EACCES ? "'%s': permission denied (on PATH)"
-                                     : "'%s' not found on PATH", name);
+  snprintf(err, errlen,
+           r == -EACCES ? "'%s': permission denied (on PATH)"
+                        : "'%s' not found on PATH",
+           name);
   return -1;
 }
 
-static int nonblock(int fd)
-{
+static int nonblock(int fd) {
   int fl = fcntl(fd, F_GETFL);
 
   return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
 }
 
 /* A pipe whose both ends close on exec. */
-static int make_pipe(int p[2])
-{
-  return pipe2(p, O_CLOEXEC) == 0 ? 0 : -errno;
-}
+static int make_pipe(int p[2]) { return pipe2(p, O_CLOEXEC) == 0 ? 0 : -errno; }
 
-static int open_pidfd(pid_t pid)
-{
+static int open_pidfd(pid_t pid) {
 #ifdef SYS_pidfd_open
   long fd = syscall(SYS_pidfd_open, pid, 0);
 
@@ -112,9 +98,8 @@ static int open_pidfd(pid_t pid)
 }
 
 int cli_child_start(struct cli_child *c, char *const argv[], int pipe_in,
-                    int pipe_err)
-{
-  int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 };
+                    int pipe_err) {
+  int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t at;
   sigset_t none, all;
@@ -126,16 +111,16 @@ int cli_child_start(struct cli_child *c, char *const argv[], int pipe_in,
   if ((pipe_in && (r = make_pipe(pin)) < 0) || (r = make_pipe(pout)) < 0 ||
       (pipe_err && (r = make_pipe(perr)) < 0))
     goto fail;
-  if ((r = -posix_spawn_file_actions_init(&fa)) < 0)
-    goto fail;
+  if ((r = -posix_spawn_file_actions_init(&fa)) < 0) goto fail;
   have_fa = 1;
-  if ((r = -posix_spawnattr_init(&at)) < 0)
-    goto fail;
+  if ((r = -posix_spawnattr_init(&at)) < 0) goto fail;
   have_at = 1;
   /* dup2 clears close-on-exec on the target: only 0, 1, 2 survive. */
-  if ((pipe_in && (r = -posix_spawn_file_actions_adddup2(&fa, pin[0], 0)) < 0) ||
+  if ((pipe_in &&
+       (r = -posix_spawn_file_actions_adddup2(&fa, pin[0], 0)) < 0) ||
       (r = -posix_spawn_file_actions_adddup2(&fa, pout[1], 1)) < 0 ||
-      (pipe_err && (r = -posix_spawn_file_actions_adddup2(&fa, perr[1], 2)) < 0))
+      (pipe_err &&
+       (r = -posix_spawn_file_actions_adddup2(&fa, perr[1], 2)) < 0))
     goto fail;
   sigemptyset(&none);
   sigfillset(&all);
@@ -143,13 +128,12 @@ int cli_child_start(struct cli_child *c, char *const argv[], int pipe_in,
   sigdelset(&all, SIGSTOP);
   if ((r = -posix_spawnattr_setsigmask(&at, &none)) < 0 ||
       (r = -posix_spawnattr_setsigdefault(&at, &all)) < 0 ||
-      (r = -posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
-                                             POSIX_SPAWN_SETSIGDEF)) < 0)
+      (r = -posix_spawnattr_setflags(
+           &at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) < 0)
     goto fail;
   /* The error of the exec itself comes back here (glibc >= 2.24). */
   r = -posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
-  if (r < 0)
-    goto fail;
+  if (r < 0) goto fail;
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
   cli_fd_close(&pin[0]);
@@ -162,18 +146,14 @@ int cli_child_start(struct cli_child *c, char *const argv[], int pipe_in,
   c->pidfd = open_pidfd(pid);
   /* Cannot fail on a pipe we own; were it to, a read would block at
    * worst, and the timeout still ends the task. */
-  if (c->in >= 0)
-    (void)nonblock(c->in);
+  if (c->in >= 0) (void)nonblock(c->in);
   (void)nonblock(c->out);
-  if (c->err >= 0)
-    (void)nonblock(c->err);
+  if (c->err >= 0) (void)nonblock(c->err);
   return 0;
 
 fail:
-  if (have_fa)
-    posix_spawn_file_actions_destroy(&fa);
-  if (have_at)
-    posix_spawnattr_destroy(&at);
+  if (have_fa) posix_spawn_file_actions_destroy(&fa);
+  if (have_at) posix_spawnattr_destroy(&at);
   for (int k = 0; k < 2; k++) {
     cli_fd_close(&pin[k]);
     cli_fd_close(&pout[k]);
@@ -182,16 +162,14 @@ fail:
   return r;
 }
 
-static void close_all(struct cli_child *c)
-{
+static void close_all(struct cli_child *c) {
   cli_fd_close(&c->in);
   cli_fd_close(&c->out);
   cli_fd_close(&c->err);
   cli_fd_close(&c->pidfd);
 }
 
-int cli_child_reap(struct cli_child *c, int *status)
-{
+int cli_child_reap(struct cli_child *c, int *status) {
   pid_t r;
   int ws = 0;
 
@@ -200,16 +178,14 @@ int cli_child_reap(struct cli_child *c, int *status)
     *status = 0;
     return -ECHILD;
   }
-  do
-    r = waitpid(c->pid, &ws, __WALL);
+  do r = waitpid(c->pid, &ws, __WALL);
   while (r < 0 && errno == EINTR);
   c->pid = 0;
   *status = r < 0 ? 0 : ws;
   return r < 0 ? -errno : 0;
 }
 
-void cli_child_kill(struct cli_child *c)
-{
+void cli_child_kill(struct cli_child *c) {
   int ws;
 
   if (c->pid > 0)
@@ -217,8 +193,7 @@ void cli_child_kill(struct cli_child *c)
   (void)cli_child_reap(c, &ws);
 }
 
-const char *cli_wait_text(int status, char *buf, size_t len)
-{
+const char *cli_wait_text(int status, char *buf, size_t len) {
   if (WIFEXITED(status)) {
     snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
   } else if (WIFSIGNALED(status)) {

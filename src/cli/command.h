@@ -27,8 +27,8 @@
 struct cli_command {
   char **argv;
   int argc;
-  int brace;      /* --exec: some ARG holds "{}": the task goes there */
-  int coproc;     /* --coproc, not --exec */
+  int brace;  /* --exec: some ARG holds "{}": the task goes there */
+  int coproc; /* --coproc, not --exec */
 };
 
 /*
@@ -46,11 +46,11 @@ void cli_coproc_config(const struct cli_command *c, fp_config *cfg);
 
 /* A process a worker started, with our ends of its pipes. */
 struct cli_child {
-  pid_t pid;    /* 0: none */
-  int pidfd;    /* readable once it exited; -1 without pidfd_open */
-  int in;       /* its stdin, nonblocking; -1 when not piped */
-  int out;      /* its stdout, nonblocking */
-  int err;      /* its stderr, nonblocking; -1 when not piped (ours) */
+  pid_t pid; /* 0: none */
+  int pidfd; /* readable once it exited; -1 without pidfd_open */
+  int in;    /* its stdin, nonblocking; -1 when not piped */
+  int out;   /* its stdout, nonblocking */
+  int err;   /* its stderr, nonblocking; -1 when not piped (ours) */
 };
 
 /*

@@ -52,9 +52,9 @@
 
 #include "command.h"
 
-#define HEADER_MAX 32     /* bytes of a reply header, its "\n" included */
+#define HEADER_MAX 32      /* bytes of a reply header, its "\n" included */
 #define EXIT_GRACE_MS 1000 /* after end of file, before SIGKILL */
-#define EOF_EXIT_MS 100   /* its stdout closed: time to see it exit */
+#define EOF_EXIT_MS 100    /* its stdout closed: time to see it exit */
 
 /* This worker's coprocess (one per worker process). */
 static struct cli_child cp;
@@ -67,16 +67,13 @@ static int cp_reaped, cp_status;
 
 /* Has the coprocess exited (within wait_ms)? Without a pidfd, waitpid
  * tells, and reaps it (reap_status() then returns that status). */
-static int gone(int wait_ms)
-{
-  struct pollfd pf = { .fd = cp.pidfd, .events = POLLIN };
+static int gone(int wait_ms) {
+  struct pollfd pf = {.fd = cp.pidfd, .events = POLLIN};
   int r;
 
-  if (cp.pid <= 0 || cp_reaped)
-    return 1;
+  if (cp.pid <= 0 || cp_reaped) return 1;
   if (cp.pidfd >= 0) {
-    do
-      r = poll(&pf, 1, wait_ms);
+    do r = poll(&pf, 1, wait_ms);
     while (r < 0 && errno == EINTR);
     return r > 0;
   }
@@ -89,15 +86,13 @@ static int gone(int wait_ms)
       cp_status = p == cp.pid ? ws : 0;
       return 1;
     }
-    if (k * 10 >= wait_ms)
-      return 0;
+    if (k * 10 >= wait_ms) return 0;
     usleep(10000);
   }
 }
 
 /* Reap the exited coprocess (closing our ends) and say how it ended. */
-static int reap_status(void)
-{
+static int reap_status(void) {
   int ws = 0;
 
   if (cp_reaped) {
@@ -111,8 +106,7 @@ static int reap_status(void)
 }
 
 /* Give the task back (fp_task_decline never returns in a worker). */
-static int decline(const char *fmt, const char *what)
-{
+static int decline(const char *fmt, const char *what) {
   fprintf(stderr, fmt, (long)cp_pid, cp_cmd->argv[0], what);
   fflush(stderr);
   cli_child_kill(&cp);
@@ -122,37 +116,33 @@ static int decline(const char *fmt, const char *what)
 
 struct reply {
   char hdr[HEADER_MAX];
-  size_t hlen;          /* header bytes so far */
+  size_t hlen; /* header bytes so far */
   int have_hdr;
   unsigned status;
   unsigned long long want, got; /* payload length, bytes read */
   unsigned char *out;
   size_t cap;
-  int extra;            /* bytes after the record */
+  int extra; /* bytes after the record */
 };
 
 /*
  * Parse "S M\n" in r->hdr[0..len). Returns 0, or -1 when malformed.
  */
-static int parse_header(struct reply *r, size_t len)
-{
-  unsigned long long v[2] = { 0, 0 };
+static int parse_header(struct reply *r, size_t len) {
+  unsigned long long v[2] = {0, 0};
   size_t k = 0;
 
   for (int f = 0; f < 2; f++) {
     size_t start = k;
 
     while (k < len && r->hdr[k] >= '0' && r->hdr[k] <= '9') {
-      if (v[f] > (~0ull - 9) / 10)
-        return -1;
+      if (v[f] > (~0ull - 9) / 10) return -1;
       v[f] = v[f] * 10 + (unsigned)(r->hdr[k++] - '0');
     }
-    if (k == start || k >= len || r->hdr[k] != (f == 0 ? ' ' : '\n'))
-      return -1;
+    if (k == start || k >= len || r->hdr[k] != (f == 0 ? ' ' : '\n')) return -1;
     k++;
   }
-  if (k != len || v[0] > 255)
-    return -1;
+  if (k != len || v[0] > 255) return -1;
   r->status = (unsigned)v[0];
   r->want = v[1];
   r->have_hdr = 1;
@@ -160,21 +150,18 @@ static int parse_header(struct reply *r, size_t len)
 }
 
 /* Take n bytes of reply at p. Returns 0, or -1 for a malformed header. */
-static int take(struct reply *r, const char *p, size_t n)
-{
+static int take(struct reply *r, const char *p, size_t n) {
   while (n > 0) {
     if (!r->have_hdr) {
       const char *nl = memchr(p, '\n', n);
       size_t part = nl ? (size_t)(nl - p) + 1 : n;
 
-      if (r->hlen + part > sizeof r->hdr)
-        return -1;
+      if (r->hlen + part > sizeof r->hdr) return -1;
       memcpy(r->hdr + r->hlen, p, part);
       r->hlen += part;
       p += part;
       n -= part;
-      if (nl && parse_header(r, r->hlen) < 0)
-        return -1;
+      if (nl && parse_header(r, r->hlen) < 0) return -1;
       continue;
     }
     if (r->got == r->want) {
@@ -183,8 +170,7 @@ static int take(struct reply *r, const char *p, size_t n)
     }
     size_t part = r->want - r->got < n ? (size_t)(r->want - r->got) : n;
 
-    if (r->want <= r->cap)
-      memcpy(r->out + r->got, p, part);
+    if (r->want <= r->cap) memcpy(r->out + r->got, p, part);
     r->got += part;
     p += part;
     n -= part;
@@ -194,49 +180,40 @@ static int take(struct reply *r, const char *p, size_t n)
 
 /* bytes as text, control bytes and non-ASCII as \xNN; out has room for
  * 4 * len + 1. */
-static const char *printable(const char *p, size_t len, char *out)
-{
+static const char *printable(const char *p, size_t len, char *out) {
   size_t o = 0;
 
   for (size_t k = 0; k < len; k++) {
     unsigned char c = (unsigned char)p[k];
 
-    if (c >= 0x20 && c < 0x7f && c != '\\')
-      out[o++] = (char)c;
-    else
-      o += (size_t)sprintf(out + o, "\\x%02x", c);
+    if (c >= 0x20 && c < 0x7f && c != '\\') out[o++] = (char)c;
+    else o += (size_t)sprintf(out + o, "\\x%02x", c);
   }
   out[o] = '\0';
   return out;
 }
 
-static int done(const struct reply *r)
-{
+static int done(const struct reply *r) {
   return r->have_hdr && r->got == r->want;
 }
 
 /* Read what the coprocess's stdout holds. 1: read some; 0: end of file;
  * -1: nothing now; -2: malformed. */
-static int read_reply(struct reply *r)
-{
+static int read_reply(struct reply *r) {
   char buf[65536];
   ssize_t n = read(cp.out, buf, sizeof buf);
 
-  if (n > 0)
-    return take(r, buf, (size_t)n) < 0 ? -2 : 1;
-  if (n < 0 && (errno == EAGAIN || errno == EINTR))
-    return -1;
+  if (n > 0) return take(r, buf, (size_t)n) < 0 ? -2 : 1;
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return -1;
   return 0;
 }
 
 /* End the task failed with code, its output the text; kill the coprocess
  * when it is out of step. */
-static int fail(int code, int kill_it, void *out, size_t cap,
-                size_t *out_len, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
-static int fail(int code, int kill_it, void *out, size_t cap,
-                size_t *out_len, const char *fmt, ...)
-{
+static int fail(int code, int kill_it, void *out, size_t cap, size_t *out_len,
+                const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static int fail(int code, int kill_it, void *out, size_t cap, size_t *out_len,
+                const char *fmt, ...) {
   char msg[512];
   va_list ap;
   int n;
@@ -244,15 +221,15 @@ static int fail(int code, int kill_it, void *out, size_t cap,
   va_start(ap, fmt);
   n = vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (n < 0)
-    n = 0;
-  if ((size_t)n >= sizeof msg)
-    n = (int)sizeof msg - 1;
+  if (n < 0) n = 0;
+  if ((size_t)n >= sizeof msg) n = (int)sizeof msg - 1;
   *out_len = (size_t)n < cap ? (size_t)n : cap;
   memcpy(out, msg, *out_len);
   if (kill_it) {
-    fprintf(stderr, "coprocess %ld (%s): %s; killed, a new one will "
-            "start\n", (long)cp_pid, cp_cmd->argv[0], msg);
+    fprintf(stderr,
+            "coprocess %ld (%s): %s; killed, a new one will "
+            "start\n",
+            (long)cp_pid, cp_cmd->argv[0], msg);
     fflush(stderr);
     cli_child_kill(&cp);
   }
@@ -264,44 +241,39 @@ static int fail(int code, int kill_it, void *out, size_t cap,
  * the request: crashed, or declined when every one of them is still in
  * the pipe and no reply byte came (it never read the task).
  */
-static int died(size_t written, const struct reply *r)
-{
+static int died(size_t written, const struct reply *r) {
   char rep[256], st[64];
   int unread = -1, ws, n;
   pid_t pid = cp_pid;
 
-  if (cp.in >= 0 && ioctl(cp.in, FIONREAD, &unread) != 0)
-    unread = -1;
+  if (cp.in >= 0 && ioctl(cp.in, FIONREAD, &unread) != 0) unread = -1;
   ws = reap_status();
   /* A new one that dies unread never served a task: it cannot start (a
    * script with an error), and declining would hand the task from one
    * new worker to the next for ever. Its task ends as it did. */
   if (cp_done > 0 && r->hlen == 0 && written > 0 && unread >= 0 &&
       (size_t)unread == written) {
-    fprintf(stderr, "coprocess %ld (%s) %s before it read the task; the "
-            "task goes to another worker\n", (long)pid, cp_cmd->argv[0],
-            cli_wait_text(ws, st, sizeof st));
+    fprintf(stderr,
+            "coprocess %ld (%s) %s before it read the task; the "
+            "task goes to another worker\n",
+            (long)pid, cp_cmd->argv[0], cli_wait_text(ws, st, sizeof st));
     fflush(stderr);
     fp_task_decline();
   }
-  n = snprintf(rep, sizeof rep, "coprocess %ld (%s) %s %s", (long)pid,
-               cp_cmd->argv[0], cli_wait_text(ws, st, sizeof st),
-               cp_done ? "during the task"
-                       : "before its first reply (can it start?)");
-  if (n < 0)
-    n = 0;
-  if ((size_t)n >= sizeof rep)
-    n = (int)sizeof rep - 1;
-  if (WIFSIGNALED(ws))
-    fp_task_crashed(WTERMSIG(ws), 0, rep, (size_t)n);
+  n = snprintf(
+      rep, sizeof rep, "coprocess %ld (%s) %s %s", (long)pid, cp_cmd->argv[0],
+      cli_wait_text(ws, st, sizeof st),
+      cp_done ? "during the task" : "before its first reply (can it start?)");
+  if (n < 0) n = 0;
+  if ((size_t)n >= sizeof rep) n = (int)sizeof rep - 1;
+  if (WIFSIGNALED(ws)) fp_task_crashed(WTERMSIG(ws), 0, rep, (size_t)n);
   fp_task_crashed(0, WIFEXITED(ws) ? WEXITSTATUS(ws) : 255, rep, (size_t)n);
   return FP_CODE_BAD_REPLY; /* not reached in a worker */
 }
 
-static int coproc_handler(void *arg, const void *in, size_t in_len,
-                          void *out, size_t out_cap, size_t *out_len)
-{
-  struct reply r = { .out = out, .cap = out_cap };
+static int coproc_handler(void *arg, const void *in, size_t in_len, void *out,
+                          size_t out_cap, size_t *out_len) {
+  struct reply r = {.out = out, .cap = out_cap};
   char head[24];
   size_t hl, sent = 0, total;
   int ws, closed = 0;
@@ -318,10 +290,11 @@ static int coproc_handler(void *arg, const void *in, size_t in_len,
       return died(0, &r); /* before its first task: it cannot start */
     ws = reap_status();
     return decline("coprocess %ld (%s) %s between tasks; a new one will "
-                   "start\n", cli_wait_text(ws, st, sizeof st));
+                   "start\n",
+                   cli_wait_text(ws, st, sizeof st));
   }
   {
-    struct pollfd pf = { .fd = cp.out, .events = POLLIN };
+    struct pollfd pf = {.fd = cp.out, .events = POLLIN};
 
     /* Not a reply to anything: the stream is out of step. */
     if (poll(&pf, 1, 0) > 0)
@@ -336,27 +309,23 @@ static int coproc_handler(void *arg, const void *in, size_t in_len,
     int n = 0;
 
     if (sent < total && !closed)
-      pf[n++] = (struct pollfd){ .fd = cp.in, .events = POLLOUT };
-    pf[n++] = (struct pollfd){ .fd = cp.out, .events = POLLIN };
+      pf[n++] = (struct pollfd){.fd = cp.in, .events = POLLOUT};
+    pf[n++] = (struct pollfd){.fd = cp.out, .events = POLLIN};
     if (cp.pidfd >= 0)
-      pf[n++] = (struct pollfd){ .fd = cp.pidfd, .events = POLLIN };
+      pf[n++] = (struct pollfd){.fd = cp.pidfd, .events = POLLIN};
     if (poll(pf, (nfds_t)n, cp.pidfd >= 0 ? -1 : 100) < 0) {
-      if (errno == EINTR)
-        continue;
+      if (errno == EINTR) continue;
       return fail(FP_CODE_BAD_REPLY, 1, out, out_cap, out_len,
                   "poll failed: %s", strerror(errno));
     }
     for (int k = 0; k < n; k++) {
-      if (!pf[k].revents)
-        continue;
+      if (!pf[k].revents) continue;
       if (pf[k].fd == cp.in) {
-        ssize_t w = sent < hl
-                        ? write(cp.in, head + sent, hl - sent)
-                        : write(cp.in, (const char *)in + (sent - hl),
-                                total - sent);
+        ssize_t w = sent < hl ? write(cp.in, head + sent, hl - sent)
+                              : write(cp.in, (const char *)in + (sent - hl),
+                                      total - sent);
 
-        if (w > 0)
-          sent += (size_t)w;
+        if (w > 0) sent += (size_t)w;
         else if (w < 0 && errno != EAGAIN && errno != EINTR)
           closed = 1; /* EPIPE: it closed stdin; its end tells */
       } else if (pf[k].fd == cp.out) {
@@ -380,12 +349,10 @@ static int coproc_handler(void *arg, const void *in, size_t in_len,
         /* What it wrote before it died may be a whole reply. */
         while (!done(&r) && read_reply(&r) > 0) {
         }
-        if (!done(&r))
-          return died(sent, &r);
+        if (!done(&r)) return died(sent, &r);
       }
     }
-    if (cp.pidfd < 0 && !done(&r) && gone(0))
-      return died(sent, &r);
+    if (cp.pidfd < 0 && !done(&r) && gone(0)) return died(sent, &r);
     if (r.extra)
       return fail(FP_CODE_BAD_REPLY, 1, out, out_cap, out_len,
                   "wrote more than one reply record");
@@ -394,8 +361,7 @@ static int coproc_handler(void *arg, const void *in, size_t in_len,
 
       /* A reply to this task comes after it read all of it: bytes still
        * in the pipe mean the reply was to something else. */
-      if (sent < total ||
-          (ioctl(cp.in, FIONREAD, &unread) == 0 && unread > 0))
+      if (sent < total || (ioctl(cp.in, FIONREAD, &unread) == 0 && unread > 0))
         return fail(FP_CODE_BAD_REPLY, 1, out, out_cap, out_len,
                     "replied before it read the whole task");
       cp_done++;
@@ -410,8 +376,7 @@ static int coproc_handler(void *arg, const void *in, size_t in_len,
   return (int)r.status;
 }
 
-static int coproc_init(void *arg)
-{
+static int coproc_init(void *arg) {
   int r;
 
   cp_cmd = arg;
@@ -428,20 +393,15 @@ static int coproc_init(void *arg)
 }
 
 /* Clean exit: end of file first, then EXIT_GRACE_MS, then SIGKILL. */
-static void coproc_fini(void *arg)
-{
+static void coproc_fini(void *arg) {
   (void)arg;
-  if (cp.pid <= 0)
-    return;
+  if (cp.pid <= 0) return;
   cli_fd_close(&cp.in);
-  if (gone(EXIT_GRACE_MS))
-    (void)reap_status();
-  else
-    cli_child_kill(&cp);
+  if (gone(EXIT_GRACE_MS)) (void)reap_status();
+  else cli_child_kill(&cp);
 }
 
-void cli_coproc_config(const struct cli_command *c, fp_config *cfg)
-{
+void cli_coproc_config(const struct cli_command *c, fp_config *cfg) {
   cfg->handler = coproc_handler;
   cfg->arg = (void *)c;
   cfg->worker_init = coproc_init;

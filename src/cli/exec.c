@@ -34,62 +34,52 @@
 #define ERR_HEAD 1024
 
 struct exec_io {
-  unsigned char *out;   /* the task's output buffer */
+  unsigned char *out; /* the task's output buffer */
   size_t cap, len;
   unsigned long long over; /* stdout bytes past cap, discarded */
-  char head[ERR_HEAD];  /* the start of stderr */
+  char head[ERR_HEAD];     /* the start of stderr */
   size_t head_len;
 };
 
 /* Read what *fd has. Returns 1 when it may have more, 0 at end of file
  * (then *fd is closed), -1 when nothing is there now. */
-static int read_out(int *fd, struct exec_io *io)
-{
+static int read_out(int *fd, struct exec_io *io) {
   unsigned char scratch[4096];
   ssize_t n;
 
-  if (io->len < io->cap)
-    n = read(*fd, io->out + io->len, io->cap - io->len);
-  else
-    n = read(*fd, scratch, sizeof scratch);
+  if (io->len < io->cap) n = read(*fd, io->out + io->len, io->cap - io->len);
+  else n = read(*fd, scratch, sizeof scratch);
   if (n > 0) {
-    if (io->len < io->cap)
-      io->len += (size_t)n;
-    else
-      io->over += (unsigned long long)n;
+    if (io->len < io->cap) io->len += (size_t)n;
+    else io->over += (unsigned long long)n;
     return 1;
   }
-  if (n < 0 && (errno == EAGAIN || errno == EINTR))
-    return -1;
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return -1;
   cli_fd_close(fd); /* EOF, or an error no retry mends */
   return 0;
 }
 
-static int read_err(int *fd, struct exec_io *io)
-{
+static int read_err(int *fd, struct exec_io *io) {
   char buf[4096];
   ssize_t n = read(*fd, buf, sizeof buf);
 
   if (n > 0) {
     size_t keep = sizeof io->head - io->head_len;
 
-    if (keep > (size_t)n)
-      keep = (size_t)n;
+    if (keep > (size_t)n) keep = (size_t)n;
     memcpy(io->head + io->head_len, buf, keep);
     io->head_len += keep;
     (void)cli_write_all(2, buf, (size_t)n); /* the log */
     return 1;
   }
-  if (n < 0 && (errno == EAGAIN || errno == EINTR))
-    return -1;
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return -1;
   cli_fd_close(fd);
   return 0;
 }
 
 /* After the command exited: take what its pipes hold now, no more (a
  * process it left may keep writing). */
-static void drain(struct cli_child *ch, struct exec_io *io)
-{
+static void drain(struct cli_child *ch, struct exec_io *io) {
   while (ch->out >= 0 && read_out(&ch->out, io) > 0) {
   }
   while (ch->err >= 0 && read_err(&ch->err, io) > 0) {
@@ -101,37 +91,31 @@ static void drain(struct cli_child *ch, struct exec_io *io)
  * stdout and stderr until it exits. Returns 0, or -errno from poll.
  */
 static int pump(struct cli_child *ch, const unsigned char *in, size_t len,
-                struct exec_io *io)
-{
+                struct exec_io *io) {
   size_t sent = 0;
 
-  if (ch->in >= 0 && len == 0)
-    cli_fd_close(&ch->in);
+  if (ch->in >= 0 && len == 0) cli_fd_close(&ch->in);
   while (ch->out >= 0 || ch->err >= 0) {
     struct pollfd pf[4];
     int n = 0, k;
 
-    if (ch->in >= 0)
-      pf[n++] = (struct pollfd){ .fd = ch->in, .events = POLLOUT };
+    if (ch->in >= 0) pf[n++] = (struct pollfd){.fd = ch->in, .events = POLLOUT};
     if (ch->out >= 0)
-      pf[n++] = (struct pollfd){ .fd = ch->out, .events = POLLIN };
+      pf[n++] = (struct pollfd){.fd = ch->out, .events = POLLIN};
     if (ch->err >= 0)
-      pf[n++] = (struct pollfd){ .fd = ch->err, .events = POLLIN };
+      pf[n++] = (struct pollfd){.fd = ch->err, .events = POLLIN};
     if (ch->pidfd >= 0)
-      pf[n++] = (struct pollfd){ .fd = ch->pidfd, .events = POLLIN };
+      pf[n++] = (struct pollfd){.fd = ch->pidfd, .events = POLLIN};
     if (poll(pf, (nfds_t)n, -1) < 0) {
-      if (errno == EINTR)
-        continue;
+      if (errno == EINTR) continue;
       return -errno;
     }
     for (k = 0; k < n; k++) {
-      if (!pf[k].revents)
-        continue;
+      if (!pf[k].revents) continue;
       if (pf[k].fd == ch->in) {
         ssize_t w = write(ch->in, in + sent, len - sent);
 
-        if (w > 0)
-          sent += (size_t)w;
+        if (w > 0) sent += (size_t)w;
         /* EPIPE: it does not read its stdin (all of it): fine. */
         if ((w < 0 && errno != EAGAIN && errno != EINTR) || sent == len)
           cli_fd_close(&ch->in);
@@ -153,26 +137,26 @@ static int pump(struct cli_child *ch, const unsigned char *in, size_t len,
  * task. Returns a malloc'ed argv (its strings after its pointers, one
  * block), or NULL with the reason in why.
  */
-static char **task_argv(const struct cli_command *c, const char *in,
-                        size_t len, char *why, size_t whylen)
-{
+static char **task_argv(const struct cli_command *c, const char *in, size_t len,
+                        char *why, size_t whylen) {
   size_t bytes = (size_t)(c->argc + 1) * sizeof(char *), off;
   const char *nul = memchr(in, '\0', len);
   char **av, *p;
   int k;
 
   if (nul) {
-    snprintf(why, whylen, "the task has a NUL byte at offset %zu, so it "
+    snprintf(why, whylen,
+             "the task has a NUL byte at offset %zu, so it "
              "cannot go into an argument ({}); leave {} out to get it on "
-             "stdin", (size_t)(nul - in));
+             "stdin",
+             (size_t)(nul - in));
     return NULL;
   }
   for (k = 0; k < c->argc; k++) {
     size_t n = 0;
     const char *a = c->argv[k];
 
-    for (const char *s = strstr(a, "{}"); s; s = strstr(s + 2, "{}"))
-      n++;
+    for (const char *s = strstr(a, "{}"); s; s = strstr(s + 2, "{}")) n++;
     bytes += strlen(a) + 1 + n * len;
   }
   av = malloc(bytes);
@@ -203,18 +187,16 @@ static char **task_argv(const struct cli_command *c, const char *in,
 
 /* Copy text into the task's output (truncated to cap); returns its code. */
 static int fail_with(int code, const void *text, size_t len, void *out,
-                     size_t cap, size_t *out_len)
-{
+                     size_t cap, size_t *out_len) {
   *out_len = len < cap ? len : cap;
   memcpy(out, text, *out_len);
   return code;
 }
 
 static int exec_handler(void *arg, const void *in, size_t in_len, void *out,
-                        size_t out_cap, size_t *out_len)
-{
+                        size_t out_cap, size_t *out_len) {
   const struct cli_command *c = arg;
-  struct exec_io io = { .out = out, .cap = out_cap };
+  struct exec_io io = {.out = out, .cap = out_cap};
   struct cli_child ch;
   char why[512], st[64];
   char **av = c->argv;
@@ -224,11 +206,9 @@ static int exec_handler(void *arg, const void *in, size_t in_len, void *out,
   if (c->brace && !(av = task_argv(c, in, in_len, why, sizeof why)))
     return fail_with(FP_CODE_EXEC, why, strlen(why), out, out_cap, out_len);
   r = cli_child_start(&ch, av, !c->brace, 1);
-  if (av != c->argv)
-    free(av);
+  if (av != c->argv) free(av);
   if (r < 0) {
-    snprintf(why, sizeof why, "cannot run '%s': %s", c->argv[0],
-             strerror(-r));
+    snprintf(why, sizeof why, "cannot run '%s': %s", c->argv[0], strerror(-r));
     return fail_with(FP_CODE_EXEC, why, strlen(why), out, out_cap, out_len);
   }
   r = pump(&ch, in, in_len, &io);
@@ -239,8 +219,10 @@ static int exec_handler(void *arg, const void *in, size_t in_len, void *out,
     return fail_with(FP_CODE_EXEC, why, strlen(why), out, out_cap, out_len);
   }
   if (cli_child_reap(&ch, &ws) < 0) {
-    snprintf(why, sizeof why, "'%s': its exit status was lost (reaped "
-             "elsewhere)", c->argv[0]);
+    snprintf(why, sizeof why,
+             "'%s': its exit status was lost (reaped "
+             "elsewhere)",
+             c->argv[0]);
     return fail_with(FP_CODE_EXEC, why, strlen(why), out, out_cap, out_len);
   }
   if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
@@ -248,9 +230,10 @@ static int exec_handler(void *arg, const void *in, size_t in_len, void *out,
       *out_len = io.len;
       return 0;
     }
-    r = snprintf(why, sizeof why, "'%s' wrote %llu bytes to stdout, over "
-                 "the limit of %zu (--max-output)", c->argv[0],
-                 (unsigned long long)io.len + io.over, out_cap);
+    r = snprintf(why, sizeof why,
+                 "'%s' wrote %llu bytes to stdout, over "
+                 "the limit of %zu (--max-output)",
+                 c->argv[0], (unsigned long long)io.len + io.over, out_cap);
     return fail_with(FP_CODE_OUTPUT, why, (size_t)r, out, out_cap, out_len);
   }
   /* Not ok: stdout goes to the log, the start of stderr into the result. */
@@ -264,8 +247,7 @@ static int exec_handler(void *arg, const void *in, size_t in_len, void *out,
                      cli_wait_text(ws, st, sizeof st),
                      io.head_len ? "; stderr:\n" : "");
 
-    if (n < 0)
-      n = 0;
+    if (n < 0) n = 0;
     if ((size_t)n + io.head_len < sizeof rep) {
       memcpy(rep + n, io.head, io.head_len);
       n += (int)io.head_len;
@@ -278,15 +260,13 @@ static int exec_handler(void *arg, const void *in, size_t in_len, void *out,
 }
 
 /* A write to a pipe whose reader left must be EPIPE, not our death. */
-static int exec_init(void *arg)
-{
+static int exec_init(void *arg) {
   (void)arg;
   signal(SIGPIPE, SIG_IGN);
   return 0;
 }
 
-void cli_exec_config(const struct cli_command *c, fp_config *cfg)
-{
+void cli_exec_config(const struct cli_command *c, fp_config *cfg) {
   cfg->handler = exec_handler;
   cfg->arg = (void *)c;
   cfg->worker_init = exec_init;

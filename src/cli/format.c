@@ -10,22 +10,19 @@
 
 /* The worker's exit code is meaningful only when it died without a signal
  * while running the task. */
-static int has_exit(const fp_result *r)
-{
+static int has_exit(const fp_result *r) {
   return (r->status == FP_CRASHED || r->status == FP_TIMEOUT) &&
          r->signal == 0 && r->exit_code >= 0;
 }
 
 /* A crash or hang report rides in the output of these statuses only. */
-static int has_report(const struct cli_format *f, const fp_result *r)
-{
+static int has_report(const struct cli_format *f, const fp_result *r) {
   return f->backtrace && r->output_len > 0 &&
          (r->status == FP_CRASHED || r->status == FP_TIMEOUT);
 }
 
 /* The report's lines, escaped, joined with " | " (empty lines dropped). */
-static void plain_report(struct cli_out *o, const fp_result *r)
-{
+static void plain_report(struct cli_out *o, const fp_result *r) {
   const unsigned char *p = r->output, *end = p + r->output_len;
   int first = 1;
 
@@ -34,8 +31,7 @@ static void plain_report(struct cli_out *o, const fp_result *r)
     const unsigned char *stop = nl ? nl : end;
 
     if (stop > p) {
-      if (!first)
-        cli_out_write(o, " | ", 3);
+      if (!first) cli_out_write(o, " | ", 3);
       cli_plain_escape(o, p, (size_t)(stop - p));
       first = 0;
     }
@@ -45,8 +41,7 @@ static void plain_report(struct cli_out *o, const fp_result *r)
 
 /* The text of an entry that has no fp_result: oversize or expired. */
 static void entry_error(char *buf, size_t len, const struct cli_format *f,
-                        const struct cli_entry *e)
-{
+                        const struct cli_entry *e) {
   if (e->state == CLI_ENTRY_EXPIRED)
     snprintf(buf, len, "no result within %u ms", f->wait_ms);
   else if (f->max_input)
@@ -58,47 +53,33 @@ static void entry_error(char *buf, size_t len, const struct cli_format *f,
 }
 
 static void format_plain(struct cli_out *o, const struct cli_format *f,
-                         const struct cli_entry *e)
-{
+                         const struct cli_entry *e) {
   const fp_result *r = &e->res;
   char sb[32], eb[96];
 
   if (e->state == CLI_ENTRY_OVERSIZE || e->state == CLI_ENTRY_EXPIRED) {
     entry_error(eb, sizeof eb, f, e);
-    if (e->state == CLI_ENTRY_EXPIRED)
-      cli_out_printf(o, "error\t%s\n", eb);
-    else
-      cli_out_printf(o, "failed\tcode=%d %s\n", CLI_CODE_OVERSIZE, eb);
+    if (e->state == CLI_ENTRY_EXPIRED) cli_out_printf(o, "error\t%s\n", eb);
+    else cli_out_printf(o, "failed\tcode=%d %s\n", CLI_CODE_OVERSIZE, eb);
     return;
   }
   cli_out_puts(o, fp_status_name(r->status));
   cli_out_putc(o, '\t');
   switch (r->status) {
-  case FP_OK:
-    cli_plain_escape(o, r->output, r->output_len);
-    break;
+  case FP_OK: cli_plain_escape(o, r->output, r->output_len); break;
   case FP_FAILED:
-  case FP_CORRUPT:
-    cli_out_printf(o, "code=%d", r->code);
-    break;
+  case FP_CORRUPT: cli_out_printf(o, "code=%d", r->code); break;
   case FP_CRASHED:
-    if (r->signal)
-      cli_out_puts(o, cli_signal_name(r->signal, sb, sizeof sb));
-    else if (has_exit(r))
-      cli_out_printf(o, "exit=%d", r->exit_code);
-    else
-      cli_out_puts(o, "crashed");
+    if (r->signal) cli_out_puts(o, tool_signal_name(r->signal, sb, sizeof sb));
+    else if (has_exit(r)) cli_out_printf(o, "exit=%d", r->exit_code);
+    else cli_out_puts(o, "crashed");
     break;
   case FP_TIMEOUT:
     /* The signal the supervisor killed it with, as for crashed. */
-    if (r->signal)
-      cli_out_puts(o, cli_signal_name(r->signal, sb, sizeof sb));
-    else
-      cli_out_puts(o, "timeout");
+    if (r->signal) cli_out_puts(o, tool_signal_name(r->signal, sb, sizeof sb));
+    else cli_out_puts(o, "timeout");
     break;
-  default:
-    cli_out_puts(o, fp_status_name(r->status));
-    break;
+  default: cli_out_puts(o, fp_status_name(r->status)); break;
   }
   if (has_report(f, r)) {
     cli_out_putc(o, '\t');
@@ -108,8 +89,7 @@ static void format_plain(struct cli_out *o, const struct cli_format *f,
 }
 
 static void format_json(struct cli_out *o, const struct cli_format *f,
-                        uint64_t seq, const struct cli_entry *e)
-{
+                        uint64_t seq, const struct cli_entry *e) {
   const fp_result *r = &e->res;
   char sb[32], eb[96];
 
@@ -120,12 +100,12 @@ static void format_json(struct cli_out *o, const struct cli_format *f,
   if (e->state == CLI_ENTRY_OVERSIZE || e->state == CLI_ENTRY_EXPIRED) {
     /* The texts are plain ASCII without quotes: no escaping needed. */
     entry_error(eb, sizeof eb, f, e);
-    if (e->state == CLI_ENTRY_EXPIRED)
-      cli_out_puts(o, "\"error\"");
-    else
-      cli_out_printf(o, "\"failed\",\"code\":%d", CLI_CODE_OVERSIZE);
-    cli_out_printf(o, ",\"error\":\"%s\",\"attempts\":0,\"worker\":0,"
-                   "\"ms\":0.000}\n", eb);
+    if (e->state == CLI_ENTRY_EXPIRED) cli_out_puts(o, "\"error\"");
+    else cli_out_printf(o, "\"failed\",\"code\":%d", CLI_CODE_OVERSIZE);
+    cli_out_printf(o,
+                   ",\"error\":\"%s\",\"attempts\":0,\"worker\":0,"
+                   "\"ms\":0.000}\n",
+                   eb);
     return;
   }
   cli_json_string(o, fp_status_name(r->status));
@@ -146,10 +126,9 @@ static void format_json(struct cli_out *o, const struct cli_format *f,
   }
   if (r->signal) {
     cli_out_puts(o, ",\"signal\":");
-    cli_json_string(o, cli_signal_name(r->signal, sb, sizeof sb));
+    cli_json_string(o, tool_signal_name(r->signal, sb, sizeof sb));
   }
-  if (has_exit(r))
-    cli_out_printf(o, ",\"exit\":%d", r->exit_code);
+  if (has_exit(r)) cli_out_printf(o, ",\"exit\":%d", r->exit_code);
   if (r->status == FP_FAILED || r->status == FP_CORRUPT)
     cli_out_printf(o, ",\"code\":%d", r->code);
   if (has_report(f, r)) {
@@ -162,11 +141,8 @@ static void format_json(struct cli_out *o, const struct cli_format *f,
 }
 
 int cli_format_result(struct cli_out *o, const struct cli_format *f,
-                      uint64_t seq, const struct cli_entry *e)
-{
-  if (f->json)
-    format_json(o, f, seq, e);
-  else
-    format_plain(o, f, e);
+                      uint64_t seq, const struct cli_entry *e) {
+  if (f->json) format_json(o, f, seq, e);
+  else format_plain(o, f, e);
   return e->state == CLI_ENTRY_DONE && e->res.status == FP_OK;
 }

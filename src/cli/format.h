@@ -35,15 +35,15 @@
 /* The error code reported for a record over --max-input. */
 #define CLI_CODE_OVERSIZE 90 /* EMSGSIZE on Linux */
 
-#include "signame.h" /* cli_signal_name() */
+#include "tool/signame.h" /* tool_signal_name() */
 
 /* How to print results. */
 struct cli_format {
-  int json;           /* JSON lines instead of tab-separated text */
-  size_t max_input;   /* quoted for an oversize entry; 0: not known */
-  unsigned wait_ms;   /* quoted for an expired entry */
-  int backtrace;      /* --backtrace: print crash and hang reports */
-  int show_id;        /* JSON: the task id (submit) */
+  int json;         /* JSON lines instead of tab-separated text */
+  size_t max_input; /* quoted for an oversize entry; 0: not known */
+  unsigned wait_ms; /* quoted for an expired entry */
+  int backtrace;    /* --backtrace: print crash and hang reports */
+  int show_id;      /* JSON: the task id (submit) */
 };
 
 /*

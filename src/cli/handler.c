@@ -10,15 +10,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "args.h"
+#include "tool/args.h"
 #include "handler.h"
 
 /* A plugin whose load has not ended in this long is taken as hung. */
 #define PROBE_MS 10000
 
 int cli_handler_arg(const char *cmd, int argc, char **argv, int *i,
-                    struct cli_handler *h)
-{
+                    struct cli_handler *h) {
   const char *a = argv[*i];
   int r, coproc = !strcmp(a, "--coproc");
 
@@ -28,27 +27,27 @@ int cli_handler_arg(const char *cmd, int argc, char **argv, int *i,
       return -1;
     }
     if (*i + 1 >= argc) {
-      fprintf(stderr, "%s: %s needs a command: %s CMD [ARG...] (last on "
-              "the command line)\n", cmd, a, a);
+      fprintf(stderr,
+              "%s: %s needs a command: %s CMD [ARG...] (last on "
+              "the command line)\n",
+              cmd, a, a);
       return -1;
     }
     h->cmd.argv = argv + *i + 1;
     h->cmd.argc = argc - *i - 1;
     h->cmd.coproc = coproc;
     for (int k = 1; k < h->cmd.argc && !coproc; k++)
-      if (strstr(h->cmd.argv[k], "{}"))
-        h->cmd.brace = 1;
+      if (strstr(h->cmd.argv[k], "{}")) h->cmd.brace = 1;
     *i = argc - 1;
     return 1;
   }
-  if ((r = cli_arg_string(cmd, argc, argv, i, "--handler", &h->plugin)) != 0)
+  if ((r = tool_arg_string(cmd, argc, argv, i, "--handler", &h->plugin)) != 0)
     return r;
   /* Any string, the empty one too: it is the plugin's to read. */
-  return cli_arg_value(cmd, argc, argv, i, "--handler-arg", &h->arg);
+  return tool_arg_value(cmd, argc, argv, i, "--handler-arg", &h->arg);
 }
 
-int cli_handler_check(const char *cmd, const struct cli_handler *h)
-{
+int cli_handler_check(const char *cmd, const struct cli_handler *h) {
   if (!h->plugin && !h->cmd.argv) {
     fprintf(stderr, "%s: --handler, --exec or --coproc is required\n", cmd);
     return -1;
@@ -59,16 +58,16 @@ int cli_handler_check(const char *cmd, const struct cli_handler *h)
     return -1;
   }
   if (h->arg && !h->plugin) {
-    fprintf(stderr, "%s: --handler-arg is for a plugin (--handler); give "
-            "a command its arguments after %s CMD\n", cmd,
-            h->cmd.coproc ? "--coproc" : "--exec");
+    fprintf(stderr,
+            "%s: --handler-arg is for a plugin (--handler); give "
+            "a command its arguments after %s CMD\n",
+            cmd, h->cmd.coproc ? "--coproc" : "--exec");
     return -1;
   }
   return 0;
 }
 
-static void plugin_config(const struct cli_handler *h, fp_config *cfg)
-{
+static void plugin_config(const struct cli_handler *h, fp_config *cfg) {
   cfg->handler = h->pl.handler;
   /* The plugin's string, in this process's memory: every worker, forked
    * from it, has the same copy. */
@@ -78,30 +77,23 @@ static void plugin_config(const struct cli_handler *h, fp_config *cfg)
 }
 
 /* The option that named the handler, for messages. */
-static const char *option(const struct cli_handler *h)
-{
+static const char *option(const struct cli_handler *h) {
   return !h->cmd.argv ? "--handler" : h->cmd.coproc ? "--coproc" : "--exec";
 }
 
 int cli_handler_open(struct cli_handler *h, fp_config *cfg, char *err,
-                     size_t errlen)
-{
+                     size_t errlen) {
   size_t n = (size_t)snprintf(err, errlen, "%s: ", option(h));
 
-  if (n >= errlen)
-    n = 0;
+  if (n >= errlen) n = 0;
   h->pl.fd = h->old.fd = -1;
   if (h->cmd.argv) {
-    if (cli_command_check(&h->cmd, err + n, errlen - n) < 0)
-      return -1;
-    if (h->cmd.coproc)
-      cli_coproc_config(&h->cmd, cfg);
-    else
-      cli_exec_config(&h->cmd, cfg);
+    if (cli_command_check(&h->cmd, err + n, errlen - n) < 0) return -1;
+    if (h->cmd.coproc) cli_coproc_config(&h->cmd, cfg);
+    else cli_exec_config(&h->cmd, cfg);
     return 0;
   }
-  if (cli_plugin_load(&h->pl, h->plugin, err + n, errlen - n) < 0)
-    return -1;
+  if (cli_plugin_load(&h->pl, h->plugin, err + n, errlen - n) < 0) return -1;
   plugin_config(h, cfg);
   return 0;
 }
@@ -111,8 +103,7 @@ int cli_handler_open(struct cli_handler *h, fp_config *cfg, char *err,
  * with why (its error, or how it died: a constructor that crashes or
  * hangs). Our own load follows only after this one worked.
  */
-static int probe(const char *spec, char *err, size_t errlen)
-{
+static int probe(const char *spec, char *err, size_t errlen) {
   int p[2], ws = 0, r;
   char buf[512];
   ssize_t n = 0;
@@ -135,8 +126,7 @@ static int probe(const char *spec, char *err, size_t errlen)
     size_t len;
 
     close(p[0]);
-    if (cli_plugin_load(&pl, spec, e, sizeof e) == 0)
-      _exit(0);
+    if (cli_plugin_load(&pl, spec, e, sizeof e) == 0) _exit(0);
     len = strlen(e);
     while (write(p[1], e, len) < 0 && errno == EINTR) {
     }
@@ -144,14 +134,12 @@ static int probe(const char *spec, char *err, size_t errlen)
   }
   close(p[1]);
   {
-    struct pollfd pf = { .fd = p[0], .events = POLLIN };
+    struct pollfd pf = {.fd = p[0], .events = POLLIN};
 
-    do
-      r = poll(&pf, 1, PROBE_MS);
+    do r = poll(&pf, 1, PROBE_MS);
     while (r < 0 && errno == EINTR);
     if (r > 0) {
-      do
-        n = read(p[0], buf, sizeof buf - 1);
+      do n = read(p[0], buf, sizeof buf - 1);
       while (n < 0 && errno == EINTR);
     }
   }
@@ -161,12 +149,13 @@ static int probe(const char *spec, char *err, size_t errlen)
   while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
   }
   if (r == 0) {
-    snprintf(err, errlen, "loading '%s' did not end within %d ms (a "
-             "constructor that hangs?)", spec, PROBE_MS);
+    snprintf(err, errlen,
+             "loading '%s' did not end within %d ms (a "
+             "constructor that hangs?)",
+             spec, PROBE_MS);
     return -1;
   }
-  if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
-    return 0;
+  if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) return 0;
   if (n > 0) {
     buf[n] = '\0';
     snprintf(err, errlen, "%s", buf);
@@ -180,12 +169,10 @@ static int probe(const char *spec, char *err, size_t errlen)
 }
 
 int cli_handler_reload(struct cli_handler *h, fp_config *cfg, char *err,
-                       size_t errlen)
-{
+                       size_t errlen) {
   struct cli_plugin pl;
 
-  if (h->cmd.argv)
-    return cli_command_check(&h->cmd, err, errlen);
+  if (h->cmd.argv) return cli_command_check(&h->cmd, err, errlen);
   if (probe(h->plugin, err, errlen) < 0 ||
       cli_plugin_load(&pl, h->plugin, err, errlen) < 0)
     return -1;
@@ -198,22 +185,17 @@ int cli_handler_reload(struct cli_handler *h, fp_config *cfg, char *err,
   return 0;
 }
 
-const char *cli_handler_name(const struct cli_handler *h)
-{
+const char *cli_handler_name(const struct cli_handler *h) {
   static char buf[256];
 
-  if (!h->cmd.argv)
-    snprintf(buf, sizeof buf, "plugin %s", h->plugin);
+  if (!h->cmd.argv) snprintf(buf, sizeof buf, "plugin %s", h->plugin);
   else
     snprintf(buf, sizeof buf, "%s %s%s", option(h), h->cmd.argv[0],
              h->cmd.argc > 1 ? " ..." : "");
   return buf;
 }
 
-void cli_handler_close(struct cli_handler *h)
-{
-  if (h->pl.dl)
-    cli_plugin_unload(&h->pl);
-  if (h->old.dl)
-    cli_plugin_unload(&h->old);
+void cli_handler_close(struct cli_handler *h) {
+  if (h->pl.dl) cli_plugin_unload(&h->pl);
+  if (h->old.dl) cli_plugin_unload(&h->old);
 }

@@ -18,28 +18,34 @@
 #include "forkpool.h"
 #include "plugin.h"
 
-#define CLI_HANDLER_USAGE \
-"  --handler LIB.so[:SYMBOL]  plugin and handler symbol (default symbol\n" \
-"                     forkpool_handler; hooks forkpool_init and\n" \
-"                     forkpool_fini are used when present)\n" \
-"  --handler-arg STRING  the plugin's arg: its handler and hooks get a\n" \
-"                     pointer to STRING (NUL-terminated; without it, NULL)\n" \
-"  --exec CMD [ARG...]  instead of --handler, and last: each task runs CMD\n" \
-"                     (found on PATH, no shell); '{}' in an ARG is replaced\n" \
-"                     by the task, else the task is CMD's stdin; its stdout\n" \
-"                     is the output; exit 0 is ok, exit N failed code=N, a\n" \
-"                     signal crashed\n" \
-"  --coproc CMD [ARG...]  instead of --handler, and last: each worker keeps\n" \
-"                     one CMD and sends it tasks over its stdin, reading\n" \
-"                     results from its stdout (framing: forkpool(1),\n" \
-"                     COPROC PROTOCOL)\n"
+#define CLI_HANDLER_USAGE                                                     \
+  "  --handler LIB.so[:SYMBOL]  plugin and handler symbol (default symbol\n"  \
+  "                     forkpool_handler; hooks forkpool_init and\n"          \
+  "                     forkpool_fini are used when present)\n"               \
+  "  --handler-arg STRING  the plugin's arg: its handler and hooks get a\n"   \
+  "                     pointer to STRING (NUL-terminated; without it, "      \
+  "NULL)\n"                                                                   \
+  "  --exec CMD [ARG...]  instead of --handler, and last: each task runs "    \
+  "CMD\n"                                                                     \
+  "                     (found on PATH, no shell); '{}' in an ARG is "        \
+  "replaced\n"                                                                \
+  "                     by the task, else the task is CMD's stdin; its "      \
+  "stdout\n"                                                                  \
+  "                     is the output; exit 0 is ok, exit N failed code=N, "  \
+  "a\n"                                                                       \
+  "                     signal crashed\n"                                     \
+  "  --coproc CMD [ARG...]  instead of --handler, and last: each worker "     \
+  "keeps\n"                                                                   \
+  "                     one CMD and sends it tasks over its stdin, reading\n" \
+  "                     results from its stdout (framing: forkpool(1),\n"     \
+  "                     COPROC PROTOCOL)\n"
 
 struct cli_handler {
-  const char *plugin;       /* --handler spec, or NULL */
-  const char *arg;          /* --handler-arg, or NULL */
-  struct cli_command cmd;   /* --exec / --coproc when cmd.argv != NULL */
-  struct cli_plugin pl;     /* the loaded plugin */
-  struct cli_plugin old;    /* the plugin a reload replaced */
+  const char *plugin;     /* --handler spec, or NULL */
+  const char *arg;        /* --handler-arg, or NULL */
+  struct cli_command cmd; /* --exec / --coproc when cmd.argv != NULL */
+  struct cli_plugin pl;   /* the loaded plugin */
+  struct cli_plugin old;  /* the plugin a reload replaced */
 };
 
 /*

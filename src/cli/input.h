@@ -17,7 +17,7 @@
 struct cli_input {
   int fd;
   int delim;
-  int eof;           /* read() returned 0 */
+  int eof; /* read() returned 0 */
   size_t max_len;
   char *buf;
   size_t cap;
@@ -31,9 +31,9 @@ struct cli_input {
 };
 
 struct cli_record {
-  const char *data;  /* valid until the next cli_input_consume/fill */
+  const char *data; /* valid until the next cli_input_consume/fill */
   size_t len;
-  int oversize;      /* data is NULL; full_len holds the length */
+  int oversize; /* data is NULL; full_len holds the length */
   uint64_t full_len;
 };
 

@@ -1,9 +1,8 @@
 /*
- * JSON and plain-text escaping of arbitrary bytes. The UTF-8 check follows
- * the table of well-formed sequences in the Unicode standard (chapter 3,
- * table 3-7), which rules out overlong forms, UTF-16 surrogates and code
- * points above U+10FFFF: a JSON parser must accept every sequence we pass
- * through, so we pass through only what is well formed.
+ * JSON and plain-text escaping of arbitrary bytes. What is valid UTF-8 is
+ * tool_utf8_seq_len()'s judgement (src/tool/utf8.c): a JSON parser must
+ * accept every sequence we pass through, so we pass through only what is
+ * well formed.
  */
 #include <string.h>
 
@@ -11,59 +10,19 @@
 
 static const char hex[] = "0123456789abcdef";
 
-size_t cli_utf8_seq_len(const unsigned char *s, size_t n)
-{
-  unsigned char c = s[0];
-  unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the 2nd byte */
-  size_t len, i;
-
-  if (c < 0x80)
-    return 1;
-  if (c < 0xc2)
-    return 0; /* continuation byte, or overlong 2-byte lead */
-  if (c < 0xe0) {
-    len = 2;
-  } else if (c < 0xf0) {
-    len = 3;
-    if (c == 0xe0)
-      lo = 0xa0; /* overlong */
-    else if (c == 0xed)
-      hi = 0x9f; /* surrogates */
-  } else if (c < 0xf5) {
-    len = 4;
-    if (c == 0xf0)
-      lo = 0x90; /* overlong */
-    else if (c == 0xf4)
-      hi = 0x8f; /* above U+10FFFF */
-  } else {
-    return 0;
-  }
-  if (n < len)
-    return 0;
-  if (s[1] < lo || s[1] > hi)
-    return 0;
-  for (i = 2; i < len; i++)
-    if (s[i] < 0x80 || s[i] > 0xbf)
-      return 0;
-  return len;
-}
-
-static void put_u00(struct cli_out *o, unsigned char c)
-{
-  char e[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+static void put_u00(struct cli_out *o, unsigned char c) {
+  char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
 
   cli_out_write(o, e, sizeof e);
 }
 
-static void put_x(struct cli_out *o, unsigned char c)
-{
-  char e[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] };
+static void put_x(struct cli_out *o, unsigned char c) {
+  char e[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
 
   cli_out_write(o, e, sizeof e);
 }
 
-void cli_json_escape(struct cli_out *o, const void *s, size_t n)
-{
+void cli_json_escape(struct cli_out *o, const void *s, size_t n) {
   const unsigned char *p = s;
   size_t i = 0;
 
@@ -77,13 +36,34 @@ void cli_json_escape(struct cli_out *o, const void *s, size_t n)
       continue;
     }
     switch (c) {
-    case '"': cli_out_write(o, "\\\"", 2); i++; continue;
-    case '\\': cli_out_write(o, "\\\\", 2); i++; continue;
-    case '\n': cli_out_write(o, "\\n", 2); i++; continue;
-    case '\t': cli_out_write(o, "\\t", 2); i++; continue;
-    case '\r': cli_out_write(o, "\\r", 2); i++; continue;
-    case '\b': cli_out_write(o, "\\b", 2); i++; continue;
-    case '\f': cli_out_write(o, "\\f", 2); i++; continue;
+    case '"':
+      cli_out_write(o, "\\\"", 2);
+      i++;
+      continue;
+    case '\\':
+      cli_out_write(o, "\\\\", 2);
+      i++;
+      continue;
+    case '\n':
+      cli_out_write(o, "\\n", 2);
+      i++;
+      continue;
+    case '\t':
+      cli_out_write(o, "\\t", 2);
+      i++;
+      continue;
+    case '\r':
+      cli_out_write(o, "\\r", 2);
+      i++;
+      continue;
+    case '\b':
+      cli_out_write(o, "\\b", 2);
+      i++;
+      continue;
+    case '\f':
+      cli_out_write(o, "\\f", 2);
+      i++;
+      continue;
     default: break;
     }
     if (c < 0x80) { /* other control characters and DEL */
@@ -91,7 +71,7 @@ void cli_json_escape(struct cli_out *o, const void *s, size_t n)
       i++;
       continue;
     }
-    len = cli_utf8_seq_len(p + i, n - i);
+    len = tool_utf8_seq_len(p + i, n - i);
     if (len == 0) {
       /* Escape this byte alone and look at the next one afresh, so every
        * byte of a broken sequence is escaped and a valid sequence that
@@ -105,56 +85,51 @@ void cli_json_escape(struct cli_out *o, const void *s, size_t n)
   }
 }
 
-int cli_utf8_valid(const void *s, size_t n)
-{
+int cli_utf8_valid(const void *s, size_t n) {
   const unsigned char *p = s;
   size_t i = 0;
 
   while (i < n) {
-    size_t len = cli_utf8_seq_len(p + i, n - i);
+    size_t len = tool_utf8_seq_len(p + i, n - i);
 
-    if (len == 0)
-      return 0;
+    if (len == 0) return 0;
     i += len;
   }
   return 1;
 }
 
-void cli_base64(struct cli_out *o, const void *s, size_t n)
-{
+void cli_base64(struct cli_out *o, const void *s, size_t n) {
   static const char b64[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   const unsigned char *p = s;
   size_t i;
 
   for (i = 0; i + 3 <= n; i += 3) {
-    char q[4] = { b64[p[i] >> 2], b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)],
-                  b64[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)],
-                  b64[p[i + 2] & 63] };
+    char q[4] = {b64[p[i] >> 2], b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)],
+                 b64[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)],
+                 b64[p[i + 2] & 63]};
 
     cli_out_write(o, q, sizeof q);
   }
   if (n - i == 1) {
-    char q[4] = { b64[p[i] >> 2], b64[(p[i] & 3) << 4], '=', '=' };
+    char q[4] = {b64[p[i] >> 2], b64[(p[i] & 3) << 4], '=', '='};
 
     cli_out_write(o, q, sizeof q);
   } else if (n - i == 2) {
-    char q[4] = { b64[p[i] >> 2], b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)],
-                  b64[(p[i + 1] & 15) << 2], '=' };
+    char q[4] = {b64[p[i] >> 2], b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)],
+                 b64[(p[i + 1] & 15) << 2], '='};
 
     cli_out_write(o, q, sizeof q);
   }
 }
 
-void cli_json_string(struct cli_out *o, const char *s)
-{
+void cli_json_string(struct cli_out *o, const char *s) {
   cli_out_putc(o, '"');
   cli_json_escape(o, s, strlen(s));
   cli_out_putc(o, '"');
 }
 
-void cli_plain_escape(struct cli_out *o, const void *s, size_t n)
-{
+void cli_plain_escape(struct cli_out *o, const void *s, size_t n) {
   const unsigned char *p = s;
   size_t i = 0;
 
@@ -168,13 +143,25 @@ void cli_plain_escape(struct cli_out *o, const void *s, size_t n)
       continue;
     }
     switch (c) {
-    case '\\': cli_out_write(o, "\\\\", 2); i++; continue;
-    case '\n': cli_out_write(o, "\\n", 2); i++; continue;
-    case '\t': cli_out_write(o, "\\t", 2); i++; continue;
-    case '\r': cli_out_write(o, "\\r", 2); i++; continue;
+    case '\\':
+      cli_out_write(o, "\\\\", 2);
+      i++;
+      continue;
+    case '\n':
+      cli_out_write(o, "\\n", 2);
+      i++;
+      continue;
+    case '\t':
+      cli_out_write(o, "\\t", 2);
+      i++;
+      continue;
+    case '\r':
+      cli_out_write(o, "\\r", 2);
+      i++;
+      continue;
     default: break;
     }
-    len = c < 0x80 ? 0 : cli_utf8_seq_len(p + i, n - i);
+    len = c < 0x80 ? 0 : tool_utf8_seq_len(p + i, n - i);
     if (len == 0) {
       put_x(o, c);
       i++;

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "output.h"
+#include "tool/utf8.h" /* tool_utf8_seq_len() */
 
 /*
  * Append the body of a JSON string (without the quotes) for bytes s[0..n).
@@ -22,7 +23,7 @@
 void cli_json_escape(struct cli_out *o, const void *s, size_t n);
 
 /*
- * 1 when s[0..n) is well-formed UTF-8 (as cli_utf8_seq_len() judges it),
+ * 1 when s[0..n) is well-formed UTF-8 (as tool_utf8_seq_len() judges it),
  * else 0. Such bytes survive cli_json_escape() exactly: a JSON decoder gives
  * them back; any other bytes need cli_base64().
  */
@@ -40,11 +41,5 @@ void cli_json_string(struct cli_out *o, const char *s);
  * become \xHH.
  */
 void cli_plain_escape(struct cli_out *o, const void *s, size_t n);
-
-/*
- * Length of the valid UTF-8 sequence starting at s[0] (1 to 4; s has n > 0
- * bytes), or 0 when s[0] does not start one. Exposed for tests.
- */
-size_t cli_utf8_seq_len(const unsigned char *s, size_t n);
 
 #endif /* FORKPOOL_CLI_JSON_H */

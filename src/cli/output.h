@@ -15,7 +15,7 @@
 
 struct cli_out {
   int fd;
-  int err;    /* 0, or the first negative errno of a failed write */
+  int err; /* 0, or the first negative errno of a failed write */
   char *buf;
   size_t len; /* bytes waiting in buf */
   size_t cap;
@@ -52,18 +52,12 @@ int cli_out_flush(struct cli_out *o);
 int cli_write_all(int fd, const void *buf, size_t n);
 
 /* Bytes waiting in the buffer. */
-static inline size_t cli_out_pending(const struct cli_out *o)
-{
-  return o->len;
-}
+static inline size_t cli_out_pending(const struct cli_out *o) { return o->len; }
 
 /* Append one byte: the fast path of the escapers, hence inline. */
-static inline void cli_out_putc(struct cli_out *o, char c)
-{
-  if (o->len < o->cap)
-    o->buf[o->len++] = c;
-  else
-    cli_out_write(o, &c, 1);
+static inline void cli_out_putc(struct cli_out *o, char c) {
+  if (o->len < o->cap) o->buf[o->len++] = c;
+  else cli_out_write(o, &c, 1);
 }
 
 #endif /* FORKPOOL_CLI_OUTPUT_H */

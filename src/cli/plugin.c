@@ -11,8 +11,7 @@
 
 #include "plugin.h"
 
-static int is_identifier(const char *s)
-{
+static int is_identifier(const char *s) {
   if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
     return 0;
   for (s++; *s; s++)
@@ -24,8 +23,7 @@ static int is_identifier(const char *s)
 
 /* dlerror() text, or a placeholder: it is NULL when a symbol exists but its
  * value is NULL. */
-static const char *dl_reason(void)
-{
+static const char *dl_reason(void) {
   const char *e = dlerror();
 
   return e ? e : "symbol resolves to NULL";
@@ -36,14 +34,12 @@ static const char *dl_reason(void)
  * *why (dlerror() text). Clearing dlerror() first is what lets a NULL
  * return be told apart from a stale error of an earlier call.
  */
-static void *lookup(void *dl, const char *name, const char **why)
-{
+static void *lookup(void *dl, const char *name, const char **why) {
   void *sym;
 
   (void)dlerror();
   sym = dlsym(dl, name);
-  if (!sym)
-    *why = dl_reason();
+  if (!sym) *why = dl_reason();
   return sym;
 }
 
@@ -57,15 +53,13 @@ static void *lookup(void *dl, const char *name, const char **why)
  * path itself is the name (a reload then finds the old object). Returns
  * the handle, or NULL with the reason in err (*fd then -1).
  */
-static void *open_by_fd(const char *path, int *fd, char *err, size_t errlen)
-{
+static void *open_by_fd(const char *path, int *fd, char *err, size_t errlen) {
   char name[64];
   void *dl;
   const char *e;
   size_t nlen;
 
-  do
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
+  do *fd = open(path, O_RDONLY | O_CLOEXEC);
   while (*fd < 0 && errno == EINTR);
   if (*fd < 0) {
     snprintf(err, errlen, "cannot load '%s': %s", path, strerror(errno));
@@ -79,23 +73,20 @@ static void *open_by_fd(const char *path, int *fd, char *err, size_t errlen)
   }
   (void)dlerror();
   dl = dlopen(name[0] ? name : path, RTLD_NOW | RTLD_LOCAL);
-  if (dl)
-    return dl;
+  if (dl) return dl;
   /* The loader's text starts with the name it was given: say the path. */
   e = dl_reason();
   nlen = strlen(name);
   if (nlen && !strncmp(e, name, nlen) && !strncmp(e + nlen, ": ", 2))
     e += nlen + 2;
   snprintf(err, errlen, "cannot load '%s': %s", path, e);
-  if (*fd >= 0)
-    close(*fd);
+  if (*fd >= 0) close(*fd);
   *fd = -1;
   return NULL;
 }
 
 int cli_plugin_load(struct cli_plugin *p, const char *spec, char *err,
-                    size_t errlen)
-{
+                    size_t errlen) {
   const char *colon = strrchr(spec, ':');
   const char *sym = CLI_PLUGIN_HANDLER;
   const char *why = NULL;
@@ -132,12 +123,10 @@ int cli_plugin_load(struct cli_plugin *p, const char *spec, char *err,
   }
 
   dl = open_by_fd(path, &p->fd, err, errlen);
-  if (!dl)
-    goto fail;
+  if (!dl) goto fail;
   h = lookup(dl, sym, &why);
   if (!h) {
-    snprintf(err, errlen, "no handler symbol '%s' in '%s': %s", sym, path,
-             why);
+    snprintf(err, errlen, "no handler symbol '%s' in '%s': %s", sym, path, why);
     goto fail;
   }
   /* POSIX guarantees that a dlsym() result converts to a function pointer
@@ -150,21 +139,16 @@ int cli_plugin_load(struct cli_plugin *p, const char *spec, char *err,
   return 0;
 
 fail:
-  if (dl)
-    dlclose(dl);
-  if (p->fd >= 0)
-    close(p->fd);
+  if (dl) dlclose(dl);
+  if (p->fd >= 0) close(p->fd);
   p->fd = -1;
   free(path);
   return -1;
 }
 
-void cli_plugin_unload(struct cli_plugin *p)
-{
-  if (p->dl)
-    dlclose(p->dl);
-  if (p->fd >= 0)
-    close(p->fd);
+void cli_plugin_unload(struct cli_plugin *p) {
+  if (p->dl) dlclose(p->dl);
+  if (p->fd >= 0) close(p->fd);
   memset(p, 0, sizeof *p);
   p->fd = -1;
 }

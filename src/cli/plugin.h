@@ -19,11 +19,11 @@
 #define CLI_PLUGIN_FINI "forkpool_fini"
 
 struct cli_plugin {
-  void *dl;              /* dlopen() handle */
-  int fd;                /* the file, open while loaded; -1: none */
+  void *dl; /* dlopen() handle */
+  int fd;   /* the file, open while loaded; -1: none */
   fp_handler_fn handler;
-  fp_init_fn init;       /* NULL when the plugin has none */
-  fp_fini_fn fini;       /* NULL when the plugin has none */
+  fp_init_fn init; /* NULL when the plugin has none */
+  fp_fini_fn fini; /* NULL when the plugin has none */
 };
 
 /*

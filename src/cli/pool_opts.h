@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "args.h"
+#include "tool/args.h"
 #include "forkpool.h"
 
 struct cli_pool_opts {
@@ -23,19 +23,27 @@ struct cli_pool_opts {
   unsigned max_rss_mb;    /* --max-rss, 0 = no limit */
 };
 
-enum { CLI_POOL_WORKERS, CLI_POOL_QUEUE, CLI_POOL_MAX_INPUT,
-       CLI_POOL_MAX_OUTPUT, CLI_POOL_TIMEOUT, CLI_POOL_MAX_TASKS,
-       CLI_POOL_MAX_ATTEMPTS, CLI_POOL_MAX_MEMORY, CLI_POOL_MAX_RSS,
-       CLI_POOL_NOPT };
+enum {
+  CLI_POOL_WORKERS,
+  CLI_POOL_QUEUE,
+  CLI_POOL_MAX_INPUT,
+  CLI_POOL_MAX_OUTPUT,
+  CLI_POOL_TIMEOUT,
+  CLI_POOL_MAX_TASKS,
+  CLI_POOL_MAX_ATTEMPTS,
+  CLI_POOL_MAX_MEMORY,
+  CLI_POOL_MAX_RSS,
+  CLI_POOL_NOPT
+};
 
 /*
  * Fill num[0..CLI_POOL_NOPT) with the pool options and their defaults
- * (--workers: the online CPUs), ready for cli_arg_num().
+ * (--workers: the online CPUs), ready for tool_arg_num().
  */
-void cli_pool_num_init(struct cli_num_opt *num);
+void cli_pool_num_init(struct tool_num_opt *num);
 
 /* The parsed values of num[0..CLI_POOL_NOPT) into *o. */
-void cli_pool_num_get(const struct cli_num_opt *num, struct cli_pool_opts *o);
+void cli_pool_num_get(const struct tool_num_opt *num, struct cli_pool_opts *o);
 
 /* Set the fields of *cfg that *o holds; the rest stay as they were. */
 void cli_pool_config(const struct cli_pool_opts *o, fp_config *cfg);

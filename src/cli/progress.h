@@ -21,10 +21,10 @@
 #define CLI_PROGRESS_EVERY_MS 100
 
 struct cli_progress {
-  int fd;           /* the terminal, or -1: off */
-  int shown;        /* a line is on the screen now */
-  uint64_t t0_ns;   /* start (CLOCK_MONOTONIC) */
-  uint64_t last_ns; /* last redraw (or the start) */
+  int fd;            /* the terminal, or -1: off */
+  int shown;         /* a line is on the screen now */
+  uint64_t t0_ns;    /* start (CLOCK_MONOTONIC) */
+  uint64_t last_ns;  /* last redraw (or the start) */
   const char *label; /* "forkpool run" */
 };
 
@@ -39,9 +39,8 @@ int cli_progress_start(struct cli_progress *p, int fd, const char *label);
  * Redraw with these numbers if CLI_PROGRESS_EVERY_MS passed since the last
  * redraw. eof: the input ended and `read` is the total. p may be NULL.
  */
-void cli_progress_update(struct cli_progress *p, uint64_t done,
-                         uint64_t read, int eof, uint64_t crashed,
-                         uint64_t timeout);
+void cli_progress_update(struct cli_progress *p, uint64_t done, uint64_t read,
+                         int eof, uint64_t crashed, uint64_t timeout);
 
 /* Erase the line if it is shown (it comes back at the next update).
  * p may be NULL. */

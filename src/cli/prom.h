@@ -23,20 +23,22 @@
 
 /* A histogram with cumulative buckets, as Prometheus wants them. */
 struct cli_prom_hist {
+  /* clang-format off */
   unsigned n;                               /* buckets, 0..MAX */
   uint64_t le_us[CLI_PROM_MAX_BUCKETS];     /* upper bounds in microseconds;
                                                UINT64_MAX is +Inf */
   uint64_t count_le[CLI_PROM_MAX_BUCKETS];  /* observations <= le_us[k] */
   uint64_t count;                           /* all observations */
   uint64_t sum_us;                          /* their sum, microseconds */
+  /* clang-format on */
 };
 
 /* Everything one exposition holds. */
 struct cli_prom_pool {
-  const char *name;            /* the pool label's value */
+  const char *name; /* the pool label's value */
   const fp_stats *st;
-  unsigned busy, idle;         /* scoreboard rows in those states */
-  struct cli_prom_hist dur;    /* task run times; n = 0: not exposed */
+  unsigned busy, idle;      /* scoreboard rows in those states */
+  struct cli_prom_hist dur; /* task run times; n = 0: not exposed */
 };
 
 /*

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "forkpool.h"
+#include "tool/hmap.h"
 
 enum cli_entry_state {
   CLI_ENTRY_RUNNING = 0, /* submitted, result not collected yet */
@@ -26,22 +27,19 @@ enum cli_entry_state {
 
 struct cli_entry {
   enum cli_entry_state state;
-  uint64_t id;           /* CLI_ENTRY_RUNNING: the task id */
-  uint64_t input_len;    /* CLI_ENTRY_OVERSIZE: the record's length */
-  uint64_t t_ns;         /* when it was pushed (CLOCK_MONOTONIC), if set */
-  fp_result res;         /* CLI_ENTRY_DONE; its buffer is reused */
+  uint64_t id;        /* CLI_ENTRY_RUNNING: the task id */
+  uint64_t input_len; /* CLI_ENTRY_OVERSIZE: the record's length */
+  uint64_t t_ns;      /* when it was pushed (CLOCK_MONOTONIC), if set */
+  fp_result res;      /* CLI_ENTRY_DONE; its buffer is reused */
 };
 
 struct cli_window {
-  struct cli_entry *e;   /* ring of cap entries; seq s lives at s % cap */
+  struct cli_entry *e; /* ring of cap entries; seq s lives at s % cap */
   size_t cap;
-  uint64_t head;         /* seq of the oldest entry */
-  size_t count;          /* entries in the window */
-  size_t running;        /* of which CLI_ENTRY_RUNNING */
-  uint64_t *map_id;      /* open addressing, linear probing; 0 = empty */
-  size_t *map_pos;
-  size_t map_mask;
-  unsigned map_shift;
+  uint64_t head;        /* seq of the oldest entry */
+  size_t count;         /* entries in the window */
+  size_t running;       /* of which CLI_ENTRY_RUNNING */
+  struct tool_hmap map; /* running task id -> index in e */
 };
 
 /* Set up an empty window of cap (>= 1) entries. Returns 0 or -ENOMEM. */
@@ -50,8 +48,7 @@ int cli_window_init(struct cli_window *w, size_t cap);
 /* Release the window and every result buffer in it. */
 void cli_window_free(struct cli_window *w);
 
-static inline int cli_window_full(const struct cli_window *w)
-{
+static inline int cli_window_full(const struct cli_window *w) {
   return w->count == w->cap;
 }
 
@@ -71,15 +68,13 @@ uint64_t cli_window_push_oversize(struct cli_window *w, uint64_t input_len);
 int cli_window_complete(struct cli_window *w, fp_result *res);
 
 /* The head entry, finished or not, or NULL when the window is empty. */
-static inline struct cli_entry *cli_window_head(struct cli_window *w)
-{
+static inline struct cli_entry *cli_window_head(struct cli_window *w) {
   return w->count ? &w->e[w->head % w->cap] : NULL;
 }
 
 /* The entry at position seq (head <= seq < head + count). */
 static inline struct cli_entry *cli_window_at(struct cli_window *w,
-                                              uint64_t seq)
-{
+                                              uint64_t seq) {
   return &w->e[seq % w->cap];
 }
 

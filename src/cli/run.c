@@ -17,7 +17,7 @@
 
 #include "cli.h"
 #include "input.h"
-#include "log.h"
+#include "tool/log.h"
 #include "plugin.h"
 #include "progress.h"
 #include "run.h"
@@ -36,35 +36,36 @@ struct run_state {
   struct cli_progress prog;
 };
 
-static int start_pool(struct run_state *s, fp_config *cfg_in)
-{
+static int start_pool(struct run_state *s, fp_config *cfg_in) {
   const struct run_opts *o = s->opt;
   fp_config cfg;
   int r;
 
   cfg = *cfg_in; /* the handler's fields (cli_handler_open) */
   cli_pool_config(&o->pool, &cfg);
-  if (o->seal)
-    cfg.flags |= FP_CONFIG_SEAL;
-  /* Called in the supervisor, a fork of this process: cli_log() only
+  if (o->seal) cfg.flags |= FP_CONFIG_SEAL;
+  /* Called in the supervisor, a fork of this process: tool_log() only
    * formats and writes to fd 2, with settings copied at the fork. */
-  cfg.log = cli_log_fn;
+  cfg.log = tool_log_fn;
   cfg.log_ctx = NULL;
   r = fp_config_validate(&cfg);
   if (r < 0) {
-    fprintf(stderr, CMD ": invalid configuration (is --queue x "
-            "(--max-input + --max-output) too large?): %s\n", fp_strerror(r));
+    fprintf(stderr,
+            CMD ": invalid configuration (is --queue x "
+                "(--max-input + --max-output) too large?): %s\n",
+            fp_strerror(r));
     return r;
   }
   r = fp_pool_start(&s->pool, &cfg);
   if (r < 0) {
     /* fp_pool_start's -EAGAIN is a fork that failed, not a full queue. */
     if (r == -EAGAIN)
-      fprintf(stderr, CMD ": cannot start the pool: fork failed: the "
-              "process limit of uid %ld is reached (ulimit -u) or the "
-              "system is out of processes\n", (long)getuid());
-    else
-      fprintf(stderr, CMD ": cannot start the pool: %s\n", fp_strerror(r));
+      fprintf(stderr,
+              CMD ": cannot start the pool: fork failed: the "
+                  "process limit of uid %ld is reached (ulimit -u) or the "
+                  "system is out of processes\n",
+              (long)getuid());
+    else fprintf(stderr, CMD ": cannot start the pool: %s\n", fp_strerror(r));
     if (r == -ECHILD)
       fprintf(stderr, CMD ": (forkpool_init failed in every worker)\n");
     s->pool = NULL;
@@ -72,8 +73,7 @@ static int start_pool(struct run_state *s, fp_config *cfg_in)
   return r;
 }
 
-int cli_run_main(int argc, char **argv)
-{
+int cli_run_main(int argc, char **argv) {
   struct run_opts opt;
   struct run_state s;
   fp_config hcfg;
@@ -81,8 +81,7 @@ int cli_run_main(int argc, char **argv)
   int rc, r;
 
   rc = cli_run_parse(argc, argv, &opt);
-  if (rc >= 0)
-    return rc;
+  if (rc >= 0) return rc;
   memset(&s, 0, sizeof s);
   s.opt = &opt;
   fp_config_init(&hcfg);
@@ -91,7 +90,8 @@ int cli_run_main(int argc, char **argv)
     return CLI_EXIT_USAGE;
   }
   rc = CLI_EXIT_USAGE;
-  if (cli_stream_init(&s.st, &s.in, (size_t)opt.pool.slots * RUN_WINDOW_PER_SLOT,
+  if (cli_stream_init(&s.st, &s.in,
+                      (size_t)opt.pool.slots * RUN_WINDOW_PER_SLOT,
                       RUN_OUT_BUFFER) < 0 ||
       cli_input_init(&s.in, STDIN_FILENO, opt.delim, opt.pool.max_input) < 0) {
     fprintf(stderr, CMD ": out of memory\n");
@@ -100,21 +100,20 @@ int cli_run_main(int argc, char **argv)
   s.st.fmt.json = opt.json;
   s.st.fmt.max_input = opt.pool.max_input;
   s.st.fmt.backtrace = opt.backtrace;
-  cli_log_setup(&opt.log);
+  tool_log_setup(&opt.log);
   /* Decided before the pool starts, so its supervisor knows to erase the
    * progress line before a log line. Not when the tasks are typed on the
    * terminal: redrawing would wipe the line being typed. */
   if (!opt.quiet && !isatty(STDIN_FILENO) &&
       cli_progress_start(&s.prog, STDERR_FILENO, CMD)) {
     s.st.progress = &s.prog;
-    cli_log_set_erase(1);
+    tool_log_set_erase(1);
     if (isatty(STDOUT_FILENO)) {
       s.st.out.before_write = cli_progress_clear_hook;
       s.st.out.before_ctx = &s.prog;
     }
   }
-  if (start_pool(&s, &hcfg) < 0)
-    goto out;
+  if (start_pool(&s, &hcfg) < 0) goto out;
   s.st.pool = s.pool;
   /* After fp_pool_start(): its children keep default dispositions. */
   volatile sig_atomic_t *sig = cli_stream_signals();
@@ -137,10 +136,8 @@ int cli_run_main(int argc, char **argv)
   }
   /* Everything was collected on success, so draining only lets idle
    * workers run forkpool_fini; after an error or a signal, stop now. */
-  if (r == 0)
-    fp_pool_stop(s.pool, FP_STOP_DRAIN, RUN_DRAIN_GRACE_MS);
-  else
-    fp_pool_stop(s.pool, FP_STOP_NOW, 0);
+  if (r == 0) fp_pool_stop(s.pool, FP_STOP_DRAIN, RUN_DRAIN_GRACE_MS);
+  else fp_pool_stop(s.pool, FP_STOP_NOW, 0);
 
 out:
   fp_pool_free(s.pool);

@@ -8,20 +8,20 @@
 #include <stddef.h>
 
 #include "handler.h"
-#include "log.h"
+#include "tool/log.h"
 #include "pool_opts.h"
 
 #define CLI_RUN_CMD "forkpool run"
 
 struct run_opts {
   struct cli_handler handler; /* --handler, --exec or --coproc */
-  struct cli_pool_opts pool; /* --workers, --queue, --timeout, ... */
-  int seal;              /* --seal */
-  int json;              /* --json */
-  int backtrace;         /* --backtrace */
-  int quiet;             /* --quiet: no progress line */
-  int delim;             /* '\n', or '\0' with -0 */
-  struct cli_log_opts log; /* default: error, text */
+  struct cli_pool_opts pool;  /* --workers, --queue, --timeout, ... */
+  int seal;                   /* --seal */
+  int json;                   /* --json */
+  int backtrace;              /* --backtrace */
+  int quiet;                  /* --quiet: no progress line */
+  int delim;                  /* '\n', or '\0' with -0 */
+  struct tool_log_opts log;   /* default: error, text */
 };
 
 /*

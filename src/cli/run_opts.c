@@ -8,59 +8,74 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "args.h"
+#include "tool/args.h"
 #include "cli.h"
 #include "forkpool.h"
 #include "run.h"
 
 #define CMD CLI_RUN_CMD
 
-void cli_run_usage(int to_stderr)
-{
-  fprintf(to_stderr ? stderr : stdout,
-"Usage: forkpool run --handler LIB.so[:SYMBOL] [options] < tasks\n"
-"       forkpool run [options] --exec CMD [ARG...] < tasks\n"
-"       forkpool run [options] --coproc CMD [ARG...] < tasks\n"
-"\n"
-"Run each line of stdin as one task through a crash-isolating worker pool\n"
-"and print one result line per task, in input order.\n"
-"\n"
-CLI_HANDLER_USAGE
-"  --workers N        worker processes (default: online CPUs, max %u)\n"
-"  --timeout MS       per-task time limit, 0 = none (default 0)\n"
-"  --max-input BYTES  longest task input (default 65536)\n"
-"  --max-output BYTES largest task output (default 65536)\n"
-"  --queue SLOTS      task slots in the queue (default 256, max %u)\n"
-"  --max-tasks N      recycle a worker after N tasks, 0 = never (default 0)\n"
-"  --max-attempts N   run a task whose worker crashed or timed out up to N\n"
-"                     times in all (1-100, default 1: no retry)\n"
-"  --max-memory MB    address space each worker may add after it starts\n"
-"                     (RLIMIT_AS), 0 = no limit (default 0)\n"
-"  --max-rss MB       replace a worker whose resident set grew above MB\n"
-"                     after a task, 0 = never (default 0)\n"
-"  --seal             protect the shared segment from the handler's stray\n"
-"                     writes while it runs (two mprotect calls per task)\n"
-"  --json             one JSON object per result line\n"
-"  --backtrace        add the crash or hang report (signal, address, stack)\n"
-"                     of a crashed or timeout task: a third TAB-separated\n"
-"                     field, its lines joined with ' | ', or in JSON a\n"
-"                     \"backtrace\" string\n"
-"  -0, --null         tasks are NUL-terminated instead of newline-terminated\n"
-"  -q, --quiet        no progress line (it is shown on stderr only when\n"
-"                     stderr is a terminal and stdin is not)\n"
-CLI_LOG_USAGE("error")
-"  -h, --help         show this help\n"
-"\n"
-"Plain output: STATUS<TAB>DETAIL, where STATUS is ok, failed, crashed,\n"
-"timeout, cancelled or corrupt. On a terminal, stderr shows a progress\n"
-"line: tasks done of read so far (the total once the input ended), rate,\n"
-"crashed, timeouts and ETA. The supervisor's events go to stderr too: a\n"
-"worker's death, a crash loop and what handlers write to their stdout or\n"
-"stderr (\"task N (worker PID) stdout: ...\", 4096 bytes per task) are\n"
-"warn, so --log-level warn shows them. Handlers read /dev/null as stdin.\n"
-"Exit status: 0 all ok, 1 some task not ok, 2 usage, plugin or pool start\n"
-"error.\n",
-          FP_MAX_WORKERS, FP_MAX_SLOTS);
+void cli_run_usage(int to_stderr) {
+  fprintf(
+      to_stderr ? stderr : stdout,
+      "Usage: forkpool run --handler LIB.so[:SYMBOL] [options] < tasks\n"
+      "       forkpool run [options] --exec CMD [ARG...] < tasks\n"
+      "       forkpool run [options] --coproc CMD [ARG...] < tasks\n"
+      "\n"
+      "Run each line of stdin as one task through a crash-isolating worker "
+      "pool\n"
+      "and print one result line per task, in input order.\n"
+      "\n" CLI_HANDLER_USAGE
+      "  --workers N        worker processes (default: online CPUs, max %u)\n"
+      "  --timeout MS       per-task time limit, 0 = none (default 0)\n"
+      "  --max-input BYTES  longest task input (default 65536)\n"
+      "  --max-output BYTES largest task output (default 65536)\n"
+      "  --queue SLOTS      task slots in the queue (default 256, max %u)\n"
+      "  --max-tasks N      recycle a worker after N tasks, 0 = never (default "
+      "0)\n"
+      "  --max-attempts N   run a task whose worker crashed or timed out up to "
+      "N\n"
+      "                     times in all (1-100, default 1: no retry)\n"
+      "  --max-memory MB    address space each worker may add after it starts\n"
+      "                     (RLIMIT_AS), 0 = no limit (default 0)\n"
+      "  --max-rss MB       replace a worker whose resident set grew above MB\n"
+      "                     after a task, 0 = never (default 0)\n"
+      "  --seal             protect the shared segment from the handler's "
+      "stray\n"
+      "                     writes while it runs (two mprotect calls per "
+      "task)\n"
+      "  --json             one JSON object per result line\n"
+      "  --backtrace        add the crash or hang report (signal, address, "
+      "stack)\n"
+      "                     of a crashed or timeout task: a third "
+      "TAB-separated\n"
+      "                     field, its lines joined with ' | ', or in JSON a\n"
+      "                     \"backtrace\" string\n"
+      "  -0, --null         tasks are NUL-terminated instead of "
+      "newline-terminated\n"
+      "  -q, --quiet        no progress line (it is shown on stderr only when\n"
+      "                     stderr is a terminal and stdin is "
+      "not)\n" TOOL_LOG_USAGE(
+          "error") "  -h, --help         show this help\n"
+                   "\n"
+                   "Plain output: STATUS<TAB>DETAIL, where STATUS is ok, "
+                   "failed, crashed,\n"
+                   "timeout, cancelled or corrupt. On a terminal, stderr shows "
+                   "a progress\n"
+                   "line: tasks done of read so far (the total once the input "
+                   "ended), rate,\n"
+                   "crashed, timeouts and ETA. The supervisor's events go to "
+                   "stderr too: a\n"
+                   "worker's death, a crash loop and what handlers write to "
+                   "their stdout or\n"
+                   "stderr (\"task N (worker PID) stdout: ...\", 4096 bytes "
+                   "per task) are\n"
+                   "warn, so --log-level warn shows them. Handlers read "
+                   "/dev/null as stdin.\n"
+                   "Exit status: 0 all ok, 1 some task not ok, 2 usage, plugin "
+                   "or pool start\n"
+                   "error.\n",
+      FP_MAX_WORKERS, FP_MAX_SLOTS);
 }
 
 /* A flag without a value: its long name, its short one (or NULL), and the
@@ -75,15 +90,12 @@ struct flag_opt {
  * See run.h. Returns -1 to go on, or the exit status to end with
  * (0 after --help, 2 after a message on stderr).
  */
-int cli_run_parse(int argc, char **argv, struct run_opts *o)
-{
-  struct cli_num_opt num[CLI_POOL_NOPT];
+int cli_run_parse(int argc, char **argv, struct run_opts *o) {
+  struct tool_num_opt num[CLI_POOL_NOPT];
   const struct flag_opt flags[] = {
-    { "--null", "-0", &o->delim, '\0' },
-    { "--json", NULL, &o->json, 1 },
-    { "--backtrace", NULL, &o->backtrace, 1 },
-    { "--seal", NULL, &o->seal, 1 },
-    { "--quiet", "-q", &o->quiet, 1 },
+      {"--null", "-0", &o->delim, '\0'},       {"--json", NULL, &o->json, 1},
+      {"--backtrace", NULL, &o->backtrace, 1}, {"--seal", NULL, &o->seal, 1},
+      {"--quiet", "-q", &o->quiet, 1},
   };
   const int nflags = (int)(sizeof flags / sizeof flags[0]);
   int i, k, r;
@@ -100,34 +112,27 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o)
       return CLI_EXIT_OK;
     }
     for (k = 0, r = 0; k < nflags && r == 0; k++) {
-      if (flags[k].short_name && !strcmp(a, flags[k].short_name))
-        r = 1;
-      else
-        r = cli_arg_flag(CMD, argv, i, flags[k].name);
-      if (r > 0)
-        *flags[k].dst = flags[k].value;
+      if (flags[k].short_name && !strcmp(a, flags[k].short_name)) r = 1;
+      else r = tool_arg_flag(CMD, argv, i, flags[k].name);
+      if (r > 0) *flags[k].dst = flags[k].value;
     }
     if (r != 0) {
-      if (r < 0)
-        goto usage;
+      if (r < 0) goto usage;
       continue;
     }
     if ((r = cli_handler_arg(CMD, argc, argv, &i, &o->handler)) != 0) {
-      if (r < 0)
-        goto usage;
+      if (r < 0) goto usage;
       continue;
     }
-    if ((r = cli_arg_num(CMD, argc, argv, &i, num, CLI_POOL_NOPT)) != 0 ||
-        (r = cli_log_arg(CMD, argc, argv, &i, &o->log)) != 0) {
-      if (r < 0)
-        goto usage;
+    if ((r = tool_arg_num(CMD, argc, argv, &i, num, CLI_POOL_NOPT)) != 0 ||
+        (r = tool_log_arg(CMD, argc, argv, &i, &o->log)) != 0) {
+      if (r < 0) goto usage;
       continue;
     }
-    cli_arg_reject(CMD, a);
+    tool_arg_reject(CMD, a);
     goto usage;
   }
-  if (cli_handler_check(CMD, &o->handler) < 0)
-    goto usage;
+  if (cli_handler_check(CMD, &o->handler) < 0) goto usage;
   cli_pool_num_get(num, &o->pool);
   return -1;
 

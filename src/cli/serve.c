@@ -20,7 +20,7 @@
 
 #include "attach.h"
 #include "cli.h"
-#include "log.h"
+#include "tool/log.h"
 #include "plugin.h"
 #include "serve.h"
 
@@ -28,9 +28,9 @@
 
 struct serve_state {
   struct serve_opts *o;
-  fp_config *cfg;       /* the pool's: a reload points it at new code */
-  int pid_written;    /* the pidfile holds our pid */
-  int pid_failed;     /* it could not be written: stop, then exit 1 */
+  fp_config *cfg;  /* the pool's: a reload points it at new code */
+  int pid_written; /* the pidfile holds our pid */
+  int pid_failed;  /* it could not be written: stop, then exit 1 */
 };
 
 /*
@@ -42,8 +42,7 @@ struct serve_state {
  * Returns the descriptor, open for writing, and the malloc'ed name in
  * *tmp; or a negative errno with nothing created and *tmp NULL.
  */
-static int pidfile_tmp_open(const char *path, char **tmp)
-{
+static int pidfile_tmp_open(const char *path, char **tmp) {
   static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
   const char *slash = strrchr(path, '/');
   size_t dlen = slash ? (size_t)(slash - path) + 1 : 0;
@@ -52,15 +51,13 @@ static int pidfile_tmp_open(const char *path, char **tmp)
   int fd = -EEXIST;
 
   *tmp = NULL;
-  if (!t)
-    return -ENOMEM;
+  if (!t) return -ENOMEM;
   for (int attempt = 0; attempt < 100 && fd == -EEXIST; attempt++) {
     unsigned char rnd[12];
     char suffix[sizeof rnd + 1];
     ssize_t g;
 
-    do
-      g = getrandom(rnd, sizeof rnd, 0);
+    do g = getrandom(rnd, sizeof rnd, 0);
     while (g < 0 && errno == EINTR);
     if (g != (ssize_t)sizeof rnd) {
       fd = g < 0 ? -errno : -EIO;
@@ -70,12 +67,9 @@ static int pidfile_tmp_open(const char *path, char **tmp)
       suffix[k] = digits[rnd[k] % (sizeof digits - 1)];
     suffix[sizeof rnd] = '\0';
     snprintf(t, n, "%.*s.%s.tmp.%s", (int)dlen, path, path + dlen, suffix);
-    do
-      fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                0644);
+    do fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-      fd = -errno;
+    if (fd < 0) fd = -errno;
   }
   if (fd < 0) {
     free(t);
@@ -91,48 +85,37 @@ static int pidfile_tmp_open(const char *path, char **tmp)
  * the pidfile is always a file we created. Returns 0 or a negative errno
  * (the temporary file is removed).
  */
-static int pidfile_write(const char *path)
-{
+static int pidfile_write(const char *path) {
   char buf[32];
   char *tmp;
   int fd, n, err = 0;
   ssize_t w;
 
   fd = pidfile_tmp_open(path, &tmp);
-  if (fd < 0)
-    return fd;
+  if (fd < 0) return fd;
   n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
-  do
-    w = write(fd, buf, (size_t)n);
+  do w = write(fd, buf, (size_t)n);
   while (w < 0 && errno == EINTR);
-  if (w != n)
-    err = w < 0 ? -errno : -EIO;
-  if (close(fd) != 0 && err == 0)
-    err = -errno;
-  if (err == 0 && rename(tmp, path) != 0)
-    err = -errno;
-  if (err < 0)
-    unlink(tmp);
+  if (w != n) err = w < 0 ? -errno : -EIO;
+  if (close(fd) != 0 && err == 0) err = -errno;
+  if (err == 0 && rename(tmp, path) != 0) err = -errno;
+  if (err < 0) unlink(tmp);
   free(tmp);
   return err;
 }
 
 /* Remove the pidfile if it still names us (a later server may own it). */
-static void pidfile_remove(const char *path)
-{
+static void pidfile_remove(const char *path) {
   char buf[32];
   ssize_t n;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-  if (fd < 0)
-    return;
+  if (fd < 0) return;
   n = read(fd, buf, sizeof buf - 1);
   close(fd);
-  if (n <= 0)
-    return;
+  if (n <= 0) return;
   buf[n] = '\0';
-  if (strtol(buf, NULL, 10) == (long)getpid())
-    unlink(path);
+  if (strtol(buf, NULL, 10) == (long)getpid()) unlink(path);
 }
 
 /*
@@ -140,44 +123,42 @@ static void pidfile_remove(const char *path)
  * command again. Returns 0, or -ENOEXEC with the reason logged (the
  * library then logs that the old code keeps running).
  */
-static int on_reload(void *ctx)
-{
+static int on_reload(void *ctx) {
   struct serve_state *s = ctx;
   char err[1024];
 
   if (cli_handler_reload(&s->o->handler, s->cfg, err, sizeof err) < 0) {
-    cli_logf(FP_LOG_ERROR, "reload of %s failed: %s",
-             cli_handler_name(&s->o->handler), err);
+    tool_logf(FP_LOG_ERROR, "reload of %s failed: %s",
+              cli_handler_name(&s->o->handler), err);
     return -ENOEXEC;
   }
-  cli_logf(FP_LOG_INFO, "reload: %s loaded again",
-           cli_handler_name(&s->o->handler));
+  tool_logf(FP_LOG_INFO, "reload: %s loaded again",
+            cli_handler_name(&s->o->handler));
   return 0;
 }
 
 /* fp_serve_config.on_ready: producers can submit from now on. */
-static void on_ready(void *ctx)
-{
+static void on_ready(void *ctx) {
   struct serve_state *s = ctx;
   const struct serve_opts *o = s->o;
   int r;
 
-  cli_logf(FP_LOG_INFO, "ready: pool '%s' (segment /dev/shm/forkpool.%s), "
-           "%u worker%s, %u slots, supervisor pid %ld", o->name, o->name,
-           o->pool.workers, o->pool.workers == 1 ? "" : "s", o->pool.slots,
-           (long)getpid());
-  if (!o->pidfile)
-    return;
+  tool_logf(FP_LOG_INFO,
+            "ready: pool '%s' (segment /dev/shm/forkpool.%s), "
+            "%u worker%s, %u slots, supervisor pid %ld",
+            o->name, o->name, o->pool.workers, o->pool.workers == 1 ? "" : "s",
+            o->pool.slots, (long)getpid());
+  if (!o->pidfile) return;
   r = pidfile_write(o->pidfile);
   if (r == 0) {
     s->pid_written = 1;
-    cli_logf(FP_LOG_INFO, "pidfile %s written", o->pidfile);
+    tool_logf(FP_LOG_INFO, "pidfile %s written", o->pidfile);
     return;
   }
   /* Stop the way an operator would: SIGTERM reaches fp_serve()'s signalfd
    * and drains the pool (nothing can be queued yet but our own tasks). */
-  cli_logf(FP_LOG_ERROR, "cannot write pidfile %s: %s; stopping", o->pidfile,
-           strerror(-r));
+  tool_logf(FP_LOG_ERROR, "cannot write pidfile %s: %s; stopping", o->pidfile,
+            strerror(-r));
   s->pid_failed = 1;
   kill(getpid(), SIGTERM);
 }
@@ -186,13 +167,11 @@ static void on_ready(void *ctx)
  * Check before serving that the pidfile can be written: create and remove
  * a temporary file next to it. Returns 0 or a negative errno.
  */
-static int pidfile_probe(const char *path)
-{
+static int pidfile_probe(const char *path) {
   char *tmp;
   int fd = pidfile_tmp_open(path, &tmp);
 
-  if (fd < 0)
-    return fd;
+  if (fd < 0) return fd;
   close(fd);
   unlink(tmp);
   free(tmp);
@@ -209,8 +188,7 @@ static int pidfile_probe(const char *path)
  * EPIPE in the log, not kill the supervisor. Workers reset every
  * disposition after fork.
  */
-static void prepare_signals(void)
-{
+static void prepare_signals(void) {
   struct sigaction sa;
 
   memset(&sa, 0, sizeof sa);
@@ -222,19 +200,16 @@ static void prepare_signals(void)
 }
 
 /* "RLIMIT_NPROC 3" or "RLIMIT_NPROC unlimited", for a fork failure. */
-static void nproc_desc(char *buf, size_t n)
-{
+static void nproc_desc(char *buf, size_t n) {
   struct rlimit rl;
 
   if (getrlimit(RLIMIT_NPROC, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
     snprintf(buf, n, "ulimit -u %llu", (unsigned long long)rl.rlim_cur);
-  else
-    snprintf(buf, n, "ulimit -u unlimited");
+  else snprintf(buf, n, "ulimit -u unlimited");
 }
 
 /* Log why fp_serve() failed, naming the real cause. Returns the exit status. */
-static int serve_failed(const struct serve_opts *o, int err)
-{
+static int serve_failed(const struct serve_opts *o, int err) {
   fp_pool *p = NULL;
   fp_stats st;
   char desc[600];
@@ -245,61 +220,65 @@ static int serve_failed(const struct serve_opts *o, int err)
     /* Ask the live pool who serves it; it may be gone by now. */
     r = fp_pool_open(&p, o->name, FP_OPEN_MONITOR);
     if (r == 0 && fp_pool_stats(p, &st) == 0 && st.supervisor > 0)
-      cli_logf(FP_LOG_ERROR, "a live forkpool already serves %s (pid %ld)",
-               o->name, (long)st.supervisor);
+      tool_logf(FP_LOG_ERROR, "a live forkpool already serves %s (pid %ld)",
+                o->name, (long)st.supervisor);
     else if (r == 0 || r == -ECONNREFUSED)
-      cli_logf(FP_LOG_ERROR, "a live forkpool already serves %s", o->name);
-    else
-      /* Locked by a process of ours that is no pool we can read. */
-      cli_logf(FP_LOG_ERROR, "cannot serve %s: /dev/shm/forkpool.%s is held "
-               "(locked) by a live process and is no forkpool segment we can "
-               "read (%s); it is left alone", o->name, o->name,
-               fp_strerror(r));
+      tool_logf(FP_LOG_ERROR, "a live forkpool already serves %s", o->name);
+    else /* Locked by a process of ours that is no pool we can read. */
+      tool_logf(FP_LOG_ERROR,
+                "cannot serve %s: /dev/shm/forkpool.%s is held "
+                "(locked) by a live process and is no forkpool segment we can "
+                "read (%s); it is left alone",
+                o->name, o->name, fp_strerror(r));
     fp_pool_free(p);
     return CLI_EXIT_FAIL;
   case ECHILD:
-    cli_log(FP_LOG_ERROR, "workers could not start (init hook failed)");
+    tool_log(FP_LOG_ERROR, "workers could not start (init hook failed)");
     return CLI_EXIT_FAIL;
   case EACCES:
   case ELOOP:
     what = cli_shm_describe(o->name, desc, sizeof desc);
     if (what == CLI_SHM_FOREIGN || what == CLI_SHM_LINK)
-      cli_logf(FP_LOG_ERROR, "cannot serve %s: %s; it is left alone: remove "
-               "it or choose another --name", o->name, desc);
+      tool_logf(FP_LOG_ERROR,
+                "cannot serve %s: %s; it is left alone: remove "
+                "it or choose another --name",
+                o->name, desc);
     else
-      cli_logf(FP_LOG_ERROR, "cannot serve %s: %s (%s)", o->name, desc,
-               fp_strerror(err));
+      tool_logf(FP_LOG_ERROR, "cannot serve %s: %s (%s)", o->name, desc,
+                fp_strerror(err));
     return CLI_EXIT_FAIL;
   case ENOSPC:
-    cli_logf(FP_LOG_ERROR, "cannot serve %s: no room in /dev/shm for its "
-             "segment: lower --queue, --max-input or --max-output, or free "
-             "or enlarge /dev/shm", o->name);
+    tool_logf(FP_LOG_ERROR,
+              "cannot serve %s: no room in /dev/shm for its "
+              "segment: lower --queue, --max-input or --max-output, or free "
+              "or enlarge /dev/shm",
+              o->name);
     return CLI_EXIT_FAIL;
   case EAGAIN:
     /* The one EAGAIN of fp_serve(): fork() of a worker at start. */
     nproc_desc(desc, sizeof desc);
-    cli_logf(FP_LOG_ERROR, "cannot serve %s: fork of a worker failed: the "
-             "process limit of uid %ld is reached (%s) or the system "
-             "is out of processes", o->name, (long)getuid(), desc);
+    tool_logf(FP_LOG_ERROR,
+              "cannot serve %s: fork of a worker failed: the "
+              "process limit of uid %ld is reached (%s) or the system "
+              "is out of processes",
+              o->name, (long)getuid(), desc);
     return CLI_EXIT_FAIL;
   case EIO:
     /* fp_serve() logged the truncation; this is how the pool ended. */
-    cli_logf(FP_LOG_ERROR, "pool %s stopped: its segment was cut under it",
-             o->name);
+    tool_logf(FP_LOG_ERROR, "pool %s stopped: its segment was cut under it",
+              o->name);
     return CLI_EXIT_FAIL;
   case EINVAL:
-    cli_logf(FP_LOG_ERROR, "cannot serve %s: invalid configuration",
-             o->name);
+    tool_logf(FP_LOG_ERROR, "cannot serve %s: invalid configuration", o->name);
     return CLI_EXIT_USAGE;
   default:
-    cli_logf(FP_LOG_ERROR, "cannot serve %s (/dev/shm/forkpool.%s): %s",
-             o->name, o->name, fp_strerror(err));
+    tool_logf(FP_LOG_ERROR, "cannot serve %s (/dev/shm/forkpool.%s): %s",
+              o->name, o->name, fp_strerror(err));
     return CLI_EXIT_FAIL;
   }
 }
 
-int cli_serve_main(int argc, char **argv)
-{
+int cli_serve_main(int argc, char **argv) {
   struct serve_opts opt;
   struct serve_state s;
   fp_config cfg;
@@ -309,8 +288,7 @@ int cli_serve_main(int argc, char **argv)
   int rc, r;
 
   rc = cli_serve_parse(argc, argv, &opt);
-  if (rc >= 0)
-    return rc;
+  if (rc >= 0) return rc;
   memset(&s, 0, sizeof s);
   s.o = &opt;
   s.cfg = &cfg;
@@ -323,17 +301,18 @@ int cli_serve_main(int argc, char **argv)
   if (opt.min_workers) {
     /* Resizing between --min-workers and --max-workers (or its default). */
     cfg.min_workers = opt.min_workers;
-    cfg.max_workers = opt.max_workers ? opt.max_workers
+    cfg.max_workers = opt.max_workers         ? opt.max_workers
                       : opt.pool.workers > 64 ? opt.pool.workers
                                               : 64;
     cfg.idle_ms = opt.idle_ms;
   }
-  if (opt.seal)
-    cfg.flags |= FP_CONFIG_SEAL;
+  if (opt.seal) cfg.flags |= FP_CONFIG_SEAL;
   r = fp_config_validate(&cfg);
   if (r < 0) {
-    fprintf(stderr, CMD ": invalid configuration (is --queue x "
-            "(--max-input + --max-output) too large?): %s\n", fp_strerror(r));
+    fprintf(stderr,
+            CMD ": invalid configuration (is --queue x "
+                "(--max-input + --max-output) too large?): %s\n",
+            fp_strerror(r));
     rc = CLI_EXIT_USAGE;
     goto out;
   }
@@ -343,18 +322,18 @@ int cli_serve_main(int argc, char **argv)
   sc.grace_ms = opt.grace_ms;
   sc.max_workers = opt.max_workers;
   sc.max_clients = opt.max_clients;
-  sc.log = cli_log_fn;
+  sc.log = tool_log_fn;
   sc.on_ready = on_ready;
   sc.ready_ctx = &s;
   sc.on_reload = on_reload;
   sc.reload_ctx = &s;
-  cli_log_setup(&opt.log);
+  tool_log_setup(&opt.log);
 
   if (opt.pidfile) {
     r = pidfile_probe(opt.pidfile);
     if (r < 0) {
-      cli_logf(FP_LOG_ERROR, "cannot write pidfile %s: %s", opt.pidfile,
-               strerror(-r));
+      tool_logf(FP_LOG_ERROR, "cannot write pidfile %s: %s", opt.pidfile,
+                strerror(-r));
       rc = CLI_EXIT_FAIL;
       goto out;
     }
@@ -371,21 +350,21 @@ int cli_serve_main(int argc, char **argv)
   sigaddset(&stop_set, SIGINT);
   sigaddset(&stop_set, SIGHUP);
   sigprocmask(SIG_BLOCK, &stop_set, NULL);
-  cli_logf(FP_LOG_INFO, "starting pool '%s': %u worker%s, handler %s, "
-           "version %s", opt.name, opt.pool.workers,
-           opt.pool.workers == 1 ? "" : "s", cli_handler_name(&opt.handler),
-           fp_version());
+  tool_logf(FP_LOG_INFO,
+            "starting pool '%s': %u worker%s, handler %s, "
+            "version %s",
+            opt.name, opt.pool.workers, opt.pool.workers == 1 ? "" : "s",
+            cli_handler_name(&opt.handler), fp_version());
   r = fp_serve(&cfg, &sc);
   if (r < 0) {
     rc = serve_failed(&opt, r);
   } else if (s.pid_failed) {
     rc = CLI_EXIT_FAIL;
   } else {
-    cli_logf(FP_LOG_INFO, "stopped: pool '%s' removed", opt.name);
+    tool_logf(FP_LOG_INFO, "stopped: pool '%s' removed", opt.name);
     rc = CLI_EXIT_OK;
   }
-  if (s.pid_written)
-    pidfile_remove(opt.pidfile);
+  if (s.pid_written) pidfile_remove(opt.pidfile);
 
 out:
   cli_handler_close(&opt.handler); /* every worker is reaped by now */

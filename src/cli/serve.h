@@ -8,24 +8,24 @@
 #include <stddef.h>
 
 #include "handler.h"
-#include "log.h"
+#include "tool/log.h"
 #include "pool_opts.h"
 
 #define CLI_SERVE_CMD "forkpool serve"
 
 struct serve_opts {
-  const char *name;      /* valid pool name, points into argv */
+  const char *name;           /* valid pool name, points into argv */
   struct cli_handler handler; /* --handler, --exec or --coproc */
-  const char *pidfile;   /* NULL: none */
-  struct cli_pool_opts pool; /* --workers, --queue, --timeout, ... */
-  int grace_ms;          /* default 10000 */
-  unsigned mode;         /* default 0600 */
-  unsigned max_workers;  /* 0: the library's default */
-  unsigned min_workers;  /* non-zero: resize between it and max_workers */
+  const char *pidfile;        /* NULL: none */
+  struct cli_pool_opts pool;  /* --workers, --queue, --timeout, ... */
+  int grace_ms;               /* default 10000 */
+  unsigned mode;              /* default 0600 */
+  unsigned max_workers;       /* 0: the library's default */
+  unsigned min_workers;       /* non-zero: resize between it and max_workers */
   unsigned idle_ms;
-  unsigned max_clients;  /* default 64 */
-  int seal;              /* --seal */
-  struct cli_log_opts log; /* --log-level (-v: debug), --log-format */
+  unsigned max_clients;     /* default 64 */
+  int seal;                 /* --seal */
+  struct tool_log_opts log; /* --log-level (-v: debug), --log-format */
 };
 
 /*

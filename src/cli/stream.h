@@ -32,9 +32,10 @@
 #define CLI_STREAM_IDLE_SLICE_MS 10  /* result wait while input might come */
 
 struct cli_stream {
-  fp_pool *pool;          /* set by the caller before cli_stream_run() */
-  struct cli_input *in;   /* the records; owned by the caller */
+  fp_pool *pool;        /* set by the caller before cli_stream_run() */
+  struct cli_input *in; /* the records; owned by the caller */
   struct cli_window win;
+  /* clang-format off */
   struct cli_out out;     /* stdout */
   struct cli_format fmt;  /* set by the caller; fmt.wait_ms also arms the
                            * per-result wait limit (0: wait forever) */
@@ -43,7 +44,9 @@ struct cli_stream {
   struct cli_progress *progress; /* set by the caller, or NULL: updated
                            * every turn of the loop, erased before the
                            * loop prints a message */
+  /* clang-format on */
   /* Outcome, read by the caller after cli_stream_run(): */
+  /* clang-format off */
   int all_ok;             /* every printed line was an ok result */
   int err;                /* the pool error that ended the loop, or 0 */
   const char *err_what;   /* "submitting a task", "collecting results" */
@@ -56,10 +59,11 @@ struct cli_stream {
                            * ours running (0: not waiting); bounded by
                            * fmt.wait_ms: s->err -ETIMEDOUT, "waiting for a
                            * free slot" */
+  /* clang-format on */
   /* Progress, read by the caller at any time: */
-  int input_done;         /* the input ended (or was refused) */
-  uint64_t crashed;       /* printed results that were crashed */
-  uint64_t timeouts;      /* printed results that were timeout */
+  int input_done;    /* the input ended (or was refused) */
+  uint64_t crashed;  /* printed results that were crashed */
+  uint64_t timeouts; /* printed results that were timeout */
 };
 
 /*
@@ -67,8 +71,8 @@ struct cli_stream {
  * output buffer of `out_cap` bytes on stdout. Returns 0 or -ENOMEM (then
  * cli_stream_free() is still safe).
  */
-int cli_stream_init(struct cli_stream *s, struct cli_input *in,
-                    size_t window, size_t out_cap);
+int cli_stream_init(struct cli_stream *s, struct cli_input *in, size_t window,
+                    size_t out_cap);
 
 /* Release what cli_stream_init() allocated (without writing output). */
 void cli_stream_free(struct cli_stream *s);

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "args.h"
+#include "tool/args.h"
 #include "attach.h"
 #include "cli.h"
 #include "input.h"
@@ -27,51 +27,61 @@
 
 struct submit_opts {
   const char *name;
-  unsigned wait_ms;  /* --timeout: per-result wait limit, 0 = forever */
+  unsigned wait_ms; /* --timeout: per-result wait limit, 0 = forever */
   int json;
   int backtrace;
   int priority;
   int delim;
-  char **data;       /* the DATA arguments (NULL: read stdin) */
+  char **data; /* the DATA arguments (NULL: read stdin) */
   size_t ndata;
 };
 
-void cli_submit_usage(int to_stderr)
-{
-  fprintf(to_stderr ? stderr : stdout,
-"Usage: forkpool submit --name NAME [options] [--] [DATA ...]\n"
-"\n"
-"Send each DATA argument, or else each line of stdin, as one task to the\n"
-"pool NAME that 'forkpool serve' runs, and print one result line per task,\n"
-"in input order, as 'forkpool run' does.\n"
-"\n"
-"  --name NAME        the pool\n"
-"  --timeout MS       give up on a task whose result has not come MS ms\n"
-"                     after it was submitted: print 'error<TAB>no result\n"
-"                     within MS ms' in its place (the task itself runs on)\n"
-"                     and exit 1; and stop (exit 1) when no slot of the\n"
-"                     pool could be had for MS ms. 0 = wait forever (default)\n"
-"  --json             one JSON object per result line, with the task's id\n"
-"                     (\"id\") after \"seq\"\n"
-"  --backtrace        add the crash or hang report (signal, address, stack)\n"
-"                     of a crashed or timeout task: a third TAB-separated\n"
-"                     field, its lines joined with ' | ', or in JSON a\n"
-"                     \"backtrace\" string\n"
-"  --priority high|normal  high-priority tasks start before normal ones\n"
-"                     (a normal one still goes after every 4 high ones);\n"
-"                     default normal\n"
-"  -0, --null         stdin tasks are NUL-terminated, not newline-terminated\n"
-"  -h, --help         show this help\n"
-"\n"
-"Exit status: 0 all ok, 1 some task not ok (or a result not waited for),\n"
-"2 usage error, 3 no pool NAME runs, it cannot be attached to, it is\n"
-"shutting down, or its supervisor died.\n");
+void cli_submit_usage(int to_stderr) {
+  fprintf(
+      to_stderr ? stderr : stdout,
+      "Usage: forkpool submit --name NAME [options] [--] [DATA ...]\n"
+      "\n"
+      "Send each DATA argument, or else each line of stdin, as one task to "
+      "the\n"
+      "pool NAME that 'forkpool serve' runs, and print one result line per "
+      "task,\n"
+      "in input order, as 'forkpool run' does.\n"
+      "\n"
+      "  --name NAME        the pool\n"
+      "  --timeout MS       give up on a task whose result has not come MS ms\n"
+      "                     after it was submitted: print 'error<TAB>no "
+      "result\n"
+      "                     within MS ms' in its place (the task itself runs "
+      "on)\n"
+      "                     and exit 1; and stop (exit 1) when no slot of the\n"
+      "                     pool could be had for MS ms. 0 = wait forever "
+      "(default)\n"
+      "  --json             one JSON object per result line, with the task's "
+      "id\n"
+      "                     (\"id\") after \"seq\"\n"
+      "  --backtrace        add the crash or hang report (signal, address, "
+      "stack)\n"
+      "                     of a crashed or timeout task: a third "
+      "TAB-separated\n"
+      "                     field, its lines joined with ' | ', or in JSON a\n"
+      "                     \"backtrace\" string\n"
+      "  --priority high|normal  high-priority tasks start before normal ones\n"
+      "                     (a normal one still goes after every 4 high "
+      "ones);\n"
+      "                     default normal\n"
+      "  -0, --null         stdin tasks are NUL-terminated, not "
+      "newline-terminated\n"
+      "  -h, --help         show this help\n"
+      "\n"
+      "Exit status: 0 all ok, 1 some task not ok (or a result not waited "
+      "for),\n"
+      "2 usage error, 3 no pool NAME runs, it cannot be attached to, it is\n"
+      "shutting down, or its supervisor died.\n");
 }
 
 /* Returns -1 to go on, or the exit status to end with. */
-static int parse(int argc, char **argv, struct submit_opts *o)
-{
-  struct cli_num_opt num[1] = { { "--timeout", 0, 2147483647u, 0, 0 } };
+static int parse(int argc, char **argv, struct submit_opts *o) {
+  struct tool_num_opt num[1] = {{"--timeout", 0, 2147483647u, 0, 0}};
   const char *v = NULL;
   int i, r, only_data = 0;
 
@@ -101,27 +111,23 @@ static int parse(int argc, char **argv, struct submit_opts *o)
       o->delim = '\0';
       continue;
     }
-    if ((r = cli_arg_flag(CMD, argv, i, "--null")) != 0) {
-      if (r < 0)
-        goto usage;
+    if ((r = tool_arg_flag(CMD, argv, i, "--null")) != 0) {
+      if (r < 0) goto usage;
       o->delim = '\0';
       continue;
     }
-    if ((r = cli_arg_flag(CMD, argv, i, "--json")) != 0) {
-      if (r < 0)
-        goto usage;
+    if ((r = tool_arg_flag(CMD, argv, i, "--json")) != 0) {
+      if (r < 0) goto usage;
       o->json = 1;
       continue;
     }
-    if ((r = cli_arg_flag(CMD, argv, i, "--backtrace")) != 0) {
-      if (r < 0)
-        goto usage;
+    if ((r = tool_arg_flag(CMD, argv, i, "--backtrace")) != 0) {
+      if (r < 0) goto usage;
       o->backtrace = 1;
       continue;
     }
-    if ((r = cli_arg_value(CMD, argc, argv, &i, "--priority", &v)) != 0) {
-      if (r < 0)
-        goto usage;
+    if ((r = tool_arg_value(CMD, argc, argv, &i, "--priority", &v)) != 0) {
+      if (r < 0) goto usage;
       if (!strcmp(v, "high")) {
         o->priority = FP_PRIO_HIGH;
       } else if (!strcmp(v, "normal")) {
@@ -132,27 +138,26 @@ static int parse(int argc, char **argv, struct submit_opts *o)
       }
       continue;
     }
-    if ((r = cli_arg_value(CMD, argc, argv, &i, "--name", &v)) != 0) {
-      if (r < 0)
-        goto usage;
+    if ((r = tool_arg_value(CMD, argc, argv, &i, "--name", &v)) != 0) {
+      if (r < 0) goto usage;
       o->name = v;
       continue;
     }
-    if ((r = cli_arg_num(CMD, argc, argv, &i, num, 1)) != 0) {
-      if (r < 0)
-        goto usage;
+    if ((r = tool_arg_num(CMD, argc, argv, &i, num, 1)) != 0) {
+      if (r < 0) goto usage;
       continue;
     }
-    fprintf(stderr, CMD ": unknown option '%s' (put DATA that starts with "
-            "'-' after --)\n", a);
+    fprintf(stderr,
+            CMD ": unknown option '%s' (put DATA that starts with "
+                "'-' after --)\n",
+            a);
     goto usage;
   }
   if (!o->name) {
     fprintf(stderr, CMD ": --name is required\n");
     goto usage;
   }
-  if (cli_name_check(CMD, o->name) < 0)
-    goto usage;
+  if (cli_name_check(CMD, o->name) < 0) goto usage;
   o->wait_ms = (unsigned)num[0].value;
   return -1;
 
@@ -162,8 +167,7 @@ usage:
 }
 
 /* The exit status after the loop returned r. */
-static int finish(const struct submit_opts *o, struct cli_stream *st, int r)
-{
+static int finish(const struct submit_opts *o, struct cli_stream *st, int r) {
   (void)cli_out_flush(&st->out);
   if (st->out.err && st->out.err != -EPIPE)
     fprintf(stderr, CMD ": writing results: %s\n", strerror(-st->out.err));
@@ -178,14 +182,17 @@ static int finish(const struct submit_opts *o, struct cli_stream *st, int r)
   }
   if (st->err == -ETIMEDOUT) {
     /* Only the wait for a slot ends the loop with -ETIMEDOUT (stream.c). */
-    fprintf(stderr, CMD ": no free slot in pool %s within %u ms (other "
-            "producers' tasks fill it, or a process holds its queue lock); "
-            "the remaining tasks were not submitted\n", o->name, o->wait_ms);
+    fprintf(stderr,
+            CMD ": no free slot in pool %s within %u ms (other "
+                "producers' tasks fill it, or a process holds its queue lock); "
+                "the remaining tasks were not submitted\n",
+            o->name, o->wait_ms);
     return CLI_EXIT_FAIL;
   }
   if (st->err == -EDEADLK) {
-    fprintf(stderr, CMD ": %s: every slot this producer may use holds its "
-            "own uncollected results (collect before submitting more)\n",
+    fprintf(stderr,
+            CMD ": %s: every slot this producer may use holds its "
+                "own uncollected results (collect before submitting more)\n",
             st->err_what);
     return CLI_EXIT_FAIL;
   }
@@ -193,20 +200,19 @@ static int finish(const struct submit_opts *o, struct cli_stream *st, int r)
     fprintf(stderr, CMD ": %s: %s\n", st->err_what, fp_strerror(st->err));
     return CLI_EXIT_FAIL;
   }
-  if (r < 0 || st->out.err)
-    return CLI_EXIT_FAIL;
+  if (r < 0 || st->out.err) return CLI_EXIT_FAIL;
   if (st->refused) {
-    fprintf(stderr, CMD ": pool %s is shutting down; the remaining tasks "
-            "were not submitted\n", o->name);
+    fprintf(stderr,
+            CMD ": pool %s is shutting down; the remaining tasks "
+                "were not submitted\n",
+            o->name);
     return CLI_EXIT_NOPOOL;
   }
-  if (st->expired_pending > 0 || !st->all_ok)
-    return CLI_EXIT_FAIL;
+  if (st->expired_pending > 0 || !st->all_ok) return CLI_EXIT_FAIL;
   return CLI_EXIT_OK;
 }
 
-int cli_submit_main(int argc, char **argv)
-{
+int cli_submit_main(int argc, char **argv) {
   struct submit_opts opt;
   struct cli_input in;
   struct cli_stream st;
@@ -217,11 +223,9 @@ int cli_submit_main(int argc, char **argv)
   memset(&in, 0, sizeof in);
   memset(&st, 0, sizeof st);
   rc = parse(argc, argv, &opt);
-  if (rc >= 0)
-    goto out;
+  if (rc >= 0) goto out;
   rc = cli_attach(CMD, opt.name, 0, &pool);
-  if (rc != 0)
-    goto out;
+  if (rc != 0) goto out;
   rc = CLI_EXIT_FAIL;
   if (fp_pool_stats(pool, &stats) < 0)
     stats.slots = 256; /* cannot happen for a valid handle */

@@ -116,8 +116,7 @@ int fp_pool_worker_sized(const fp_pool *pool, unsigned row, void *wi,
 
 static int pass, fail;
 
-static void check(int cond, const char *name, const char *why)
-{
+static void check(int cond, const char *name, const char *why) {
   if (cond) {
     pass++;
     printf("ok - %s\n", name);
@@ -128,34 +127,29 @@ static void check(int cond, const char *name, const char *why)
 }
 
 /* A struct followed by canary bytes. */
-#define GUARDED(T, name)                                                   \
-  struct {                                                                 \
-    T v;                                                                   \
-    unsigned char tail[CANARY];                                            \
-  } name;                                                                  \
+#define GUARDED(T, name)        \
+  struct {                      \
+    T v;                        \
+    unsigned char tail[CANARY]; \
+  } name;                       \
   memset(&name, 0xA5, sizeof name)
 
-static int intact(const unsigned char *tail)
-{
+static int intact(const unsigned char *tail) {
   for (int k = 0; k < CANARY; k++)
-    if (tail[k] != 0xA5)
-      return 0;
+    if (tail[k] != 0xA5) return 0;
   return 1;
 }
 
 static int echo(void *arg, const void *in, size_t n, void *out, size_t cap,
-                size_t *out_len)
-{
+                size_t *out_len) {
   (void)arg;
-  if (n > cap)
-    return 1;
+  if (n > cap) return 1;
   memcpy(out, in, n);
   *out_len = n;
   return 0;
 }
 
-int main(void)
-{
+int main(void) {
   fp_pool *p = NULL;
   uint64_t id = 0;
   int r;
@@ -166,7 +160,7 @@ int main(void)
   check(intact(cfg.tail), "fp_config_init writes only the old layout",
         "the canary after the struct was written");
   check(cfg.v.size == sizeof cfg.v && cfg.v.slots == 256 &&
-        cfg.v.max_input == 65536 && cfg.v.workers > 0,
+            cfg.v.max_input == 65536 && cfg.v.workers > 0,
         "fp_config_init fills the old layout's defaults",
         "size, slots, max_input or workers not as documented");
   cfg.v.handler = echo;
@@ -179,8 +173,7 @@ int main(void)
 
   r = fp_pool_start(&p, &cfg.v);
   check(r == 0, "a pool starts from an old fp_config", "fp_pool_start failed");
-  if (r != 0)
-    goto out;
+  if (r != 0) goto out;
   r = fp_submit(p, "hello", 5, GUARD_MS, &id);
   check(r == 0, "submit", "fp_submit failed");
 
@@ -188,13 +181,13 @@ int main(void)
   GUARDED(old_result, res);
   fp_result_init_sized(&res.v, sizeof res.v);
   check(intact(res.tail) && res.v.size == sizeof res.v &&
-        res.v.exit_code == -1 && res.v.output == NULL,
+            res.v.exit_code == -1 && res.v.output == NULL,
         "fp_result_init writes only the old layout",
         "canary written, or size/exit_code/output not as documented");
   r = fp_wait(p, id, &res.v, GUARD_MS);
   check(r == 0 && res.v.status == 0 && res.v.output_len == 5 &&
-        memcmp(res.v.output, "hello", 5) == 0 && res.v.root == id &&
-        res.v.id == id,
+            memcmp(res.v.output, "hello", 5) == 0 && res.v.root == id &&
+            res.v.id == id,
         "fp_wait fills an old fp_result", "wrong status, output or root");
   check(intact(res.tail), "fp_wait writes no byte past an old fp_result",
         "the canary after the struct was written");
@@ -213,7 +206,7 @@ int main(void)
   GUARDED(old_stats, st);
   r = fp_pool_stats_sized(p, &st.v, sizeof st.v);
   check(r == 0 && st.v.ok == 2 && st.v.submitted == 2 && st.v.state == 1 &&
-        st.v.slots == 256 && st.v.corrupt == 0 && intact(st.tail),
+            st.v.slots == 256 && st.v.corrupt == 0 && intact(st.tail),
         "fp_pool_stats fills an old fp_stats and no byte more",
         "wrong counters or state, or the canary was written");
   check(fp_pool_stats_sized(p, &st.v, 8) == -EINVAL,
@@ -222,7 +215,7 @@ int main(void)
   GUARDED(old_worker, wi);
   r = fp_pool_worker_sized(p, 0, &wi.v, sizeof wi.v);
   check(r == 0 && wi.v.pid > 0 && (wi.v.state == 2 || wi.v.state == 3) &&
-        wi.v.done == 2 && intact(wi.tail),
+            wi.v.done == 2 && intact(wi.tail),
         "fp_pool_worker fills an old fp_worker_info and no byte more",
         "wrong pid, state or done, or the canary was written");
 
@@ -230,7 +223,7 @@ int main(void)
   GUARDED(old_serve_config, sc);
   fp_serve_config_init_sized(&sc.v, sizeof sc.v);
   check(intact(sc.tail) && sc.v.size == sizeof sc.v && sc.v.mode == 0600 &&
-        sc.v.grace_ms == 10000 && sc.v.max_clients == 64,
+            sc.v.grace_ms == 10000 && sc.v.max_clients == 64,
         "fp_serve_config_init writes only the old layout",
         "canary written, or defaults wrong");
 

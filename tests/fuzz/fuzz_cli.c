@@ -9,7 +9,7 @@
  *      delimiter, none at all for empty input), each longer than the limit
  *      reported as oversized with its full length, and the reader's buffer
  *      must stay within max_len plus one read. The argument-list mode too.
- *   2. Option parsing (src/cli/args.c): the payload split at NULs is an
+ *   2. Option parsing (src/tool/args.c): the payload split at NULs is an
  *      argv; "--flag VALUE" / "--flag=VALUE" matching, strict decimal and
  *      octal parsing, against a model of what each must accept.
  *   3. Escaping (src/cli/json.c): the JSON escape of any bytes, quoted,
@@ -35,21 +35,21 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "args.h"
+#include "tool/args.h"
 #include "format.h"
 #include "input.h"
 #include "json.h"
 #include "output.h"
 
-#define REQUIRE(c)                                                       \
-  do {                                                                   \
-    if (!(c)) {                                                          \
-      fprintf(stderr, "fuzz_cli: %s:%d: %s\n", __FILE__, __LINE__, #c);  \
-      abort();                                                           \
-    }                                                                    \
+#define REQUIRE(c)                                                      \
+  do {                                                                  \
+    if (!(c)) {                                                         \
+      fprintf(stderr, "fuzz_cli: %s:%d: %s\n", __FILE__, __LINE__, #c); \
+      abort();                                                          \
+    }                                                                   \
   } while (0)
 
-static FILE *devnull; /* the parsers' messages go here, not to the log */
+static FILE *devnull;  /* the parsers' messages go here, not to the log */
 static int memfd = -1; /* where the writer under test writes */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -221,8 +221,7 @@ static int json_string(const unsigned char *s, size_t n, size_t *i,
         d += l;
       }
       continue;
-    default:
-      return 0;
+    default: return 0;
     }
     if (dec) dec[d] = c;
     d++;
@@ -234,8 +233,8 @@ static int json_string(const unsigned char *s, size_t n, size_t *i,
 }
 
 static void skip_ws(const unsigned char *s, size_t n, size_t *i) {
-  while (*i < n && (s[*i] == ' ' || s[*i] == '\t' || s[*i] == '\n' ||
-                    s[*i] == '\r'))
+  while (*i < n &&
+         (s[*i] == ' ' || s[*i] == '\t' || s[*i] == '\n' || s[*i] == '\r'))
     (*i)++;
 }
 
@@ -305,8 +304,7 @@ static int json_object(const unsigned char *s, size_t n, size_t *i, int depth,
 static int json_value(const unsigned char *s, size_t n, size_t *i, int depth) {
   if (depth > 16 || *i >= n) return 0;
   switch (s[*i]) {
-  case '{':
-    return json_object(s, n, i, depth, NULL);
+  case '{': return json_object(s, n, i, depth, NULL);
   case '[':
     (*i)++;
     skip_ws(s, n, i);
@@ -328,8 +326,7 @@ static int json_value(const unsigned char *s, size_t n, size_t *i, int depth) {
       }
       return 0;
     }
-  case '"':
-    return json_string(s, n, i, NULL, NULL);
+  case '"': return json_string(s, n, i, NULL, NULL);
   case 't':
     if (n - *i >= 4 && memcmp(s + *i, "true", 4) == 0) return *i += 4, 1;
     return 0;
@@ -339,8 +336,7 @@ static int json_value(const unsigned char *s, size_t n, size_t *i, int depth) {
   case 'n':
     if (n - *i >= 4 && memcmp(s + *i, "null", 4) == 0) return *i += 4, 1;
     return 0;
-  default:
-    return json_number(s, n, i);
+  default: return json_number(s, n, i);
   }
 }
 
@@ -399,8 +395,8 @@ static void check_reader(const uint8_t *data, size_t size) {
   int closed = 0;
   struct cli_record rec;
   for (;;) {
-    int r = next_record(&in, &rec, fds[1], p, n, &sent, &closed, &rng,
-                        maxchunk);
+    int r =
+        next_record(&in, &rec, fds[1], p, n, &sent, &closed, &rng, maxchunk);
     /* Peeking again gives the same record. */
     if (r == CLI_INPUT_RECORD) {
       struct cli_record again;
@@ -456,7 +452,7 @@ static int split_args(const uint8_t *p, size_t n, char **argv) {
   return argc;
 }
 
-/* Model of cli_parse_u64: digits only, not empty, in [min, max]. */
+/* Model of tool_parse_u64: digits only, not empty, in [min, max]. */
 static int model_u64(const char *s, uint64_t min, uint64_t max, uint64_t *v) {
   unsigned __int128 x = 0;
   if (*s == 0) return -1;
@@ -483,8 +479,8 @@ static int model_octal(const char *s, unsigned max, unsigned *v) {
 }
 
 static void check_args(const uint8_t *data, size_t size) {
-  static const uint64_t bounds[] = {0, 1, 9, 1024, 65536, 2147483647u,
-                                    4294967295u, UINT64_MAX};
+  static const uint64_t bounds[] = {
+      0, 1, 9, 1024, 65536, 2147483647u, 4294967295u, UINT64_MAX};
   if (size < 2) return;
   uint64_t min = bounds[data[0] % 8], max = bounds[data[0] / 8 % 8];
   unsigned omax = data[1] & 1 ? 0777 : 07777777;
@@ -495,19 +491,19 @@ static void check_args(const uint8_t *data, size_t size) {
 
   for (int a = 0; a < argc; a++) {
     uint64_t v = 12345, mv;
-    int r = cli_parse_u64("fuzz", "--x", argv[a], min, max, &v);
+    int r = tool_parse_u64("fuzz", "--x", argv[a], min, max, &v);
     int m = model_u64(argv[a], min, max, &mv);
     REQUIRE(r == m);
     REQUIRE(r == 0 ? v == mv : v == 12345); /* untouched on error */
     unsigned o = 7, mo;
-    r = cli_parse_octal("fuzz", "--mode", argv[a], omax, &o);
+    r = tool_parse_octal("fuzz", "--mode", argv[a], omax, &o);
     m = model_octal(argv[a], omax, &mo);
     REQUIRE(r == m);
     REQUIRE(r == 0 ? o == mo : o == 7);
   }
 
   /* A table like forkpool run's, over the whole argv. */
-  struct cli_num_opt opts[3] = {
+  struct tool_num_opt opts[3] = {
       {"--workers", 1, 1024, 4, 0},
       {"--max-input", 1, 64u << 20, 65536, 0},
       {"--timeout", 0, 2147483647u, 0, 0},
@@ -515,7 +511,7 @@ static void check_args(const uint8_t *data, size_t size) {
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     int before = i;
-    int r = cli_arg_num("fuzz", argc, argv, &i, opts, 3);
+    int r = tool_arg_num("fuzz", argc, argv, &i, opts, 3);
     REQUIRE(r >= -1 && r <= 1);
     REQUIRE(i >= before && i < argc);
     if (r == 1) {
@@ -527,8 +523,9 @@ static void check_args(const uint8_t *data, size_t size) {
           break;
       }
       REQUIRE(k < 3 && opts[k].set);
-      const char *val = a[strlen(opts[k].name)] == '=' ?
-                            a + strlen(opts[k].name) + 1 : argv[i];
+      const char *val = a[strlen(opts[k].name)] == '='
+                            ? a + strlen(opts[k].name) + 1
+                            : argv[i];
       uint64_t mv;
       REQUIRE(i == before + (a[strlen(opts[k].name)] == 0));
       REQUIRE(model_u64(val, opts[k].min, opts[k].max, &mv) == 0);
@@ -537,12 +534,12 @@ static void check_args(const uint8_t *data, size_t size) {
       REQUIRE(i == before);
       for (int k = 0; k < 3; k++) {
         size_t l = strlen(opts[k].name);
-        REQUIRE(!(strncmp(a, opts[k].name, l) == 0 &&
-                  (a[l] == 0 || a[l] == '=')));
+        REQUIRE(
+            !(strncmp(a, opts[k].name, l) == 0 && (a[l] == 0 || a[l] == '=')));
       }
     }
-    int f = cli_arg_flag("fuzz", argv, i, "--json");
-    REQUIRE(f == (strcmp(argv[i], "--json") == 0   ? 1
+    int f = tool_arg_flag("fuzz", argv, i, "--json");
+    REQUIRE(f == (strcmp(argv[i], "--json") == 0        ? 1
                   : strncmp(argv[i], "--json=", 7) == 0 ? -1
                                                         : 0));
   }
@@ -591,8 +588,7 @@ static void check_escapes(const uint8_t *p, size_t n) {
       dec[d++] = (unsigned char)(hexval(s[k + 1]) << 4 | hexval(s[k + 2]));
       k += 2;
       break;
-    default:
-      REQUIRE(!"unknown escape in plain output");
+    default: REQUIRE(!"unknown escape in plain output");
     }
     REQUIRE(d <= n);
   }
@@ -607,9 +603,9 @@ static int seen_status;
 
 static int known_key(const unsigned char *k, size_t kl, const unsigned char *v,
                      size_t vl) {
-  static const char *const keys[] = {"seq", "status", "output", "signal",
-                                     "exit", "code", "error", "attempts",
-                                     "worker", "ms", "output_base64"};
+  static const char *const keys[] = {
+      "seq",   "status",   "output", "signal", "exit",         "code",
+      "error", "attempts", "worker", "ms",     "output_base64"};
   size_t i;
   for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
     if (strlen(keys[i]) == kl && memcmp(keys[i], k, kl) == 0) break;
@@ -625,8 +621,8 @@ static int known_key(const unsigned char *k, size_t kl, const unsigned char *v,
 
 static uint64_t take(const uint8_t **p, size_t *n, size_t bytes) {
   uint64_t v = 0;
-  for (size_t i = 0; i < bytes && *n > 0; i++, (*p)++, (*n)--)
-    v |= (uint64_t)**p << (8 * i);
+  for (size_t i = 0; i<bytes && * n> 0; i++, (*p)++, (*n)--)
+    v |= (uint64_t) * *p << (8 * i);
   return v;
 }
 
@@ -644,11 +640,11 @@ static void check_format(const uint8_t *data, size_t size) {
   e.state = (enum cli_entry_state)(1 + (flags >> 2) % 3); /* finished ones */
   e.input_len = take(&p, &n, 8);
   /* Any status, in range or not, and any numbers at all. */
-  e.res.status = (fp_status)(int32_t)(flags & 32 ? take(&p, &n, 4)
-                                                 : take(&p, &n, 1) % 7);
+  e.res.status =
+      (fp_status)(int32_t)(flags & 32 ? take(&p, &n, 4) : take(&p, &n, 1) % 7);
   e.res.code = (int)(int32_t)take(&p, &n, 4);
-  e.res.signal = (int)(int32_t)(flags & 64 ? take(&p, &n, 4)
-                                           : take(&p, &n, 1) % 70);
+  e.res.signal =
+      (int)(int32_t)(flags & 64 ? take(&p, &n, 4) : take(&p, &n, 1) % 70);
   e.res.exit_code = (int)(int32_t)take(&p, &n, 4);
   e.res.attempts = (unsigned)take(&p, &n, 4);
   e.res.worker = (pid_t)(int32_t)take(&p, &n, 4);

@@ -48,12 +48,12 @@
 #include "sum.h"
 
 /* Crash loudly with a message: libFuzzer saves the input. */
-#define REQUIRE(c)                                                        \
-  do {                                                                    \
-    if (!(c)) {                                                           \
+#define REQUIRE(c)                                                          \
+  do {                                                                      \
+    if (!(c)) {                                                             \
       fprintf(stderr, "fuzz_segment: %s:%d: %s\n", __FILE__, __LINE__, #c); \
-      abort();                                                            \
-    }                                                                     \
+      abort();                                                              \
+    }                                                                       \
   } while (0)
 
 static volatile unsigned char sink;
@@ -99,9 +99,9 @@ static void exercise(unsigned char *map, size_t len) {
   REQUIRE(s.ring_off + ents * sizeof(uint32_t) <= s.rows_off);
   REQUIRE(s.rows_off + (uint64_t)s.nrows * sizeof(struct fp__row) <=
           s.clients_off);
-  uint64_t rep_off = round_up(
-      s.clients_off + (uint64_t)s.nclients * sizeof(struct fp__client),
-      FP__CACHELINE);
+  uint64_t rep_off =
+      round_up(s.clients_off + (uint64_t)s.nclients * sizeof(struct fp__client),
+               FP__CACHELINE);
   REQUIRE(rep_off + (uint64_t)s.nrows * sizeof(struct fp__report) <=
           s.slots_off);
   REQUIRE(s.slot_stride >= FP__SLOT_HDR_BYTES +
@@ -133,7 +133,8 @@ static void exercise(unsigned char *map, size_t len) {
     touch(fp__slot_out(&s, sl), s.max_output);
     /* The check values, bounded as worker.c and client.c bound them. */
     uint64_t id = atomic_load(&sl->id);
-    if (sl->in_len <= s.max_input) sink ^= (unsigned char)fp__in_sum(sl, id, sl->in_len);
+    if (sl->in_len <= s.max_input)
+      sink ^= (unsigned char)fp__in_sum(sl, id, sl->in_len);
     sink ^= (unsigned char)fp__res_sum(&s, sl, id);
   }
 
@@ -227,7 +228,8 @@ static void exercise(unsigned char *map, size_t len) {
     atomic_store(&rg->tail, tail = 0);
     atomic_store(&rg->head, head = 0);
   }
-  if (head > tail || tail - head > s.ring_cap) atomic_store(&rg->head, head = tail);
+  if (head > tail || tail - head > s.ring_cap)
+    atomic_store(&rg->head, head = tail);
   struct fp__ring_writer w0 = {tail, head};
   if (atomic_load(&q->clients_hwm) == 0) atomic_store(&q->clients_hwm, 1);
   for (uint32_t k = 0; k < got && k < 64; k++) {

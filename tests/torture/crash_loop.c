@@ -84,8 +84,8 @@ int tt_crash_loop(void) {
     r = fp_collect(p, &res, 500);
     if (r == -ETIMEDOUT && tt_ms_since(last) < 5000) continue;
     if (r != 0) {
-      tt_fail("fp_collect: %s after %llu ms without a result",
-              fp_strerror(r), (unsigned long long)tt_ms_since(last));
+      tt_fail("fp_collect: %s after %llu ms without a result", fp_strerror(r),
+              (unsigned long long)tt_ms_since(last));
       break;
     }
     uint64_t gap = tt_ms_since(last);
@@ -97,8 +97,7 @@ int tt_crash_loop(void) {
     } else {
       other++;
       tt_fail("a segv task ended %s (signal %d, exit %d, code %d)",
-              fp_status_name(res.status), res.signal, res.exit_code,
-              res.code);
+              fp_status_name(res.status), res.signal, res.exit_code, res.code);
     }
   }
   uint64_t loop_ms = tt_ms_since(t0);
@@ -106,19 +105,23 @@ int tt_crash_loop(void) {
   double cpu_pct = cpu0 >= 0 && cpu1 >= 0 && loop_ms > 0
                        ? 100.0 * (double)(cpu1 - cpu0) / (double)loop_ms
                        : -1;
-  TT_CHECK(cpu_pct >= 0 && cpu_pct < CPU_LIMIT_PCT, "supervisor CPU %.1f%% "
-           "of a core during the crash loop (limit %.0f%%)", cpu_pct,
-           CPU_LIMIT_PCT);
-  TT_CHECK(crashed == sent && other == 0, "%llu of %llu crash tasks ended "
-           "crashed", (unsigned long long)crashed, (unsigned long long)sent);
-  TT_CHECK(max_gap < GAP_LIMIT_MS, "%llu ms without a result during the "
-           "crash loop", (unsigned long long)max_gap);
+  TT_CHECK(cpu_pct >= 0 && cpu_pct < CPU_LIMIT_PCT,
+           "supervisor CPU %.1f%% "
+           "of a core during the crash loop (limit %.0f%%)",
+           cpu_pct, CPU_LIMIT_PCT);
+  TT_CHECK(crashed == sent && other == 0,
+           "%llu of %llu crash tasks ended "
+           "crashed",
+           (unsigned long long)crashed, (unsigned long long)sent);
+  TT_CHECK(max_gap < GAP_LIMIT_MS,
+           "%llu ms without a result during the "
+           "crash loop",
+           (unsigned long long)max_gap);
 
   /* Phase 2: normal tasks; the pool must get back to work. */
   uint64_t t1 = tt_now_ns(), first_ok_ms = 0, ok = 0, bad = 0, nsent = 0;
   uint64_t normal_gap = 0;
-  while ((nsent < NORMAL || fl.n > 0) &&
-         tt_ms_since(t1) < NORMAL_LIMIT_MS) {
+  while ((nsent < NORMAL || fl.n > 0) && tt_ms_since(t1) < NORMAL_LIMIT_MS) {
     while (nsent < NORMAL && fl.n < SLOTS) {
       char in[32];
       int n = snprintf(in, sizeof(in), "n%llu", (unsigned long long)nsent);
@@ -139,11 +142,13 @@ int tt_crash_loop(void) {
     }
   }
   uint64_t normal_ms = tt_ms_since(t1);
-  TT_CHECK(ok == NORMAL && bad == 0, "after the crash loop %llu of %u "
+  TT_CHECK(ok == NORMAL && bad == 0,
+           "after the crash loop %llu of %u "
            "normal tasks ended ok (%llu did not) within %u ms",
            (unsigned long long)ok, NORMAL, (unsigned long long)bad,
            NORMAL_LIMIT_MS);
-  TT_CHECK(normal_gap < NORMAL_GAP_MS, "after the first normal result, "
+  TT_CHECK(normal_gap < NORMAL_GAP_MS,
+           "after the first normal result, "
            "%llu ms without one (a live worker slept while tasks waited)",
            (unsigned long long)normal_gap);
   TT_CHECK(st.supervisor == sup, "the supervisor changed");
@@ -164,18 +169,16 @@ int tt_crash_loop(void) {
            (unsigned long long)st.cancelled, (unsigned long long)st.corrupt);
   fp_result_release(&res);
   fp_pool_free(p);
-  return tt_summary("tasks=%llu crashed=%llu (%.1f/s) sup_cpu=%.2f%% "
-                    "max_gap_ms=%llu normal_ok=%llu first_ok_ms=%llu "
-                    "normal_gap_ms=%llu normal_ms=%llu lost=%llu "
-                    "duplicated=%llu",
-                    (unsigned long long)(sent + nsent),
-                    (unsigned long long)crashed,
-                    (double)crashed * 1000.0 / (double)(loop_ms ? loop_ms : 1),
-                    cpu_pct, (unsigned long long)max_gap,
-                    (unsigned long long)ok, (unsigned long long)first_ok_ms,
-                    (unsigned long long)normal_gap,
-                    (unsigned long long)normal_ms,
-                    (unsigned long long)(sent + nsent - crashed - ok - bad -
-                                         other),
-                    (unsigned long long)dups);
+  return tt_summary(
+      "tasks=%llu crashed=%llu (%.1f/s) sup_cpu=%.2f%% "
+      "max_gap_ms=%llu normal_ok=%llu first_ok_ms=%llu "
+      "normal_gap_ms=%llu normal_ms=%llu lost=%llu "
+      "duplicated=%llu",
+      (unsigned long long)(sent + nsent), (unsigned long long)crashed,
+      (double)crashed * 1000.0 / (double)(loop_ms ? loop_ms : 1), cpu_pct,
+      (unsigned long long)max_gap, (unsigned long long)ok,
+      (unsigned long long)first_ok_ms, (unsigned long long)normal_gap,
+      (unsigned long long)normal_ms,
+      (unsigned long long)(sent + nsent - crashed - ok - bad - other),
+      (unsigned long long)dups);
 }

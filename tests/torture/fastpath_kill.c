@@ -37,29 +37,31 @@
 #define WORKERS 2u
 #define NPROD 3
 #define SLOTS 512u
+/* clang-format off */
 #define MAX_GEN 16384u     /* producer records; then only workers are killed */
 #define KILL_GAP_US 1500u  /* between kills: uniform in 0..this */
 #define MAX_RUN_MS 60000u  /* bounds the storm at the default sizes (the
                               guard is 120 s); scaled up with them */
 #define HANG_MS 5000u      /* a live producer without progress this long */
+/* clang-format on */
 #define STALL_LIMIT_MS 2000u
 #define REFILL_MS 3000u
 #define PROD_AS_BYTES (512ull << 20) /* RLIMIT_AS of a producer */
 
 /* Written by each producer generation for the killer. */
 struct fk_rec {
-  _Atomic uint64_t submitted; /* fp_submit returned 0 */
-  _Atomic uint64_t collected; /* results checked, counted after the check */
-  _Atomic uint64_t crashed;   /* of collected: FP_CRASHED by SIGKILL */
-  _Atomic uint64_t bad;       /* unknown id, wrong output or status */
-  _Atomic uint64_t lost;      /* at the end: in flight, never delivered */
+  _Atomic uint64_t submitted;   /* fp_submit returned 0 */
+  _Atomic uint64_t collected;   /* results checked, counted after the check */
+  _Atomic uint64_t crashed;     /* of collected: FP_CRASHED by SIGKILL */
+  _Atomic uint64_t bad;         /* unknown id, wrong output or status */
+  _Atomic uint64_t lost;        /* at the end: in flight, never delivered */
   _Atomic uint64_t progress_ns; /* last submit accepted or result taken */
   _Atomic uint32_t max_gap_ms;  /* longest time without progress */
-  _Atomic int err;   /* an unexpected return (negative errno) */
-  _Atomic int phase; /* see phase_names */
-  _Atomic int done;  /* 1: drained and detached cleanly */
+  _Atomic int err;              /* an unexpected return (negative errno) */
+  _Atomic int phase;            /* see phase_names */
+  _Atomic int done;             /* 1: drained and detached cleanly */
 };
-static const char *phase_names[] = {"start", "open",  "submit",
+static const char *phase_names[] = {"start",   "open",  "submit",
                                     "collect", "other", "drain"};
 #define NPHASE 6
 
@@ -82,7 +84,6 @@ static int fk_echo(void *arg, const void *in, size_t in_len, void *out,
   *out_len = sizeof(v);
   return 0;
 }
-
 
 static void progress(struct fk_rec *me, uint64_t *last) {
   uint64_t now = tt_now_ns();
@@ -114,8 +115,7 @@ static void take_result(struct fk_rec *me, const fp_result *res) {
 
 /* A producer generation: attach, then fill the window and collect until
  * told to stop (or killed); then drain and exit 0. */
-__attribute__((noreturn)) static void producer(const char *name,
-                                               unsigned gen) {
+__attribute__((noreturn)) static void producer(const char *name, unsigned gen) {
   struct fk_rec *me = &sh->rec[gen];
   alarm(prod_alarm_s); /* bounds a leaked producer */
   struct rlimit rl = {PROD_AS_BYTES, PROD_AS_BYTES};
@@ -213,14 +213,12 @@ static uint64_t collected_so_far(void) {
 
 /* How long the storm may last: MAX_RUN_MS, scaled with larger sizes. */
 static uint64_t storm_limit_ms(uint64_t want_tasks, uint64_t want_kills) {
-  return MAX_RUN_MS *
-         (1 + want_tasks / (TASKS + 1) + want_kills / (KILLS + 1));
+  return MAX_RUN_MS * (1 + want_tasks / (TASKS + 1) + want_kills / (KILLS + 1));
 }
 
 /* The killer: returns when enough went through, or on a failure. */
 static void storm(const char *name, pid_t server, const fp_pool *mon,
-                  struct live *live, uint64_t want_tasks,
-                  uint64_t want_kills) {
+                  struct live *live, uint64_t want_tasks, uint64_t want_kills) {
   uint64_t rng = tt_seed ^ UINT64_C(0xfa57);
   uint64_t max_ms = storm_limit_ms(want_tasks, want_kills);
   static pid_t recent[1024]; /* workers killed: never count one twice */
@@ -233,9 +231,9 @@ static void storm(const char *name, pid_t server, const fp_pool *mon,
       return;
     if (tt_ms_since(t0) > max_ms) {
       tt_fail("%llu results and %u kills in %llu ms, wanted %llu and %llu",
-              (unsigned long long)collected_so_far(), ks.prod_kills + ks.work_kills,
-              (unsigned long long)max_ms, (unsigned long long)want_tasks,
-              (unsigned long long)want_kills);
+              (unsigned long long)collected_so_far(),
+              ks.prod_kills + ks.work_kills, (unsigned long long)max_ms,
+              (unsigned long long)want_tasks, (unsigned long long)want_kills);
       return;
     }
     for (int k = 0; k < NPROD; k++) { /* a producer that ended by itself */
@@ -254,8 +252,8 @@ static void storm(const char *name, pid_t server, const fp_pool *mon,
       }
       struct fk_rec *pr = &sh->rec[live[k].gen];
       tt_fail("producer %u ended by itself (status %#x) in %s: %s, %llu bad "
-              "result(s)", live[k].gen, ws,
-              phase_names[atomic_load(&pr->phase) % NPHASE],
+              "result(s)",
+              live[k].gen, ws, phase_names[atomic_load(&pr->phase) % NPHASE],
               fp_strerror(atomic_load(&pr->err)),
               (unsigned long long)atomic_load(&pr->bad));
       live[k].pid = 0;
@@ -267,12 +265,14 @@ static void storm(const char *name, pid_t server, const fp_pool *mon,
       kill(l->pid, SIGKILL); /* our child, not yet reaped */
       int ph = atomic_load(&sh->rec[l->gen].phase);
       int ws;
-      while (waitpid(l->pid, &ws, 0) < 0 && errno == EINTR) {}
+      while (waitpid(l->pid, &ws, 0) < 0 && errno == EINTR) {
+      }
       ks.where[ph >= 0 && ph < NPHASE ? ph : 4]++;
       if (!WIFSIGNALED(ws) || WTERMSIG(ws) != SIGKILL) {
         struct fk_rec *pr = &sh->rec[l->gen];
         tt_fail("producer %u ended by itself (status %#x): %s, %llu bad "
-                "result(s)", l->gen, ws, fp_strerror(atomic_load(&pr->err)),
+                "result(s)",
+                l->gen, ws, fp_strerror(atomic_load(&pr->err)),
                 (unsigned long long)atomic_load(&pr->bad));
         l->pid = 0;
         return;
@@ -303,8 +303,8 @@ static void storm(const char *name, pid_t server, const fp_pool *mon,
 int tt_fastpath_kill(void) {
   uint64_t want_tasks = tt_param("TORTURE_FASTPATH_TASKS", TASKS);
   uint64_t want_kills = tt_param("TORTURE_FASTPATH_KILLS", KILLS);
-  prod_alarm_s = (unsigned)(storm_limit_ms(want_tasks, want_kills) / 1000u) +
-                 60u;
+  prod_alarm_s =
+      (unsigned)(storm_limit_ms(want_tasks, want_kills) / 1000u) + 60u;
   char name[40];
   tt_pool_name(name, sizeof(name));
   sh = tt_shared(sizeof(*sh));
@@ -332,8 +332,7 @@ int tt_fastpath_kill(void) {
     if (live[k].pid < 0) live[k].pid = 0;
   }
   uint64_t t_storm = tt_now_ns();
-  if (tt_failures == 0)
-    storm(name, server, mon, live, want_tasks, want_kills);
+  if (tt_failures == 0) storm(name, server, mon, live, want_tasks, want_kills);
   double storm_s = (double)(tt_now_ns() - t_storm) / 1e9;
 
   /* The producers alive stop, drain and must have lost nothing. */
@@ -346,8 +345,8 @@ int tt_fastpath_kill(void) {
     if (TT_CHECK(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0 &&
                      atomic_load(&pr->done),
                  "producer %u did not drain and exit (status %#x, in %s: "
-                 "%s)", live[k].gen, ws,
-                 phase_names[atomic_load(&pr->phase) % NPHASE],
+                 "%s)",
+                 live[k].gen, ws, phase_names[atomic_load(&pr->phase) % NPHASE],
                  fp_strerror(atomic_load(&pr->err))))
       survivors++;
   }
@@ -384,8 +383,10 @@ int tt_fastpath_kill(void) {
         wrong++;
     }
   }
-  TT_CHECK(wrong == 0, "%llu of the fresh producer's tasks did not come back "
-           "ok", (unsigned long long)wrong);
+  TT_CHECK(wrong == 0,
+           "%llu of the fresh producer's tasks did not come back "
+           "ok",
+           (unsigned long long)wrong);
 
   uint64_t collected = 0, crashed = 0, bad = 0, lost = 0, max_gap = 0;
   for (unsigned g = 0; g < ks.gens; g++) {
@@ -401,50 +402,62 @@ int tt_fastpath_kill(void) {
   memset(&st, 0, sizeof(st));
   if (p != NULL) fp_pool_stats(p, &st);
   uint64_t ended = st.ok + st.failed + st.crashed + st.timeout + st.cancelled;
-  TT_CHECK(lost == 0 && bad == 0, "%llu task(s) of live producers without a "
+  TT_CHECK(lost == 0 && bad == 0,
+           "%llu task(s) of live producers without a "
            "result, %llu result(s) duplicated, foreign or wrong",
            (unsigned long long)lost, (unsigned long long)bad);
-  TT_CHECK(st.queued == 0 && st.running == 0, "not idle: %u queued, %u "
-           "running", st.queued, st.running);
-  TT_CHECK(st.submitted == ended, "submitted %llu but %llu ended (ok %llu "
+  TT_CHECK(st.queued == 0 && st.running == 0,
+           "not idle: %u queued, %u "
+           "running",
+           st.queued, st.running);
+  TT_CHECK(st.submitted == ended,
+           "submitted %llu but %llu ended (ok %llu "
            "failed %llu crashed %llu timeout %llu cancelled %llu)",
            (unsigned long long)st.submitted, (unsigned long long)ended,
            (unsigned long long)st.ok, (unsigned long long)st.failed,
            (unsigned long long)st.crashed, (unsigned long long)st.timeout,
            (unsigned long long)st.cancelled);
   TT_CHECK(st.failed + st.timeout + st.cancelled + st.corrupt + st.retried +
-                   st.quarantined == 0,
+                   st.quarantined ==
+               0,
            "stats: failed %llu timeout %llu cancelled %llu corrupt %llu "
            "retried %llu quarantined %llu, expected none",
            (unsigned long long)st.failed, (unsigned long long)st.timeout,
            (unsigned long long)st.cancelled, (unsigned long long)st.corrupt,
-           (unsigned long long)st.retried,
-           (unsigned long long)st.quarantined);
+           (unsigned long long)st.retried, (unsigned long long)st.quarantined);
   TT_CHECK(crashed <= st.crashed && st.crashed <= ks.work_kills,
            "crashed: %llu collected, %llu counted, from %u worker kills",
            (unsigned long long)crashed, (unsigned long long)st.crashed,
            ks.work_kills);
-  TT_CHECK(st.restarts == ks.work_kills, "stats.restarts %llu for %u worker "
-           "kills", (unsigned long long)st.restarts, ks.work_kills);
+  TT_CHECK(st.restarts == ks.work_kills,
+           "stats.restarts %llu for %u worker "
+           "kills",
+           (unsigned long long)st.restarts, ks.work_kills);
   /* Results nobody collected are abandoned; a producer may die between a
    * delivery and its count: one each. */
   uint64_t most = st.submitted >= placed + collected
                       ? st.submitted - placed - collected
                       : 0;
   uint64_t least = most > ks.prod_kills ? most - ks.prod_kills : 0;
-  TT_CHECK(st.submitted >= placed + collected, "submitted %llu < %llu "
-           "collected", (unsigned long long)st.submitted,
+  TT_CHECK(st.submitted >= placed + collected,
+           "submitted %llu < %llu "
+           "collected",
+           (unsigned long long)st.submitted,
            (unsigned long long)(placed + collected));
   TT_CHECK(st.abandoned >= least && st.abandoned <= most,
            "abandoned %llu, expected %llu..%llu (submitted %llu, collected "
-           "%llu + %u)", (unsigned long long)st.abandoned,
-           (unsigned long long)least, (unsigned long long)most,
-           (unsigned long long)st.submitted, (unsigned long long)collected,
-           placed);
-  TT_CHECK(st.clients == 1, "%u producers attached, expected 1 (the fresh "
-           "one)", st.clients);
-  TT_CHECK(max_gap < STALL_LIMIT_MS, "a producer went %llu ms without a "
-           "result or an accepted task", (unsigned long long)max_gap);
+           "%llu + %u)",
+           (unsigned long long)st.abandoned, (unsigned long long)least,
+           (unsigned long long)most, (unsigned long long)st.submitted,
+           (unsigned long long)collected, placed);
+  TT_CHECK(st.clients == 1,
+           "%u producers attached, expected 1 (the fresh "
+           "one)",
+           st.clients);
+  TT_CHECK(max_gap < STALL_LIMIT_MS,
+           "a producer went %llu ms without a "
+           "result or an accepted task",
+           (unsigned long long)max_gap);
   fp_result_release(&res);
   fp_pool_free(p);
   fp_pool_free(mon);

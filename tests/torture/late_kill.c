@@ -96,11 +96,11 @@ int tt_late_kill(void) {
     while (fl.n < WINDOW && tt_ms_since(t0) < LOOP_MS) {
       unsigned char in[5];
       uint64_t kind = tt_rand_below(&rnd, 6);
-      uint32_t us = kind < 3   ? (uint32_t)tt_rand_below(&rnd, 2001)
-                    : kind < 5 ? (LIMIT_MS - 3) * 1000u +
-                                     (uint32_t)tt_rand_below(&rnd, 6001)
-                               : LIMIT_MS * 1000u - 1500u +
-                                     (uint32_t)tt_rand_below(&rnd, 1301);
+      uint32_t us =
+          kind < 3 ? (uint32_t)tt_rand_below(&rnd, 2001)
+          : kind < 5
+              ? (LIMIT_MS - 3) * 1000u + (uint32_t)tt_rand_below(&rnd, 6001)
+              : LIMIT_MS * 1000u - 1500u + (uint32_t)tt_rand_below(&rnd, 1301);
       memcpy(in, &us, sizeof(us));
       in[4] = 1;
       uint64_t id;
@@ -115,8 +115,8 @@ int tt_late_kill(void) {
     r = fp_collect(p, &res, 500);
     if (r == -ETIMEDOUT && tt_ms_since(last) < 5000) continue;
     if (r != 0) {
-      tt_fail("fp_collect: %s after %llu ms without a result",
-              fp_strerror(r), (unsigned long long)tt_ms_since(last));
+      tt_fail("fp_collect: %s after %llu ms without a result", fp_strerror(r),
+              (unsigned long long)tt_ms_since(last));
       break;
     }
     last = tt_now_ns();
@@ -134,9 +134,10 @@ int tt_late_kill(void) {
       big_ok += res.output_len == BIG_OUT;
       if (!TT_CHECK(spun < (uint64_t)LIMIT_MS * 1000000u,
                     "task %llu spun %llu us (asked %llu), past its %u ms "
-                    "limit, and ended ok", (unsigned long long)res.id,
-                    (unsigned long long)(spun / 1000),
-                    (unsigned long long)us, LIMIT_MS))
+                    "limit, and ended ok",
+                    (unsigned long long)res.id,
+                    (unsigned long long)(spun / 1000), (unsigned long long)us,
+                    LIMIT_MS))
         overran_ok++;
     } else if (res.status == FP_TIMEOUT) {
       timeout++;
@@ -151,7 +152,8 @@ int tt_late_kill(void) {
   fp_pool_stop(p, FP_STOP_DRAIN, 5000);
   fp_stats st;
   fp_pool_stats(p, &st);
-  TT_CHECK(st.crashed == 0, "stats: %llu crashed", (unsigned long long)st.crashed);
+  TT_CHECK(st.crashed == 0, "stats: %llu crashed",
+           (unsigned long long)st.crashed);
   TT_CHECK(st.submitted == sent, "stats.submitted %llu, sent %llu",
            (unsigned long long)st.submitted, (unsigned long long)sent);
   TT_CHECK(ok + timeout + other == sent, "%llu of %llu results collected",
@@ -170,9 +172,8 @@ int tt_late_kill(void) {
                     "crash_loop_logs=%u lost=%llu duplicated=%llu",
                     (unsigned long long)sent, (unsigned long long)ok,
                     (unsigned long long)near_ok, (unsigned long long)big_ok,
-                    (unsigned long long)overran_ok,
-                    (unsigned long long)timeout, (unsigned long long)other,
-                    atomic_load(&counts->idle_kills),
+                    (unsigned long long)overran_ok, (unsigned long long)timeout,
+                    (unsigned long long)other, atomic_load(&counts->idle_kills),
                     atomic_load(&counts->crash_loops),
                     (unsigned long long)(sent - ok - timeout - other),
                     (unsigned long long)dups);

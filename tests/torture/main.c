@@ -63,8 +63,7 @@ static int list_children(pid_t except, pid_t *out, int max) {
     char *p = strrchr(buf, ')');
     char st;
     int ppid;
-    if (p != NULL && sscanf(p + 1, " %c %d", &st, &ppid) == 2 &&
-        ppid == self)
+    if (p != NULL && sscanf(p + 1, " %c %d", &st, &ppid) == 2 && ppid == self)
       out[n++] = (pid_t)pid;
   }
   closedir(d);
@@ -78,14 +77,14 @@ static int check_leftovers(const char *name, pid_t scen) {
   uint64_t t0 = tt_now_ns();
   /* Orphans die with their supervisor (PR_SET_PDEATHSIG): allow 1 s. */
   do {
-    while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
     n = list_children(0, left, 64);
     if (n == 0) break;
     tt_sleep_us(5000);
   } while (tt_ms_since(t0) < 1000);
   if (kill(-scen, 0) == 0) {
-    fprintf(stderr, "torture %s: processes left in its group: killed\n",
-            name);
+    fprintf(stderr, "torture %s: processes left in its group: killed\n", name);
     kill(-scen, SIGKILL);
     n += 1;
   }
@@ -101,7 +100,8 @@ static int check_leftovers(const char *name, pid_t scen) {
             (int)left[k], comm);
     kill(left[k], SIGKILL); /* our child until we reap it */
   }
-  while (waitpid(-1, NULL, WNOHANG) > 0) {}
+  while (waitpid(-1, NULL, WNOHANG) > 0) {
+  }
   return n;
 }
 
@@ -152,7 +152,8 @@ static int run_one(size_t k) {
     if (r < 0 && errno != EINTR) break;
     if (tt_ms_since(t0) > (uint64_t)guard_s * 1000) {
       kill(-pid, SIGKILL);
-      while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {}
+      while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+      }
       hung = 1;
       break;
     }
@@ -164,16 +165,16 @@ static int run_one(size_t k) {
            guard_s);
     bad = 1;
   } else if (WIFSIGNALED(ws)) {
-    printf("torture %s: the scenario process died of signal %d: FAIL\n",
-           name, WTERMSIG(ws));
+    printf("torture %s: the scenario process died of signal %d: FAIL\n", name,
+           WTERMSIG(ws));
     bad = 1;
   } else if (WEXITSTATUS(ws) != 0) {
     bad = 1; /* it printed its FAIL line */
   }
   int leaks = check_leftovers(name, pid) + check_shm(name, pid);
   if (leaks > 0) {
-    printf("torture %s: left %d process(es) or segment(s) behind: FAIL\n",
-           name, leaks);
+    printf("torture %s: left %d process(es) or segment(s) behind: FAIL\n", name,
+           leaks);
     bad = 1;
   }
   fflush(stdout);

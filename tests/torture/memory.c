@@ -19,8 +19,8 @@
 
 #define LIMIT_MB 64u
 #define CHUNK (1u << 20)
-#define MAX_CHUNKS 512u      /* 512 MiB: the limit was not enforced */
-#define NOT_ENFORCED 201     /* failed code for that case */
+#define MAX_CHUNKS 512u  /* 512 MiB: the limit was not enforced */
+#define NOT_ENFORCED 201 /* failed code for that case */
 #define KIDS 3
 #define GONE_MS 1000u
 
@@ -57,7 +57,8 @@ static void fork_and_hang(void) {
     if (pid == 0) {
       alarm(20); /* bounds a leak if the timeout kill missed us */
       if (k == 0)
-        for (volatile unsigned long x = 0;; x++) {} /* busy */
+        for (volatile unsigned long x = 0;; x++) {
+        } /* busy */
       for (;;) pause();
     }
     sh->kids[k] = pid;
@@ -77,8 +78,7 @@ static int mem_handler(void *arg, const void *in, size_t n, void *out,
     if (!eat_memory()) return NOT_ENFORCED;
     abort();
   }
-  if (strcmp(cmd, "oom-fail") == 0)
-    return eat_memory() ? ENOMEM : NOT_ENFORCED;
+  if (strcmp(cmd, "oom-fail") == 0) return eat_memory() ? ENOMEM : NOT_ENFORCED;
   if (strcmp(cmd, "oom-big") == 0) { /* one allocation past the limit */
     void *big = malloc((size_t)LIMIT_MB * 4 * CHUNK);
     free(big);
@@ -99,9 +99,8 @@ static fp_status run1(fp_pool *p, const char *cmd, fp_result *res) {
     tt_fail("%s: %s", cmd, fp_strerror(r));
     return (fp_status)-1;
   }
-  if (res->status == FP_OK &&
-      (res->output_len != strlen(cmd) || memcmp(res->output, cmd,
-                                                strlen(cmd)) != 0))
+  if (res->status == FP_OK && (res->output_len != strlen(cmd) ||
+                               memcmp(res->output, cmd, strlen(cmd)) != 0))
     tt_fail("%s: wrong output", cmd);
   return res->status;
 }
@@ -130,7 +129,7 @@ int tt_memory(void) {
   fp_result_init(&res);
   unsigned ok = 0, oom = 0, oom_crashed = 0, oom_failed = 0, tasks = 0;
   static const char *plan[] = {"ok-a", "oom-abort", "ok-b", "oom-fail",
-                               "ok-c", "oom-big", "ok-d"};
+                               "ok-c", "oom-big",   "ok-d"};
   for (int round = 0; round < 4; round++)
     for (size_t k = 0; k < sizeof(plan) / sizeof(plan[0]); k++) {
       fp_status s = run1(p, plan[k], &res);
@@ -147,12 +146,11 @@ int tt_memory(void) {
       else
         tt_fail("%s ended %s (code %d, signal %d)%s", plan[k],
                 fp_status_name(s), res.code, res.signal,
-                res.code == NOT_ENFORCED ? ": max_memory_mb not enforced"
-                                         : "");
+                res.code == NOT_ENFORCED ? ": max_memory_mb not enforced" : "");
     }
   fp_pool_stats(p, &st);
-  TT_CHECK(st.supervisor == sup, "the supervisor changed (%d -> %d)",
-           (int)sup, (int)st.supervisor);
+  TT_CHECK(st.supervisor == sup, "the supervisor changed (%d -> %d)", (int)sup,
+           (int)st.supervisor);
 
   /* forkhang: killed at 300 ms with its whole process group. */
   uint64_t id;
@@ -167,19 +165,21 @@ int tt_memory(void) {
     for (int k = 0; k < KIDS && atomic_load(&sh->nkids) == KIDS; k++)
       kfd[k] = tt_pidfd(sh->kids[k]);
     TT_CHECK(atomic_load(&sh->nkids) == KIDS && kfd[0] >= 0 && kfd[1] >= 0 &&
-                 kfd[2] >= 0, "the forkhang task's children did not start");
+                 kfd[2] >= 0,
+             "the forkhang task's children did not start");
     r = fp_wait(p, id, &res, 5000);
     uint64_t t_end = tt_now_ns();
     TT_CHECK(r == 0 && res.status == FP_TIMEOUT && res.signal == SIGKILL,
              "forkhang ended %s (signal %d), expected timeout by SIGKILL",
-             r == 0 ? fp_status_name(res.status) : fp_strerror(r),
-             res.signal);
+             r == 0 ? fp_status_name(res.status) : fp_strerror(r), res.signal);
     for (int k = 0; k < KIDS; k++) {
       if (kfd[k] < 0) continue;
       int gone = tt_pidfd_wait_exit(kfd[k], GONE_MS);
       if (tt_ms_since(t_end) > gone_ms) gone_ms = tt_ms_since(t_end);
-      TT_CHECK(gone, "child %d of the timed-out task alive %u ms after its "
-               "result", (int)sh->kids[k], GONE_MS);
+      TT_CHECK(gone,
+               "child %d of the timed-out task alive %u ms after its "
+               "result",
+               (int)sh->kids[k], GONE_MS);
       if (!gone) tt_pidfd_kill(kfd[k]); /* exactly that process */
       close(kfd[k]);
     }
@@ -192,25 +192,24 @@ int tt_memory(void) {
     ok += run1(p, "ok-after", &res) == FP_OK;
   }
   fp_pool_stats(p, &st);
-  TT_CHECK(st.supervisor == sup, "the supervisor changed (%d -> %d)",
-           (int)sup, (int)st.supervisor);
+  TT_CHECK(st.supervisor == sup, "the supervisor changed (%d -> %d)", (int)sup,
+           (int)st.supervisor);
   fp_pool_stop(p, FP_STOP_DRAIN, 5000);
   fp_pool_stats(p, &st);
   TT_CHECK(ok == 4 * 4 + 10, "%u of %u normal tasks ended ok", ok, 26u);
   TT_CHECK(st.submitted == tasks && st.ok == ok && st.timeout == 1 &&
                st.crashed == oom_crashed && st.failed == oom_failed,
            "stats: submitted %llu ok %llu crashed %llu failed %llu timeout "
-           "%llu; we saw %u, %u, %u, %u, 1", (unsigned long long)st.submitted,
-           (unsigned long long)st.ok, (unsigned long long)st.crashed,
-           (unsigned long long)st.failed, (unsigned long long)st.timeout,
-           tasks, ok, oom_crashed, oom_failed);
+           "%llu; we saw %u, %u, %u, %u, 1",
+           (unsigned long long)st.submitted, (unsigned long long)st.ok,
+           (unsigned long long)st.crashed, (unsigned long long)st.failed,
+           (unsigned long long)st.timeout, tasks, ok, oom_crashed, oom_failed);
   fp_result_release(&res);
   fp_pool_free(p);
-  return tt_summary("tasks=%u ok=%u oom=%u (crashed=%u failed=%u) "
-                    "timeout=%llu kids_gone_ms=%llu supervisor=%s",
-                    tasks, ok, oom, oom_crashed, oom_failed,
-                    (unsigned long long)st.timeout,
-                    (unsigned long long)gone_ms,
-                    st.supervisor == sup || st.supervisor == 0 ? "same"
-                                                               : "changed");
+  return tt_summary(
+      "tasks=%u ok=%u oom=%u (crashed=%u failed=%u) "
+      "timeout=%llu kids_gone_ms=%llu supervisor=%s",
+      tasks, ok, oom, oom_crashed, oom_failed, (unsigned long long)st.timeout,
+      (unsigned long long)gone_ms,
+      st.supervisor == sup || st.supervisor == 0 ? "same" : "changed");
 }

@@ -28,14 +28,13 @@
 
 /* Written by each producer for the parent: what it saw before it died. */
 struct prod_rec {
-  _Atomic uint32_t collected; /* results checked, counted after the check */
+  _Atomic uint32_t collected;   /* results checked, counted after the check */
   _Atomic uint32_t max_wait_ms; /* longest successful submit/wait/collect */
-  _Atomic int err;            /* unexpected error (negative errno) */
-  _Atomic uint32_t bad;       /* results not ours or with a wrong output */
-  _Atomic int phase;          /* where it is: see phase_names */
+  _Atomic int err;              /* unexpected error (negative errno) */
+  _Atomic uint32_t bad;         /* results not ours or with a wrong output */
+  _Atomic int phase;            /* where it is: see phase_names */
 };
-static const char *phase_names[] = {"start", "open", "submit", "wait",
-                                    "other"};
+static const char *phase_names[] = {"start", "open", "submit", "wait", "other"};
 static struct prod_rec *rec;
 
 /* "i:<producer>:<n>" echoes; "s<ms>:<producer>:<n>" sleeps first. */
@@ -94,10 +93,10 @@ __attribute__((noreturn)) static void producer(const char *name, int me_k) {
       while (k < SLOTS && ids[k] != 0) k++;
       if (k == SLOTS) break;
       unsigned kind = (unsigned)tt_rand_below(&rng, 4);
-      int len = kind == 0 ? snprintf(txt[k], 32, "s%u:%d:%u",
-                                     1 + (unsigned)tt_rand_below(&rng, 3),
-                                     me_k, n)
-                          : snprintf(txt[k], 32, "i:%d:%u", me_k, n);
+      int len = kind == 0
+                    ? snprintf(txt[k], 32, "s%u:%d:%u",
+                               1 + (unsigned)tt_rand_below(&rng, 3), me_k, n)
+                    : snprintf(txt[k], 32, "i:%d:%u", me_k, n);
       int tmo = (int)tt_rand_below(&rng, 3);
       tmo = tmo == 0 ? FP_NOWAIT : tmo == 1 ? 20 : FP_FOREVER;
       uint64_t t0 = tt_now_ns();
@@ -189,13 +188,15 @@ int tt_producer_kill(void) {
       int ph = atomic_load(&rec[live[s].k].phase);
       where[ph >= 0 && ph < 5 ? ph : 4]++;
       int ws;
-      while (waitpid(live[s].pid, &ws, 0) < 0 && errno == EINTR) {}
+      while (waitpid(live[s].pid, &ws, 0) < 0 && errno == EINTR) {
+      }
       if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL) {
         killed++;
       } else {
         struct prod_rec *pr = &rec[live[s].k];
         tt_fail("producer %d ended by itself (status %#x): error %s, %u bad "
-                "result(s)", live[s].k, ws, fp_strerror(atomic_load(&pr->err)),
+                "result(s)",
+                live[s].k, ws, fp_strerror(atomic_load(&pr->err)),
                 atomic_load(&pr->bad));
       }
       live[s].pid = 0;
@@ -237,12 +238,13 @@ int tt_producer_kill(void) {
       if (r == 0 && res.status == FP_OK && res.output_len == (size_t)n &&
           memcmp(res.output, want, (size_t)n) == 0)
         got++;
-      else
-        wrong++;
+      else wrong++;
     }
   }
-  TT_CHECK(wrong == 0, "%llu of the fresh producer's tasks did not come back "
-           "ok", (unsigned long long)wrong);
+  TT_CHECK(wrong == 0,
+           "%llu of the fresh producer's tasks did not come back "
+           "ok",
+           (unsigned long long)wrong);
 
   /* Every task accounted for; what the dead never collected is abandoned. */
   fp_stats st;
@@ -261,13 +263,18 @@ int tt_producer_kill(void) {
   uint64_t most = st.submitted >= placed + collected
                       ? st.submitted - placed - collected
                       : 0;
-  TT_CHECK(st.submitted >= placed + collected, "submitted %llu < %llu "
-           "collected", (unsigned long long)st.submitted,
+  TT_CHECK(st.submitted >= placed + collected,
+           "submitted %llu < %llu "
+           "collected",
+           (unsigned long long)st.submitted,
            (unsigned long long)(placed + collected));
   uint64_t least = most > (uint64_t)killed ? most - (uint64_t)killed : 0;
-  TT_CHECK(st.queued == 0 && st.running == 0, "not idle: %u queued, %u "
-           "running", st.queued, st.running);
-  TT_CHECK(st.submitted == ended, "submitted %llu but %llu ended (ok %llu "
+  TT_CHECK(st.queued == 0 && st.running == 0,
+           "not idle: %u queued, %u "
+           "running",
+           st.queued, st.running);
+  TT_CHECK(st.submitted == ended,
+           "submitted %llu but %llu ended (ok %llu "
            "failed %llu crashed %llu timeout %llu cancelled %llu)",
            (unsigned long long)st.submitted, (unsigned long long)ended,
            (unsigned long long)st.ok, (unsigned long long)st.failed,
@@ -277,12 +284,14 @@ int tt_producer_kill(void) {
            (unsigned long long)(st.submitted - st.ok));
   TT_CHECK(st.abandoned >= least && st.abandoned <= most,
            "abandoned %llu, expected %llu..%llu (submitted %llu, collected "
-           "%llu + %u)", (unsigned long long)st.abandoned,
-           (unsigned long long)least, (unsigned long long)most,
-           (unsigned long long)st.submitted, (unsigned long long)collected,
-           placed);
-  TT_CHECK(bad == 0, "%llu result(s) delivered to the wrong producer or "
-           "with a wrong output", (unsigned long long)bad);
+           "%llu + %u)",
+           (unsigned long long)st.abandoned, (unsigned long long)least,
+           (unsigned long long)most, (unsigned long long)st.submitted,
+           (unsigned long long)collected, placed);
+  TT_CHECK(bad == 0,
+           "%llu result(s) delivered to the wrong producer or "
+           "with a wrong output",
+           (unsigned long long)bad);
   TT_CHECK(st.clients == 1, "%u producers attached, expected 1 (us)",
            st.clients);
   TT_CHECK(max_wait < 1000, "a producer waited %llu ms in one call",

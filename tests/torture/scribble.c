@@ -73,10 +73,8 @@ int tt_scribble(void) {
     }
     if (res.status == FP_OK) {
       int n = snprintf(want, sizeof(want), "T%llu", (unsigned long long)seq);
-      if (res.output_len == (size_t)n && memcmp(res.output, want, n) == 0)
-        ok++;
-      else
-        wrong++;
+      if (res.output_len == (size_t)n && memcmp(res.output, want, n) == 0) ok++;
+      else wrong++;
     } else if (res.status == FP_CORRUPT) {
       corrupt++;
     } else {

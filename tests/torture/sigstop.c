@@ -53,6 +53,7 @@
 #define WORKERS 2u
 #define NPROD 3
 #define SLOTS 256u
+/* clang-format off */
 #define LIMIT_MS 200u        /* the pool's task timeout */
 #define RUN_MS 6000u         /* stopping and continuing for this long
                                 (TORTURE_SIGSTOP_MS; the guard is 60 s) */
@@ -62,22 +63,25 @@
 #define OVERRUN_MS 1000u     /* a timed call's slack past its deadline */
 #define PROD_LONG_MS 1200u   /* a long producer stop: 1200..1700 ms */
 #define KILLED_WITHIN_MS 3000u /* a busy worker past the limit: killed */
+/* clang-format on */
 #define PROD_AS_BYTES (512ull << 20)
+/* clang-format off */
 #define WINDOW 40u           /* in flight per producer: under its share
                                 (48: 4 producer handles, ours included),
                                 so a timed submit waits only for the
                                 queue lock or a stopped holder */
+/* clang-format on */
 
 struct ss_rec {
-  _Atomic uint64_t stops;    /* odd while the parent stops it (see below) */
+  _Atomic uint64_t stops; /* odd while the parent stops it (see below) */
   _Atomic uint64_t progress_ns;
   _Atomic uint64_t submitted, collected, ok, timeout, crashed, bad, lost;
   _Atomic uint64_t max_overrun_ms; /* past a deadline, not stopped */
   _Atomic uint64_t calls_timed;    /* timed calls measured */
   _Atomic int err, phase, attached, done;
 };
-static const char *phase_names[] = {"start", "open", "submit", "collect",
-                                    "wait", "other", "drain"};
+static const char *phase_names[] = {"start", "open",  "submit", "collect",
+                                    "wait",  "other", "drain"};
 #define NPHASE 7
 
 struct ss_shared {
@@ -94,8 +98,7 @@ static int ss_handler(void *arg, const void *in, size_t in_len, void *out,
   (void)arg;
   uint64_t v[2];
   uint32_t us;
-  if (in_len != sizeof(v[0]) + sizeof(us) || out_cap < sizeof(v))
-    return EINVAL;
+  if (in_len != sizeof(v[0]) + sizeof(us) || out_cap < sizeof(v)) return EINVAL;
   memcpy(&v[0], in, sizeof(v[0]));
   memcpy(&us, (const char *)in + sizeof(v[0]), sizeof(us));
   if (us > 0) tt_sleep_us(us);
@@ -104,8 +107,6 @@ static int ss_handler(void *arg, const void *in, size_t in_len, void *out,
   *out_len = sizeof(v);
   return 0;
 }
-
-
 
 /*
  * A timed call's measure. The parent adds 1 to me->stops before it sends
@@ -233,12 +234,12 @@ __attribute__((noreturn)) static void producer(const char *name, int k) {
 enum { V_PROD, V_WORKER, V_SUP };
 
 struct stopped {
-  int fd;          /* pidfd; -1: entry unused */
-  int kind, k;     /* V_*, producer index or worker row */
+  int fd;      /* pidfd; -1: entry unused */
+  int kind, k; /* V_*, producer index or worker row */
   pid_t pid;
   uint64_t t_stop, until;
-  int busy_long;   /* a worker held a task: kept past the limit */
-  int holding;     /* a producer held what submits need (probe_holder) */
+  int busy_long; /* a worker held a task: kept past the limit */
+  int holding;   /* a producer held what submits need (probe_holder) */
 };
 
 static struct {
@@ -262,8 +263,7 @@ static int collect_own(int timeout_ms) {
     if (res.status == FP_OK && (v[0] >> 32) == (PROBE_SEQ >> 32) &&
         v[1] == tt_expect_of(v[0]))
       ss.own_ok++;
-    else
-      ss.own_bad++;
+    else ss.own_bad++;
   }
   fp_result_release(&res);
   return r == -ETIMEDOUT || r == -ENOENT ? 0 : r;
@@ -289,8 +289,7 @@ static int probe_holder(pid_t pid) {
   if (ms > ss.max_probe_ms) ss.max_probe_ms = ms;
   if (r == 0) ss.own_sub++;
   else
-    TT_CHECK(r == -EAGAIN, "a probe fp_submit(FP_NOWAIT): %s",
-             fp_strerror(r));
+    TT_CHECK(r == -EAGAIN, "a probe fp_submit(FP_NOWAIT): %s", fp_strerror(r));
   return r == -EAGAIN;
 }
 
@@ -366,8 +365,8 @@ static int stop_one(struct stopped *e, uint64_t *rng, pid_t server,
   ss.stops[e->kind]++;
   if (e->kind == V_WORKER) {
     /* Once it is stopped its row holds still: does it hold a task? */
-    for (int n = 0; n < 2000 && !tt_proc_stopped(e->pid) &&
-                    !tt_pidfd_wait_exit(e->fd, 0);
+    for (int n = 0;
+         n < 2000 && !tt_proc_stopped(e->pid) && !tt_pidfd_wait_exit(e->fd, 0);
          n++)
       tt_sleep_us(50);
     fp_worker_info wi;
@@ -398,12 +397,16 @@ static void quick_probe(struct stopped *e, uint64_t *rng, const pid_t *prod) {
   if (fd < 0) return;
   atomic_fetch_add(&sh->rec[k].stops, 1); /* odd */
   uint64_t t0 = tt_now_ns();
-  int held = pidfd_send_signal(fd, SIGSTOP, NULL, 0) == 0 &&
-             probe_holder(prod[k]);
+  int held =
+      pidfd_send_signal(fd, SIGSTOP, NULL, 0) == 0 && probe_holder(prod[k]);
   ss.probes++;
   if (held && e != NULL) {
-    *e = (struct stopped){.fd = fd, .kind = V_PROD, .k = k, .pid = prod[k],
-                          .t_stop = t0, .holding = 1};
+    *e = (struct stopped){.fd = fd,
+                          .kind = V_PROD,
+                          .k = k,
+                          .pid = prod[k],
+                          .t_stop = t0,
+                          .holding = 1};
     e->until = t0 + (PROD_LONG_MS + tt_rand_below(rng, 500)) * 1000000u;
     ss.stops[V_PROD]++;
     ss.lock_stops++;
@@ -420,7 +423,8 @@ static void check_killed(const struct stopped *e) {
   int left = ms >= KILLED_WITHIN_MS ? 0 : (int)(KILLED_WITHIN_MS - ms);
   if (TT_CHECK(tt_pidfd_wait_exit(e->fd, left),
                "worker %d, stopped holding a task, still lives %u ms later "
-               "(task limit %u ms)", (int)e->pid, KILLED_WITHIN_MS, LIMIT_MS))
+               "(task limit %u ms)",
+               (int)e->pid, KILLED_WITHIN_MS, LIMIT_MS))
     ss.killed++;
 }
 
@@ -436,8 +440,7 @@ static void stop_running_task(pid_t server, const fp_pool *mon) {
   fp_result res;
   fp_result_init(&res);
   int caught = 0;
-  for (int attempt = 0; attempt < 5 && !caught && tt_failures == 0;
-       attempt++) {
+  for (int attempt = 0; attempt < 5 && !caught && tt_failures == 0; attempt++) {
     unsigned char in[12];
     uint64_t seq = UINT64_C(0xffffffff00000000) + (uint64_t)attempt;
     uint32_t us = 150000;
@@ -467,26 +470,24 @@ static void stop_running_task(pid_t server, const fp_pool *mon) {
       }
       if (e.fd < 0) tt_sleep_us(200);
     }
-    if (!TT_CHECK(e.fd >= 0, "our own task did not start within 2 s"))
-      break;
+    if (!TT_CHECK(e.fd >= 0, "our own task did not start within 2 s")) break;
     ss.stops[V_WORKER]++;
     /* Stopped, and still on our task? */
-    for (int n = 0; n < 2000 && !tt_proc_stopped(e.pid) &&
-                    !tt_pidfd_wait_exit(e.fd, 0);
+    for (int n = 0;
+         n < 2000 && !tt_proc_stopped(e.pid) && !tt_pidfd_wait_exit(e.fd, 0);
          n++)
       tt_sleep_us(50);
     fp_worker_info wi;
     caught = tt_proc_stopped(e.pid) && !tt_pidfd_wait_exit(e.fd, 0) &&
-             fp_pool_worker(mon, (unsigned)e.k, &wi) == 0 &&
-             wi.pid == e.pid && wi.task_id == id;
+             fp_pool_worker(mon, (unsigned)e.k, &wi) == 0 && wi.pid == e.pid &&
+             wi.task_id == id;
     if (caught) {
       ss.busy_long++;
       check_killed(&e);
     }
     cont_one(&e);
     r = fp_wait(own, id, &res, 5000);
-    if (!TT_CHECK(r == 0, "our own task: fp_wait: %s", fp_strerror(r)))
-      break;
+    if (!TT_CHECK(r == 0, "our own task: fp_wait: %s", fp_strerror(r))) break;
     if (res.status == FP_TIMEOUT) ss.own_tmo++;
     if (res.status == FP_OK) ss.own_ok++;
     TT_CHECK(res.status == (caught ? FP_TIMEOUT : FP_OK),
@@ -590,7 +591,8 @@ int tt_sigstop(void) {
       if (idle > max_no_progress) max_no_progress = idle;
       if (idle > progress_ms) {
         tt_fail("producer %d, not stopped, made no progress for %llu ms "
-                "(in %s)", k, (unsigned long long)idle,
+                "(in %s)",
+                k, (unsigned long long)idle,
                 phase_names[atomic_load(&pr->phase) % NPHASE]);
         tt_debug_pool(mon, "stalled");
         break;
@@ -603,8 +605,7 @@ int tt_sigstop(void) {
   uint64_t submitted = 0, collected = 0, ok = 0, timeout = 0, crashed = 0;
   while (tt_failures == 0 && fp_pending(own) > 0) {
     int r = collect_own(5000);
-    if (!TT_CHECK(r == 0, "collecting our probes: %s", fp_strerror(r)))
-      break;
+    if (!TT_CHECK(r == 0, "collecting our probes: %s", fp_strerror(r))) break;
   }
   if (tt_failures == 0) stop_running_task(server, mon);
   atomic_store(&sh->stop, 1);
@@ -615,8 +616,8 @@ int tt_sigstop(void) {
     struct ss_rec *pr = &sh->rec[k];
     TT_CHECK(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0 &&
                  atomic_load(&pr->done),
-             "producer %d did not drain and exit (status %#x, in %s: %s)",
-             k, ws, phase_names[atomic_load(&pr->phase) % NPHASE],
+             "producer %d did not drain and exit (status %#x, in %s: %s)", k,
+             ws, phase_names[atomic_load(&pr->phase) % NPHASE],
              fp_strerror(atomic_load(&pr->err)));
   }
   for (int k = 0; k < NPROD; k++) {
@@ -642,9 +643,8 @@ int tt_sigstop(void) {
            "result(s); %llu submitted, %llu collected",
            (unsigned long long)lost, (unsigned long long)bad,
            (unsigned long long)submitted, (unsigned long long)collected);
-  TT_CHECK(st.submitted == submitted + ss.own_sub &&
-               st.ok == ok + ss.own_ok && st.timeout == timeout + ss.own_tmo &&
-               st.crashed == crashed,
+  TT_CHECK(st.submitted == submitted + ss.own_sub && st.ok == ok + ss.own_ok &&
+               st.timeout == timeout + ss.own_tmo && st.crashed == crashed,
            "stats: submitted %llu ok %llu timeout %llu crashed %llu; the "
            "producers got %llu, %llu, %llu, %llu",
            (unsigned long long)st.submitted, (unsigned long long)st.ok,
@@ -653,19 +653,23 @@ int tt_sigstop(void) {
            (unsigned long long)timeout, (unsigned long long)crashed);
   TT_CHECK(st.failed + st.cancelled + st.corrupt + st.abandoned == 0,
            "stats: failed %llu cancelled %llu corrupt %llu abandoned %llu, "
-           "expected none", (unsigned long long)st.failed,
-           (unsigned long long)st.cancelled, (unsigned long long)st.corrupt,
-           (unsigned long long)st.abandoned);
+           "expected none",
+           (unsigned long long)st.failed, (unsigned long long)st.cancelled,
+           (unsigned long long)st.corrupt, (unsigned long long)st.abandoned);
   TT_CHECK(overrun < OVERRUN_MS && ss.max_probe_ms < OVERRUN_MS,
            "a timed call returned %llu ms past its deadline, a probe "
-           "FP_NOWAIT submit took %llu ms", (unsigned long long)overrun,
-           (unsigned long long)ss.max_probe_ms);
+           "FP_NOWAIT submit took %llu ms",
+           (unsigned long long)overrun, (unsigned long long)ss.max_probe_ms);
   TT_CHECK(ss.own_bad == 0, "%llu probe(s) ended wrong",
            (unsigned long long)ss.own_bad);
-  TT_CHECK(ss.cont_fail == 0, "%u SIGCONT(s) of a producer or the "
-           "supervisor failed", ss.cont_fail);
-  TT_CHECK(ss.killed == ss.busy_long, "%u of %u workers stopped with a "
-           "task past the limit were killed", ss.killed, ss.busy_long);
+  TT_CHECK(ss.cont_fail == 0,
+           "%u SIGCONT(s) of a producer or the "
+           "supervisor failed",
+           ss.cont_fail);
+  TT_CHECK(ss.killed == ss.busy_long,
+           "%u of %u workers stopped with a "
+           "task past the limit were killed",
+           ss.killed, ss.busy_long);
   fp_pool_free(own);
   fp_pool_free(mon);
   kill(server, SIGTERM);
@@ -683,9 +687,9 @@ int tt_sigstop(void) {
       (unsigned long long)timeout, (unsigned long long)crashed,
       ss.stops[0] + ss.stops[1] + ss.stops[2], ss.stops[V_PROD],
       ss.stops[V_WORKER], ss.stops[V_SUP], ss.probes, ss.lock_stops,
-      ss.busy_long, ss.killed,
-      (unsigned long long)st.restarts, (unsigned long long)lost,
-      (unsigned long long)bad, (unsigned long long)max_no_progress,
-      (unsigned long long)overrun, (unsigned long long)timed,
-      (unsigned long long)ss.max_probe_ms, (unsigned long long)ss.max_stop_ms);
+      ss.busy_long, ss.killed, (unsigned long long)st.restarts,
+      (unsigned long long)lost, (unsigned long long)bad,
+      (unsigned long long)max_no_progress, (unsigned long long)overrun,
+      (unsigned long long)timed, (unsigned long long)ss.max_probe_ms,
+      (unsigned long long)ss.max_stop_ms);
 }

@@ -25,10 +25,10 @@
 #define TASK_MS 20u
 
 struct sl_shared {
-  _Atomic int full;      /* the parent filled the queue */
-  _Atomic int sub_full;  /* the submitter filled its share: it blocks next */
+  _Atomic int full;       /* the parent filled the queue */
+  _Atomic int sub_full;   /* the submitter filled its share: it blocks next */
   _Atomic unsigned sub_n; /* tasks it submitted before blocking */
-  _Atomic int err;       /* what the blocked fp_submit returned */
+  _Atomic int err;        /* what the blocked fp_submit returned */
   _Atomic uint64_t t_err;
 };
 static struct sl_shared *sh;
@@ -118,8 +118,8 @@ static void round_once(int round, uint64_t *rng, struct tally *t) {
   }
   if (r == 0) n++; /* a slot freed before the drain began: it counts */
   else
-    TT_CHECK(r == -ESHUTDOWN, "round %d: submit after SIGTERM gave %s",
-             round, fp_strerror(r));
+    TT_CHECK(r == -ESHUTDOWN, "round %d: submit after SIGTERM gave %s", round,
+             fp_strerror(r));
 
   /* Every task: exactly one result, ok (right output) or cancelled. */
   fp_result res;
@@ -139,10 +139,8 @@ static void round_once(int round, uint64_t *rng, struct tally *t) {
     if (res.status == FP_OK && res.output_len == (size_t)len &&
         memcmp(res.output, want, (size_t)len) == 0)
       t->ok++;
-    else if (res.status == FP_CANCELLED)
-      t->cancelled++;
-    else
-      t->other++;
+    else if (res.status == FP_CANCELLED) t->cancelled++;
+    else t->other++;
   }
   TT_CHECK(r == -ENOENT, "round %d: fp_collect ended with %s", round,
            fp_strerror(r));
@@ -154,9 +152,10 @@ static void round_once(int round, uint64_t *rng, struct tally *t) {
   if (exit_ms > t->exit_ms) t->exit_ms = exit_ms;
   TT_CHECK(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
            "round %d: server status %#x after SIGTERM", round, ws);
-  TT_CHECK(exit_ms < GRACE_MS + 1000u, "round %d: server took %llu ms to "
-           "stop (grace %d ms)", round, (unsigned long long)exit_ms,
-           GRACE_MS);
+  TT_CHECK(exit_ms < GRACE_MS + 1000u,
+           "round %d: server took %llu ms to "
+           "stop (grace %d ms)",
+           round, (unsigned long long)exit_ms, GRACE_MS);
   ws = tt_reap(sub, 3000);
   r = atomic_load(&sh->err);
   uint64_t te = atomic_load(&sh->t_err);
@@ -165,11 +164,13 @@ static void round_once(int round, uint64_t *rng, struct tally *t) {
   TT_CHECK(ws >= 0 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && te != 0 &&
                r == -ESHUTDOWN && block_ms < GRACE_MS + 1000u,
            "round %d: the blocked submitter got %s after %llu ms (status "
-           "%#x), expected ESHUTDOWN", round, fp_strerror(r),
-           (unsigned long long)block_ms, ws);
+           "%#x), expected ESHUTDOWN",
+           round, fp_strerror(r), (unsigned long long)block_ms, ws);
   for (unsigned w = 0; w < WORKERS; w++) {
-    TT_CHECK(tt_pidfd_wait_exit(wfd[w], 1000), "round %d: worker %d "
-             "outlived its server", round, (int)wpid[w]);
+    TT_CHECK(tt_pidfd_wait_exit(wfd[w], 1000),
+             "round %d: worker %d "
+             "outlived its server",
+             round, (int)wpid[w]);
     if (wfd[w] >= 0) close(wfd[w]);
   }
   fp_stats st;
@@ -178,16 +179,16 @@ static void round_once(int round, uint64_t *rng, struct tally *t) {
                st.submitted == n + atomic_load(&sh->sub_n) &&
                st.failed + st.crashed + st.timeout == 0,
            "round %d: stats submitted %llu ok %llu cancelled %llu failed "
-           "%llu crashed %llu timeout %llu", round,
-           (unsigned long long)st.submitted, (unsigned long long)st.ok,
+           "%llu crashed %llu timeout %llu",
+           round, (unsigned long long)st.submitted, (unsigned long long)st.ok,
            (unsigned long long)st.cancelled, (unsigned long long)st.failed,
            (unsigned long long)st.crashed, (unsigned long long)st.timeout);
   fp_result_release(&res);
   fp_pool_free(p);
   fp_pool *gone = NULL;
   r = fp_pool_open(&gone, name, FP_OPEN_MONITOR);
-  TT_CHECK(r == -ENOENT, "round %d: after the stop, attaching gave %s",
-           round, fp_strerror(r));
+  TT_CHECK(r == -ENOENT, "round %d: after the stop, attaching gave %s", round,
+           fp_strerror(r));
   if (r == 0) fp_pool_free(gone);
 }
 
@@ -199,10 +200,12 @@ int tt_stop_under_load(void) {
   for (int r = 0; r < ROUNDS; r++) round_once(r, &rng, &t);
   TT_CHECK(t.other == 0, "%llu task(s) ended neither ok nor cancelled",
            (unsigned long long)t.other);
-  TT_CHECK(t.lost == 0 && t.dup == 0, "%llu task(s) without a result, %llu "
-           "unknown result(s)", (unsigned long long)t.lost,
-           (unsigned long long)t.dup);
-  TT_CHECK(t.ok > 0 && t.cancelled > 0, "ok %llu cancelled %llu: the drain "
+  TT_CHECK(t.lost == 0 && t.dup == 0,
+           "%llu task(s) without a result, %llu "
+           "unknown result(s)",
+           (unsigned long long)t.lost, (unsigned long long)t.dup);
+  TT_CHECK(t.ok > 0 && t.cancelled > 0,
+           "ok %llu cancelled %llu: the drain "
            "should finish some and the grace cut the rest",
            (unsigned long long)t.ok, (unsigned long long)t.cancelled);
   return tt_summary("rounds=%d tasks=%llu ok=%llu cancelled=%llu lost=%llu "

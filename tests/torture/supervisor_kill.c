@@ -25,10 +25,10 @@
 #define LIMIT_MS 1000u
 
 struct sk_shared {
-  _Atomic int ready;          /* producers holding their tasks */
-  _Atomic uint64_t t_kill;    /* CLOCK_MONOTONIC ns of the SIGKILL */
+  _Atomic int ready;       /* producers holding their tasks */
+  _Atomic uint64_t t_kill; /* CLOCK_MONOTONIC ns of the SIGKILL */
   struct {
-    _Atomic int err;          /* what the blocked call returned */
+    _Atomic int err; /* what the blocked call returned */
     _Atomic uint64_t t_err;
   } prod[NPROD];
 };
@@ -70,14 +70,15 @@ __attribute__((noreturn)) static void producer(const char *name, int k) {
 
 /* One round; its figures go through the pointers. */
 static void round_once(const char *name, int round, uint64_t *rng,
-                       uint64_t *max_epipe, uint64_t *max_gone,
-                       int *epipes) {
+                       uint64_t *max_epipe, uint64_t *max_gone, int *epipes) {
   memset(sh, 0, sizeof(*sh));
   if (round > 0) {
     fp_pool *stale = NULL;
     int r = fp_pool_open(&stale, name, 0);
-    TT_CHECK(r == -ECONNREFUSED, "round %d: attaching to the dead server's "
-             "segment gave %s, expected ECONNREFUSED", round, fp_strerror(r));
+    TT_CHECK(r == -ECONNREFUSED,
+             "round %d: attaching to the dead server's "
+             "segment gave %s, expected ECONNREFUSED",
+             round, fp_strerror(r));
     if (r == 0) fp_pool_free(stale);
   }
   fp_config cfg;
@@ -101,8 +102,10 @@ static void round_once(const char *name, int round, uint64_t *rng,
   uint64_t t0 = tt_now_ns();
   while (atomic_load(&sh->ready) < NPROD && tt_ms_since(t0) < 5000)
     tt_sleep_us(1000);
-  TT_CHECK(atomic_load(&sh->ready) == NPROD, "round %d: producers not "
-           "ready", round);
+  TT_CHECK(atomic_load(&sh->ready) == NPROD,
+           "round %d: producers not "
+           "ready",
+           round);
   /* Let them block (submitters sleep on the queue, waiters on results). */
   tt_sleep_us(50000 + tt_rand_below(rng, 100000));
   int wfd[WORKERS];
@@ -125,14 +128,15 @@ static void round_once(const char *name, int round, uint64_t *rng,
       continue;
     }
     uint64_t spent = tt_ms_since(t_kill);
-    int gone = tt_pidfd_wait_exit(wfd[w], spent >= LIMIT_MS
-                                              ? 0
-                                              : (int)(LIMIT_MS - spent));
+    int gone = tt_pidfd_wait_exit(
+        wfd[w], spent >= LIMIT_MS ? 0 : (int)(LIMIT_MS - spent));
     uint64_t ms = tt_ms_since(t_kill);
     close(wfd[w]);
     if (ms > *max_gone) *max_gone = ms;
-    TT_CHECK(gone, "round %d: worker %d still alive %u ms after the "
-             "supervisor's death", round, (int)wpid[w], LIMIT_MS);
+    TT_CHECK(gone,
+             "round %d: worker %d still alive %u ms after the "
+             "supervisor's death",
+             round, (int)wpid[w], LIMIT_MS);
   }
   for (int k = 0; k < NPROD; k++) {
     int ws = tt_reap(prod[k], 3000);
@@ -140,15 +144,16 @@ static void round_once(const char *name, int round, uint64_t *rng,
     uint64_t t = atomic_load(&sh->prod[k].t_err);
     uint64_t ms = t > t_kill ? (t - t_kill) / 1000000u : 0;
     if (ws < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0 || t == 0) {
-      tt_fail("round %d: producer %d (%s) never returned (status %#x)",
-              round, k, k % 2 ? "fp_wait" : "fp_submit", ws);
+      tt_fail("round %d: producer %d (%s) never returned (status %#x)", round,
+              k, k % 2 ? "fp_wait" : "fp_submit", ws);
       continue;
     }
     if (ms > *max_epipe) *max_epipe = ms;
     *epipes += err == -EPIPE;
-    TT_CHECK(err == -EPIPE && ms < LIMIT_MS, "round %d: producer %d's %s "
-             "returned %s after %llu ms (want EPIPE within %u ms)", round, k,
-             k % 2 ? "fp_wait" : "fp_submit", fp_strerror(err),
+    TT_CHECK(err == -EPIPE && ms < LIMIT_MS,
+             "round %d: producer %d's %s "
+             "returned %s after %llu ms (want EPIPE within %u ms)",
+             round, k, k % 2 ? "fp_wait" : "fp_submit", fp_strerror(err),
              (unsigned long long)ms, LIMIT_MS);
   }
 }
@@ -192,11 +197,11 @@ int tt_supervisor_kill(void) {
     if (r == 0) fp_pool_free(gone);
   }
   TT_CHECK(strcmp(reserve, "ok") == 0, "the re-served pool did not run a "
-           "task");
+                                       "task");
   return tt_summary("rounds=%d kills=%d producers=%d epipe=%d "
                     "max_epipe_ms=%llu max_workers_gone_ms=%llu "
                     "served_again=%s",
                     ROUNDS, ROUNDS, ROUNDS * NPROD, epipes,
-                    (unsigned long long)max_epipe,
-                    (unsigned long long)max_gone, reserve);
+                    (unsigned long long)max_epipe, (unsigned long long)max_gone,
+                    reserve);
 }

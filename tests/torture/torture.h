@@ -53,8 +53,7 @@ extern int tt_failures;
 void tt_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Check `cond`; when false, report the message. Evaluates to cond. */
-#define TT_CHECK(cond, ...) \
-  ((cond) ? 1 : (tt_fail(__VA_ARGS__), 0))
+#define TT_CHECK(cond, ...) ((cond) ? 1 : (tt_fail(__VA_ARGS__), 0))
 
 /* Print "torture NAME: <figures>: PASS|FAIL" and return 0 or 1. */
 int tt_summary(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

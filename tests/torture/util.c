@@ -69,7 +69,8 @@ uint64_t tt_ms_since(uint64_t t0_ns) {
 void tt_sleep_us(uint64_t us) {
   struct timespec ts = {.tv_sec = (time_t)(us / 1000000u),
                         .tv_nsec = (long)(us % 1000000u) * 1000L};
-  while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
+  while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+  }
 }
 
 uint64_t tt_rand(uint64_t *state) {
@@ -124,9 +125,7 @@ static int proc_state(pid_t pid, char *state, pid_t *ppid) {
   return 0;
 }
 
-int tt_pidfd(pid_t pid) {
-  return pid > 0 ? pidfd_open(pid, 0) : -1;
-}
+int tt_pidfd(pid_t pid) { return pid > 0 ? pidfd_open(pid, 0) : -1; }
 
 int tt_pidfd_child_of(pid_t pid, pid_t parent) {
   int fd = tt_pidfd(pid);
@@ -188,14 +187,16 @@ int tt_reap(pid_t pid, int ms) {
     tt_sleep_us(1000);
   }
   kill(pid, SIGKILL); /* our child, not reaped yet: the pid is still its */
-  while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {}
+  while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+  }
   return -1;
 }
 
 void tt_kill_reap(pid_t *pid) {
   if (*pid <= 0) return;
   kill(*pid, SIGKILL);
-  while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR) {}
+  while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR) {
+  }
   *pid = 0;
 }
 
@@ -211,8 +212,10 @@ long tt_cpu_ms(pid_t pid) {
   char *p = strrchr(buf, ')');
   unsigned long ut, stt;
   /* After ')': state(3) ... utime(14) stime(15). */
-  if (p == NULL || sscanf(p + 1, " %*c %*s %*s %*s %*s %*s %*s %*s %*s %*s "
-                                 "%*s %lu %lu", &ut, &stt) != 2)
+  if (p == NULL || sscanf(p + 1,
+                          " %*c %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+                          "%*s %lu %lu",
+                          &ut, &stt) != 2)
     return -1;
   long hz = sysconf(_SC_CLK_TCK);
   return (long)((ut + stt) * 1000u / (unsigned long)(hz > 0 ? hz : 100));
@@ -253,8 +256,8 @@ pid_t tt_serve(const char *name, const fp_config *cfg, int grace_ms) {
     sc.max_workers = cfg->workers < 8 ? 8 : cfg->workers;
     if (getenv("TORTURE_LOG") != NULL) sc.log = serve_log;
     int r = fp_serve(cfg, &sc);
-    if (r != 0) fprintf(stderr, "torture: fp_serve(%s): %s\n", name,
-                        fp_strerror(r));
+    if (r != 0)
+      fprintf(stderr, "torture: fp_serve(%s): %s\n", name, fp_strerror(r));
     _exit(r == 0 ? 0 : 1);
   }
   uint64_t t0 = tt_now_ns();
@@ -305,8 +308,10 @@ void tt_debug_pool(const fp_pool *p, const char *fmt, ...) {
   va_end(ap);
   fp_stats st;
   fp_pool_stats(p, &st);
-  fprintf(stderr, "  [%s] %s: alive %u queued %u running %u restarts %llu "
-          "rows:", tt_name, msg, st.alive, st.queued, st.running,
+  fprintf(stderr,
+          "  [%s] %s: alive %u queued %u running %u restarts %llu "
+          "rows:",
+          tt_name, msg, st.alive, st.queued, st.running,
           (unsigned long long)st.restarts);
   for (unsigned r = 0; r < st.rows && r < 16; r++) {
     fp_worker_info wi;

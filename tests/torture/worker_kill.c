@@ -28,8 +28,8 @@
 #define SLOTS 64u
 #define WINDOW SLOTS /* in flight: the whole queue, so EAGAIN means a leak */
 #define KILL_GAP_US 300u
-#define HANG_MS 5000u      /* no progress this long: report a hang, exit */
-#define PROBES 20u         /* idle round trips before and after the storm */
+#define HANG_MS 5000u /* no progress this long: report a hang, exit */
+#define PROBES 20u    /* idle round trips before and after the storm */
 #define PROBE_LIMIT_MS 100u
 
 static uint64_t expect_of(uint64_t seq) {
@@ -57,8 +57,8 @@ static struct {
   _Atomic int done; /* the watchdog */
   _Atomic unsigned kills;
   unsigned kills_starting, kills_idle, kills_busy; /* row state seen */
-  _Atomic uint64_t progress_ns; /* last call that returned */
-  _Atomic int in_call;          /* 0, or what the producer is inside */
+  _Atomic uint64_t progress_ns;                    /* last call that returned */
+  _Atomic int in_call; /* 0, or what the producer is inside */
   uint64_t sent, results, ok, crashed, dup, wrong, eagain, max_stall_ms;
 } run;
 
@@ -102,9 +102,9 @@ static void *watchdog_main(void *arg) {
     tt_fail("the producer is stuck in %s for %u ms (hang)",
             call_names[atomic_load(&run.in_call)], HANG_MS);
     tt_summary("tasks=%llu kills=%u ok=%llu crashed=%llu lost=? "
-               "max_stall_ms=%llu+ (hung)", (unsigned long long)run.sent,
-               atomic_load(&run.kills), (unsigned long long)run.ok,
-               (unsigned long long)run.crashed,
+               "max_stall_ms=%llu+ (hung)",
+               (unsigned long long)run.sent, atomic_load(&run.kills),
+               (unsigned long long)run.ok, (unsigned long long)run.crashed,
                (unsigned long long)tt_ms_since(t));
     fflush(NULL);
     _exit(1);
@@ -277,9 +277,12 @@ int tt_worker_kill(void) {
   uint64_t lost = 0;
   for (uint64_t s = 0; s < tasks; s++) lost += seen[s] == 0;
   unsigned kills = atomic_load(&run.kills);
-  TT_CHECK(tasks >= TASKS && kills >= KILLS, "%llu tasks, %u kills in "
-           "%u ms", (unsigned long long)tasks, kills, MAX_RUN_MS);
-  TT_CHECK(lost + run.dup + run.wrong == 0, "%llu task(s) without a result, "
+  TT_CHECK(tasks >= TASKS && kills >= KILLS,
+           "%llu tasks, %u kills in "
+           "%u ms",
+           (unsigned long long)tasks, kills, MAX_RUN_MS);
+  TT_CHECK(lost + run.dup + run.wrong == 0,
+           "%llu task(s) without a result, "
            "%llu duplicate or unknown, %llu wrong output or status",
            (unsigned long long)lost, (unsigned long long)run.dup,
            (unsigned long long)run.wrong);
@@ -287,27 +290,30 @@ int tt_worker_kill(void) {
            (unsigned long long)run.max_stall_ms);
   TT_CHECK(run.eagain == 0,
            "fp_submit said the queue was full %llu time(s) while fewer than "
-           "%u tasks were ours", (unsigned long long)run.eagain, SLOTS);
+           "%u tasks were ours",
+           (unsigned long long)run.eagain, SLOTS);
   TT_CHECK(run.crashed <= kills, "%llu crashed results from %u kills",
            (unsigned long long)run.crashed, kills);
   TT_CHECK(lat_before < PROBE_LIMIT_MS && lat_after < PROBE_LIMIT_MS,
            "idle round trip: %llu ms before the storm, %llu ms after "
-           "(limit %u)", (unsigned long long)lat_before,
-           (unsigned long long)lat_after, PROBE_LIMIT_MS);
+           "(limit %u)",
+           (unsigned long long)lat_before, (unsigned long long)lat_after,
+           PROBE_LIMIT_MS);
   TT_CHECK(st.submitted == run.sent, "stats.submitted %llu, we sent %llu",
            (unsigned long long)st.submitted, (unsigned long long)run.sent);
-  TT_CHECK(st.ok == run.ok && st.crashed == run.crashed, "stats: ok %llu "
-           "crashed %llu; we got %llu and %llu", (unsigned long long)st.ok,
-           (unsigned long long)st.crashed, (unsigned long long)run.ok,
-           (unsigned long long)run.crashed);
-  TT_CHECK(st.failed + st.timeout + st.cancelled + st.corrupt +
-                   st.retried + st.quarantined == 0,
+  TT_CHECK(st.ok == run.ok && st.crashed == run.crashed,
+           "stats: ok %llu "
+           "crashed %llu; we got %llu and %llu",
+           (unsigned long long)st.ok, (unsigned long long)st.crashed,
+           (unsigned long long)run.ok, (unsigned long long)run.crashed);
+  TT_CHECK(st.failed + st.timeout + st.cancelled + st.corrupt + st.retried +
+                   st.quarantined ==
+               0,
            "stats: failed %llu timeout %llu cancelled %llu corrupt %llu "
            "retried %llu quarantined %llu, expected none",
            (unsigned long long)st.failed, (unsigned long long)st.timeout,
            (unsigned long long)st.cancelled, (unsigned long long)st.corrupt,
-           (unsigned long long)st.retried,
-           (unsigned long long)st.quarantined);
+           (unsigned long long)st.retried, (unsigned long long)st.quarantined);
   /* Every kill costs one restart; no worker may die otherwise. */
   TT_CHECK(st.restarts == kills, "stats.restarts %llu for %u kills",
            (unsigned long long)st.restarts, kills);

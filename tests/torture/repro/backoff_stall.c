@@ -66,11 +66,13 @@ int main(void) {
     unsigned alive0 = st.alive;
     double t0 = now_ms();
     for (int k = 0; k < 8; k++) fp_submit(p, "ok", 2, FP_FOREVER, &id);
-    while (fp_collect(p, &res, FP_FOREVER) == 0 && fp_pending(p) > 0) {}
+    while (fp_collect(p, &res, FP_FOREVER) == 0 && fp_pending(p) > 0) {
+    }
     double ms = now_ms() - t0;
     fp_pool_stats(p, &st);
     printf("batch %d: %.1f ms (workers alive: %u at its start, %u at its "
-           "end)\n", b, ms, alive0, st.alive);
+           "end)\n",
+           b, ms, alive0, st.alive);
     if (alive0 >= 1 && ms > worst) worst = ms;
   }
   fp_result_release(&res);

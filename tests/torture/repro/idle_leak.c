@@ -86,14 +86,17 @@ int main(void) {
     while (now_ms() < end) {
       uint64_t id;
       if (fp_submit(p, "x", 1, FP_NOWAIT, &id) == 0)
-        while (fp_collect(p, &res, FP_NOWAIT) == 0) {}
+        while (fp_collect(p, &res, FP_NOWAIT) == 0) {
+        }
       double until = now_ms() + 0.015;
-      while (now_ms() < until) {}
+      while (now_ms() < until) {
+      }
     }
     fp_worker_info wi;
     if (fp_pool_worker(p, 0, &wi) == 0 && wi.pid > 0) kill(wi.pid, SIGKILL);
     /* Let it be reaped and replaced; collect what is left. */
-    while (fp_collect(p, &res, 50) == 0) {}
+    while (fp_collect(p, &res, 50) == 0) {
+    }
   }
   fp_result_release(&res);
   double after = idle_rtt(p);

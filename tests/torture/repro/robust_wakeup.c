@@ -86,8 +86,10 @@ static void v_body(void) {
   pthread_mutex_unlock(&sh->mu);
 }
 static void n_body(void) { /* spins on trylock: never sets FUTEX_WAITERS */
-  while (!atomic_load(&sh->n_go)) {}
-  while (pthread_mutex_trylock(&sh->mu) != 0) {}
+  while (!atomic_load(&sh->n_go)) {
+  }
+  while (pthread_mutex_trylock(&sh->mu) != 0) {
+  }
   atomic_store(&sh->n_got, 1);
   ms_sleep(50);
   pthread_mutex_unlock(&sh->mu);
@@ -109,7 +111,7 @@ static int trial(void) {
   ms_sleep(20); /* V asleep behind it */
   pid_t n = child(n_body);
   atomic_store(&sh->n_go, 1);
-  ms_sleep(5); /* N spinning on trylock */
+  ms_sleep(5);                   /* N spinning on trylock */
   pthread_mutex_unlock(&sh->mu); /* wakes W */
   kill(w, SIGKILL);              /* before W got the CPU back */
   waitpid(w, NULL, 0);
@@ -134,7 +136,7 @@ int main(int argc, char **argv) {
             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   int bad = 0, n = 10;
   for (int t = 0; t < n; t++) bad += trial();
-  printf("%s lock: V stranded in %d of %d trials\n",
-         timed ? "timed" : "plain", bad, n);
+  printf("%s lock: V stranded in %d of %d trials\n", timed ? "timed" : "plain",
+         bad, n);
   return bad ? 1 : 0;
 }

@@ -1,13 +1,14 @@
 /*
- * Strict command-line option helpers shared by the subcommands.
+ * Strict command-line option helpers shared by the forkpool subcommands
+ * and forkpool-bridge.
  *
  * Every helper that can fail prints one line on stderr that names the
  * subcommand, the flag and the offending value, e.g.
  *   forkpool run: --workers: 'abc' is not a number
  * and returns -1; the caller then exits with status 2.
  */
-#ifndef FORKPOOL_CLI_ARGS_H
-#define FORKPOOL_CLI_ARGS_H
+#ifndef FORKPOOL_TOOL_ARGS_H
+#define FORKPOOL_TOOL_ARGS_H
 
 #include <stdint.h>
 
@@ -19,14 +20,14 @@
  * An empty value ("--workers=" or "--workers ''") is returned as is: the
  * value parser rejects it.
  */
-int cli_arg_value(const char *cmd, int argc, char **argv, int *i,
-                  const char *name, const char **val);
+int tool_arg_value(const char *cmd, int argc, char **argv, int *i,
+                   const char *name, const char **val);
 
 /*
  * Match argv[*i] against the boolean flag `name`. Returns 1 when it
  * matches, 0 when not, -1 (message printed) for "--flag=anything".
  */
-int cli_arg_flag(const char *cmd, char **argv, int i, const char *name);
+int tool_arg_flag(const char *cmd, char **argv, int i, const char *name);
 
 /*
  * Parse `s` as a decimal integer in [min, max] into *out. Only ASCII digits
@@ -34,18 +35,18 @@ int cli_arg_flag(const char *cmd, char **argv, int i, const char *name);
  * empty string and values that overflow are rejected. Returns 0, or -1 with
  * a message naming `flag` and `s`; *out is untouched on error.
  */
-int cli_parse_u64(const char *cmd, const char *flag, const char *s,
-                  uint64_t min, uint64_t max, uint64_t *out);
+int tool_parse_u64(const char *cmd, const char *flag, const char *s,
+                   uint64_t min, uint64_t max, uint64_t *out);
 
 /*
  * Parse `s` as an octal number in [0, max] (digits 0-7 only, no prefix, no
  * sign, not empty) into *out. Returns 0, or -1 with a message.
  */
-int cli_parse_octal(const char *cmd, const char *flag, const char *s,
-                    unsigned max, unsigned *out);
+int tool_parse_octal(const char *cmd, const char *flag, const char *s,
+                     unsigned max, unsigned *out);
 
 /* A numeric option of a table: its flag, its range, and its value. */
-struct cli_num_opt {
+struct tool_num_opt {
   const char *name;
   uint64_t min, max;
   uint64_t value; /* preset to the default */
@@ -57,8 +58,8 @@ struct cli_num_opt {
  * Returns 1 when one matched (value stored, set = 1, *i advanced past a
  * separate value), 0 when none did, -1 after a message.
  */
-int cli_arg_num(const char *cmd, int argc, char **argv, int *i,
-                struct cli_num_opt *opts, int n);
+int tool_arg_num(const char *cmd, int argc, char **argv, int *i,
+                 struct tool_num_opt *opts, int n);
 
 /*
  * Match argv[*i] against the valued flag `name`, whose value must be one
@@ -66,21 +67,21 @@ int cli_arg_num(const char *cmd, int argc, char **argv, int *i,
  * index in *idx (and *i advanced past a separate value), 0 when argv[*i]
  * is not this flag, -1 after a message that lists the choices.
  */
-int cli_arg_choice(const char *cmd, int argc, char **argv, int *i,
-                   const char *name, const char *const *choices, int n,
-                   int *idx);
+int tool_arg_choice(const char *cmd, int argc, char **argv, int *i,
+                    const char *name, const char *const *choices, int n,
+                    int *idx);
 
 /*
- * cli_arg_value() for a string option that may not be empty: returns as it
+ * tool_arg_value() for a string option that may not be empty: returns as it
  * does, and -1 (message printed) for an empty value.
  */
-int cli_arg_string(const char *cmd, int argc, char **argv, int *i,
-                   const char *name, const char **val);
+int tool_arg_string(const char *cmd, int argc, char **argv, int *i,
+                    const char *name, const char **val);
 
 /* Say that arg is an unknown option or an unexpected argument. */
-void cli_arg_reject(const char *cmd, const char *arg);
+void tool_arg_reject(const char *cmd, const char *arg);
 
 /* Online CPUs, clamped to 1..FP_MAX_WORKERS: the default worker count. */
-unsigned cli_online_cpus(void);
+unsigned tool_online_cpus(void);
 
-#endif /* FORKPOOL_CLI_ARGS_H */
+#endif /* FORKPOOL_TOOL_ARGS_H */

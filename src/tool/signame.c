@@ -1,6 +1,6 @@
 /*
- * Signal names for results, shared by forkpool and forkpool-bridge (the
- * Makefile links this object into both).
+ * Signal names for results, shared by forkpool and forkpool-bridge
+ * (through build/libfptool.a).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -10,17 +10,14 @@
 
 /* "SIGSEGV" from glibc's own table (sigabbrev_np, glibc 2.32+), else
  * "SIGRTMIN+n" or "SIGn". */
-const char *cli_signal_name(int sig, char *buf, size_t len)
-{
+const char *tool_signal_name(int sig, char *buf, size_t len) {
   const char *abbrev = sigabbrev_np(sig);
 
-  if (abbrev != NULL)
-    snprintf(buf, len, "SIG%s", abbrev);
+  if (abbrev != NULL) snprintf(buf, len, "SIG%s", abbrev);
 #ifdef SIGRTMIN
   else if (sig >= SIGRTMIN && sig <= SIGRTMAX)
     snprintf(buf, len, "SIGRTMIN+%d", sig - SIGRTMIN);
 #endif
-  else
-    snprintf(buf, len, "SIG%d", sig);
+  else snprintf(buf, len, "SIG%d", sig);
   return buf;
 }

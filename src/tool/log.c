@@ -14,45 +14,38 @@
 #include <unistd.h>
 
 #include "args.h"
-#include "json.h"
 #include "log.h"
+#include "utf8.h"
 
 static fp_log_level g_min = FP_LOG_INFO;
 static int g_json;
 static int g_erase;
 
-static const char *const level_names[] = { "debug", "info", "warn", "error" };
-static const char *const format_names[] = { "text", "json" };
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static const char *const format_names[] = {"text", "json"};
 
-int cli_log_arg(const char *cmd, int argc, char **argv, int *i,
-                struct cli_log_opts *lo)
-{
+int tool_log_arg(const char *cmd, int argc, char **argv, int *i,
+                 struct tool_log_opts *lo) {
   int r, k = 0;
 
-  r = cli_arg_choice(cmd, argc, argv, i, "--log-level", level_names, 4, &k);
-  if (r > 0)
-    lo->level = (fp_log_level)k;
-  if (r != 0)
-    return r;
-  r = cli_arg_choice(cmd, argc, argv, i, "--log-format", format_names, 2, &k);
-  if (r > 0)
-    lo->json = k == 1;
+  r = tool_arg_choice(cmd, argc, argv, i, "--log-level", level_names, 4, &k);
+  if (r > 0) lo->level = (fp_log_level)k;
+  if (r != 0) return r;
+  r = tool_arg_choice(cmd, argc, argv, i, "--log-format", format_names, 2, &k);
+  if (r > 0) lo->json = k == 1;
   return r;
 }
 
-void cli_log_setup(const struct cli_log_opts *lo)
-{
+void tool_log_setup(const struct tool_log_opts *lo) {
   g_min = lo->level;
   g_json = lo->json;
 }
 
-void cli_log_set_erase(int on)
-{
-  g_erase = on;
-}
+void tool_log_set_level(fp_log_level min) { g_min = min; }
 
-static const char *level_text(fp_log_level lvl)
-{
+void tool_log_set_erase(int on) { g_erase = on; }
+
+static const char *level_text(fp_log_level lvl) {
   switch (lvl) {
   case FP_LOG_DEBUG: return "DEBUG";
   case FP_LOG_INFO: return "INFO";
@@ -65,8 +58,7 @@ static const char *level_text(fp_log_level lvl)
 /* Append msg as text (control characters become spaces) to line[*n..cap),
  * keeping `keep` bytes free at the end. */
 static void put_text(char *line, size_t *n, size_t cap, size_t keep,
-                     const char *msg)
-{
+                     const char *msg) {
   size_t i;
 
   for (i = 0; msg[i] != '\0' && *n + keep < cap; i++) {
@@ -79,10 +71,9 @@ static void put_text(char *line, size_t *n, size_t cap, size_t keep,
 /* Append msg as the body of a JSON string (control bytes as \u00XX),
  * keeping `keep` bytes free; cuts only between whole escapes or UTF-8
  * sequences, so what is written is always valid. Its own encoder, not
- * cli_json_escape(): it must cut to a fixed-size line. */
+ * the CLI's cli_json_escape(): it must cut to a fixed-size line. */
 static void put_json(char *line, size_t *n, size_t cap, size_t keep,
-                     const char *msg)
-{
+                     const char *msg) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *p = (const unsigned char *)msg;
   size_t len = strlen(msg), i = 0;
@@ -97,9 +88,8 @@ static void put_json(char *line, size_t *n, size_t cap, size_t keep,
     } else if (c == '"' || c == '\\') {
       e[el++] = '\\';
       e[el++] = (char)c;
-    } else if (c >= 0x80 && (sl = cli_utf8_seq_len(p + i, len - i)) > 0) {
-      if (*n + sl + keep > cap)
-        return;
+    } else if (c >= 0x80 && (sl = tool_utf8_seq_len(p + i, len - i)) > 0) {
+      if (*n + sl + keep > cap) return;
       memcpy(line + *n, p + i, sl);
       *n += sl;
       i += sl;
@@ -111,24 +101,21 @@ static void put_json(char *line, size_t *n, size_t cap, size_t keep,
       e[5] = hex[c & 15];
       el = 6;
     }
-    if (*n + el + keep > cap)
-      return;
+    if (*n + el + keep > cap) return;
     memcpy(line + *n, e, el);
     *n += el;
     i += sl;
   }
 }
 
-void cli_log(fp_log_level lvl, const char *msg)
-{
-  char line[CLI_LOG_LINE_MAX], ts[40];
+void tool_log(fp_log_level lvl, const char *msg) {
+  char line[TOOL_LOG_LINE_MAX], ts[40];
   struct timespec now;
   struct tm tm;
   size_t n = 0, k;
   ssize_t w;
 
-  if (lvl < g_min)
-    return;
+  if (lvl < g_min) return;
   clock_gettime(CLOCK_REALTIME, &now);
   gmtime_r(&now.tv_sec, &tm);
   k = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
@@ -152,26 +139,22 @@ void cli_log(fp_log_level lvl, const char *msg)
   }
   /* One write: a short write cannot happen on a pipe for n < PIPE_BUF, and
    * retrying one elsewhere would only split the line. */
-  do
-    w = write(STDERR_FILENO, line, n);
+  do w = write(STDERR_FILENO, line, n);
   while (w < 0 && errno == EINTR);
 }
 
-void cli_logf(fp_log_level lvl, const char *fmt, ...)
-{
-  char msg[CLI_LOG_LINE_MAX];
+void tool_logf(fp_log_level lvl, const char *fmt, ...) {
+  char msg[TOOL_LOG_LINE_MAX];
   va_list ap;
 
-  if (lvl < g_min)
-    return;
+  if (lvl < g_min) return;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  cli_log(lvl, msg);
+  tool_log(lvl, msg);
 }
 
-void cli_log_fn(void *ctx, fp_log_level lvl, const char *msg)
-{
+void tool_log_fn(void *ctx, fp_log_level lvl, const char *msg) {
   (void)ctx;
-  cli_log(lvl, msg);
+  tool_log(lvl, msg);
 }
