@@ -186,9 +186,8 @@ void tu_teardown(void) {
   now = list_shm(&n_now);
   for (size_t i = 0; i < n_now; i++) {
     /* bsearch on an empty snapshot (NULL) is undefined: UBSan says so. */
-    int known = shm_count > 0 &&
-                bsearch(&now[i], shm_names, shm_count, sizeof *shm_names,
-                        cmp_str) != NULL;
+    int known = shm_count > 0 && bsearch(&now[i], shm_names, shm_count,
+                                         sizeof *shm_names, cmp_str) != NULL;
     int ours = strcmp(now[i], own) == 0;
     ck_assert_msg(known || !ours, "/dev/shm/%s is left behind", now[i]);
   }
