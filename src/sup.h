@@ -247,6 +247,13 @@ FP__HIDDEN void fp__sup_autoscale(struct fp__sup *sp, uint64_t now);
 /* SIGHUP: retire the next row once the ones before it were replaced. */
 FP__HIDDEN void fp__sup_reload_step(struct fp__sup *sp);
 
+/*
+ * SIGHUP, after fp_serve_config.on_reload returned 0: the workers forked
+ * from now on run the handler, arg and hooks the hook put in the caller's
+ * fp_config (sup_resize.c). Cannot fail.
+ */
+FP__HIDDEN void fp__sup_reload_code(struct fp__sup *sp);
+
 /* Log a formatted event through opts->log, if any. */
 FP__HIDDEN void fp__sup_log(struct fp__sup *sp, fp_log_level lvl,
                             const char *fmt, ...)

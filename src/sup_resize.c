@@ -101,3 +101,20 @@ void fp__sup_reload_step(struct fp__sup *sp) {
   }
   fp__sup_retire(sp, (uint32_t)sp->hup_next++);
 }
+
+/*
+ * After a reload hook changed the caller's config: the workers forked
+ * from now on run its handler, arg and hooks (our full copy's other fields
+ * stay as the pool was started).
+ */
+void fp__sup_reload_code(struct fp__sup *sp) {
+  fp_config *c = sp->o->reload_cfg;
+  const fp_config *u = sp->o->user_cfg;
+  if (c == NULL || u == NULL) return;
+  c->handler = u->handler;
+  c->arg = u->arg;
+  if (u->size >= FP__END_OF(fp_config, worker_fini)) {
+    c->worker_init = u->worker_init;
+    c->worker_fini = u->worker_fini;
+  }
+}

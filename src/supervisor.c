@@ -218,23 +218,6 @@ static void read_cmds(struct fp__sup *sp) {
   }
 }
 
-/*
- * After a reload hook changed the caller's config: the workers forked
- * from now on run its handler, arg and hooks (our full copy's other fields
- * stay as the pool was started).
- */
-static void reload_code(struct fp__sup *sp) {
-  fp_config *c = sp->o->reload_cfg;
-  const fp_config *u = sp->o->user_cfg;
-  if (c == NULL || u == NULL) return;
-  c->handler = u->handler;
-  c->arg = u->arg;
-  if (u->size >= FP__END_OF(fp_config, worker_fini)) {
-    c->worker_init = u->worker_init;
-    c->worker_fini = u->worker_fini;
-  }
-}
-
 static void read_signals(struct fp__sup *sp) {
   struct signalfd_siginfo si;
   for (;;) {
@@ -263,7 +246,7 @@ static void read_signals(struct fp__sup *sp) {
                     "workers keep the code they run",
                     fp_strerror(rr));
       } else {
-        reload_code(sp);
+        fp__sup_reload_code(sp);
         fp__sup_log(sp, FP_LOG_INFO, "SIGHUP: replacing workers one at a time");
         sp->hup_next = 0;
       }
