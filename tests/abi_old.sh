@@ -16,9 +16,18 @@ if [ ! -f "$B/libforkpool.so" ]; then
 fi
 LIBDIR=$(cd "$B" && pwd)
 mkdir -p "$B/tests"
+# A sanitizer build of the library (make check-sanitize) needs the program
+# built with the same sanitizers: their runtime must come first.
+SAN=""
+if command -v readelf >/dev/null 2>&1; then
+  readelf -d "$B/libforkpool.so" | grep -q 'libasan\.so' && SAN="address"
+  readelf -d "$B/libforkpool.so" | grep -q 'libubsan\.so' &&
+    SAN="${SAN:+$SAN,}undefined"
+fi
 # -Werror: a mistake in the old declarations must not pass as a warning.
-if ! $CC -std=gnu11 -Wall -Wextra -Werror -O1 -g -o "$B/tests/abi_old" \
-  tests/abi/old_layout.c -L"$LIBDIR" -lforkpool -Wl,-rpath,"$LIBDIR"; then
+if ! $CC -std=gnu11 -Wall -Wextra -Werror -O1 -g ${SAN:+-fsanitize=$SAN} \
+  -o "$B/tests/abi_old" tests/abi/old_layout.c -L"$LIBDIR" -lforkpool \
+  -Wl,-rpath,"$LIBDIR"; then
   echo "not ok - tests/abi/old_layout.c builds"
   exit 1
 fi
