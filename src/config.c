@@ -21,9 +21,7 @@ static void defaults(fp_config *cfg) {
 FP_EXTERN void fp_config_init_sized(fp_config *cfg, size_t size) {
   fp_config d;
   defaults(&d);
-  if (size < sizeof(size_t)) return; /* no room even for its size */
-  fp__sized_out(cfg, size, &d, sizeof(d));
-  cfg->size = size;
+  fp__sized_init(cfg, size, &d, sizeof(d));
 }
 
 /* The fields every layout has: up to the handler and its arg. */

@@ -245,9 +245,7 @@ FP_EXTERN void fp_result_init_sized(fp_result *res, size_t size) {
   fp_result d;
   memset(&d, 0, sizeof(d));
   d.exit_code = -1;
-  if (size < sizeof(size_t)) return; /* no room even for its size */
-  fp__sized_out(res, size, &d, sizeof(d));
-  res->size = size;
+  fp__sized_init(res, size, &d, sizeof(d));
 }
 
 FP_EXTERN void fp_result_release(fp_result *user) {

@@ -51,6 +51,19 @@ static inline void fp__sized_out(void *theirs, size_t size, const void *ours,
     __builtin_memset((unsigned char *)theirs + len, 0, size - len);
 }
 
+/*
+ * An init function of a struct whose first field is its size_t size:
+ * write our defaults `d` (len bytes) into the caller's `size` bytes and
+ * record that size. A size too small to hold the size field itself
+ * changes nothing.
+ */
+static inline void fp__sized_init(void *theirs, size_t size, const void *d,
+                                  size_t len) {
+  if (size < sizeof(size_t)) return;
+  fp__sized_out(theirs, size, d, len);
+  __builtin_memcpy(theirs, &size, sizeof(size));
+}
+
 /* The end of field f of struct type T: the smallest size holding it. */
 #define FP__END_OF(T, f) (offsetof(T, f) + sizeof(((T *)0)->f))
 

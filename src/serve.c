@@ -22,9 +22,7 @@ static void serve_defaults(fp_serve_config *sc) {
 FP_EXTERN void fp_serve_config_init_sized(fp_serve_config *sc, size_t size) {
   fp_serve_config d;
   serve_defaults(&d);
-  if (size < sizeof(size_t)) return; /* no room even for its size */
-  fp__sized_out(sc, size, &d, sizeof(d));
-  sc->size = size;
+  fp__sized_init(sc, size, &d, sizeof(d));
 }
 
 /* The fields every layout has: up to the log function and its context.

@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "bridge.h"
+#include "tool/signame.h"
 
 #define POOL_BACKOFF_MIN_MS 100u
 #define POOL_BACKOFF_MAX_MS 5000u
@@ -213,18 +214,13 @@ static unsigned collect(struct loop *L, unsigned wait_ms) {
 }
 
 static void install_signals(void) {
-  struct sigaction sa;
-
-  memset(&sa, 0, sizeof sa);
-  sigemptyset(&sa.sa_mask);
-  sa.sa_handler = on_signal;
-  /* No SA_RESTART: a signal cuts short the waits of the loop. */
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
+  /* No SA_RESTART (tool_signal_set): a signal cuts short the waits of the
+   * loop. Valid signal numbers: these cannot fail. */
+  (void)tool_signal_set(SIGTERM, on_signal);
+  (void)tool_signal_set(SIGINT, on_signal);
   /* A write to a Redis that closed the connection is an error to handle,
    * not a reason to die. */
-  sa.sa_handler = SIG_IGN;
-  sigaction(SIGPIPE, &sa, NULL);
+  (void)tool_signal_set(SIGPIPE, SIG_IGN);
 }
 
 /* One turn of the loop (see the top of the file). */

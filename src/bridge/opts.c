@@ -176,6 +176,11 @@ int bridge_parse(int argc, char **argv, struct bridge_opts *o) {
       {"--claim-idle", 100, 86400000, &o->claim_idle_ms},
       {"--inflight", 1, BRIDGE_INFLIGHT_MAX, &o->inflight},
   };
+  const struct tool_flag flags[] = {
+      {"--verbose", "-v", &o->verbose, 1},
+      {"--retry-connect", NULL, &o->retry_connect, 1},
+  };
+  const int nflags = (int)(sizeof flags / sizeof flags[0]);
   const size_t nstrs = sizeof strs / sizeof strs[0];
   const size_t nnums = sizeof nums / sizeof nums[0];
   int i;
@@ -193,13 +198,8 @@ int bridge_parse(int argc, char **argv, struct bridge_opts *o) {
       bridge_usage(0);
       return BRIDGE_EXIT_OK;
     }
-    if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-      o->verbose = 1;
-      continue;
-    }
-    if ((r = tool_arg_flag(CMD, argv, i, "--retry-connect")) != 0) {
+    if ((r = tool_arg_flags(CMD, argv, i, flags, nflags)) != 0) {
       if (r < 0) goto usage;
-      o->retry_connect = 1;
       continue;
     }
     for (k = 0; k < nstrs && r == 0; k++)

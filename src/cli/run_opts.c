@@ -78,27 +78,19 @@ void cli_run_usage(int to_stderr) {
       FP_MAX_WORKERS, FP_MAX_SLOTS);
 }
 
-/* A flag without a value: its long name, its short one (or NULL), and the
- * field it sets to `value`. */
-struct flag_opt {
-  const char *name, *short_name;
-  int *dst;
-  int value;
-};
-
 /*
  * See run.h. Returns -1 to go on, or the exit status to end with
  * (0 after --help, 2 after a message on stderr).
  */
 int cli_run_parse(int argc, char **argv, struct run_opts *o) {
   struct tool_num_opt num[CLI_POOL_NOPT];
-  const struct flag_opt flags[] = {
+  const struct tool_flag flags[] = {
       {"--null", "-0", &o->delim, '\0'},       {"--json", NULL, &o->json, 1},
       {"--backtrace", NULL, &o->backtrace, 1}, {"--seal", NULL, &o->seal, 1},
       {"--quiet", "-q", &o->quiet, 1},
   };
   const int nflags = (int)(sizeof flags / sizeof flags[0]);
-  int i, k, r;
+  int i, r;
 
   memset(o, 0, sizeof *o);
   cli_pool_num_init(num);
@@ -111,12 +103,7 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o) {
       cli_run_usage(0);
       return CLI_EXIT_OK;
     }
-    for (k = 0, r = 0; k < nflags && r == 0; k++) {
-      if (flags[k].short_name && !strcmp(a, flags[k].short_name)) r = 1;
-      else r = tool_arg_flag(CMD, argv, i, flags[k].name);
-      if (r > 0) *flags[k].dst = flags[k].value;
-    }
-    if (r != 0) {
+    if ((r = tool_arg_flags(CMD, argv, i, flags, nflags)) != 0) {
       if (r < 0) goto usage;
       continue;
     }

@@ -23,6 +23,7 @@
 #include "tool/log.h"
 #include "plugin.h"
 #include "serve.h"
+#include "tool/signame.h"
 
 #define CMD CLI_SERVE_CMD
 
@@ -189,14 +190,8 @@ static int pidfile_probe(const char *path) {
  * disposition after fork.
  */
 static void prepare_signals(void) {
-  struct sigaction sa;
-
-  memset(&sa, 0, sizeof sa);
-  sigemptyset(&sa.sa_mask);
-  sa.sa_handler = SIG_DFL;
-  sigaction(SIGCHLD, &sa, NULL);
-  sa.sa_handler = SIG_IGN;
-  sigaction(SIGPIPE, &sa, NULL);
+  (void)tool_signal_set(SIGCHLD, SIG_DFL); /* valid numbers: cannot fail */
+  (void)tool_signal_set(SIGPIPE, SIG_IGN);
 }
 
 /* "RLIMIT_NPROC 3" or "RLIMIT_NPROC unlimited", for a fork failure. */

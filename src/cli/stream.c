@@ -11,6 +11,7 @@
 
 #include "stream.h"
 #include "tool/clock.h"
+#include "tool/signame.h"
 
 int cli_stream_init(struct cli_stream *s, struct cli_input *in, size_t window,
                     size_t out_cap) {
@@ -244,14 +245,10 @@ static volatile sig_atomic_t g_signal;
 static void on_signal(int sig) { g_signal = sig; }
 
 volatile sig_atomic_t *cli_stream_signals(void) {
-  struct sigaction sa;
-
-  memset(&sa, 0, sizeof sa);
-  sigemptyset(&sa.sa_mask);
-  sa.sa_handler = on_signal; /* no SA_RESTART: let waits end early */
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sa.sa_handler = SIG_IGN;
-  sigaction(SIGPIPE, &sa, NULL); /* a closed stdout becomes EPIPE */
+  /* No SA_RESTART (tool_signal_set): let waits end early. Valid signal
+   * numbers: these cannot fail. */
+  (void)tool_signal_set(SIGINT, on_signal);
+  (void)tool_signal_set(SIGTERM, on_signal);
+  (void)tool_signal_set(SIGPIPE, SIG_IGN); /* a closed stdout: EPIPE */
   return &g_signal;
 }

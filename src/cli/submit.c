@@ -82,6 +82,12 @@ void cli_submit_usage(int to_stderr) {
 /* Returns -1 to go on, or the exit status to end with. */
 static int parse(int argc, char **argv, struct submit_opts *o) {
   struct tool_num_opt num[1] = {{"--timeout", 0, 2147483647u, 0, 0}};
+  const struct tool_flag flags[] = {
+      {"--null", "-0", &o->delim, '\0'},
+      {"--json", NULL, &o->json, 1},
+      {"--backtrace", NULL, &o->backtrace, 1},
+  };
+  const int nflags = (int)(sizeof flags / sizeof flags[0]);
   const char *v = NULL;
   int i, r, only_data = 0;
 
@@ -107,23 +113,8 @@ static int parse(int argc, char **argv, struct submit_opts *o) {
       cli_submit_usage(0);
       return CLI_EXIT_OK;
     }
-    if (!strcmp(a, "-0")) {
-      o->delim = '\0';
-      continue;
-    }
-    if ((r = tool_arg_flag(CMD, argv, i, "--null")) != 0) {
+    if ((r = tool_arg_flags(CMD, argv, i, flags, nflags)) != 0) {
       if (r < 0) goto usage;
-      o->delim = '\0';
-      continue;
-    }
-    if ((r = tool_arg_flag(CMD, argv, i, "--json")) != 0) {
-      if (r < 0) goto usage;
-      o->json = 1;
-      continue;
-    }
-    if ((r = tool_arg_flag(CMD, argv, i, "--backtrace")) != 0) {
-      if (r < 0) goto usage;
-      o->backtrace = 1;
       continue;
     }
     if ((r = tool_arg_value(CMD, argc, argv, &i, "--priority", &v)) != 0) {

@@ -45,6 +45,18 @@ int tool_arg_flag(const char *cmd, char **argv, int i, const char *name) {
   return 0;
 }
 
+int tool_arg_flags(const char *cmd, char **argv, int i,
+                   const struct tool_flag *flags, int n) {
+  for (int k = 0; k < n; k++) {
+    int r = flags[k].short_name && !strcmp(argv[i], flags[k].short_name)
+                ? 1
+                : tool_arg_flag(cmd, argv, i, flags[k].name);
+    if (r > 0) *flags[k].dst = flags[k].value;
+    if (r != 0) return r;
+  }
+  return 0;
+}
+
 int tool_parse_u64(const char *cmd, const char *flag, const char *s,
                    uint64_t min, uint64_t max, uint64_t *out) {
   const char *p = s;

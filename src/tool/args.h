@@ -29,6 +29,22 @@ int tool_arg_value(const char *cmd, int argc, char **argv, int *i,
  */
 int tool_arg_flag(const char *cmd, char **argv, int i, const char *name);
 
+/* A flag without a value: its long name, its short one (or NULL), and the
+ * int it sets to `value`. */
+struct tool_flag {
+  const char *name, *short_name;
+  int *dst;
+  int value;
+};
+
+/*
+ * Match argv[i] against every flag of flags[0..n) (long or short name).
+ * Returns 1 when one matched (its int set), 0 when none did, -1 after a
+ * message ("--json=1": a flag takes no value).
+ */
+int tool_arg_flags(const char *cmd, char **argv, int i,
+                   const struct tool_flag *flags, int n);
+
 /*
  * Parse `s` as a decimal integer in [min, max] into *out. Only ASCII digits
  * are accepted: no sign, no blanks, no base prefix, no trailing bytes; the

@@ -2,6 +2,7 @@
  * Signal names for results, shared by forkpool and forkpool-bridge
  * (through build/libfptool.a).
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,4 +21,13 @@ const char *tool_signal_name(int sig, char *buf, size_t len) {
 #endif
   else snprintf(buf, len, "SIG%d", sig);
   return buf;
+}
+
+int tool_signal_set(int sig, void (*fn)(int)) {
+  struct sigaction sa;
+
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = fn;
+  return sigaction(sig, &sa, NULL) == 0 ? 0 : -errno;
 }
