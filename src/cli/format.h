@@ -53,4 +53,13 @@ struct cli_format {
 int cli_format_result(struct cli_out *o, const struct cli_format *f,
                       uint64_t seq, const struct cli_entry *e);
 
+/* The --help lines of --backtrace (run and submit). */
+/* clang-format off */
+#define CLI_BACKTRACE_USAGE \
+"  --backtrace        add the crash or hang report (signal, address, stack)\n" \
+"                     of a crashed or timeout task: a third TAB-separated\n" \
+"                     field, its lines joined with ' | ', or in JSON a\n" \
+"                     \"backtrace\" string\n"
+/* clang-format on */
+
 #endif /* FORKPOOL_CLI_FORMAT_H */

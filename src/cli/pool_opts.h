@@ -48,4 +48,19 @@ void cli_pool_num_get(const struct tool_num_opt *num, struct cli_pool_opts *o);
 /* Set the fields of *cfg that *o holds; the rest stay as they were. */
 void cli_pool_config(const struct cli_pool_opts *o, fp_config *cfg);
 
+/* The --help lines of the pool options run and serve share, from
+ * --max-tasks to --seal. */
+/* clang-format off */
+#define CLI_POOL_LIMITS_USAGE \
+"  --max-tasks N      recycle a worker after N tasks, 0 = never (default 0)\n" \
+"  --max-attempts N   run a task whose worker crashed or timed out up to N\n" \
+"                     times in all (1-100, default 1: no retry)\n" \
+"  --max-memory MB    address space each worker may add after it starts\n" \
+"                     (RLIMIT_AS), 0 = no limit (default 0)\n" \
+"  --max-rss MB       replace a worker whose resident set grew above MB\n" \
+"                     after a task, 0 = never (default 0)\n" \
+"  --seal             protect the shared segment from the handler's stray\n" \
+"                     writes while it runs (two mprotect calls per task)\n"
+/* clang-format on */
+
 #endif /* FORKPOOL_CLI_POOL_OPTS_H */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "tool/args.h"
+#include "format.h"
 #include "cli.h"
 #include "forkpool.h"
 #include "run.h"
@@ -16,66 +17,42 @@
 #define CMD CLI_RUN_CMD
 
 void cli_run_usage(int to_stderr) {
-  fprintf(
-      to_stderr ? stderr : stdout,
-      "Usage: forkpool run --handler LIB.so[:SYMBOL] [options] < tasks\n"
-      "       forkpool run [options] --exec CMD [ARG...] < tasks\n"
-      "       forkpool run [options] --coproc CMD [ARG...] < tasks\n"
-      "\n"
-      "Run each line of stdin as one task through a crash-isolating worker "
-      "pool\n"
-      "and print one result line per task, in input order.\n"
-      "\n" CLI_HANDLER_USAGE
-      "  --workers N        worker processes (default: online CPUs, max %u)\n"
-      "  --timeout MS       per-task time limit, 0 = none (default 0)\n"
-      "  --max-input BYTES  longest task input (default 65536)\n"
-      "  --max-output BYTES largest task output (default 65536)\n"
-      "  --queue SLOTS      task slots in the queue (default 256, max %u)\n"
-      "  --max-tasks N      recycle a worker after N tasks, 0 = never (default "
-      "0)\n"
-      "  --max-attempts N   run a task whose worker crashed or timed out up to "
-      "N\n"
-      "                     times in all (1-100, default 1: no retry)\n"
-      "  --max-memory MB    address space each worker may add after it starts\n"
-      "                     (RLIMIT_AS), 0 = no limit (default 0)\n"
-      "  --max-rss MB       replace a worker whose resident set grew above MB\n"
-      "                     after a task, 0 = never (default 0)\n"
-      "  --seal             protect the shared segment from the handler's "
-      "stray\n"
-      "                     writes while it runs (two mprotect calls per "
-      "task)\n"
-      "  --json             one JSON object per result line\n"
-      "  --backtrace        add the crash or hang report (signal, address, "
-      "stack)\n"
-      "                     of a crashed or timeout task: a third "
-      "TAB-separated\n"
-      "                     field, its lines joined with ' | ', or in JSON a\n"
-      "                     \"backtrace\" string\n"
-      "  -0, --null         tasks are NUL-terminated instead of "
-      "newline-terminated\n"
-      "  -q, --quiet        no progress line (it is shown on stderr only when\n"
-      "                     stderr is a terminal and stdin is "
-      "not)\n" TOOL_LOG_USAGE(
-          "error") "  -h, --help         show this help\n"
-                   "\n"
-                   "Plain output: STATUS<TAB>DETAIL, where STATUS is ok, "
-                   "failed, crashed,\n"
-                   "timeout, cancelled or corrupt. On a terminal, stderr shows "
-                   "a progress\n"
-                   "line: tasks done of read so far (the total once the input "
-                   "ended), rate,\n"
-                   "crashed, timeouts and ETA. The supervisor's events go to "
-                   "stderr too: a\n"
-                   "worker's death, a crash loop and what handlers write to "
-                   "their stdout or\n"
-                   "stderr (\"task N (worker PID) stdout: ...\", 4096 bytes "
-                   "per task) are\n"
-                   "warn, so --log-level warn shows them. Handlers read "
-                   "/dev/null as stdin.\n"
-                   "Exit status: 0 all ok, 1 some task not ok, 2 usage, plugin "
-                   "or pool start\n"
-                   "error.\n",
-      FP_MAX_WORKERS, FP_MAX_SLOTS);
+  /* clang-format off */
+  fprintf(to_stderr ? stderr : stdout,
+"Usage: forkpool run --handler LIB.so[:SYMBOL] [options] < tasks\n"
+"       forkpool run [options] --exec CMD [ARG...] < tasks\n"
+"       forkpool run [options] --coproc CMD [ARG...] < tasks\n"
+"\n"
+"Run each line of stdin as one task through a crash-isolating worker pool\n"
+"and print one result line per task, in input order.\n"
+"\n"
+CLI_HANDLER_USAGE
+"  --workers N        worker processes (default: online CPUs, max %u)\n"
+"  --timeout MS       per-task time limit, 0 = none (default 0)\n"
+"  --max-input BYTES  longest task input (default 65536)\n"
+"  --max-output BYTES largest task output (default 65536)\n"
+"  --queue SLOTS      task slots in the queue (default 256, max %u)\n"
+CLI_POOL_LIMITS_USAGE
+"  --json             one JSON object per result line\n"
+CLI_BACKTRACE_USAGE
+"  -0, --null         tasks are NUL-terminated instead of newline-terminated\n"
+"  -q, --quiet        no progress line (it is shown on stderr only when\n"
+"                     stderr is a terminal and stdin is not)\n"
+TOOL_LOG_USAGE("error")
+"  -h, --help         show this help\n"
+"\n"
+"Plain output: STATUS<TAB>DETAIL, where STATUS is ok, failed, crashed,\n"
+"timeout, cancelled or corrupt. On a terminal, stderr shows a progress\n"
+"line: tasks done of read so far (the total once the input ended), rate,\n"
+"crashed, timeouts and ETA. The supervisor's events go to stderr too: a\n"
+"worker's death, a crash loop and what handlers write to their stdout or\n"
+"stderr (\"task N (worker PID) stdout: ...\", 4096 bytes per task) are\n"
+"warn, so --log-level warn shows them. Handlers read /dev/null as stdin.\n"
+"Exit status: 0 all ok, 1 some task not ok, 2 usage, plugin or pool start\n"
+"error.\n",
+FP_MAX_WORKERS,
+FP_MAX_SLOTS);
+  /* clang-format on */
 }
 
 /*

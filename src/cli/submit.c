@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "tool/args.h"
+#include "format.h"
 #include "attach.h"
 #include "cli.h"
 #include "input.h"
@@ -58,13 +59,7 @@ void cli_submit_usage(int to_stderr) {
       "(default)\n"
       "  --json             one JSON object per result line, with the task's "
       "id\n"
-      "                     (\"id\") after \"seq\"\n"
-      "  --backtrace        add the crash or hang report (signal, address, "
-      "stack)\n"
-      "                     of a crashed or timeout task: a third "
-      "TAB-separated\n"
-      "                     field, its lines joined with ' | ', or in JSON a\n"
-      "                     \"backtrace\" string\n"
+      "                     (\"id\") after \"seq\"\n" CLI_BACKTRACE_USAGE
       "  --priority high|normal  high-priority tasks start before normal ones\n"
       "                     (a normal one still goes after every 4 high "
       "ones);\n"
