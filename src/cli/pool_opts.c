@@ -1,6 +1,8 @@
 /*
  * The options shared by run and serve. See pool_opts.h.
  */
+#include <stdio.h>
+
 #include "pool_opts.h"
 
 void cli_pool_num_init(struct tool_num_opt *num) {
@@ -43,4 +45,15 @@ void cli_pool_config(const struct cli_pool_opts *o, fp_config *cfg) {
   cfg->max_attempts = o->max_attempts;
   cfg->max_memory_mb = o->max_memory_mb;
   cfg->max_rss_mb = o->max_rss_mb;
+}
+
+int cli_pool_validate(const char *cmd, const fp_config *cfg) {
+  int r = fp_config_validate(cfg);
+
+  if (r < 0)
+    fprintf(stderr,
+            "%s: invalid configuration (is --queue x (--max-input + "
+            "--max-output) too large?): %s\n",
+            cmd, fp_strerror(r));
+  return r;
 }

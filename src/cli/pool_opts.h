@@ -48,6 +48,10 @@ void cli_pool_num_get(const struct tool_num_opt *num, struct cli_pool_opts *o);
 /* Set the fields of *cfg that *o holds; the rest stay as they were. */
 void cli_pool_config(const struct cli_pool_opts *o, fp_config *cfg);
 
+/* fp_config_validate(), with the likely reason said on stderr as "CMD:
+ * invalid configuration ...". Returns its result. */
+int cli_pool_validate(const char *cmd, const fp_config *cfg);
+
 /* The --help lines of the pool options run and serve share, from
  * --max-tasks to --seal. */
 /* clang-format off */

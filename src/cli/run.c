@@ -48,14 +48,8 @@ static int start_pool(struct run_state *s, fp_config *cfg_in) {
    * formats and writes to fd 2, with settings copied at the fork. */
   cfg.log = tool_log_fn;
   cfg.log_ctx = NULL;
-  r = fp_config_validate(&cfg);
-  if (r < 0) {
-    fprintf(stderr,
-            CMD ": invalid configuration (is --queue x "
-                "(--max-input + --max-output) too large?): %s\n",
-            fp_strerror(r));
-    return r;
-  }
+  r = cli_pool_validate(CMD, &cfg);
+  if (r < 0) return r;
   r = fp_pool_start(&s->pool, &cfg);
   if (r < 0) {
     /* fp_pool_start's -EAGAIN is a fork that failed, not a full queue. */

@@ -302,12 +302,8 @@ int cli_serve_main(int argc, char **argv) {
     cfg.idle_ms = opt.idle_ms;
   }
   if (opt.seal) cfg.flags |= FP_CONFIG_SEAL;
-  r = fp_config_validate(&cfg);
+  r = cli_pool_validate(CMD, &cfg);
   if (r < 0) {
-    fprintf(stderr,
-            CMD ": invalid configuration (is --queue x "
-                "(--max-input + --max-output) too large?): %s\n",
-            fp_strerror(r));
     rc = CLI_EXIT_USAGE;
     goto out;
   }
