@@ -292,8 +292,8 @@ static void storm(const char *name, pid_t server, const fp_pool *mon,
       int seen = 0;
       for (int j = 0; j < 1024; j++) seen |= recent[j] == wi.pid;
       if (seen || tt_kill_child_of(wi.pid, server, SIGKILL) != 0) continue;
-      if (strcmp(wi.state, "starting") == 0) ks.w_starting++;
-      else if (strcmp(wi.state, "busy") == 0) ks.w_busy++;
+      if (wi.state == FP_WORKER_STARTING) ks.w_starting++;
+      else if (wi.state == FP_WORKER_BUSY) ks.w_busy++;
       else ks.w_idle++;
       recent[ks.work_kills++ % 1024] = wi.pid;
     }

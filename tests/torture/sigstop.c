@@ -372,7 +372,7 @@ static int stop_one(struct stopped *e, uint64_t *rng, pid_t server,
     fp_worker_info wi;
     if (tt_proc_stopped(e->pid) && !tt_pidfd_wait_exit(e->fd, 0) &&
         fp_pool_worker(mon, (unsigned)e->k, &wi) == 0 && wi.pid == e->pid &&
-        strcmp(wi.state, "busy") == 0 && wi.task_id != 0 &&
+        wi.state == FP_WORKER_BUSY && wi.task_id != 0 &&
         tt_rand_below(rng, 3) == 0) {
       e->busy_long = 1;
       e->until = LIMIT_MS + 300u + tt_rand_below(rng, 300);

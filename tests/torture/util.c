@@ -266,7 +266,7 @@ pid_t tt_serve(const char *name, const fp_config *cfg, int grace_ms) {
     if (fp_pool_open(&p, name, FP_OPEN_MONITOR) == 0) {
       fp_stats st;
       fp_pool_stats(p, &st);
-      int running = strcmp(st.state, "running") == 0;
+      int running = st.state == FP_POOL_RUNNING;
       fp_pool_free(p);
       if (running) return pid;
     }
@@ -316,7 +316,7 @@ void tt_debug_pool(const fp_pool *p, const char *fmt, ...) {
   for (unsigned r = 0; r < st.rows && r < 16; r++) {
     fp_worker_info wi;
     if (fp_pool_worker(p, r, &wi) == 0 && (wi.pid != 0 || r < st.workers))
-      fprintf(stderr, " %d/%s", (int)wi.pid, wi.state);
+      fprintf(stderr, " %d/%s", (int)wi.pid, fp_worker_state_name(wi.state));
   }
   fprintf(stderr, "\n");
 }

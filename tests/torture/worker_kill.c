@@ -81,8 +81,8 @@ static void *killer_main(void *arg) {
     for (int j = 0; j < 1024; j++) seen |= recent[j] == wi.pid;
     if (seen) continue;
     if (tt_kill_child_of(wi.pid, run.sup, SIGKILL) == 0) {
-      if (strcmp(wi.state, "starting") == 0) run.kills_starting++;
-      else if (strcmp(wi.state, "busy") == 0) run.kills_busy++;
+      if (wi.state == FP_WORKER_STARTING) run.kills_starting++;
+      else if (wi.state == FP_WORKER_BUSY) run.kills_busy++;
       else run.kills_idle++;
       recent[kills++ % 1024] = wi.pid;
       atomic_store(&run.kills, kills);
