@@ -176,7 +176,9 @@ int bridge_parse(int argc, char **argv, struct bridge_opts *o) {
       {"--claim-idle", 100, 86400000, &o->claim_idle_ms},
       {"--inflight", 1, BRIDGE_INFLIGHT_MAX, &o->inflight},
   };
+  int help = 0;
   const struct tool_flag flags[] = {
+      {"--help", "-h", &help, 1},
       {"--verbose", "-v", &o->verbose, 1},
       {"--retry-connect", NULL, &o->retry_connect, 1},
   };
@@ -192,16 +194,11 @@ int bridge_parse(int argc, char **argv, struct bridge_opts *o) {
   o->inflight = 64;
   for (i = 1; i < argc; i++) {
     const char *a = argv[i], *v = NULL;
-    int r = 0;
+    int r = tool_arg_flags(CMD, argv, i, flags, nflags);
 
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      bridge_usage(0);
-      return BRIDGE_EXIT_OK;
-    }
-    if ((r = tool_arg_flags(CMD, argv, i, flags, nflags)) != 0) {
-      if (r < 0) goto usage;
-      continue;
-    }
+    if (r < 0) goto usage;
+    if (help) break; /* the rest is not read */
+    if (r > 0) continue;
     for (k = 0; k < nstrs && r == 0; k++)
       if ((r = tool_arg_value(CMD, argc, argv, &i, strs[k].flag, &v)) > 0) {
         if (*v == '\0') {
@@ -218,6 +215,10 @@ int bridge_parse(int argc, char **argv, struct bridge_opts *o) {
     if (r > 0) continue;
     tool_arg_reject(CMD, a);
     goto usage;
+  }
+  if (help) {
+    bridge_usage(0);
+    return BRIDGE_EXIT_OK;
   }
   for (k = 0; k < 4; k++)
     if (*strs[k].dst == NULL) {

@@ -61,13 +61,13 @@ FP_MAX_SLOTS);
  */
 int cli_run_parse(int argc, char **argv, struct run_opts *o) {
   struct tool_num_opt num[CLI_POOL_NOPT];
+  int i, r, help = 0;
   const struct tool_flag flags[] = {
       {"--null", "-0", &o->delim, '\0'},       {"--json", NULL, &o->json, 1},
       {"--backtrace", NULL, &o->backtrace, 1}, {"--seal", NULL, &o->seal, 1},
-      {"--quiet", "-q", &o->quiet, 1},
+      {"--quiet", "-q", &o->quiet, 1},         {"--help", "-h", &help, 1},
   };
   const int nflags = (int)(sizeof flags / sizeof flags[0]);
-  int i, r;
 
   memset(o, 0, sizeof *o);
   cli_pool_num_init(num);
@@ -76,14 +76,10 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o) {
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
 
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      cli_run_usage(0);
-      return CLI_EXIT_OK;
-    }
-    if ((r = tool_arg_flags(CMD, argv, i, flags, nflags)) != 0) {
-      if (r < 0) goto usage;
-      continue;
-    }
+    r = tool_arg_flags(CMD, argv, i, flags, nflags);
+    if (r < 0) goto usage;
+    if (help) break; /* the rest is not read */
+    if (r > 0) continue;
     if ((r = cli_handler_arg(CMD, argc, argv, &i, &o->handler)) != 0) {
       if (r < 0) goto usage;
       continue;
@@ -95,6 +91,10 @@ int cli_run_parse(int argc, char **argv, struct run_opts *o) {
     }
     tool_arg_reject(CMD, a);
     goto usage;
+  }
+  if (help) {
+    cli_run_usage(0);
+    return CLI_EXIT_OK;
   }
   if (cli_handler_check(CMD, &o->handler) < 0) goto usage;
   cli_pool_num_get(num, &o->pool);

@@ -77,7 +77,9 @@ void cli_submit_usage(int to_stderr) {
 /* Returns -1 to go on, or the exit status to end with. */
 static int parse(int argc, char **argv, struct submit_opts *o) {
   struct tool_num_opt num[1] = {{"--timeout", 0, 2147483647u, 0, 0}};
+  int help = 0;
   const struct tool_flag flags[] = {
+      {"--help", "-h", &help, 1},
       {"--null", "-0", &o->delim, '\0'},
       {"--json", NULL, &o->json, 1},
       {"--backtrace", NULL, &o->backtrace, 1},
@@ -104,14 +106,10 @@ static int parse(int argc, char **argv, struct submit_opts *o) {
       only_data = 1;
       continue;
     }
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      cli_submit_usage(0);
-      return CLI_EXIT_OK;
-    }
-    if ((r = tool_arg_flags(CMD, argv, i, flags, nflags)) != 0) {
-      if (r < 0) goto usage;
-      continue;
-    }
+    r = tool_arg_flags(CMD, argv, i, flags, nflags);
+    if (r < 0) goto usage;
+    if (help) break; /* the rest is not read */
+    if (r > 0) continue;
     if ((r = tool_arg_value(CMD, argc, argv, &i, "--priority", &v)) != 0) {
       if (r < 0) goto usage;
       if (!strcmp(v, "high")) {
@@ -138,6 +136,10 @@ static int parse(int argc, char **argv, struct submit_opts *o) {
                 "'-' after --)\n",
             a);
     goto usage;
+  }
+  if (help) {
+    cli_submit_usage(0);
+    return CLI_EXIT_OK;
   }
   if (!o->name) {
     fprintf(stderr, CMD ": --name is required\n");
