@@ -31,22 +31,7 @@ TAB=$(printf '\t')
 P=fpa$$_             # pool name prefix; the "_" keeps fpa$$_* off the
                      # pools of a run whose pid merely starts with ours
 
-pass=0
-fail=0
-why=""
-servers=""           # pids of the `timeout` wrappers of our servers
-
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-nok() { fail=$((fail + 1)); echo "not ok - $1: $2"; }
-info() { echo "# $*"; }
-# check NAME: ok when the test steps left $why empty.
-check() { if [ -z "$why" ]; then ok "$1"; else nok "$1" "$why"; fi; why=""; }
-fails() { why="${why:+$why; }$*"; }
-now() { date +%s.%N; }
-# within T0 T1 MAX: true when T1 - T0 <= MAX seconds.
-within() { awk -v a="$1" -v b="$2" -v m="$3" 'BEGIN { exit !(b - a <= m) }'; }
-past() { awk -v n="$(now)" -v t="$1" 'BEGIN { exit !(n >= t) }'; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+. "$(dirname "$0")/lib/harness.sh"
 
 if [ ! -x "$FP" ]; then
   nok "setup" "need $FP (run make first)"
@@ -65,39 +50,10 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/forkpool-anylang.XXXXXX") || exit 1
 
 FORKPOOL_ANYLANG_TEST_TAG="forkpool-anylang-test-$$-$(date +%s%N)"
 export FORKPOOL_ANYLANG_TEST_TAG
-# tagged: the pids of live processes (other than this shell) that carry
-# our tag, zombies excluded.
-tagged() {
-  env -u FORKPOOL_ANYLANG_TEST_TAG grep -laF "$FORKPOOL_ANYLANG_TEST_TAG" \
-    /proc/[0-9]*/environ >"$T/tagged" 2>/dev/null
-  # shellcheck disable=SC2013 # pids: one word a line
-  for _p in $(sed 's,^/proc/,,; s,/environ$,,' "$T/tagged" | grep -vx "$$"); do
-    [ "$(awk '{ print $3 }' /proc/"$_p"/stat 2>/dev/null)" = Z ] || printf '%s ' "$_p"
-  done
-}
-
-reaped() { servers=$(echo " $servers " | sed "s/ $1 / /"); }
-cleanup() {
-  for w in $servers; do
-    for s in $(ps -o pid= --ppid "$w" 2>/dev/null); do kill -KILL "$s" 2>/dev/null; done
-    kill -KILL "$w" 2>/dev/null
-  done
-  rm -f /dev/shm/forkpool."$P"*
-  rm -rf "$T"
-}
+HARNESS_TAG_VAR=FORKPOOL_ANYLANG_TEST_TAG
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-wait_until() {
-  _end=$(awk -v n="$(now)" -v s="$1" 'BEGIN { printf "%.3f", n + s }')
-  shift
-  while :; do
-    "$@" && return 0
-    past "$_end" && return 1
-    sleep 0.05
-  done
-}
 
 # alive PID: PID runs (and is not a zombie).
 alive() {
@@ -132,30 +88,9 @@ run() {
   dt=$(secs "$_t0" "$(now)")
 }
 
-# serve NAME LOG [OPTION...]: start a server in the background; $wrap is
-# the pid of its `timeout` wrapper, $spid the server's, once ready.
-serve() {
-  _name=$1
-  _log=$2
-  shift 2
-  $STMO "$FP" serve --name "$_name" "$@" 2>"$_log" &
-  wrap=$!
-  servers="$servers $wrap"
-  spid=""
-  if wait_until 10 grep -q ' INFO ready: ' "$_log"; then
-    spid=$(sed -n 's/.* INFO ready: .*supervisor pid \([0-9]*\)$/\1/p' "$_log")
-  else
-    fails "no ready line from serve $_name: $(tail -n 1 "$_log")"
-  fi
-}
-# stop WRAP: SIGTERM the server under WRAP (never the wrapper: timeout
-# would pass it on to the whole process group), wait, $rc its status.
-stop() {
-  for s in $(ps -o pid= --ppid "$1"); do kill -TERM "$s"; done
-  wait "$1"
-  rc=$?
-  reaped "$1"
-}
+# serve NAME LOG [OPTION...]: serve_pool (tests/lib/harness.sh); the
+# handler is among the options.
+serve() { serve_pool "$@"; }
 # submit NAME POOL [ARG...]: forkpool submit into $T/NAME.out/.err, $rc.
 submit() {
   _n=$1
@@ -163,21 +98,6 @@ submit() {
   shift 2
   $TMO "$FP" submit --name "$_p" "$@" >"$T/$_n.out" 2>"$T/$_n.err"
   rc=$?
-}
-st() {
-  $TMO "$FP" stat --name "$1" --json >"$T/st.json" 2>"$T/st.err" || return 1
-  sed 's/,"workers_rows":.*//' "$T/st.json" >"$T/st.top"
-}
-jget() { sed -n 's/.*"'"$1"'":\([0-9]*\).*/\1/p' "$T/st.top"; }
-row_pids() { sed 's/.*"workers_rows"://' "$T/st.json" | grep -o '"pid":[0-9]*' | cut -d: -f2 | grep -v '^0$' | sort -n | tr '\n' ' '; }
-stat_is() {
-  _s=$1
-  shift
-  st "$_s" || return 1
-  while [ $# -ge 2 ]; do
-    [ "$(jget "$1")" = "$2" ] || return 1
-    shift 2
-  done
 }
 # pidof_file FILE: the pid FILE holds (empty when none).
 pidof_file() { cat "$1" 2>/dev/null; }

@@ -35,23 +35,7 @@ P=fps$$_             # pool name prefix of this run: the "_" keeps the
                      # glob fps$$_* off the pools of a run whose pid
                      # merely starts with ours
 
-pass=0
-fail=0
-why=""
-servers=""           # pids of the `timeout` wrappers of our servers
-
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-nok() { fail=$((fail + 1)); echo "not ok - $1: $2"; }
-info() { echo "# $*"; }
-# check NAME: ok when the test steps left $why empty.
-check() { if [ -z "$why" ]; then ok "$1"; else nok "$1" "$why"; fi; why=""; }
-fails() { why="${why:+$why; }$*"; }
-now() { date +%s.%N; }
-# within T0 T1 MAX: true when T1 - T0 <= MAX seconds.
-within() { awk -v a="$1" -v b="$2" -v m="$3" 'BEGIN { exit !(b - a <= m) }'; }
-# past T: true when the clock is at or after T.
-past() { awk -v n="$(now)" -v t="$1" 'BEGIN { exit !(n >= t) }'; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+. "$(dirname "$0")/lib/harness.sh"
 
 for f in "$FP" "$CRASHY" "$HOSTILE" "$PRODUCER"; do
   if [ ! -e "$f" ]; then
@@ -67,84 +51,21 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/forkpool-serve.XXXXXX") || exit 1
 # its test is found at the end even after it was reparented.
 FORKPOOL_SERVE_TEST_TAG="forkpool-serve-test-$$-$(date +%s%N)"
 export FORKPOOL_SERVE_TEST_TAG
-tagged() {
-  env -u FORKPOOL_SERVE_TEST_TAG grep -laF "$FORKPOOL_SERVE_TEST_TAG" \
-    /proc/[0-9]*/environ >"$T/tagged" 2>/dev/null
-  sed 's,^/proc/,,; s,/environ$,,' "$T/tagged" | grep -vx "$$" | tr '\n' ' '
-}
+HARNESS_TAG_VAR=FORKPOOL_SERVE_TEST_TAG
 
-# reaped WRAP: WRAP was waited for; its pid may be reused, never kill it.
-reaped() { servers=$(echo " $servers " | sed "s/ $1 / /"); }
-cleanup() {
-  for w in $servers; do
-    for s in $(ps -o pid= --ppid "$w" 2>/dev/null); do kill -KILL "$s" 2>/dev/null; done
-    kill -KILL "$w" 2>/dev/null
-  done
-  rm -f /dev/shm/forkpool."$P"*
-  rm -rf "$T"
-}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# wait_until SECONDS COMMAND...: run COMMAND every 50 ms until it succeeds
-# or SECONDS passed. Returns its last status. A grep polling a server's log
-# takes -s: the first try may come before the server's shell made the file,
-# and "not there yet" is not worth a line.
-wait_until() {
-  _end=$(awk -v n="$(now)" -v s="$1" 'BEGIN { printf "%.3f", n + s }')
-  shift
-  while :; do
-    "$@" && return 0
-    past "$_end" && return 1
-    sleep 0.05
-  done
-}
-
-# serve NAME LOG [OPTION...]: start a server in the background. Sets $wrap
-# to the pid of its `timeout` wrapper (whose exit status is the server's)
-# and, once the ready line is logged, $spid to the server's pid.
+# serve NAME LOG [OPTION...]: serve_pool (tests/lib/harness.sh) with the
+# crashy plugin as the handler.
 serve() {
-  _name=$1
-  _log=$2
+  _svn=$1
+  _svl=$2
   shift 2
-  $STMO "$FP" serve --name "$_name" --handler "$CRASHY" "$@" 2>"$_log" &
-  wrap=$!
-  servers="$servers $wrap"
-  spid=""
-  if wait_until 10 grep -qs ' INFO ready: ' "$_log"; then
-    spid=$(sed -n 's/.* INFO ready: .*supervisor pid \([0-9]*\)$/\1/p' "$_log")
-  else
-    fails "no ready line from serve $_name: $(tail -n 1 "$_log")"
-  fi
+  serve_pool "$_svn" "$_svl" --handler "$CRASHY" "$@"
 }
 
-# stop WRAP: SIGTERM the server under WRAP, wait, set $rc to its status.
-stop() {
-  for s in $(ps -o pid= --ppid "$1"); do kill -TERM "$s"; done
-  wait "$1"
-  rc=$?
-  reaped "$1"
-}
-
-# st NAME: `forkpool stat --json` into $T/st.json, and without the rows
-# into $T/st.top, so that jget reads top-level keys only.
-st() {
-  $TMO "$FP" stat --name "$1" --json >"$T/st.json" 2>"$T/st.err" || return 1
-  sed 's/,"workers_rows":.*//' "$T/st.json" >"$T/st.top"
-}
-jget() { sed -n 's/.*"'"$1"'":\([0-9]*\).*/\1/p' "$T/st.top"; }
-row_pids() { sed 's/.*"workers_rows"://' "$T/st.json" | grep -o '"pid":[0-9]*' | cut -d: -f2 | grep -v '^0$' | sort -n | tr '\n' ' '; }
-# stat_is NAME KEY VALUE...: every KEY has VALUE in a fresh stat.
-stat_is() {
-  _n=$1
-  shift
-  st "$_n" || return 1
-  while [ $# -ge 2 ]; do
-    [ "$(jget "$1")" = "$2" ] || return 1
-    shift 2
-  done
-}
 idle() { stat_is "$1" queued 0 running 0; }
 
 # expect_lines FILE PATTERN...: FILE has exactly one line per PATTERN, each
