@@ -17,6 +17,13 @@
 
 extern char **environ;
 
+int cli_fail_text(int code, const void *text, size_t len, void *out, size_t cap,
+                  size_t *out_len) {
+  *out_len = len < cap ? len : cap;
+  memcpy(out, text, *out_len);
+  return code;
+}
+
 void cli_fd_close(int *fd) {
   if (*fd >= 0) close(*fd);
   *fd = -1;
@@ -85,12 +92,10 @@ static int make_pipe(int p[2]) { return pipe2(p, O_CLOEXEC) == 0 ? 0 : -errno; }
 
 static int open_pidfd(pid_t pid) {
 #ifdef SYS_pidfd_open
+  /* A pidfd is close-on-exec from the start (pidfd_open(2)). */
   long fd = syscall(SYS_pidfd_open, pid, 0);
 
-  if (fd >= 0) {
-    (void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
-    return (int)fd;
-  }
+  if (fd >= 0) return (int)fd;
 #else
   (void)pid;
 #endif

@@ -75,6 +75,13 @@ int cli_child_reap(struct cli_child *c, int *status);
 /* SIGKILL c (if it still runs) and reap it, closing its descriptors. */
 void cli_child_kill(struct cli_child *c);
 
+/*
+ * End a task with a text of ours: copy text (len bytes, truncated to cap)
+ * into the output, and return code, the handler's return value.
+ */
+int cli_fail_text(int code, const void *text, size_t len, void *out, size_t cap,
+                  size_t *out_len);
+
 /* Close and forget our end *fd (-1 afterwards); nothing when -1. */
 void cli_fd_close(int *fd);
 

@@ -91,6 +91,31 @@ static int gone(int wait_ms) {
   }
 }
 
+enum { IDLE_OK, IDLE_GONE, IDLE_WROTE };
+
+/*
+ * Before a task: has the coprocess exited (IDLE_GONE), or written to its
+ * stdout, or closed it, since its last reply (IDLE_WROTE)? One poll of
+ * both, the task's only system call before its request.
+ */
+static int idle_state(void) {
+  struct pollfd pf[2] = {{.fd = cp.pidfd, .events = POLLIN},
+                         {.fd = cp.out, .events = POLLIN}};
+  int r;
+
+  if (cp.pidfd < 0) { /* no pidfd: waitpid first, then the pipe */
+    if (gone(0)) return IDLE_GONE;
+    pf[0] = pf[1];
+    do r = poll(pf, 1, 0);
+    while (r < 0 && errno == EINTR);
+    return r > 0 ? IDLE_WROTE : IDLE_OK;
+  }
+  do r = poll(pf, 2, 0);
+  while (r < 0 && errno == EINTR);
+  if (r <= 0) return IDLE_OK;
+  return pf[0].revents ? IDLE_GONE : IDLE_WROTE;
+}
+
 /* Reap the exited coprocess (closing our ends) and say how it ended. */
 static int reap_status(void) {
   int ws = 0;
@@ -223,8 +248,7 @@ static int fail(int code, int kill_it, void *out, size_t cap, size_t *out_len,
   va_end(ap);
   if (n < 0) n = 0;
   if ((size_t)n >= sizeof msg) n = (int)sizeof msg - 1;
-  *out_len = (size_t)n < cap ? (size_t)n : cap;
-  memcpy(out, msg, *out_len);
+  (void)cli_fail_text(code, msg, (size_t)n, out, cap, out_len);
   if (kill_it) {
     fprintf(stderr,
             "coprocess %ld (%s): %s; killed, a new one will "
@@ -283,7 +307,9 @@ static int coproc_handler(void *arg, const void *in, size_t in_len, void *out,
   if (cp.pid <= 0)
     return decline("coprocess %ld (%s) %s; a new one will start\n",
                    "was killed after a bad reply");
-  if (gone(0)) {
+  int idle = idle_state();
+
+  if (idle == IDLE_GONE) {
     char st[64];
 
     if (cp_done == 0)
@@ -293,15 +319,11 @@ static int coproc_handler(void *arg, const void *in, size_t in_len, void *out,
                    "start\n",
                    cli_wait_text(ws, st, sizeof st));
   }
-  {
-    struct pollfd pf = {.fd = cp.out, .events = POLLIN};
-
-    /* Not a reply to anything: the stream is out of step. */
-    if (poll(&pf, 1, 0) > 0)
-      return fail(FP_CODE_BAD_REPLY, 1, out, out_cap, out_len,
-                  "wrote to its stdout outside a reply (before the task "
-                  "was sent)");
-  }
+  /* Not a reply to anything: the stream is out of step. */
+  if (idle == IDLE_WROTE)
+    return fail(FP_CODE_BAD_REPLY, 1, out, out_cap, out_len,
+                "wrote to its stdout outside a reply (before the task "
+                "was sent)");
   hl = (size_t)snprintf(head, sizeof head, "%zu\n", in_len);
   total = hl + in_len;
   for (;;) {

@@ -185,14 +185,6 @@ static char **task_argv(const struct cli_command *c, const char *in, size_t len,
   return av;
 }
 
-/* Copy text into the task's output (truncated to cap); returns its code. */
-static int fail_with(int code, const void *text, size_t len, void *out,
-                     size_t cap, size_t *out_len) {
-  *out_len = len < cap ? len : cap;
-  memcpy(out, text, *out_len);
-  return code;
-}
-
 static int exec_handler(void *arg, const void *in, size_t in_len, void *out,
                         size_t out_cap, size_t *out_len) {
   const struct cli_command *c = arg;
@@ -204,26 +196,26 @@ static int exec_handler(void *arg, const void *in, size_t in_len, void *out,
 
   *out_len = 0;
   if (c->brace && !(av = task_argv(c, in, in_len, why, sizeof why)))
-    return fail_with(FP_CODE_EXEC, why, strlen(why), out, out_cap, out_len);
+    return cli_fail_text(FP_CODE_EXEC, why, strlen(why), out, out_cap, out_len);
   r = cli_child_start(&ch, av, !c->brace, 1);
   if (av != c->argv) free(av);
   if (r < 0) {
     snprintf(why, sizeof why, "cannot run '%s': %s", c->argv[0], strerror(-r));
-    return fail_with(FP_CODE_EXEC, why, strlen(why), out, out_cap, out_len);
+    return cli_fail_text(FP_CODE_EXEC, why, strlen(why), out, out_cap, out_len);
   }
   r = pump(&ch, in, in_len, &io);
   if (r < 0) {
     cli_child_kill(&ch);
     snprintf(why, sizeof why, "'%s': poll failed: %s", c->argv[0],
              strerror(-r));
-    return fail_with(FP_CODE_EXEC, why, strlen(why), out, out_cap, out_len);
+    return cli_fail_text(FP_CODE_EXEC, why, strlen(why), out, out_cap, out_len);
   }
   if (cli_child_reap(&ch, &ws) < 0) {
     snprintf(why, sizeof why,
              "'%s': its exit status was lost (reaped "
              "elsewhere)",
              c->argv[0]);
-    return fail_with(FP_CODE_EXEC, why, strlen(why), out, out_cap, out_len);
+    return cli_fail_text(FP_CODE_EXEC, why, strlen(why), out, out_cap, out_len);
   }
   if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
     if (io.over == 0) {
@@ -234,13 +226,13 @@ static int exec_handler(void *arg, const void *in, size_t in_len, void *out,
                  "'%s' wrote %llu bytes to stdout, over "
                  "the limit of %zu (--max-output)",
                  c->argv[0], (unsigned long long)io.len + io.over, out_cap);
-    return fail_with(FP_CODE_OUTPUT, why, (size_t)r, out, out_cap, out_len);
+    return cli_fail_text(FP_CODE_OUTPUT, why, (size_t)r, out, out_cap, out_len);
   }
   /* Not ok: stdout goes to the log, the start of stderr into the result. */
   (void)cli_write_all(1, io.out, io.len);
   if (WIFEXITED(ws))
-    return fail_with(WEXITSTATUS(ws), io.head, io.head_len, out, out_cap,
-                     out_len);
+    return cli_fail_text(WEXITSTATUS(ws), io.head, io.head_len, out, out_cap,
+                         out_len);
   if (WIFSIGNALED(ws)) {
     char rep[ERR_HEAD + 256];
     int n = snprintf(rep, sizeof rep, "'%s' %s%s", c->argv[0],
@@ -256,7 +248,7 @@ static int exec_handler(void *arg, const void *in, size_t in_len, void *out,
   }
   snprintf(why, sizeof why, "'%s' %s", c->argv[0],
            cli_wait_text(ws, st, sizeof st));
-  return fail_with(FP_CODE_EXEC, why, strlen(why), out, out_cap, out_len);
+  return cli_fail_text(FP_CODE_EXEC, why, strlen(why), out, out_cap, out_len);
 }
 
 /* A write to a pipe whose reader left must be EPIPE, not our death. */
